@@ -114,8 +114,22 @@ static int fill(struct wsc *w, int64_t deadline)
 int wsc_connect_ex(struct wsc *w, uint16_t port, const char *path, const char *subprotocol,
                    int *http_status)
 {
+    int fd = tcp_connect(port);
+    if (fd < 0) {
+        memset(w, 0, sizeof *w);
+        w->fd = -1;
+        if (http_status)
+            *http_status = 0;
+        return WSC_EIO;
+    }
+    return wsc_handshake(w, fd, port, path, subprotocol, http_status);
+}
+
+int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const char *subprotocol,
+                  int *http_status)
+{
     memset(w, 0, sizeof *w);
-    w->fd = -1;
+    w->fd = fd;
     w->auto_pong = 1;
     w->next_id = 1;
     wire_limits_default(&w->lim);
@@ -133,11 +147,7 @@ int wsc_connect_ex(struct wsc *w, uint16_t port, const char *path, const char *s
             raw[i] = (unsigned char)rand();
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
     if (accept_of(key, want) != 0)
-        return WSC_EIO;
-
-    w->fd = tcp_connect(port);
-    if (w->fd < 0)
-        return WSC_EIO;
+        goto fail;
     char req[1024];
     char proto_hdr[128] = "";
     if (subprotocol)

@@ -61,6 +61,10 @@ int wsc_connect(struct wsc *w, uint16_t port, const char *subprotocol);
 /* Same with a path and the HTTP status seen (may be NULL; 0 when none was read). */
 int wsc_connect_ex(struct wsc *w, uint16_t port, const char *path, const char *subprotocol,
                    int *http_status);
+/* Same on an fd the caller already connected (e.g. with a small SO_RCVBUF); *w takes it over
+ * (closed on failure too). */
+int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const char *subprotocol,
+                  int *http_status);
 /* Close the socket without any WebSocket close handshake (abort 1 = RST), free buffers. Safe
  * to call twice. */
 void wsc_free(struct wsc *w, int abort);
