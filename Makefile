@@ -1,0 +1,185 @@
+# nudge — plain GNU Makefile. Outputs under build/ (release) and build/asan/ (ASan+UBSan, used by
+# `make test`). Every library comes through pkg-config; `deps` installs missing Debian packages
+# when run as root, so `make run` and `make test` work on a fresh Debian 12 machine.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+B       := build
+
+PKGS      := libuv libwebsockets msgpack jansson openssl
+DEB_BUILD := pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libmsgpack-dev \
+             libjansson-dev libssl-dev
+DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind python3-msgpack
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wconversion -Wstrict-prototypes -Wmissing-prototypes -Werror
+INC     := -Iprotocol -Ibroker -Iclients/c -Itests/support
+BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -g $(WARN) $(INC) $(PKG_CFLAGS) -MMD -MP
+CFLAGS_REL  = $(BASEFLAGS) -O2
+CFLAGS_ASAN = $(BASEFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
+LDFLAGS_ASAN = -fsanitize=address,undefined
+
+PROTO_SRC := $(wildcard protocol/*.c)
+CORE_SRC  := $(filter-out broker/main.c,$(wildcard broker/*.c))
+LIB_SRC   := clients/c/nudge.c
+CLI_SRC   := $(filter-out $(LIB_SRC),$(wildcard clients/c/*.c))
+TEST_SRC  := $(wildcard tests/unit/*.c tests/integration/*.c tests/support/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
+
+.PHONY: all deps deps-test run test asan valgrind fuzz fuzz-smoke bench bench-smoke install \
+        clean format lint help
+.DEFAULT_GOAL := all
+
+all: deps $(B)/nudged $(B)/nudge $(B)/libnudge.a $(B)/libnudge.so $(B)/nudge-bench
+
+help:
+	@echo "make            build build/nudged, build/nudge, build/libnudge.{a,so}, build/nudge-bench"
+	@echo "make run        build and start the broker on its defaults (127.0.0.1:7400/7401/7402)"
+	@echo "make test       install deps, build with ASan+UBSan, run every test"
+	@echo "make valgrind   run a pub/sub scenario against the release broker under valgrind"
+	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
+	@echo "make bench      fan-out benchmark (see docs/bench.md)"
+	@echo "make install    install binaries, library and header under PREFIX=$(PREFIX)"
+	@echo "make lint       check layering (no libuv/lws in protocol/ or the broker core)"
+
+# ---- dependencies ---------------------------------------------------------------------------
+# Checks with pkg-config first; installs with apt-get only what is missing, and only as root.
+deps:
+	@if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists $(PKGS) \
+	    && ls /usr/lib/*/libwebsockets-evlib_uv.so >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing $(DEB_BUILD)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_BUILD) \
+	    >/dev/null || exit 1; \
+	else echo "deps: missing packages; as root run: apt-get install $(DEB_BUILD)"; exit 1; fi
+
+deps-test: deps
+	@if ! pkg-config --exists criterion || ! command -v clang >/dev/null 2>&1 \
+	    || ! command -v valgrind >/dev/null 2>&1 \
+	    || ! python3 -c 'import msgpack' >/dev/null 2>&1 \
+	    || ! ls /usr/lib/llvm-14/lib/clang/14*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps-test: installing $(DEB_TEST)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_TEST) \
+	      >/dev/null || exit 1; \
+	  else echo "deps-test: missing packages; as root run: apt-get install $(DEB_TEST)"; exit 1; fi; \
+	fi
+
+# ---- release build --------------------------------------------------------------------------
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_REL) -c $< -o $@
+
+$(B)/nudged: $(call obj,$(B),$(PROTO_SRC) $(CORE_SRC) broker/main.c)
+	$(CC) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/libnudge.a: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libnudge.so: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
+	$(CC) -shared -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/nudge: $(call obj,$(B),$(CLI_SRC)) $(B)/libnudge.a
+	$(CC) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/nudge-bench: $(call obj,$(B),$(BENCH_SRC) $(LIB_SRC) $(PROTO_SRC))
+	$(CC) -o $@ $^ $(PKG_LIBS) -lm
+
+# ---- sanitizer build (make test) ------------------------------------------------------------
+A := $(B)/asan
+$(A)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ASAN) -c $< -o $@
+
+$(A)/nudged: $(call obj,$(A),$(PROTO_SRC) $(CORE_SRC) broker/main.c)
+	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(PKG_LIBS) -lm
+
+$(A)/nudge: $(call obj,$(A),$(CLI_SRC) $(LIB_SRC) $(PROTO_SRC))
+	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(PKG_LIBS) -lm
+
+$(A)/nudge-bench: $(call obj,$(A),$(BENCH_SRC) $(LIB_SRC) $(PROTO_SRC))
+	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(PKG_LIBS) -lm
+
+$(A)/tests: $(call obj,$(A),$(TEST_SRC) $(CORE_SRC) $(LIB_SRC) $(PROTO_SRC))
+	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS) -lm
+
+asan: deps-test $(A)/nudged $(A)/nudge $(A)/nudge-bench $(A)/tests
+
+# One runner: the Criterion binary holds unit and integration tests; integration tests start
+# $(A)/nudged on ephemeral loopback ports. Then the fuzz targets replay their seed corpus and the
+# benchmark smoke-runs (tiny, untimed).
+test: asan
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory bench-smoke
+	NUDGE_BIN=$(A) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(A)/tests --jobs=2 --timeout=120
+
+run: all
+	$(B)/nudged
+
+# ---- valgrind -------------------------------------------------------------------------------
+valgrind: all
+	tests/valgrind.sh $(B)
+
+# ---- fuzzing (clang + libFuzzer) ------------------------------------------------------------
+F := $(B)/fuzz
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(FUZZ_SRC))
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol $(PKG_CFLAGS) \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 60
+$(F)/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard protocol/*.h)
+	@mkdir -p $(F)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PROTO_SRC) $(PKG_LIBS) -lm
+
+fuzz-smoke: deps-test $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  echo "fuzz-smoke: $$n over tests/fuzz/corpus/$$n + 2000 runs"; \
+	  $$f -runs=2000 -seed=1 tests/fuzz/corpus/$$n >/dev/null 2>$(F)/$$n.log \
+	    || { tail -30 $(F)/$$n.log; exit 1; }; done
+
+fuzz: deps-test $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(F)/corpus-$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) $(F)/corpus-$$n tests/fuzz/corpus/$$n || exit 1; done
+
+# ---- benchmark ------------------------------------------------------------------------------
+bench: all
+	bench/run.sh $(B)
+
+bench-smoke: asan
+	bench/run.sh $(A) --smoke
+
+# ---- housekeeping ---------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(B)/nudged $(B)/nudge $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(B)/libnudge.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libnudge.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 clients/c/nudge.h $(DESTDIR)$(PREFIX)/include/
+
+# Layering: protocol/ and the broker core never see libuv or libwebsockets.
+CORE_FILES := broker/core.c broker/core.h broker/topic.c broker/topic.h broker/conn.c \
+              broker/conn.h broker/msg.c broker/msg.h
+lint:
+	@bad=$$(grep -lE '#include *[<"](uv|libwebsockets)\.h' protocol/* \
+	        $(wildcard $(CORE_FILES)) 2>/dev/null); \
+	 if [ -n "$$bad" ]; then echo "lint: layering broken in: $$bad"; exit 1; fi; \
+	 echo "lint: layering ok"
+
+format:
+	clang-format -i $(wildcard protocol/*.[ch] broker/*.[ch] clients/c/*.[ch] tests/*/*.[ch] bench/*.c)
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

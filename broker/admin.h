@@ -1,0 +1,20 @@
+/* admin: the operator's HTTP endpoint (GET /stats), served on a plain libuv TCP handle. */
+#ifndef NUDGE_ADMIN_H
+#define NUDGE_ADMIN_H
+
+#include <stddef.h>
+
+struct server;
+struct admin;
+struct wire_buf;
+
+/* Listen on addr; *out owned by the server until admin_stop. Returns 0 or -errno. */
+int admin_start(struct server *srv, const char *addr, struct admin **out, char *bound,
+                size_t boundlen);
+/* Stop listening; a frees itself once its handles have closed. Connections are closed through
+ * the core (core_close_all). */
+void admin_stop(struct admin *a);
+/* Append the /stats JSON document for srv to out. Returns 0 or -ENOMEM. */
+int admin_stats_json(const struct server *srv, struct wire_buf *out);
+
+#endif

@@ -1,0 +1,128 @@
+/* config: flags only (no config file yet); every limit is a flag and is documented in --help,
+ * docs/protocol.md §Limits and docs/operations.md. Numbers are parsed strictly: "10k" is an
+ * error, not 10. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "listen.h"
+#include "log.h"
+
+void config_default(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->pub, sizeof(cfg->pub), "127.0.0.1:7400");
+    snprintf(cfg->ws, sizeof(cfg->ws), "127.0.0.1:7401");
+    snprintf(cfg->admin, sizeof(cfg->admin), "127.0.0.1:7402");
+    core_config_default(&cfg->core);
+    cfg->max_conns = 10000;
+    cfg->log_level = LOG_INFO;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: nudged [options]\n"
+          "\n"
+          "nudge broker: publishers send hints over TCP, subscribers receive them over WebSocket.\n"
+          "Prints 'nudged ready pub=HOST:PORT ws=HOST:PORT admin=HOST:PORT' once listening.\n"
+          "\n"
+          "listeners (HOST:PORT, [v6addr]:PORT; port 0 = ephemeral):\n"
+          "  --pub ADDR          publisher TCP protocol        (default 127.0.0.1:7400)\n"
+          "  --ws ADDR           WebSocket subscribers         (default 127.0.0.1:7401)\n"
+          "  --admin ADDR        admin HTTP: GET /stats        (default 127.0.0.1:7402)\n"
+          "limits:\n"
+          "  --max-frame N       bytes per publisher frame / WebSocket message (default 65536)\n"
+          "  --max-topic N       bytes per topic name                        (default 256)\n"
+          "  --max-data N        bytes of msgpack data per hint              (default 1024)\n"
+          "  --max-topics N      topics per publish/sub/unsub message        (default 64)\n"
+          "  --max-subs N        subscriptions per connection                (default 1024)\n"
+          "  --max-queue N       messages queued per subscriber before it is\n"
+          "                      closed as a slow consumer (code 4001)       (default 1024)\n"
+          "  --max-conns N       open connections, all listeners             (default 10000)\n"
+          "other:\n"
+          "  --log-level LEVEL   error, warn, info or debug                  (default info)\n"
+          "  -h, --help          this text\n"
+          "  -V, --version       print the version\n",
+          out);
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *v)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') return -1;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end || x < min || x > max) return -1;
+    *v = (uint32_t)x;
+    return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+    struct {
+        const char *name;
+        uint32_t *v;
+        uint32_t min, max;
+    } nums[] = {
+        {"--max-frame", &cfg->core.lim.max_frame, 64, WIRE_FRAME_MAX},
+        {"--max-topic", &cfg->core.lim.max_topic, 1, WIRE_TOPIC_LEN_MAX},
+        {"--max-data", &cfg->core.lim.max_data, 1, WIRE_DATA_MAX},
+        {"--max-topics", &cfg->core.lim.max_topics, 1, WIRE_TOPICS_MAX},
+        {"--max-subs", &cfg->core.max_subs, 1, 1u << 20},
+        {"--max-queue", &cfg->core.max_queue, 8, 1u << 24},
+        {"--max-conns", &cfg->max_conns, 1, 1u << 24},
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(out);
+            return 1;
+        }
+        if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            fprintf(out, "nudged %s\n", NUDGE_VERSION);
+            return 1;
+        }
+        char *addr = !strcmp(a, "--pub") ? cfg->pub
+                     : !strcmp(a, "--ws") ? cfg->ws
+                     : !strcmp(a, "--admin") ? cfg->admin
+                                             : NULL;
+        if (addr) {
+            char host[256];
+            unsigned port;
+            if (!v || strlen(v) >= sizeof(cfg->pub) ||
+                listen_parse(v, host, sizeof(host), &port) < 0) {
+                snprintf(err, errlen, "%s wants HOST:PORT, got '%s'", a, v ? v : "");
+                return -1;
+            }
+            snprintf(addr, sizeof(cfg->pub), "%s", v);
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--log-level")) {
+            int l = v ? log_level_parse(v) : -1;
+            if (l < 0) {
+                snprintf(err, errlen, "--log-level wants error, warn, info or debug");
+                return -1;
+            }
+            cfg->log_level = l;
+            i++;
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
+            if (!strcmp(a, nums[k].name)) break;
+        if (k == sizeof(nums) / sizeof(nums[0])) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+            return -1;
+        }
+        if (parse_u32(v, nums[k].min, nums[k].max, nums[k].v) < 0) {
+            snprintf(err, errlen, "%s wants an integer in [%u, %u], got '%s'", a, nums[k].min,
+                     nums[k].max, v ? v : "");
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}

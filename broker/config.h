@@ -1,0 +1,24 @@
+/* config: the broker's settings, from built-in defaults and command-line flags (nudged --help). */
+#ifndef NUDGE_CONFIG_H
+#define NUDGE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core.h"
+
+struct config {
+    char pub[256];   /* publisher TCP listener, HOST:PORT; default 127.0.0.1:7400 */
+    char ws[256];    /* WebSocket listener; default 127.0.0.1:7401 */
+    char admin[256]; /* admin HTTP listener; default 127.0.0.1:7402 */
+    struct core_config core;
+    uint32_t max_conns; /* open connections (all transports); default 10000 */
+    int log_level;      /* enum log_level; default info */
+};
+
+void config_default(struct config *cfg);
+/* Parse argv. Returns 0 to run, 1 when --help/--version was printed to out (exit 0), or -1 with
+ * a message in err (exit 2). */
+int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,32 @@
+/* server: one worker's context — its event loop, its core and its transports. Transports get a
+ * pointer to it; main.c owns it. (Several workers later = several of these, one per thread.) */
+#ifndef NUDGE_SERVER_H
+#define NUDGE_SERVER_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "core.h"
+
+struct tcp;
+struct ws;
+struct admin;
+
+struct server {
+    uv_loop_t *loop;
+    struct core core;
+    struct config cfg;
+    struct tcp *tcp;
+    struct ws *ws;
+    struct admin *admin;
+    uint64_t start_ms; /* uv_now() at start, for uptime */
+    int stopping;
+};
+
+/* Open connections over every transport (for --max-conns). */
+static inline uint64_t server_conns(const struct server *s)
+{
+    return s->core.st.conns[CONN_PUB] + s->core.st.conns[CONN_WS] + s->core.st.conns[CONN_ADMIN];
+}
+
+#endif

@@ -1,0 +1,270 @@
+/* tcp: publishers over libuv TCP. Reads land in one 64 KiB buffer per transport (the loop is
+ * single-threaded and each read is consumed before the next); complete frames are handed to the
+ * core straight from it, and only a partial tail is copied into the connection's own buffer.
+ * The replies to every frame of one read (acks, errors) leave in one uv_write. A publisher that
+ * stops reading its acks is not read either once 1 MiB of replies is pending: backpressure
+ * instead of unbounded memory. A broken frame stream (bad length, undecodable body) gets an error
+ * frame and the connection is closed once that frame is written. */
+#include "tcp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "listen.h"
+#include "log.h"
+#include "pub.h"
+#include "server.h"
+
+#define READ_BUF (64 * 1024)
+#define WQ_HIGH (1024 * 1024)
+#define WQ_LOW (256 * 1024)
+
+struct tcp {
+    struct server *srv;
+    uv_tcp_t listener;
+    int listening;
+    int stopping;
+    uint64_t nconns; /* pconns not yet freed */
+    uint8_t rbuf[READ_BUF];
+};
+
+struct pconn {
+    uv_tcp_t h;
+    struct conn c;
+    struct tcp *t;
+    struct wire_buf in; /* partial frame carried over between reads */
+    int closing;
+    int close_after_write;
+    int reading;
+};
+
+struct wreq {
+    uv_write_t req;
+    uint8_t *data; /* owned: freed when the write completes */
+};
+
+static void maybe_free(struct tcp *t)
+{
+    if (t->stopping && !t->listening && t->nconns == 0) free(t);
+}
+
+static void on_pconn_closed(uv_handle_t *h)
+{
+    struct pconn *pc = h->data;
+    struct tcp *t = pc->t;
+    core_conn_gone(&t->srv->core, &pc->c);
+    wire_buf_free(&pc->in);
+    free(pc);
+    t->nconns--;
+    maybe_free(t);
+}
+
+static void pconn_close(struct pconn *pc)
+{
+    if (pc->closing) return;
+    pc->closing = 1;
+    uv_close((uv_handle_t *)&pc->h, on_pconn_closed);
+}
+
+static void op_flush(struct conn *c)
+{
+    (void)c; /* publishers get no queued output: replies are written from the read path */
+}
+
+static void op_close(struct conn *c, int code, const char *reason)
+{
+    (void)code;
+    (void)reason;
+    pconn_close(c->io);
+}
+
+static const struct conn_ops pub_ops = {.flush = op_flush, .close = op_close};
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct pconn *pc = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)pc->t->rbuf, READ_BUF);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    uv_stream_t *s = req->handle;
+    struct pconn *pc = s->data;
+    free(w->data);
+    free(w);
+    if (pc->closing) return;
+    if (status < 0 || (pc->close_after_write && uv_stream_get_write_queue_size(s) == 0)) {
+        pconn_close(pc);
+        return;
+    }
+    if (!pc->reading && !pc->close_after_write && uv_stream_get_write_queue_size(s) < WQ_LOW) {
+        uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
+        pc->reading = 1;
+    }
+}
+
+/* Hand the reply bytes to libuv (which then owns them) and apply backpressure. */
+static void send_out(struct pconn *pc, struct wire_buf *out)
+{
+    struct server *srv = pc->t->srv;
+    if (out->len == 0) return;
+    struct wreq *w = malloc(sizeof(*w));
+    if (!w) {
+        wire_buf_free(out);
+        pconn_close(pc);
+        return;
+    }
+    w->data = out->data;
+    uv_buf_t b = uv_buf_init((char *)out->data, (unsigned)out->len);
+    srv->core.st.bytes_out += out->len;
+    out->data = NULL;
+    out->len = out->cap = 0;
+    if (uv_write(&w->req, (uv_stream_t *)&pc->h, &b, 1, on_written) < 0) {
+        free(w->data);
+        free(w);
+        pconn_close(pc);
+        return;
+    }
+    if (pc->reading && uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) > WQ_HIGH) {
+        uv_read_stop((uv_stream_t *)&pc->h);
+        pc->reading = 0;
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct pconn *pc = s->data;
+    struct server *srv = pc->t->srv;
+    struct core *core = &srv->core;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            LOGF(srv->cfg.log_level, LOG_DEBUG, "publisher %s: read: %s", pc->c.name,
+                 uv_strerror((int)nread));
+        pconn_close(pc);
+        return;
+    }
+    if (nread == 0 || pc->close_after_write) return;
+    core->st.bytes_in += (uint64_t)nread;
+
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t len = (size_t)nread, off = 0;
+    if (pc->in.len) { /* finish the frame carried over from the previous read */
+        if (wire_buf_append(&pc->in, p, len) < 0) {
+            pconn_close(pc);
+            return;
+        }
+        p = pc->in.data;
+        len = pc->in.len;
+    }
+    struct wire_buf out = {0};
+    int fatal = 0;
+    while (off < len) {
+        const uint8_t *body;
+        uint32_t blen;
+        size_t used;
+        int rc = pub_frame_next(p + off, len - off, core->cfg.lim.max_frame, &body, &blen, &used);
+        if (rc == WIRE_EAGAIN) break;
+        if (rc < 0) {
+            core_pub_stream_error(core, &pc->c, rc, &out);
+            fatal = 1;
+            break;
+        }
+        off += used;
+        if (core_pub_frame(core, &pc->c, body, blen, &out) < 0) {
+            fatal = 1;
+            break;
+        }
+    }
+    if (fatal) {
+        core->st.errors++;
+        pc->close_after_write = 1;
+        uv_read_stop(s);
+        pc->reading = 0;
+        wire_buf_reset(&pc->in);
+    } else if (p == pc->in.data) { /* keep the unconsumed tail at the front */
+        memmove(pc->in.data, pc->in.data + off, len - off);
+        pc->in.len = len - off;
+    } else if (off < len && wire_buf_append(&pc->in, p + off, len - off) < 0) {
+        fatal = 1;
+        pc->close_after_write = 1;
+    }
+    if (out.len) send_out(pc, &out);
+    wire_buf_free(&out);
+    if (pc->close_after_write && !pc->closing &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) == 0)
+        pconn_close(pc);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct tcp *t = server->data;
+    struct server *srv = t->srv;
+    if (status < 0) return;
+    struct pconn *pc = calloc(1, sizeof(*pc));
+    if (!pc) return;
+    pc->t = t;
+    uv_tcp_init(srv->loop, &pc->h);
+    pc->h.data = pc;
+    t->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&pc->h) < 0 || t->stopping) {
+        pconn_close(pc);
+        return;
+    }
+    if (server_conns(srv) >= srv->cfg.max_conns) {
+        LOGF(srv->cfg.log_level, LOG_WARN, "publisher refused: %u connections open (--max-conns)",
+             srv->cfg.max_conns);
+        pconn_close(pc);
+        return;
+    }
+    uv_tcp_nodelay(&pc->h, 1);
+    core_conn_open(&srv->core, &pc->c, CONN_PUB, &pub_ops, pc);
+    pc->reading = 1;
+    uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
+}
+
+static void on_listener_closed(uv_handle_t *h);
+
+int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *bound,
+              size_t boundlen)
+{
+    int fd, rc;
+    if ((rc = listen_open(addr, 511, &fd, bound, boundlen)) < 0) return rc;
+    struct tcp *t = calloc(1, sizeof(*t));
+    if (!t) {
+        close(fd);
+        return -ENOMEM;
+    }
+    t->srv = srv;
+    uv_tcp_init(srv->loop, &t->listener);
+    t->listener.data = t;
+    if ((rc = uv_tcp_open(&t->listener, fd)) < 0 ||
+        (rc = uv_listen((uv_stream_t *)&t->listener, 511, on_connection)) < 0) {
+        t->listening = 1;
+        t->stopping = 1;
+        uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+        return rc;
+    }
+    t->listening = 1;
+    *out = t;
+    return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct tcp *t = h->data;
+    t->listening = 0;
+    maybe_free(t);
+}
+
+void tcp_stop(struct tcp *t)
+{
+    if (!t || t->stopping) return;
+    t->stopping = 1;
+    uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+}

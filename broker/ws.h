@@ -1,0 +1,20 @@
+/* ws: the WebSocket subscriber transport — libwebsockets on the server's libuv loop. */
+#ifndef NUDGE_WS_H
+#define NUDGE_WS_H
+
+#include <stddef.h>
+
+struct server;
+struct ws;
+
+/* Create the lws context on srv->loop and listen on addr; *out is owned by the server (free
+ * with ws_free after the loop has stopped). Returns 0 or -errno. */
+int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound, size_t boundlen);
+/* Stop accepting new connections (existing ones stay until closed). */
+void ws_stop_listening(struct ws *w);
+/* First half of lws's two-call shutdown on a foreign loop: lws starts closing its handles. */
+void ws_destroy(struct ws *w);
+/* Second half, once uv_run has returned: frees the context and w. */
+void ws_free(struct ws *w);
+
+#endif
