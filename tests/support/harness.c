@@ -23,6 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nudge.h"
+#include "wsc.h"
+
 static const int start_timeout_ms = 15000;
 static const int stop_timeout_ms = 15000;
 
@@ -309,6 +312,69 @@ void nudged_dump_log(const struct nudged *d, size_t max_bytes)
         fwrite(buf, 1, r, stderr);
     fprintf(stderr, "----- end -----\n");
     fclose(f);
+}
+
+/* ---- end-to-end probe ---------------------------------------------------------------------- */
+
+int nudged_probe(const struct nudged *d, int timeout_ms, char *why, size_t cap)
+{
+    static unsigned probe_n;
+    char topic[64], addr[64], scratch[8];
+    struct wsc w;
+    nudge_client_t *c = NULL;
+    int rc = -1;
+    if (!why) {
+        why = scratch;
+        cap = sizeof scratch;
+    }
+    snprintf(why, cap, "ok");
+    snprintf(topic, sizeof topic, "probe/%d/%u", (int)getpid(), probe_n++);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
+
+    int wrc = wsc_open(&w, d->ws_port, SUB_PROTO_JSON);
+    if (wrc != WSC_OK) {
+        snprintf(why, cap, "probe: WebSocket connect+hello failed (%d)", wrc);
+        return -1;
+    }
+    const char *ts[1] = {topic};
+    uint64_t sseq = 99;
+    wrc = wsc_subscribe(&w, ts, 1, &sseq);
+    if (wrc != WSC_OK || sseq != 0) {
+        snprintf(why, cap, "probe: subscribe failed (%d, error %d, seq %llu)", wrc,
+                 (int)w.last_error, (unsigned long long)sseq);
+        goto out;
+    }
+    struct nudge_opts o = {"nudge-probe", timeout_ms};
+    int nrc = nudge_connect(addr, &o, &c);
+    if (nrc != NUDGE_OK) {
+        snprintf(why, cap, "probe: nudge_connect failed (%s)", nudge_strerror(nrc));
+        goto out;
+    }
+    uint64_t seq = 0;
+    nrc = nudge_publish(c, ts, 1, "{\"probe\":true}", &seq);
+    if (nrc != NUDGE_OK || seq != 1) {
+        snprintf(why, cap, "probe: publish failed (%s: %s, seq %llu)", nudge_strerror(nrc),
+                 nudge_last_error(c), (unsigned long long)seq);
+        goto out;
+    }
+    struct sub_msg m;
+    wrc = wsc_recv_msg(&w, &m, timeout_ms);
+    if (wrc != WSC_OK) {
+        snprintf(why, cap, "probe: no hint within %d ms (%d)", timeout_ms, wrc);
+        goto out;
+    }
+    int good = m.type == SUB_HINT && wstr_eq(m.topic, topic) && m.seq == 1 && m.data != NULL;
+    snprintf(why, cap, "probe: got message type %d seq %llu instead of hint seq 1", (int)m.type,
+             (unsigned long long)m.seq);
+    sub_msg_clear(&m);
+    if (good) {
+        snprintf(why, cap, "ok");
+        rc = 0;
+    }
+out:
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    return rc;
 }
 
 /* ---- sockets ------------------------------------------------------------------------------- */

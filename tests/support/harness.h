@@ -55,6 +55,12 @@ int nudged_alive(struct nudged *d);
 /* Copy the last max_bytes of the broker's stderr log to our stderr (debugging aid). */
 void nudged_dump_log(const struct nudged *d, size_t max_bytes);
 
+/* Prove the broker serves fresh clients end to end: a new WebSocket subscriber (JSON) says
+ * hello and subscribes to a fresh topic, a new libnudge publisher publishes one hint with data
+ * to it, the ack says seq 1 and the hint arrives with seq 1; each step bounded by timeout_ms.
+ * Returns 0, or -1 with the failing step described in why (may be NULL). */
+int nudged_probe(const struct nudged *d, int timeout_ms, char *why, size_t cap);
+
 /* Milliseconds from a monotonic clock. */
 int64_t now_ms(void);
 /* Sleep ms milliseconds. */
