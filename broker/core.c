@@ -120,6 +120,16 @@ static void push(struct core *core, struct conn *c, struct msg *m)
         msg_unref(m);
         return;
     }
+    if (c->qlen >= core->cfg.max_queue) {
+        /* A burst read in one go can fill a healthy subscriber's queue before the loop's flush
+         * pass: write now, and call it slow only if the socket cannot take it. */
+        dirty_remove(core, c);
+        c->ops->flush(c);
+        if (c->closing) {
+            msg_unref(m);
+            return;
+        }
+    }
     int rc = conn_push(c, m, core->cfg.max_queue);
     if (rc == -ENOBUFS) {
         core->st.slow_closes++;
