@@ -49,6 +49,11 @@ struct nudge_pub {
  * opts may be NULL. On success *out is a new client owned by the caller (free with
  * nudge_close). */
 int nudge_connect(const char *addr, const struct nudge_opts *opts, nudge_client_t **out);
+/* Same; on failure (*out = NULL) also writes the detail ("cannot connect to 127.0.0.1:7400:
+ * Connection refused") into errbuf[0..errcap), NUL-terminated, truncated. errbuf may be NULL.
+ * nudge_connect() has no client to report on, so this is how callers say why it failed. */
+int nudge_connect_ex(const char *addr, const struct nudge_opts *opts, nudge_client_t **out,
+                     char *errbuf, size_t errcap);
 /* Close the connection and free the client. NULL is fine. */
 void nudge_close(nudge_client_t *c);
 
