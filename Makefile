@@ -10,7 +10,7 @@ B       := build
 PKGS      := libuv libwebsockets msgpack jansson openssl
 DEB_BUILD := pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libmsgpack-dev \
              libjansson-dev libssl-dev
-DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind python3-msgpack
+DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -64,7 +64,6 @@ deps:
 deps-test: deps
 	@if ! pkg-config --exists criterion || ! command -v clang >/dev/null 2>&1 \
 	    || ! command -v valgrind >/dev/null 2>&1 \
-	    || ! python3 -c 'import msgpack' >/dev/null 2>&1 \
 	    || ! ls /usr/lib/llvm-14/lib/clang/14*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps-test: installing $(DEB_TEST)"; \

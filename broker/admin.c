@@ -119,7 +119,7 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     set_u64(lim, "max_queue", core->cfg.max_queue);
     set_u64(lim, "max_conns", srv->cfg.max_conns);
     json_object_set(o, "limits", lim);
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (!text) goto out;
     rc = wire_buf_append(out, text, strlen(text));
     free(text);

@@ -221,7 +221,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         wc->wsi = wsi;
         wc->w = w;
         wc->established = 1;
-        wc->c.fmt = lws_get_protocol(wsi) == &w->protocols[1] ? SUB_MSGPACK : SUB_JSON;
+        /* lws copies the protocols array into the vhost: compare ids, not pointers */
+        wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         core_conn_open(&w->srv->core, &wc->c, CONN_WS, &ws_ops, wc);
         return 0;
     case LWS_CALLBACK_RECEIVE:
