@@ -194,7 +194,7 @@ void core_pub_stream_error(struct core *core, struct conn *c, int err, struct wi
 
 /* Encode the hint for tp/seq in format f into a new message; NULL on failure. */
 static struct msg *encode_hint(struct core *core, enum sub_fmt f, const struct topic *tp,
-                               uint64_t seq, const struct pub_msg *pm)
+                               uint64_t seq, const struct pub_msg *pm, int own)
 {
     struct sub_hint h = {
         .topic = {tp->name, tp->len},
@@ -202,10 +202,17 @@ static struct msg *encode_hint(struct core *core, enum sub_fmt f, const struct t
         .data = pm->data,
         .data_len = pm->data_len,
         .count = 1,
+        .own = own,
     };
     wire_buf_reset(&core->tmp);
     if (sub_encode_hint(f, &core->tmp, &h) < 0) return NULL;
     return msg_copy(core->tmp.data, core->tmp.len);
+}
+
+static int is_origin(const struct conn *c, const struct pub_msg *pm)
+{
+    return pm->origin.len && pm->origin.len == strlen(c->name) &&
+           memcmp(pm->origin.p, c->name, pm->origin.len) == 0;
 }
 
 static void fan_out(struct core *core, struct topic *tp, uint64_t seq, const struct pub_msg *pm)
@@ -215,12 +222,19 @@ static void fan_out(struct core *core, struct topic *tp, uint64_t seq, const str
         struct conn *c = s->conn;
         if (c->closing) continue;
         enum sub_fmt f = c->fmt;
-        if (!enc[f] && !(enc[f] = encode_hint(core, f, tp, seq, pm))) {
+        struct msg *m;
+        if (is_origin(c, pm)) { /* the connection that caused the change: its own copy */
+            m = encode_hint(core, f, tp, seq, pm, 1);
+        } else {
+            if (!enc[f]) enc[f] = encode_hint(core, f, tp, seq, pm, 0);
+            m = enc[f] ? msg_ref(enc[f]) : NULL;
+        }
+        if (!m) {
             conn_close(core, c, 1011, "out of memory");
             continue;
         }
         core->st.deliveries++;
-        push(core, c, msg_ref(enc[f]));
+        push(core, c, m);
     }
     msg_unref(enc[0]);
     msg_unref(enc[1]);
