@@ -211,7 +211,13 @@ int pub_decode(const uint8_t *body, size_t len, const struct wire_limits *lim, s
             break;
         }
     }
-    if (rc) memset(out, 0, sizeof *out);
+    if (rc) {
+        /* Keep only the request id, when it is readable, so the error can name the request. */
+        uint64_t id = 0;
+        if (d.offs[K_ID] && req_uint(&d, K_ID, WIRE_SEQ_MAX, &id)) id = 0;
+        memset(out, 0, sizeof *out);
+        out->id = id;
+    }
     return rc;
 }
 

@@ -56,7 +56,9 @@ int pub_frame_next(const uint8_t *p, size_t len, uint32_t max_frame, const uint8
 /* Decode one frame body into *out (which it overwrites). Validates structure, field types and
  * sizes against lim: topic count (WIRE_ETOOMANY), data via wire_data_check (WIRE_EDATA).
  * Topic names are NOT validated here (the caller uses wire_topic_check and reports which topic
- * is bad). On error *out holds nothing to clear. Returns 0 or a negative wire_err. */
+ * is bad). On error *out holds nothing to clear and every field is zero except id, which keeps
+ * the request's "id" when it could be read (so the error reply can name the request). Returns 0
+ * or a negative wire_err. */
 int pub_decode(const uint8_t *body, size_t len, const struct wire_limits *lim, struct pub_msg *out);
 /* Release what pub_decode kept. Safe on a zeroed or already-cleared message. */
 void pub_msg_clear(struct pub_msg *m);

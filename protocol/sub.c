@@ -385,9 +385,14 @@ int sub_decode(enum sub_fmt fmt, const uint8_t *p, size_t len, const struct wire
     }
     if (rc) goto fail;
     return WIRE_OK;
-fail:
+fail:;
+    /* Keep only the request id, when it is readable, so the error can name the request. */
+    uint64_t id = 0;
+    int has_id = (s.obj || s.p) && has(&s, K_ID) && !get_uint(&s, K_ID, WIRE_SEQ_MAX, &id);
     sub_msg_clear(out);
     memset(out, 0, sizeof *out);
+    out->has_id = has_id;
+    out->id = has_id ? id : 0;
     return rc;
 }
 

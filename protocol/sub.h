@@ -60,7 +60,8 @@ struct sub_msg {
  * structure, types and sizes (len <= max_frame, topic count <= max_topics, ids/seqs
  * <= WIRE_SEQ_MAX, resume.seqs keys must be among topics); JSON text must be valid UTF-8. Topic
  * names are NOT validated (the caller answers per topic). On error *out holds nothing to
- * clear. Returns 0 or a negative wire_err. */
+ * clear and every field is zero except has_id/id, which keep the request's "id" when it could be
+ * read. Returns 0 or a negative wire_err. */
 int sub_decode(enum sub_fmt fmt, const uint8_t *p, size_t len, const struct wire_limits *lim,
                struct sub_msg *out);
 void sub_msg_clear(struct sub_msg *m);

@@ -520,3 +520,17 @@ Test(pub, msg_clear_is_safe_on_zeroed_and_cleared_messages)
     pub_msg_clear(m);
     free(m);
 }
+
+Test(pub, keeps_the_request_id_when_decoding_fails_later)
+{
+    struct wire_limits l = lim();
+    l.max_topics = 1;
+    cr_assert_eq(dec_json_lim("{\"type\":\"pub\",\"topics\":[\"a\",\"b\"],\"id\":41}", &l),
+                 WIRE_ETOOMANY);
+    cr_assert_eq(msg.id, 41);
+    cr_assert_eq(msg.ntopics, 0, "nothing else is kept");
+    cr_assert_eq(dec_json("{\"type\":\"nope\",\"id\":42}"), WIRE_ETYPE);
+    cr_assert_eq(msg.id, 42);
+    cr_assert_eq(dec_json("{\"type\":\"pub\",\"id\":-1,\"topics\":[\"a\"]}"), WIRE_EFIELD);
+    cr_assert_eq(msg.id, 0, "an unreadable id is not kept");
+}

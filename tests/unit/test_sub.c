@@ -572,3 +572,15 @@ Test(sub, leaves_nothing_to_clear_after_an_error)
     cr_assert_null(m->priv);
     free(m);
 }
+
+Test(sub, keeps_the_request_id_when_decoding_fails_later)
+{
+    cr_assert_eq(both("{\"type\":\"sub\",\"id\":8,\"topics\":[]}"), WIRE_EFIELD);
+    cr_assert(msg.has_id);
+    cr_assert_eq(msg.id, 8);
+    cr_assert_null(msg.priv);
+    cr_assert_eq(both("{\"type\":\"sub\",\"id\":\"8\",\"topics\":[\"a\"]}"), WIRE_EFIELD);
+    cr_assert(!msg.has_id);
+    cr_assert_eq(json("[1]"), WIRE_EMALFORMED);
+    cr_assert(!msg.has_id);
+}
