@@ -1,0 +1,42 @@
+/* cli: what the `nudge` command's files share (cli.c: main, pub and helpers; subscribe.c: sub;
+ * stats.c: stats). Internal to the CLI, not part of libnudge. */
+#ifndef NUDGE_CLI_H
+#define NUDGE_CLI_H
+
+#include <stddef.h>
+
+#define CLI_VERSION "0.1.0"
+
+/* Exit codes of every subcommand. */
+enum cli_exit {
+    CLI_OK = 0,    /* success */
+    CLI_FAIL = 1,  /* runtime error: connection, broker error, timeout */
+    CLI_USAGE = 2, /* bad command line */
+};
+
+/* Subcommands: argv[0] is the subcommand's name. Return an enum cli_exit. */
+int cli_pub(int argc, char **argv);
+int cli_sub(int argc, char **argv);
+int cli_stats(int argc, char **argv);
+
+/* "nudge: <message>\n" on stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Report a usage error for subcommand cmd (NULL = top level) and return CLI_USAGE. */
+int cli_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option parsing. If argv[*i] is `--name VALUE` or `--name=VALUE`, store VALUE in *val, advance
+ * *i past what was used and return 1. Return 0 when argv[*i] is something else, -1 when the
+ * value is missing (a usage error has been reported for cmd). */
+int cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, const char **val);
+/* 1 when argv[i] is -h or --help. */
+int cli_is_help(const char *arg);
+/* Parse seconds ("2", "0.5") > 0 into milliseconds. 0 or -1. */
+int cli_parse_seconds(const char *s, int *ms_out);
+/* Parse a positive integer <= max. 0 or -1. */
+int cli_parse_count(const char *s, long max, long *out);
+/* Check a topic given on the command line; on error report a usage error and return -1. */
+int cli_check_topic(const char *cmd, const char *topic);
+/* Value of environment variable name if set and non-empty, else def. */
+const char *cli_env_or(const char *name, const char *def);
+
+#endif
