@@ -277,6 +277,31 @@ int nudged_stop(struct nudged *d)
     return st;
 }
 
+int nudged_signal(struct nudged *d, int sig)
+{
+    if (d->pid <= 0 || try_reap(d))
+        return -1;
+    return kill(d->pid, sig) == 0 ? 0 : -1;
+}
+
+int nudged_wait(struct nudged *d, int timeout_ms)
+{
+    if (d->pid <= 0)
+        return -1;
+    if (!reap_within(d, timeout_ms))
+        return -2;
+    d->pid = 0;
+    int st = status_of(d->wstatus);
+    if (st != 0) {
+        fprintf(stderr, "harness: nudged exited with status %d; its stderr ends with:\n", st);
+        nudged_dump_log(d, 8000);
+    } else {
+        unlink(d->out_path);
+        unlink(d->err_path);
+    }
+    return st;
+}
+
 int nudged_kill(struct nudged *d)
 {
     if (d->pid <= 0)

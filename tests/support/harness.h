@@ -48,6 +48,11 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
 /* SIGTERM, wait up to 15 s (then SIGKILL and wait). Returns the exit status (0..255), 128+signal
  * when it died of a signal, or -1 when it was not running / could not be reaped. */
 int nudged_stop(struct nudged *d);
+/* Send sig to the broker (our child only). Returns 0, or -1 when it is not running. */
+int nudged_signal(struct nudged *d, int sig);
+/* Wait up to timeout_ms for the broker to exit, without signalling it. Returns the exit status as
+ * nudged_stop() does, or -2 on timeout (still running), -1 when it was not running. */
+int nudged_wait(struct nudged *d, int timeout_ms);
 /* SIGKILL and reap. Returns 0, or -1 when it was not running. */
 int nudged_kill(struct nudged *d);
 /* 1 while the process exists and has not exited, else 0 (reaps it when it has exited). */
