@@ -1,0 +1,131 @@
+#!/bin/sh
+# tests/valgrind.sh BUILD_DIR — `make valgrind` runs it as `tests/valgrind.sh build`.
+#
+# Runs BUILD_DIR/nudged on ephemeral loopback ports under valgrind (full leak check; definite,
+# indirect and possible leaks count as errors), drives it with the CLI — two `nudge sub --count 3`
+# subscribers (JSON and msgpack) in the background, three `nudge pub`, one `nudge stats` — then
+# sends SIGTERM. Passes only when the subscribers got their 3 hints, the broker exited 0 and
+# valgrind reported 0 errors (NUDGE_VALGRIND_KEEP=1 keeps the logs). Every wait is bounded; only processes started here are signalled.
+# Prints a one-line verdict (and the valgrind log's tail on failure). Exit 0 = pass.
+set -u
+
+B=${1:-build}
+NUDGED=$B/nudged
+NUDGE=$B/nudge
+TMP=$(mktemp -d /tmp/nudge-valgrind.XXXXXX) || exit 1
+VG_PID=
+SUB1_PID=
+SUB2_PID=
+
+cleanup() {
+    for p in $SUB1_PID $SUB2_PID $VG_PID; do
+        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+    done
+    if [ -n "${NUDGE_VALGRIND_KEEP:-}" ]; then echo "valgrind: files kept in $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+    echo "valgrind: FAIL — $*"
+    if [ -s "$TMP/vg.log" ]; then
+        echo "---- valgrind log (tail) ----"
+        tail -n 60 "$TMP/vg.log"
+    fi
+    for f in nudged.err sub1.err sub2.err; do
+        if [ -s "$TMP/$f" ]; then
+            echo "---- $f (tail) ----"
+            tail -n 15 "$TMP/$f"
+        fi
+    done
+    exit 1
+}
+
+# wait_until SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds; 1 on timeout.
+wait_until() {
+    n=$(($1 * 10))
+    shift
+    while [ "$n" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+# wait_exit SECONDS PID: 0 once PID is gone, 1 on timeout.
+wait_exit() {
+    wait_until "$1" sh -c "! kill -0 $2 2>/dev/null"
+}
+
+command -v valgrind >/dev/null 2>&1 || fail "valgrind is not installed (apt-get install valgrind)"
+[ -x "$NUDGED" ] || fail "$NUDGED not built (make $NUDGED)"
+[ -x "$NUDGE" ] || fail "$NUDGE not built (make $NUDGE)"
+
+# ---- broker under valgrind ----------------------------------------------------------------------
+valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
+    --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
+    --track-fds=no --log-file="$TMP/vg.log" \
+    "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 \
+    >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
+VG_PID=$!
+
+ready() { grep -q '^nudged ready ' "$TMP/nudged.out" 2>/dev/null || ! kill -0 "$VG_PID" 2>/dev/null; }
+wait_until 60 ready || fail "nudged not ready within 60 s under valgrind"
+kill -0 "$VG_PID" 2>/dev/null || fail "nudged exited before it was ready"
+line=$(grep '^nudged ready ' "$TMP/nudged.out")
+PUB=$(echo "$line" | sed -n 's/.* pub=\([^ ]*\).*/\1/p')
+WS=$(echo "$line" | sed -n 's/.* ws=\([^ ]*\).*/\1/p')
+ADMIN=$(echo "$line" | sed -n 's/.* admin=\([^ ]*\).*/\1/p')
+[ -n "$PUB" ] && [ -n "$WS" ] && [ -n "$ADMIN" ] || fail "cannot parse ready line: $line"
+
+# ---- two subscribers (JSON and msgpack), 3 hints each -----------------------------------------
+"$NUDGE" sub --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
+    >"$TMP/sub1.out" 2>"$TMP/sub1.err" &
+SUB1_PID=$!
+"$NUDGE" sub --msgpack --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
+    >"$TMP/sub2.out" 2>"$TMP/sub2.err" &
+SUB2_PID=$!
+subscribed() { [ "$(grep -c 'subscribed' "$TMP/$1" 2>/dev/null)" -ge 2 ]; }
+wait_until 60 subscribed sub1.err || fail "JSON subscriber not subscribed within 60 s"
+wait_until 60 subscribed sub2.err || fail "msgpack subscriber not subscribed within 60 s"
+
+# ---- three publishes --------------------------------------------------------------------------
+"$NUDGE" pub --addr "$PUB" --timeout 30 vg/a >"$TMP/pub.out" 2>&1 || fail "nudge pub #1 failed: $(cat "$TMP/pub.out")"
+"$NUDGE" pub --addr "$PUB" --timeout 30 --data '{"by":42,"tags":["x","ü"]}' vg/b >>"$TMP/pub.out" 2>&1 ||
+    fail "nudge pub #2 failed: $(cat "$TMP/pub.out")"
+"$NUDGE" pub --addr "$PUB" --timeout 30 --data '[1,2.5,null,true]' vg/a >>"$TMP/pub.out" 2>&1 ||
+    fail "nudge pub #3 failed: $(cat "$TMP/pub.out")"
+
+for s in 1 2; do
+    eval "pid=\$SUB${s}_PID"
+    wait_exit 60 "$pid" || fail "subscriber $s did not exit after 3 hints within 60 s"
+    wait "$pid"
+    rc=$?
+    [ "$rc" -eq 0 ] || fail "subscriber $s exited $rc"
+    n=$(grep -c . "$TMP/sub$s.out")
+    [ "$n" -eq 3 ] || fail "subscriber $s printed $n hint lines, expected 3"
+done
+SUB1_PID=
+SUB2_PID=
+
+"$NUDGE" stats --json --addr "$ADMIN" --timeout 30 >"$TMP/stats.out" 2>&1 || fail "nudge stats failed: $(cat "$TMP/stats.out")"
+grep -q '"publishes": *3' "$TMP/stats.out" || fail "stats do not show 3 publishes: $(cat "$TMP/stats.out")"
+
+# ---- SIGTERM, exit status, valgrind's verdict -------------------------------------------------
+kill -TERM "$VG_PID"
+if ! wait_exit 60 "$VG_PID"; then
+    kill -KILL "$VG_PID" 2>/dev/null
+    wait "$VG_PID" 2>/dev/null
+    VG_PID=
+    fail "nudged did not exit within 60 s of SIGTERM"
+fi
+wait "$VG_PID"
+rc=$?
+VG_PID=
+errors=$(grep -o 'ERROR SUMMARY: [0-9]*' "$TMP/vg.log" | tail -n 1 | grep -o '[0-9]*$')
+[ -n "$errors" ] || fail "no ERROR SUMMARY in the valgrind log (exit status $rc)"
+[ "$rc" -eq 0 ] && [ "$errors" -eq 0 ] ||
+    fail "nudged exit status $rc, valgrind errors $errors (99 = valgrind found errors)"
+echo "valgrind: PASS — nudged under valgrind: 2 subscribers x 3 hints, 3 publishes, stats, SIGTERM; exit 0, 0 errors, no leaks"
+exit 0
