@@ -245,6 +245,8 @@ int cli_pub(int argc, char **argv)
         rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
     } else if (r == NUDGE_EBROKER) {
         cli_err("broker rejected the publish: %s", nudge_last_error(c));
+    } else if (r == NUDGE_EINVAL) { /* over a limit the broker announced */
+        cli_err("%s", nudge_last_error(c));
     } else {
         cli_err("publish failed: %s (%s)", nudge_last_error(c), nudge_strerror(r));
     }

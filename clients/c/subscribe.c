@@ -37,7 +37,8 @@ static const char USAGE_SUB[] =
     "\n"
     "Subscribe to every TOPIC over WebSocket and print each hint as one line of compact JSON\n"
     "on stdout, e.g. {\"type\":\"hint\",\"topic\":\"project:17\",\"seq\":3,\"data\":{\"by\":42}}.\n"
-    "Confirmations (\"nudge: subscribed TOPIC seq=N\") and errors go to stderr.\n"
+    "The connection id (\"nudge: connected conn=ID epoch=E\", for nudge pub --origin),\n"
+    "confirmations (\"nudge: subscribed TOPIC seq=N\") and errors go to stderr.\n"
     "\n"
     "Options:\n"
     "  --url URL      broker WebSocket URL, ws:// or wss://\n"
@@ -52,6 +53,7 @@ static const char USAGE_SUB[] =
     "\n"
     "Example:\n"
     "  $ nudge sub --count 1 project:17\n"
+    "  nudge: connected conn=7 epoch=5f0c2a9e7b1d4c38\n"
     "  nudge: subscribed project:17 seq=41\n"
     "  {\"type\":\"hint\",\"topic\":\"project:17\",\"seq\":42,\"data\":{\"by\":42}}\n";
 
@@ -247,7 +249,11 @@ static void watch__dispatch(struct watch *w, const uint8_t *p, size_t len)
         if (b && sub_encode_pong(w->fmt, b, m.has_id, m.id) == 0) watch__tx_commit(w);
         break;
     }
-    default: /* welcome, pong, unsubscribed: nothing to show */
+    case SUB_WELCOME: /* the conn id is what `nudge pub --origin` takes */
+        fprintf(stderr, "nudge: connected conn=%.*s epoch=%.*s\n", (int)m.conn.len, m.conn.p,
+                (int)m.epoch.len, m.epoch.p);
+        break;
+    default: /* pong, unsubscribed: nothing to show */
         break;
     }
     if (m.type == SUB_ERROR && w->answered == w->ntopics && w->subscribed == 0) {

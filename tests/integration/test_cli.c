@@ -276,6 +276,37 @@ Test(cli, sub_in_msgpack_mode_prints_the_same_json_lines, .timeout = 90)
     sub_sees_three_hints("--msgpack");
 }
 
+Test(cli, sub_marks_hints_published_with_its_conn_as_origin_own, .timeout = 60)
+{
+    struct nudged d = {0};
+    start(&d);
+    char bin[512], url[64], addr[64];
+    cli_path(bin, sizeof bin);
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", (unsigned)d.ws_port);
+    addr_of(d.pub_port, addr, sizeof addr);
+    const char *argv[] = {bin, "sub", "--url", url, "--count", "1", "--timeout", "20", "o", NULL};
+    struct proc p;
+    proc_spawn(&p, argv);
+    struct needle nd = {"nudge: subscribed o", 1};
+    cr_assert(proc_pump(&p, err_has, &nd, 10000), "%s", text(&p.err));
+    char conn[64] = "";
+    const char *at = strstr(text(&p.err), "nudge: connected conn=");
+    cr_assert_not_null(at, "no conn id on stderr: %s", text(&p.err));
+    cr_assert_eq(sscanf(at, "nudge: connected conn=%63s", conn), 1);
+
+    const char *pargv[] = {bin, "pub", "--addr", addr, "--origin", conn, "o", NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run_cmd(pargv, NULL, &out, &err, CMD_TIMEOUT_MS), 0, "%s", err);
+    cr_assert_str_eq(out, "o 1\n");
+    free(out);
+    free(err);
+    int rc = proc_wait(&p, 10000);
+    cr_assert_eq(rc, 0, "sub exited %d: %s", rc, text(&p.err));
+    cr_assert_str_eq(text(&p.out), "{\"type\":\"hint\",\"topic\":\"o\",\"seq\":1,\"own\":true}\n");
+    proc_free(&p);
+    stop(&d);
+}
+
 Test(cli, pub_prints_one_seq_per_topic_in_order, .timeout = 60)
 {
     struct nudged d = {0};
