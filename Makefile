@@ -168,7 +168,8 @@ install: all
 	install -m 644 clients/c/nudge.h $(DESTDIR)$(PREFIX)/include/
 
 # Layering: protocol/ and the broker core never see libuv or libwebsockets.
-CORE_FILES := broker/core.c broker/core.h broker/topic.c broker/topic.h broker/conn.c \
+CORE_FILES := broker/core.c broker/core.h broker/topic.c broker/topic.h broker/conn.c broker/hint.c \
+              broker/hint.h broker/hist.c broker/hist.h broker/match.c broker/match.h \
               broker/conn.h broker/msg.c broker/msg.h
 lint:
 	@bad=$$(grep -lE '#include *[<"](uv|libwebsockets)\.h' protocol/* \

@@ -111,6 +111,20 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     set_u64(o, "bytes_out", st->bytes_out);
     set_u64(o, "errors", st->errors);
     set_u64(o, "slow_closes", st->slow_closes);
+    set_u64(o, "coalesced", st->coalesced);
+    set_u64(o, "replayed", st->replayed);
+    set_u64(o, "resets", st->resets);
+    set_u64(o, "queued", core_queued(core));
+    json_t *hist = json_object();
+    if (hist) {
+        set_u64(hist, "entries", core->hist->st.entries);
+        set_u64(hist, "bytes", core->hist->st.bytes);
+        set_u64(hist, "evicted", core->hist->st.evicted);
+        set_u64(hist, "per_topic", core->cfg.hist.per_topic);
+        set_u64(hist, "max_bytes", core->cfg.hist.max_bytes);
+        set_u64(hist, "max_age_s", core->cfg.hist.max_age_ms / 1000);
+        json_object_set_new(o, "history", hist);
+    }
     set_u64(lim, "max_frame", core->cfg.lim.max_frame);
     set_u64(lim, "max_topic", core->cfg.lim.max_topic);
     set_u64(lim, "max_data", core->cfg.lim.max_data);

@@ -38,9 +38,16 @@ static void usage(FILE *out)
           "  --max-data N        bytes of msgpack data per hint              (default 1024)\n"
           "  --max-topics N      topics per publish/sub/unsub message        (default 64)\n"
           "  --max-subs N        subscriptions per connection                (default 1024)\n"
-          "  --max-queue N       messages queued per subscriber before it is\n"
-          "                      closed as a slow consumer (code 4001)       (default 1024)\n"
+          "  --max-queue N       queued messages per subscriber before its hints\n"
+          "                      coalesce; closed (4001) past N + max-subs   (default 1024)\n"
           "  --max-conns N       open connections, all listeners             (default 10000)\n"
+          "history (replay on resume; docs/guarantees.md):\n"
+          "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
+          "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"
+          "  --hist-age SEC      seconds a hint is kept                      (default 300)\n"
+          "coalescing:\n"
+          "  --coalesce PAT=MS   topics matching PAT (wildcards allowed) deliver at most one\n"
+          "                      hint per MS milliseconds, the newest always (repeatable)\n"
           "other:\n"
           "  --log-level LEVEL   error, warn, info or debug                  (default info)\n"
           "  -h, --help          this text\n"
@@ -61,6 +68,7 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *v)
 
 int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
+    uint32_t hist_age = (uint32_t)(cfg->core.hist.max_age_ms / 1000);
     struct {
         const char *name;
         uint32_t *v;
@@ -73,6 +81,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-subs", &cfg->core.max_subs, 1, 1u << 20},
         {"--max-queue", &cfg->core.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
+        {"--hist-per-topic", &cfg->core.hist.per_topic, 0, 1u << 20},
+        {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -100,6 +110,30 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
             i++;
             continue;
         }
+        if (!strcmp(a, "--hist-bytes")) {
+            char *end;
+            errno = 0;
+            unsigned long long x = v && *v != '-' ? strtoull(v, &end, 10) : 0;
+            if (!v || errno || *end || !*v || x < 1024) {
+                snprintf(err, errlen, "--hist-bytes wants an integer >= 1024");
+                return -1;
+            }
+            cfg->core.hist.max_bytes = x;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--coalesce")) {
+            if (cfg->core.nwindows >= CORE_WINDOWS_MAX || !v ||
+                core_window_parse(v, &cfg->core.windows[cfg->core.nwindows]) < 0) {
+                snprintf(err, errlen,
+                         "--coalesce wants PATTERN=MS (MS 1..3600000, at most %d of them), got '%s'",
+                         CORE_WINDOWS_MAX, v ? v : "");
+                return -1;
+            }
+            cfg->core.nwindows++;
+            i++;
+            continue;
+        }
         if (!strcmp(a, "--log-level")) {
             int l = v ? log_level_parse(v) : -1;
             if (l < 0) {
@@ -124,5 +158,6 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         }
         i++;
     }
+    cfg->core.hist.max_age_ms = (uint64_t)hist_age * 1000;
     return 0;
 }

@@ -1,60 +1,152 @@
-/* conn: the per-connection outbound queue. A ring of msg references: pushing a hint to a
- * subscriber costs one pointer store and one refcount increment, never a copy of the bytes. */
+/* conn: the per-connection outbound queue. A ring of entries addressed by absolute position
+ * (pos & (cap - 1)), so an index from topic to "position of its newest queued hint" stays valid
+ * across pops and growth without being updated: an index slot is live only while its position is
+ * still in [qhead, qhead + qlen) and holds a hint of that topic. The index is only written while
+ * coalescing and is dropped whenever the queue empties, so it never outgrows the queue's topics. */
 #include "conn.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-int conn_push(struct conn *c, struct msg *m, uint32_t max)
+static struct qent *at(const struct conn *c, uint64_t pos)
 {
-    if (c->qlen >= max) {
-        msg_unref(m);
-        return -ENOBUFS;
-    }
-    if (c->qlen == c->qcap) {
-        uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
-        if (ncap > max) ncap = max;
-        struct msg **nq = malloc(sizeof(*nq) * ncap);
-        if (!nq) {
-            msg_unref(m);
-            return -ENOMEM;
-        }
-        for (uint32_t i = 0; i < c->qlen; i++) nq[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
-        c->q = nq;
-        c->qcap = ncap;
-        c->qhead = 0;
-    }
-    c->q[(c->qhead + c->qlen) % c->qcap] = m;
-    c->qlen++;
-    c->qbytes += m->len;
+    return &c->q[pos & (c->qcap - 1)];
+}
+
+static int grow(struct conn *c)
+{
+    uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
+    struct qent *nq = malloc(sizeof(*nq) * ncap);
+    if (!nq) return -ENOMEM;
+    for (uint64_t p = c->qhead; p < c->qhead + c->qlen; p++) nq[p & (ncap - 1)] = *at(c, p);
+    free(c->q);
+    c->q = nq;
+    c->qcap = ncap;
     return 0;
 }
 
-struct msg *conn_peek(const struct conn *c, uint32_t i)
+int conn_push_msg(struct conn *c, struct msg *m)
 {
-    if (i >= c->qlen) return NULL;
-    return c->q[(c->qhead + i) % c->qcap];
+    if (c->qlen == c->qcap && grow(c) < 0) {
+        msg_unref(m);
+        return -ENOMEM;
+    }
+    *at(c, c->qhead + c->qlen) = (struct qent){.m = m};
+    c->qlen++;
+    c->qctl++;
+    return 0;
+}
+
+static size_t slot_of(const struct pslot *pm, uint32_t cap, const struct topic *tp)
+{
+    uintptr_t k = (uintptr_t)tp;
+    size_t i = (size_t)((k >> 4) ^ (k >> 12)) & (cap - 1);
+    while (pm[i].tp && pm[i].tp != tp) i = (i + 1) & (cap - 1);
+    return i;
+}
+
+static int live(const struct conn *c, uint64_t pos, const struct topic *tp)
+{
+    if (pos < c->qhead || pos >= c->qhead + c->qlen) return 0;
+    const struct qent *e = at(c, pos);
+    return e->h && e->h->tp == tp;
+}
+
+/* Record pos as tp's newest queued hint; rebuilds the index (live slots only) when half full. */
+static void index_put(struct conn *c, const struct topic *tp, uint64_t pos)
+{
+    if ((c->pm_used + 1) * 2 > c->pm_cap) {
+        uint32_t ncap = c->pm_cap ? c->pm_cap : 16;
+        while ((c->pm_used + 1) * 2 > ncap) ncap *= 2;
+        struct pslot *npm = calloc(ncap, sizeof(*npm));
+        if (!npm) return; /* no index: this hint just won't be coalesced into */
+        uint32_t used = 0;
+        for (uint32_t i = 0; i < c->pm_cap; i++) {
+            if (!c->pm[i].tp || !live(c, c->pm[i].pos, c->pm[i].tp)) continue;
+            npm[slot_of(npm, ncap, c->pm[i].tp)] = c->pm[i];
+            used++;
+        }
+        free(c->pm);
+        c->pm = npm;
+        c->pm_cap = ncap;
+        c->pm_used = used;
+    }
+    size_t i = slot_of(c->pm, c->pm_cap, tp);
+    if (!c->pm[i].tp) c->pm_used++;
+    c->pm[i] = (struct pslot){.tp = tp, .pos = pos};
+}
+
+int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce)
+{
+    if (coalesce && c->pm_cap) {
+        size_t i = slot_of(c->pm, c->pm_cap, h->tp);
+        if (c->pm[i].tp && live(c, c->pm[i].pos, h->tp)) {
+            struct qent *e = at(c, c->pm[i].pos);
+            if (h->seq > e->h->seq) { /* never let an older hint replace a newer one */
+                hint_unref(e->h);
+                e->h = hint_ref(h);
+                e->own = (uint8_t)(e->own && own);
+            }
+            e->count += count;
+            return 1;
+        }
+    }
+    if (c->qlen == c->qcap && grow(c) < 0) return -ENOMEM;
+    uint64_t pos = c->qhead + c->qlen;
+    *at(c, pos) = (struct qent){.h = hint_ref(h), .count = count, .own = (uint8_t)own};
+    c->qlen++;
+    if (coalesce) index_put(c, h->tp, pos);
+    return 0;
+}
+
+const struct qent *conn_peek(const struct conn *c, uint32_t i)
+{
+    return i < c->qlen ? at(c, c->qhead + i) : NULL;
+}
+
+const uint8_t *conn_payload(struct conn *c, uint32_t i, struct wire_buf *tmp, size_t *len)
+{
+    const struct qent *e = conn_peek(c, i);
+    if (!e) return NULL;
+    if (e->m) {
+        *len = e->m->len;
+        return e->m->data;
+    }
+    if (e->count <= 1 && !e->own) {
+        struct msg *m = hint_payload(e->h, c->fmt, tmp);
+        if (!m) return NULL;
+        *len = m->len;
+        return m->data;
+    }
+    wire_buf_reset(tmp);
+    if (hint_encode(e->h, c->fmt, e->count, e->own, tmp) < 0) return NULL;
+    *len = tmp->len;
+    return tmp->data;
 }
 
 void conn_pop(struct conn *c, uint32_t n)
 {
     while (n-- && c->qlen) {
-        struct msg *m = c->q[c->qhead];
-        c->qbytes -= m->len;
-        msg_unref(m);
-        c->qhead = (c->qhead + 1) % c->qcap;
+        struct qent *e = at(c, c->qhead);
+        if (e->m) c->qctl--;
+        msg_unref(e->m);
+        hint_unref(e->h);
+        c->qhead++;
         c->qlen--;
     }
-    if (c->qlen == 0) c->qhead = 0;
+    if (c->qlen == 0 && c->pm_used) { /* every index slot is stale now */
+        memset(c->pm, 0, sizeof(*c->pm) * c->pm_cap);
+        c->pm_used = 0;
+    }
 }
 
 void conn_queue_free(struct conn *c)
 {
     conn_pop(c, c->qlen);
     free(c->q);
+    free(c->pm);
     c->q = NULL;
-    c->qcap = c->qhead = c->qlen = 0;
-    c->qbytes = 0;
+    c->pm = NULL;
+    c->qcap = c->qlen = c->qctl = c->pm_cap = c->pm_used = 0;
 }

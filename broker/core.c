@@ -1,13 +1,17 @@
 /* core: the data path. A publish frame is decoded, every topic name is validated before anything
- * changes (a publish is all or nothing), then each topic gets its next sequence and, if anyone
- * listens, one hint payload per wire format is encoded once and a reference is queued on every
- * subscriber. Queued connections are put on the dirty list; the event loop calls core_flush()
- * once per turn ("before sleep", as Redis does), so a burst of publishes read in one go leaves
- * as one batched write per subscriber.
+ * changes (a publish is all or nothing), then for each topic a hint object is made, the history
+ * store assigns its seq and keeps it, and — unless a coalescing window holds it back — it is
+ * fanned out: exact subscribers from the topic's list, wildcard subscribers from the match trie,
+ * each connection at most once per publish. Queues hold references; the hint's payload is
+ * encoded once per wire format. Connections with output are put on the dirty list and the event
+ * loop calls core_flush() once per turn ("before sleep", as Redis does), so a burst of publishes
+ * read in one go leaves as one batched write per subscriber.
  *
- * Invariants: a topic's seq grows by exactly one per accepted publish naming it; a connection
- * marked closing gets no more output; a full queue closes the subscriber (4001) rather than
- * dropping a hint silently. */
+ * Delivery contract (docs/guarantees.md): per connection and topic, hints arrive in seq order
+ * with no duplicate; a hint without "n" is exactly the next seq; a coalesced hint ("n" > 1)
+ * stands for every seq up to its own; a reset stands for everything up to its seq. A congested
+ * connection coalesces instead of growing; a subscribe with a position is replayed from history
+ * or reset, within the same loop turn, so nothing can fall between replay and live. */
 #include "core.h"
 
 #include <errno.h>
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "match.h"
 #include "pub.h"
 #include "sub.h"
 
@@ -26,6 +31,21 @@ void core_config_default(struct core_config *cfg)
     wire_limits_default(&cfg->lim);
     cfg->max_subs = 1024;
     cfg->max_queue = 1024;
+    hist_config_default(&cfg->hist);
+}
+
+int core_window_parse(const char *s, struct core_window *w)
+{
+    const char *eq = strrchr(s, '=');
+    if (!eq || eq == s || (size_t)(eq - s) >= sizeof(w->pattern)) return -EINVAL;
+    char *end;
+    unsigned long ms = strtoul(eq + 1, &end, 10);
+    if (*end || eq[1] == '\0' || ms == 0 || ms > 3600000) return -EINVAL;
+    memcpy(w->pattern, s, (size_t)(eq - s));
+    w->pattern[eq - s] = '\0';
+    if (match_one(w->pattern, strlen(w->pattern), "", 0) < 0) return -EINVAL;
+    w->ms = (uint32_t)ms;
+    return 0;
 }
 
 int core_init(struct core *core, const struct core_config *cfg, const uint8_t seed[24])
@@ -40,13 +60,52 @@ int core_init(struct core *core, const struct core_config *cfg, const uint8_t se
     memcpy(&k1, seed + 8, 8);
     memcpy(&e, seed + 16, 8);
     snprintf(core->epoch, sizeof(core->epoch), "%016llx", (unsigned long long)e);
-    return topics_init(&core->topics, k0, k1);
+    if (topics_init(&core->topics, k0, k1) < 0) return -ENOMEM;
+    core->hist = hist_mem_new(&core->cfg.hist);
+    core->match = match_new();
+    if (!core->hist || !core->match) {
+        core_close(core);
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 void core_close(struct core *core)
 {
+    for (struct topic *tp = core->windows; tp; tp = tp->win_next) {
+        hint_unref(tp->win_hint);
+        tp->win_hint = NULL;
+    }
+    core->windows = NULL;
+    if (core->hist) core->hist->ops->free(core->hist);
+    if (core->match) match_free(core->match);
     topics_free(&core->topics);
     wire_buf_free(&core->tmp);
+    core->hist = NULL;
+    core->match = NULL;
+}
+
+/* Find or create a topic; a new one takes its coalescing window from the configured patterns. */
+static struct topic *get_topic(struct core *core, const char *name, size_t len)
+{
+    size_t before = core->topics.count;
+    struct topic *tp = topic_get(&core->topics, name, len);
+    if (tp && core->topics.count != before) {
+        for (uint32_t i = 0; i < core->cfg.nwindows; i++) {
+            const struct core_window *w = &core->cfg.windows[i];
+            if (match_one(w->pattern, strlen(w->pattern), name, len) == 1) {
+                tp->window_ms = w->ms;
+                break;
+            }
+        }
+    }
+    return tp;
+}
+
+/* A topic that never had a publish keeps nothing worth remembering once unsubscribed. */
+static void maybe_drop_topic(struct core *core, struct topic *tp)
+{
+    if (tp->nsubs == 0 && tp->seq == 0 && !tp->win_listed) topic_remove(&core->topics, tp);
 }
 
 void core_conn_open(struct core *core, struct conn *c, enum conn_kind kind,
@@ -84,16 +143,20 @@ static void dirty_add(struct core *core, struct conn *c)
     core->dirty = c;
 }
 
+static void drop_sub(struct core *core, struct conn *c, struct sub *s)
+{
+    struct topic *tp = s->topic;
+    if (s->pat) match_remove(core->match, s->pat, s->patlen, s);
+    topic_unsubscribe(s, &c->subs);
+    c->nsubs--;
+    core->nsubs--;
+    if (tp) maybe_drop_topic(core, tp);
+}
+
 void core_conn_gone(struct core *core, struct conn *c)
 {
     if (!c->ops) return; /* never opened */
-    while (c->subs) {
-        struct topic *tp = c->subs->topic;
-        topic_unsubscribe(c->subs, &c->subs);
-        core->nsubs--;
-        if (tp->nsubs == 0 && tp->seq == 0) topic_remove(&core->topics, tp);
-    }
-    c->nsubs = 0;
+    while (c->subs) drop_sub(core, c, c->subs);
     dirty_remove(core, c);
     conn_queue_free(c);
     if (c->prev) c->prev->next = c->next;
@@ -113,30 +176,21 @@ static void conn_close(struct core *core, struct conn *c, int code, const char *
     c->ops->close(c, code, reason);
 }
 
-/* Queue m (taking the caller's reference) on c; a full queue closes c as a slow consumer. */
-static void push(struct core *core, struct conn *c, struct msg *m)
+/* Queue a control message (taking the caller's reference). A client that does not read the
+ * answers to its own requests is closed once max_queue of them wait. */
+static void push_msg(struct core *core, struct conn *c, struct msg *m)
 {
     if (c->closing) {
         msg_unref(m);
         return;
     }
-    if (c->qlen >= core->cfg.max_queue) {
-        /* A burst read in one go can fill a healthy subscriber's queue before the loop's flush
-         * pass: write now, and call it slow only if the socket cannot take it. */
-        dirty_remove(core, c);
-        c->ops->flush(c);
-        if (c->closing) {
-            msg_unref(m);
-            return;
-        }
-    }
-    int rc = conn_push(c, m, core->cfg.max_queue);
-    if (rc == -ENOBUFS) {
+    if (c->qctl >= core->cfg.max_queue) {
+        msg_unref(m);
         core->st.slow_closes++;
-        conn_close(core, c, CLOSE_SLOW, "slow consumer: outbound queue full");
+        conn_close(core, c, CLOSE_SLOW, "slow consumer: replies not read");
         return;
     }
-    if (rc < 0) {
+    if (conn_push_msg(c, m) < 0) {
         conn_close(core, c, 1011, "out of memory");
         return;
     }
@@ -151,7 +205,36 @@ static void push_tmp(struct core *core, struct conn *c)
         conn_close(core, c, 1011, "out of memory");
         return;
     }
-    push(core, c, m);
+    push_msg(core, c, m);
+}
+
+/* Queue hint h for c. A connection whose socket keeps up never coalesces (each hint goes out as
+ * itself); once the transport reports congestion, or max_queue entries wait even after a direct
+ * flush, hints of a topic already waiting merge into that entry. */
+static void push_hint(struct core *core, struct conn *c, struct hint *h, uint32_t count, int own)
+{
+    uint32_t max = core->cfg.max_queue;
+    if (c->closing) return;
+    if (!c->congested && c->qlen >= max) {
+        /* A burst read in one go can fill a healthy queue before the loop's flush pass. */
+        dirty_remove(core, c);
+        c->ops->flush(c);
+        if (c->closing) return;
+    }
+    int coalesce = c->congested || c->qlen >= max;
+    int rc = conn_push_hint(c, h, count, own, coalesce);
+    if (rc < 0) {
+        conn_close(core, c, 1011, "out of memory");
+        return;
+    }
+    if (rc == 1) core->st.coalesced++;
+    if (c->qlen > max + core->cfg.max_subs) {
+        /* Only wildcards over more topics than max_subs get here: one entry per topic. */
+        core->st.slow_closes++;
+        conn_close(core, c, CLOSE_SLOW, "slow consumer: outbound queue full");
+        return;
+    }
+    dirty_add(core, c);
 }
 
 void core_flush(struct core *core)
@@ -168,13 +251,114 @@ void core_close_all(struct core *core, int code, const char *reason)
     for (struct conn *c = core->conns; c; c = c->next) conn_close(core, c, code, reason);
 }
 
+uint64_t core_queued(const struct core *core)
+{
+    uint64_t n = 0;
+    for (const struct conn *c = core->conns; c; c = c->next) n += c->qlen;
+    return n;
+}
+
+/* ---- fan-out ----------------------------------------------------------------------------- */
+
+struct fan {
+    struct core *core;
+    struct hint *h;
+    uint32_t count;
+    struct wire_str origin; /* len 0 = none */
+    int skip_origin;
+    uint64_t stamp;
+};
+
+static void deliver(struct fan *f, struct conn *c)
+{
+    int own = f->origin.len && f->origin.len == strlen(c->name) &&
+              memcmp(f->origin.p, c->name, f->origin.len) == 0;
+    if (own && f->skip_origin) return;
+    f->core->st.deliveries++;
+    push_hint(f->core, c, f->h, f->count, own);
+}
+
+static void on_match(void *subp, void *arg)
+{
+    struct sub *s = subp;
+    struct fan *f = arg;
+    struct conn *c = s->conn;
+    if (c->stamp == f->stamp || c->closing) return;
+    c->stamp = f->stamp;
+    deliver(f, c);
+}
+
+static void fan_out(struct core *core, struct topic *tp, struct hint *h, uint32_t count,
+                    struct wire_str origin, int skip_origin)
+{
+    struct fan f = {core, h, count, origin, skip_origin, ++core->stamp};
+    /* Exact subscriptions first: they carry the connection's position for the topic, and a
+     * connection that also matches through a wildcard must not get the hint twice. */
+    for (struct sub *s = tp->subs; s; s = s->tnext) {
+        struct conn *c = s->conn;
+        c->stamp = f.stamp;
+        if (c->closing || h->seq <= s->since) continue;
+        deliver(&f, c);
+    }
+    if (match_count(core->match)) match_each(core->match, tp->name, tp->len, on_match, &f);
+}
+
+/* Publish one hint of tp: straight out, or held by the topic's coalescing window. */
+static void release(struct core *core, struct topic *tp, struct hint *h, struct wire_str origin,
+                    int skip_origin)
+{
+    if (tp->window_ms) {
+        if (core->now_ms < tp->win_until) {
+            if (tp->win_hint) core->st.coalesced++;
+            hint_unref(tp->win_hint);
+            tp->win_hint = hint_ref(h);
+            tp->win_count++;
+            return;
+        }
+        tp->win_until = core->now_ms + tp->window_ms;
+        if (!tp->win_listed) {
+            tp->win_listed = 1;
+            tp->win_next = core->windows;
+            core->windows = tp;
+        }
+    }
+    fan_out(core, tp, h, 1, origin, skip_origin);
+}
+
+uint64_t core_tick(struct core *core, uint64_t now_ms)
+{
+    core->now_ms = now_ms;
+    struct topic **pp = &core->windows;
+    while (*pp) {
+        struct topic *tp = *pp;
+        if (tp->win_until > now_ms) {
+            pp = &tp->win_next;
+            continue;
+        }
+        if (tp->win_hint) { /* the newest of the window always goes out */
+            struct hint *h = tp->win_hint;
+            uint32_t n = tp->win_count;
+            tp->win_hint = NULL;
+            tp->win_count = 0;
+            tp->win_until = now_ms + tp->window_ms;
+            fan_out(core, tp, h, n, (struct wire_str){NULL, 0}, 0);
+            hint_unref(h);
+            pp = &tp->win_next;
+            continue;
+        }
+        *pp = tp->win_next; /* quiet for a whole window: close it */
+        tp->win_listed = 0;
+        tp->win_next = NULL;
+    }
+    core->hist->ops->evict(core->hist, now_ms);
+    return core->windows ? 10 : 1000;
+}
+
 /* ---- publishers ------------------------------------------------------------------------- */
 
 static void pub_error(struct core *core, struct wire_buf *out, uint64_t id, int code,
-                      const char *fmt, const char *detail)
+                      const char *msg)
 {
-    char msg[160];
-    snprintf(msg, sizeof(msg), fmt, detail ? detail : "");
     core->st.errors++;
     pub_encode_error(out, id, code, msg);
 }
@@ -188,90 +372,44 @@ void core_pub_stream_error(struct core *core, struct conn *c, int err, struct wi
                  core->cfg.lim.max_frame);
     else
         snprintf(msg, sizeof(msg), "invalid frame length");
-    core->st.errors++;
-    pub_encode_error(out, 0, wire_code_of(err), msg);
+    pub_error(core, out, 0, wire_code_of(err), msg);
 }
 
-/* Encode the hint for tp/seq in format f into a new message; NULL on failure. */
-static struct msg *encode_hint(struct core *core, enum sub_fmt f, const struct topic *tp,
-                               uint64_t seq, const struct pub_msg *pm, int own)
-{
-    struct sub_hint h = {
-        .topic = {tp->name, tp->len},
-        .seq = seq,
-        .data = pm->data,
-        .data_len = pm->data_len,
-        .count = 1,
-        .own = own,
-    };
-    wire_buf_reset(&core->tmp);
-    if (sub_encode_hint(f, &core->tmp, &h) < 0) return NULL;
-    return msg_copy(core->tmp.data, core->tmp.len);
-}
-
-static int is_origin(const struct conn *c, const struct pub_msg *pm)
-{
-    return pm->origin.len && pm->origin.len == strlen(c->name) &&
-           memcmp(pm->origin.p, c->name, pm->origin.len) == 0;
-}
-
-static void fan_out(struct core *core, struct topic *tp, uint64_t seq, const struct pub_msg *pm)
-{
-    struct msg *enc[2] = {NULL, NULL}; /* one payload per wire format, encoded on first use */
-    for (struct sub *s = tp->subs; s; s = s->tnext) {
-        struct conn *c = s->conn;
-        if (c->closing) continue;
-        enum sub_fmt f = c->fmt;
-        struct msg *m;
-        if (is_origin(c, pm)) { /* the connection that caused the change: its own copy */
-            m = encode_hint(core, f, tp, seq, pm, 1);
-        } else {
-            if (!enc[f]) enc[f] = encode_hint(core, f, tp, seq, pm, 0);
-            m = enc[f] ? msg_ref(enc[f]) : NULL;
-        }
-        if (!m) {
-            conn_close(core, c, 1011, "out of memory");
-            continue;
-        }
-        core->st.deliveries++;
-        push(core, c, m);
-    }
-    msg_unref(enc[0]);
-    msg_unref(enc[1]);
-}
-
-static int on_publish(struct core *core, struct conn *c, const struct pub_msg *pm,
-                      struct wire_buf *out)
+static void on_publish(struct core *core, const struct pub_msg *pm, struct wire_buf *out)
 {
     uint64_t seqs[WIRE_TOPICS_MAX];
-    char detail[48];
+    char msg[96];
     if (pm->ntopics == 0) {
-        pub_error(core, out, pm->id, WIRE_C_BAD_FIELD, "publish needs at least one topic%s", "");
-        return 0;
+        pub_error(core, out, pm->id, WIRE_C_BAD_FIELD, "publish needs at least one topic");
+        return;
     }
     for (uint32_t i = 0; i < pm->ntopics; i++) {
         if (wire_topic_check(pm->topics[i].p, pm->topics[i].len, &core->cfg.lim) < 0) {
-            snprintf(detail, sizeof(detail), "%u", i);
-            pub_error(core, out, pm->id, WIRE_C_BAD_TOPIC,
-                      "topic %s: empty, too long, bad UTF-8, or holds a space, control char or '*'",
-                      detail);
-            return 0;
+            snprintf(msg, sizeof(msg),
+                     "topic %u: empty, too long, bad UTF-8, or holds a space, control char or '*'",
+                     i);
+            pub_error(core, out, pm->id, WIRE_C_BAD_TOPIC, msg);
+            return;
         }
     }
     for (uint32_t i = 0; i < pm->ntopics; i++) {
-        struct topic *tp = topic_get(&core->topics, pm->topics[i].p, pm->topics[i].len);
-        if (!tp) {
-            pub_error(core, out, pm->id, WIRE_C_INTERNAL, "out of memory%s", "");
-            return 0; /* topics before i were published: the ack is lost, not the hints */
+        struct topic *tp = get_topic(core, pm->topics[i].p, pm->topics[i].len);
+        struct hint *h = tp ? hint_new(tp, pm->data, pm->data_len, core->now_ms) : NULL;
+        if (!h || core->hist->ops->append(core->hist, h) < 0) {
+            hint_unref(h);
+            if (tp) maybe_drop_topic(core, tp);
+            /* Topics before i were published; the publisher retries the whole message and the
+             * subscribers see a second change, which is harmless for an invalidation. */
+            pub_error(core, out, pm->id, WIRE_C_INTERNAL, "out of memory");
+            return;
         }
-        seqs[i] = ++tp->seq;
+        seqs[i] = h->seq;
         core->st.hints++;
-        if (tp->nsubs) fan_out(core, tp, seqs[i], pm);
+        release(core, tp, h, pm->origin, pm->skip_origin);
+        hint_unref(h);
     }
     core->st.publishes++;
-    (void)c;
     pub_encode_ack(out, pm->id, seqs, pm->ntopics);
-    return 0;
 }
 
 int core_pub_frame(struct core *core, struct conn *c, const uint8_t *body, size_t len,
@@ -280,27 +418,27 @@ int core_pub_frame(struct core *core, struct conn *c, const uint8_t *body, size_
     struct pub_msg *pm = malloc(sizeof(*pm)); /* ~10 KB: keep it off the loop's stack */
     int rc = 0;
     if (!pm) {
-        pub_error(core, out, 0, WIRE_C_INTERNAL, "out of memory%s", "");
+        pub_error(core, out, 0, WIRE_C_INTERNAL, "out of memory");
         return -EPROTO;
     }
     memset(pm, 0, sizeof(*pm));
     int err = pub_decode(body, len, &core->cfg.lim, pm);
     if (err < 0) {
-        uint64_t id = pm->id; /* the decoder keeps the id when it got that far */
-        pub_error(core, out, id, wire_code_of(err), "%s", wire_code_name(wire_code_of(err)));
+        int code = wire_code_of(err);
+        pub_error(core, out, pm->id, code, wire_code_name(code)); /* id when decoded that far */
         if (err == WIRE_EMALFORMED) rc = -EPROTO; /* undecodable: the peer is broken */
         goto out;
     }
     if (!c->hello && pm->type != PUB_HELLO) {
-        pub_error(core, out, pm->id, WIRE_C_HELLO_REQUIRED, "send hello first%s", "");
+        pub_error(core, out, pm->id, WIRE_C_HELLO_REQUIRED, "send hello first");
         goto clear;
     }
     switch (pm->type) {
     case PUB_HELLO:
         if (c->hello) {
-            pub_error(core, out, 0, WIRE_C_UNEXPECTED, "hello already done%s", "");
+            pub_error(core, out, 0, WIRE_C_UNEXPECTED, "hello already done");
         } else if (pm->version != WIRE_VERSION) {
-            pub_error(core, out, 0, WIRE_C_BAD_VERSION, "protocol version 1 only%s", "");
+            pub_error(core, out, 0, WIRE_C_BAD_VERSION, "protocol version 1 only");
         } else {
             c->hello = 1;
             pub_encode_welcome(out, WIRE_VERSION, core->epoch, "nudged/" NUDGE_VERSION,
@@ -308,7 +446,7 @@ int core_pub_frame(struct core *core, struct conn *c, const uint8_t *body, size_
         }
         break;
     case PUB_PUBLISH:
-        rc = on_publish(core, c, pm, out);
+        on_publish(core, pm, out);
         break;
     case PUB_PING:
         pub_encode_pong(out, pm->id);
@@ -316,8 +454,7 @@ int core_pub_frame(struct core *core, struct conn *c, const uint8_t *body, size_
     case PUB_PONG:
         break;
     default:
-        pub_error(core, out, pm->id, WIRE_C_UNEXPECTED, "message not accepted from publishers%s",
-                  "");
+        pub_error(core, out, pm->id, WIRE_C_UNEXPECTED, "message not accepted from publishers");
     }
 clear:
     pub_msg_clear(pm);
@@ -327,6 +464,8 @@ out:
 }
 
 /* ---- WebSocket subscribers --------------------------------------------------------------- */
+
+static const struct wire_str no_topic = {NULL, 0};
 
 static void ws_error(struct core *core, struct conn *c, const struct sub_msg *sm,
                      struct wire_str topic, int code, const char *msg)
@@ -338,7 +477,106 @@ static void ws_error(struct core *core, struct conn *c, const struct sub_msg *sm
         push_tmp(core, c);
 }
 
-static const struct wire_str no_topic = {NULL, 0};
+static void send_reset(struct core *core, struct conn *c, struct wire_str t, uint64_t seq,
+                       const char *reason)
+{
+    core->st.resets++;
+    wire_buf_reset(&core->tmp);
+    if (sub_encode_reset(c->fmt, &core->tmp, t, seq, reason) == 0) push_tmp(core, c);
+}
+
+struct replay {
+    struct core *core;
+    struct conn *c;
+};
+
+static void on_replay(void *arg, struct hint *h)
+{
+    struct replay *r = arg;
+    r->core->st.replayed++;
+    push_hint(r->core, r->c, h, 1, 0);
+}
+
+/* 1 = valid pattern, 0 = plain topic, -1 = invalid. Patterns obey the topic rules, with '*'
+ * allowed only as a whole segment or a final "**". */
+static int classify(struct core *core, struct wire_str t)
+{
+    char buf[WIRE_TOPIC_LEN_MAX];
+    if (t.len == 0 || t.len > core->cfg.lim.max_topic || t.len > sizeof(buf)) return -1;
+    int kind = match_kind(t.p, t.len);
+    if (kind < 0) return -1;
+    memcpy(buf, t.p, t.len);
+    for (uint32_t i = 0; i < t.len; i++)
+        if (buf[i] == '*') buf[i] = 'x';
+    return wire_topic_check(buf, t.len, &core->cfg.lim) < 0 ? -1 : kind;
+}
+
+static int resume_epoch_ok(const struct core *core, const struct sub_msg *sm)
+{
+    return sm->epoch.len == strlen(core->epoch) &&
+           memcmp(sm->epoch.p, core->epoch, sm->epoch.len) == 0;
+}
+
+static void subscribe_one(struct core *core, struct conn *c, const struct sub_msg *sm, uint32_t i)
+{
+    struct wire_str t = sm->topics[i];
+    int kind = classify(core, t);
+    if (kind < 0) {
+        ws_error(core, c, sm, t, WIRE_C_BAD_TOPIC,
+                 "topic empty, too long, bad UTF-8, holds a space or control char, or uses '*' "
+                 "other than as a whole segment or a final '**'");
+        return;
+    }
+    struct topic *tp = kind ? NULL : topic_find(&core->topics, t.p, t.len);
+    struct sub *s = kind ? topic_sub_pattern(c->subs, t.p, t.len)
+                         : (tp ? topic_sub_of(c->subs, tp) : NULL);
+    if (s) { /* already subscribed: confirm again, nothing replayed twice */
+        wire_buf_reset(&core->tmp);
+        if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, tp ? tp->seq : 0) == 0)
+            push_tmp(core, c);
+        return;
+    }
+    if (c->nsubs >= core->cfg.max_subs) {
+        ws_error(core, c, sm, t, WIRE_C_TOO_MANY_SUBS, "subscriptions per connection over max_subs");
+        return;
+    }
+    if (kind) {
+        s = topic_subscribe_pattern(t.p, t.len, c, &c->subs);
+        if (s && match_add(core->match, t.p, t.len, s) < 0) {
+            topic_unsubscribe(s, &c->subs);
+            s = NULL;
+        }
+    } else {
+        if (!tp) tp = get_topic(core, t.p, t.len);
+        s = tp ? topic_subscribe(tp, c, &c->subs) : NULL;
+        if (!s && tp) maybe_drop_topic(core, tp);
+    }
+    if (!s) {
+        ws_error(core, c, sm, t, WIRE_C_INTERNAL, "out of memory");
+        return;
+    }
+    c->nsubs++;
+    core->nsubs++;
+    uint64_t cur = tp ? tp->seq : 0;
+    wire_buf_reset(&core->tmp);
+    if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, cur) == 0) push_tmp(core, c);
+    if (sm->has_seq[i]) {
+        uint64_t pos = sm->seqs[i];
+        if (kind)
+            send_reset(core, c, t, 0, "wildcard"); /* no single position covers a pattern */
+        else if (!resume_epoch_ok(core, sm))
+            send_reset(core, c, t, cur, "epoch");
+        else if (pos > cur)
+            send_reset(core, c, t, cur, "ahead");
+        else if (!hist_complete(core->hist, tp, pos))
+            send_reset(core, c, t, cur, "evicted");
+        else if (pos < cur) {
+            struct replay r = {core, c};
+            core->hist->ops->since(core->hist, tp, pos, on_replay, &r);
+        }
+    }
+    if (tp) s->since = cur; /* live from here: anything newer, nothing older */
+}
 
 static void on_subscribe(struct core *core, struct conn *c, const struct sub_msg *sm)
 {
@@ -346,32 +584,7 @@ static void on_subscribe(struct core *core, struct conn *c, const struct sub_msg
         ws_error(core, c, sm, no_topic, WIRE_C_BAD_FIELD, "sub needs at least one topic");
         return;
     }
-    for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++) {
-        struct wire_str t = sm->topics[i];
-        if (wire_topic_check(t.p, t.len, &core->cfg.lim) < 0) {
-            ws_error(core, c, sm, t, WIRE_C_BAD_TOPIC,
-                     "topic empty, too long, bad UTF-8, or holds a space, control char or '*'");
-            continue;
-        }
-        struct topic *tp = topic_find(&core->topics, t.p, t.len);
-        if (!tp || !topic_sub_of(c->subs, tp)) {
-            if (c->nsubs >= core->cfg.max_subs) {
-                ws_error(core, c, sm, t, WIRE_C_TOO_MANY_SUBS,
-                         "subscriptions per connection over max_subs");
-                continue;
-            }
-            if (!tp) tp = topic_get(&core->topics, t.p, t.len);
-            if (!tp || !topic_subscribe(tp, c, &c->subs)) {
-                if (tp && tp->nsubs == 0 && tp->seq == 0) topic_remove(&core->topics, tp);
-                ws_error(core, c, sm, t, WIRE_C_INTERNAL, "out of memory");
-                continue;
-            }
-            c->nsubs++;
-            core->nsubs++;
-        }
-        wire_buf_reset(&core->tmp);
-        if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, tp->seq) == 0) push_tmp(core, c);
-    }
+    for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++) subscribe_one(core, c, sm, i);
 }
 
 static void on_unsubscribe(struct core *core, struct conn *c, const struct sub_msg *sm)
@@ -380,16 +593,16 @@ static void on_unsubscribe(struct core *core, struct conn *c, const struct sub_m
         ws_error(core, c, sm, no_topic, WIRE_C_BAD_FIELD, "unsub needs at least one topic");
     for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++) {
         struct wire_str t = sm->topics[i];
-        struct topic *tp = topic_find(&core->topics, t.p, t.len);
-        struct sub *s = tp ? topic_sub_of(c->subs, tp) : NULL;
+        struct sub *s = topic_sub_pattern(c->subs, t.p, t.len);
+        if (!s) {
+            struct topic *tp = topic_find(&core->topics, t.p, t.len);
+            s = tp ? topic_sub_of(c->subs, tp) : NULL;
+        }
         if (!s) {
             ws_error(core, c, sm, t, WIRE_C_NOT_SUBSCRIBED, "not subscribed to this topic");
             continue;
         }
-        topic_unsubscribe(s, &c->subs);
-        c->nsubs--;
-        core->nsubs--;
-        if (tp->nsubs == 0 && tp->seq == 0) topic_remove(&core->topics, tp);
+        drop_sub(core, c, s);
         wire_buf_reset(&core->tmp);
         if (sub_encode_unsubscribed(c->fmt, &core->tmp, sm->id, t) == 0) push_tmp(core, c);
     }

@@ -28,6 +28,7 @@ struct main_ctx {
     uv_signal_t sigint, sigterm;
     uv_prepare_t before_sleep;
     uv_timer_t drain;
+    uv_timer_t tick;
     uint64_t drain_start;
     int finished;
 };
@@ -36,6 +37,13 @@ static void on_before_sleep(uv_prepare_t *p)
 {
     struct main_ctx *m = p->data;
     core_flush(&m->srv.core);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct main_ctx *m = t->data;
+    uint64_t next = core_tick(&m->srv.core, uv_now(&m->loop));
+    uv_timer_start(t, on_tick, next, 0);
 }
 
 static void finish(struct main_ctx *m)
@@ -47,6 +55,7 @@ static void finish(struct main_ctx *m)
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->before_sleep, NULL);
     uv_close((uv_handle_t *)&m->drain, NULL);
+    uv_close((uv_handle_t *)&m->tick, NULL);
 }
 
 static void on_drain_tick(uv_timer_t *t)
@@ -122,7 +131,8 @@ int main(int argc, char **argv)
     uv_signal_init(&m.loop, &m.sigterm);
     uv_prepare_init(&m.loop, &m.before_sleep);
     uv_timer_init(&m.loop, &m.drain);
-    m.sigint.data = m.sigterm.data = m.before_sleep.data = m.drain.data = &m;
+    uv_timer_init(&m.loop, &m.tick);
+    m.sigint.data = m.sigterm.data = m.before_sleep.data = m.drain.data = m.tick.data = &m;
 
     const char *what = "pub";
     if ((rc = tcp_start(srv, srv->cfg.pub, &srv->tcp, pub, sizeof(pub))) < 0) goto fail;
@@ -134,6 +144,7 @@ int main(int argc, char **argv)
     uv_signal_start(&m.sigint, on_signal, SIGINT);
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
     uv_prepare_start(&m.before_sleep, on_before_sleep);
+    uv_timer_start(&m.tick, on_tick, 10, 0);
     printf("nudged ready pub=%s ws=%s admin=%s\n", pub, ws, adm);
     fflush(stdout);
     LOGF(srv->cfg.log_level, LOG_INFO, "epoch %s, pid %d", srv->core.epoch, (int)getpid());

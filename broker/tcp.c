@@ -151,6 +151,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || pc->close_after_write) return;
     core->st.bytes_in += (uint64_t)nread;
+    core->now_ms = uv_now(srv->loop);
 
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t len = (size_t)nread, off = 0;

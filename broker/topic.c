@@ -156,16 +156,47 @@ struct sub *topic_subscribe(struct topic *tp, struct conn *conn, struct sub **he
     return s;
 }
 
+struct sub *topic_subscribe_pattern(const char *pat, size_t len, struct conn *conn,
+                                    struct sub **head)
+{
+    struct sub *s = calloc(1, sizeof(*s));
+    char *p = malloc(len + 1);
+    if (!s || !p) {
+        free(s);
+        free(p);
+        return NULL;
+    }
+    memcpy(p, pat, len);
+    p[len] = '\0';
+    s->pat = p;
+    s->patlen = (uint32_t)len;
+    s->conn = conn;
+    s->cnext = *head;
+    if (*head) (*head)->cprev = s;
+    *head = s;
+    return s;
+}
+
+struct sub *topic_sub_pattern(struct sub *head, const char *pat, size_t len)
+{
+    for (struct sub *s = head; s; s = s->cnext)
+        if (s->pat && s->patlen == len && memcmp(s->pat, pat, len) == 0) return s;
+    return NULL;
+}
+
 void topic_unsubscribe(struct sub *s, struct sub **head)
 {
     struct topic *tp = s->topic;
-    if (s->tprev) s->tprev->tnext = s->tnext;
-    else tp->subs = s->tnext;
-    if (s->tnext) s->tnext->tprev = s->tprev;
-    tp->nsubs--;
+    if (tp) {
+        if (s->tprev) s->tprev->tnext = s->tnext;
+        else tp->subs = s->tnext;
+        if (s->tnext) s->tnext->tprev = s->tprev;
+        tp->nsubs--;
+    }
     if (s->cprev) s->cprev->cnext = s->cnext;
     else *head = s->cnext;
     if (s->cnext) s->cnext->cprev = s->cprev;
+    free(s->pat);
     free(s);
 }
 

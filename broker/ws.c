@@ -118,17 +118,21 @@ static void op_flush(struct conn *c)
         size_t n = 0;
         uint32_t k = 0;
         for (; k < c->qlen; k++) {
-            struct msg *m = conn_peek(c, k);
-            size_t need = 10 + m->len;
+            size_t plen;
+            const uint8_t *p = conn_payload(c, k, &core->tmp, &plen);
+            if (!p) {
+                kill_conn(wc);
+                return;
+            }
+            size_t need = 10 + plen;
             if (n + need > BATCH_MAX && n > 0) break;
             if (batch_fit(w, n + need) < 0) {
                 kill_conn(wc);
                 return;
             }
-            uint8_t *dst = w->batch + LWS_PRE + n;
-            n += frame_header(dst, binary, m->len);
-            memcpy(w->batch + LWS_PRE + n, m->data, m->len);
-            n += m->len;
+            n += frame_header(w->batch + LWS_PRE + n, binary, plen);
+            memcpy(w->batch + LWS_PRE + n, p, plen);
+            n += plen;
         }
         int rc = lws_write(wc->wsi, w->batch + LWS_PRE, n, LWS_WRITE_RAW);
         conn_pop(c, k);
@@ -138,7 +142,9 @@ static void op_flush(struct conn *c)
         }
         core->st.bytes_out += n;
         if (lws_partial_buffered(wc->wsi)) {
+            /* lws keeps the tail; until it is out, the core coalesces what it queues here */
             wc->blocked = 1;
+            c->congested = 1;
             lws_callback_on_writable(wc->wsi);
             return;
         }
@@ -176,6 +182,7 @@ static int on_receive(struct wsconn *wc, const uint8_t *in, size_t len)
 {
     struct ws *w = wc->w;
     struct core *core = &w->srv->core;
+    core->now_ms = uv_now(w->srv->loop);
     core->st.bytes_in += len;
     if (wc->close_code) return 0;
     int final = lws_is_final_fragment(wc->wsi);
@@ -230,10 +237,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!wc || !wc->established) return 0;
         wc->blocked = 0;
+        wc->c.congested = 0;
         if (wc->close_code) {
+            /* Our writes are raw, so lws does not frame a close for us on return -1 (the peer
+             * would see 1006): write the close frame ourselves, then let lws drop the socket. */
             const char *r = wc->close_reason ? wc->close_reason : "";
-            lws_close_reason(wsi, (enum lws_close_status)wc->close_code, (unsigned char *)r,
-                             strlen(r));
+            size_t rl = strlen(r) > 120 ? 120 : strlen(r);
+            uint8_t *f = w->batch + LWS_PRE;
+            f[0] = 0x88;
+            f[1] = (uint8_t)(2 + rl);
+            f[2] = (uint8_t)(wc->close_code >> 8);
+            f[3] = (uint8_t)wc->close_code;
+            memcpy(f + 4, r, rl);
+            if (lws_write(wsi, f, 4 + rl, LWS_WRITE_RAW) > 0) w->srv->core.st.bytes_out += 4 + rl;
             return -1;
         }
         op_flush(&wc->c);

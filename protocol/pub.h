@@ -37,6 +37,7 @@ struct pub_msg {
     const uint8_t *data; /* publish: raw msgpack of "data" (checked by wire_data_check) or NULL */
     size_t data_len;
     struct wire_str origin; /* publish: optional origin connection id (len 0 = absent) */
+    int skip_origin;        /* publish: "skip_origin":true — the origin gets no hint at all */
     uint32_t nseqs;      /* ack */
     uint64_t seqs[WIRE_TOPICS_MAX];
     int32_t code;        /* error */
