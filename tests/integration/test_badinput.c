@@ -415,6 +415,40 @@ Test(badinput, pub_garbage_before_hello_is_refused)
     probe_and_stop(&d);
 }
 
+Test(badinput, pub_publish_before_hello_gets_hello_required_and_stays_open)
+{
+    struct nudged d;
+    start(&d, NULL);
+    struct pubraw p;
+    cr_assert_eq(pubraw_connect(&p, d.pub_port, 0), PUBRAW_OK);
+    const char *t[1] = {"early"};
+    cr_assert_eq(pubraw_publish(&p, 21, t, 1, NULL, 0), PUBRAW_OK);
+    expect_pub_error(&p, WIRE_C_HELLO_REQUIRED, 21, "publish before hello");
+    /* The connection stays open: hello, then the same publish succeeds with seq 1. */
+    struct wire_buf h = {0};
+    cr_assert_eq(pub_encode_hello(&h, WIRE_VERSION, "late"), 0);
+    cr_assert_eq(pubraw_send(&p, h.data, h.len), PUBRAW_OK);
+    wire_buf_free(&h);
+    struct pub_msg m;
+    cr_assert_eq(pubraw_recv(&p, &m, 5000), PUBRAW_OK, "no welcome after hello_required");
+    cr_expect_eq(m.type, PUB_WELCOME);
+    pub_msg_clear(&m);
+    cr_assert_eq(pubraw_publish(&p, 22, t, 1, NULL, 0), PUBRAW_OK);
+    cr_assert_eq(pubraw_recv(&p, &m, 5000), PUBRAW_OK);
+    cr_expect(m.type == PUB_ACK && m.id == 22 && m.seqs[0] == 1,
+              "publish after late hello: type %d id %llu seq %llu", (int)m.type,
+              (unsigned long long)m.id, (unsigned long long)m.seqs[0]);
+    pub_msg_clear(&m);
+    /* A second hello: unexpected, still open. */
+    cr_assert_eq(pub_encode_hello(&h, WIRE_VERSION, "again"), 0);
+    cr_assert_eq(pubraw_send(&p, h.data, h.len), PUBRAW_OK);
+    wire_buf_free(&h);
+    expect_pub_error(&p, WIRE_C_UNEXPECTED, 0, "second hello");
+    expect_pub_usable(&p, 23, "second hello");
+    pubraw_close(&p, 0);
+    probe_and_stop(&d);
+}
+
 /* ---- subscriber protocol ------------------------------------------------------------------- */
 
 Test(badinput, ws_bad_json_gets_bad_frame_and_stays_usable)
@@ -485,6 +519,29 @@ Test(badinput, ws_unknown_or_missing_type_gets_unknown_type_and_stays_usable)
     expect_ws_error(&w, WIRE_C_BAD_FIELD, 0, 0, "topics not an array");
     expect_ws_usable(&w, "unknown type");
     wsc_close(&w, 1000);
+    probe_and_stop(&d);
+}
+
+Test(badinput, ws_message_of_the_other_kind_gets_bad_frame_and_stays_usable)
+{
+    /* docs/protocol.md §Connection, subprotocol and frames: a binary message on a JSON
+     * connection, or text on a msgpack one, gets bad_frame and the connection stays open. */
+    struct nudged d;
+    start(&d, NULL);
+    struct wsc j, b;
+    ws_open(&j, &d, SUB_PROTO_JSON);
+    ws_open(&b, &d, SUB_PROTO_MSGPACK);
+    struct wire_buf mp = {0};
+    cr_assert_eq(sub_encode_ping(SUB_MSGPACK, &mp, 1, 5), 0);
+    cr_assert_eq(wsc_send_binary(&j, mp.data, mp.len), WSC_OK);
+    expect_ws_error(&j, WIRE_C_BAD_FRAME, 0, 0, "binary message on a JSON connection");
+    cr_assert_eq(wsc_send_text(&b, "{\"type\":\"ping\",\"id\":6}"), WSC_OK);
+    expect_ws_error(&b, WIRE_C_BAD_FRAME, 0, 0, "text message on a msgpack connection");
+    wire_buf_free(&mp);
+    expect_ws_usable(&j, "binary on JSON");
+    expect_ws_usable(&b, "text on msgpack");
+    wsc_close(&j, 1000);
+    wsc_close(&b, 1000);
     probe_and_stop(&d);
 }
 
