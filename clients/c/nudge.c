@@ -379,16 +379,28 @@ static int client__is_abandoned(struct nudge_client *c, uint64_t id, int remove)
     return 0;
 }
 
-/* Remove frame [off, off+len) from `in`. */
-static void client__drop_frame(struct nudge_client *c, size_t off, size_t len)
+/* Remove frame [off, off+len) from `in`: the head is consumed by moving in_off (the common,
+ * in-order case costs nothing); a frame further in is cut out. Returns where the frame that
+ * followed it starts now. */
+static size_t client__drop_frame(struct nudge_client *c, size_t off, size_t len)
 {
+    if (off == c->in_off) {
+        c->in_off += len;
+        if (c->in_off == c->in.len) c->in_off = c->in.len = 0;
+        return c->in_off;
+    }
     memmove(c->in.data + off, c->in.data + off + len, c->in.len - off - len);
     c->in.len -= len;
+    return off;
 }
 
-/* Copy of a frame body taken out of `in`: decoded messages point into it. */
+/* A frame taken out of `in`. msg points into `body` (a copy) when the frame was not at the
+ * head of `in`; at the head it points into `in` itself, which is consumed (head_len bytes)
+ * only by client__frame_free, so nothing may read into `in` while the frame is held. */
 struct client_frame {
+    struct nudge_client *c;
     uint8_t *body;
+    size_t head_len;
     struct pub_msg msg;
 };
 
@@ -397,15 +409,19 @@ static void client__frame_free(struct client_frame *f)
     pub_msg_clear(&f->msg);
     free(f->body);
     f->body = NULL;
+    if (f->head_len) (void)client__drop_frame(f->c, f->c->in_off, f->head_len);
+    f->head_len = 0;
 }
 
-/* Look through the complete frames in `in` for the one `want` asks for; remove it and decode
- * it into *f (caller frees with client__frame_free). Frames that belong to someone else stay.
+/* Look through the complete frames in `in` for the one `want` asks for and hand it over in *f
+ * (caller frees with client__frame_free). Frames that belong to someone else stay; late
+ * answers nobody waits for and broker pings (answered here) are removed.
  * Returns 1 found, 0 need more bytes, <0 fatal. */
 static int client__scan(struct nudge_client *c, enum client_want want, int is_ping, uint64_t id,
                         struct client_frame *f)
 {
     size_t off = c->in_off;
+    struct pub_msg *m = &f->msg;
     while (off < c->in.len) {
         const uint8_t *body;
         uint32_t body_len;
@@ -416,61 +432,64 @@ static int client__scan(struct nudge_client *c, enum client_want want, int is_pi
         if (rc != WIRE_OK)
             return client__kill(c, NUDGE_EPROTO, "bad frame from broker: %s",
                                 rc == WIRE_ETOOBIG ? "length over the limit" : "zero length");
-        struct pub_msg m;
-        rc = pub_decode(body, body_len, &c->recv_lim, &m);
+        rc = pub_decode(body, body_len, &c->recv_lim, m);
         if (rc != WIRE_OK)
             return client__kill(c, NUDGE_EPROTO, "undecodable message from broker (%s)",
                                 wire_code_name(wire_code_of(rc)));
         int take = 0, drop = 0;
         if (want == WANT_WELCOME) {
             take = 1; /* the first frame must be welcome (or an error); checked by caller */
-        } else if (m.type == PUB_ERROR && m.id == 0) {
+        } else if (m->type == PUB_ERROR && m->id == 0) {
             take = 1; /* connection-level error: always surfaces, then the stream is dead */
-        } else if (m.type == PUB_ACK || m.type == PUB_ERROR) {
-            if (want == WANT_ID && m.id == id)
+        } else if (m->type == PUB_ACK || m->type == PUB_ERROR) {
+            if (want == WANT_ID && m->id == id)
                 take = 1;
-            else if (client__is_abandoned(c, m.id, 1))
+            else if (client__is_abandoned(c, m->id, 1))
                 drop = 1;
             else if (want == WANT_NEXT)
                 take = 1;
-        } else if (m.type == PUB_PONG) {
-            if (want == WANT_ID && is_ping && m.id == id)
+        } else if (m->type == PUB_PONG) {
+            if (want == WANT_ID && is_ping && m->id == id) {
                 take = 1;
-            else { /* late pong of a timed-out ping: forget it */
-                (void)client__is_abandoned(c, m.id, 1);
+            } else { /* late pong of a timed-out ping: forget it */
+                (void)client__is_abandoned(c, m->id, 1);
                 drop = 1;
             }
-        } else if (m.type == PUB_PING) {
+        } else if (m->type == PUB_PING) {
             /* The broker checking on us: answer, then forget the frame. */
-            uint64_t pid = m.id;
-            pub_msg_clear(&m);
-            client__drop_frame(c, off, used);
+            uint64_t pid = m->id;
+            pub_msg_clear(m);
+            off = client__drop_frame(c, off, used);
             if (pub_encode_pong(&c->out, pid) != 0)
                 return client__fail(c, NUDGE_ENOMEM, "out of memory (pong)");
             rc = client__write_some(c);
             if (rc < 0) return rc;
             continue;
         } else {
-            int t = (int)m.type;
-            pub_msg_clear(&m);
+            int t = (int)m->type;
+            pub_msg_clear(m);
             return client__kill(c, NUDGE_EPROTO, "unexpected message type %d from broker", t);
         }
-        if (!take && !drop) {
-            pub_msg_clear(&m);
+        if (take && off == c->in_off) { /* in order: decode in place, consume when freed */
+            f->c = c;
+            f->head_len = used;
+            return 1;
+        }
+        pub_msg_clear(m);
+        if (drop) {
+            off = client__drop_frame(c, off, used);
+            continue;
+        }
+        if (!take) {
             off += used;
             continue;
         }
-        pub_msg_clear(&m);
-        if (drop) {
-            client__drop_frame(c, off, used);
-            continue;
-        }
-        /* Copy the body out and decode the copy, then remove the frame from `in`. */
+        /* Out of order: copy the body out, decode the copy, cut the frame out of `in`. */
         f->body = malloc(body_len);
         if (!f->body) return client__fail(c, NUDGE_ENOMEM, "out of memory (frame)");
         memcpy(f->body, body, body_len);
-        client__drop_frame(c, off, used);
-        rc = pub_decode(f->body, body_len, &c->recv_lim, &f->msg);
+        (void)client__drop_frame(c, off, used);
+        rc = pub_decode(f->body, body_len, &c->recv_lim, m);
         if (rc != WIRE_OK) { /* decoded fine a moment ago; only ENOMEM can differ */
             free(f->body);
             f->body = NULL;
@@ -485,7 +504,9 @@ static int client__scan(struct nudge_client *c, enum client_want want, int is_pi
 static int client__take(struct nudge_client *c, enum client_want want, int is_ping, uint64_t id,
                         int64_t deadline, struct client_frame *f)
 {
-    memset(f, 0, sizeof *f);
+    f->c = NULL; /* msg is written by pub_decode; only cleared once a decode succeeded */
+    f->body = NULL;
+    f->head_len = 0;
     for (;;) {
         int rc = client__scan(c, want, is_ping, id, f);
         if (rc != 0) return rc < 0 ? rc : NUDGE_OK;

@@ -400,6 +400,22 @@ static void script_ack_then_pong(struct fake *f, int fd)
     fake_wait_close(fd);
 }
 
+/* Publishes 1 and 2 arrive; both are acked in order (seqs 5 and 6). */
+static void script_ack_two_in_order(struct fake *f, int fd)
+{
+    struct pub_msg m;
+    if (fake_handshake(f, fd) != 0) return;
+    for (uint64_t i = 1; i <= 2; i++) {
+        if (fake_expect(f, fd, PUB_PUBLISH, &m) != 0) return;
+        pub_msg_clear(&m);
+    }
+    struct wire_buf b = {0};
+    pub_encode_ack(&b, 1, (const uint64_t[]){5}, 1);
+    pub_encode_ack(&b, 2, (const uint64_t[]){6}, 1);
+    fake_send_buf(f, fd, &b); /* one write: both acks arrive together */
+    fake_wait_close(fd);
+}
+
 /* Answer publish 1 only after the client gave up on it; then answer publish 2 at once. */
 static void script_late_ack(struct fake *f, int fd)
 {
@@ -641,6 +657,26 @@ Test(client, answers_ping_while_pipelined_acks_wait)
     cr_assert_eq(nudge_send(c, &p, NULL), NUDGE_OK);
     cr_assert_eq(nudge_ping(c), NUDGE_OK, "%s", nudge_last_error(c));
     uint64_t id = 0, seq = 0;
+    cr_assert_eq(nudge_recv_ack(c, &id, &seq, 1, NULL), NUDGE_OK, "%s", nudge_last_error(c));
+    cr_assert_eq(id, 1);
+    cr_assert_eq(seq, 5);
+    nudge_close(c);
+    fake_finish(&f);
+}
+
+Test(client, publish_takes_its_own_ack_and_leaves_pipelined_ones)
+{
+    struct fake f;
+    fake_start(&f, script_ack_two_in_order);
+    fake_run(&f);
+    nudge_client_t *c = connect_fake(&f, 2000);
+    const char *t[] = {"a"};
+    struct nudge_pub p = {.topics = t, .ntopics = 1};
+    uint64_t id = 0, seq = 0;
+    cr_assert_eq(nudge_send(c, &p, &id), NUDGE_OK);
+    cr_assert_eq(id, 1);
+    cr_assert_eq(nudge_publish(c, t, 1, NULL, &seq), NUDGE_OK, "%s", nudge_last_error(c));
+    cr_assert_eq(seq, 6);
     cr_assert_eq(nudge_recv_ack(c, &id, &seq, 1, NULL), NUDGE_OK, "%s", nudge_last_error(c));
     cr_assert_eq(id, 1);
     cr_assert_eq(seq, 5);
