@@ -673,7 +673,7 @@ int nudge_connect_ex(const char *addr, const struct nudge_opts *opts, nudge_clie
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    hints.ai_flags = AI_NUMERICSERV; /* no AI_ADDRCONFIG: it hides ::1 on IPv4-only hosts */
     int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0) {
         rc = client__fail(c, NUDGE_ECONNECT, "cannot resolve %.100s: %s", host, gai_strerror(gai));
@@ -689,8 +689,7 @@ int nudge_connect_ex(const char *addr, const struct nudge_opts *opts, nudge_clie
         if (client__remaining(deadline) == 0) break;
     }
     if (c->fd < 0) {
-        rc = client__fail(c, last == ETIMEDOUT ? NUDGE_ETIMEOUT : NUDGE_ECONNECT,
-                          "cannot connect to %.100s: %s", addr,
+        rc = client__fail(c, NUDGE_ECONNECT, "cannot connect to %.100s: %s", addr,
                           last == ETIMEDOUT ? "timed out" : strerror(last));
         goto out;
     }
@@ -752,7 +751,7 @@ static int client__queue(struct nudge_client *c, const struct nudge_pub *p, uint
     }
     if (p->origin) {
         size_t olen = strlen(p->origin);
-        if (olen == 0 || olen > 256 || !wire_utf8_valid(p->origin, olen))
+        if (olen == 0 || !wire_utf8_valid(p->origin, olen))
             return client__fail(c, NUDGE_EINVAL, "bad origin (want a connection id)");
     }
     size_t before = c->out.len;

@@ -438,6 +438,14 @@ static void script_close_after_welcome(struct fake *f, int fd)
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg); /* RST: writes then hit EPIPE */
 }
 
+static void script_mute_after_hello(struct fake *f, int fd)
+{
+    struct pub_msg m;
+    if (fake_expect(f, fd, PUB_HELLO, &m) != 0) return;
+    pub_msg_clear(&m);
+    fake_wait_close(fd);
+}
+
 static void script_reject_hello(struct fake *f, int fd)
 {
     struct pub_msg m;
@@ -789,6 +797,22 @@ Test(client, reports_a_rejected_hello_as_broker_error)
     cr_assert_eq(nudge_connect_ex(addr, NULL, &c, err, sizeof err), NUDGE_EBROKER);
     cr_assert_null(c);
     cr_assert_str_eq(err, "bad_version: version 1 not supported");
+    fake_finish(&f);
+}
+
+Test(client, times_out_a_handshake_the_broker_never_answers)
+{
+    struct fake f;
+    fake_start(&f, script_mute_after_hello);
+    fake_run(&f);
+    char addr[64], err[256];
+    fake_addr(&f, addr, sizeof addr);
+    nudge_client_t *c = NULL;
+    struct nudge_opts o = {.timeout_ms = 200};
+    int64_t t0 = mono_ms();
+    cr_assert_eq(nudge_connect_ex(addr, &o, &c, err, sizeof err), NUDGE_ETIMEOUT, "%s", err);
+    cr_assert(mono_ms() - t0 < 2000);
+    cr_assert_null(c);
     fake_finish(&f);
 }
 
