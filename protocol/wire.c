@@ -535,7 +535,11 @@ static int data_walk(struct wire__rd *r, struct wire_buf *out, int depth)
         if (map) {
             struct wire__val k;
             if (wire__rd_val(r, &k)) return WIRE_EMALFORMED;
-            if (k.kind != WIRE__STR || !wire_utf8_valid((const char *)k.s, k.n)) return WIRE_EDATA;
+            /* No NUL in keys: JSON could say "\u0000" but jansson and most C JSON libraries
+             * cannot hold such a key, and every hint must decode wherever it is delivered. */
+            if (k.kind != WIRE__STR || !wire_utf8_valid((const char *)k.s, k.n) ||
+                memchr(k.s, 0, k.n))
+                return WIRE_EDATA;
             if (out &&
                 (wire__json_str(out, (const char *)k.s, k.n) || wire_buf_append(out, ":", 1)))
                 return WIRE_ENOMEM;

@@ -91,8 +91,8 @@ int wire_topic_check(const char *p, size_t len, const struct wire_limits *lim);
 int wire_utf8_valid(const char *p, size_t len);
 
 /* Data validation: p/len must be exactly one msgpack value, len <= max_data, and representable
- * in JSON: nil, bool, int, finite float, str (valid UTF-8), array, map with str keys; no bin,
- * no ext; nesting depth <= 32. Returns 0, WIRE_EDATA or WIRE_EMALFORMED. */
+ * in JSON: nil, bool, int, finite float, str (valid UTF-8), array, map with str keys (no NUL
+ * in keys); no bin, no ext; nesting depth <= 32. Returns 0, WIRE_EDATA or WIRE_EMALFORMED. */
 int wire_data_check(const uint8_t *p, size_t len, const struct wire_limits *lim);
 
 /* Convert one msgpack data value (already accepted by wire_data_check) to compact JSON text

@@ -313,6 +313,8 @@ Test(wire, data_check_rejects_maps_with_non_string_keys)
     cr_assert_eq(data_hex("81 c0 02"), WIRE_EDATA, "nil key");
     cr_assert_eq(data_hex("81 90 02"), WIRE_EDATA, "array key");
     cr_assert_eq(data_hex("81 c4 01 61 02"), WIRE_EDATA, "bin key");
+    cr_assert_eq(data_hex("81 a2 61 00 02"), WIRE_EDATA, "NUL in a key");
+    cr_assert_eq(data_hex("81 a1 61 a2 61 00"), 0, "NUL in a string value is fine");
 }
 
 Test(wire, data_check_rejects_nan_and_infinities)
