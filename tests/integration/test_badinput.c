@@ -87,8 +87,7 @@ static void expect_pub_closed(struct pubraw *p, const char *what)
 {
     struct pub_msg m;
     int rc = pubraw_recv(p, &m, 5000);
-    if (rc == PUBRAW_OK)
-        pub_msg_clear(&m);
+    if (rc == PUBRAW_OK) pub_msg_clear(&m);
     cr_expect_eq(rc, PUBRAW_EOF, "%s: connection not closed (got %d, type %d)", what, rc,
                  rc == PUBRAW_OK ? (int)m.type : 0);
 }
@@ -288,12 +287,15 @@ Test(badinput, pub_bad_topics_get_bad_topic_and_connection_stays_usable)
     struct pubraw p;
     pub_open(&p, &d);
     const char *bad[] = {
-        "",                                  /* empty */
-        "with space",                        /* space */
-        "bad\xff\xfe" "utf8",               /* invalid UTF-8 */
-        "over\xc0\xaf" "flow",              /* overlong encoding of '/' */
-        "ctl\x01" "char",                   /* control char */
-        "wild*card",                         /* '*' is reserved */
+        "",           /* empty */
+        "with space", /* space */
+        "bad\xff\xfe"
+        "utf8", /* invalid UTF-8 */
+        "over\xc0\xaf"
+        "flow", /* overlong encoding of '/' */
+        "ctl\x01"
+        "char",                               /* control char */
+        "wild*card",                          /* '*' is reserved */
         "x123456789012345678901234567890123", /* 34 bytes > --max-topic 32 */
     };
     uint64_t id = 100;
@@ -510,8 +512,7 @@ Test(badinput, ws_unknown_or_missing_type_gets_unknown_type_and_stays_usable)
     cr_assert_eq(wsc_send_text(&w, "{\"type\":\"hint\",\"topic\":\"a\",\"seq\":1}"), WSC_OK);
     struct sub_msg m;
     cr_assert_eq(wsc_recv_msg(&w, &m, 5000), WSC_OK);
-    cr_expect(m.type == SUB_ERROR &&
-                  (m.code == WIRE_C_UNEXPECTED || m.code == WIRE_C_UNKNOWN_TYPE),
+    cr_expect(m.type == SUB_ERROR && (m.code == WIRE_C_UNEXPECTED || m.code == WIRE_C_UNKNOWN_TYPE),
               "client-sent hint: type %d code %d", (int)m.type, m.code);
     sub_msg_clear(&m);
     /* sub with a bad field: bad_field. */
@@ -590,9 +591,9 @@ Test(badinput, ws_message_over_max_frame_is_closed_with_1009)
     size_t len = strlen(big);
     for (size_t off = 0; off < len; off += 200) {
         size_t k = len - off < 200 ? len - off : 200;
-        uint8_t op = (uint8_t)((off == 0 ? WSC_OP_TEXT : WSC_OP_CONT) | (off + k == len ? 0x80 : 0));
-        if (wsc_send_frame_ex(&w, op, big + off, k, 1) != WSC_OK)
-            break; /* closed already */
+        uint8_t op =
+            (uint8_t)((off == 0 ? WSC_OP_TEXT : WSC_OP_CONT) | (off + k == len ? 0x80 : 0));
+        if (wsc_send_frame_ex(&w, op, big + off, k, 1) != WSC_OK) break; /* closed already */
     }
     expect_ws_close(&w, 1009, "fragmented message over --max-frame");
     wsc_free(&w, 0);
@@ -628,8 +629,8 @@ Test(badinput, ws_bad_topics_in_subscribe_get_per_topic_errors)
         cr_assert_eq(rc, WSC_OK, "reply %d of 7 missing (%d)", i, rc);
         cr_expect(m.has_id && m.id == 7, "reply %d: id %llu", i, (unsigned long long)m.id);
         if (m.type == SUB_SUBSCRIBED) {
-            cr_expect(wstr_eq(m.topic, "ok1") || wstr_eq(m.topic, "ok2"),
-                      "subscribed to '%.*s'", (int)m.topic.len, m.topic.p);
+            cr_expect(wstr_eq(m.topic, "ok1") || wstr_eq(m.topic, "ok2"), "subscribed to '%.*s'",
+                      (int)m.topic.len, m.topic.p);
             subscribed++;
         } else if (m.type == SUB_ERROR) {
             cr_expect_eq(m.code, WIRE_C_BAD_TOPIC, "per-topic error code %d", m.code);
@@ -759,8 +760,8 @@ Test(badinput, ws_sub_before_hello_gets_hello_required)
     cr_assert_eq(wsc_send_text(&w, "{\"type\":\"hello\",\"v\":99}"), WSC_OK);
     rc = wsc_recv_msg(&w, &m, 5000);
     cr_assert_eq(rc, WSC_OK, "no answer to hello v99 (%d, close %u)", rc, w.close_code);
-    cr_expect(m.type == SUB_ERROR && m.code == WIRE_C_BAD_VERSION,
-              "hello v99: type %d code %d", (int)m.type, m.code);
+    cr_expect(m.type == SUB_ERROR && m.code == WIRE_C_BAD_VERSION, "hello v99: type %d code %d",
+              (int)m.type, m.code);
     sub_msg_clear(&m);
     wsc_free(&w, 0);
 
@@ -769,8 +770,7 @@ Test(badinput, ws_sub_before_hello_gets_hello_required)
     cr_assert_eq(wsc_send_text(&w, "{\"type\":\"hello\",\"v\":1}"), WSC_OK);
     expect_ws_error(&w, WIRE_C_UNEXPECTED, 0, 0, "second hello");
     /* Unsubscribing a topic never subscribed: not_subscribed. */
-    cr_assert_eq(wsc_send_text(&w, "{\"type\":\"unsub\",\"id\":4,\"topics\":[\"never\"]}"),
-                 WSC_OK);
+    cr_assert_eq(wsc_send_text(&w, "{\"type\":\"unsub\",\"id\":4,\"topics\":[\"never\"]}"), WSC_OK);
     expect_ws_error(&w, WIRE_C_NOT_SUBSCRIBED, 1, 4, "unsub of a topic never subscribed");
     expect_ws_usable(&w, "after second hello");
     wsc_close(&w, 1000);
@@ -806,8 +806,7 @@ Test(badinput, ws_reserved_opcode_is_closed_with_1002)
     cr_assert_eq(wsc_send_frame_ex(&w, 0x83, "x", 1, 1), WSC_OK); /* opcode 3 is reserved */
     int rc = wsc_recv(&w, 5000);
     cr_expect(rc == WSC_CLOSED || rc == WSC_EOF, "opcode 3: connection not closed (%d)", rc);
-    if (rc == WSC_CLOSED)
-        cr_expect_eq(w.close_code, 1002, "opcode 3: close code %u", w.close_code);
+    if (rc == WSC_CLOSED) cr_expect_eq(w.close_code, 1002, "opcode 3: close code %u", w.close_code);
     wsc_free(&w, 0);
 
     /* A continuation frame with no message started. */
@@ -859,14 +858,12 @@ static double cpu_seconds(pid_t pid)
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
+    if (!p) return -1;
     unsigned long ut = 0, st = 0;
     /* fields after ")": state(3) ... utime(14) stime(15) */
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
@@ -896,8 +893,8 @@ static void check_pipelined_posts(struct nudged *d, uint16_t port, const char *w
     double cpu1 = cpu_seconds(d->pid);
     int64_t wall = now_ms() - t0;
     cr_expect(cpu1 - cpu0 < 0.5 * (double)wall / 1000.0,
-              "%s: broker burnt %.2f s CPU in %.2f s after two pipelined POSTs", what,
-              cpu1 - cpu0, (double)wall / 1000.0);
+              "%s: broker burnt %.2f s CPU in %.2f s after two pipelined POSTs", what, cpu1 - cpu0,
+              (double)wall / 1000.0);
     close(fd);
 }
 

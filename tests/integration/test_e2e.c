@@ -30,10 +30,10 @@ struct expect {
 
 struct sub {
     struct wsc w;
-    unsigned mask;             /* bit t: subscribed to topics[t] */
-    uint64_t next[NTOPICS];    /* next seq expected per topic */
+    unsigned mask;          /* bit t: subscribed to topics[t] */
+    uint64_t next[NTOPICS]; /* next seq expected per topic */
     size_t got;
-    char fail[256];            /* first failure seen, "" = none */
+    char fail[256]; /* first failure seen, "" = none */
 };
 
 static uint32_t rng_state = 12345u;
@@ -46,16 +46,14 @@ static uint32_t rng(void)
 static int topic_index(struct wire_str t)
 {
     for (int i = 0; i < NTOPICS; i++)
-        if (wstr_eq(t, topics[i]))
-            return i;
+        if (wstr_eq(t, topics[i])) return i;
     return -1;
 }
 
 /* 1 when the msgpack data equals the JSON text (both NULL = equal). */
 static int data_equal(const uint8_t *mp, size_t mp_len, const char *json)
 {
-    if (!mp || !json)
-        return !mp && !json;
+    if (!mp || !json) return !mp && !json;
     struct wire_buf b = {0};
     if (wire_data_to_json(mp, mp_len, &b) != 0) {
         wire_buf_free(&b);
@@ -73,17 +71,15 @@ static int data_equal(const uint8_t *mp, size_t mp_len, const char *json)
 /* Check one received message against what was published; records the first failure. */
 static void check_msg(struct sub *s, int idx, const struct sub_msg *m, struct expect *ex)
 {
-    if (s->fail[0])
-        return;
+    if (s->fail[0]) return;
     if (m->type != SUB_HINT) {
-        snprintf(s->fail, sizeof s->fail, "sub %d: message type %d, not a hint", idx,
-                 (int)m->type);
+        snprintf(s->fail, sizeof s->fail, "sub %d: message type %d, not a hint", idx, (int)m->type);
         return;
     }
     int t = topic_index(m->topic);
     if (t < 0 || !(s->mask & (1u << t))) {
-        snprintf(s->fail, sizeof s->fail, "sub %d: hint for topic '%.*s' it did not subscribe",
-                 idx, (int)m->topic.len, m->topic.p);
+        snprintf(s->fail, sizeof s->fail, "sub %d: hint for topic '%.*s' it did not subscribe", idx,
+                 (int)m->topic.len, m->topic.p);
         return;
     }
     if (m->seq != s->next[t]) {
@@ -103,8 +99,8 @@ static void check_msg(struct sub *s, int idx, const struct sub_msg *m, struct ex
     }
     const char *want = ex[t].data[m->seq - 1];
     if (!data_equal(m->data, m->data_len, want)) {
-        snprintf(s->fail, sizeof s->fail, "sub %d topic %s seq %llu: data differs (want %s)",
-                 idx, topics[t], (unsigned long long)m->seq, want ? want : "none");
+        snprintf(s->fail, sizeof s->fail, "sub %d topic %s seq %llu: data differs (want %s)", idx,
+                 topics[t], (unsigned long long)m->seq, want ? want : "none");
         return;
     }
     s->next[t]++;
@@ -122,16 +118,13 @@ static size_t drain(struct sub *subs, size_t n, struct expect *ex, int wait_ms)
         pfd[i].events = POLLIN;
         pfd[i].revents = 0;
     }
-    if (poll(pfd, (nfds_t)n, wait_ms) <= 0)
-        return 0;
+    if (poll(pfd, (nfds_t)n, wait_ms) <= 0) return 0;
     for (size_t i = 0; i < n; i++) {
-        if (!pfd[i].revents)
-            continue;
+        if (!pfd[i].revents) continue;
         for (;;) {
             struct sub_msg m;
             int rc = wsc_recv_msg(&subs[i].w, &m, 0);
-            if (rc == WSC_TIMEOUT)
-                break;
+            if (rc == WSC_TIMEOUT) break;
             if (rc != WSC_OK) {
                 if (!subs[i].fail[0])
                     snprintf(subs[i].fail, sizeof subs[i].fail,
@@ -152,8 +145,7 @@ static size_t expected_for(const struct sub *s, const struct expect *ex)
 {
     size_t n = 0;
     for (int t = 0; t < NTOPICS; t++)
-        if (s->mask & (1u << t))
-            n += ex[t].n;
+        if (s->mask & (1u << t)) n += ex[t].n;
     return n;
 }
 
@@ -179,8 +171,7 @@ Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 12
         uint64_t seqs[NTOPICS];
         size_t k = 0;
         for (int t = 0; t < NTOPICS; t++)
-            if (subs[i].mask & (1u << t))
-                mine[k++] = topics[t];
+            if (subs[i].mask & (1u << t)) mine[k++] = topics[t];
         cr_assert_eq(wsc_subscribe(&subs[i].w, mine, k, seqs), WSC_OK,
                      "subscriber %d: subscribe (error %d)", i, subs[i].w.last_error);
         for (size_t j = 0; j < k; j++)
@@ -212,12 +203,10 @@ Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 12
                     data = NULL;
                 break;
             case 2:
-                if (asprintf(&data, "[%d,true,null,\"ünï✓\",{\"n\":[1,2,3]}]", i) < 0)
-                    data = NULL;
+                if (asprintf(&data, "[%d,true,null,\"ünï✓\",{\"n\":[1,2,3]}]", i) < 0) data = NULL;
                 break;
             default:
-                if (asprintf(&data, "%d", i) < 0)
-                    data = NULL;
+                if (asprintf(&data, "%d", i) < 0) data = NULL;
             }
             const char *tp[1] = {topics[t]};
             struct nudge_pub p = {tp, 1, data, NULL};
@@ -254,10 +243,8 @@ Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 12
     for (;;) {
         size_t missing = 0;
         for (int i = 0; i < NSUBS; i++)
-            if (!subs[i].fail[0])
-                missing += expected_for(&subs[i], ex) - subs[i].got;
-        if (missing == 0 || now_ms() > deadline)
-            break;
+            if (!subs[i].fail[0]) missing += expected_for(&subs[i], ex) - subs[i].got;
+        if (missing == 0 || now_ms() > deadline) break;
         drain(subs, NSUBS, ex, 200);
     }
     /* Nothing extra may follow: a short grace period for duplicates or strays. */
@@ -269,16 +256,17 @@ Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 12
     for (int i = 0; i < NSUBS; i++) {
         cr_expect_str_empty(subs[i].fail, "%s", subs[i].fail);
         cr_expect_eq(subs[i].got, expected_for(&subs[i], ex),
-                     "subscriber %d (topics mask %u): got %zu hints, expected %zu", i,
-                     subs[i].mask, subs[i].got, expected_for(&subs[i], ex));
+                     "subscriber %d (topics mask %u): got %zu hints, expected %zu", i, subs[i].mask,
+                     subs[i].got, expected_for(&subs[i], ex));
         for (int t = 0; t < NTOPICS; t++)
             if (subs[i].mask & (1u << t))
-                cr_expect_eq(subs[i].next[t], ex[t].n + 1, "subscriber %d topic %s: stopped at %llu of %zu",
-                             i, topics[t], (unsigned long long)subs[i].next[t] - 1, ex[t].n);
+                cr_expect_eq(subs[i].next[t], ex[t].n + 1,
+                             "subscriber %d topic %s: stopped at %llu of %zu", i, topics[t],
+                             (unsigned long long)subs[i].next[t] - 1, ex[t].n);
         total += subs[i].got;
     }
-    cr_log_info("e2e: %d publishes, %zu/%zu/%zu per topic, %zu deliveries checked", NPUB,
-                ex[0].n, ex[1].n, ex[2].n, total);
+    cr_log_info("e2e: %d publishes, %zu/%zu/%zu per topic, %zu deliveries checked", NPUB, ex[0].n,
+                ex[1].n, ex[2].n, total);
 
     for (int i = 0; i < NSUBS; i++)
         wsc_close(&subs[i].w, 1000);
@@ -420,11 +408,11 @@ Test(e2e, welcome_and_ping_answer_in_both_formats, .timeout = 60)
         cr_assert_eq(wsc_recv_msg(&w, &m, 5000), WSC_OK);
         cr_assert_eq(m.type, SUB_WELCOME, "got type %d", (int)m.type);
         cr_expect_eq(m.version, 1);
-        cr_expect(wstr_eq(m.epoch, epoch), "ws epoch %.*s != publisher epoch %s",
-                  (int)m.epoch.len, m.epoch.p, epoch);
+        cr_expect(wstr_eq(m.epoch, epoch), "ws epoch %.*s != publisher epoch %s", (int)m.epoch.len,
+                  m.epoch.p, epoch);
         cr_expect(m.conn.len > 0, "empty conn id");
-        cr_expect(m.server.len > 7 && memcmp(m.server.p, "nudged/", 7) == 0,
-                  "server '%.*s'", (int)m.server.len, m.server.p);
+        cr_expect(m.server.len > 7 && memcmp(m.server.p, "nudged/", 7) == 0, "server '%.*s'",
+                  (int)m.server.len, m.server.p);
         if (i == 0)
             snprintf(conn0, sizeof conn0, "%.*s", (int)m.conn.len, m.conn.p);
         else

@@ -60,8 +60,8 @@ Test(stats, fresh_broker_reports_zeroes_and_its_identity)
     start(&d, NULL);
     json_t *j = stats(&d);
     const char *fields[] = {"connections.pub", "connections.ws", "accepted.pub", "accepted.ws",
-                            "subscriptions", "topics", "publishes", "hints", "deliveries",
-                            "errors", "slow_closes"};
+                            "subscriptions",   "topics",         "publishes",    "hints",
+                            "deliveries",      "errors",         "slow_closes"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         cr_expect_eq(stats_int(j, fields[i]), 0, "fresh broker: %s = %lld", fields[i],
                      (long long)stats_int(j, fields[i]));
@@ -72,8 +72,7 @@ Test(stats, fresh_broker_reports_zeroes_and_its_identity)
     cr_expect(json_is_integer(json_object_get(j, "bytes_out")));
     const char *epoch = json_string_value(json_object_get(j, "epoch"));
     cr_assert_not_null(epoch);
-    cr_expect(strlen(epoch) == 16 && strspn(epoch, "0123456789abcdef") == 16, "epoch '%s'",
-              epoch);
+    cr_expect(strlen(epoch) == 16 && strspn(epoch, "0123456789abcdef") == 16, "epoch '%s'", epoch);
     const char *version = json_string_value(json_object_get(j, "version"));
     cr_assert_not_null(version);
     cr_expect(strlen(version) > 0);
@@ -200,7 +199,8 @@ Test(stats, counts_publishes_hints_deliveries_subscriptions_and_topics)
     expect_hints(&s3, 0, "s3 (c)");
 
     j = stats(&d);
-    cr_expect_eq(stats_int(j, "publishes"), 8, "publishes %lld", (long long)stats_int(j, "publishes"));
+    cr_expect_eq(stats_int(j, "publishes"), 8, "publishes %lld",
+                 (long long)stats_int(j, "publishes"));
     cr_expect_eq(stats_int(j, "hints"), 10, "hints %lld (5 + 2x2 + 1)",
                  (long long)stats_int(j, "hints"));
     cr_expect_eq(stats_int(j, "deliveries"), 16, "deliveries %lld (a: 7 x 2, b: 2 x 1)",

@@ -108,8 +108,8 @@ Test(survival, publisher_vanishing_mid_frame_leaves_broker_serving)
     cr_assert_eq(pubraw_send(&p, f.data, f.len), PUBRAW_OK);
     struct pub_msg a;
     cr_assert_eq(pubraw_recv(&p, &a, 5000), PUBRAW_OK);
-    cr_expect(a.type == PUB_ACK && a.nseqs == 1 && a.seqs[0] == 1, "whole publish: type %d seq %llu",
-              (int)a.type, (unsigned long long)a.seqs[0]);
+    cr_expect(a.type == PUB_ACK && a.nseqs == 1 && a.seqs[0] == 1,
+              "whole publish: type %d seq %llu", (int)a.type, (unsigned long long)a.seqs[0]);
     pub_msg_clear(&a);
     cr_assert_eq(wsc_recv_msg(&w, &m, 5000), WSC_OK);
     cr_expect(m.type == SUB_HINT && m.seq == 1);
@@ -246,8 +246,8 @@ Test(survival, never_reading_subscriber_is_closed_while_a_normal_one_gets_every_
             uint64_t seq = 0;
             size_t n = 0;
             int rc = nudge_recv_ack(c, NULL, &seq, 1, &n);
-            cr_assert_eq(rc, NUDGE_OK, "ack of publish %d: %s (%s)", base + k,
-                         nudge_strerror(rc), nudge_last_error(c));
+            cr_assert_eq(rc, NUDGE_OK, "ack of publish %d: %s (%s)", base + k, nudge_strerror(rc),
+                         nudge_last_error(c));
             cr_assert_eq(seq, acked + 1);
             acked = seq;
         }
@@ -278,8 +278,7 @@ Test(survival, never_reading_subscriber_is_closed_while_a_normal_one_gets_every_
         if (slow_seq == FLOOD_N && left > 500)
             left = 500; /* all caught up: only a close can still come */
         rc = wsc_recv_msg(&slow, &m, left > 0 ? (int)left : 0);
-        if (rc != WSC_OK)
-            break;
+        if (rc != WSC_OK) break;
         cr_assert_eq(m.type, SUB_HINT, "slow subscriber: got type %d", (int)m.type);
         uint32_t n = m.count ? m.count : 1;
         cr_assert_eq(m.seq, slow_seq + n, "slow subscriber: seq %llu (n %u) after %llu: gap",
@@ -304,8 +303,8 @@ Test(survival, never_reading_subscriber_is_closed_while_a_normal_one_gets_every_
               "(%llu coalesced, /stats coalesced %lld) up to seq %llu, then rc %d close %u "
               "(want close 4001 or EOF)",
               (long long)slow_closes, (long long)ws_conns, (unsigned long long)hints,
-              (unsigned long long)coalesced, (long long)st_coalesced,
-              (unsigned long long)slow_seq, rc, slow.close_code);
+              (unsigned long long)coalesced, (long long)st_coalesced, (unsigned long long)slow_seq,
+              rc, slow.close_code);
 
     json_t *st = nudged_stats(&d);
     cr_assert_not_null(st);
@@ -351,8 +350,7 @@ Test(survival, thousand_connect_disconnect_cycles_leave_connections_at_baseline,
             break;
         case 1: /* upgraded, then reset */
             cr_assert_eq(wsc_connect(&w, d.ws_port, NULL), WSC_OK, "cycle %d", i);
-            if (i % 3 == 0)
-                wsc_send_text(&w, "{\"type\":\"hello\",\"v\":1}");
+            if (i % 3 == 0) wsc_send_text(&w, "{\"type\":\"hello\",\"v\":1}");
             wsc_free(&w, 1);
             break;
         case 2: /* publisher: hello, one publish, close without waiting for the ack */
@@ -396,8 +394,7 @@ Test(survival, thousand_connect_disconnect_cycles_leave_connections_at_baseline,
     for (int i = 1; i <= publishes; i++) {
         struct sub_msg m;
         int rc = wsc_recv_msg(&steady, &m, 5000);
-        cr_assert_eq(rc, WSC_OK, "steady subscriber: hint %d of %d missing (%d)", i, publishes,
-                     rc);
+        cr_assert_eq(rc, WSC_OK, "steady subscriber: hint %d of %d missing (%d)", i, publishes, rc);
         cr_assert(m.type == SUB_HINT && m.seq == (uint64_t)i, "steady: type %d seq %llu, want %d",
                   (int)m.type, (unsigned long long)m.seq, i);
         sub_msg_clear(&m);
@@ -446,8 +443,7 @@ Test(survival, sigterm_closes_subscribers_with_1001_and_exits_zero)
     int64_t deadline = now_ms() + 10000;
     while (done < N && now_ms() < deadline) {
         for (int i = 0; i < N; i++) {
-            if (code[i])
-                continue;
+            if (code[i]) continue;
             int rc = wsc_recv(&w[i], 20);
             if (rc == WSC_CLOSED) {
                 code[i] = w[i].close_code;

@@ -64,8 +64,7 @@ int nudge_bin_path(const char *name, char *buf, size_t cap)
 /* Reap d->pid without blocking. 1 when it has exited (status recorded), else 0. */
 static int try_reap(struct nudged *d)
 {
-    if (d->reaped)
-        return 1;
+    if (d->reaped) return 1;
     int st;
     pid_t r = waitpid(d->pid, &st, WNOHANG);
     if (r == d->pid) {
@@ -86,8 +85,7 @@ static int reap_within(struct nudged *d, int timeout_ms)
 {
     int64_t end = now_ms() + timeout_ms;
     while (!try_reap(d)) {
-        if (now_ms() >= end)
-            return 0;
+        if (now_ms() >= end) return 0;
         sleep_ms(5);
     }
     return 1;
@@ -95,12 +93,9 @@ static int reap_within(struct nudged *d, int timeout_ms)
 
 static int status_of(int wstatus)
 {
-    if (wstatus == -1)
-        return -1;
-    if (WIFEXITED(wstatus))
-        return WEXITSTATUS(wstatus);
-    if (WIFSIGNALED(wstatus))
-        return 128 + WTERMSIG(wstatus);
+    if (wstatus == -1) return -1;
+    if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
+    if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
     return -1;
 }
 
@@ -109,25 +104,20 @@ static int parse_ready(struct nudged *d, const char *line)
 {
     const char *keys[3] = {"pub=", "ws=", "admin="};
     uint16_t *ports[3] = {&d->pub_port, &d->ws_port, &d->admin_port};
-    if (strncmp(line, "nudged ready", 12) != 0)
-        return -1;
+    if (strncmp(line, "nudged ready", 12) != 0) return -1;
     for (int i = 0; i < 3; i++) {
         const char *k = strstr(line, keys[i]);
-        if (!k)
-            return -1;
+        if (!k) return -1;
         k += strlen(keys[i]);
         const char *sp = k;
         while (*sp && *sp != ' ' && *sp != '\n')
             sp++;
         const char *colon = NULL;
         for (const char *q = k; q < sp; q++)
-            if (*q == ':')
-                colon = q;
-        if (!colon)
-            return -1;
+            if (*q == ':') colon = q;
+        if (!colon) return -1;
         long v = strtol(colon + 1, NULL, 10);
-        if (v <= 0 || v > 65535)
-            return -1;
+        if (v <= 0 || v > 65535) return -1;
         *ports[i] = (uint16_t)v;
     }
     return 0;
@@ -137,14 +127,12 @@ static int parse_ready(struct nudged *d, const char *line)
 static int scan_ready(struct nudged *d)
 {
     FILE *f = fopen(d->out_path, "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     char line[512];
     int found = 0;
     while (fgets(line, sizeof line, f)) {
         size_t n = strlen(line);
-        if (n == 0 || line[n - 1] != '\n')
-            break; /* partial line: wait for the rest */
+        if (n == 0 || line[n - 1] != '\n') break; /* partial line: wait for the rest */
         line[n - 1] = '\0';
         if (strncmp(line, "nudged ready", 12) == 0 && parse_ready(d, line) == 0) {
             size_t cl = n - 1 < sizeof d->ready_line - 1 ? n - 1 : sizeof d->ready_line - 1;
@@ -181,8 +169,7 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
         argv[n++] = "127.0.0.1:0";
     }
     for (size_t i = 0; extra_args && extra_args[i]; i++) {
-        if (n >= 63)
-            return -1;
+        if (n >= 63) return -1;
         argv[n++] = extra_args[i];
     }
     argv[n] = NULL;
@@ -190,10 +177,8 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
     int outfd = open(d->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int errfd = open(d->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (outfd < 0 || errfd < 0) {
-        if (outfd >= 0)
-            close(outfd);
-        if (errfd >= 0)
-            close(errfd);
+        if (outfd >= 0) close(outfd);
+        if (errfd >= 0) close(errfd);
         return -1;
     }
     pid_t parent = getpid();
@@ -206,14 +191,12 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
     }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
+        if (getppid() != parent) _exit(127);
         signal(SIGPIPE, SIG_DFL);
         dup2(outfd, 1);
         dup2(errfd, 2);
         int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
+        if (devnull >= 0) dup2(devnull, 0);
         execv(binary, (char *const *)argv);
         dprintf(2, "harness: exec %s: %s\n", binary, strerror(errno));
         _exit(127);
@@ -224,8 +207,7 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
 
     int64_t end = now_ms() + start_timeout_ms;
     while (now_ms() < end) {
-        if (scan_ready(d))
-            return 0;
+        if (scan_ready(d)) return 0;
         if (try_reap(d)) {
             fprintf(stderr, "harness: %s exited before ready (status %d)\n", binary,
                     status_of(d->wstatus));
@@ -244,23 +226,19 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
 int nudged_start(struct nudged *d, const char *const *extra_args)
 {
     char path[512];
-    if (nudge_bin_path("nudged", path, sizeof path) != 0)
-        return -1;
+    if (nudge_bin_path("nudged", path, sizeof path) != 0) return -1;
     return nudged_start_ex(d, path, 1, extra_args);
 }
 
 int nudged_stop(struct nudged *d)
 {
-    if (d->pid <= 0)
-        return -1;
-    if (!try_reap(d))
-        kill(d->pid, SIGTERM);
+    if (d->pid <= 0) return -1;
+    if (!try_reap(d)) kill(d->pid, SIGTERM);
     if (!reap_within(d, stop_timeout_ms)) {
         fprintf(stderr, "harness: nudged %d did not exit within %d ms of SIGTERM; SIGKILL\n",
                 (int)d->pid, stop_timeout_ms);
         kill(d->pid, SIGKILL);
-        if (!reap_within(d, 5000))
-            return -1;
+        if (!reap_within(d, 5000)) return -1;
         d->pid = 0;
         nudged_dump_log(d, 4000);
         return -1;
@@ -279,17 +257,14 @@ int nudged_stop(struct nudged *d)
 
 int nudged_signal(struct nudged *d, int sig)
 {
-    if (d->pid <= 0 || try_reap(d))
-        return -1;
+    if (d->pid <= 0 || try_reap(d)) return -1;
     return kill(d->pid, sig) == 0 ? 0 : -1;
 }
 
 int nudged_wait(struct nudged *d, int timeout_ms)
 {
-    if (d->pid <= 0)
-        return -1;
-    if (!reap_within(d, timeout_ms))
-        return -2;
+    if (d->pid <= 0) return -1;
+    if (!reap_within(d, timeout_ms)) return -2;
     d->pid = 0;
     int st = status_of(d->wstatus);
     if (st != 0) {
@@ -304,10 +279,8 @@ int nudged_wait(struct nudged *d, int timeout_ms)
 
 int nudged_kill(struct nudged *d)
 {
-    if (d->pid <= 0)
-        return -1;
-    if (!try_reap(d))
-        kill(d->pid, SIGKILL);
+    if (d->pid <= 0) return -1;
+    if (!try_reap(d)) kill(d->pid, SIGKILL);
     reap_within(d, 5000);
     d->pid = 0;
     unlink(d->out_path);
@@ -317,16 +290,14 @@ int nudged_kill(struct nudged *d)
 
 int nudged_alive(struct nudged *d)
 {
-    if (d->pid <= 0)
-        return 0;
+    if (d->pid <= 0) return 0;
     return try_reap(d) ? 0 : 1;
 }
 
 void nudged_dump_log(const struct nudged *d, size_t max_bytes)
 {
     FILE *f = fopen(d->err_path, "r");
-    if (!f)
-        return;
+    if (!f) return;
     struct stat stt;
     if (fstat(fileno(f), &stt) == 0 && (size_t)stt.st_size > max_bytes)
         fseek(f, (long)((size_t)stt.st_size - max_bytes), SEEK_SET);
@@ -407,8 +378,7 @@ out:
 int tcp_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -434,11 +404,9 @@ int send_all(int fd, const void *p, size_t n)
     while (n > 0) {
         ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (now_ms() > end)
-                    return -1;
+                if (now_ms() > end) return -1;
                 struct pollfd pfd = {fd, POLLOUT, 0};
                 poll(&pfd, 1, 100);
                 continue;
@@ -457,19 +425,14 @@ int wait_closed(int fd, int timeout_ms)
     char buf[8192];
     for (;;) {
         int64_t left = end - now_ms();
-        if (left <= 0)
-            return 0;
+        if (left <= 0) return 0;
         struct pollfd pfd = {fd, POLLIN, 0};
         int r = poll(&pfd, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 0;
         ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (got == 0)
-            return 1;
-        if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return 1;
+        if (got == 0) return 1;
+        if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return 1;
     }
 }
 
@@ -478,8 +441,7 @@ int wait_closed(int fd, int timeout_ms)
 char *http_raw(uint16_t port, const void *req, size_t len, size_t *len_out, int timeout_ms)
 {
     int fd = tcp_connect(port);
-    if (fd < 0)
-        return NULL;
+    if (fd < 0) return NULL;
     if (send_all(fd, req, len) != 0) {
         close(fd);
         return NULL;
@@ -493,33 +455,27 @@ char *http_raw(uint16_t port, const void *req, size_t len, size_t *len_out, int 
     int64_t end = now_ms() + timeout_ms;
     for (;;) {
         int64_t left = end - now_ms();
-        if (left <= 0)
-            break;
+        if (left <= 0) break;
         struct pollfd pfd = {fd, POLLIN, 0};
         int r = poll(&pfd, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
         if (cap - n < 4096) {
             char *nb = realloc(buf, cap * 2);
-            if (!nb)
-                break;
+            if (!nb) break;
             buf = nb;
             cap *= 2;
         }
         ssize_t got = recv(fd, buf + n, cap - n - 1, 0);
         if (got <= 0) {
-            if (got < 0 && errno == EINTR)
-                continue;
+            if (got < 0 && errno == EINTR) continue;
             break;
         }
         n += (size_t)got;
     }
     close(fd);
     buf[n] = '\0';
-    if (len_out)
-        *len_out = n;
+    if (len_out) *len_out = n;
     return buf;
 }
 
@@ -531,11 +487,9 @@ static size_t dechunk(char *b, size_t n)
         char *endp;
         unsigned long sz = strtoul(b + in, &endp, 16);
         char *crlf = strstr(b + in, "\r\n");
-        if (!crlf || endp == b + in)
-            break;
+        if (!crlf || endp == b + in) break;
         in = (size_t)(crlf - b) + 2;
-        if (sz == 0 || in + sz > n)
-            break;
+        if (sz == 0 || in + sz > n) break;
         memmove(b + out, b + in, sz);
         out += sz;
         in += sz + 2;
@@ -550,14 +504,11 @@ char *http_get(uint16_t port, const char *path, int *status)
     int rl = snprintf(req, sizeof req,
                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", path,
                       (unsigned)port);
-    if (status)
-        *status = -1;
-    if (rl < 0 || (size_t)rl >= sizeof req)
-        return NULL;
+    if (status) *status = -1;
+    if (rl < 0 || (size_t)rl >= sizeof req) return NULL;
     size_t n;
     char *resp = http_raw(port, req, (size_t)rl, &n, 10000);
-    if (!resp)
-        return NULL;
+    if (!resp) return NULL;
     int st = -1;
     if (sscanf(resp, "HTTP/1.%*d %d", &st) != 1) {
         free(resp);
@@ -571,16 +522,13 @@ char *http_get(uint16_t port, const char *path, int *status)
     *hdr_end = '\0';
     int chunked = 0;
     for (char *h = resp; *h; h++) {
-        if (strncasecmp(h, "\ntransfer-encoding:", 19) == 0 && strstr(h, "chunked"))
-            chunked = 1;
+        if (strncasecmp(h, "\ntransfer-encoding:", 19) == 0 && strstr(h, "chunked")) chunked = 1;
     }
     char *body = hdr_end + 4;
     size_t blen = n - (size_t)(body - resp);
     memmove(resp, body, blen + 1);
-    if (chunked)
-        dechunk(resp, blen);
-    if (status)
-        *status = st;
+    if (chunked) dechunk(resp, blen);
+    if (status) *status = st;
     return resp;
 }
 
@@ -588,11 +536,9 @@ json_t *nudged_stats(const struct nudged *d)
 {
     int st;
     char *body = http_get(d->admin_port, "/stats", &st);
-    if (!body)
-        return NULL;
+    if (!body) return NULL;
     json_t *j = NULL;
-    if (st == 200)
-        j = json_loads(body, 0, NULL);
+    if (st == 200) j = json_loads(body, 0, NULL);
     free(body);
     return j;
 }
@@ -605,19 +551,15 @@ int64_t stats_int(const json_t *stats, const char *path)
     while (cur && *p) {
         const char *dot = strchr(p, '.');
         size_t kl = dot ? (size_t)(dot - p) : strlen(p);
-        if (kl >= sizeof key)
-            return -1;
+        if (kl >= sizeof key) return -1;
         memcpy(key, p, kl);
         key[kl] = '\0';
         cur = json_object_get(cur, key);
         p += kl + (dot ? 1 : 0);
     }
-    if (!cur)
-        return -1;
-    if (json_is_integer(cur))
-        return (int64_t)json_integer_value(cur);
-    if (json_is_real(cur))
-        return (int64_t)json_real_value(cur);
+    if (!cur) return -1;
+    if (json_is_integer(cur)) return (int64_t)json_integer_value(cur);
+    if (json_is_real(cur)) return (int64_t)json_real_value(cur);
     return -1;
 }
 
@@ -630,8 +572,7 @@ int64_t nudged_wait_stat(const struct nudged *d, const char *path, int64_t want,
             v = stats_int(j, path);
             json_decref(j);
         }
-        if (v == want || now_ms() >= end)
-            return v;
+        if (v == want || now_ms() >= end) return v;
         sleep_ms(20);
     }
 }
@@ -647,10 +588,8 @@ int pubraw_connect(struct pubraw *p, uint16_t port, int do_hello)
     p->lim.max_data = WIRE_DATA_MAX;
     p->lim.max_topic = WIRE_TOPIC_LEN_MAX;
     p->fd = tcp_connect(port);
-    if (p->fd < 0)
-        return PUBRAW_EIO;
-    if (!do_hello)
-        return PUBRAW_OK;
+    if (p->fd < 0) return PUBRAW_EIO;
+    if (!do_hello) return PUBRAW_OK;
     struct wire_buf b = {0};
     if (pub_encode_hello(&b, WIRE_VERSION, "nudge-tests") != 0 ||
         pubraw_send(p, b.data, b.len) != 0) {
@@ -683,8 +622,7 @@ int pubraw_publish(struct pubraw *p, uint64_t id, const char *const *topics, uin
                    const uint8_t *data, size_t data_len)
 {
     struct wire_str ts[WIRE_TOPICS_MAX];
-    if (n > WIRE_TOPICS_MAX)
-        return PUBRAW_EIO;
+    if (n > WIRE_TOPICS_MAX) return PUBRAW_EIO;
     for (uint32_t i = 0; i < n; i++) {
         ts[i].p = topics[i];
         ts[i].len = (uint32_t)strlen(topics[i]);
@@ -711,8 +649,7 @@ int pubraw_recv(struct pubraw *p, struct pub_msg *out, int timeout_ms)
         if (rc == WIRE_OK) {
             free(p->body);
             p->body = malloc(blen ? blen : 1);
-            if (!p->body)
-                return PUBRAW_EIO;
+            if (!p->body) return PUBRAW_EIO;
             memcpy(p->body, body, blen);
             p->body_len = blen;
             memmove(p->in.data, p->in.data + used, p->in.len - used);
@@ -723,27 +660,19 @@ int pubraw_recv(struct pubraw *p, struct pub_msg *out, int timeout_ms)
             }
             return PUBRAW_OK;
         }
-        if (rc != WIRE_EAGAIN)
-            return PUBRAW_EPROTO;
+        if (rc != WIRE_EAGAIN) return PUBRAW_EPROTO;
         int64_t left = end - now_ms();
-        if (left < 0)
-            left = 0;
+        if (left < 0) left = 0;
         struct pollfd pfd = {p->fd, POLLIN, 0};
         int r = poll(&pfd, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0)
-            return PUBRAW_TIMEOUT;
-        if (r < 0)
-            return PUBRAW_EIO;
-        if (wire_buf_reserve(&p->in, 65536) != 0)
-            return PUBRAW_EIO;
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return PUBRAW_TIMEOUT;
+        if (r < 0) return PUBRAW_EIO;
+        if (wire_buf_reserve(&p->in, 65536) != 0) return PUBRAW_EIO;
         ssize_t got = recv(p->fd, p->in.data + p->in.len, 65536, 0);
-        if (got == 0)
-            return PUBRAW_EOF;
+        if (got == 0) return PUBRAW_EOF;
         if (got < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
+            if (errno == EINTR || errno == EAGAIN) continue;
             return errno == ECONNRESET ? PUBRAW_EOF : PUBRAW_EIO;
         }
         p->in.len += (size_t)got;
@@ -768,17 +697,13 @@ void pubraw_close(struct pubraw *p, int abort)
 
 /* ---- running a command --------------------------------------------------------------------- */
 
-int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **err,
-            int timeout_ms)
+int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **err, int timeout_ms)
 {
     int inp[2], outp[2], errp[2];
-    if (out)
-        *out = NULL;
-    if (err)
-        *err = NULL;
+    if (out) *out = NULL;
+    if (err) *err = NULL;
     signal(SIGPIPE, SIG_IGN);
-    if (pipe2(inp, O_CLOEXEC) != 0)
-        return -1;
+    if (pipe2(inp, O_CLOEXEC) != 0) return -1;
     if (pipe2(outp, O_CLOEXEC) != 0) {
         close(inp[0]);
         close(inp[1]);
@@ -805,8 +730,7 @@ int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **
     }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
+        if (getppid() != parent) _exit(127);
         signal(SIGPIPE, SIG_DFL);
         dup2(inp[0], 0);
         dup2(outp[1], 1);
@@ -818,8 +742,7 @@ int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **
     close(inp[0]);
     close(outp[1]);
     close(errp[1]);
-    if (stdin_text)
-        (void)!write(inp[1], stdin_text, strlen(stdin_text)); /* small inputs only */
+    if (stdin_text) (void)!write(inp[1], stdin_text, strlen(stdin_text)); /* small inputs only */
     close(inp[1]);
 
     struct wire_buf bufs[2] = {{0}, {0}};
@@ -843,15 +766,13 @@ int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **
                 which[np++] = i;
             }
         int r = poll(pfd, np, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             timed_out = r == 0;
             break;
         }
         for (nfds_t k = 0; k < np; k++) {
-            if (!pfd[k].revents)
-                continue;
+            if (!pfd[k].revents) continue;
             int i = which[k];
             if (wire_buf_reserve(&bufs[i], 4097) != 0) {
                 timed_out = 1;
@@ -859,8 +780,7 @@ int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **
             }
             ssize_t got = read(fds[i], bufs[i].data + bufs[i].len, 4096);
             if (got <= 0) {
-                if (got < 0 && errno == EINTR)
-                    continue;
+                if (got < 0 && errno == EINTR) continue;
                 close(fds[i]);
                 fds[i] = -1;
                 open_n--;
@@ -870,8 +790,7 @@ int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **
         }
     }
     for (int i = 0; i < 2; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+        if (fds[i] >= 0) close(fds[i]);
     int st = -1;
     if (timed_out) {
         kill(pid, SIGKILL);

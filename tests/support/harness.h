@@ -23,7 +23,7 @@
 
 /* One broker process. Zero-initialise, then nudged_start(). */
 struct nudged {
-    pid_t pid;            /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     uint16_t pub_port, ws_port, admin_port;
     char ready_line[256]; /* "nudged ready pub=127.0.0.1:P1 ws=127.0.0.1:P2 admin=127.0.0.1:P3" */
     char out_path[128];   /* broker stdout */
@@ -101,16 +101,16 @@ int64_t nudged_wait_stat(const struct nudged *d, const char *path, int64_t want,
  * must send malformed bytes. */
 struct pubraw {
     int fd;
-    struct wire_buf in;   /* bytes received, not yet consumed */
-    uint8_t *body;        /* body of the last frame returned by pubraw_recv (owned here) */
+    struct wire_buf in; /* bytes received, not yet consumed */
+    uint8_t *body;      /* body of the last frame returned by pubraw_recv (owned here) */
     size_t body_len;
     struct wire_limits lim;
 };
 enum pubraw_rc {
     PUBRAW_OK = 0,
     PUBRAW_TIMEOUT = -1,
-    PUBRAW_EOF = -2,      /* peer closed (or reset) the connection */
-    PUBRAW_EPROTO = -3,   /* bytes from the broker did not decode */
+    PUBRAW_EOF = -2,    /* peer closed (or reset) the connection */
+    PUBRAW_EPROTO = -3, /* bytes from the broker did not decode */
     PUBRAW_EIO = -4,
 };
 /* Connect; with do_hello, send hello and wait up to 5 s for welcome. Returns 0 or a pubraw_rc. */

@@ -33,8 +33,7 @@ int wstr_eq(struct wire_str s, const char *c)
 static void wstr_copy(char *dst, size_t cap, struct wire_str s)
 {
     size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    if (n)
-        memcpy(dst, s.p, n);
+    if (n) memcpy(dst, s.p, n);
     dst[n] = '\0';
 }
 
@@ -45,10 +44,8 @@ static int accept_of(const char *key, char *out)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     int n = snprintf(cat, sizeof cat, "%s%s", key, ws_guid);
-    if (n < 0 || (size_t)n >= sizeof cat)
-        return -1;
-    if (EVP_Digest(cat, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-        return -1;
+    if (n < 0 || (size_t)n >= sizeof cat) return -1;
+    if (EVP_Digest(cat, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20) return -1;
     EVP_EncodeBlock((unsigned char *)out, md, 20);
     return 0;
 }
@@ -67,8 +64,7 @@ static int header_value(const char *head, const char *name, char *val, size_t ca
             size_t len = e ? (size_t)(e - v) : strlen(v);
             while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
                 len--;
-            if (len >= cap)
-                len = cap - 1;
+            if (len >= cap) len = cap - 1;
             memcpy(val, v, len);
             val[len] = '\0';
             return 0;
@@ -83,26 +79,20 @@ static int fill(struct wsc *w, int64_t deadline)
 {
     for (;;) {
         int64_t left = deadline - now_ms();
-        if (left < 0)
-            left = 0;
+        if (left < 0) left = 0;
         struct pollfd pfd = {w->fd, POLLIN, 0};
         int r = poll(&pfd, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return WSC_EIO;
-        if (r == 0)
-            return WSC_TIMEOUT;
-        if (wire_buf_reserve(&w->in, 65536) != 0)
-            return WSC_EIO;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return WSC_EIO;
+        if (r == 0) return WSC_TIMEOUT;
+        if (wire_buf_reserve(&w->in, 65536) != 0) return WSC_EIO;
         ssize_t got = recv(w->fd, w->in.data + w->in.len, 65536, MSG_DONTWAIT);
         if (got == 0) {
             w->closed = 1;
             return WSC_EOF;
         }
         if (got < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-                continue;
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
             w->closed = 1;
             return WSC_EOF;
         }
@@ -118,8 +108,7 @@ int wsc_connect_ex(struct wsc *w, uint16_t port, const char *path, const char *s
     if (fd < 0) {
         memset(w, 0, sizeof *w);
         w->fd = -1;
-        if (http_status)
-            *http_status = 0;
+        if (http_status) *http_status = 0;
         return WSC_EIO;
     }
     return wsc_handshake(w, fd, port, path, subprotocol, http_status);
@@ -137,8 +126,7 @@ int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const 
     w->lim.max_topics = WIRE_TOPICS_MAX;
     w->lim.max_data = WIRE_DATA_MAX;
     w->lim.max_topic = WIRE_TOPIC_LEN_MAX;
-    if (http_status)
-        *http_status = 0;
+    if (http_status) *http_status = 0;
 
     unsigned char raw[16];
     char key[32], want[32];
@@ -146,8 +134,7 @@ int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const 
         for (size_t i = 0; i < sizeof raw; i++)
             raw[i] = (unsigned char)rand();
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
-    if (accept_of(key, want) != 0)
-        goto fail;
+    if (accept_of(key, want) != 0) goto fail;
     char req[1024];
     char proto_hdr[128] = "";
     if (subprotocol)
@@ -157,25 +144,20 @@ int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const 
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s\r\n",
                      path ? path : "/", (unsigned)port, key, proto_hdr);
-    if (n < 0 || (size_t)n >= sizeof req || wsc_send_raw(w, req, (size_t)n) != 0)
-        goto fail;
+    if (n < 0 || (size_t)n >= sizeof req || wsc_send_raw(w, req, (size_t)n) != 0) goto fail;
 
     int64_t deadline = now_ms() + handshake_timeout_ms;
     char *end = NULL;
     while (!end) {
-        if (fill(w, deadline) != WSC_OK)
-            goto fail;
-        if (wire_buf_reserve(&w->in, 1) != 0)
-            goto fail;
+        if (fill(w, deadline) != WSC_OK) goto fail;
+        if (wire_buf_reserve(&w->in, 1) != 0) goto fail;
         w->in.data[w->in.len] = '\0';
         end = strstr((char *)w->in.data, "\r\n\r\n");
-        if (!end && w->in.len > 16384)
-            goto fail;
+        if (!end && w->in.len > 16384) goto fail;
     }
     size_t head_len = (size_t)(end - (char *)w->in.data) + 4;
     char *head = malloc(head_len + 1);
-    if (!head)
-        goto fail;
+    if (!head) goto fail;
     memcpy(head, w->in.data, head_len);
     head[head_len] = '\0';
     memmove(w->in.data, w->in.data + head_len, w->in.len - head_len);
@@ -183,8 +165,7 @@ int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const 
 
     int status = 0;
     sscanf(head, "HTTP/1.%*d %d", &status);
-    if (http_status)
-        *http_status = status;
+    if (http_status) *http_status = status;
     char got[128];
     int ok = status == 101 && header_value(head, "Sec-WebSocket-Accept", got, sizeof got) == 0 &&
              strcmp(got, want) == 0;
@@ -196,8 +177,7 @@ int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const 
             ok = 0; /* server picked something not offered */
     }
     free(head);
-    if (!ok)
-        goto fail;
+    if (!ok) goto fail;
     w->fmt = strcmp(w->protocol, SUB_PROTO_MSGPACK) == 0 ? SUB_MSGPACK : SUB_JSON;
     return WSC_OK;
 fail:
@@ -227,8 +207,7 @@ void wsc_free(struct wsc *w, int abort)
 void wsc_close(struct wsc *w, int timeout_ms)
 {
     if (w->fd >= 0 && !w->closed) {
-        if (!w->sent_close)
-            wsc_send_close(w, 1000, NULL);
+        if (!w->sent_close) wsc_send_close(w, 1000, NULL);
         int64_t deadline = now_ms() + timeout_ms;
         while (!w->closed && now_ms() < deadline) {
             int rc = wsc_recv(w, (int)(deadline - now_ms()));
@@ -244,16 +223,14 @@ void wsc_close(struct wsc *w, int timeout_ms)
 
 int wsc_send_raw(struct wsc *w, const void *p, size_t n)
 {
-    if (w->fd < 0)
-        return WSC_EIO;
+    if (w->fd < 0) return WSC_EIO;
     return send_all(w->fd, p, n) == 0 ? WSC_OK : WSC_EIO;
 }
 
 int wsc_send_frame_ex(struct wsc *w, uint8_t fin_op, const void *p, size_t n, int mask)
 {
     uint8_t *f = malloc(n + 14);
-    if (!f)
-        return WSC_EIO;
+    if (!f) return WSC_EIO;
     size_t h = 0;
     f[h++] = fin_op;
     uint8_t mbit = mask ? 0x80 : 0;
@@ -313,8 +290,7 @@ int wsc_send_close(struct wsc *w, uint16_t code, const char *reason)
         b[n++] = (uint8_t)code;
         if (reason) {
             size_t rl = strlen(reason);
-            if (rl > sizeof b - 2)
-                rl = sizeof b - 2;
+            if (rl > sizeof b - 2) rl = sizeof b - 2;
             memcpy(b + n, reason, rl);
             n += rl;
         }
@@ -336,42 +312,34 @@ static int parse_frame(struct wsc *w, int *fin, int *op, uint8_t **pl, size_t *p
 {
     const uint8_t *b = w->in.data;
     size_t n = w->in.len;
-    if (n < 2)
-        return 0;
+    if (n < 2) return 0;
     *fin = (b[0] & 0x80) != 0;
     *op = b[0] & 0x0f;
-    if (b[0] & 0x70)
-        return WSC_EPROTO; /* no extensions negotiated */
+    if (b[0] & 0x70) return WSC_EPROTO; /* no extensions negotiated */
     int masked = (b[1] & 0x80) != 0;
     uint64_t len = b[1] & 0x7f;
     size_t h = 2;
     if (len == 126) {
-        if (n < 4)
-            return 0;
+        if (n < 4) return 0;
         len = ((uint64_t)b[2] << 8) | b[3];
         h = 4;
     } else if (len == 127) {
-        if (n < 10)
-            return 0;
+        if (n < 10) return 0;
         len = 0;
         for (int i = 0; i < 8; i++)
             len = (len << 8) | b[2 + i];
         h = 10;
     }
-    if (len > WIRE_FRAME_MAX + 1024u)
-        return WSC_EPROTO;
+    if (len > WIRE_FRAME_MAX + 1024u) return WSC_EPROTO;
     uint8_t mk[4] = {0, 0, 0, 0};
     if (masked) {
-        if (n < h + 4)
-            return 0;
+        if (n < h + 4) return 0;
         memcpy(mk, b + h, 4);
         h += 4;
     }
-    if (n < h + len)
-        return 0;
+    if (n < h + len) return 0;
     *pl = malloc(len ? (size_t)len : 1);
-    if (!*pl)
-        return WSC_EIO;
+    if (!*pl) return WSC_EIO;
     for (size_t i = 0; i < len; i++)
         (*pl)[i] = (uint8_t)(b[h + i] ^ mk[i & 3]);
     *pln = (size_t)len;
@@ -385,31 +353,26 @@ int wsc_recv(struct wsc *w, int timeout_ms)
     int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     int in_msg = 0;
     wire_buf_reset(&w->msg);
-    if (w->fd < 0)
-        return WSC_EIO;
+    if (w->fd < 0) return WSC_EIO;
     for (;;) {
         int fin = 0, op = 0;
         uint8_t *pl = NULL;
         size_t pln = 0;
         int r = parse_frame(w, &fin, &op, &pl, &pln);
-        if (r < 0)
-            return r;
+        if (r < 0) return r;
         if (r == 0) {
             /* The frame in the buffer may belong to a message being reassembled: the deadline
              * still bounds it. */
             int fr = fill(w, deadline);
-            if (fr == WSC_EOF)
-                return WSC_EOF;
-            if (fr != WSC_OK)
-                return fr;
+            if (fr == WSC_EOF) return WSC_EOF;
+            if (fr != WSC_OK) return fr;
             continue;
         }
         int rc = 1; /* 1 = keep going */
         switch (op) {
         case WSC_OP_PING:
             w->pings_seen++;
-            if (w->auto_pong && !w->sent_close)
-                wsc_send_frame(w, WSC_OP_PONG, pl, pln);
+            if (w->auto_pong && !w->sent_close) wsc_send_frame(w, WSC_OP_PONG, pl, pln);
             break;
         case WSC_OP_PONG:
             w->pongs_seen++;
@@ -420,8 +383,8 @@ int wsc_recv(struct wsc *w, int timeout_ms)
             w->close_reason[0] = '\0';
             if (pln >= 2) {
                 w->close_code = (uint16_t)((pl[0] << 8) | pl[1]);
-                size_t rl = pln - 2 < sizeof w->close_reason - 1 ? pln - 2
-                                                                  : sizeof w->close_reason - 1;
+                size_t rl =
+                    pln - 2 < sizeof w->close_reason - 1 ? pln - 2 : sizeof w->close_reason - 1;
                 memcpy(w->close_reason, pl + 2, rl);
                 w->close_reason[rl] = '\0';
             }
@@ -448,8 +411,7 @@ int wsc_recv(struct wsc *w, int timeout_ms)
                 break;
             }
             in_msg = 1;
-            if (fin)
-                rc = WSC_OK;
+            if (fin) rc = WSC_OK;
             break;
         case WSC_OP_CONT:
             if (!in_msg) {
@@ -460,15 +422,13 @@ int wsc_recv(struct wsc *w, int timeout_ms)
                 rc = WSC_EIO;
                 break;
             }
-            if (fin)
-                rc = WSC_OK;
+            if (fin) rc = WSC_OK;
             break;
         default:
             rc = WSC_EPROTO;
         }
         free(pl);
-        if (rc != 1)
-            return rc;
+        if (rc != 1) return rc;
     }
 }
 
@@ -476,13 +436,11 @@ int wsc_recv_msg(struct wsc *w, struct sub_msg *out, int timeout_ms)
 {
     memset(out, 0, sizeof *out);
     int rc = wsc_recv(w, timeout_ms);
-    if (rc != WSC_OK)
-        return rc;
+    if (rc != WSC_OK) return rc;
     enum sub_fmt f = w->msg_op == WSC_OP_BINARY ? SUB_MSGPACK : SUB_JSON;
-    if (f != w->fmt)
-        return WSC_EPROTO; /* JSON must come in text frames, msgpack in binary ones */
-    if (sub_decode(f, w->msg.data ? w->msg.data : (const uint8_t *)"", w->msg.len, &w->lim,
-                   out) != 0) {
+    if (f != w->fmt) return WSC_EPROTO; /* JSON must come in text frames, msgpack in binary ones */
+    if (sub_decode(f, w->msg.data ? w->msg.data : (const uint8_t *)"", w->msg.len, &w->lim, out) !=
+        0) {
         memset(out, 0, sizeof *out);
         return WSC_EPROTO;
     }
@@ -495,10 +453,8 @@ int wsc_expect(struct wsc *w, enum sub_type want, struct sub_msg *out, int timeo
     for (;;) {
         int64_t left = deadline - now_ms();
         int rc = wsc_recv_msg(w, out, left > 0 ? (int)left : 0);
-        if (rc != WSC_OK)
-            return rc;
-        if (out->type == want)
-            return WSC_OK;
+        if (rc != WSC_OK) return rc;
+        if (out->type == want) return WSC_OK;
         sub_msg_clear(out);
     }
 }
@@ -520,18 +476,15 @@ int wsc_hello(struct wsc *w)
     }
     int rc = wsc_send_msg(w, b.data, b.len);
     wire_buf_free(&b);
-    if (rc != WSC_OK)
-        return rc;
+    if (rc != WSC_OK) return rc;
     struct sub_msg m;
     rc = wsc_recv_msg(w, &m, helper_timeout_ms);
-    if (rc != WSC_OK)
-        return rc;
+    if (rc != WSC_OK) return rc;
     if (m.type == SUB_WELCOME) {
         wstr_copy(w->conn_id, sizeof w->conn_id, m.conn);
         wstr_copy(w->epoch, sizeof w->epoch, m.epoch);
     } else {
-        if (m.type == SUB_ERROR)
-            note_error(w, &m);
+        if (m.type == SUB_ERROR) note_error(w, &m);
         rc = WSC_UNEXPECTED;
     }
     sub_msg_clear(&m);
@@ -541,19 +494,16 @@ int wsc_hello(struct wsc *w)
 int wsc_open(struct wsc *w, uint16_t port, const char *subprotocol)
 {
     int rc = wsc_connect(w, port, subprotocol);
-    if (rc != WSC_OK)
-        return rc;
+    if (rc != WSC_OK) return rc;
     rc = wsc_hello(w);
-    if (rc != WSC_OK)
-        wsc_free(w, 0);
+    if (rc != WSC_OK) wsc_free(w, 0);
     return rc;
 }
 
 int wsc_send_sub(struct wsc *w, uint64_t id, const char *const *topics, size_t n)
 {
     struct wire_str ts[WIRE_TOPICS_MAX];
-    if (n > WIRE_TOPICS_MAX)
-        return WSC_EIO;
+    if (n > WIRE_TOPICS_MAX) return WSC_EIO;
     for (size_t i = 0; i < n; i++) {
         ts[i].p = topics[i];
         ts[i].len = (uint32_t)strlen(topics[i]);
@@ -576,15 +526,13 @@ static int await_per_topic(struct wsc *w, uint64_t id, enum sub_type want,
     uint8_t *seen = calloc(n ? n : 1, 1);
     size_t got = 0;
     int rc = WSC_OK;
-    if (!seen)
-        return WSC_EIO;
+    if (!seen) return WSC_EIO;
     w->last_error = 0;
     while (got < n) {
         int64_t left = deadline - now_ms();
         struct sub_msg m;
         rc = wsc_recv_msg(w, &m, left > 0 ? (int)left : 0);
-        if (rc != WSC_OK)
-            break;
+        if (rc != WSC_OK) break;
         if (m.type == SUB_PONG) {
             sub_msg_clear(&m);
             continue;
@@ -602,16 +550,14 @@ static int await_per_topic(struct wsc *w, uint64_t id, enum sub_type want,
         }
         size_t i;
         for (i = 0; i < n; i++)
-            if (!seen[i] && wstr_eq(m.topic, topics[i]))
-                break;
+            if (!seen[i] && wstr_eq(m.topic, topics[i])) break;
         if (i == n) {
             sub_msg_clear(&m);
             rc = WSC_UNEXPECTED;
             break;
         }
         seen[i] = 1;
-        if (seqs_out)
-            seqs_out[i] = m.seq;
+        if (seqs_out) seqs_out[i] = m.seq;
         got++;
         sub_msg_clear(&m);
     }
@@ -623,8 +569,7 @@ int wsc_subscribe(struct wsc *w, const char *const *topics, size_t n, uint64_t *
 {
     uint64_t id = w->next_id++;
     int rc = wsc_send_sub(w, id, topics, n);
-    if (rc != WSC_OK)
-        return rc;
+    if (rc != WSC_OK) return rc;
     return await_per_topic(w, id, SUB_SUBSCRIBED, topics, n, seqs_out);
 }
 
@@ -644,8 +589,7 @@ int wsc_subscribe_v(struct wsc *w, ...)
 int wsc_unsubscribe(struct wsc *w, const char *const *topics, size_t n)
 {
     struct wire_str ts[WIRE_TOPICS_MAX];
-    if (n > WIRE_TOPICS_MAX)
-        return WSC_EIO;
+    if (n > WIRE_TOPICS_MAX) return WSC_EIO;
     for (size_t i = 0; i < n; i++) {
         ts[i].p = topics[i];
         ts[i].len = (uint32_t)strlen(topics[i]);
@@ -658,7 +602,6 @@ int wsc_unsubscribe(struct wsc *w, const char *const *topics, size_t n)
     else
         rc = WSC_EIO;
     wire_buf_free(&b);
-    if (rc != WSC_OK)
-        return rc;
+    if (rc != WSC_OK) return rc;
     return await_per_topic(w, id, SUB_UNSUBSCRIBED, topics, n, NULL);
 }

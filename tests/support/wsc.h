@@ -27,31 +27,31 @@ enum wsc_op {
 enum wsc_rc {
     WSC_OK = 0,
     WSC_TIMEOUT = -1,
-    WSC_CLOSED = -2,  /* a close frame arrived: code in close_code (1005 when it carried none) */
-    WSC_EOF = -3,     /* TCP connection ended without a close frame (or was reset) */
-    WSC_EPROTO = -4,  /* server bytes broke RFC 6455, or a message did not decode */
-    WSC_EIO = -5,     /* socket error / handshake failure */
+    WSC_CLOSED = -2,     /* a close frame arrived: code in close_code (1005 when it carried none) */
+    WSC_EOF = -3,        /* TCP connection ended without a close frame (or was reset) */
+    WSC_EPROTO = -4,     /* server bytes broke RFC 6455, or a message did not decode */
+    WSC_EIO = -5,        /* socket error / handshake failure */
     WSC_UNEXPECTED = -6, /* a valid message of an unexpected type (helpers) */
 };
 
 struct wsc {
     int fd;
-    enum sub_fmt fmt;        /* SUB_MSGPACK when "nudge.msgpack.v1" was negotiated */
-    char protocol[32];       /* Sec-WebSocket-Protocol the server chose ("" = none) */
-    struct wire_buf in;      /* received bytes not yet parsed */
-    struct wire_buf msg;     /* payload of the last message returned by wsc_recv (owned) */
-    int msg_op;              /* its opcode (WSC_OP_TEXT / BINARY / CLOSE) */
-    uint16_t close_code;     /* from the server's close frame */
+    enum sub_fmt fmt;    /* SUB_MSGPACK when "nudge.msgpack.v1" was negotiated */
+    char protocol[32];   /* Sec-WebSocket-Protocol the server chose ("" = none) */
+    struct wire_buf in;  /* received bytes not yet parsed */
+    struct wire_buf msg; /* payload of the last message returned by wsc_recv (owned) */
+    int msg_op;          /* its opcode (WSC_OP_TEXT / BINARY / CLOSE) */
+    uint16_t close_code; /* from the server's close frame */
     char close_reason[128];
-    int closed;              /* 1 once a close frame or EOF was seen */
-    int sent_close;          /* 1 once we sent a close frame */
-    int auto_pong;           /* answer pings (default 1) */
+    int closed;     /* 1 once a close frame or EOF was seen */
+    int sent_close; /* 1 once we sent a close frame */
+    int auto_pong;  /* answer pings (default 1) */
     unsigned pings_seen, pongs_seen;
-    uint64_t next_id;        /* request ids for sub/unsub helpers (starts at 1) */
-    char conn_id[64];        /* from welcome */
-    char epoch[32];          /* from welcome */
-    struct wire_limits lim;  /* for sub_decode (WIRE_FRAME_MAX etc.) */
-    int32_t last_error;      /* code of the last "error" a helper received (0 = none) */
+    uint64_t next_id;       /* request ids for sub/unsub helpers (starts at 1) */
+    char conn_id[64];       /* from welcome */
+    char epoch[32];         /* from welcome */
+    struct wire_limits lim; /* for sub_decode (WIRE_FRAME_MAX etc.) */
+    int32_t last_error;     /* code of the last "error" a helper received (0 = none) */
     char last_error_topic[128];
 };
 
