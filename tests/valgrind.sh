@@ -86,9 +86,12 @@ SUB1_PID=$!
 "$NUDGE" sub --msgpack --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
     >"$TMP/sub2.out" 2>"$TMP/sub2.err" &
 SUB2_PID=$!
-subscribed() { [ "$(grep -c 'subscribed' "$TMP/$1" 2>/dev/null)" -ge 2 ]; }
-wait_until 60 subscribed sub1.err || fail "JSON subscriber not subscribed within 60 s"
-wait_until 60 subscribed sub2.err || fail "msgpack subscriber not subscribed within 60 s"
+# Both topics confirmed (or the subscriber already gave up).
+subscribed() { [ "$(grep -c 'subscribed' "$TMP/$1" 2>/dev/null)" -ge 2 ] || ! kill -0 "$2" 2>/dev/null; }
+wait_until 60 subscribed sub1.err "$SUB1_PID" || fail "JSON subscriber not subscribed within 60 s"
+wait_until 60 subscribed sub2.err "$SUB2_PID" || fail "msgpack subscriber not subscribed within 60 s"
+kill -0 "$SUB1_PID" 2>/dev/null || fail "JSON subscriber exited early: $(cat "$TMP/sub1.err")"
+kill -0 "$SUB2_PID" 2>/dev/null || fail "msgpack subscriber exited early: $(cat "$TMP/sub2.err")"
 
 # ---- three publishes --------------------------------------------------------------------------
 "$NUDGE" pub --addr "$PUB" --timeout 30 vg/a >"$TMP/pub.out" 2>&1 || fail "nudge pub #1 failed: $(cat "$TMP/pub.out")"
