@@ -1,0 +1,394 @@
+/* Coalescing (docs/guarantees.md §Coalescing): a subscriber whose socket does not keep up gets
+ * the hints of one topic merged into one queued entry (newest seq, "n" = changes covered), so
+ * the broker's memory per connection is bounded by its number of topics, never by the publish
+ * rate, and the connection is not closed; a subscriber that keeps up gets every hint as itself.
+ * Coalescing windows (--coalesce PATTERN=MS) cap the hint rate of matching topics and always
+ * deliver the newest publish; other topics are not touched.
+ *
+ * Contract checked on every hint: seq > the last seq known for the topic; without "n" it is
+ * exactly the next one; with "n" it is at least 2. At the end every subscriber knows the final
+ * seq of each topic (no silent gap). */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "nudge.h"
+#include "wsc.h"
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static void start(struct nudged *d, const char *const *args)
+{
+    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
+}
+
+static nudge_client_t *publisher(const struct nudged *d)
+{
+    nudge_client_t *c;
+    char addr[64];
+    struct nudge_opts o = {"coalesce-test", 10000};
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
+    cr_assert_eq(nudge_connect(addr, &o, &c), NUDGE_OK, "publisher connect");
+    return c;
+}
+
+/* A WebSocket subscriber that said hello; small = a 4 KiB receive buffer set before connect, so
+ * the broker's writes stall as soon as the client stops reading. */
+static void open_sub(struct wsc *w, uint16_t port, const char *proto, int small)
+{
+    if (!small) {
+        cr_assert_eq(wsc_open(w, port, proto), WSC_OK, "subscriber connect");
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    int sz = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(wsc_handshake(w, fd, port, "/", proto, NULL), WSC_OK);
+    cr_assert_eq(wsc_hello(w), WSC_OK);
+}
+
+/* What one subscriber knows of one topic, checked hint by hint against the contract. */
+struct track {
+    uint64_t last;      /* last seq known (subscribed, hint) */
+    uint64_t hints;     /* hints received */
+    uint64_t coalesced; /* of which with "n" > 1 */
+    uint64_t changes;   /* sum of n */
+};
+
+/* 1 when the hint's data is {"i":<its seq>} (what the paced publishers send). */
+static int data_is_seq(const struct sub_msg *m)
+{
+    char want[48];
+    snprintf(want, sizeof want, "{\"i\":%llu}", (unsigned long long)m->seq);
+    if (!m->data) return 0;
+    struct wire_buf b = {0};
+    int ok = wire_data_to_json(m->data, m->data_len, &b) == 0 && b.len == strlen(want) &&
+             memcmp(b.data, want, b.len) == 0;
+    wire_buf_free(&b);
+    return ok;
+}
+
+/* Apply hint m; on a contract violation write why and return -1. */
+static int track_hint(struct track *t, const struct sub_msg *m, char *why, size_t cap)
+{
+    uint32_t n = m->count ? m->count : 1;
+    if (m->seq <= t->last) {
+        snprintf(why, cap, "seq %llu after %llu: duplicate or out of order",
+                 (unsigned long long)m->seq, (unsigned long long)t->last);
+        return -1;
+    }
+    if (n == 1 && m->seq != t->last + 1) {
+        snprintf(why, cap, "seq %llu without \"n\" after %llu: silent gap",
+                 (unsigned long long)m->seq, (unsigned long long)t->last);
+        t->last = m->seq; /* go on from here: report each gap once */
+        t->hints++;
+        return -1;
+    }
+    t->last = m->seq;
+    t->hints++;
+    t->coalesced += n > 1;
+    t->changes += n;
+    return 0;
+}
+
+/* JSON data of about `bytes` bytes of msgpack: {"pad":"aaaa..."}. Caller frees. */
+static char *pad_json(size_t bytes)
+{
+    char *s = malloc(bytes + 16);
+    cr_assert_not_null(s);
+    size_t n = (size_t)sprintf(s, "{\"pad\":\"");
+    for (size_t i = 0; i < bytes - 10; i++) s[n++] = (char)('a' + i % 26);
+    strcpy(s + n, "\"}");
+    return s;
+}
+
+/* ---- congestion ---------------------------------------------------------------------------- */
+
+#define FLOOD_N 20000
+#define FLOOD_BATCH 32
+#define FLOOD_TOPICS 3
+#define FLOOD_QUEUE 64
+
+static const char *const flood_topics[FLOOD_TOPICS] = {"flood:a", "flood:b", "flood:c"};
+
+static int flood_index(struct wire_str t)
+{
+    for (int i = 0; i < FLOOD_TOPICS; i++)
+        if (wstr_eq(t, flood_topics[i])) return i;
+    return -1;
+}
+
+/* Read w's hints until every topic reaches want[] (bounded by timeout_ms), checking each one. */
+static void read_until(struct wsc *w, struct track *tr, const uint64_t *want, int timeout_ms,
+                       int individually, const char *who)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int done = 1;
+        for (int i = 0; i < FLOOD_TOPICS; i++) done &= tr[i].last >= want[i];
+        if (done) return;
+        int64_t left = deadline - now_ms();
+        struct sub_msg m;
+        int rc = wsc_recv_msg(w, &m, left > 0 ? (int)left : 0);
+        cr_assert_eq(rc, WSC_OK,
+                     "%s: stuck at seqs %llu/%llu/%llu of %llu/%llu/%llu (rc %d, close %u)", who,
+                     (unsigned long long)tr[0].last, (unsigned long long)tr[1].last,
+                     (unsigned long long)tr[2].last, (unsigned long long)want[0],
+                     (unsigned long long)want[1], (unsigned long long)want[2], rc, w->close_code);
+        cr_assert_eq(m.type, SUB_HINT, "%s: got message type %d", who, (int)m.type);
+        int ti = flood_index(m.topic);
+        cr_assert(ti >= 0, "%s: hint for a topic it did not subscribe to", who);
+        char why[160];
+        cr_assert_eq(track_hint(&tr[ti], &m, why, sizeof why), 0, "%s, topic %s: %s", who,
+                     flood_topics[ti], why);
+        if (individually)
+            cr_assert(m.count <= 1, "%s: a subscriber that keeps up got a coalesced hint "
+                                    "(seq %llu, n %u)",
+                      who, (unsigned long long)m.seq, m.count);
+        cr_assert(m.data != NULL && m.data_len > 800, "%s: hint data lost", who);
+        sub_msg_clear(&m);
+    }
+}
+
+Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounded,
+     .timeout = 120)
+{
+    struct nudged d;
+    const char *args[] = {"--max-queue", "64", NULL};
+    start(&d, args);
+
+    struct wsc stalled, normal;
+    open_sub(&stalled, d.ws_port, SUB_PROTO_JSON, 1);
+    uint64_t s0[FLOOD_TOPICS], n0[FLOOD_TOPICS];
+    cr_assert_eq(wsc_subscribe(&stalled, flood_topics, FLOOD_TOPICS, s0), WSC_OK);
+    open_sub(&normal, d.ws_port, SUB_PROTO_MSGPACK, 0);
+    cr_assert_eq(wsc_subscribe(&normal, flood_topics, FLOOD_TOPICS, n0), WSC_OK);
+    struct track ts[FLOOD_TOPICS] = {{0}}, tn[FLOOD_TOPICS] = {{0}};
+    uint64_t acked[FLOOD_TOPICS] = {0};
+    for (int i = 0; i < FLOOD_TOPICS; i++) {
+        cr_assert_eq(s0[i], 0);
+        cr_assert_eq(n0[i], 0);
+    }
+
+    char *data = pad_json(900);
+    nudge_client_t *c = publisher(&d);
+    int64_t max_queued = 0, polls = 0, t0 = now_ms();
+    for (int base = 0; base < FLOOD_N; base += FLOOD_BATCH) {
+        for (int k = 0; k < FLOOD_BATCH; k++) {
+            const char *t[1] = {flood_topics[(base + k) % FLOOD_TOPICS]};
+            struct nudge_pub pb = {t, 1, data, NULL};
+            cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
+        }
+        for (int k = 0; k < FLOOD_BATCH; k++) {
+            uint64_t seq = 0;
+            size_t n = 0;
+            int rc = nudge_recv_ack(c, NULL, &seq, 1, &n);
+            cr_assert_eq(rc, NUDGE_OK, "ack of publish %d: %s (%s)", base + k, nudge_strerror(rc),
+                         nudge_last_error(c));
+            int ti = (base + k) % FLOOD_TOPICS;
+            cr_assert_eq(seq, acked[ti] + 1, "topic %s: ack seq %llu after %llu",
+                         flood_topics[ti], (unsigned long long)seq,
+                         (unsigned long long)acked[ti]);
+            acked[ti] = seq;
+        }
+        /* The normal subscriber keeps up: never more than one batch behind. */
+        read_until(&normal, tn, acked, 10000, 1, "normal subscriber");
+        if ((base / FLOOD_BATCH) % 25 == 0) {
+            json_t *st = nudged_stats(&d);
+            cr_assert_not_null(st);
+            int64_t q = stats_int(st, "queued"), sc = stats_int(st, "slow_closes");
+            int64_t ws = stats_int(st, "connections.ws");
+            json_decref(st);
+            polls++;
+            if (q > max_queued) max_queued = q;
+            /* Per connection: max_queue entries, plus one per topic once coalescing. */
+            cr_assert_leq(q, 2 * (FLOOD_QUEUE + FLOOD_TOPICS), "queued %lld after %d publishes",
+                          (long long)q, base + FLOOD_BATCH);
+            cr_assert_eq(sc, 0, "a subscriber was closed as slow (slow_closes %lld) after %d "
+                                "publishes: coalescing must replace the close",
+                         (long long)sc, base + FLOOD_BATCH);
+            cr_assert_eq(ws, 2, "connections.ws %lld after %d publishes", (long long)ws,
+                         base + FLOOD_BATCH);
+        }
+    }
+    int64_t took = now_ms() - t0;
+
+    json_t *st = nudged_stats(&d);
+    cr_assert_not_null(st);
+    int64_t coalesced = stats_int(st, "coalesced"), queued = stats_int(st, "queued");
+    cr_expect_gt(coalesced, 0, "/stats coalesced is 0: the stalled subscriber never coalesced");
+    cr_expect_eq(stats_int(st, "slow_closes"), 0);
+    cr_expect_eq(stats_int(st, "connections.ws"), 2);
+    cr_expect_leq(queued, FLOOD_QUEUE + FLOOD_TOPICS, "queued %lld at rest", (long long)queued);
+    json_decref(st);
+
+    /* Now the stalled subscriber reads: a valid stream up to the final seqs, some coalesced. */
+    int64_t t1 = now_ms();
+    read_until(&stalled, ts, acked, 30000, 0, "stalled subscriber");
+    uint64_t hints = 0, merged = 0;
+    for (int i = 0; i < FLOOD_TOPICS; i++) {
+        cr_expect_eq(ts[i].last, acked[i]);
+        hints += ts[i].hints;
+        merged += ts[i].coalesced;
+    }
+    cr_expect_gt(merged, 0, "the stalled subscriber got no hint with \"n\" > 1");
+    /* Nothing more may follow: no hint beyond the final seqs, no close. */
+    struct sub_msg m;
+    cr_expect_eq(wsc_recv_msg(&stalled, &m, 200), WSC_TIMEOUT, "more after the final seqs");
+    fprintf(stderr,
+            "coalesce: %d publishes of ~900 bytes in %lld ms; /stats queued max %lld over %lld "
+            "polls, coalesced %lld; stalled subscriber caught up with %llu hints (%llu "
+            "coalesced) in %lld ms\n",
+            FLOOD_N, (long long)took, (long long)max_queued, (long long)polls,
+            (long long)coalesced, (unsigned long long)hints, (unsigned long long)merged,
+            (long long)(now_ms() - t1));
+
+    nudge_close(c);
+    free(data);
+    wsc_close(&stalled, 1000);
+    wsc_close(&normal, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+/* ---- windows ------------------------------------------------------------------------------- */
+
+#define PACED_N 1000
+
+/* Publish PACED_N hints to topic at about one per millisecond (pipelined, acks read as they
+ * come), while sub reads its hints for the topic into tr. Returns the final acked seq. */
+static uint64_t paced_publish(nudge_client_t *c, const char *topic, struct wsc *sub,
+                              struct track *tr, int *violations)
+{
+    const char *t[1] = {topic};
+    uint64_t acked = 0;
+    int64_t t0 = now_ms();
+    for (int i = 0; i < PACED_N; i += 10) {
+        int64_t due = t0 + i;
+        while (now_ms() < due) sleep_ms(1);
+        for (int k = 0; k < 10; k++) {
+            char data[32];
+            snprintf(data, sizeof data, "{\"i\":%d}", i + k + 1);
+            struct nudge_pub pb = {t, 1, data, NULL};
+            cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
+        }
+        for (int k = 0; k < 10; k++) {
+            uint64_t seq = 0;
+            size_t n = 0;
+            cr_assert_eq(nudge_recv_ack(c, NULL, &seq, 1, &n), NUDGE_OK);
+            cr_assert_eq(seq, acked + 1);
+            acked = seq;
+        }
+        /* Read what arrived so far (without waiting). */
+        struct sub_msg m;
+        while (wsc_recv_msg(sub, &m, 0) == WSC_OK) {
+            char why[160];
+            cr_assert_eq(m.type, SUB_HINT, "got message type %d", (int)m.type);
+            cr_assert(wstr_eq(m.topic, topic));
+            cr_expect(data_is_seq(&m), "%s: hint seq %llu does not carry the newest data", topic,
+                      (unsigned long long)m.seq);
+            if (track_hint(tr, &m, why, sizeof why) < 0) {
+                (*violations)++;
+                cr_log_error("%s: %s", topic, why);
+            }
+            sub_msg_clear(&m);
+        }
+    }
+    int64_t took = now_ms() - t0;
+    cr_expect_leq(took, 3000, "publishing %d hints to %s took %lld ms", PACED_N, topic,
+                  (long long)took);
+    return acked;
+}
+
+/* Read until tr reaches want or timeout_ms passes. */
+static void drain_topic(struct wsc *sub, const char *topic, struct track *tr, uint64_t want,
+                        int timeout_ms, int *violations)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (tr->last < want) {
+        int64_t left = deadline - now_ms();
+        struct sub_msg m;
+        int rc = wsc_recv_msg(sub, &m, left > 0 ? (int)left : 0);
+        cr_assert_eq(rc, WSC_OK, "%s: stuck at seq %llu of %llu (rc %d): the last publish was "
+                                 "not delivered",
+                     topic, (unsigned long long)tr->last, (unsigned long long)want, rc);
+        cr_assert_eq(m.type, SUB_HINT);
+        cr_assert(wstr_eq(m.topic, topic));
+        cr_expect(data_is_seq(&m), "%s: hint seq %llu does not carry the newest data", topic,
+                  (unsigned long long)m.seq);
+        char why[160];
+        if (track_hint(tr, &m, why, sizeof why) < 0) {
+            (*violations)++;
+            cr_log_error("%s: %s", topic, why);
+        }
+        sub_msg_clear(&m);
+    }
+}
+
+Test(coalesce, window_delivers_about_ten_hints_a_second_and_always_the_last_publish,
+     .timeout = 60)
+{
+    struct nudged d;
+    const char *args[] = {"--coalesce", "hot:*=100", NULL};
+    start(&d, args);
+    struct wsc hot, cold;
+    open_sub(&hot, d.ws_port, SUB_PROTO_JSON, 0);
+    cr_assert_eq(wsc_subscribe_v(&hot, "hot:1", NULL), WSC_OK);
+    open_sub(&cold, d.ws_port, SUB_PROTO_MSGPACK, 0);
+    cr_assert_eq(wsc_subscribe_v(&cold, "cold:1", NULL), WSC_OK);
+    nudge_client_t *c = publisher(&d);
+
+    struct track th = {0}, tc = {0};
+    int vh = 0, vc = 0;
+    int64_t t0 = now_ms();
+    uint64_t hot_final = paced_publish(c, "hot:1", &hot, &th, &vh);
+    int64_t hot_ms = now_ms() - t0;
+    drain_topic(&hot, "hot:1", &th, hot_final, 3000, &vh);
+    /* The window closes quietly: nothing follows the final seq. */
+    struct sub_msg m;
+    cr_expect_eq(wsc_recv_msg(&hot, &m, 300), WSC_TIMEOUT, "a hint after the final seq");
+
+    uint64_t cold_final = paced_publish(c, "cold:1", &cold, &tc, &vc);
+    drain_topic(&cold, "cold:1", &tc, cold_final, 5000, &vc);
+
+    fprintf(stderr,
+            "coalesce: window hot:*=100: %d publishes in %lld ms -> %llu hints (%llu with n, "
+            "changes %llu); cold:1 -> %llu hints\n",
+            PACED_N, (long long)hot_ms, (unsigned long long)th.hints,
+            (unsigned long long)th.coalesced, (unsigned long long)th.changes,
+            (unsigned long long)tc.hints);
+    cr_expect_eq(vh, 0, "hot:1: %d contract violations (see log)", vh);
+    cr_expect_eq(vc, 0, "cold:1: %d contract violations (see log)", vc);
+    cr_expect_eq(hot_final, PACED_N);
+    cr_expect_eq(th.last, hot_final, "the last publish to hot:1 was not delivered");
+    /* ~1 s of publishing with a 100 ms window: the first at once, then one per window. */
+    uint64_t cap = 2 + (uint64_t)(hot_ms / 100) + 2;
+    cr_expect(th.hints >= 5 && th.hints <= (cap > 15 ? cap : 15),
+              "hot:1: %llu hints for %d publishes in %lld ms (want 5..~15)",
+              (unsigned long long)th.hints, PACED_N, (long long)hot_ms);
+    cr_expect_geq(th.coalesced, 1, "hot:1: no hint with \"n\" among %llu",
+                  (unsigned long long)th.hints);
+    cr_expect(th.hints == 0 || th.changes >= th.hints, "hot:1: n values sum to %llu",
+              (unsigned long long)th.changes);
+    /* The topic outside the pattern is delivered one by one. */
+    cr_expect_eq(cold_final, PACED_N);
+    cr_expect_eq(tc.hints, cold_final, "cold:1: %llu hints for %llu publishes",
+                 (unsigned long long)tc.hints, (unsigned long long)cold_final);
+    cr_expect_eq(tc.coalesced, 0, "cold:1: %llu coalesced hints", (unsigned long long)tc.coalesced);
+
+    nudge_close(c);
+    wsc_close(&hot, 1000);
+    wsc_close(&cold, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
