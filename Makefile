@@ -152,7 +152,8 @@ $(F)/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard protocol/*.h)
 fuzz-smoke: deps-test $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); \
 	  echo "fuzz-smoke: $$n over tests/fuzz/corpus/$$n + 2000 runs"; \
-	  $$f -runs=2000 -seed=1 tests/fuzz/corpus/$$n >/dev/null 2>$(F)/$$n.log \
+	  rm -rf $(F)/smoke-$$n; mkdir -p $(F)/smoke-$$n; \
+	  $$f -runs=2000 -seed=1 $(F)/smoke-$$n tests/fuzz/corpus/$$n >/dev/null 2>$(F)/$$n.log \
 	    || { tail -30 $(F)/$$n.log; exit 1; }; done
 
 fuzz: deps-test $(FUZZ_BINS)
