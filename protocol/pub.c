@@ -36,12 +36,13 @@ enum {
     K_MAX_FRAME,
     K_MAX_TOPICS,
     K_MAX_DATA,
+    K_SKIP_ORIGIN,
     K_N
 };
 
 static const char *const keys[K_N] = {
-    "type", "v",    "client", "auth",  "id",     "topics",    "data",       "origin",
-    "seqs", "code", "msg",    "epoch", "server", "max_frame", "max_topics", "max_data",
+    "type", "v",   "client", "auth",   "id",        "topics",     "data",     "origin",      "seqs",
+    "code", "msg", "epoch",  "server", "max_frame", "max_topics", "max_data", "skip_origin",
 };
 
 static const struct {
@@ -170,6 +171,12 @@ static int dec_fields(const struct dec *d, const struct wire_limits *lim, struct
             span(d, K_DATA, &m->data, &m->data_len);
             if ((rc = wire_data_check(m->data, m->data_len, lim)))
                 return rc == WIRE_EMALFORMED ? WIRE_EDATA : rc;
+        }
+        if (d->offs[K_SKIP_ORIGIN]) {
+            struct wire__rd r = at(d, K_SKIP_ORIGIN);
+            struct wire__val b;
+            if (wire__rd_val(&r, &b) || b.kind != WIRE__BOOL) return WIRE_EFIELD;
+            m->skip_origin = (int)b.u;
         }
         return opt_str(d, K_ORIGIN, &m->origin);
     case PUB_ACK:
@@ -305,11 +312,12 @@ int pub_encode_welcome(struct wire_buf *out, uint32_t version, const char *epoch
     return enc_end(&e);
 }
 
-int pub_encode_publish(struct wire_buf *out, uint64_t id, const struct wire_str *topics,
-                       uint32_t ntopics, const uint8_t *data, size_t data_len, const char *origin)
+int pub_encode_publish_ex(struct wire_buf *out, uint64_t id, const struct wire_str *topics,
+                          uint32_t ntopics, const uint8_t *data, size_t data_len,
+                          const char *origin, int skip_origin)
 {
     struct enc e;
-    enc_begin(&e, out, (size_t)(3 + (data != NULL) + (origin != NULL)), "pub");
+    enc_begin(&e, out, (size_t)(3 + (data != NULL) + (origin != NULL) + (skip_origin != 0)), "pub");
     enc_uint(&e, "id", id);
     enc_key(&e, "topics");
     e.err |= msgpack_pack_array(&e.pk, ntopics);
@@ -320,7 +328,17 @@ int pub_encode_publish(struct wire_buf *out, uint64_t id, const struct wire_str 
         e.err |= wire_buf_append(out, data, data_len); /* already msgpack: copied verbatim */
     }
     if (origin) enc_str(&e, "origin", origin, strlen(origin));
+    if (skip_origin) {
+        enc_key(&e, "skip_origin");
+        e.err |= msgpack_pack_true(&e.pk);
+    }
     return enc_end(&e);
+}
+
+int pub_encode_publish(struct wire_buf *out, uint64_t id, const struct wire_str *topics,
+                       uint32_t ntopics, const uint8_t *data, size_t data_len, const char *origin)
+{
+    return pub_encode_publish_ex(out, id, topics, ntopics, data, data_len, origin, 0);
 }
 
 int pub_encode_ack(struct wire_buf *out, uint64_t id, const uint64_t *seqs, uint32_t nseqs)

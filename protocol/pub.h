@@ -15,7 +15,7 @@ enum pub_type {
     PUB_WELCOME,   /* broker -> client: {"type":"welcome","v":1,"epoch":str,"server":str,
                                          "max_frame":int,"max_topics":int,"max_data":int} */
     PUB_PUBLISH,   /* client -> broker: {"type":"pub","id":int,"topics":[str..],"data"?:any,
-                                         "origin"?:str} */
+                                         "origin"?:str,"skip_origin"?:bool} */
     PUB_ACK,       /* broker -> client: {"type":"ack","id":int,"seqs":[int..]} */
     PUB_ERROR,     /* broker -> client: {"type":"error","id"?:int,"code":int,"msg":str} */
     PUB_PING,      /* either way:       {"type":"ping","id":int} */
@@ -71,6 +71,10 @@ int pub_encode_welcome(struct wire_buf *out, uint32_t version, const char *epoch
 /* data: raw msgpack value or NULL; origin: NULL for none. */
 int pub_encode_publish(struct wire_buf *out, uint64_t id, const struct wire_str *topics,
                        uint32_t ntopics, const uint8_t *data, size_t data_len, const char *origin);
+/* pub_encode_publish plus "skip_origin":true when skip_origin is nonzero. */
+int pub_encode_publish_ex(struct wire_buf *out, uint64_t id, const struct wire_str *topics,
+                          uint32_t ntopics, const uint8_t *data, size_t data_len,
+                          const char *origin, int skip_origin);
 int pub_encode_ack(struct wire_buf *out, uint64_t id, const uint64_t *seqs, uint32_t nseqs);
 /* id 0 = no "id" key (error not tied to a request). */
 int pub_encode_error(struct wire_buf *out, uint64_t id, int32_t code, const char *msg);

@@ -47,7 +47,8 @@ static int encode(const struct pub_msg *m, struct wire_buf *out)
     }
     case PUB_PUBLISH:
         a = cstr(m->origin);
-        rc = pub_encode_publish(out, m->id, m->topics, m->ntopics, m->data, m->data_len, a);
+        rc = pub_encode_publish_ex(out, m->id, m->topics, m->ntopics, m->data, m->data_len, a,
+                                   m->skip_origin);
         break;
     case PUB_ACK:
         rc = pub_encode_ack(out, m->id, m->seqs, m->nseqs);
@@ -134,7 +135,8 @@ static void check_body(const uint8_t *body, size_t len)
     CHECK(used == e1.len);
     CHECK(pub_decode(b, n, &big, &m2) == 0);
     CHECK(m2.type == m1.type && m2.id == m1.id && m2.ntopics == m1.ntopics &&
-          m2.nseqs == m1.nseqs && m2.data_len == m1.data_len && m2.code == m1.code);
+          m2.nseqs == m1.nseqs && m2.data_len == m1.data_len && m2.code == m1.code &&
+          m2.skip_origin == m1.skip_origin);
     for (uint32_t i = 0; i < m1.ntopics; i++)
         CHECK(m2.topics[i].len == m1.topics[i].len &&
               memcmp(m2.topics[i].p, m1.topics[i].p, m1.topics[i].len) == 0);

@@ -534,3 +534,22 @@ Test(pub, keeps_the_request_id_when_decoding_fails_later)
     cr_assert_eq(dec_json("{\"type\":\"pub\",\"id\":-1,\"topics\":[\"a\"]}"), WIRE_EFIELD);
     cr_assert_eq(msg.id, 0, "an unreadable id is not kept");
 }
+
+Test(pub, round_trips_skip_origin_and_rejects_it_when_not_a_bool)
+{
+    struct wire_str t = {"doc:9", 5};
+    cr_assert_eq(pub_encode_publish_ex(&out, 3, &t, 1, NULL, 0, "1f", 1), 0);
+    cr_assert_eq(dec_out(), 0);
+    cr_assert(str_is(msg.origin, "1f"));
+    cr_assert_eq(msg.skip_origin, 1);
+    wire_buf_reset(&out);
+    cr_assert_eq(pub_encode_publish_ex(&out, 3, &t, 1, NULL, 0, "1f", 0), 0);
+    cr_assert(memmem(out.data, out.len, "skip_origin", 11) == NULL, "false is not written");
+    cr_assert_eq(dec_out(), 0);
+    cr_assert_eq(msg.skip_origin, 0);
+    cr_assert_eq(dec_json("{\"type\":\"pub\",\"id\":1,\"topics\":[\"a\"],\"skip_origin\":false}"),
+                 0);
+    cr_assert_eq(msg.skip_origin, 0);
+    cr_assert_eq(dec_json("{\"type\":\"pub\",\"id\":1,\"topics\":[\"a\"],\"skip_origin\":1}"),
+                 WIRE_EFIELD);
+}

@@ -163,7 +163,8 @@ static void pub_reencode(const struct pub_msg *m, struct wire_buf *out)
     }
     case PUB_PUBLISH:
         a = cstr(m->origin);
-        rc = pub_encode_publish(out, m->id, m->topics, m->ntopics, m->data, m->data_len, a);
+        rc = pub_encode_publish_ex(out, m->id, m->topics, m->ntopics, m->data, m->data_len, a,
+                                   m->skip_origin);
         break;
     case PUB_ACK:
         rc = pub_encode_ack(out, m->id, m->seqs, m->nseqs);
