@@ -197,6 +197,9 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
         dup2(errfd, 2);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
+        /* The broker must not hold the test runner's descriptors (Criterion's IPC sockets, other
+         * tests' sockets): only 0, 1 and 2 cross the exec. */
+        close_range(3, ~0U, 0);
         execv(binary, (char *const *)argv);
         dprintf(2, "harness: exec %s: %s\n", binary, strerror(errno));
         _exit(127);
@@ -735,6 +738,7 @@ int run_cmd(const char *const *argv, const char *stdin_text, char **out, char **
         dup2(inp[0], 0);
         dup2(outp[1], 1);
         dup2(errp[1], 2);
+        close_range(3, ~0U, 0);
         execv(argv[0], (char *const *)argv);
         dprintf(2, "run_cmd: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
