@@ -95,7 +95,7 @@ void core_ws_message(struct core *core, struct conn *c, const uint8_t *p, size_t
 /* Ask every connection with queued output to write it (call once per loop turn). */
 void core_flush(struct core *core);
 /* Timers: close due coalescing windows and age out history, at loop time now_ms. Returns how
- * many ms until it wants to run again (10 while windows are open, else 1000). */
+ * many ms until it wants to run again (10 when windows are configured, else 1000). */
 uint64_t core_tick(struct core *core, uint64_t now_ms);
 /* Hints waiting in queues, over all connections. */
 uint64_t core_queued(const struct core *core);

@@ -101,8 +101,17 @@ static int batch_fit(struct ws *w, size_t need)
     return 0;
 }
 
+/* Drop the connection now, whatever lws still holds for it. lws would otherwise wait to flush a
+ * partial write first — forever, for a peer that never reads — so the socket is reset (linger 0)
+ * and shut down, which fails the pending write and makes lws close at once. */
 static void kill_conn(struct wsconn *wc)
 {
+    int fd = lws_get_socket_fd(wc->wsi);
+    if (fd >= 0) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        shutdown(fd, SHUT_RDWR);
+    }
     lws_set_timeout(wc->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
