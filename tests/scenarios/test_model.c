@@ -1,0 +1,1077 @@
+/* Model-based randomized test of the delivery contract (docs/guarantees.md).
+ *
+ * A seeded random walk drives one real broker with NC WebSocket clients (JSON and msgpack, some
+ * with a 4 KiB receive buffer) over NT topics and one wildcard pattern, and two publishers
+ * (libnudge, and a raw msgpack one for skip_origin). Each step is one action: publish a pipelined
+ * batch (random topics — sometimes the same one twice —, sometimes data, sometimes an origin,
+ * sometimes skip_origin), flood a topic a stalled client follows with big hints, subscribe (with
+ * resume positions when the client has them; sometimes a wrong epoch, a position ahead, or a
+ * re-subscribe), unsubscribe, disconnect (clean or abrupt) and later reconnect with resume,
+ * stall (stop reading), read what is there.
+ *
+ * The model knows every acked publish (publishes are acked before the next step, so the model's
+ * seqs are exact) and, per client connection and topic, the last seq the client knows. It checks
+ * every message when it arrives:
+ *   - a hint is for a topic the connection follows (exact subscription or the pattern), with a
+ *     seq that was published, carrying that publish's data; its seq is larger than the last one
+ *     known; without "n" it is exactly the next seq, or the seqs in between are this
+ *     connection's own skip_origin publishes; "own" is set exactly when the connection is the
+ *     publish's origin, and a skip_origin publish never reaches its origin (replays excepted);
+ *   - "subscribed" carries a seq between the topic's seq when the sub was sent and when the
+ *     reply is read; a re-subscribe only re-confirms (nothing was delivered past what the
+ *     connection already knows); a fresh one with a position is followed by the replay of
+ *     exactly what was missed or by one reset whose reason and seq the model predicts (epoch,
+ *     ahead, evicted — history keeps HIST per topic — or wildcard for the pattern);
+ *   - no error, no close.
+ * At the end the publishers stop, disconnected clients come back with resume, and every client
+ * reads until each topic it follows is at the topic's final seq: no silent gap anywhere. /stats
+ * must show that coalescing, replay and resets happened, so the test cannot pass vacuously.
+ *
+ * NUDGE_MODEL_SEED (a number, or "random") and NUDGE_MODEL_STEPS choose the walk; the seed and a
+ * one-line repro are printed to stderr. On a violation the client's recent messages are printed. */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "nudge.h"
+#include "pub.h"
+#include "wsc.h"
+
+#define NT 6            /* exact topics */
+#define PAT NT          /* index of the pattern in per-topic arrays */
+#define NSLOT (NT + 1)
+#define NCOVERED 4      /* topics 0..3 match the pattern */
+#define NC 12           /* clients */
+#define HIST 8          /* --hist-per-topic */
+#define MAXQ "16"       /* --max-queue */
+#define MAXOPS 8        /* pending requests per topic and connection */
+#define LOGN 40         /* messages kept per client for failure reports */
+#define FLOOD_N 64      /* big publishes per flood */
+#define BIG_MIN 40000   /* bytes of a big data string */
+
+static const char *const tname[NSLOT] = {"m:a:0", "m:a:1", "m:a:2", "m:a:3",
+                                         "m:b:0", "m:b:1", "m:a:*"};
+static const char wrong_epoch[] = "0123456789abcdef";
+
+/* ---- the model's state ----------------------------------------------------------------------- */
+
+/* One acked publish of one topic. */
+struct prec {
+    uint32_t pid;  /* publish number: its data is derived from it */
+    uint8_t kind;  /* data: 0 none, 1 small map, 2 big string */
+    uint8_t skip;  /* skip_origin */
+    int8_t ocli;   /* origin client, -1 = none */
+    uint32_t ogen; /* origin connection generation */
+};
+
+struct ptopic {
+    struct prec *r; /* r[seq - 1] */
+    size_t n, cap;  /* n = the topic's seq (last acked) */
+};
+
+enum { OP_SUB = 1, OP_UNSUB = 2 };
+
+/* A request sent and not yet answered, for one topic. */
+struct op {
+    uint8_t kind;
+    uint8_t has_pos, wrong_epoch;
+    uint64_t pos;
+    uint64_t lo[NT]; /* every topic's seq when it was sent */
+};
+
+/* What one connection knows of one topic (or of the pattern, at PAT). */
+struct ctopic {
+    struct op ops[MAXOPS]; /* FIFO: replies come in request order */
+    int nops;
+    int active;                /* the last reply read was "subscribed" */
+    int known;                 /* last is meaningful */
+    uint64_t last;             /* last seq known (subscribed, hint, reset) */
+    uint64_t replay_until;     /* hints up to this seq are a replay (0 = none) */
+    const char *expect_reset;  /* a reset with this reason must come before any hint */
+    uint64_t expect_seq;
+    uint64_t pat_lo, pat_base; /* covered topics: seq when the pattern's sub was sent / read */
+};
+
+struct mcli {
+    int idx;
+    const char *proto;
+    int small; /* 4 KiB receive buffer */
+    struct wsc w;
+    int conn;      /* connected */
+    uint32_t gen;  /* connection generation (origin identity) */
+    int stalled;
+    long stall_end_step;
+    int64_t stall_end_ms;
+    int want[NSLOT];      /* the app wants it: subscribed again on reconnect */
+    int has_saved[NSLOT]; /* resume position kept across connections */
+    uint64_t saved[NSLOT];
+    struct ctopic t[NSLOT];
+    uint64_t next_id;
+    char log[LOGN][192];
+    unsigned nlog;
+};
+
+struct model {
+    uint64_t seed, rs;
+    long steps, step;
+    struct nudged d;
+    nudge_client_t *lib;
+    struct pubraw raw;
+    uint64_t raw_id;
+    struct ptopic P[NT];
+    struct mcli c[NC];
+    uint32_t pid;
+    int floods, max_floods;
+    /* what the clients saw */
+    uint64_t msgs, hints, coalesced, resets, replays, owns, publishes;
+    struct wire_buf tmp;
+};
+
+/* ---- random ------------------------------------------------------------------------------- */
+
+static uint64_t rnd(struct model *M)
+{
+    /* xorshift64* */
+    M->rs ^= M->rs >> 12;
+    M->rs ^= M->rs << 25;
+    M->rs ^= M->rs >> 27;
+    return M->rs * 2685821657736338717ull;
+}
+
+static uint32_t rn(struct model *M, uint32_t n)
+{
+    return (uint32_t)(rnd(M) % n);
+}
+
+static int chance(struct model *M, uint32_t pct)
+{
+    return rn(M, 100) < pct;
+}
+
+/* ---- reporting ------------------------------------------------------------------------------ */
+
+static void repro(const struct model *M)
+{
+    fprintf(stderr,
+            "repro: NUDGE_MODEL_SEED=%llu NUDGE_MODEL_STEPS=%ld NUDGE_BIN=build/asan "
+            "build/asan/tests --filter 'model/*'\n",
+            (unsigned long long)M->seed, M->steps);
+}
+
+static void cli_log(struct mcli *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->log[c->nlog % LOGN], sizeof c->log[0], fmt, ap);
+    va_end(ap);
+    c->nlog++;
+}
+
+static void dump_client(const struct model *M, const struct mcli *c)
+{
+    fprintf(stderr, "model: client %d (%s%s, conn '%s' gen %u) — last %u of %u messages/actions:\n",
+            c->idx, c->proto, c->small ? ", 4 KiB rcvbuf" : "", c->w.conn_id, c->gen,
+            c->nlog < LOGN ? c->nlog : LOGN, c->nlog);
+    unsigned from = c->nlog > LOGN ? c->nlog - LOGN : 0;
+    for (unsigned i = from; i < c->nlog; i++) fprintf(stderr, "    %s\n", c->log[i % LOGN]);
+    fprintf(stderr, "  topics (seq = last acked): ");
+    for (int t = 0; t < NT; t++) fprintf(stderr, "%s=%zu ", tname[t], M->P[t].n);
+    fprintf(stderr, "\n  client view: ");
+    for (int t = 0; t < NSLOT; t++) {
+        const struct ctopic *ct = &c->t[t];
+        fprintf(stderr, "%s[%s%s last %llu ops %d%s] ", tname[t], ct->active ? "on" : "off",
+                ct->known ? "" : " unknown", (unsigned long long)ct->last, ct->nops,
+                ct->expect_reset ? " reset due" : "");
+    }
+    fprintf(stderr, "\n");
+}
+
+#define FAIL(M, c, ...) fail_at(M, c, __LINE__, __VA_ARGS__)
+
+__attribute__((format(printf, 4, 5))) static void fail_at(struct model *M, struct mcli *c,
+                                                          int line, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "model: VIOLATION at step %ld (check at test_model.c:%d): client %d: %s\n",
+            M->step, line, c ? c->idx : -1, why);
+    if (c) dump_client(M, c);
+    repro(M);
+    cr_assert_fail("contract violation at step %ld, client %d: %s (seed %llu; see stderr)",
+                   M->step, c ? c->idx : -1, why, (unsigned long long)M->seed);
+}
+
+/* ---- published data ------------------------------------------------------------------------ */
+
+static size_t big_len(uint32_t pid)
+{
+    return BIG_MIN + (pid * 7919u) % 6000u;
+}
+
+/* The JSON data of publish pid of the given kind, into b (NUL-terminated). */
+static void data_json(uint32_t pid, uint8_t kind, struct wire_buf *b)
+{
+    wire_buf_reset(b);
+    if (kind == 1) {
+        char s[64];
+        int n = snprintf(s, sizeof s, "{\"p\":%u,\"k\":\"v\"}", pid);
+        wire_buf_append(b, s, (size_t)n + 1);
+    } else {
+        size_t len = big_len(pid);
+        wire_buf_reserve(b, len + 3);
+        b->data[0] = '"';
+        memset(b->data + 1, 'a' + (int)(pid % 26), len);
+        b->data[len + 1] = '"';
+        b->data[len + 2] = '\0';
+        b->len = len + 3;
+    }
+}
+
+/* 1 when the hint's data is what publish rec carried. */
+static int data_ok(struct model *M, const struct prec *rec, const struct sub_msg *m)
+{
+    if (rec->kind == 0) return m->data == NULL;
+    if (!m->data) return 0;
+    if (rec->kind == 2) {
+        size_t len = big_len(rec->pid);
+        const uint8_t *p = m->data;
+        if (m->data_len != len + 3 || p[0] != 0xda || (size_t)((p[1] << 8) | p[2]) != len)
+            return 0;
+        uint8_t ch = (uint8_t)('a' + rec->pid % 26);
+        for (size_t i = 0; i < len; i++)
+            if (p[3 + i] != ch) return 0;
+        return 1;
+    }
+    data_json(rec->pid, 1, &M->tmp);
+    struct wire_buf mp = {0};
+    int ok = wire_json_to_data((const char *)M->tmp.data, M->tmp.len - 1, &mp) == 0 &&
+             mp.len == m->data_len && memcmp(mp.data, m->data, mp.len) == 0;
+    wire_buf_free(&mp);
+    return ok;
+}
+
+/* ---- the checks ---------------------------------------------------------------------------- */
+
+static int covered(int t)
+{
+    return t < NCOVERED;
+}
+
+static int topic_of(struct wire_str s)
+{
+    for (int t = 0; t < NSLOT; t++)
+        if (wstr_eq(s, tname[t])) return t;
+    return -1;
+}
+
+static const struct prec *rec_of(const struct model *M, int t, uint64_t seq)
+{
+    return &M->P[t].r[seq - 1];
+}
+
+/* Whether this connection originated publish (t, seq) with skip_origin: it never gets a hint for
+ * it, and counts it as known. */
+static int skipped_own(const struct model *M, const struct mcli *c, int t, uint64_t seq)
+{
+    const struct prec *r = rec_of(M, t, seq);
+    return r->skip && r->ocli == c->idx && r->ogen == c->gen;
+}
+
+/* The last seq the connection knows for t once its own skipped publishes count. */
+static uint64_t adv(const struct model *M, const struct mcli *c, int t, uint64_t last)
+{
+    while (last < M->P[t].n && skipped_own(M, c, t, last + 1)) last++;
+    return last;
+}
+
+static int entitled(const struct mcli *c, int t)
+{
+    return c->t[t].active || (covered(t) && c->t[PAT].active);
+}
+
+static struct op pop_op(struct model *M, struct mcli *c, int t, int kind, const char *what)
+{
+    struct ctopic *ct = &c->t[t];
+    if (ct->nops == 0 || ct->ops[0].kind != kind)
+        FAIL(M, c, "%s for %s, which has no such request pending", what, tname[t]);
+    struct op op = ct->ops[0];
+    memmove(ct->ops, ct->ops + 1, sizeof(struct op) * (size_t)(ct->nops - 1));
+    ct->nops--;
+    return op;
+}
+
+static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
+{
+    struct ctopic *ct = &c->t[t];
+    struct op op = pop_op(M, c, t, OP_SUB, "subscribed");
+    if (t == PAT) {
+        if (seq != 0) FAIL(M, c, "subscribed to the pattern with seq %llu, want 0",
+                           (unsigned long long)seq);
+        if (ct->active) return; /* re-confirmed */
+        ct->active = 1;
+        for (int u = 0; u < NCOVERED; u++) {
+            c->t[u].pat_lo = op.lo[u];
+            c->t[u].pat_base = M->P[u].n;
+        }
+        if (op.has_pos) {
+            ct->expect_reset = "wildcard";
+            ct->expect_seq = 0;
+        }
+        return;
+    }
+    uint64_t lo = op.lo[t], hi = M->P[t].n;
+    if (seq < lo || seq > hi)
+        FAIL(M, c, "subscribed %s with seq %llu, but the topic was at %llu when the sub was sent "
+                   "and is at %llu now",
+             tname[t], (unsigned long long)seq, (unsigned long long)lo, (unsigned long long)hi);
+    if (ct->active) { /* re-subscribe: a confirmation, never a replay or reset */
+        if (adv(M, c, t, ct->last) < seq)
+            FAIL(M, c, "re-subscribe of %s confirmed seq %llu but the connection only knows %llu: "
+                       "silent gap",
+                 tname[t], (unsigned long long)seq, (unsigned long long)ct->last);
+        return;
+    }
+    ct->active = 1;
+    ct->replay_until = 0;
+    if (covered(t) && c->t[PAT].active) {
+        if (op.has_pos) FAIL(M, c, "model bug: resume of %s under an active pattern", tname[t]);
+        if (ct->known) {
+            /* The pattern delivered everything up to seq before this reply. */
+            if (adv(M, c, t, ct->last) < seq)
+                FAIL(M, c, "subscribed %s at seq %llu while the pattern had delivered only up to "
+                           "%llu: silent gap",
+                     tname[t], (unsigned long long)seq, (unsigned long long)ct->last);
+            return;
+        }
+    }
+    ct->known = 1;
+    ct->last = seq;
+    if (!op.has_pos) return;
+    const char *reason = NULL;
+    if (op.wrong_epoch) reason = "epoch";
+    else if (op.pos > seq) reason = "ahead";
+    else if (op.pos + HIST < seq) reason = "evicted";
+    else if (op.pos < seq) {
+        ct->last = op.pos;
+        ct->replay_until = seq;
+        M->replays += seq - op.pos;
+    }
+    if (reason) {
+        ct->expect_reset = reason;
+        ct->expect_seq = seq;
+    }
+}
+
+static void on_unsubscribed(struct model *M, struct mcli *c, int t)
+{
+    struct ctopic *ct = &c->t[t];
+    pop_op(M, c, t, OP_UNSUB, "unsubscribed");
+    if (!ct->active) FAIL(M, c, "unsubscribed %s, which was not subscribed", tname[t]);
+    if (ct->expect_reset)
+        FAIL(M, c, "unsubscribed %s before the reset \"%s\" it was owed", tname[t],
+             ct->expect_reset);
+    ct->active = 0;
+    if (t == PAT) {
+        for (int u = 0; u < NCOVERED; u++)
+            if (!c->t[u].active) c->t[u].known = 0;
+        return;
+    }
+    c->has_saved[t] = 1;
+    c->saved[t] = adv(M, c, t, ct->last);
+    ct->replay_until = 0;
+    if (!(covered(t) && c->t[PAT].active)) ct->known = 0;
+}
+
+static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
+{
+    int t = topic_of(m->topic);
+    if (t < 0 || t == PAT)
+        FAIL(M, c, "hint for topic '%.*s'", (int)m->topic.len, m->topic.p ? m->topic.p : "");
+    struct ctopic *ct = &c->t[t];
+    if (!entitled(c, t)) FAIL(M, c, "hint %s seq %llu on a topic it does not follow", tname[t],
+                              (unsigned long long)m->seq);
+    if (ct->expect_reset)
+        FAIL(M, c, "hint %s seq %llu where a reset \"%s\" was due", tname[t],
+             (unsigned long long)m->seq, ct->expect_reset);
+    uint64_t s = m->seq;
+    uint32_t n = m->count ? m->count : 1;
+    if (s == 0 || s > M->P[t].n)
+        FAIL(M, c, "hint %s seq %llu was never published (topic at %zu)", tname[t],
+             (unsigned long long)s, M->P[t].n);
+    const struct prec *rec = rec_of(M, t, s);
+    if (!data_ok(M, rec, m))
+        FAIL(M, c, "hint %s seq %llu (n %u): data is not that publish's (kind %u, %zu bytes "
+                   "received)",
+             tname[t], (unsigned long long)s, n, rec->kind, m->data ? m->data_len : 0);
+    int replay = ct->replay_until && s <= ct->replay_until;
+    if (!ct->known) {
+        /* The first hint of a topic that only the pattern brings. */
+        if (s <= ct->pat_lo)
+            FAIL(M, c, "hint %s seq %llu through the pattern, not newer than the topic's seq %llu "
+                       "when the pattern was subscribed",
+                 tname[t], (unsigned long long)s, (unsigned long long)ct->pat_lo);
+    } else {
+        if (s <= ct->last)
+            FAIL(M, c, "hint %s seq %llu (n %u) after %llu: duplicate or out of order", tname[t],
+                 (unsigned long long)s, n, (unsigned long long)ct->last);
+        if (n == 1 && adv(M, c, t, ct->last) < s - 1)
+            FAIL(M, c, "hint %s seq %llu without \"n\" after %llu: silent gap", tname[t],
+                 (unsigned long long)s, (unsigned long long)ct->last);
+    }
+    if (!replay) {
+        int origin = rec->ocli == c->idx && rec->ogen == c->gen;
+        if (origin && rec->skip)
+            FAIL(M, c, "hint %s seq %llu reached its origin despite skip_origin", tname[t],
+                 (unsigned long long)s);
+        if (n == 1 && m->own != origin)
+            FAIL(M, c, "hint %s seq %llu: own %d, but the connection %s the publish's origin",
+                 tname[t], (unsigned long long)s, m->own, origin ? "is" : "is not");
+        if (n > 1 && m->own && !origin)
+            FAIL(M, c, "coalesced hint %s seq %llu marked own, but its newest publish is not",
+                 tname[t], (unsigned long long)s);
+    }
+    ct->known = 1;
+    ct->last = s;
+    if (ct->replay_until && s >= ct->replay_until) ct->replay_until = 0;
+    M->hints++;
+    M->coalesced += n > 1;
+    M->owns += m->own != 0;
+}
+
+static void on_reset(struct model *M, struct mcli *c, const struct sub_msg *m)
+{
+    int t = topic_of(m->topic);
+    if (t < 0) FAIL(M, c, "reset of topic '%.*s'", (int)m->topic.len, m->topic.p);
+    struct ctopic *ct = &c->t[t];
+    char reason[32];
+    snprintf(reason, sizeof reason, "%.*s", (int)m->reason.len, m->reason.p ? m->reason.p : "");
+    if (!ct->expect_reset)
+        FAIL(M, c, "unexpected reset %s seq %llu \"%s\"", tname[t], (unsigned long long)m->seq,
+             reason);
+    if (strcmp(reason, ct->expect_reset) != 0 || m->seq != ct->expect_seq)
+        FAIL(M, c, "reset %s seq %llu \"%s\", want seq %llu \"%s\"", tname[t],
+             (unsigned long long)m->seq, reason, (unsigned long long)ct->expect_seq,
+             ct->expect_reset);
+    ct->expect_reset = NULL;
+    if (t != PAT) {
+        ct->known = 1;
+        ct->last = m->seq;
+    }
+    M->resets++;
+}
+
+static const char *type_name(enum sub_type t)
+{
+    static const char *const names[] = {"?",     "hello",        "welcome", "sub",
+                                        "subscribed", "unsub",   "unsubscribed", "hint",
+                                        "reset", "error",        "ping",    "pong"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+static void on_msg(struct model *M, struct mcli *c, const struct sub_msg *m)
+{
+    M->msgs++;
+    char nbuf[24] = "";
+    if (m->count > 1) snprintf(nbuf, sizeof nbuf, " n=%u", m->count);
+    cli_log(c, "step %ld recv %s %.*s seq %llu%s%s %.*s", M->step, type_name(m->type),
+            (int)m->topic.len, m->topic.p ? m->topic.p : "", (unsigned long long)m->seq, nbuf,
+            m->own ? " own" : "", (int)m->reason.len, m->reason.p ? m->reason.p : "");
+    int t;
+    switch (m->type) {
+    case SUB_HINT:
+        on_hint(M, c, m);
+        break;
+    case SUB_SUBSCRIBED:
+        t = topic_of(m->topic);
+        if (t < 0) FAIL(M, c, "subscribed to '%.*s'", (int)m->topic.len, m->topic.p);
+        on_subscribed(M, c, t, m->seq);
+        break;
+    case SUB_UNSUBSCRIBED:
+        t = topic_of(m->topic);
+        if (t < 0) FAIL(M, c, "unsubscribed from '%.*s'", (int)m->topic.len, m->topic.p);
+        on_unsubscribed(M, c, t);
+        break;
+    case SUB_RESET:
+        on_reset(M, c, m);
+        break;
+    case SUB_PONG:
+        break;
+    default:
+        FAIL(M, c, "unexpected %s (code %d: %.*s)", type_name(m->type), m->code, (int)m->msg.len,
+             m->msg.p ? m->msg.p : "");
+    }
+}
+
+/* Read what c has (up to max messages); wait up to timeout_ms for the first. Returns how many. */
+static int read_some(struct model *M, struct mcli *c, int timeout_ms, int max)
+{
+    int n = 0;
+    while (n < max) {
+        struct sub_msg m;
+        int rc = wsc_recv_msg(&c->w, &m, n ? 0 : timeout_ms);
+        if (rc == WSC_TIMEOUT) break;
+        if (rc != WSC_OK)
+            FAIL(M, c, "connection ended: rc %d, close code %u \"%s\"", rc, c->w.close_code,
+                 c->w.close_reason);
+        on_msg(M, c, &m);
+        sub_msg_clear(&m);
+        n++;
+    }
+    return n;
+}
+
+/* ---- client actions ------------------------------------------------------------------------ */
+
+static int will_be_subscribed(const struct mcli *c, int t)
+{
+    const struct ctopic *ct = &c->t[t];
+    return ct->nops ? ct->ops[ct->nops - 1].kind == OP_SUB : ct->active;
+}
+
+/* Subscribe c to the topics with sel[t] set (exact topics first, the pattern last), with resume
+ * positions where the client has them. */
+static void do_sub(struct model *M, struct mcli *c, const int *sel)
+{
+    struct wire_str topics[NSLOT];
+    uint8_t has[NSLOT] = {0};
+    uint64_t seqs[NSLOT] = {0};
+    uint32_t n = 0;
+    int bad_epoch = chance(M, 6);
+    int pattern_later = will_be_subscribed(c, PAT);
+    char line[160];
+    int ll = snprintf(line, sizeof line, "step %ld send sub%s:", M->step,
+                      bad_epoch ? " (wrong epoch)" : "");
+    struct op op;
+    memset(&op, 0, sizeof op);
+    op.kind = OP_SUB;
+    op.wrong_epoch = (uint8_t)bad_epoch;
+    for (int t = 0; t < NT; t++) op.lo[t] = M->P[t].n;
+    for (int t = 0; t < NSLOT; t++) {
+        if (!sel[t] || c->t[t].nops >= MAXOPS) continue;
+        struct op o = op;
+        if (t == PAT) {
+            if (c->has_saved[PAT] ? chance(M, 80) : chance(M, 20)) {
+                o.has_pos = 1;
+                o.pos = rn(M, 5);
+            }
+        } else if (!(covered(t) && pattern_later)) {
+            if (c->has_saved[t]) {
+                uint32_t r = rn(M, 100);
+                if (r < 85) {
+                    o.has_pos = 1;
+                    o.pos = c->saved[t];
+                } else if (r < 93) {
+                    o.has_pos = 1;
+                    o.pos = c->saved[t] + 1 + rn(M, 4);
+                }
+            } else if (chance(M, 30)) {
+                o.has_pos = 1;
+                o.pos = 0;
+            }
+        }
+        topics[n] = (struct wire_str){tname[t], (uint32_t)strlen(tname[t])};
+        has[n] = o.has_pos;
+        seqs[n] = o.pos;
+        n++;
+        c->t[t].ops[c->t[t].nops++] = o;
+        c->want[t] = 1;
+        if (o.has_pos)
+            ll += snprintf(line + ll, sizeof line - (size_t)ll, " %s@%llu", tname[t],
+                           (unsigned long long)o.pos);
+        else ll += snprintf(line + ll, sizeof line - (size_t)ll, " %s", tname[t]);
+        if (ll >= (int)sizeof line) ll = (int)sizeof line - 1;
+    }
+    if (n == 0) return;
+    int any = 0;
+    for (uint32_t i = 0; i < n; i++) any |= has[i];
+    cli_log(c, "%s", line);
+    wire_buf_reset(&M->tmp);
+    cr_assert_eq(sub_encode_subscribe(c->w.fmt, &M->tmp, c->next_id++, topics, n,
+                                      any ? (bad_epoch ? wrong_epoch : c->w.epoch) : NULL,
+                                      any ? has : NULL, any ? seqs : NULL),
+                 0);
+    if (wsc_send_msg(&c->w, M->tmp.data, M->tmp.len) != WSC_OK)
+        FAIL(M, c, "could not send a sub (connection lost?)");
+}
+
+static void do_unsub(struct model *M, struct mcli *c, const int *sel)
+{
+    struct wire_str topics[NSLOT];
+    uint32_t n = 0;
+    char line[160];
+    int ll = snprintf(line, sizeof line, "step %ld send unsub:", M->step);
+    for (int t = 0; t < NSLOT; t++) {
+        if (!sel[t] || !will_be_subscribed(c, t) || c->t[t].nops >= MAXOPS) continue;
+        topics[n++] = (struct wire_str){tname[t], (uint32_t)strlen(tname[t])};
+        struct op o;
+        memset(&o, 0, sizeof o);
+        o.kind = OP_UNSUB;
+        c->t[t].ops[c->t[t].nops++] = o;
+        c->want[t] = 0;
+        ll += snprintf(line + ll, sizeof line - (size_t)ll, " %s", tname[t]);
+        if (ll >= (int)sizeof line) ll = (int)sizeof line - 1;
+    }
+    if (n == 0) return;
+    cli_log(c, "%s", line);
+    wire_buf_reset(&M->tmp);
+    cr_assert_eq(sub_encode_unsubscribe(c->w.fmt, &M->tmp, c->next_id++, topics, n), 0);
+    if (wsc_send_msg(&c->w, M->tmp.data, M->tmp.len) != WSC_OK)
+        FAIL(M, c, "could not send an unsub (connection lost?)");
+}
+
+static void do_connect(struct model *M, struct mcli *c)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    if (c->small) {
+        int sz = 4096;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    }
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(M->d.ws_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(wsc_handshake(&c->w, fd, M->d.ws_port, "/", c->proto, NULL), WSC_OK,
+                 "client %d: handshake", c->idx);
+    cr_assert_eq(wsc_hello(&c->w), WSC_OK, "client %d: hello", c->idx);
+    c->conn = 1;
+    c->gen++;
+    c->stalled = 0;
+    c->next_id = 1;
+    memset(c->t, 0, sizeof c->t);
+    cli_log(c, "step %ld connected as '%s' (gen %u)", M->step, c->w.conn_id, c->gen);
+    int any = 0;
+    for (int t = 0; t < NSLOT; t++) any |= c->want[t];
+    if (any) do_sub(M, c, c->want);
+}
+
+static void do_disconnect(struct model *M, struct mcli *c, int abrupt)
+{
+    for (int t = 0; t < NT; t++) {
+        const struct ctopic *ct = &c->t[t];
+        if (ct->known && !ct->expect_reset && entitled(c, t)) {
+            c->has_saved[t] = 1;
+            c->saved[t] = adv(M, c, t, ct->last);
+        }
+    }
+    if (c->t[PAT].active) c->has_saved[PAT] = 1;
+    cli_log(c, "step %ld disconnect (%s)", M->step, abrupt ? "abrupt" : "clean");
+    if (abrupt) wsc_free(&c->w, 1);
+    else wsc_close(&c->w, 100);
+    c->conn = 0;
+    c->stalled = 0;
+}
+
+/* ---- publishers ---------------------------------------------------------------------------- */
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* A whole publisher frame, built by hand so it can carry skip_origin. */
+static void raw_pub_frame(struct wire_buf *out, uint64_t id, const char *const *topics, uint32_t n,
+                          const uint8_t *data, size_t data_len, const char *origin, int skip)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, (size_t)(3 + (data != NULL) + (origin != NULL) + (skip != 0)));
+    pack_str(&pk, "type");
+    pack_str(&pk, "pub");
+    pack_str(&pk, "id");
+    msgpack_pack_uint64(&pk, id);
+    pack_str(&pk, "topics");
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++) pack_str(&pk, topics[i]);
+    if (data) {
+        pack_str(&pk, "data");
+        msgpack_sbuffer_write(&sb, (const char *)data, data_len);
+    }
+    if (origin) {
+        pack_str(&pk, "origin");
+        pack_str(&pk, origin);
+    }
+    if (skip) {
+        pack_str(&pk, "skip_origin");
+        msgpack_pack_true(&pk);
+    }
+    uint8_t pre[4] = {(uint8_t)(sb.size >> 24), (uint8_t)(sb.size >> 16), (uint8_t)(sb.size >> 8),
+                      (uint8_t)sb.size};
+    wire_buf_append(out, pre, 4);
+    wire_buf_append(out, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+struct pubspec {
+    int nt;
+    int t[3];
+    uint8_t kind;
+    int8_t ocli;
+    uint8_t skip;
+    uint32_t pid;
+};
+
+static void record(struct model *M, const struct pubspec *ps, const struct mcli *oc,
+                   const uint64_t *seqs, size_t nseqs)
+{
+    if (nseqs != (size_t)ps->nt) FAIL(M, NULL, "ack with %zu seqs for %d topics", nseqs, ps->nt);
+    for (int i = 0; i < ps->nt; i++) {
+        struct ptopic *P = &M->P[ps->t[i]];
+        if (seqs[i] != P->n + 1)
+            FAIL(M, NULL, "publish to %s acked with seq %llu, want %zu", tname[ps->t[i]],
+                 (unsigned long long)seqs[i], P->n + 1);
+        if (P->n == P->cap) {
+            P->cap = P->cap ? P->cap * 2 : 256;
+            P->r = realloc(P->r, P->cap * sizeof *P->r);
+            cr_assert_not_null(P->r);
+        }
+        P->r[P->n++] = (struct prec){ps->pid, ps->kind, ps->skip, ps->ocli, oc ? oc->gen : 0};
+    }
+    M->publishes++;
+}
+
+/* Publish ps[0..k) in one pipelined batch through the raw publisher (raw = 1) or libnudge. */
+static void publish_batch(struct model *M, const struct pubspec *ps, int k, int raw)
+{
+    struct wire_buf frames = {0}, data = {0}, mp = {0};
+    for (int j = 0; j < k; j++) {
+        const char *topics[3];
+        for (int i = 0; i < ps[j].nt; i++) topics[i] = tname[ps[j].t[i]];
+        const struct mcli *oc = ps[j].ocli >= 0 ? &M->c[ps[j].ocli] : NULL;
+        const char *origin = oc ? oc->w.conn_id : NULL;
+        const char *dj = NULL;
+        if (ps[j].kind) {
+            data_json(ps[j].pid, ps[j].kind, &data);
+            dj = (const char *)data.data;
+        }
+        if (raw) {
+            wire_buf_reset(&mp);
+            if (dj) cr_assert_eq(wire_json_to_data(dj, strlen(dj), &mp), 0);
+            raw_pub_frame(&frames, ++M->raw_id, topics, (uint32_t)ps[j].nt, dj ? mp.data : NULL,
+                          mp.len, origin, ps[j].skip);
+        } else {
+            struct nudge_pub pb = {topics, (size_t)ps[j].nt, dj, origin};
+            int rc = nudge_send(M->lib, &pb, NULL);
+            if (rc != NUDGE_OK)
+                FAIL(M, NULL, "nudge_send: %s (%s)", nudge_strerror(rc), nudge_last_error(M->lib));
+        }
+    }
+    if (raw && pubraw_send(&M->raw, frames.data, frames.len) != PUBRAW_OK)
+        FAIL(M, NULL, "raw publisher: send failed");
+    for (int j = 0; j < k; j++) {
+        const struct mcli *oc = ps[j].ocli >= 0 ? &M->c[ps[j].ocli] : NULL;
+        if (raw) {
+            struct pub_msg a;
+            int rc = pubraw_recv(&M->raw, &a, 10000);
+            if (rc != PUBRAW_OK) FAIL(M, NULL, "raw publisher: no ack (rc %d)", rc);
+            if (a.type != PUB_ACK)
+                FAIL(M, NULL, "raw publisher: got type %d (code %d: %.*s)", (int)a.type, a.code,
+                     (int)a.msg.len, a.msg.p ? a.msg.p : "");
+            record(M, &ps[j], oc, a.seqs, a.nseqs);
+            pub_msg_clear(&a);
+        } else {
+            uint64_t seqs[3];
+            size_t n = 0;
+            int rc = nudge_recv_ack(M->lib, NULL, seqs, 3, &n);
+            if (rc != NUDGE_OK)
+                FAIL(M, NULL, "libnudge: no ack: %s (%s)", nudge_strerror(rc),
+                     nudge_last_error(M->lib));
+            record(M, &ps[j], oc, seqs, n);
+        }
+    }
+    wire_buf_free(&frames);
+    wire_buf_free(&data);
+    wire_buf_free(&mp);
+}
+
+static void act_publish(struct model *M)
+{
+    struct pubspec ps[8];
+    int k = 1 + (int)rn(M, 6);
+    int raw = chance(M, 40);
+    for (int j = 0; j < k; j++) {
+        memset(&ps[j], 0, sizeof ps[j]);
+        ps[j].pid = ++M->pid;
+        ps[j].nt = 1 + (int)rn(M, 3);
+        for (int i = 0; i < ps[j].nt; i++) ps[j].t[i] = (int)rn(M, NT);
+        ps[j].kind = chance(M, 50) ? 1 : 0;
+        ps[j].ocli = -1;
+        if (chance(M, 30)) {
+            int ci = (int)rn(M, NC);
+            if (M->c[ci].conn) {
+                ps[j].ocli = (int8_t)ci;
+                ps[j].skip = (uint8_t)(raw && chance(M, 50));
+            }
+        }
+    }
+    publish_batch(M, ps, k, raw);
+}
+
+/* Big hints to a topic a stalled client follows, so that its socket fills and the broker has
+ * to coalesce. */
+static void act_flood(struct model *M)
+{
+    int cand[NC], nc = 0;
+    for (int i = 0; i < NC; i++)
+        if (M->c[i].conn && M->c[i].stalled) cand[nc++] = i;
+    if (nc == 0 || M->floods >= M->max_floods) return;
+    struct mcli *c = &M->c[cand[rn(M, (uint32_t)nc)]];
+    int topics[NT], nt = 0;
+    for (int t = 0; t < NT; t++)
+        if (entitled(c, t)) topics[nt++] = t;
+    if (nt == 0) return;
+    M->floods++;
+    int t = topics[rn(M, (uint32_t)nt)];
+    cli_log(c, "step %ld flood of %d big hints to %s while stalled", M->step, FLOOD_N, tname[t]);
+    for (int b = 0; b < FLOOD_N; b += 16) {
+        struct pubspec ps[16];
+        for (int j = 0; j < 16; j++) {
+            memset(&ps[j], 0, sizeof ps[j]);
+            ps[j].pid = ++M->pid;
+            ps[j].nt = 1;
+            ps[j].t[0] = t;
+            ps[j].kind = 2;
+            ps[j].ocli = -1;
+        }
+        publish_batch(M, ps, 16, 0);
+    }
+}
+
+/* ---- the walk ------------------------------------------------------------------------------ */
+
+static struct mcli *pick(struct model *M, int connected, int stalled_ok)
+{
+    int cand[NC], n = 0;
+    for (int i = 0; i < NC; i++) {
+        struct mcli *c = &M->c[i];
+        if (c->conn != connected) continue;
+        if (connected && c->stalled && !stalled_ok) continue;
+        cand[n++] = i;
+    }
+    return n ? &M->c[cand[rn(M, (uint32_t)n)]] : NULL;
+}
+
+static void random_sel(struct model *M, int *sel)
+{
+    int any = 0;
+    for (int t = 0; t < NSLOT; t++) any |= sel[t] = chance(M, t == PAT ? 25 : 35);
+    if (!any) sel[rn(M, NSLOT)] = 1;
+}
+
+static void step(struct model *M)
+{
+    uint32_t r = rn(M, 100);
+    struct mcli *c;
+    int sel[NSLOT];
+    if (r < 30) {
+        act_publish(M);
+    } else if (r < 58) {
+        if ((c = pick(M, 1, 0))) read_some(M, c, (int)rn(M, 3), 5000);
+    } else if (r < 68) {
+        if ((c = pick(M, 1, 0))) {
+            random_sel(M, sel);
+            do_sub(M, c, sel);
+        }
+    } else if (r < 74) {
+        if ((c = pick(M, 1, 0))) {
+            random_sel(M, sel);
+            do_unsub(M, c, sel);
+        }
+    } else if (r < 77) {
+        if ((c = pick(M, 1, 1))) do_disconnect(M, c, chance(M, 50));
+    } else if (r < 85) {
+        if ((c = pick(M, 0, 0))) do_connect(M, c);
+    } else if (r < 89) {
+        if ((c = pick(M, 1, 0))) {
+            c->stalled = 1;
+            c->stall_end_step = M->step + 50 + (long)rn(M, 300);
+            c->stall_end_ms = now_ms() + 4000; /* lws pings idle peers after 30 s */
+            cli_log(c, "step %ld stall until step %ld", M->step, c->stall_end_step);
+        }
+    } else if (r < 91) {
+        act_flood(M);
+    } else {
+        /* a read of every client that is not stalled: keeps the queues moving */
+        for (int i = 0; i < NC; i++)
+            if (M->c[i].conn && !M->c[i].stalled) read_some(M, &M->c[i], 0, 5000);
+    }
+    int64_t now = now_ms();
+    for (int i = 0; i < NC; i++) {
+        c = &M->c[i];
+        if (c->stalled && (M->step >= c->stall_end_step || now >= c->stall_end_ms)) {
+            c->stalled = 0;
+            cli_log(c, "step %ld stall ends", M->step);
+        }
+    }
+}
+
+/* Whether c has read everything it is owed: no request unanswered, no reset due, every topic it
+ * follows at the topic's final seq. */
+static int caught_up(const struct model *M, const struct mcli *c)
+{
+    for (int t = 0; t < NSLOT; t++)
+        if (c->t[t].nops || c->t[t].expect_reset) return 0;
+    for (int t = 0; t < NT; t++) {
+        const struct ctopic *ct = &c->t[t];
+        if (ct->active || (covered(t) && c->t[PAT].active && (ct->known ||
+                                                              M->P[t].n > ct->pat_base))) {
+            if (!ct->known || adv(M, c, t, ct->last) != M->P[t].n) return 0;
+        }
+    }
+    return 1;
+}
+
+static void finish(struct model *M)
+{
+    for (int i = 0; i < NC; i++) {
+        struct mcli *c = &M->c[i];
+        c->stalled = 0;
+        if (!c->conn) do_connect(M, c); /* come back and resume */
+    }
+    int64_t deadline = now_ms() + 30000;
+    for (;;) {
+        int done = 1, got = 0;
+        for (int i = 0; i < NC; i++) {
+            got += read_some(M, &M->c[i], 0, 100000);
+            done &= caught_up(M, &M->c[i]);
+        }
+        if (done) break;
+        if (now_ms() > deadline) {
+            for (int i = 0; i < NC; i++) {
+                struct mcli *c = &M->c[i];
+                if (caught_up(M, c)) continue;
+                for (int t = 0; t < NT; t++)
+                    if (entitled(c, t) && (!c->t[t].known ||
+                                           adv(M, c, t, c->t[t].last) != M->P[t].n))
+                        FAIL(M, c, "silence: %s stays at %s%llu, the topic is at %zu", tname[t],
+                             c->t[t].known ? "" : "(nothing) ",
+                             (unsigned long long)c->t[t].last, M->P[t].n);
+                FAIL(M, c, "a reply or a reset never came");
+            }
+        }
+        if (!got) sleep_ms(2);
+    }
+    /* Nothing more may come: a late duplicate would fail here. */
+    sleep_ms(50);
+    for (int i = 0; i < NC; i++) read_some(M, &M->c[i], 0, 100000);
+}
+
+static long env_long(const char *name, long dflt)
+{
+    const char *s = getenv(name);
+    if (!s || !*s) return dflt;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *end || v <= 0 ? dflt : v;
+}
+
+Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
+{
+    static struct model model; /* ~30 KB of logs: keep it off the stack */
+    struct model *M = &model;
+    memset(M, 0, sizeof *M);
+    const char *se = getenv("NUDGE_MODEL_SEED");
+    if (se && !strcmp(se, "random")) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        M->seed = ((uint64_t)ts.tv_sec * 1000003u) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid();
+        M->seed %= 1000000000000ull;
+    } else {
+        M->seed = (uint64_t)env_long("NUDGE_MODEL_SEED", 42);
+    }
+    M->steps = env_long("NUDGE_MODEL_STEPS", 1500);
+    M->rs = M->seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+    if (!M->rs) M->rs = 1;
+    M->max_floods = 3 + (int)(M->steps / 250);
+    fprintf(stderr, "model: seed %llu, %ld steps\n", (unsigned long long)M->seed, M->steps);
+    repro(M);
+
+    char hist[16];
+    snprintf(hist, sizeof hist, "%d", HIST);
+    const char *args[] = {"--max-queue", MAXQ, "--hist-per-topic", hist, "--max-data", "65536",
+                          "--max-frame", "131072", NULL};
+    cr_assert_eq(nudged_start(&M->d, args), 0, "nudged did not start");
+    char addr[64];
+    struct nudge_opts o = {"model", 10000};
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)M->d.pub_port);
+    cr_assert_eq(nudge_connect(addr, &o, &M->lib), NUDGE_OK);
+    cr_assert_eq(pubraw_connect(&M->raw, M->d.pub_port, 1), PUBRAW_OK);
+    M->raw.lim.max_data = 65536;
+    M->raw.lim.max_frame = 131072;
+
+    for (int i = 0; i < NC; i++) {
+        struct mcli *c = &M->c[i];
+        c->idx = i;
+        c->proto = i % 2 ? SUB_PROTO_MSGPACK : SUB_PROTO_JSON;
+        c->small = i % 3 == 0;
+        random_sel(M, c->want);
+        do_connect(M, c);
+    }
+
+    int64_t t0 = now_ms(), limit_ms = env_long("NUDGE_MODEL_SECONDS", 100) * 1000;
+    for (M->step = 0; M->step < M->steps; M->step++) {
+        step(M);
+        if (now_ms() - t0 > limit_ms) {
+            fprintf(stderr, "model: stopping after %ld steps: over NUDGE_MODEL_SECONDS\n",
+                    M->step);
+            break;
+        }
+    }
+    int64_t t1 = now_ms();
+    finish(M);
+    int64_t t2 = now_ms();
+
+    json_t *st = nudged_stats(&M->d);
+    cr_assert_not_null(st);
+    int64_t coalesced = stats_int(st, "coalesced"), replayed = stats_int(st, "replayed"),
+            resets = stats_int(st, "resets"), slow = stats_int(st, "slow_closes"),
+            evicted = stats_int(st, "history.evicted");
+    json_decref(st);
+    fprintf(stderr,
+            "model: seed %llu: %ld steps in %lld ms + %lld ms to drain; %llu publishes (%d "
+            "floods), %llu messages, %llu hints checked (%llu coalesced, %llu own), %llu resets, "
+            "%llu replayed hints expected; /stats coalesced %lld replayed %lld resets %lld "
+            "evicted %lld slow_closes %lld\n",
+            (unsigned long long)M->seed, M->step, (long long)(t1 - t0), (long long)(t2 - t1),
+            (unsigned long long)M->publishes, M->floods, (unsigned long long)M->msgs,
+            (unsigned long long)M->hints, (unsigned long long)M->coalesced,
+            (unsigned long long)M->owns, (unsigned long long)M->resets,
+            (unsigned long long)M->replays, (long long)coalesced, (long long)replayed,
+            (long long)resets, (long long)evicted, (long long)slow);
+    cr_expect_eq(slow, 0, "a subscriber was closed as slow");
+    if (M->step >= 1000) {
+        /* The walk must have exercised what it claims to check. */
+        cr_expect_gt(coalesced, 0, "no coalescing happened (seed %llu)",
+                     (unsigned long long)M->seed);
+        cr_expect_gt(M->coalesced, 0, "no client saw a hint with \"n\"");
+        cr_expect_gt(replayed, 0, "no replay happened");
+        cr_expect_gt(resets, 0, "no reset happened");
+    }
+
+    for (int i = 0; i < NC; i++) {
+        if (i % 2) wsc_free(&M->c[i].w, 1);
+        else wsc_close(&M->c[i].w, 200);
+    }
+    nudge_close(M->lib);
+    pubraw_close(&M->raw, 0);
+    for (int t = 0; t < NT; t++) free(M->P[t].r);
+    wire_buf_free(&M->tmp);
+    cr_assert_eq(nudged_stop(&M->d), 0);
+}
