@@ -37,8 +37,8 @@ static const char USAGE_MAIN[] =
     "addresses. Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
 static const char USAGE_PUB[] =
-    "Usage: nudge pub [--addr HOST:PORT] [--data JSON] [--origin CONNID] [--timeout SEC]\n"
-    "                 TOPIC...\n"
+    "Usage: nudge pub [--addr HOST:PORT] [--data JSON] [--origin CONNID [--skip-origin]]\n"
+    "                 [--timeout SEC] TOPIC...\n"
     "\n"
     "Publish one change to every TOPIC and print the sequence number the broker assigned to\n"
     "each, one \"TOPIC SEQ\" line per topic.\n"
@@ -49,6 +49,7 @@ static const char USAGE_PUB[] =
     "  --data JSON       JSON value attached to the hint, e.g. '{\"by\":42}'\n"
     "  --origin CONNID   WebSocket connection id that caused the change (its hint is\n"
     "                    marked \"own\")\n"
+    "  --skip-origin     send the origin connection no hint at all for this change\n"
     "  --timeout SEC     connect and ack timeout in seconds (default 5)\n"
     "  -h, --help        show this help\n"
     "\n"
@@ -156,6 +157,7 @@ int cli_pub(int argc, char **argv)
 {
     const char *addr = cli_env_or("NUDGE_ADDR", CLI_PUB_ADDR);
     const char *data = NULL, *origin = NULL, *tmo = NULL;
+    int skip_origin = 0;
     const char **topics = NULL;
     size_t ntopics = 0;
     int timeout_ms = 5000;
@@ -176,6 +178,11 @@ int cli_pub(int argc, char **argv)
         }
         if (!opts_done && strcmp(a, "--") == 0) {
             opts_done = 1;
+            i++;
+            continue;
+        }
+        if (!opts_done && strcmp(a, "--skip-origin") == 0) {
+            skip_origin = 1;
             i++;
             continue;
         }
@@ -215,6 +222,10 @@ int cli_pub(int argc, char **argv)
             goto out;
         }
     }
+    if (skip_origin && !origin) {
+        cli_usage_err("pub", "--skip-origin needs --origin");
+        goto out;
+    }
     if (origin && *origin == '\0') {
         cli_usage_err("pub", "--origin is empty");
         goto out;
@@ -237,7 +248,11 @@ int cli_pub(int argc, char **argv)
         goto out;
     }
     struct nudge_pub p = {
-        .topics = topics, .ntopics = ntopics, .data_json = data, .origin = origin};
+        .topics = topics,
+        .ntopics = ntopics,
+        .data_json = data,
+        .origin = origin,
+        .skip_origin = skip_origin};
     r = nudge_publish_ex(c, &p, seqs);
     if (r == NUDGE_OK) {
         for (size_t k = 0; k < ntopics; k++)

@@ -36,13 +36,15 @@ struct nudge_opts {
 };
 
 /* One publish. data_json is a JSON value (e.g. "{\"by\":42}") converted to msgpack, or NULL;
- * origin is the WebSocket connection id that caused the change, or NULL. Pointers are only read
- * during the call. */
+ * origin is the WebSocket connection id that caused the change, or NULL: that connection's hint
+ * is marked "own", or, with skip_origin, not sent to it at all. Pointers are only read during
+ * the call. */
 struct nudge_pub {
     const char *const *topics;
     size_t ntopics;
     const char *data_json;
     const char *origin;
+    int skip_origin;
 };
 
 /* Connect to addr ("host:port"; NULL = "127.0.0.1:7400") and do the hello/welcome handshake.

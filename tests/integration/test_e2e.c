@@ -209,7 +209,7 @@ Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 12
                 if (asprintf(&data, "%d", i) < 0) data = NULL;
             }
             const char *tp[1] = {topics[t]};
-            struct nudge_pub p = {tp, 1, data, NULL};
+            struct nudge_pub p = {tp, 1, data, NULL, 0};
             cr_assert_eq(nudge_send(c, &p, &ids[k]), NUDGE_OK, "nudge_send %d: %s", i,
                          nudge_last_error(c));
             sent_topic[i] = t;
@@ -458,7 +458,7 @@ Test(e2e, hint_marks_own_only_for_the_origin_connection, .timeout = 60)
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
     cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
     const char *tp[1] = {"own"};
-    struct nudge_pub p = {tp, 1, NULL, a.conn_id};
+    struct nudge_pub p = {tp, 1, NULL, a.conn_id, 0};
     uint64_t seq = 0;
     cr_assert_eq(nudge_publish_ex(c, &p, &seq), NUDGE_OK, "%s", nudge_last_error(c));
     struct sub_msg m;
@@ -468,6 +468,44 @@ Test(e2e, hint_marks_own_only_for_the_origin_connection, .timeout = 60)
     cr_assert_eq(wsc_recv_msg(&b, &m, 5000), WSC_OK);
     cr_expect(m.type == SUB_HINT && !m.own, "other connection: own=%d", m.own);
     sub_msg_clear(&m);
+    nudge_close(c);
+    wsc_close(&a, 1000);
+    wsc_close(&b, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(e2e, skip_origin_leaves_out_only_the_origin_connection, .timeout = 60)
+{
+    struct nudged d;
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    struct wsc a, b;
+    cr_assert_eq(wsc_open(&a, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_eq(wsc_open(&b, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
+    cr_assert_eq(wsc_subscribe_v(&a, "skip", NULL), WSC_OK);
+    cr_assert_eq(wsc_subscribe_v(&b, "skip", NULL), WSC_OK);
+    nudge_client_t *c;
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
+    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    const char *tp[1] = {"skip"};
+    struct nudge_pub p = {tp, 1, NULL, a.conn_id, 1};
+    uint64_t seq = 0;
+    cr_assert_eq(nudge_publish_ex(c, &p, &seq), NUDGE_OK, "%s", nudge_last_error(c));
+    p.skip_origin = 0;
+    p.origin = NULL;
+    cr_assert_eq(nudge_publish_ex(c, &p, &seq), NUDGE_OK, "%s", nudge_last_error(c));
+    struct sub_msg m;
+    /* The origin sees only the second change (its own first one was left out on purpose). */
+    cr_assert_eq(wsc_recv_msg(&a, &m, 5000), WSC_OK);
+    cr_expect(m.type == SUB_HINT && m.seq == 2 && !m.own, "origin got seq %llu own=%d",
+              (unsigned long long)m.seq, m.own);
+    sub_msg_clear(&m);
+    for (uint64_t want = 1; want <= 2; want++) {
+        cr_assert_eq(wsc_recv_msg(&b, &m, 5000), WSC_OK);
+        cr_expect(m.type == SUB_HINT && m.seq == want, "other connection got seq %llu, want %llu",
+                  (unsigned long long)m.seq, (unsigned long long)want);
+        sub_msg_clear(&m);
+    }
     nudge_close(c);
     wsc_close(&a, 1000);
     wsc_close(&b, 1000);

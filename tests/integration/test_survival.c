@@ -167,7 +167,7 @@ Test(survival, websocket_peer_vanishing_mid_frame_leaves_broker_serving)
     const char *t[1] = {"inflight"};
     for (int i = 0; i < 200; i++) {
         struct nudge_pub pb = {t, 1, "{\"pad\":\"0123456789012345678901234567890123456789\"}",
-                               NULL};
+                               NULL, 0};
         cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
     }
     cr_assert_eq(nudge_flush(c), NUDGE_OK);
@@ -242,7 +242,7 @@ static uint64_t flood(nudge_client_t *c, const char *topic, int n, const char *d
     for (int base = 0; base < n; base += FLOOD_BATCH) {
         int k, batch = n - base < FLOOD_BATCH ? n - base : FLOOD_BATCH;
         for (k = 0; k < batch; k++) {
-            struct nudge_pub pb = {t, 1, data, NULL};
+            struct nudge_pub pb = {t, 1, data, NULL, 0};
             cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
         }
         for (k = 0; k < batch; k++) {
