@@ -35,6 +35,12 @@ int conn_push_msg(struct conn *c, struct msg *m)
     *at(c, c->qhead + c->qlen) = (struct qent){.m = m};
     c->qlen++;
     c->qctl++;
+    /* A control message is a barrier: no later hint may merge into one queued before it (a
+     * reset or subscribed must not be overtaken by a newer hint of its topic). */
+    if (c->pm_used) {
+        memset(c->pm, 0, sizeof(*c->pm) * c->pm_cap);
+        c->pm_used = 0;
+    }
     return 0;
 }
 
