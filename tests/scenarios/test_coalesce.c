@@ -188,7 +188,7 @@ Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounde
     for (int base = 0; base < FLOOD_N; base += FLOOD_BATCH) {
         for (int k = 0; k < FLOOD_BATCH; k++) {
             const char *t[1] = {flood_topics[(base + k) % FLOOD_TOPICS]};
-            struct nudge_pub pb = {t, 1, data, NULL};
+            struct nudge_pub pb = {t, 1, data, NULL, 0};
             cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
         }
         for (int k = 0; k < FLOOD_BATCH; k++) {
@@ -280,7 +280,7 @@ static uint64_t paced_publish(nudge_client_t *c, const char *topic, struct wsc *
         for (int k = 0; k < 10; k++) {
             char data[32];
             snprintf(data, sizeof data, "{\"i\":%d}", i + k + 1);
-            struct nudge_pub pb = {t, 1, data, NULL};
+            struct nudge_pub pb = {t, 1, data, NULL, 0};
             cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
         }
         for (int k = 0; k < 10; k++) {
@@ -391,4 +391,138 @@ Test(coalesce, window_delivers_about_ten_hints_a_second_and_always_the_last_publ
     wsc_close(&hot, 1000);
     wsc_close(&cold, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
+}
+
+/* ---- control messages and coalescing ------------------------------------------------------- */
+
+/* Publish n hints with big data to topic (pipelined), so that a non-reading subscriber's socket
+ * fills and the broker coalesces. Returns the last seq. */
+static uint64_t big_burst(nudge_client_t *c, const char *topic, int n, const char *data)
+{
+    const char *t[1] = {topic};
+    uint64_t seq = 0;
+    for (int b = 0; b < n; b += 8) {
+        int k = n - b < 8 ? n - b : 8;
+        for (int i = 0; i < k; i++) {
+            struct nudge_pub pb = {t, 1, data, NULL, 0};
+            cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
+        }
+        for (int i = 0; i < k; i++) {
+            size_t got = 0;
+            cr_assert_eq(nudge_recv_ack(c, NULL, &seq, 1, &got), NUDGE_OK);
+        }
+    }
+    return seq;
+}
+
+/* Read w, subscribed to topic at seq 0, until quiet for 300 ms (bounded), applying the contract
+ * for the topic: "unsubscribed" forgets it, "subscribed" sets the last seq known — or, when the
+ * new subscription resumed at resume_pos (>= 0), the replay must follow from there. Returns the
+ * last seq known (0 = none). */
+static uint64_t read_topic_until_quiet(struct wsc *w, const char *topic, int64_t resume_pos,
+                                       int *violations)
+{
+    struct track tr = {0};
+    int known = 1;
+    int64_t deadline = now_ms() + 20000;
+    while (now_ms() < deadline) {
+        struct sub_msg m;
+        int rc = wsc_recv_msg(w, &m, 300);
+        if (rc == WSC_TIMEOUT) break;
+        cr_assert_eq(rc, WSC_OK, "connection ended: rc %d close %u", rc, w->close_code);
+        cr_assert(wstr_eq(m.topic, topic), "message for '%.*s'", (int)m.topic.len, m.topic.p);
+        char why[160];
+        switch (m.type) {
+        case SUB_HINT:
+            cr_assert(known, "hint seq %llu while not subscribed", (unsigned long long)m.seq);
+            if (track_hint(&tr, &m, why, sizeof why) < 0) {
+                (*violations)++;
+                cr_log_error("%s: %s", topic, why);
+            }
+            break;
+        case SUB_UNSUBSCRIBED:
+            known = 0;
+            break;
+        case SUB_SUBSCRIBED:
+            known = 1;
+            tr.last = m.seq;
+            if (resume_pos >= 0 && (uint64_t)resume_pos < m.seq) tr.last = (uint64_t)resume_pos;
+            break;
+        case SUB_RESET:
+            cr_assert(known);
+            cr_assert_geq(m.seq, tr.last);
+            tr.last = m.seq;
+            break;
+        default:
+            cr_assert_fail("unexpected message type %d", (int)m.type);
+        }
+        sub_msg_clear(&m);
+    }
+    return known ? tr.last : 0;
+}
+
+/* A congested subscriber that unsubscribes and subscribes again (with or without a resume
+ * position) must get the hints of its new subscription: a hint coalesced into an entry queued
+ * before "unsubscribed" belongs to the old subscription, so it would be lost. */
+static void resubscribe_while_congested(int resume)
+{
+    struct nudged d;
+    const char *args[] = {"--max-queue", "16", "--max-data", "65536", "--max-frame", "131072",
+                          NULL};
+    start(&d, args);
+    struct wsc w;
+    open_sub(&w, d.ws_port, SUB_PROTO_JSON, 1);
+    cr_assert_eq(wsc_subscribe_v(&w, "re:1", NULL), WSC_OK);
+    char *big = pad_json(60000);
+    nudge_client_t *c = publisher(&d);
+    uint64_t seq = 0;
+    int64_t coalesced = 0;
+    for (int round = 0; round < 10 && coalesced == 0; round++) {
+        seq = big_burst(c, "re:1", 40, big);
+        json_t *st = nudged_stats(&d);
+        cr_assert_not_null(st);
+        coalesced = stats_int(st, "coalesced");
+        json_decref(st);
+    }
+    cr_assert_gt(coalesced, 0, "the subscriber never became congested");
+    /* Unsubscribe and subscribe again while the queue still holds a hint of the topic. */
+    const char *t[1] = {"re:1"};
+    struct wire_buf b = {0};
+    struct wire_str ws = {"re:1", 4};
+    cr_assert_eq(sub_encode_unsubscribe(w.fmt, &b, 100, &ws, 1), 0);
+    cr_assert_eq(wsc_send_msg(&w, b.data, b.len), WSC_OK);
+    wire_buf_reset(&b);
+    uint8_t has = 1;
+    uint64_t pos = seq - 2; /* missed two: both in history */
+    cr_assert_eq(sub_encode_subscribe(w.fmt, &b, 101, &ws, 1, resume ? w.epoch : NULL,
+                                      resume ? &has : NULL, resume ? &pos : NULL),
+                 0);
+    cr_assert_eq(wsc_send_msg(&w, b.data, b.len), WSC_OK);
+    wire_buf_free(&b);
+    sleep_ms(200);
+    /* One more change after the new subscription. */
+    uint64_t last = 0;
+    cr_assert_eq(nudge_publish(c, t, 1, "{\"i\":1}", &last), NUDGE_OK);
+    int violations = 0;
+    uint64_t known = read_topic_until_quiet(&w, "re:1", resume ? (int64_t)pos : -1, &violations);
+    cr_expect_eq(violations, 0, "%d contract violations (see log)", violations);
+    cr_expect_eq(known, last,
+                 "after unsub + sub%s while congested the subscriber knows seq %llu, the topic "
+                 "is at %llu: silent loss",
+                 resume ? " with resume" : "", (unsigned long long)known,
+                 (unsigned long long)last);
+    free(big);
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(coalesce, resubscribing_while_congested_loses_no_live_hint, .timeout = 60)
+{
+    resubscribe_while_congested(0);
+}
+
+Test(coalesce, resubscribing_with_resume_while_congested_loses_no_replayed_hint, .timeout = 60)
+{
+    resubscribe_while_congested(1);
 }

@@ -53,7 +53,7 @@
 #define HIST 8          /* --hist-per-topic */
 #define MAXQ "16"       /* --max-queue */
 #define MAXOPS 8        /* pending requests per topic and connection */
-#define LOGN 40         /* messages kept per client for failure reports */
+#define LOGN 80         /* messages kept per client for failure reports */
 #define FLOOD_N 64      /* big publishes per flood */
 #define BIG_MIN 40000   /* bytes of a big data string */
 
@@ -767,7 +767,7 @@ static void publish_batch(struct model *M, const struct pubspec *ps, int k, int 
             raw_pub_frame(&frames, ++M->raw_id, topics, (uint32_t)ps[j].nt, dj ? mp.data : NULL,
                           mp.len, origin, ps[j].skip);
         } else {
-            struct nudge_pub pb = {topics, (size_t)ps[j].nt, dj, origin};
+            struct nudge_pub pb = {topics, (size_t)ps[j].nt, dj, origin, 0};
             int rc = nudge_send(M->lib, &pb, NULL);
             if (rc != NUDGE_OK)
                 FAIL(M, NULL, "nudge_send: %s (%s)", nudge_strerror(rc), nudge_last_error(M->lib));
