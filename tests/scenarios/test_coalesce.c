@@ -526,3 +526,65 @@ Test(coalesce, resubscribing_with_resume_while_congested_loses_no_replayed_hint,
 {
     resubscribe_while_congested(1);
 }
+
+/* A window that held exactly one publish releases a hint standing for that publish alone: the
+ * origin rules apply to it as to any other hint ("own" for the origin, nothing at all for the
+ * origin with skip_origin). */
+Test(coalesce, a_window_keeps_the_origin_rules_of_the_publish_it_held, .timeout = 30)
+{
+    struct nudged d;
+    const char *args[] = {"--coalesce", "hot:*=200", NULL};
+    start(&d, args);
+    struct wsc me, other;
+    open_sub(&me, d.ws_port, SUB_PROTO_JSON, 0);
+    open_sub(&other, d.ws_port, SUB_PROTO_MSGPACK, 0);
+    cr_assert_eq(wsc_subscribe_v(&me, "hot:1", NULL), WSC_OK);
+    cr_assert_eq(wsc_subscribe_v(&other, "hot:1", NULL), WSC_OK);
+    nudge_client_t *c = publisher(&d);
+    const char *t[1] = {"hot:1"};
+    struct nudge_pub plain = {t, 1, NULL, NULL, 0};
+    struct nudge_pub own = {t, 1, NULL, me.conn_id, 0};
+    struct nudge_pub skip = {t, 1, NULL, me.conn_id, 1};
+    uint64_t seq;
+    /* Window 1: seq 1 opens it (out at once), seq 2 (own) is held alone. */
+    cr_assert_eq(nudge_publish_ex(c, &plain, &seq), NUDGE_OK);
+    cr_assert_eq(nudge_publish_ex(c, &own, &seq), NUDGE_OK);
+    cr_assert_eq(seq, 2);
+    sleep_ms(700); /* the window ends with seq 2, the next one closes quietly */
+    /* Window 2: seq 3 opens it, seq 4 (skip_origin) is held alone. */
+    cr_assert_eq(nudge_publish_ex(c, &plain, &seq), NUDGE_OK);
+    cr_assert_eq(nudge_publish_ex(c, &skip, &seq), NUDGE_OK);
+    cr_assert_eq(seq, 4);
+    sleep_ms(700);
+    cr_assert_eq(nudge_publish_ex(c, &plain, &seq), NUDGE_OK); /* seq 5, out at once */
+
+    struct sub_msg m;
+    uint64_t want_other[] = {1, 2, 3, 4, 5};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(wsc_recv_msg(&other, &m, 3000), WSC_OK, "other: hint %d missing", i);
+        cr_expect(m.type == SUB_HINT && m.seq == want_other[i] && m.count <= 1 && !m.own,
+                  "other: got type %d seq %llu n %u own %d, want seq %llu", (int)m.type,
+                  (unsigned long long)m.seq, m.count, m.own,
+                  (unsigned long long)want_other[i]);
+        sub_msg_clear(&m);
+    }
+    /* The origin: 1, 2 (own), 3, then 5 — seq 4 was its own skip_origin change. */
+    static const struct {
+        uint64_t seq;
+        int own;
+    } want_me[] = {{1, 0}, {2, 1}, {3, 0}, {5, 0}};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(wsc_recv_msg(&me, &m, 3000), WSC_OK, "origin: hint %d missing", i);
+        cr_expect(m.type == SUB_HINT && m.seq == want_me[i].seq && m.count <= 1 &&
+                      m.own == want_me[i].own,
+                  "origin: got seq %llu n %u own %d, want seq %llu own %d (a window released "
+                  "the held publish without its origin rules)",
+                  (unsigned long long)m.seq, m.count, m.own, (unsigned long long)want_me[i].seq,
+                  want_me[i].own);
+        sub_msg_clear(&m);
+    }
+    nudge_close(c);
+    wsc_close(&me, 1000);
+    wsc_close(&other, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}

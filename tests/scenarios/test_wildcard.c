@@ -42,7 +42,7 @@ static uint64_t pub_v(nudge_client_t *c, const char *origin, ...)
     while ((s = va_arg(ap, const char *)) && n < 16) t[n++] = s;
     va_end(ap);
     uint64_t seqs[16];
-    struct nudge_pub pb = {t, n, NULL, origin};
+    struct nudge_pub pb = {t, n, NULL, origin, 0};
     int rc = nudge_publish_ex(c, &pb, seqs);
     cr_assert_eq(rc, NUDGE_OK, "publish to %s: %s (%s)", t[0], nudge_strerror(rc),
                  nudge_last_error(c));
@@ -381,6 +381,39 @@ Test(wildcard, one_user_on_web_and_phone_gets_every_hint_on_both)
         expect_hint(&phone, "user:42", i, 0);
     }
     expect_silence(&web, 200, "web: nothing more");
+    expect_silence(&phone, 100, "phone: nothing more");
+    nudge_close(c);
+    wsc_close(&web, 1000);
+    wsc_close(&phone, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(wildcard, the_device_that_made_a_change_can_skip_its_own_hint)
+{
+    struct nudged d;
+    start(&d, NULL);
+    struct wsc web, phone;
+    cr_assert_eq(wsc_open(&web, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_eq(wsc_open(&phone, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
+    cr_assert_eq(sub1(&web, "user:42"), 0);
+    cr_assert_eq(sub1(&web, "user:*"), 0); /* matching twice changes nothing */
+    cr_assert_eq(sub1(&phone, "user:42"), 0);
+    nudge_client_t *c = publisher(&d);
+    const char *t[1] = {"user:42"};
+    /* seq 1: from the web, skip_origin; seq 2: from the web, own; seq 3: from elsewhere. */
+    struct nudge_pub p1 = {t, 1, "{\"by\":\"web\"}", web.conn_id, 1};
+    struct nudge_pub p2 = {t, 1, NULL, web.conn_id, 0};
+    struct nudge_pub p3 = {t, 1, NULL, NULL, 0};
+    uint64_t s[3];
+    cr_assert_eq(nudge_publish_ex(c, &p1, &s[0]), NUDGE_OK);
+    cr_assert_eq(nudge_publish_ex(c, &p2, &s[1]), NUDGE_OK);
+    cr_assert_eq(nudge_publish_ex(c, &p3, &s[2]), NUDGE_OK);
+    cr_assert(s[0] == 1 && s[1] == 2 && s[2] == 3);
+    /* The web tab knows seq 1 (it made that change): its next hint is 2, without "n". */
+    expect_hint(&web, "user:42", 2, 1);
+    expect_hint(&web, "user:42", 3, 0);
+    expect_silence(&web, 200, "web: nothing more");
+    for (uint64_t i = 1; i <= 3; i++) expect_hint(&phone, "user:42", i, 0);
     expect_silence(&phone, 100, "phone: nothing more");
     nudge_close(c);
     wsc_close(&web, 1000);
