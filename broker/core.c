@@ -312,7 +312,13 @@ static void release(struct core *core, struct topic *tp, struct hint *h, struct 
             if (tp->win_hint) core->st.coalesced++;
             hint_unref(tp->win_hint);
             tp->win_hint = hint_ref(h);
-            tp->win_count++;
+            /* A lone held publish keeps its origin rules; a merged one belongs to no one. */
+            tp->win_origin_len = 0;
+            if (tp->win_count++ == 0 && origin.len && origin.len < sizeof(tp->win_origin)) {
+                memcpy(tp->win_origin, origin.p, origin.len);
+                tp->win_origin_len = (uint8_t)origin.len;
+                tp->win_skip_origin = (uint8_t)skip_origin;
+            }
             return;
         }
         tp->win_until = core->now_ms + tp->window_ms;
@@ -328,6 +334,7 @@ static void release(struct core *core, struct topic *tp, struct hint *h, struct 
             hint_unref(tp->win_hint);
             tp->win_hint = NULL;
             tp->win_count = 0;
+            tp->win_origin_len = 0;
             core->st.coalesced++;
             fan_out(core, tp, h, n, (struct wire_str){NULL, 0}, 0);
             return;
@@ -349,10 +356,14 @@ uint64_t core_tick(struct core *core, uint64_t now_ms)
         if (tp->win_hint) { /* the newest of the window always goes out */
             struct hint *h = tp->win_hint;
             uint32_t n = tp->win_count;
+            struct wire_str origin = {tp->win_origin, tp->win_origin_len};
+            int skip = n == 1 && tp->win_skip_origin;
+            if (n != 1) origin.len = 0;
             tp->win_hint = NULL;
             tp->win_count = 0;
+            tp->win_origin_len = 0;
             tp->win_until = now_ms + tp->window_ms;
-            fan_out(core, tp, h, n, (struct wire_str){NULL, 0}, 0);
+            fan_out(core, tp, h, n, origin, skip);
             hint_unref(h);
             pp = &tp->win_next;
             continue;

@@ -40,6 +40,9 @@ struct topic {
     uint32_t win_count;       /* publishes waiting in the window */
     uint64_t win_until;       /* window open until this loop time */
     struct hint *win_hint;    /* newest waiting hint (a reference), or NULL */
+    char win_origin[24];      /* origin of the held publish while it is the only one */
+    uint8_t win_origin_len;
+    uint8_t win_skip_origin;
     struct topic *win_next;   /* core's list of topics with an open window */
     int win_listed;
     char name[]; /* NUL-terminated copy, len bytes */
