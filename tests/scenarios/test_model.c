@@ -22,7 +22,7 @@
  *     connection already knows); a fresh one with a position is followed by the replay of
  *     exactly what was missed or by one reset whose reason and seq the model predicts (epoch,
  *     ahead, evicted — history keeps HIST per topic — or wildcard for the pattern);
- *   - no error, no close.
+ *   - no error, no close (a stalled client sends requests only while it is owed few replies).
  * At the end the publishers stop, disconnected clients come back with resume, and every client
  * reads until each topic it follows is at the topic's final seq: no silent gap anywhere. /stats
  * must show that coalescing, replay and resets happened, so the test cannot pass vacuously.
@@ -875,6 +875,34 @@ static void random_sel(struct model *M, int *sel)
     if (!any) sel[rn(M, NSLOT)] = 1;
 }
 
+/* Replies (and resets) c is owed: a stalled client may send requests only while these stay far
+ * below --max-queue, or the broker rightly closes it (4001: replies not read). */
+static int owed(const struct mcli *c)
+{
+    int n = 0;
+    for (int t = 0; t < NSLOT; t++) n += 2 * c->t[t].nops + (c->t[t].expect_reset != NULL);
+    return n;
+}
+
+/* Unsubscribe one topic and subscribe it again at once, resuming from what the client has read:
+ * on a congested connection the old subscription's hints are still queued. */
+static void act_resub(struct model *M, struct mcli *c)
+{
+    int cand[NT], n = 0;
+    for (int t = 0; t < NT; t++)
+        if (will_be_subscribed(c, t) && c->t[t].nops + 2 <= MAXOPS) cand[n++] = t;
+    if (n == 0) return;
+    int t = cand[rn(M, (uint32_t)n)];
+    int sel[NSLOT] = {0};
+    sel[t] = 1;
+    if (c->t[t].known && !c->t[t].expect_reset) {
+        c->has_saved[t] = 1;
+        c->saved[t] = adv(M, c, t, c->t[t].last);
+    }
+    do_unsub(M, c, sel);
+    do_sub(M, c, sel);
+}
+
 static void step(struct model *M)
 {
     uint32_t r = rn(M, 100);
@@ -884,16 +912,19 @@ static void step(struct model *M)
         act_publish(M);
     } else if (r < 58) {
         if ((c = pick(M, 1, 0))) read_some(M, c, (int)rn(M, 3), 5000);
-    } else if (r < 68) {
+    } else if (r < 66) {
         if ((c = pick(M, 1, 0))) {
             random_sel(M, sel);
             do_sub(M, c, sel);
         }
-    } else if (r < 74) {
+    } else if (r < 71) {
         if ((c = pick(M, 1, 0))) {
             random_sel(M, sel);
             do_unsub(M, c, sel);
         }
+    } else if (r < 74) {
+        /* also while stalled (congested): requests still flow from a client that reads slowly */
+        if ((c = pick(M, 1, 1)) && owed(c) <= 6) act_resub(M, c);
     } else if (r < 77) {
         if ((c = pick(M, 1, 1))) do_disconnect(M, c, chance(M, 50));
     } else if (r < 85) {
@@ -994,7 +1025,9 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
         M->seed = ((uint64_t)ts.tv_sec * 1000003u) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid();
         M->seed %= 1000000000000ull;
     } else {
-        M->seed = (uint64_t)env_long("NUDGE_MODEL_SEED", 42);
+        /* Seed 1 also catches, within 1500 steps, the one contract bug the walk has found so far
+         * (hints merged across a control message: fixed in 411531c). */
+        M->seed = (uint64_t)env_long("NUDGE_MODEL_SEED", 1);
     }
     M->steps = env_long("NUDGE_MODEL_STEPS", 1500);
     M->rs = M->seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
