@@ -588,3 +588,61 @@ Test(coalesce, a_window_keeps_the_origin_rules_of_the_publish_it_held, .timeout 
     wsc_close(&other, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+/* Re-subscribing to a topic already subscribed only re-confirms it; the seq it confirms must
+ * not run ahead of what the connection was sent, or the hint a window still holds would look
+ * like a duplicate (seq <= the confirmed one) to a client, and the changes it stands for would
+ * be lost. */
+Test(coalesce, a_re_subscribe_during_a_window_confirms_only_what_was_delivered, .timeout = 30)
+{
+    struct nudged d;
+    const char *args[] = {"--coalesce", "hot:*=300", NULL};
+    start(&d, args);
+    struct wsc w;
+    open_sub(&w, d.ws_port, SUB_PROTO_JSON, 0);
+    cr_assert_eq(wsc_subscribe_v(&w, "hot:1", NULL), WSC_OK);
+    nudge_client_t *c = publisher(&d);
+    const char *t[1] = {"hot:1"};
+    uint64_t seq;
+    for (int i = 0; i < 3; i++) cr_assert_eq(nudge_publish(c, t, 1, NULL, &seq), NUDGE_OK);
+    cr_assert_eq(seq, 3); /* seq 1 went out, 2 and 3 are held */
+    struct sub_msg m;
+    cr_assert_eq(wsc_recv_msg(&w, &m, 2000), WSC_OK);
+    cr_assert(m.type == SUB_HINT && m.seq == 1, "type %d seq %llu", (int)m.type,
+              (unsigned long long)m.seq);
+    sub_msg_clear(&m);
+    cr_assert_eq(wsc_send_sub(&w, 50, t, 1), WSC_OK);
+    /* Read until the window has released what it held (300 ms), and a little more. */
+    uint64_t last = 1;
+    int64_t deadline = now_ms() + 1000;
+    int violations = 0, hints = 0;
+    while (now_ms() < deadline) {
+        if (wsc_recv_msg(&w, &m, 100) != WSC_OK) continue;
+        hints += m.type == SUB_HINT;
+        if (m.type == SUB_SUBSCRIBED) {
+            if (m.seq > last) {
+                violations++;
+                cr_log_error("re-subscribe confirmed seq %llu, but the connection was sent only "
+                             "up to %llu (the rest is held by the window)",
+                             (unsigned long long)m.seq, (unsigned long long)last);
+            }
+            if (m.seq > last) last = m.seq; /* what a client takes as known */
+        } else if (m.type == SUB_HINT) {
+            if (m.seq <= last) {
+                violations++;
+                cr_log_error("hint seq %llu (n %u) after the connection knew %llu: a client drops "
+                             "it as a duplicate and loses the changes it stands for",
+                             (unsigned long long)m.seq, m.count, (unsigned long long)last);
+            } else {
+                last = m.seq;
+            }
+        }
+        sub_msg_clear(&m);
+    }
+    cr_expect_eq(violations, 0, "%d violations (see log)", violations);
+    cr_expect_eq(hints, 1, "%d hints after the re-subscribe, want the window's one", hints);
+    cr_expect_eq(last, 3);
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}

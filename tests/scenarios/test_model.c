@@ -2,12 +2,13 @@
  *
  * A seeded random walk drives one real broker with NC WebSocket clients (JSON and msgpack, some
  * with a 4 KiB receive buffer) over NT topics and one wildcard pattern, and two publishers
- * (libnudge, and a raw msgpack one for skip_origin). Each step is one action: publish a pipelined
- * batch (random topics — sometimes the same one twice —, sometimes data, sometimes an origin,
- * sometimes skip_origin), flood a topic a stalled client follows with big hints, subscribe (with
- * resume positions when the client has them; sometimes a wrong epoch, a position ahead, or a
- * re-subscribe), unsubscribe, disconnect (clean or abrupt) and later reconnect with resume,
- * stall (stop reading), read what is there.
+ * (libnudge, and a raw msgpack one for skip_origin); two of the topics have a coalescing
+ * window. Each step is one action: publish a pipelined batch (random topics — sometimes the
+ * same one twice —, sometimes data, sometimes an origin, sometimes skip_origin), flood a topic
+ * a stalled client follows with big hints, subscribe (with resume positions when the client has
+ * them; sometimes a wrong epoch, a position ahead, or a re-subscribe), unsubscribe, unsubscribe
+ * and resubscribe at once (also while stalled), disconnect (clean or abrupt) and later reconnect
+ * with resume, stall (stop reading), read what is there.
  *
  * The model knows every acked publish (publishes are acked before the next step, so the model's
  * seqs are exact) and, per client connection and topic, the last seq the client knows. It checks
@@ -56,6 +57,7 @@
 #define LOGN 80         /* messages kept per client for failure reports */
 #define FLOOD_N 64      /* big publishes per flood */
 #define BIG_MIN 40000   /* bytes of a big data string */
+#define WINDOW "m:b:*=30" /* --coalesce */
 
 static const char *const tname[NSLOT] = {"m:a:0", "m:a:1", "m:a:2", "m:a:3",
                                          "m:b:0", "m:b:1", "m:a:*"};
@@ -268,6 +270,12 @@ static int covered(int t)
     return t < NCOVERED;
 }
 
+/* Topics 4 and 5 (m:b:*) have a coalescing window (WINDOW). */
+static int windowed(int t)
+{
+    return t >= NCOVERED && t < NT;
+}
+
 static int topic_of(struct wire_str s)
 {
     for (int t = 0; t < NSLOT; t++)
@@ -336,6 +344,10 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
                    "and is at %llu now",
              tname[t], (unsigned long long)seq, (unsigned long long)lo, (unsigned long long)hi);
     if (ct->active) { /* re-subscribe: a confirmation, never a replay or reset */
+        /* During a window the confirmed seq counts hints still held (BROKER_BUGS S4, checked by
+         * coalesce::a_re_subscribe_during_a_window_confirms_only_what_was_delivered): the
+         * held hint comes later; here it is only not taken as known. */
+        if (windowed(t)) return;
         if (adv(M, c, t, ct->last) < seq)
             FAIL(M, c, "re-subscribe of %s confirmed seq %llu but the connection only knows %llu: "
                        "silent gap",
@@ -431,15 +443,24 @@ static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
     }
     if (!replay) {
         int origin = rec->ocli == c->idx && rec->ogen == c->gen;
-        if (origin && rec->skip)
-            FAIL(M, c, "hint %s seq %llu reached its origin despite skip_origin", tname[t],
-                 (unsigned long long)s);
-        if (n == 1 && m->own != origin)
-            FAIL(M, c, "hint %s seq %llu: own %d, but the connection %s the publish's origin",
-                 tname[t], (unsigned long long)s, m->own, origin ? "is" : "is not");
-        if (n > 1 && m->own && !origin)
-            FAIL(M, c, "coalesced hint %s seq %llu marked own, but its newest publish is not",
-                 tname[t], (unsigned long long)s);
+        if (windowed(t)) {
+            /* A window's held hint loses its origin today (BROKER_BUGS S3, checked by
+             * coalesce::a_window_keeps_the_origin_rules_of_the_publish_it_held): on windowed
+             * topics only "own implies origin" is checked here. */
+            if (m->own && !origin)
+                FAIL(M, c, "hint %s seq %llu marked own, but the connection is not the origin",
+                     tname[t], (unsigned long long)s);
+        } else {
+            if (origin && rec->skip)
+                FAIL(M, c, "hint %s seq %llu reached its origin despite skip_origin", tname[t],
+                     (unsigned long long)s);
+            if (n == 1 && m->own != origin)
+                FAIL(M, c, "hint %s seq %llu: own %d, but the connection %s the publish's origin",
+                     tname[t], (unsigned long long)s, m->own, origin ? "is" : "is not");
+            if (n > 1 && m->own && !origin)
+                FAIL(M, c, "coalesced hint %s seq %llu marked own, but its newest publish is not",
+                     tname[t], (unsigned long long)s);
+        }
     }
     ct->known = 1;
     ct->last = s;
@@ -1039,7 +1060,7 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
     char hist[16];
     snprintf(hist, sizeof hist, "%d", HIST);
     const char *args[] = {"--max-queue", MAXQ, "--hist-per-topic", hist, "--max-data", "65536",
-                          "--max-frame", "131072", NULL};
+                          "--max-frame", "131072", "--coalesce", WINDOW, NULL};
     cr_assert_eq(nudged_start(&M->d, args), 0, "nudged did not start");
     char addr[64];
     struct nudge_opts o = {"model", 10000};
