@@ -304,7 +304,7 @@ static void *load_main(void *arg)
         char data[10][48];
         for (int k = 0; k < 10; k++) {
             snprintf(data[k], sizeof data[k], "{\"i\":%d}", base + k + 1);
-            struct nudge_pub pb = {t, 1, data[k], NULL};
+            struct nudge_pub pb = {t, 1, data[k], NULL, 0};
             if (nudge_send(c, &pb, NULL) != NUDGE_OK) L->err = 2;
         }
         for (int k = 0; k < 10 && !L->err; k++) {
