@@ -443,24 +443,17 @@ static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
     }
     if (!replay) {
         int origin = rec->ocli == c->idx && rec->ogen == c->gen;
-        if (windowed(t)) {
-            /* A window's held hint loses its origin today (BROKER_BUGS S3, checked by
-             * coalesce::a_window_keeps_the_origin_rules_of_the_publish_it_held): on windowed
-             * topics only "own implies origin" is checked here. */
-            if (m->own && !origin)
-                FAIL(M, c, "hint %s seq %llu marked own, but the connection is not the origin",
-                     tname[t], (unsigned long long)s);
-        } else {
-            if (origin && rec->skip)
-                FAIL(M, c, "hint %s seq %llu reached its origin despite skip_origin", tname[t],
-                     (unsigned long long)s);
-            if (n == 1 && m->own != origin)
-                FAIL(M, c, "hint %s seq %llu: own %d, but the connection %s the publish's origin",
-                     tname[t], (unsigned long long)s, m->own, origin ? "is" : "is not");
-            if (n > 1 && m->own && !origin)
-                FAIL(M, c, "coalesced hint %s seq %llu marked own, but its newest publish is not",
-                     tname[t], (unsigned long long)s);
-        }
+        /* (A coalesced hint may end on the connection's own skipped publish: it stands for
+         * other changes too.) */
+        if (n == 1 && origin && rec->skip)
+            FAIL(M, c, "hint %s seq %llu reached its origin despite skip_origin", tname[t],
+                 (unsigned long long)s);
+        if (n == 1 && m->own != origin)
+            FAIL(M, c, "hint %s seq %llu: own %d, but the connection %s the publish's origin",
+                 tname[t], (unsigned long long)s, m->own, origin ? "is" : "is not");
+        if (n > 1 && m->own && !origin)
+            FAIL(M, c, "coalesced hint %s seq %llu marked own, but its newest publish is not",
+                 tname[t], (unsigned long long)s);
     }
     ct->known = 1;
     ct->last = s;
