@@ -299,6 +299,7 @@ static void fan_out(struct core *core, struct topic *tp, struct hint *h, uint32_
         c->stamp = f.stamp;
         if (c->closing || h->seq <= s->since) continue;
         deliver(&f, c);
+        s->since = h->seq; /* what this connection has been given (or skipped as its own) */
     }
     if (match_count(core->match)) match_each(core->match, tp->name, tp->len, on_match, &f);
 }
@@ -553,9 +554,11 @@ static void subscribe_one(struct core *core, struct conn *c, const struct sub_ms
     struct topic *tp = kind ? NULL : topic_find(&core->topics, t.p, t.len);
     struct sub *s = kind ? topic_sub_pattern(c->subs, t.p, t.len)
                          : (tp ? topic_sub_of(c->subs, tp) : NULL);
-    if (s) { /* already subscribed: confirm again, nothing replayed twice */
+    if (s) {
+        /* Already subscribed: confirm again with what this connection has been given so far —
+         * not the topic's seq, which may include hints a window still holds for it. */
         wire_buf_reset(&core->tmp);
-        if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, tp ? tp->seq : 0) == 0)
+        if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, tp ? s->since : 0) == 0)
             push_tmp(core, c);
         return;
     }
