@@ -121,7 +121,7 @@ test: asan
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory bench-smoke
 	NUDGE_BIN=$(A) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(A)/tests --jobs=2 --timeout=120
 
@@ -129,7 +129,7 @@ test: asan
 # repro); `make test` runs it with a fixed seed.
 test-long: asan
 	NUDGE_BIN=$(A) NUDGE_MODEL_SEED=random NUDGE_MODEL_STEPS=$${NUDGE_MODEL_STEPS:-20000} \
-	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  $(A)/tests --filter 'model/*' --timeout=900
 
 run: all

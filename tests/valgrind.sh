@@ -16,9 +16,10 @@ TMP=$(mktemp -d /tmp/nudge-valgrind.XXXXXX) || exit 1
 VG_PID=
 SUB1_PID=
 SUB2_PID=
+SUB3_PID=
 
 cleanup() {
-    for p in $SUB1_PID $SUB2_PID $VG_PID; do
+    for p in $SUB1_PID $SUB2_PID $SUB3_PID $VG_PID; do
         kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
     done
     if [ -n "${NUDGE_VALGRIND_KEEP:-}" ]; then echo "valgrind: files kept in $TMP"; else rm -rf "$TMP"; fi
@@ -66,7 +67,7 @@ command -v valgrind >/dev/null 2>&1 || fail "valgrind is not installed (apt-get 
 valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
     --track-fds=no --log-file="$TMP/vg.log" \
-    "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 \
+    "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --coalesce 'vgw:*=200' \
     >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
 VG_PID=$!
 
@@ -86,12 +87,18 @@ SUB1_PID=$!
 "$NUDGE" sub --msgpack --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
     >"$TMP/sub2.out" 2>"$TMP/sub2.err" &
 SUB2_PID=$!
+# A wildcard subscriber on a windowed pattern: history, the match trie and a held hint are all
+# alive at shutdown, so their cleanup is checked too.
+"$NUDGE" sub --url "ws://$WS/" --count 1 --timeout 120 'vgw:*' >"$TMP/sub3.out" 2>"$TMP/sub3.err" &
+SUB3_PID=$!
 # Both topics confirmed (or the subscriber already gave up).
 subscribed() { [ "$(grep -c 'subscribed' "$TMP/$1" 2>/dev/null)" -ge 2 ] || ! kill -0 "$2" 2>/dev/null; }
 wait_until 60 subscribed sub1.err "$SUB1_PID" || fail "JSON subscriber not subscribed within 60 s"
 wait_until 60 subscribed sub2.err "$SUB2_PID" || fail "msgpack subscriber not subscribed within 60 s"
 kill -0 "$SUB1_PID" 2>/dev/null || fail "JSON subscriber exited early: $(cat "$TMP/sub1.err")"
 kill -0 "$SUB2_PID" 2>/dev/null || fail "msgpack subscriber exited early: $(cat "$TMP/sub2.err")"
+subscribed1() { grep -q 'subscribed' "$TMP/$1" 2>/dev/null || ! kill -0 "$2" 2>/dev/null; }
+wait_until 60 subscribed1 sub3.err "$SUB3_PID" || fail "wildcard subscriber not subscribed within 60 s"
 
 # ---- three publishes --------------------------------------------------------------------------
 "$NUDGE" pub --addr "$PUB" --timeout 30 vg/a >"$TMP/pub.out" 2>&1 || fail "nudge pub #1 failed: $(cat "$TMP/pub.out")"
@@ -99,6 +106,10 @@ kill -0 "$SUB2_PID" 2>/dev/null || fail "msgpack subscriber exited early: $(cat 
     fail "nudge pub #2 failed: $(cat "$TMP/pub.out")"
 "$NUDGE" pub --addr "$PUB" --timeout 30 --data '[1,2.5,null,true]' vg/a >>"$TMP/pub.out" 2>&1 ||
     fail "nudge pub #3 failed: $(cat "$TMP/pub.out")"
+
+# Two publishes to a windowed topic: the first goes out, the second is still held at SIGTERM.
+"$NUDGE" pub --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
+"$NUDGE" pub --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
 
 for s in 1 2; do
     eval "pid=\$SUB${s}_PID"
@@ -109,11 +120,15 @@ for s in 1 2; do
     n=$(grep -c . "$TMP/sub$s.out")
     [ "$n" -eq 3 ] || fail "subscriber $s printed $n hint lines, expected 3"
 done
+wait_exit 60 "$SUB3_PID" || fail "wildcard subscriber did not exit after its hint within 60 s"
+wait "$SUB3_PID" || fail "wildcard subscriber failed: $(cat "$TMP/sub3.err")"
+grep -q '"topic":"vgw:1"' "$TMP/sub3.out" || fail "wildcard subscriber got no vgw:1 hint"
 SUB1_PID=
 SUB2_PID=
+SUB3_PID=
 
 "$NUDGE" stats --json --addr "$ADMIN" --timeout 30 >"$TMP/stats.out" 2>&1 || fail "nudge stats failed: $(cat "$TMP/stats.out")"
-grep -q '"publishes": *3' "$TMP/stats.out" || fail "stats do not show 3 publishes: $(cat "$TMP/stats.out")"
+grep -q '"publishes": *5' "$TMP/stats.out" || fail "stats do not show 5 publishes: $(cat "$TMP/stats.out")"
 
 # ---- SIGTERM, exit status, valgrind's verdict -------------------------------------------------
 kill -TERM "$VG_PID"
@@ -130,5 +145,5 @@ errors=$(grep -o 'ERROR SUMMARY: [0-9]*' "$TMP/vg.log" | tail -n 1 | grep -o '[0
 [ -n "$errors" ] || fail "no ERROR SUMMARY in the valgrind log (exit status $rc)"
 [ "$rc" -eq 0 ] && [ "$errors" -eq 0 ] ||
     fail "nudged exit status $rc, valgrind errors $errors (99 = valgrind found errors)"
-echo "valgrind: PASS — nudged under valgrind: 2 subscribers x 3 hints, 3 publishes, stats, SIGTERM; exit 0, 0 errors, no leaks"
+echo "valgrind: PASS — nudged under valgrind: 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), stats, SIGTERM; exit 0, 0 errors, no leaks"
 exit 0

@@ -133,14 +133,38 @@ int cli_parse_count(const char *s, long max, long *out)
 int cli_check_topic(const char *cmd, const char *topic)
 {
     /* The broker's own topic-length limit is not announced: check against the protocol's
-     * ceiling here and let the broker refine it. */
+     * ceiling here and let the broker refine it. Subscriptions may be wildcard patterns ('*' as
+     * a whole segment, a final '**'): their '*' are checked as ordinary characters here and the
+     * broker judges the pattern (an invalid one gets a bad_topic error per topic). */
     struct wire_limits lim;
     wire_limits_default(&lim);
     lim.max_topic = WIRE_TOPIC_LEN_MAX;
-    if (wire_topic_check(topic, strlen(topic), &lim) == WIRE_OK) return 0;
+    size_t len = strlen(topic);
+    int is_sub = strcmp(cmd, "sub") == 0;
+    char buf[WIRE_TOPIC_LEN_MAX];
+    const char *p = topic;
+    int pattern_ok = 1;
+    if (is_sub && len <= sizeof(buf)) {
+        memcpy(buf, topic, len);
+        size_t seg = 0; /* start of the current ':' segment */
+        for (size_t i = 0; i <= len; i++) {
+            if (i < len && topic[i] != ':') continue;
+            const char *sg = topic + seg;
+            size_t sl = i - seg;
+            if (memchr(sg, '*', sl) && !(sl == 1 || (sl == 2 && sg[1] == '*' && i == len)))
+                pattern_ok = 0; /* '*' only as a whole segment, '**' only at the end */
+            seg = i + 1;
+        }
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] == '*') buf[i] = 'x';
+        p = buf;
+    }
+    if (pattern_ok && wire_topic_check(p, len, &lim) == WIRE_OK) return 0;
     cli_usage_err(cmd,
-                  "invalid topic \"%.80s\" (1..%d bytes of UTF-8, no spaces, control "
-                  "characters or '*')",
+                  is_sub ? "invalid topic \"%.80s\" (1..%d bytes of UTF-8, no spaces or control "
+                           "characters; '*' only in wildcard patterns)"
+                         : "invalid topic \"%.80s\" (1..%d bytes of UTF-8, no spaces, control "
+                           "characters or '*')",
                   topic, WIRE_TOPIC_LEN_MAX);
     return -1;
 }

@@ -307,6 +307,32 @@ Test(cli, sub_marks_hints_published_with_its_conn_as_origin_own, .timeout = 60)
     stop(&d);
 }
 
+Test(cli, sub_accepts_a_wildcard_pattern_and_prints_matching_hints, .timeout = 60)
+{
+    struct nudged d = {0};
+    start(&d);
+    char bin[512], url[64], addr[64];
+    cli_path(bin, sizeof bin);
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", (unsigned)d.ws_port);
+    addr_of(d.pub_port, addr, sizeof addr);
+    const char *argv[] = {bin, "sub", "--url", url, "--count", "1", "--timeout", "20", "w:*", NULL};
+    struct proc p;
+    proc_spawn(&p, argv);
+    struct needle nd = {"nudge: subscribed w:*", 1};
+    cr_assert(proc_pump(&p, err_has, &nd, 10000), "%s", text(&p.err));
+    const char *pargv[] = {bin, "pub", "--addr", addr, "w:1:deep", "w:2", NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run_cmd(pargv, NULL, &out, &err, CMD_TIMEOUT_MS), 0, "%s", err);
+    free(out);
+    free(err);
+    int rc = proc_wait(&p, 10000);
+    cr_assert_eq(rc, 0, "sub exited %d: %s", rc, text(&p.err));
+    /* w:1:deep has two segments after "w": '*' matches exactly one, so only w:2 arrives. */
+    cr_assert_str_eq(text(&p.out), "{\"type\":\"hint\",\"topic\":\"w:2\",\"seq\":1}\n");
+    proc_free(&p);
+    stop(&d);
+}
+
 Test(cli, pub_prints_one_seq_per_topic_in_order, .timeout = 60)
 {
     struct nudged d = {0};
