@@ -37,12 +37,14 @@ enum {
     K_MAX_TOPICS,
     K_MAX_DATA,
     K_SKIP_ORIGIN,
+    K_MAX_TOPIC,
     K_N
 };
 
 static const char *const keys[K_N] = {
     "type", "v",   "client", "auth",   "id",        "topics",     "data",     "origin",      "seqs",
     "code", "msg", "epoch",  "server", "max_frame", "max_topics", "max_data", "skip_origin",
+    "max_topic",
 };
 
 static const struct {
@@ -163,6 +165,8 @@ static int dec_fields(const struct dec *d, const struct wire_limits *lim, struct
             (rc = req_u32(d, K_MAX_TOPICS, &m->max_topics)) ||
             (rc = req_u32(d, K_MAX_DATA, &m->max_data)))
             return rc;
+        /* Optional: brokers before 0.1.0's final protocol did not send it (0 = unknown). */
+        if (d->offs[K_MAX_TOPIC] && (rc = req_u32(d, K_MAX_TOPIC, &m->max_topic))) return rc;
         return WIRE_OK;
     case PUB_PUBLISH:
         if ((rc = req_uint(d, K_ID, WIRE_SEQ_MAX, &m->id)) || (rc = dec_topics(d, lim, m)))
@@ -302,13 +306,14 @@ int pub_encode_welcome(struct wire_buf *out, uint32_t version, const char *epoch
                        const char *server, const struct wire_limits *lim)
 {
     struct enc e;
-    enc_begin(&e, out, 7, "welcome");
+    enc_begin(&e, out, 8, "welcome");
     enc_uint(&e, "v", version);
     enc_str(&e, "epoch", epoch, strlen(epoch));
     enc_str(&e, "server", server, strlen(server));
     enc_uint(&e, "max_frame", lim->max_frame);
     enc_uint(&e, "max_topics", lim->max_topics);
     enc_uint(&e, "max_data", lim->max_data);
+    enc_uint(&e, "max_topic", lim->max_topic);
     return enc_end(&e);
 }
 

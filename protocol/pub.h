@@ -13,7 +13,8 @@
 enum pub_type {
     PUB_HELLO = 1, /* client -> broker: {"type":"hello","v":1,"client"?:str,"auth"?:any} */
     PUB_WELCOME,   /* broker -> client: {"type":"welcome","v":1,"epoch":str,"server":str,
-                                         "max_frame":int,"max_topics":int,"max_data":int} */
+                                         "max_frame":int,"max_topics":int,"max_data":int,
+                                         "max_topic"?:int} */
     PUB_PUBLISH,   /* client -> broker: {"type":"pub","id":int,"topics":[str..],"data"?:any,
                                          "origin"?:str,"skip_origin"?:bool} */
     PUB_ACK,       /* broker -> client: {"type":"ack","id":int,"seqs":[int..]} */
@@ -44,6 +45,7 @@ struct pub_msg {
     struct wire_str msg; /* error */
     struct wire_str epoch, server; /* welcome */
     uint32_t max_frame, max_topics, max_data; /* welcome */
+    uint32_t max_topic;  /* welcome: longest topic name in bytes; 0 = not announced */
     void *priv;          /* decoder-owned storage, released by pub_msg_clear */
 };
 

@@ -22,9 +22,8 @@
  *     without id). Every later call returns NUDGE_EIO; last_error keeps the cause.
  *
  * Limits: publishes are checked locally against the broker's welcome limits (max_frame,
- * max_topics, max_data) so an oversize publish fails with NUDGE_EINVAL before it is sent.
- * Welcome carries no topic-length limit, so topics are checked against the protocol ceiling
- * (WIRE_TOPIC_LEN_MAX) and a broker with a smaller limit answers bad_topic. */
+ * max_topics, max_data, max_topic) so an oversize publish fails with NUDGE_EINVAL before it is
+ * sent. A broker that announces no max_topic leaves the protocol ceiling (WIRE_TOPIC_LEN_MAX). */
 #include "nudge.h"
 
 #include <errno.h>
@@ -631,6 +630,7 @@ static int client__handshake(struct nudge_client *c, const char *name, int64_t d
         if (f.msg.max_frame) c->send_lim.max_frame = f.msg.max_frame;
         if (f.msg.max_topics) c->send_lim.max_topics = f.msg.max_topics;
         if (f.msg.max_data) c->send_lim.max_data = f.msg.max_data;
+        if (f.msg.max_topic) c->send_lim.max_topic = f.msg.max_topic;
         wire_limits_clamp(&c->send_lim);
         rc = NUDGE_OK;
     }

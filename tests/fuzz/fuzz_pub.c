@@ -39,7 +39,7 @@ static int encode(const struct pub_msg *m, struct wire_buf *out)
         rc = pub_encode_hello(out, m->version, a);
         break;
     case PUB_WELCOME: {
-        struct wire_limits l = {m->max_frame, 0, m->max_data, m->max_topics};
+        struct wire_limits l = {m->max_frame, m->max_topic, m->max_data, m->max_topics};
         a = cstr(m->epoch);
         b = cstr(m->server);
         rc = pub_encode_welcome(out, m->version, a, b, &l);

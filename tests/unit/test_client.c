@@ -381,6 +381,7 @@ static void script_small_limits(struct fake *f, int fd)
     f->lim.max_topics = 2;
     f->lim.max_data = 16;
     f->lim.max_frame = 120;
+    f->lim.max_topic = 100;
     script_expect_ping_first(f, fd);
 }
 
@@ -748,6 +749,13 @@ Test(client, rejects_publishes_over_the_broker_limits)
     const char *bigt[] = {big, big};
     cr_assert_eq(nudge_publish(c, bigt, 2, NULL, NULL), NUDGE_EINVAL);
     cr_assert(strstr(nudge_last_error(c), "max_frame is 120"), "%s", nudge_last_error(c));
+    char longer[102];
+    memset(longer, 't', 101);
+    longer[101] = '\0';
+    const char *longt[] = {longer};
+    cr_assert_eq(nudge_publish(c, longt, 1, NULL, NULL), NUDGE_EINVAL);
+    cr_assert(strstr(nudge_last_error(c), "too long"), "announced max_topic 100: %s",
+              nudge_last_error(c));
     cr_assert_eq(nudge_ping(c), NUDGE_OK, "%s", nudge_last_error(c));
     nudge_close(c);
     fake_finish(&f);

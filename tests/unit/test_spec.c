@@ -155,7 +155,7 @@ static void pub_reencode(const struct pub_msg *m, struct wire_buf *out)
         rc = pub_encode_hello(out, m->version, a);
         break;
     case PUB_WELCOME: {
-        struct wire_limits l = {m->max_frame, 0, m->max_data, m->max_topics};
+        struct wire_limits l = {m->max_frame, m->max_topic, m->max_data, m->max_topics};
         a = cstr(m->epoch);
         b = cstr(m->server);
         rc = pub_encode_welcome(out, m->version, a, b, &l);
@@ -404,6 +404,7 @@ Test(spec, welcome_example_carries_the_default_limits)
     cr_assert_eq(m->max_frame, l.max_frame);
     cr_assert_eq(m->max_topics, l.max_topics);
     cr_assert_eq(m->max_data, l.max_data);
+    cr_assert_eq(m->max_topic, l.max_topic);
     free(m);
 }
 
