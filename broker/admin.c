@@ -17,6 +17,7 @@
 
 #define HEAD_MAX 8192
 #define HEAD_TIMEOUT_MS 5000
+#define ADMIN_CONNS_MAX 64 /* concurrent admin requests; not counted in --max-conns */
 
 struct admin {
     struct server *srv;
@@ -251,7 +252,7 @@ static void on_connection(uv_stream_t *server, int status)
     ac->open_handles = 2;
     a->nconns++;
     if (uv_accept(server, (uv_stream_t *)&ac->h) < 0 || a->stopping ||
-        server_conns(srv) >= srv->cfg.max_conns) {
+        srv->core.st.conns[CONN_ADMIN] >= ADMIN_CONNS_MAX) {
         aconn_close(ac);
         return;
     }
@@ -271,7 +272,7 @@ int admin_start(struct server *srv, const char *addr, struct admin **out, char *
                 size_t boundlen)
 {
     int fd, rc;
-    if ((rc = listen_open(addr, 64, &fd, bound, boundlen)) < 0) return rc;
+    if ((rc = listen_open(addr, 64, 0, &fd, bound, boundlen)) < 0) return rc;
     struct admin *a = calloc(1, sizeof(*a));
     if (!a) {
         close(fd);

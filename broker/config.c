@@ -40,7 +40,7 @@ static void usage(FILE *out)
           "  --max-subs N        subscriptions per connection                (default 1024)\n"
           "  --max-queue N       queued messages per subscriber before its hints\n"
           "                      coalesce; closed (4001) past N + max-subs   (default 1024)\n"
-          "  --max-conns N       open connections, all listeners             (default 10000)\n"
+          "  --max-conns N       open publisher + WebSocket connections      (default 10000)\n"
           "history (replay on resume; docs/guarantees.md):\n"
           "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
           "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"

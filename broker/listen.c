@@ -34,14 +34,16 @@ int listen_parse(const char *addr, char *host, size_t hostlen, unsigned *port)
     return 0;
 }
 
-int listen_open(const char *addr, int backlog, int *fd_out, char *bound, size_t boundlen)
+int listen_open(const char *addr, int backlog, int share, int *fd_out, char *bound, size_t boundlen)
 {
     char host[256], portstr[8];
     unsigned port;
     if (listen_parse(addr, host, sizeof(host), &port) < 0) return -EINVAL;
     snprintf(portstr, sizeof(portstr), "%u", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE}, *res = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res = NULL;
     if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res) return -EADDRNOTAVAIL;
     int err = -EADDRNOTAVAIL, fd = -1;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -52,7 +54,7 @@ int listen_open(const char *addr, int backlog, int *fd_out, char *bound, size_t 
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (share) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0) break;
         err = -errno;
@@ -76,8 +78,10 @@ int listen_open(const char *addr, int backlog, int *fd_out, char *bound, size_t 
             bport = ntohs(s6->sin6_port);
         }
     }
-    if (ss.ss_family == AF_INET6) snprintf(bound, boundlen, "[%s]:%u", ip, bport);
-    else snprintf(bound, boundlen, "%s:%u", ip, bport);
+    if (ss.ss_family == AF_INET6)
+        snprintf(bound, boundlen, "[%s]:%u", ip, bport);
+    else
+        snprintf(bound, boundlen, "%s:%u", ip, bport);
     *fd_out = fd;
     return 0;
 }

@@ -1,7 +1,9 @@
 /* listen: make a listening socket from "HOST:PORT" ("[::1]:0" for IPv6; port 0 = ephemeral).
- * One accept design for every transport: the socket is made by hand (SO_REUSEADDR,
- * SO_REUSEPORT so that later several workers can each own one on the same port), then handed to
- * libuv (uv_tcp_open) or watched with uv_poll for libwebsockets' adoption. */
+ * One accept design for every transport: the socket is made by hand, then handed to libuv
+ * (uv_tcp_open) or watched with uv_poll for libwebsockets' adoption. SO_REUSEPORT is asked for
+ * only when several workers of one process will share the port (share != 0): set by default it
+ * would let a second nudged start on a port already in use and silently take half its
+ * connections. */
 #ifndef NUDGE_LISTEN_H
 #define NUDGE_LISTEN_H
 
@@ -11,6 +13,6 @@
 int listen_parse(const char *addr, char *host, size_t hostlen, unsigned *port);
 /* Open, bind and listen (non-blocking, close-on-exec). On success *fd is the socket (owned by
  * the caller) and bound holds "HOST:PORT" with the real port. Returns 0 or -errno. */
-int listen_open(const char *addr, int backlog, int *fd, char *bound, size_t boundlen);
+int listen_open(const char *addr, int backlog, int share, int *fd, char *bound, size_t boundlen);
 
 #endif

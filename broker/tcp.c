@@ -235,7 +235,7 @@ int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *boun
               size_t boundlen)
 {
     int fd, rc;
-    if ((rc = listen_open(addr, 511, &fd, bound, boundlen)) < 0) return rc;
+    if ((rc = listen_open(addr, 511, 0, &fd, bound, boundlen)) < 0) return rc;
     struct tcp *t = calloc(1, sizeof(*t));
     if (!t) {
         close(fd);

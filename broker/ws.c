@@ -307,7 +307,7 @@ static void lws_log(int level, const char *line)
 int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound, size_t boundlen)
 {
     int fd, rc;
-    if ((rc = listen_open(addr, 511, &fd, bound, boundlen)) < 0) return rc;
+    if ((rc = listen_open(addr, 511, 0, &fd, bound, boundlen)) < 0) return rc;
     struct ws *w = calloc(1, sizeof(*w));
     if (!w) {
         close(fd);

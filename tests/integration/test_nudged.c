@@ -1,0 +1,123 @@
+/* nudged's own command line and process contract: --help/--version, flag errors (exit 2), a
+ * listener that cannot bind (exit 1, naming the flag), and --max-conns refusing connections past
+ * the limit while /stats still answers. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "nudge.h"
+#include "wsc.h"
+
+#define RUN_MS 15000
+
+static const char *nudged_path(char *buf, size_t cap)
+{
+    cr_assert_eq(nudge_bin_path("nudged", buf, cap), 0);
+    return buf;
+}
+
+Test(nudged, help_lists_every_flag_and_exits_0)
+{
+    char bin[512];
+    const char *argv[] = {nudged_path(bin, sizeof bin), "--help", NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(run_cmd(argv, NULL, &out, &err, RUN_MS), 0, "%s", err);
+    static const char *const flags[] = {
+        "--pub",       "--ws",        "--admin",          "--max-frame",
+        "--max-topic", "--max-data",  "--max-topics",     "--max-subs",
+        "--max-queue", "--max-conns", "--hist-per-topic", "--hist-bytes",
+        "--hist-age",  "--coalesce",  "--log-level",      "--version",
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        cr_expect(strstr(out, flags[i]), "--help does not mention %s", flags[i]);
+    free(out);
+    free(err);
+    const char *vargv[] = {bin, "--version", NULL};
+    cr_assert_eq(run_cmd(vargv, NULL, &out, &err, RUN_MS), 0);
+    cr_expect(strncmp(out, "nudged ", 7) == 0, "version line: %s", out);
+    free(out);
+    free(err);
+}
+
+Test(nudged, bad_flags_exit_2_with_a_message)
+{
+    char bin[512];
+    nudged_path(bin, sizeof bin);
+    const char *cases[][4] = {
+        {bin, "--no-such-flag", NULL},          {bin, "--max-frame", "12k", NULL},
+        {bin, "--max-queue", "-5", NULL},       {bin, "--pub", "nocolon", NULL},
+        {bin, "--ws", "127.0.0.1:99999", NULL}, {bin, "--coalesce", "pro*=100", NULL},
+        {bin, "--coalesce", "hot:*=0", NULL},   {bin, "--hist-bytes", "10", NULL},
+        {bin, "--log-level", "loud", NULL},     {bin, "--max-subs", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL, *err = NULL;
+        int rc = run_cmd(cases[i], NULL, &out, &err, RUN_MS);
+        cr_expect_eq(rc, 2, "%s %s: exit %d", cases[i][1], cases[i][2] ? cases[i][2] : "", rc);
+        cr_expect(strncmp(err, "nudged: ", 8) == 0, "%s: stderr '%s'", cases[i][1], err);
+        cr_expect_str_eq(out, "", "%s: nothing on stdout (no ready line)", cases[i][1]);
+        free(out);
+        free(err);
+    }
+}
+
+Test(nudged, a_port_already_in_use_exits_1_naming_the_flag)
+{
+    struct nudged d;
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    char bin[512], taken[32];
+    nudged_path(bin, sizeof bin);
+    snprintf(taken, sizeof taken, "127.0.0.1:%u", (unsigned)d.pub_port);
+    /* A second broker on a busy port must fail loudly, not share it (no SO_REUSEPORT). */
+    const char *argv[] = {bin,           "--pub",   taken,         "--ws",
+                          "127.0.0.1:0", "--admin", "127.0.0.1:0", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = run_cmd(argv, NULL, &out, &err, RUN_MS);
+    cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
+    cr_expect(strstr(err, "--pub") && strstr(err, taken), "the message names the flag: %s", err);
+    cr_expect_str_eq(out, "", "no ready line");
+    free(out);
+    free(err);
+    const char *bad[] = {bin,           "--pub",   "127.0.0.1:0", "--ws",
+                         "127.0.0.1:0", "--admin", "256.0.0.1:1", NULL};
+    rc = run_cmd(bad, NULL, &out, &err, RUN_MS);
+    cr_expect_eq(rc, 1, "unresolvable admin address: exit %d: %s", rc, err);
+    cr_expect(strstr(err, "--admin"), "the message names the flag: %s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(nudged, max_conns_refuses_connections_past_the_limit_and_stats_still_answer, .timeout = 60)
+{
+    struct nudged d;
+    const char *args[] = {"--max-conns", "3", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    struct wsc w[4];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(wsc_open(&w[i], d.ws_port, NULL), WSC_OK, "ws %d", i);
+    cr_expect_neq(wsc_open(&w[3], d.ws_port, NULL), WSC_OK, "a 4th WebSocket was accepted");
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
+    struct nudge_opts o = {.timeout_ms = 3000};
+    nudge_client_t *c = NULL;
+    cr_expect_neq(nudge_connect(addr, &o, &c), NUDGE_OK, "a publisher was accepted past the limit");
+    nudge_close(c);
+    /* The operator's view still works while the broker is full. */
+    json_t *st = nudged_stats(&d);
+    cr_assert_not_null(st, "/stats refused while the broker is full");
+    cr_expect_eq(stats_int(st, "connections.ws"), 3);
+    json_decref(st);
+    /* One leaves, one more gets in. */
+    wsc_close(&w[0], 1000);
+    cr_assert_eq(nudged_wait_stat(&d, "connections.ws", 2, 5000), 2);
+    cr_expect_eq(nudge_connect(addr, &o, &c), NUDGE_OK, "a publisher was refused under the limit");
+    nudge_close(c);
+    for (int i = 1; i < 3; i++)
+        wsc_close(&w[i], 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
