@@ -104,7 +104,8 @@ static void eat_frames(struct bsub *s)
         } else if (plen == 127) {
             if (s->len - off < 10) break;
             plen = 0;
-            for (int i = 0; i < 8; i++) plen = (plen << 8) | f[2 + i];
+            for (int i = 0; i < 8; i++)
+                plen = (plen << 8) | f[2 + i];
             hl = 10;
         }
         if (s->len - off < hl + plen) {
@@ -114,8 +115,10 @@ static void eat_frames(struct bsub *s)
             }
             break;
         }
-        if (s->acks < 2) s->acks++;
-        else s->hints++;
+        if (s->acks < 2)
+            s->acks++;
+        else
+            s->hints++;
         off += hl + plen;
     }
     memmove(s->buf, s->buf + off, s->len - off);
@@ -165,8 +168,8 @@ static void usage(void)
 
 static int parse(struct opts *o, int argc, char **argv)
 {
-    *o = (struct opts){.subs = 1000, .topics = 10, .publishes = 100000, .window = 256,
-                       .timeout_s = 60};
+    *o = (struct opts){
+        .subs = 1000, .topics = 10, .publishes = 100000, .window = 256, .timeout_s = 60};
     const char *ws = "127.0.0.1:7401";
     snprintf(o->pub_addr, sizeof(o->pub_addr), "127.0.0.1:7400");
     for (int i = 1; i < argc; i++) {
@@ -177,14 +180,22 @@ static int parse(struct opts *o, int argc, char **argv)
         }
         if (!v) return -1;
         i++;
-        if (!strcmp(a, "--ws")) ws = v;
-        else if (!strcmp(a, "--pub")) snprintf(o->pub_addr, sizeof(o->pub_addr), "%s", v);
-        else if (!strcmp(a, "--subs")) o->subs = atoi(v);
-        else if (!strcmp(a, "--topics")) o->topics = atoi(v);
-        else if (!strcmp(a, "--publishes")) o->publishes = atol(v);
-        else if (!strcmp(a, "--window")) o->window = atoi(v);
-        else if (!strcmp(a, "--timeout")) o->timeout_s = atoi(v);
-        else return -1;
+        if (!strcmp(a, "--ws"))
+            ws = v;
+        else if (!strcmp(a, "--pub"))
+            snprintf(o->pub_addr, sizeof(o->pub_addr), "%s", v);
+        else if (!strcmp(a, "--subs"))
+            o->subs = atoi(v);
+        else if (!strcmp(a, "--topics"))
+            o->topics = atoi(v);
+        else if (!strcmp(a, "--publishes"))
+            o->publishes = atol(v);
+        else if (!strcmp(a, "--window"))
+            o->window = atoi(v);
+        else if (!strcmp(a, "--timeout"))
+            o->timeout_s = atoi(v);
+        else
+            return -1;
     }
     const char *colon = strrchr(ws, ':');
     if (!colon || (size_t)(colon - ws) >= sizeof(o->ws_host)) return -1;
@@ -294,7 +305,8 @@ int main(int argc, char **argv)
         }
     }
     if (started) pthread_join(th, NULL);
-    for (int i = 0; i < o.subs; i++) close(subs[i].fd);
+    for (int i = 0; i < o.subs; i++)
+        close(subs[i].fd);
     free(subs);
     close(ep);
     if (!started || pa.rc < 0) {

@@ -94,8 +94,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
             fprintf(out, "nudged %s\n", NUDGE_VERSION);
             return 1;
         }
-        char *addr = !strcmp(a, "--pub") ? cfg->pub
-                     : !strcmp(a, "--ws") ? cfg->ws
+        char *addr = !strcmp(a, "--pub")     ? cfg->pub
+                     : !strcmp(a, "--ws")    ? cfg->ws
                      : !strcmp(a, "--admin") ? cfg->admin
                                              : NULL;
         if (addr) {
@@ -125,9 +125,10 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         if (!strcmp(a, "--coalesce")) {
             if (cfg->core.nwindows >= CORE_WINDOWS_MAX || !v ||
                 core_window_parse(v, &cfg->core.windows[cfg->core.nwindows]) < 0) {
-                snprintf(err, errlen,
-                         "--coalesce wants PATTERN=MS (MS 1..3600000, at most %d of them), got '%s'",
-                         CORE_WINDOWS_MAX, v ? v : "");
+                snprintf(
+                    err, errlen,
+                    "--coalesce wants PATTERN=MS (MS 1..3600000, at most %d of them), got '%s'",
+                    CORE_WINDOWS_MAX, v ? v : "");
                 return -1;
             }
             cfg->core.nwindows++;

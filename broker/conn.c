@@ -19,7 +19,8 @@ static int grow(struct conn *c)
     uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
     struct qent *nq = malloc(sizeof(*nq) * ncap);
     if (!nq) return -ENOMEM;
-    for (uint64_t p = c->qhead; p < c->qhead + c->qlen; p++) nq[p & (ncap - 1)] = *at(c, p);
+    for (uint64_t p = c->qhead; p < c->qhead + c->qlen; p++)
+        nq[p & (ncap - 1)] = *at(c, p);
     free(c->q);
     c->q = nq;
     c->qcap = ncap;
@@ -48,7 +49,8 @@ static size_t slot_of(const struct pslot *pm, uint32_t cap, const struct topic *
 {
     uintptr_t k = (uintptr_t)tp;
     size_t i = (size_t)((k >> 4) ^ (k >> 12)) & (cap - 1);
-    while (pm[i].tp && pm[i].tp != tp) i = (i + 1) & (cap - 1);
+    while (pm[i].tp && pm[i].tp != tp)
+        i = (i + 1) & (cap - 1);
     return i;
 }
 
@@ -64,7 +66,8 @@ static void index_put(struct conn *c, const struct topic *tp, uint64_t pos)
 {
     if ((c->pm_used + 1) * 2 > c->pm_cap) {
         uint32_t ncap = c->pm_cap ? c->pm_cap : 16;
-        while ((c->pm_used + 1) * 2 > ncap) ncap *= 2;
+        while ((c->pm_used + 1) * 2 > ncap)
+            ncap *= 2;
         struct pslot *npm = calloc(ncap, sizeof(*npm));
         if (!npm) return; /* no index: this hint just won't be coalesced into */
         uint32_t used = 0;

@@ -50,12 +50,12 @@ struct conn {
     const struct conn_ops *ops;
     void *io; /* the transport's state for this connection */
     enum conn_kind kind;
-    enum sub_fmt fmt;  /* WebSocket subscribers: JSON or msgpack */
-    int hello;         /* handshake done */
-    int closing;       /* close requested: no more output is queued */
-    int congested;     /* set by the transport while the socket does not take all we write */
+    enum sub_fmt fmt; /* WebSocket subscribers: JSON or msgpack */
+    int hello;        /* handshake done */
+    int closing;      /* close requested: no more output is queued */
+    int congested;    /* set by the transport while the socket does not take all we write */
     uint64_t id;
-    char name[24];     /* id as sent in welcome ("conn") and matched by publish "origin" */
+    char name[24]; /* id as sent in welcome ("conn") and matched by publish "origin" */
     /* Outbound queue: ring of entries, power-of-two capacity, absolute positions. */
     struct qent *q;
     uint32_t qcap, qlen;
@@ -65,8 +65,8 @@ struct conn {
     uint32_t pm_cap, pm_used;
     struct sub *subs; /* this connection's subscriptions (topic.h) */
     uint32_t nsubs;
-    uint64_t stamp;   /* core's fan-out stamp: one delivery per publish per connection */
-    struct conn *prev, *next;             /* core's list of all connections */
+    uint64_t stamp;           /* core's fan-out stamp: one delivery per publish per connection */
+    struct conn *prev, *next; /* core's list of all connections */
     struct conn *dirty_prev, *dirty_next; /* core's list of connections with output to flush */
     int dirty;
 };

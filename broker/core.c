@@ -126,8 +126,10 @@ void core_conn_open(struct core *core, struct conn *c, enum conn_kind kind,
 static void dirty_remove(struct core *core, struct conn *c)
 {
     if (!c->dirty) return;
-    if (c->dirty_prev) c->dirty_prev->dirty_next = c->dirty_next;
-    else core->dirty = c->dirty_next;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        core->dirty = c->dirty_next;
     if (c->dirty_next) c->dirty_next->dirty_prev = c->dirty_prev;
     c->dirty_prev = c->dirty_next = NULL;
     c->dirty = 0;
@@ -156,11 +158,14 @@ static void drop_sub(struct core *core, struct conn *c, struct sub *s)
 void core_conn_gone(struct core *core, struct conn *c)
 {
     if (!c->ops) return; /* never opened */
-    while (c->subs) drop_sub(core, c, c->subs);
+    while (c->subs)
+        drop_sub(core, c, c->subs);
     dirty_remove(core, c);
     conn_queue_free(c);
-    if (c->prev) c->prev->next = c->next;
-    else if (core->conns == c) core->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (core->conns == c)
+        core->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     core->st.conns[c->kind]--;
@@ -248,13 +253,15 @@ void core_flush(struct core *core)
 
 void core_close_all(struct core *core, int code, const char *reason)
 {
-    for (struct conn *c = core->conns; c; c = c->next) conn_close(core, c, code, reason);
+    for (struct conn *c = core->conns; c; c = c->next)
+        conn_close(core, c, code, reason);
 }
 
 uint64_t core_queued(const struct core *core)
 {
     uint64_t n = 0;
-    for (const struct conn *c = core->conns; c; c = c->next) n += c->qlen;
+    for (const struct conn *c = core->conns; c; c = c->next)
+        n += c->qlen;
     return n;
 }
 
@@ -552,8 +559,8 @@ static void subscribe_one(struct core *core, struct conn *c, const struct sub_ms
         return;
     }
     struct topic *tp = kind ? NULL : topic_find(&core->topics, t.p, t.len);
-    struct sub *s = kind ? topic_sub_pattern(c->subs, t.p, t.len)
-                         : (tp ? topic_sub_of(c->subs, tp) : NULL);
+    struct sub *s =
+        kind ? topic_sub_pattern(c->subs, t.p, t.len) : (tp ? topic_sub_of(c->subs, tp) : NULL);
     if (s) {
         /* Already subscribed: confirm again with what this connection has been given so far —
          * not the topic's seq, which may include hints a window still holds for it. */
@@ -563,7 +570,8 @@ static void subscribe_one(struct core *core, struct conn *c, const struct sub_ms
         return;
     }
     if (c->nsubs >= core->cfg.max_subs) {
-        ws_error(core, c, sm, t, WIRE_C_TOO_MANY_SUBS, "subscriptions per connection over max_subs");
+        ws_error(core, c, sm, t, WIRE_C_TOO_MANY_SUBS,
+                 "subscriptions per connection over max_subs");
         return;
     }
     if (kind) {
@@ -610,7 +618,8 @@ static void on_subscribe(struct core *core, struct conn *c, const struct sub_msg
         ws_error(core, c, sm, no_topic, WIRE_C_BAD_FIELD, "sub needs at least one topic");
         return;
     }
-    for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++) subscribe_one(core, c, sm, i);
+    for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++)
+        subscribe_one(core, c, sm, i);
 }
 
 static void on_unsubscribe(struct core *core, struct conn *c, const struct sub_msg *sm)

@@ -52,18 +52,18 @@ struct core_stats {
 struct core {
     struct core_config cfg;
     struct topics topics;
-    struct hist *hist;    /* history store (and sequence assigner) */
-    struct match *match;  /* wildcard subscriptions */
+    struct hist *hist;   /* history store (and sequence assigner) */
+    struct match *match; /* wildcard subscriptions */
     struct core_stats st;
-    uint64_t nsubs;       /* subscriptions, all connections */
-    uint64_t next_id;     /* connection ids */
-    uint64_t stamp;       /* fan-out stamp (one delivery per publish per connection) */
-    uint64_t now_ms;      /* loop time, set by the transports before calling in */
-    char epoch[17];       /* 16 hex chars, random per start */
-    struct conn *conns;   /* every open connection */
-    struct conn *dirty;   /* connections with queued output */
+    uint64_t nsubs;        /* subscriptions, all connections */
+    uint64_t next_id;      /* connection ids */
+    uint64_t stamp;        /* fan-out stamp (one delivery per publish per connection) */
+    uint64_t now_ms;       /* loop time, set by the transports before calling in */
+    char epoch[17];        /* 16 hex chars, random per start */
+    struct conn *conns;    /* every open connection */
+    struct conn *dirty;    /* connections with queued output */
     struct topic *windows; /* topics with an open coalescing window */
-    struct wire_buf tmp;  /* scratch for encoding */
+    struct wire_buf tmp;   /* scratch for encoding */
 };
 
 /* Fill cfg with the documented defaults. */

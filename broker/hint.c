@@ -34,8 +34,7 @@ void hint_unref(struct hint *h)
     free(h);
 }
 
-int hint_encode(const struct hint *h, enum sub_fmt f, uint32_t count, int own,
-                struct wire_buf *out)
+int hint_encode(const struct hint *h, enum sub_fmt f, uint32_t count, int own, struct wire_buf *out)
 {
     struct sub_hint sh = {
         .topic = {h->tp->name, h->tp->len},

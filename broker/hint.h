@@ -15,14 +15,14 @@ struct topic;
 
 struct hint {
     uint32_t refs;
-    uint32_t data_len;     /* 0 = no data */
-    struct topic *tp;      /* topics that ever had a hint are never freed before the core */
-    uint64_t seq;          /* set by the history store when appended */
-    uint64_t time_ms;      /* when it was published (loop time) */
-    struct msg *enc[2];    /* cached payload per enum sub_fmt, count 1, not own */
-    struct hint *hnext;    /* history store's links (hist.c) */
+    uint32_t data_len;  /* 0 = no data */
+    struct topic *tp;   /* topics that ever had a hint are never freed before the core */
+    uint64_t seq;       /* set by the history store when appended */
+    uint64_t time_ms;   /* when it was published (loop time) */
+    struct msg *enc[2]; /* cached payload per enum sub_fmt, count 1, not own */
+    struct hint *hnext; /* history store's links (hist.c) */
     struct hint *gprev, *gnext;
-    uint8_t data[];        /* raw msgpack value, data_len bytes */
+    uint8_t data[]; /* raw msgpack value, data_len bytes */
 };
 
 /* New hint for tp with a copy of data (may be NULL); one reference owned by the caller. */

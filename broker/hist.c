@@ -24,10 +24,14 @@ void hist_config_default(struct hist_config *cfg)
 
 static void gunlink(struct hmem *m, struct hint *hn)
 {
-    if (hn->gprev) hn->gprev->gnext = hn->gnext;
-    else m->ghead = hn->gnext;
-    if (hn->gnext) hn->gnext->gprev = hn->gprev;
-    else m->gtail = hn->gprev;
+    if (hn->gprev)
+        hn->gprev->gnext = hn->gnext;
+    else
+        m->ghead = hn->gnext;
+    if (hn->gnext)
+        hn->gnext->gprev = hn->gprev;
+    else
+        m->gtail = hn->gprev;
     hn->gprev = hn->gnext = NULL;
 }
 
@@ -54,14 +58,18 @@ static int mem_append(struct hist *h, struct hint *hn)
     if (h->cfg.per_topic == 0) return 0;
     hint_ref(hn);
     hn->hnext = NULL;
-    if (tp->h_tail) tp->h_tail->hnext = hn;
-    else tp->h_head = hn;
+    if (tp->h_tail)
+        tp->h_tail->hnext = hn;
+    else
+        tp->h_head = hn;
     tp->h_tail = hn;
     tp->h_count++;
     hn->gnext = NULL;
     hn->gprev = m->gtail;
-    if (m->gtail) m->gtail->gnext = hn;
-    else m->ghead = hn;
+    if (m->gtail)
+        m->gtail->gnext = hn;
+    else
+        m->ghead = hn;
     m->gtail = hn;
     h->st.entries++;
     h->st.bytes += hint_size(hn);
@@ -101,13 +109,15 @@ static void mem_evict(struct hist *h, uint64_t now_ms)
 
 static void mem_forget(struct hist *h, struct topic *tp)
 {
-    while (tp->h_head) drop_topic_head((struct hmem *)h, tp);
+    while (tp->h_head)
+        drop_topic_head((struct hmem *)h, tp);
 }
 
 static void mem_free(struct hist *h)
 {
     struct hmem *m = (struct hmem *)h;
-    while (m->ghead) drop_topic_head(m, m->ghead->tp);
+    while (m->ghead)
+        drop_topic_head(m, m->ghead->tp);
     free(m);
 }
 

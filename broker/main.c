@@ -71,7 +71,8 @@ static void on_signal(uv_signal_t *s, int signum)
     struct server *srv = &m->srv;
     if (srv->stopping) return;
     srv->stopping = 1;
-    LOGF(srv->cfg.log_level, LOG_INFO, "%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    LOGF(srv->cfg.log_level, LOG_INFO, "%s: shutting down",
+         signum == SIGINT ? "SIGINT" : "SIGTERM");
     tcp_stop(srv->tcp);
     admin_stop(srv->admin);
     ws_stop_listening(srv->ws);
@@ -153,14 +154,16 @@ int main(int argc, char **argv)
     ws_free(srv->ws);
     core_close(&srv->core);
     rc = uv_loop_close(&m.loop);
-    if (rc != 0) LOGF(srv->cfg.log_level, LOG_WARN, "loop closed with handles open: %s",
-                      uv_strerror(rc));
+    if (rc != 0)
+        LOGF(srv->cfg.log_level, LOG_WARN, "loop closed with handles open: %s", uv_strerror(rc));
     LOGF(srv->cfg.log_level, LOG_INFO, "stopped");
     return 0;
 
 fail:
     fprintf(stderr, "nudged: cannot listen on --%s %s: %s\n", what,
-            !strcmp(what, "pub") ? srv->cfg.pub : !strcmp(what, "ws") ? srv->cfg.ws : srv->cfg.admin,
+            !strcmp(what, "pub")  ? srv->cfg.pub
+            : !strcmp(what, "ws") ? srv->cfg.ws
+                                  : srv->cfg.admin,
             uv_strerror(rc));
     srv->stopping = 1;
     tcp_stop(srv->tcp);

@@ -231,8 +231,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_listener_closed(uv_handle_t *h);
 
-int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *bound,
-              size_t boundlen)
+int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *bound, size_t boundlen)
 {
     int fd, rc;
     if ((rc = listen_open(addr, 511, 0, &fd, bound, boundlen)) < 0) return rc;

@@ -42,7 +42,8 @@ uint64_t topic_hash(uint64_t k0, uint64_t k1, const void *p, size_t len)
         SIPROUND;
         v0 ^= m;
     }
-    for (size_t j = 0; j < (len & 7); j++) b |= ((uint64_t)in[i + j]) << (8 * j);
+    for (size_t j = 0; j < (len & 7); j++)
+        b |= ((uint64_t)in[i + j]) << (8 * j);
     v3 ^= b;
     SIPROUND;
     SIPROUND;
@@ -133,7 +134,8 @@ struct topic *topic_get(struct topics *t, const char *name, size_t len)
 void topic_remove(struct topics *t, struct topic *tp)
 {
     struct topic **pp = &t->buckets[tp->hash & (t->nbuckets - 1)];
-    while (*pp && *pp != tp) pp = &(*pp)->hnext;
+    while (*pp && *pp != tp)
+        pp = &(*pp)->hnext;
     if (!*pp) return;
     *pp = tp->hnext;
     t->count--;
@@ -188,13 +190,17 @@ void topic_unsubscribe(struct sub *s, struct sub **head)
 {
     struct topic *tp = s->topic;
     if (tp) {
-        if (s->tprev) s->tprev->tnext = s->tnext;
-        else tp->subs = s->tnext;
+        if (s->tprev)
+            s->tprev->tnext = s->tnext;
+        else
+            tp->subs = s->tnext;
         if (s->tnext) s->tnext->tprev = s->tprev;
         tp->nsubs--;
     }
-    if (s->cprev) s->cprev->cnext = s->cnext;
-    else *head = s->cnext;
+    if (s->cprev)
+        s->cprev->cnext = s->cnext;
+    else
+        *head = s->cnext;
     if (s->cnext) s->cnext->cprev = s->cprev;
     free(s->pat);
     free(s);

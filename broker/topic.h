@@ -22,7 +22,7 @@ struct sub {
     struct sub *cprev, *cnext; /* connection's subscriptions */
     uint64_t since;            /* exact: the connection knows the topic up to this seq */
     uint32_t patlen;
-    char *pat;                 /* wildcard pattern (owned), or NULL */
+    char *pat; /* wildcard pattern (owned), or NULL */
 };
 
 struct topic {
@@ -37,13 +37,13 @@ struct topic {
     uint32_t h_count;
     /* Coalescing window (core.c): hints published inside an open window wait in win_hint. */
     uint32_t window_ms;
-    uint32_t win_count;       /* publishes waiting in the window */
-    uint64_t win_until;       /* window open until this loop time */
-    struct hint *win_hint;    /* newest waiting hint (a reference), or NULL */
-    char win_origin[24];      /* origin of the held publish while it is the only one */
+    uint32_t win_count;    /* publishes waiting in the window */
+    uint64_t win_until;    /* window open until this loop time */
+    struct hint *win_hint; /* newest waiting hint (a reference), or NULL */
+    char win_origin[24];   /* origin of the held publish while it is the only one */
     uint8_t win_origin_len;
     uint8_t win_skip_origin;
-    struct topic *win_next;   /* core's list of topics with an open window */
+    struct topic *win_next; /* core's list of topics with an open window */
     int win_listed;
     char name[]; /* NUL-terminated copy, len bytes */
 };

@@ -87,7 +87,8 @@ static size_t frame_header(uint8_t *h, int binary, size_t len)
         return 4;
     }
     h[1] = 127;
-    for (int i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
     return 10;
 }
 
@@ -120,8 +121,7 @@ static void op_flush(struct conn *c)
     struct wsconn *wc = c->io;
     struct ws *w = wc->w;
     struct core *core = &w->srv->core;
-    if (!wc->established || wc->blocked || wc->close_code || lws_partial_buffered(wc->wsi))
-        return;
+    if (!wc->established || wc->blocked || wc->close_code || lws_partial_buffered(wc->wsi)) return;
     int binary = c->fmt == SUB_MSGPACK;
     while (c->qlen) {
         size_t n = 0;
@@ -283,8 +283,7 @@ static void on_accept(uv_poll_t *p, int status, int events)
     for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
         int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 LOGF(w->srv->cfg.log_level, LOG_WARN, "ws accept: %s", strerror(errno));
             return;
         }
@@ -300,7 +299,8 @@ static void on_accept(uv_poll_t *p, int status, int events)
 static void lws_log(int level, const char *line)
 {
     size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
     log_emit(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)n, line);
 }
 
@@ -336,7 +336,7 @@ int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound,
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.foreign_loops = w->loops;
     info.user = w;
-    info.timeout_secs = 10;          /* handshake and close must finish within this */
+    info.timeout_secs = 10; /* handshake and close must finish within this */
     info.retry_and_idle_policy = &idle_policy;
     info.max_http_header_data = 4096;
     if (!w->batch || !(w->ctx = lws_create_context(&info)) ||

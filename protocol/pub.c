@@ -42,9 +42,9 @@ enum {
 };
 
 static const char *const keys[K_N] = {
-    "type", "v",   "client", "auth",   "id",        "topics",     "data",     "origin",      "seqs",
-    "code", "msg", "epoch",  "server", "max_frame", "max_topics", "max_data", "skip_origin",
-    "max_topic",
+    "type",   "v",         "client",     "auth",     "id",          "topics",
+    "data",   "origin",    "seqs",       "code",     "msg",         "epoch",
+    "server", "max_frame", "max_topics", "max_data", "skip_origin", "max_topic",
 };
 
 static const struct {

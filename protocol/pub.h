@@ -28,25 +28,25 @@ enum pub_type {
  * carried by the message's type are zero. */
 struct pub_msg {
     enum pub_type type;
-    uint64_t id;         /* publish, ack, ping, pong; error: 0 when absent */
-    uint32_t version;    /* hello, welcome */
+    uint64_t id;            /* publish, ack, ping, pong; error: 0 when absent */
+    uint32_t version;       /* hello, welcome */
     struct wire_str client; /* hello: optional client name */
-    const uint8_t *auth; /* hello: raw msgpack of "auth" (reserved for credentials), or NULL */
+    const uint8_t *auth;    /* hello: raw msgpack of "auth" (reserved for credentials), or NULL */
     size_t auth_len;
-    uint32_t ntopics;    /* publish */
+    uint32_t ntopics; /* publish */
     struct wire_str topics[WIRE_TOPICS_MAX];
     const uint8_t *data; /* publish: raw msgpack of "data" (checked by wire_data_check) or NULL */
     size_t data_len;
     struct wire_str origin; /* publish: optional origin connection id (len 0 = absent) */
     int skip_origin;        /* publish: "skip_origin":true — the origin gets no hint at all */
-    uint32_t nseqs;      /* ack */
+    uint32_t nseqs;         /* ack */
     uint64_t seqs[WIRE_TOPICS_MAX];
-    int32_t code;        /* error */
-    struct wire_str msg; /* error */
-    struct wire_str epoch, server; /* welcome */
+    int32_t code;                             /* error */
+    struct wire_str msg;                      /* error */
+    struct wire_str epoch, server;            /* welcome */
     uint32_t max_frame, max_topics, max_data; /* welcome */
-    uint32_t max_topic;  /* welcome: longest topic name in bytes; 0 = not announced */
-    void *priv;          /* decoder-owned storage, released by pub_msg_clear */
+    uint32_t max_topic; /* welcome: longest topic name in bytes; 0 = not announced */
+    void *priv;         /* decoder-owned storage, released by pub_msg_clear */
 };
 
 /* Find the next complete frame at the start of p[0..len). On WIRE_OK, *body and *body_len give the

@@ -21,11 +21,11 @@ enum sub_type {
     SUB_SUBSCRIBED,   /* b->c {"type":"subscribed","id":int,"topic":str,"seq":int} one per topic */
     SUB_UNSUBSCRIBE,  /* c->b {"type":"unsub","id":int,"topics":[str..]} */
     SUB_UNSUBSCRIBED, /* b->c {"type":"unsubscribed","id":int,"topic":str} one per topic */
-    SUB_HINT,         /* b->c {"type":"hint","topic":str,"seq":int,"data"?:any,"n"?:int,"own"?:true} */
-    SUB_RESET,        /* b->c {"type":"reset","topic":str,"seq":int,"reason":str} */
-    SUB_ERROR,        /* b->c {"type":"error","id"?:int,"topic"?:str,"code":int,"msg":str} */
-    SUB_PING,         /* either way {"type":"ping","id"?:int} */
-    SUB_PONG,         /* either way {"type":"pong","id"?:int} */
+    SUB_HINT,  /* b->c {"type":"hint","topic":str,"seq":int,"data"?:any,"n"?:int,"own"?:true} */
+    SUB_RESET, /* b->c {"type":"reset","topic":str,"seq":int,"reason":str} */
+    SUB_ERROR, /* b->c {"type":"error","id"?:int,"topic"?:str,"code":int,"msg":str} */
+    SUB_PING,  /* either way {"type":"ping","id"?:int} */
+    SUB_PONG,  /* either way {"type":"pong","id"?:int} */
 };
 
 /* A decoded message. wire_str fields point into the input or into storage owned by the message
@@ -34,26 +34,26 @@ struct sub_msg {
     enum sub_type type;
     uint64_t id;
     int has_id;
-    uint32_t version;           /* hello, welcome */
-    struct wire_str client;     /* hello */
-    struct wire_str token;      /* hello: reserved for credentials */
-    uint32_t ntopics;           /* sub, unsub */
+    uint32_t version;       /* hello, welcome */
+    struct wire_str client; /* hello */
+    struct wire_str token;  /* hello: reserved for credentials */
+    uint32_t ntopics;       /* sub, unsub */
     struct wire_str topics[WIRE_TOPICS_MAX];
-    struct wire_str epoch;      /* sub: resume.epoch; welcome: epoch */
+    struct wire_str epoch;            /* sub: resume.epoch; welcome: epoch */
     uint8_t has_seq[WIRE_TOPICS_MAX]; /* sub: 1 when resume.seqs names topics[i] */
     uint64_t seqs[WIRE_TOPICS_MAX];   /* sub: resume.seqs[topics[i]] */
-    struct wire_str topic;      /* subscribed, unsubscribed, hint, reset, error */
-    uint64_t seq;               /* subscribed, hint, reset */
-    const uint8_t *data;        /* hint: raw msgpack of "data" (converted from JSON for SUB_JSON),
-                                   or NULL */
+    struct wire_str topic;            /* subscribed, unsubscribed, hint, reset, error */
+    uint64_t seq;                     /* subscribed, hint, reset */
+    const uint8_t *data; /* hint: raw msgpack of "data" (converted from JSON for SUB_JSON),
+                            or NULL */
     size_t data_len;
-    uint32_t count;             /* hint: "n" (changes covered), 1 when absent */
-    int own;                    /* hint: "own" */
-    struct wire_str reason;     /* reset */
-    int32_t code;               /* error */
-    struct wire_str msg;        /* error */
+    uint32_t count;               /* hint: "n" (changes covered), 1 when absent */
+    int own;                      /* hint: "own" */
+    struct wire_str reason;       /* reset */
+    int32_t code;                 /* error */
+    struct wire_str msg;          /* error */
     struct wire_str conn, server; /* welcome */
-    void *priv;                 /* decoder-owned storage, released by sub_msg_clear */
+    void *priv;                   /* decoder-owned storage, released by sub_msg_clear */
 };
 
 /* Decode one message payload of the given format into *out (which it overwrites). Validates

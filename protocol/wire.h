@@ -19,33 +19,33 @@
 /* Return codes of every protocol/ function: 0 or one of these. */
 enum wire_err {
     WIRE_OK = 0,
-    WIRE_EAGAIN = -1,    /* frame incomplete: feed more bytes */
+    WIRE_EAGAIN = -1,     /* frame incomplete: feed more bytes */
     WIRE_EMALFORMED = -2, /* not decodable (bad msgpack/JSON, not a map, trailing bytes) */
-    WIRE_ETYPE = -3,     /* "type" missing or unknown */
-    WIRE_EFIELD = -4,    /* a field is missing, of the wrong type or out of range */
-    WIRE_ETOOBIG = -5,   /* frame or message larger than the limit */
-    WIRE_ETOPIC = -6,    /* topic empty, too long, bad UTF-8, control/space chars, '*' */
-    WIRE_EDATA = -7,     /* data too large or not representable in JSON */
-    WIRE_ETOOMANY = -8,  /* more topics in one message than the limit */
+    WIRE_ETYPE = -3,      /* "type" missing or unknown */
+    WIRE_EFIELD = -4,     /* a field is missing, of the wrong type or out of range */
+    WIRE_ETOOBIG = -5,    /* frame or message larger than the limit */
+    WIRE_ETOPIC = -6,     /* topic empty, too long, bad UTF-8, control/space chars, '*' */
+    WIRE_EDATA = -7,      /* data too large or not representable in JSON */
+    WIRE_ETOOMANY = -8,   /* more topics in one message than the limit */
     WIRE_ENOMEM = -9,
 };
 
 /* Error codes carried on the wire in "error" messages (docs/protocol.md §Errors). Stable
  * numbers: clients switch on them. */
 enum wire_code {
-    WIRE_C_BAD_FRAME = 1,        /* undecodable frame/message */
-    WIRE_C_UNKNOWN_TYPE = 2,     /* "type" missing or unknown */
-    WIRE_C_BAD_FIELD = 3,        /* field missing, mistyped or out of range */
-    WIRE_C_TOO_LARGE = 4,        /* frame/message over max_frame */
-    WIRE_C_BAD_TOPIC = 5,        /* invalid topic name */
-    WIRE_C_BAD_DATA = 6,         /* data over max_data or not JSON-representable */
-    WIRE_C_TOO_MANY_TOPICS = 7,  /* over max_topics in one message */
-    WIRE_C_BAD_VERSION = 8,      /* unsupported protocol version */
-    WIRE_C_HELLO_REQUIRED = 9,   /* first message must be hello */
-    WIRE_C_TOO_MANY_SUBS = 10,   /* connection over max_subs */
-    WIRE_C_NOT_SUBSCRIBED = 11,  /* unsubscribe of a topic not subscribed */
-    WIRE_C_UNEXPECTED = 12,      /* valid message, wrong direction or state (e.g. second hello) */
-    WIRE_C_INTERNAL = 13,        /* broker-side failure (out of memory, shutting down) */
+    WIRE_C_BAD_FRAME = 1,       /* undecodable frame/message */
+    WIRE_C_UNKNOWN_TYPE = 2,    /* "type" missing or unknown */
+    WIRE_C_BAD_FIELD = 3,       /* field missing, mistyped or out of range */
+    WIRE_C_TOO_LARGE = 4,       /* frame/message over max_frame */
+    WIRE_C_BAD_TOPIC = 5,       /* invalid topic name */
+    WIRE_C_BAD_DATA = 6,        /* data over max_data or not JSON-representable */
+    WIRE_C_TOO_MANY_TOPICS = 7, /* over max_topics in one message */
+    WIRE_C_BAD_VERSION = 8,     /* unsupported protocol version */
+    WIRE_C_HELLO_REQUIRED = 9,  /* first message must be hello */
+    WIRE_C_TOO_MANY_SUBS = 10,  /* connection over max_subs */
+    WIRE_C_NOT_SUBSCRIBED = 11, /* unsubscribe of a topic not subscribed */
+    WIRE_C_UNEXPECTED = 12,     /* valid message, wrong direction or state (e.g. second hello) */
+    WIRE_C_INTERNAL = 13,       /* broker-side failure (out of memory, shutting down) */
 };
 
 /* Map a decode/validation error to its wire code; returns WIRE_C_INTERNAL for others. */

@@ -271,12 +271,11 @@ int cli_pub(int argc, char **argv)
         nudge_close(c);
         goto out;
     }
-    struct nudge_pub p = {
-        .topics = topics,
-        .ntopics = ntopics,
-        .data_json = data,
-        .origin = origin,
-        .skip_origin = skip_origin};
+    struct nudge_pub p = {.topics = topics,
+                          .ntopics = ntopics,
+                          .data_json = data,
+                          .origin = origin,
+                          .skip_origin = skip_origin};
     r = nudge_publish_ex(c, &p, seqs);
     if (r == NUDGE_OK) {
         for (size_t k = 0; k < ntopics; k++)

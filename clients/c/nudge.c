@@ -756,10 +756,9 @@ static int client__queue(struct nudge_client *c, const struct nudge_pub *p, uint
     }
     size_t before = c->out.len;
     uint64_t id = c->next_id;
-    int rc = pub_encode_publish_ex(&c->out, id, topics, (uint32_t)p->ntopics,
-                                   p->data_json ? c->scratch.data : NULL,
-                                   p->data_json ? c->scratch.len : 0, p->origin,
-                                   p->origin && p->skip_origin);
+    int rc = pub_encode_publish_ex(
+        &c->out, id, topics, (uint32_t)p->ntopics, p->data_json ? c->scratch.data : NULL,
+        p->data_json ? c->scratch.len : 0, p->origin, p->origin && p->skip_origin);
     if (rc != WIRE_OK) {
         c->out.len = before;
         return client__fail(c, NUDGE_ENOMEM, "out of memory (encode)");
