@@ -13,20 +13,15 @@
 #include "nudge.h"
 #include "pub.h"
 #include "sub.h"
+#include "subcheck.h"
 #include "wire.h"
 #include "wsc.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static void start(struct nudged *d, const char *const *args)
-{
-    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
-}
-
 static void probe_and_stop(struct nudged *d)
 {
-    char why[256];
-    cr_expect_eq(nudged_probe(d, 5000, why, sizeof why), 0, "broker no longer serves: %s", why);
+    subcheck_probe(d);
     cr_assert_eq(nudged_stop(d), 0, "nudged did not exit 0 (leak or crash?)");
 }
 
@@ -157,7 +152,7 @@ static void expect_ws_close(struct wsc *w, uint16_t code, const char *what)
 Test(badinput, pub_truncated_frame_then_close_leaves_broker_serving)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct pubraw p;
     pub_open(&p, &d);
     /* A 100-byte frame announced, 10 bytes of it sent, then the publisher leaves. */
@@ -173,7 +168,7 @@ Test(badinput, pub_truncated_frame_then_close_leaves_broker_serving)
 Test(badinput, pub_not_msgpack_gets_bad_frame_and_is_closed)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct pubraw p;
     pub_open(&p, &d);
     struct wire_buf f = {0};
@@ -206,7 +201,7 @@ Test(badinput, pub_oversized_length_prefix_gets_too_large_and_is_closed)
 {
     struct nudged d;
     const char *args[] = {"--max-frame", "4096", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct pubraw p;
     pub_open(&p, &d);
     cr_assert_eq(pubraw_send(&p, "\x7f\xff\xff\xff", 4), PUBRAW_OK); /* 2 GiB announced */
@@ -233,7 +228,7 @@ Test(badinput, pub_oversized_length_prefix_gets_too_large_and_is_closed)
 Test(badinput, pub_unknown_type_gets_error_and_connection_stays_usable)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct pubraw p;
     pub_open(&p, &d);
     struct wire_buf body = {0}, f = {0};
@@ -283,7 +278,7 @@ Test(badinput, pub_bad_topics_get_bad_topic_and_connection_stays_usable)
 {
     struct nudged d;
     const char *args[] = {"--max-topic", "32", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct pubraw p;
     pub_open(&p, &d);
     const char *bad[] = {
@@ -330,7 +325,7 @@ Test(badinput, pub_data_too_large_or_not_json_gets_bad_data)
 {
     struct nudged d;
     const char *args[] = {"--max-data", "100", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct pubraw p;
     pub_open(&p, &d);
     const char *t[1] = {"data"};
@@ -380,7 +375,7 @@ Test(badinput, pub_too_many_topics_gets_too_many_topics)
 {
     struct nudged d;
     const char *args[] = {"--max-topics", "4", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct pubraw p;
     pub_open(&p, &d);
     const char *five[5] = {"t1", "t2", "t3", "t4", "t5"};
@@ -399,7 +394,7 @@ Test(badinput, pub_too_many_topics_gets_too_many_topics)
 Test(badinput, pub_garbage_before_hello_is_refused)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct pubraw p;
     cr_assert_eq(pubraw_connect(&p, d.pub_port, 0), PUBRAW_OK);
     /* An HTTP request on the publisher port: "GET " read as a 1.19 GB length prefix. */
@@ -420,7 +415,7 @@ Test(badinput, pub_garbage_before_hello_is_refused)
 Test(badinput, pub_publish_before_hello_gets_hello_required_and_stays_open)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct pubraw p;
     cr_assert_eq(pubraw_connect(&p, d.pub_port, 0), PUBRAW_OK);
     const char *t[1] = {"early"};
@@ -456,7 +451,7 @@ Test(badinput, pub_publish_before_hello_gets_hello_required_and_stays_open)
 Test(badinput, ws_bad_json_gets_bad_frame_and_stays_usable)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     const char *bad[] = {"{not json", "{\"type\":\"sub\",", "", "{\"type\":\"ping\"} trailing"};
@@ -474,7 +469,7 @@ Test(badinput, ws_bad_json_gets_bad_frame_and_stays_usable)
 Test(badinput, ws_json_not_an_object_gets_bad_frame_and_stays_usable)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     ws_open(&w, &d, NULL);
     const char *bad[] = {"[1,2,3]", "42", "\"hello\"", "null"};
@@ -499,7 +494,7 @@ Test(badinput, ws_json_not_an_object_gets_bad_frame_and_stays_usable)
 Test(badinput, ws_unknown_or_missing_type_gets_unknown_type_and_stays_usable)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     cr_assert_eq(wsc_send_text(&w, "{\"type\":\"bogus\",\"id\":3}"), WSC_OK);
@@ -528,7 +523,7 @@ Test(badinput, ws_message_of_the_other_kind_gets_bad_frame_and_stays_usable)
     /* docs/protocol.md §Connection, subprotocol and frames: a binary message on a JSON
      * connection, or text on a msgpack one, gets bad_frame and the connection stays open. */
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc j, b;
     ws_open(&j, &d, SUB_PROTO_JSON);
     ws_open(&b, &d, SUB_PROTO_MSGPACK);
@@ -549,7 +544,7 @@ Test(badinput, ws_message_of_the_other_kind_gets_bad_frame_and_stays_usable)
 Test(badinput, ws_invalid_utf8_text_frame_is_closed_with_1007)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     cr_assert_eq(wsc_send_text(&w, "{\"type\":\"sub\",\"id\":1,\"topics\":[\"\xff\xfe\"]}"),
@@ -574,7 +569,7 @@ Test(badinput, ws_message_over_max_frame_is_closed_with_1009)
      * --max-frame closes the connection with 1009; the broker does not buffer it. */
     struct nudged d;
     const char *args[] = {"--max-frame", "1024", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     char *big = malloc(2048);
@@ -615,7 +610,7 @@ Test(badinput, ws_bad_topics_in_subscribe_get_per_topic_errors)
 {
     struct nudged d;
     const char *args[] = {"--max-topic", "32", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     cr_assert_eq(wsc_send_text(&w, "{\"type\":\"sub\",\"id\":7,\"topics\":[\"ok1\",\"\","
@@ -666,10 +661,7 @@ Test(badinput, ws_bad_topics_in_subscribe_get_per_topic_errors)
     cr_expect(ok3 == 1 && bad == 1, "invalid UTF-8 topic: ok3 %d, bad_topic %d", ok3, bad);
 
     /* The good subscriptions work. */
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     const char *pt[1] = {"ok2"};
     cr_assert_eq(nudge_publish(c, pt, 1, NULL, NULL), NUDGE_OK);
     struct sub_msg m;
@@ -686,7 +678,7 @@ Test(badinput, ws_subscribe_flood_beyond_max_subs_gets_too_many_subs_for_the_exc
 {
     struct nudged d;
     const char *args[] = {"--max-subs", "10", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     const char *first[8] = {"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"};
@@ -711,10 +703,7 @@ Test(badinput, ws_subscribe_flood_beyond_max_subs_gets_too_many_subs_for_the_exc
     cr_expect_eq(errn, 3, "too_many_subs for %d of the 3 excess", errn);
 
     /* Earlier subscriptions still work; the refused ones get nothing. */
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     const char *pt[3] = {"s0", "s11", "s9"};
     cr_assert_eq(nudge_publish(c, pt, 3, NULL, NULL), NUDGE_OK);
     int got0 = 0, got9 = 0;
@@ -742,7 +731,7 @@ Test(badinput, ws_subscribe_flood_beyond_max_subs_gets_too_many_subs_for_the_exc
 Test(badinput, ws_sub_before_hello_gets_hello_required)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_connect(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     const char *t[1] = {"early"};
@@ -786,7 +775,7 @@ Test(badinput, ws_unmasked_client_frame_is_tolerated_and_harms_no_one)
      * either refused with 1002 or handled like a masked one, the connection stays consistent,
      * and other clients are unaffected. */
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     cr_assert_eq(wsc_send_frame_ex(&w, 0x81, "{\"type\":\"ping\",\"id\":5}", 22, 0), WSC_OK);
@@ -806,7 +795,7 @@ Test(badinput, ws_unmasked_client_frame_is_tolerated_and_harms_no_one)
 Test(badinput, ws_reserved_opcode_is_closed_with_1002)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     ws_open(&w, &d, SUB_PROTO_JSON);
     cr_assert_eq(wsc_send_frame_ex(&w, 0x83, "x", 1, 1), WSC_OK); /* opcode 3 is reserved */
@@ -831,7 +820,7 @@ Test(badinput, ws_reserved_opcode_is_closed_with_1002)
 Test(badinput, ws_port_plain_http_get_gets_short_error_and_is_closed)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     int64_t t0 = now_ms();
     size_t n = 0;
@@ -907,7 +896,7 @@ static void check_pipelined_posts(struct nudged *d, uint16_t port, const char *w
 Test(badinput, ws_port_two_pipelined_posts_do_not_stall_the_broker)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     check_pipelined_posts(&d, d.ws_port, "ws port");
     probe_and_stop(&d);
 }
@@ -915,7 +904,7 @@ Test(badinput, ws_port_two_pipelined_posts_do_not_stall_the_broker)
 Test(badinput, admin_port_two_pipelined_posts_do_not_stall_the_broker)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     check_pipelined_posts(&d, d.admin_port, "admin port");
     json_t *st = nudged_stats(&d);
     cr_expect_not_null(st, "/stats unavailable after pipelined POSTs on the admin port");
@@ -926,7 +915,7 @@ Test(badinput, admin_port_two_pipelined_posts_do_not_stall_the_broker)
 Test(badinput, admin_port_unknown_path_gets_404_and_stats_still_works)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     int status = 0;
     char *body = http_get(d.admin_port, "/nope", &status);
     cr_expect_eq(status, 404, "GET /nope: status %d", status);

@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "wire.h"
 #include "wsc.h"
 
@@ -152,7 +153,7 @@ static size_t expected_for(const struct sub *s, const struct expect *ex)
 Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 120)
 {
     struct nudged d;
-    cr_assert_eq(nudged_start(&d, NULL), 0, "nudged did not start");
+    subcheck_start(&d, NULL);
 
     static struct sub subs[NSUBS];
     static struct expect ex[NTOPICS];
@@ -181,10 +182,7 @@ Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 12
             subs[i].next[t] = 1;
     }
 
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK, "publisher connect");
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
 
     /* Publish in pipelined batches; between batches, drain every subscriber so no outbound
      * queue grows anywhere near --max-queue. */
@@ -280,17 +278,14 @@ Test(e2e, fifty_subscribers_receive_exactly_their_topics_in_order, .timeout = 12
 Test(e2e, multi_topic_publish_gets_one_seq_per_topic_and_one_hint_each, .timeout = 60)
 {
     struct nudged d;
-    cr_assert_eq(nudged_start(&d, NULL), 0);
+    subcheck_start(&d, NULL);
     struct wsc a, b;
     cr_assert_eq(wsc_open(&a, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_open(&b, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&a, "m/x", "m/y", NULL), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&b, "m/y", NULL), WSC_OK);
 
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     const char *one[1] = {"m/y"};
     uint64_t s1 = 0;
     cr_assert_eq(nudge_publish(c, one, 1, NULL, &s1), NUDGE_OK);
@@ -345,11 +340,8 @@ Test(e2e, multi_topic_publish_gets_one_seq_per_topic_and_one_hint_each, .timeout
 Test(e2e, late_subscriber_sees_current_seq_then_only_new_hints, .timeout = 60)
 {
     struct nudged d;
-    cr_assert_eq(nudged_start(&d, NULL), 0);
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     const char *tp[1] = {"late"};
     for (int i = 1; i <= 5; i++) {
         uint64_t s = 0;
@@ -385,11 +377,8 @@ Test(e2e, late_subscriber_sees_current_seq_then_only_new_hints, .timeout = 60)
 Test(e2e, welcome_and_ping_answer_in_both_formats, .timeout = 60)
 {
     struct nudged d;
-    cr_assert_eq(nudged_start(&d, NULL), 0);
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     const char *epoch = nudge_epoch(c);
     cr_assert_eq(strlen(epoch), 16, "publisher epoch '%s'", epoch);
     cr_assert_eq(strspn(epoch, "0123456789abcdef"), 16, "epoch '%s' is not 16 hex", epoch);
@@ -447,16 +436,13 @@ Test(e2e, welcome_and_ping_answer_in_both_formats, .timeout = 60)
 Test(e2e, hint_marks_own_only_for_the_origin_connection, .timeout = 60)
 {
     struct nudged d;
-    cr_assert_eq(nudged_start(&d, NULL), 0);
+    subcheck_start(&d, NULL);
     struct wsc a, b;
     cr_assert_eq(wsc_open(&a, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_open(&b, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&a, "own", NULL), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&b, "own", NULL), WSC_OK);
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     const char *tp[1] = {"own"};
     struct nudge_pub p = {tp, 1, NULL, a.conn_id, 0};
     uint64_t seq = 0;
@@ -477,16 +463,13 @@ Test(e2e, hint_marks_own_only_for_the_origin_connection, .timeout = 60)
 Test(e2e, skip_origin_leaves_out_only_the_origin_connection, .timeout = 60)
 {
     struct nudged d;
-    cr_assert_eq(nudged_start(&d, NULL), 0);
+    subcheck_start(&d, NULL);
     struct wsc a, b;
     cr_assert_eq(wsc_open(&a, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_open(&b, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&a, "skip", NULL), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&b, "skip", NULL), WSC_OK);
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     const char *tp[1] = {"skip"};
     struct nudge_pub p = {tp, 1, NULL, a.conn_id, 1};
     uint64_t seq = 0;

@@ -8,12 +8,8 @@
 
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "wsc.h"
-
-static void start(struct nudged *d, const char *const *args)
-{
-    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
-}
 
 static json_t *stats(const struct nudged *d)
 {
@@ -29,15 +25,6 @@ static int64_t stat_now(const struct nudged *d, const char *path)
     int64_t v = stats_int(j, path);
     json_decref(j);
     return v;
-}
-
-static nudge_client_t *publisher(const struct nudged *d)
-{
-    nudge_client_t *c;
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
-    cr_assert_eq(nudge_connect(addr, NULL, &c), NUDGE_OK, "publisher connect");
-    return c;
 }
 
 /* Receive exactly n hints on w (then nothing more within 200 ms). */
@@ -57,7 +44,7 @@ static void expect_hints(struct wsc *w, int n, const char *who)
 Test(stats, fresh_broker_reports_zeroes_and_its_identity)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     json_t *j = stats(&d);
     const char *fields[] = {"connections.pub", "connections.ws", "accepted.pub", "accepted.ws",
                             "subscriptions",   "topics",         "publishes",    "hints",
@@ -82,7 +69,7 @@ Test(stats, fresh_broker_reports_zeroes_and_its_identity)
     cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
     cr_expect_str_eq(w.epoch, epoch);
     wsc_close(&w, 1000);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, NULL);
     cr_expect_str_eq(nudge_epoch(c), epoch);
     nudge_close(c);
     json_decref(j);
@@ -93,7 +80,7 @@ Test(stats, uptime_increases_and_limits_reflect_the_flags)
 {
     struct nudged d;
     const char *args[] = {"--max-queue", "77", "--max-subs", "33", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     json_t *a = stats(&d);
     sleep_ms(1100);
     json_t *b = stats(&d);
@@ -115,12 +102,12 @@ Test(stats, uptime_increases_and_limits_reflect_the_flags)
 Test(stats, counts_connections_by_transport_and_releases_them)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w[3];
     cr_assert_eq(wsc_open(&w[0], d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_open(&w[1], d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_eq(wsc_connect(&w[2], d.ws_port, NULL), WSC_OK); /* upgraded, no hello yet */
-    nudge_client_t *p1 = publisher(&d), *p2 = publisher(&d);
+    nudge_client_t *p1 = subcheck_publisher(&d, NULL), *p2 = subcheck_publisher(&d, NULL);
     struct pubraw raw;
     cr_assert_eq(pubraw_connect(&raw, d.pub_port, 0), PUBRAW_OK); /* TCP only, no hello */
 
@@ -157,7 +144,7 @@ Test(stats, counts_connections_by_transport_and_releases_them)
 Test(stats, counts_publishes_hints_deliveries_subscriptions_and_topics)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc s1, s2, s3;
     cr_assert_eq(wsc_open(&s1, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_open(&s2, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
@@ -175,7 +162,7 @@ Test(stats, counts_publishes_hints_deliveries_subscriptions_and_topics)
     cr_expect(out0 > 0, "bytes_out %lld after 3 welcomes and 4 subscribed", (long long)out0);
     json_decref(j);
 
-    nudge_client_t *p1 = publisher(&d), *p2 = publisher(&d);
+    nudge_client_t *p1 = subcheck_publisher(&d, NULL), *p2 = subcheck_publisher(&d, NULL);
     const char *ta[1] = {"a"}, *tab[2] = {"a", "b"}, *td[1] = {"d"};
     for (int i = 0; i < 5; i++)
         cr_assert_eq(nudge_publish(p1, ta, 1, "{\"n\":1}", NULL), NUDGE_OK);
@@ -236,7 +223,7 @@ Test(stats, counts_errors_for_bad_messages_and_protocol_faults)
 {
     struct nudged d;
     const char *args[] = {"--max-frame", "256", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     cr_expect_eq(stat_now(&d, "errors"), 0);
 
     /* A WebSocket message that is not JSON: one error message, connection stays. */

@@ -13,46 +13,9 @@
 
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "pub.h"
 #include "wsc.h"
-
-static void start(struct nudged *d, const char *const *args)
-{
-    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
-}
-
-static void probe(struct nudged *d)
-{
-    char why[256];
-    cr_expect_eq(nudged_probe(d, 5000, why, sizeof why), 0, "broker no longer serves: %s", why);
-}
-
-static nudge_client_t *publisher(const struct nudged *d)
-{
-    nudge_client_t *c;
-    char addr[64];
-    struct nudge_opts o = {"survival", 10000};
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
-    cr_assert_eq(nudge_connect(addr, &o, &c), NUDGE_OK, "publisher connect");
-    return c;
-}
-
-/* A socket with a tiny receive buffer, connected to port: set before connect() so the window
- * the broker sees stays small. */
-static int small_rcvbuf_socket(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0);
-    int sz = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
-}
 
 static void abort_fd(int fd)
 {
@@ -66,7 +29,7 @@ static void abort_fd(int fd)
 Test(survival, publisher_vanishing_mid_frame_leaves_broker_serving)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&w, "half", NULL), WSC_OK);
@@ -117,14 +80,14 @@ Test(survival, publisher_vanishing_mid_frame_leaves_broker_serving)
     pubraw_close(&p, 0);
     wire_buf_free(&f);
     wsc_close(&w, 1000);
-    probe(&d);
+    subcheck_probe(&d);
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
 Test(survival, websocket_peer_vanishing_mid_frame_leaves_broker_serving)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
 
     /* Half an upgrade request, then FIN. */
@@ -163,11 +126,11 @@ Test(survival, websocket_peer_vanishing_mid_frame_leaves_broker_serving)
     /* A subscriber with hints in flight that resets the connection without reading them. */
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&w, "inflight", NULL), WSC_OK);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "survival");
     const char *t[1] = {"inflight"};
     for (int i = 0; i < 200; i++) {
-        struct nudge_pub pb = {t, 1, "{\"pad\":\"0123456789012345678901234567890123456789\"}",
-                               NULL, 0};
+        struct nudge_pub pb = {t, 1, "{\"pad\":\"0123456789012345678901234567890123456789\"}", NULL,
+                               0};
         cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
     }
     cr_assert_eq(nudge_flush(c), NUDGE_OK);
@@ -179,7 +142,7 @@ Test(survival, websocket_peer_vanishing_mid_frame_leaves_broker_serving)
     cr_expect_eq(nudged_wait_stat(&d, "connections.ws", 0, 5000), 0,
                  "WebSocket connections not released");
     cr_expect_eq(nudged_wait_stat(&d, "subscriptions", 0, 5000), 0, "subscriptions not released");
-    probe(&d);
+    subcheck_probe(&d);
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
@@ -264,10 +227,10 @@ Test(survival, never_reading_subscriber_is_coalesced_not_closed_while_a_normal_o
 {
     struct nudged d;
     const char *args[] = {"--max-queue", "64", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
 
     struct wsc slow, normal;
-    int fd = small_rcvbuf_socket(d.ws_port);
+    int fd = subcheck_small_rcvbuf_socket(d.ws_port);
     cr_assert_eq(wsc_handshake(&slow, fd, d.ws_port, "/", SUB_PROTO_JSON, NULL), WSC_OK);
     cr_assert_eq(wsc_hello(&slow), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&slow, "flood", NULL), WSC_OK);
@@ -275,7 +238,7 @@ Test(survival, never_reading_subscriber_is_coalesced_not_closed_while_a_normal_o
     cr_assert_eq(wsc_subscribe_v(&normal, "flood", NULL), WSC_OK);
 
     char *data = pad_string(900); /* 903 bytes of msgpack: under --max-data 1024 */
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "survival");
     uint64_t have = 0;
     int64_t t0 = now_ms();
     uint64_t acked = flood(c, "flood", FLOOD_N, data, &normal, &have);
@@ -310,7 +273,7 @@ Test(survival, never_reading_subscriber_is_coalesced_not_closed_while_a_normal_o
     free(data);
     wsc_close(&slow, 1000);
     wsc_close(&normal, 1000);
-    probe(&d);
+    subcheck_probe(&d);
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
@@ -322,10 +285,10 @@ Test(survival, never_reading_wildcard_subscriber_over_too_many_topics_is_closed_
      * must be closed with 4001 — and released at once, not pinned by its unread bytes. */
     struct nudged d;
     const char *args[] = {"--max-queue", "8", "--max-subs", "1", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
 
     struct wsc slow, normal;
-    int fd = small_rcvbuf_socket(d.ws_port);
+    int fd = subcheck_small_rcvbuf_socket(d.ws_port);
     cr_assert_eq(wsc_handshake(&slow, fd, d.ws_port, "/", SUB_PROTO_JSON, NULL), WSC_OK);
     cr_assert_eq(wsc_hello(&slow), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&slow, "w:*", NULL), WSC_OK, "wildcard subscribe (error %d)",
@@ -335,7 +298,7 @@ Test(survival, never_reading_wildcard_subscriber_over_too_many_topics_is_closed_
 
     /* Fill the never-reader's socket: ~9 MB of hints on one topic. */
     char *data = pad_string(900);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "survival");
     uint64_t have = 0;
     flood(c, "w:big", 10000, data, &normal, &have);
     cr_expect_eq(have, 10000);
@@ -395,7 +358,7 @@ Test(survival, never_reading_wildcard_subscriber_over_too_many_topics_is_closed_
     free(data);
     wsc_free(&slow, 0);
     wsc_close(&normal, 1000);
-    probe(&d);
+    subcheck_probe(&d);
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
@@ -404,7 +367,7 @@ Test(survival, never_reading_wildcard_subscriber_over_too_many_topics_is_closed_
 Test(survival, thousand_connect_disconnect_cycles_leave_connections_at_baseline, .timeout = 120)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     /* One steady subscriber sees every publish made by the churning publishers. */
     struct wsc steady;
     cr_assert_eq(wsc_open(&steady, d.ws_port, SUB_PROTO_JSON), WSC_OK);
@@ -479,7 +442,7 @@ Test(survival, thousand_connect_disconnect_cycles_leave_connections_at_baseline,
         sub_msg_clear(&m);
     }
     wsc_close(&steady, 1000);
-    probe(&d);
+    subcheck_probe(&d);
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
@@ -488,7 +451,7 @@ Test(survival, thousand_connect_disconnect_cycles_leave_connections_at_baseline,
 Test(survival, sigterm_closes_subscribers_with_1001_and_exits_zero)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     enum { N = 6 };
     struct wsc w[N];
     for (int i = 0; i < N; i++) {
@@ -502,11 +465,11 @@ Test(survival, sigterm_closes_subscribers_with_1001_and_exits_zero)
     }
     /* A subscriber that never reads, with hints queued for it. */
     struct wsc stuck;
-    int fd = small_rcvbuf_socket(d.ws_port);
+    int fd = subcheck_small_rcvbuf_socket(d.ws_port);
     cr_assert_eq(wsc_handshake(&stuck, fd, d.ws_port, "/", NULL, NULL), WSC_OK);
     cr_assert_eq(wsc_hello(&stuck), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&stuck, "bye", NULL), WSC_OK);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "survival");
     const char *t[1] = {"bye"};
     char pad[600];
     int pn = snprintf(pad, sizeof pad, "{\"pad\":\"");

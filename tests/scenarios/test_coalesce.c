@@ -18,24 +18,10 @@
 
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "wsc.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static void start(struct nudged *d, const char *const *args)
-{
-    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
-}
-
-static nudge_client_t *publisher(const struct nudged *d)
-{
-    nudge_client_t *c;
-    char addr[64];
-    struct nudge_opts o = {"coalesce-test", 10000};
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
-    cr_assert_eq(nudge_connect(addr, &o, &c), NUDGE_OK, "publisher connect");
-    return c;
-}
 
 /* A WebSocket subscriber that said hello; small = a 4 KiB receive buffer set before connect, so
  * the broker's writes stall as soon as the client stops reading. */
@@ -45,16 +31,7 @@ static void open_sub(struct wsc *w, uint16_t port, const char *proto, int small)
         cr_assert_eq(wsc_open(w, port, proto), WSC_OK, "subscriber connect");
         return;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0);
-    int sz = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = subcheck_small_rcvbuf_socket(port);
     cr_assert_eq(wsc_handshake(w, fd, port, "/", proto, NULL), WSC_OK);
     cr_assert_eq(wsc_hello(w), WSC_OK);
 }
@@ -66,19 +43,6 @@ struct track {
     uint64_t coalesced; /* of which with "n" > 1 */
     uint64_t changes;   /* sum of n */
 };
-
-/* 1 when the hint's data is {"i":<its seq>} (what the paced publishers send). */
-static int data_is_seq(const struct sub_msg *m)
-{
-    char want[48];
-    snprintf(want, sizeof want, "{\"i\":%llu}", (unsigned long long)m->seq);
-    if (!m->data) return 0;
-    struct wire_buf b = {0};
-    int ok = wire_data_to_json(m->data, m->data_len, &b) == 0 && b.len == strlen(want) &&
-             memcmp(b.data, want, b.len) == 0;
-    wire_buf_free(&b);
-    return ok;
-}
 
 /* Apply hint m; on a contract violation write why and return -1. */
 static int track_hint(struct track *t, const struct sub_msg *m, char *why, size_t cap)
@@ -109,7 +73,8 @@ static char *pad_json(size_t bytes)
     char *s = malloc(bytes + 16);
     cr_assert_not_null(s);
     size_t n = (size_t)sprintf(s, "{\"pad\":\"");
-    for (size_t i = 0; i < bytes - 10; i++) s[n++] = (char)('a' + i % 26);
+    for (size_t i = 0; i < bytes - 10; i++)
+        s[n++] = (char)('a' + i % 26);
     strcpy(s + n, "\"}");
     return s;
 }
@@ -137,7 +102,8 @@ static void read_until(struct wsc *w, struct track *tr, const uint64_t *want, in
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
         int done = 1;
-        for (int i = 0; i < FLOOD_TOPICS; i++) done &= tr[i].last >= want[i];
+        for (int i = 0; i < FLOOD_TOPICS; i++)
+            done &= tr[i].last >= want[i];
         if (done) return;
         int64_t left = deadline - now_ms();
         struct sub_msg m;
@@ -154,20 +120,20 @@ static void read_until(struct wsc *w, struct track *tr, const uint64_t *want, in
         cr_assert_eq(track_hint(&tr[ti], &m, why, sizeof why), 0, "%s, topic %s: %s", who,
                      flood_topics[ti], why);
         if (individually)
-            cr_assert(m.count <= 1, "%s: a subscriber that keeps up got a coalesced hint "
-                                    "(seq %llu, n %u)",
+            cr_assert(m.count <= 1,
+                      "%s: a subscriber that keeps up got a coalesced hint "
+                      "(seq %llu, n %u)",
                       who, (unsigned long long)m.seq, m.count);
         cr_assert(m.data != NULL && m.data_len > 800, "%s: hint data lost", who);
         sub_msg_clear(&m);
     }
 }
 
-Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounded,
-     .timeout = 120)
+Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounded, .timeout = 120)
 {
     struct nudged d;
     const char *args[] = {"--max-queue", "64", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
 
     struct wsc stalled, normal;
     open_sub(&stalled, d.ws_port, SUB_PROTO_JSON, 1);
@@ -183,7 +149,7 @@ Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounde
     }
 
     char *data = pad_json(900);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "coalesce-test");
     int64_t max_queued = 0, polls = 0, t0 = now_ms();
     for (int base = 0; base < FLOOD_N; base += FLOOD_BATCH) {
         for (int k = 0; k < FLOOD_BATCH; k++) {
@@ -198,9 +164,8 @@ Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounde
             cr_assert_eq(rc, NUDGE_OK, "ack of publish %d: %s (%s)", base + k, nudge_strerror(rc),
                          nudge_last_error(c));
             int ti = (base + k) % FLOOD_TOPICS;
-            cr_assert_eq(seq, acked[ti] + 1, "topic %s: ack seq %llu after %llu",
-                         flood_topics[ti], (unsigned long long)seq,
-                         (unsigned long long)acked[ti]);
+            cr_assert_eq(seq, acked[ti] + 1, "topic %s: ack seq %llu after %llu", flood_topics[ti],
+                         (unsigned long long)seq, (unsigned long long)acked[ti]);
             acked[ti] = seq;
         }
         /* The normal subscriber keeps up: never more than one batch behind. */
@@ -216,8 +181,9 @@ Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounde
             /* Per connection: max_queue entries, plus one per topic once coalescing. */
             cr_assert_leq(q, 2 * (FLOOD_QUEUE + FLOOD_TOPICS), "queued %lld after %d publishes",
                           (long long)q, base + FLOOD_BATCH);
-            cr_assert_eq(sc, 0, "a subscriber was closed as slow (slow_closes %lld) after %d "
-                                "publishes: coalescing must replace the close",
+            cr_assert_eq(sc, 0,
+                         "a subscriber was closed as slow (slow_closes %lld) after %d "
+                         "publishes: coalescing must replace the close",
                          (long long)sc, base + FLOOD_BATCH);
             cr_assert_eq(ws, 2, "connections.ws %lld after %d publishes", (long long)ws,
                          base + FLOOD_BATCH);
@@ -251,9 +217,8 @@ Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounde
             "coalesce: %d publishes of ~900 bytes in %lld ms; /stats queued max %lld over %lld "
             "polls, coalesced %lld; stalled subscriber caught up with %llu hints (%llu "
             "coalesced) in %lld ms\n",
-            FLOOD_N, (long long)took, (long long)max_queued, (long long)polls,
-            (long long)coalesced, (unsigned long long)hints, (unsigned long long)merged,
-            (long long)(now_ms() - t1));
+            FLOOD_N, (long long)took, (long long)max_queued, (long long)polls, (long long)coalesced,
+            (unsigned long long)hints, (unsigned long long)merged, (long long)(now_ms() - t1));
 
     nudge_close(c);
     free(data);
@@ -276,7 +241,8 @@ static uint64_t paced_publish(nudge_client_t *c, const char *topic, struct wsc *
     int64_t t0 = now_ms();
     for (int i = 0; i < PACED_N; i += 10) {
         int64_t due = t0 + i;
-        while (now_ms() < due) sleep_ms(1);
+        while (now_ms() < due)
+            sleep_ms(1);
         for (int k = 0; k < 10; k++) {
             char data[32];
             snprintf(data, sizeof data, "{\"i\":%d}", i + k + 1);
@@ -296,8 +262,8 @@ static uint64_t paced_publish(nudge_client_t *c, const char *topic, struct wsc *
             char why[160];
             cr_assert_eq(m.type, SUB_HINT, "got message type %d", (int)m.type);
             cr_assert(wstr_eq(m.topic, topic));
-            cr_expect(data_is_seq(&m), "%s: hint seq %llu does not carry the newest data", topic,
-                      (unsigned long long)m.seq);
+            cr_expect(subcheck_data_is_seq(&m), "%s: hint seq %llu does not carry the newest data",
+                      topic, (unsigned long long)m.seq);
             if (track_hint(tr, &m, why, sizeof why) < 0) {
                 (*violations)++;
                 cr_log_error("%s: %s", topic, why);
@@ -320,13 +286,14 @@ static void drain_topic(struct wsc *sub, const char *topic, struct track *tr, ui
         int64_t left = deadline - now_ms();
         struct sub_msg m;
         int rc = wsc_recv_msg(sub, &m, left > 0 ? (int)left : 0);
-        cr_assert_eq(rc, WSC_OK, "%s: stuck at seq %llu of %llu (rc %d): the last publish was "
-                                 "not delivered",
+        cr_assert_eq(rc, WSC_OK,
+                     "%s: stuck at seq %llu of %llu (rc %d): the last publish was "
+                     "not delivered",
                      topic, (unsigned long long)tr->last, (unsigned long long)want, rc);
         cr_assert_eq(m.type, SUB_HINT);
         cr_assert(wstr_eq(m.topic, topic));
-        cr_expect(data_is_seq(&m), "%s: hint seq %llu does not carry the newest data", topic,
-                  (unsigned long long)m.seq);
+        cr_expect(subcheck_data_is_seq(&m), "%s: hint seq %llu does not carry the newest data",
+                  topic, (unsigned long long)m.seq);
         char why[160];
         if (track_hint(tr, &m, why, sizeof why) < 0) {
             (*violations)++;
@@ -336,18 +303,17 @@ static void drain_topic(struct wsc *sub, const char *topic, struct track *tr, ui
     }
 }
 
-Test(coalesce, window_delivers_about_ten_hints_a_second_and_always_the_last_publish,
-     .timeout = 60)
+Test(coalesce, window_delivers_about_ten_hints_a_second_and_always_the_last_publish, .timeout = 60)
 {
     struct nudged d;
     const char *args[] = {"--coalesce", "hot:*=100", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct wsc hot, cold;
     open_sub(&hot, d.ws_port, SUB_PROTO_JSON, 0);
     cr_assert_eq(wsc_subscribe_v(&hot, "hot:1", NULL), WSC_OK);
     open_sub(&cold, d.ws_port, SUB_PROTO_MSGPACK, 0);
     cr_assert_eq(wsc_subscribe_v(&cold, "cold:1", NULL), WSC_OK);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "coalesce-test");
 
     struct track th = {0}, tc = {0};
     int vh = 0, vc = 0;
@@ -467,14 +433,14 @@ static uint64_t read_topic_until_quiet(struct wsc *w, const char *topic, int64_t
 static void resubscribe_while_congested(int resume)
 {
     struct nudged d;
-    const char *args[] = {"--max-queue", "16", "--max-data", "65536", "--max-frame", "131072",
-                          NULL};
-    start(&d, args);
+    const char *args[] = {"--max-queue", "16",     "--max-data", "65536",
+                          "--max-frame", "131072", NULL};
+    subcheck_start(&d, args);
     struct wsc w;
     open_sub(&w, d.ws_port, SUB_PROTO_JSON, 1);
     cr_assert_eq(wsc_subscribe_v(&w, "re:1", NULL), WSC_OK);
     char *big = pad_json(60000);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "coalesce-test");
     uint64_t seq = 0;
     int64_t coalesced = 0;
     for (int round = 0; round < 10 && coalesced == 0; round++) {
@@ -509,8 +475,7 @@ static void resubscribe_while_congested(int resume)
     cr_expect_eq(known, last,
                  "after unsub + sub%s while congested the subscriber knows seq %llu, the topic "
                  "is at %llu: silent loss",
-                 resume ? " with resume" : "", (unsigned long long)known,
-                 (unsigned long long)last);
+                 resume ? " with resume" : "", (unsigned long long)known, (unsigned long long)last);
     free(big);
     nudge_close(c);
     wsc_close(&w, 1000);
@@ -534,13 +499,13 @@ Test(coalesce, a_window_keeps_the_origin_rules_of_the_publish_it_held, .timeout 
 {
     struct nudged d;
     const char *args[] = {"--coalesce", "hot:*=200", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct wsc me, other;
     open_sub(&me, d.ws_port, SUB_PROTO_JSON, 0);
     open_sub(&other, d.ws_port, SUB_PROTO_MSGPACK, 0);
     cr_assert_eq(wsc_subscribe_v(&me, "hot:1", NULL), WSC_OK);
     cr_assert_eq(wsc_subscribe_v(&other, "hot:1", NULL), WSC_OK);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "coalesce-test");
     const char *t[1] = {"hot:1"};
     struct nudge_pub plain = {t, 1, NULL, NULL, 0};
     struct nudge_pub own = {t, 1, NULL, me.conn_id, 0};
@@ -564,8 +529,7 @@ Test(coalesce, a_window_keeps_the_origin_rules_of_the_publish_it_held, .timeout 
         cr_assert_eq(wsc_recv_msg(&other, &m, 3000), WSC_OK, "other: hint %d missing", i);
         cr_expect(m.type == SUB_HINT && m.seq == want_other[i] && m.count <= 1 && !m.own,
                   "other: got type %d seq %llu n %u own %d, want seq %llu", (int)m.type,
-                  (unsigned long long)m.seq, m.count, m.own,
-                  (unsigned long long)want_other[i]);
+                  (unsigned long long)m.seq, m.count, m.own, (unsigned long long)want_other[i]);
         sub_msg_clear(&m);
     }
     /* The origin: 1, 2 (own), 3, then 5 — seq 4 was its own skip_origin change. */
@@ -597,14 +561,15 @@ Test(coalesce, a_re_subscribe_during_a_window_confirms_only_what_was_delivered, 
 {
     struct nudged d;
     const char *args[] = {"--coalesce", "hot:*=300", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct wsc w;
     open_sub(&w, d.ws_port, SUB_PROTO_JSON, 0);
     cr_assert_eq(wsc_subscribe_v(&w, "hot:1", NULL), WSC_OK);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "coalesce-test");
     const char *t[1] = {"hot:1"};
     uint64_t seq;
-    for (int i = 0; i < 3; i++) cr_assert_eq(nudge_publish(c, t, 1, NULL, &seq), NUDGE_OK);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(nudge_publish(c, t, 1, NULL, &seq), NUDGE_OK);
     cr_assert_eq(seq, 3); /* seq 1 went out, 2 and 3 are held */
     struct sub_msg m;
     cr_assert_eq(wsc_recv_msg(&w, &m, 2000), WSC_OK);

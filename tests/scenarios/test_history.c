@@ -14,24 +14,10 @@
 
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "wsc.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static void start(struct nudged *d, const char *const *args)
-{
-    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
-}
-
-static nudge_client_t *publisher(const struct nudged *d)
-{
-    nudge_client_t *c;
-    char addr[64];
-    struct nudge_opts o = {"history-test", 10000};
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
-    cr_assert_eq(nudge_connect(addr, &o, &c), NUDGE_OK, "publisher connect");
-    return c;
-}
 
 /* Publish one hint to topic with data {"i":<the seq it is expected to get>}; returns the seq,
  * which must be want. */
@@ -49,52 +35,12 @@ static uint64_t pub_seq(nudge_client_t *c, const char *topic, uint64_t want)
     return seq;
 }
 
-/* Send a sub for topics[0..n); with epoch, resume positions for the topics whose pos[i] >= 0. */
-static void send_sub(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
-                     const char *epoch, const int64_t *pos)
-{
-    struct wire_str t[16];
-    uint8_t has[16] = {0};
-    uint64_t seqs[16] = {0};
-    cr_assert_leq(n, 16);
-    for (uint32_t i = 0; i < n; i++) {
-        t[i] = (struct wire_str){topics[i], (uint32_t)strlen(topics[i])};
-        if (pos && pos[i] >= 0) {
-            has[i] = 1;
-            seqs[i] = (uint64_t)pos[i];
-        }
-    }
-    struct wire_buf b = {0};
-    cr_assert_eq(sub_encode_subscribe(w->fmt, &b, id, t, n, epoch, epoch ? has : NULL,
-                                      epoch ? seqs : NULL),
-                 0);
-    cr_assert_eq(wsc_send_msg(w, b.data, b.len), WSC_OK);
-    wire_buf_free(&b);
-}
-
 /* Subscribe to one topic resuming at pos (pos < 0: no resume). */
 static void resume1(struct wsc *w, const char *topic, int64_t pos)
 {
     const char *t[1] = {topic};
     int64_t p[1] = {pos};
-    send_sub(w, w->next_id++, t, 1, pos >= 0 ? w->epoch : NULL, p);
-}
-
-static const char *type_name(enum sub_type t)
-{
-    static const char *const names[] = {"?",     "hello",        "welcome", "sub",
-                                        "subscribed", "unsub",   "unsubscribed", "hint",
-                                        "reset", "error",        "ping",    "pong"};
-    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
-}
-
-static void expect_type(struct wsc *w, enum sub_type want, struct sub_msg *m, const char *what)
-{
-    int rc = wsc_recv_msg(w, m, 5000);
-    cr_assert_eq(rc, WSC_OK, "%s: no message (rc %d)", what, rc);
-    cr_assert_eq(m->type, want, "%s: got %s (topic '%.*s' seq %llu), want %s", what,
-                 type_name(m->type), (int)m->topic.len, m->topic.p ? m->topic.p : "",
-                 (unsigned long long)m->seq, type_name(want));
+    subcheck_send_sub(w, w->next_id++, t, 1, pos >= 0 ? w->epoch : NULL, p);
 }
 
 static void expect_subscribed(struct wsc *w, const char *topic, uint64_t seq)
@@ -102,7 +48,7 @@ static void expect_subscribed(struct wsc *w, const char *topic, uint64_t seq)
     struct sub_msg m;
     char what[128];
     snprintf(what, sizeof what, "subscribed %s", topic);
-    expect_type(w, SUB_SUBSCRIBED, &m, what);
+    subcheck_expect_type(w, SUB_SUBSCRIBED, &m, what);
     cr_assert(wstr_eq(m.topic, topic), "%s: topic '%.*s'", what, (int)m.topic.len, m.topic.p);
     cr_assert_eq(m.seq, seq, "%s: seq %llu, want %llu", what, (unsigned long long)m.seq,
                  (unsigned long long)seq);
@@ -114,51 +60,12 @@ static void expect_reset(struct wsc *w, const char *topic, uint64_t seq, const c
     struct sub_msg m;
     char what[128];
     snprintf(what, sizeof what, "reset %s \"%s\"", topic, reason);
-    expect_type(w, SUB_RESET, &m, what);
+    subcheck_expect_type(w, SUB_RESET, &m, what);
     cr_assert(wstr_eq(m.topic, topic), "%s: topic '%.*s'", what, (int)m.topic.len, m.topic.p);
     cr_assert_eq(m.seq, seq, "%s: seq %llu, want %llu", what, (unsigned long long)m.seq,
                  (unsigned long long)seq);
-    cr_assert(wstr_eq(m.reason, reason), "%s: reason '%.*s'", what, (int)m.reason.len,
-              m.reason.p);
+    cr_assert(wstr_eq(m.reason, reason), "%s: reason '%.*s'", what, (int)m.reason.len, m.reason.p);
     sub_msg_clear(&m);
-}
-
-/* 1 when the hint's data is {"i":<its seq>}. */
-static int data_is_seq(const struct sub_msg *m)
-{
-    char want[48];
-    snprintf(want, sizeof want, "{\"i\":%llu}", (unsigned long long)m->seq);
-    if (!m->data) return 0;
-    struct wire_buf b = {0};
-    int ok = wire_data_to_json(m->data, m->data_len, &b) == 0 && b.len == strlen(want) &&
-             memcmp(b.data, want, b.len) == 0;
-    wire_buf_free(&b);
-    return ok;
-}
-
-/* The next message is the hint of topic with seq, n absent, data {"i":seq}. */
-static void expect_hint(struct wsc *w, const char *topic, uint64_t seq)
-{
-    struct sub_msg m;
-    char what[128];
-    snprintf(what, sizeof what, "hint %s seq %llu", topic, (unsigned long long)seq);
-    expect_type(w, SUB_HINT, &m, what);
-    cr_assert(wstr_eq(m.topic, topic), "%s: got topic '%.*s' seq %llu", what, (int)m.topic.len,
-              m.topic.p, (unsigned long long)m.seq);
-    cr_assert_eq(m.seq, seq, "%s: got seq %llu", what, (unsigned long long)m.seq);
-    cr_assert_leq(m.count, 1, "%s: coalesced (n %u)", what, m.count);
-    cr_assert(data_is_seq(&m), "%s: data lost or not its own", what);
-    sub_msg_clear(&m);
-}
-
-static void expect_silence(struct wsc *w, int ms, const char *what)
-{
-    struct sub_msg m;
-    int rc = wsc_recv_msg(w, &m, ms);
-    if (rc == WSC_OK)
-        cr_assert_fail("%s: got %s topic '%.*s' seq %llu", what, type_name(m.type),
-                       (int)m.topic.len, m.topic.p ? m.topic.p : "", (unsigned long long)m.seq);
-    cr_assert_eq(rc, WSC_TIMEOUT, "%s: rc %d", what, rc);
 }
 
 static json_t *stats(const struct nudged *d)
@@ -173,43 +80,51 @@ static json_t *stats(const struct nudged *d)
 Test(history, missed_hints_are_replayed_in_order_with_their_data_then_live)
 {
     struct nudged d;
-    start(&d, NULL);
-    nudge_client_t *c = publisher(&d);
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, "history-test");
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     char epoch[32];
     snprintf(epoch, sizeof epoch, "%s", w.epoch);
     cr_assert_eq(strlen(epoch), 16);
     const char *topics[3] = {"doc:1", "doc:2", "doc:3"};
-    send_sub(&w, 1, topics, 3, NULL, NULL);
-    for (int i = 0; i < 3; i++) expect_subscribed(&w, topics[i], 0);
-    for (uint64_t s = 1; s <= 3; s++) pub_seq(c, "doc:1", s);
-    for (uint64_t s = 1; s <= 3; s++) expect_hint(&w, "doc:1", s);
+    subcheck_send_sub(&w, 1, topics, 3, NULL, NULL);
+    for (int i = 0; i < 3; i++)
+        expect_subscribed(&w, topics[i], 0);
+    for (uint64_t s = 1; s <= 3; s++)
+        pub_seq(c, "doc:1", s);
+    for (uint64_t s = 1; s <= 3; s++)
+        subcheck_expect_hint_data(&w, "doc:1", s);
     wsc_free(&w, 1); /* the phone goes through a tunnel */
 
-    for (uint64_t s = 4; s <= 10; s++) pub_seq(c, "doc:1", s);
-    for (uint64_t s = 1; s <= 2; s++) pub_seq(c, "doc:2", s);
-    for (uint64_t s = 1; s <= 5; s++) pub_seq(c, "doc:3", s);
+    for (uint64_t s = 4; s <= 10; s++)
+        pub_seq(c, "doc:1", s);
+    for (uint64_t s = 1; s <= 2; s++)
+        pub_seq(c, "doc:2", s);
+    for (uint64_t s = 1; s <= 5; s++)
+        pub_seq(c, "doc:3", s);
 
     /* Back, in msgpack this time: resume doc:1 at 3 and doc:2 at 0; doc:3 has no position. */
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_str_eq(w.epoch, epoch, "same broker, same epoch");
     int64_t pos[3] = {3, 0, -1};
-    send_sub(&w, 2, topics, 3, epoch, pos);
+    subcheck_send_sub(&w, 2, topics, 3, epoch, pos);
     expect_subscribed(&w, "doc:1", 10);
-    for (uint64_t s = 4; s <= 10; s++) expect_hint(&w, "doc:1", s);
+    for (uint64_t s = 4; s <= 10; s++)
+        subcheck_expect_hint_data(&w, "doc:1", s);
     expect_subscribed(&w, "doc:2", 2);
-    for (uint64_t s = 1; s <= 2; s++) expect_hint(&w, "doc:2", s);
+    for (uint64_t s = 1; s <= 2; s++)
+        subcheck_expect_hint_data(&w, "doc:2", s);
     expect_subscribed(&w, "doc:3", 5); /* no position: no replay, no reset */
     pub_seq(c, "doc:1", 11);
     pub_seq(c, "doc:3", 6);
-    expect_hint(&w, "doc:1", 11);
-    expect_hint(&w, "doc:3", 6);
+    subcheck_expect_hint_data(&w, "doc:1", 11);
+    subcheck_expect_hint_data(&w, "doc:3", 6);
     /* Subscribing again to a topic already subscribed only re-confirms: no replay. */
     int64_t again[1] = {0};
-    send_sub(&w, 3, topics, 1, epoch, again);
+    subcheck_send_sub(&w, 3, topics, 1, epoch, again);
     expect_subscribed(&w, "doc:1", 11);
-    expect_silence(&w, 200, "a re-subscribe must not replay");
+    subcheck_expect_silence(&w, 200, "a re-subscribe must not replay");
 
     json_t *st = stats(&d);
     cr_expect_eq(stats_int(st, "replayed"), 9);
@@ -224,20 +139,21 @@ Test(history, missed_hints_are_replayed_in_order_with_their_data_then_live)
 Test(history, a_position_equal_to_the_current_seq_gets_nothing_but_live_hints)
 {
     struct nudged d;
-    start(&d, NULL);
-    nudge_client_t *c = publisher(&d);
-    for (uint64_t s = 1; s <= 5; s++) pub_seq(c, "doc:eq", s);
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, "history-test");
+    for (uint64_t s = 1; s <= 5; s++)
+        pub_seq(c, "doc:eq", s);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:eq", 5);
     expect_subscribed(&w, "doc:eq", 5);
-    expect_silence(&w, 200, "nothing was missed");
+    subcheck_expect_silence(&w, 200, "nothing was missed");
     pub_seq(c, "doc:eq", 6);
-    expect_hint(&w, "doc:eq", 6);
+    subcheck_expect_hint_data(&w, "doc:eq", 6);
     /* A topic never published, resumed at 0: nothing either. */
     resume1(&w, "doc:never", 0);
     expect_subscribed(&w, "doc:never", 0);
-    expect_silence(&w, 200, "nothing was missed");
+    subcheck_expect_silence(&w, 200, "nothing was missed");
     json_t *st = stats(&d);
     cr_expect_eq(stats_int(st, "replayed"), 0);
     cr_expect_eq(stats_int(st, "resets"), 0);
@@ -250,23 +166,24 @@ Test(history, a_position_equal_to_the_current_seq_gets_nothing_but_live_hints)
 Test(history, a_position_ahead_of_the_topic_gets_reset_ahead)
 {
     struct nudged d;
-    start(&d, NULL);
-    nudge_client_t *c = publisher(&d);
-    for (uint64_t s = 1; s <= 5; s++) pub_seq(c, "doc:ahead", s);
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, "history-test");
+    for (uint64_t s = 1; s <= 5; s++)
+        pub_seq(c, "doc:ahead", s);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     resume1(&w, "doc:ahead", 9);
     expect_subscribed(&w, "doc:ahead", 5);
     expect_reset(&w, "doc:ahead", 5, "ahead");
     pub_seq(c, "doc:ahead", 6);
-    expect_hint(&w, "doc:ahead", 6);
+    subcheck_expect_hint_data(&w, "doc:ahead", 6);
     /* Ahead on a topic that was never published. */
     resume1(&w, "doc:new", 1);
     expect_subscribed(&w, "doc:new", 0);
     expect_reset(&w, "doc:new", 0, "ahead");
     pub_seq(c, "doc:new", 1);
-    expect_hint(&w, "doc:new", 1);
-    expect_silence(&w, 200, "nothing more");
+    subcheck_expect_hint_data(&w, "doc:new", 1);
+    subcheck_expect_silence(&w, 200, "nothing more");
     json_t *st = stats(&d);
     cr_expect_eq(stats_int(st, "resets"), 2);
     json_decref(st);
@@ -275,7 +192,8 @@ Test(history, a_position_ahead_of_the_topic_gets_reset_ahead)
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
-/* ---- replay while publishing ------------------------------------------------------------------ */
+/* ---- replay while publishing ------------------------------------------------------------------
+ */
 
 #define LOAD_N 3000
 #define LOAD_RESUMERS 6
@@ -312,7 +230,8 @@ static void *load_main(void *arg)
             size_t n = 0;
             if (nudge_recv_ack(c, NULL, &seq, 1, &n) != NUDGE_OK || seq != (uint64_t)(base + k + 1))
                 L->err = 3;
-            else atomic_store(&L->acked, seq);
+            else
+                atomic_store(&L->acked, seq);
         }
         sleep_ms(4); /* ~1.2 s of load, so every resume lands while it goes on */
     }
@@ -338,21 +257,21 @@ static void resumer_read(struct resumer *r, int i, int timeout_ms)
     while (wsc_recv_msg(&r->w, &m, timeout_ms) == WSC_OK) {
         if (!r->subscribed) {
             cr_assert_eq(m.type, SUB_SUBSCRIBED, "resumer %d: %s before subscribed", i,
-                         type_name(m.type));
-            cr_assert_geq(m.seq, (uint64_t)r->pos, "resumer %d: subscribed %llu < position %lld",
-                          i, (unsigned long long)m.seq, (long long)r->pos);
+                         subcheck_type_name(m.type));
+            cr_assert_geq(m.seq, (uint64_t)r->pos, "resumer %d: subscribed %llu < position %lld", i,
+                          (unsigned long long)m.seq, (long long)r->pos);
             r->subscribed = 1;
             r->cur = m.seq;
             r->last = (uint64_t)r->pos;
         } else {
-            cr_assert_eq(m.type, SUB_HINT, "resumer %d: got %s", i, type_name(m.type));
+            cr_assert_eq(m.type, SUB_HINT, "resumer %d: got %s", i, subcheck_type_name(m.type));
             cr_assert_eq(m.seq, r->last + 1,
                          "resumer %d (resumed at %lld, subscribed at %llu): seq %llu after %llu "
                          "(n %u)",
                          i, (long long)r->pos, (unsigned long long)r->cur,
                          (unsigned long long)m.seq, (unsigned long long)r->last, m.count);
             cr_assert_leq(m.count, 1, "resumer %d: coalesced", i);
-            cr_assert(data_is_seq(&m), "resumer %d: seq %llu carries the wrong data", i,
+            cr_assert(subcheck_data_is_seq(&m), "resumer %d: seq %llu carries the wrong data", i,
                       (unsigned long long)m.seq);
             r->last = m.seq;
             r->hints++;
@@ -367,7 +286,7 @@ Test(history, resume_while_publishing_has_no_gap_and_no_duplicate_at_the_replay_
 {
     struct nudged d;
     const char *args[] = {"--hist-per-topic", "100000", NULL};
-    start(&d, args);
+    subcheck_start(&d, args);
     struct loader L = {.port = d.pub_port};
     atomic_init(&L.acked, 0);
     atomic_init(&L.done, 0);
@@ -376,7 +295,8 @@ Test(history, resume_while_publishing_has_no_gap_and_no_duplicate_at_the_replay_
 
     struct resumer r[LOAD_RESUMERS];
     memset(r, 0, sizeof r);
-    for (int i = 0; i < LOAD_RESUMERS; i++) r[i].pos = -1;
+    for (int i = 0; i < LOAD_RESUMERS; i++)
+        r[i].pos = -1;
     char epoch[32] = "";
     int next = 0;
     int64_t deadline = now_ms() + 40000;
@@ -386,8 +306,7 @@ Test(history, resume_while_publishing_has_no_gap_and_no_duplicate_at_the_replay_
         /* Spread the resumes over the load: the i-th once i/6 of it is acked. */
         if (next < LOAD_RESUMERS && (done || acked >= (uint64_t)(next + 1) * LOAD_N / 8)) {
             struct resumer *x = &r[next];
-            cr_assert_eq(wsc_open(&x->w, d.ws_port, next % 2 ? SUB_PROTO_MSGPACK : NULL),
-                         WSC_OK);
+            cr_assert_eq(wsc_open(&x->w, d.ws_port, next % 2 ? SUB_PROTO_MSGPACK : NULL), WSC_OK);
             if (!epoch[0]) snprintf(epoch, sizeof epoch, "%s", x->w.epoch);
             /* Missed between 1 and ~60 hints: well inside history. */
             uint64_t back = 1 + (uint64_t)next * 11;
@@ -395,10 +314,12 @@ Test(history, resume_while_publishing_has_no_gap_and_no_duplicate_at_the_replay_
             resume1(&x->w, "live:1", x->pos);
             next++;
         }
-        for (int i = 0; i < next; i++) resumer_read(&r[i], i, 0);
+        for (int i = 0; i < next; i++)
+            resumer_read(&r[i], i, 0);
         if (done && next == LOAD_RESUMERS) {
             int all = 1;
-            for (int i = 0; i < next; i++) all &= r[i].last == (uint64_t)LOAD_N;
+            for (int i = 0; i < next; i++)
+                all &= r[i].last == (uint64_t)LOAD_N;
             if (all) break;
         }
         sleep_ms(1);
@@ -416,14 +337,15 @@ Test(history, resume_while_publishing_has_no_gap_and_no_duplicate_at_the_replay_
         if (rep < replayed_min) replayed_min = rep;
         cr_log_info("resumer %d: resumed at %lld while publishing, subscribed at %llu (%llu "
                     "replayed), %llu hints",
-                    i, (long long)r[i].pos, (unsigned long long)r[i].cur,
-                    (unsigned long long)rep, (unsigned long long)r[i].hints);
+                    i, (long long)r[i].pos, (unsigned long long)r[i].cur, (unsigned long long)rep,
+                    (unsigned long long)r[i].hints);
     }
     json_t *st = stats(&d);
     cr_expect_gt(stats_int(st, "replayed"), 0, "nothing was replayed: the test proved nothing");
     cr_expect_eq(stats_int(st, "resets"), 0);
     json_decref(st);
-    for (int i = 0; i < LOAD_RESUMERS; i++) wsc_close(&r[i].w, 1000);
+    for (int i = 0; i < LOAD_RESUMERS; i++)
+        wsc_close(&r[i].w, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
@@ -433,24 +355,28 @@ Test(history, more_missed_than_kept_per_topic_gets_reset_evicted)
 {
     struct nudged d;
     const char *args[] = {"--hist-per-topic", "4", NULL};
-    start(&d, args);
-    nudge_client_t *c = publisher(&d);
+    subcheck_start(&d, args);
+    nudge_client_t *c = subcheck_publisher(&d, "history-test");
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:n", -1);
     expect_subscribed(&w, "doc:n", 0);
-    for (uint64_t s = 1; s <= 2; s++) pub_seq(c, "doc:n", s);
-    for (uint64_t s = 1; s <= 2; s++) expect_hint(&w, "doc:n", s);
+    for (uint64_t s = 1; s <= 2; s++)
+        pub_seq(c, "doc:n", s);
+    for (uint64_t s = 1; s <= 2; s++)
+        subcheck_expect_hint_data(&w, "doc:n", s);
     wsc_free(&w, 0);
-    for (uint64_t s = 3; s <= 12; s++) pub_seq(c, "doc:n", s); /* missed 10; 9..12 kept */
-    for (uint64_t s = 1; s <= 3; s++) pub_seq(c, "doc:other", s);
+    for (uint64_t s = 3; s <= 12; s++)
+        pub_seq(c, "doc:n", s); /* missed 10; 9..12 kept */
+    for (uint64_t s = 1; s <= 3; s++)
+        pub_seq(c, "doc:other", s);
 
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:n", 2);
     expect_subscribed(&w, "doc:n", 12);
     expect_reset(&w, "doc:n", 12, "evicted");
     pub_seq(c, "doc:n", 13);
-    expect_hint(&w, "doc:n", 13);
+    subcheck_expect_hint_data(&w, "doc:n", 13);
     wsc_close(&w, 1000);
     /* The edges: 10..13 are kept now, 11..14 after one more; then position 10 is replayable, 9
      * is not. */
@@ -458,13 +384,14 @@ Test(history, more_missed_than_kept_per_topic_gets_reset_evicted)
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     resume1(&w, "doc:n", 10);
     expect_subscribed(&w, "doc:n", 14);
-    for (uint64_t s = 11; s <= 14; s++) expect_hint(&w, "doc:n", s);
+    for (uint64_t s = 11; s <= 14; s++)
+        subcheck_expect_hint_data(&w, "doc:n", s);
     const char *t[1] = {"doc:n"};
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     resume1(&w, "doc:n", 9);
     expect_subscribed(&w, "doc:n", 14);
     expect_reset(&w, "doc:n", 14, "evicted");
-    expect_silence(&w, 200, "a reset and nothing else");
+    subcheck_expect_silence(&w, 200, "a reset and nothing else");
 
     json_t *st = stats(&d);
     json_t *h = json_object_get(st, "history");
@@ -484,9 +411,10 @@ Test(history, no_history_means_any_miss_gets_reset_evicted)
 {
     struct nudged d;
     const char *args[] = {"--hist-per-topic", "0", NULL};
-    start(&d, args);
-    nudge_client_t *c = publisher(&d);
-    for (uint64_t s = 1; s <= 3; s++) pub_seq(c, "doc:z", s);
+    subcheck_start(&d, args);
+    nudge_client_t *c = subcheck_publisher(&d, "history-test");
+    for (uint64_t s = 1; s <= 3; s++)
+        pub_seq(c, "doc:z", s);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:z", 2);
@@ -494,7 +422,7 @@ Test(history, no_history_means_any_miss_gets_reset_evicted)
     expect_reset(&w, "doc:z", 3, "evicted");
     resume1(&w, "doc:y", 0); /* never published: nothing missed, nothing to say */
     expect_subscribed(&w, "doc:y", 0);
-    expect_silence(&w, 200, "nothing more");
+    subcheck_expect_silence(&w, 200, "nothing more");
     json_t *st = stats(&d);
     cr_expect_eq(stats_int(st, "history.entries"), 0);
     cr_expect_eq(stats_int(st, "history.bytes"), 0);
@@ -508,9 +436,10 @@ Test(history, hints_older_than_the_age_bound_are_evicted, .timeout = 30)
 {
     struct nudged d;
     const char *args[] = {"--hist-age", "1", NULL};
-    start(&d, args);
-    nudge_client_t *c = publisher(&d);
-    for (uint64_t s = 1; s <= 3; s++) pub_seq(c, "doc:old", s);
+    subcheck_start(&d, args);
+    nudge_client_t *c = subcheck_publisher(&d, "history-test");
+    for (uint64_t s = 1; s <= 3; s++)
+        pub_seq(c, "doc:old", s);
     json_t *st = stats(&d);
     cr_expect_eq(stats_int(st, "history.entries"), 3);
     cr_expect_eq(stats_int(st, "history.max_age_s"), 1);
@@ -529,8 +458,8 @@ Test(history, hints_older_than_the_age_bound_are_evicted, .timeout = 30)
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     resume1(&w, "doc:old", 3);
     expect_subscribed(&w, "doc:old", 4);
-    expect_hint(&w, "doc:old", 4);
-    expect_silence(&w, 200, "nothing more");
+    subcheck_expect_hint_data(&w, "doc:old", 4);
+    subcheck_expect_silence(&w, 200, "nothing more");
     st = stats(&d);
     cr_expect_eq(stats_int(st, "history.evicted"), 3);
     json_decref(st);
@@ -543,8 +472,8 @@ Test(history, the_byte_bound_evicts_oldest_first_across_topics)
 {
     struct nudged d;
     const char *args[] = {"--hist-bytes", "4096", NULL};
-    start(&d, args);
-    nudge_client_t *c = publisher(&d);
+    subcheck_start(&d, args);
+    nudge_client_t *c = subcheck_publisher(&d, "history-test");
     /* ~500 bytes of data per hint: at most 8 fit in 4096 bytes. */
     char data[600];
     int n0 = snprintf(data, sizeof data, "{\"pad\":\"");
@@ -572,7 +501,7 @@ Test(history, the_byte_bound_evicts_oldest_first_across_topics)
     expect_subscribed(&w, "big:a", 20);
     for (int64_t s = 20 - kept + 1; s <= 20; s++) {
         struct sub_msg m;
-        expect_type(&w, SUB_HINT, &m, "replay under the byte bound");
+        subcheck_expect_type(&w, SUB_HINT, &m, "replay under the byte bound");
         cr_assert_eq(m.seq, (uint64_t)s);
         cr_assert(m.data && m.data_len > 490, "replayed data lost");
         sub_msg_clear(&m);
@@ -583,7 +512,8 @@ Test(history, the_byte_bound_evicts_oldest_first_across_topics)
     expect_subscribed(&w, "big:a", 20);
     expect_reset(&w, "big:a", 20, "evicted");
     /* Another topic's publishes push big:a's hints out: the bound is global. */
-    for (int i = 0; i < 20; i++) cr_assert_eq(nudge_publish(c, tb, 1, data, NULL), NUDGE_OK);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(nudge_publish(c, tb, 1, data, NULL), NUDGE_OK);
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     resume1(&w, "big:a", 19);
     expect_subscribed(&w, "big:a", 20);

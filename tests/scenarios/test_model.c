@@ -44,19 +44,20 @@
 #include "harness.h"
 #include "nudge.h"
 #include "pub.h"
+#include "subcheck.h"
 #include "wsc.h"
 
-#define NT 6            /* exact topics */
-#define PAT NT          /* index of the pattern in per-topic arrays */
+#define NT 6   /* exact topics */
+#define PAT NT /* index of the pattern in per-topic arrays */
 #define NSLOT (NT + 1)
-#define NCOVERED 4      /* topics 0..3 match the pattern */
-#define NC 12           /* clients */
-#define HIST 8          /* --hist-per-topic */
-#define MAXQ "16"       /* --max-queue */
-#define MAXOPS 8        /* pending requests per topic and connection */
-#define LOGN 80         /* messages kept per client for failure reports */
-#define FLOOD_N 64      /* big publishes per flood */
-#define BIG_MIN 40000   /* bytes of a big data string */
+#define NCOVERED 4        /* topics 0..3 match the pattern */
+#define NC 12             /* clients */
+#define HIST 8            /* --hist-per-topic */
+#define MAXQ "16"         /* --max-queue */
+#define MAXOPS 8          /* pending requests per topic and connection */
+#define LOGN 80           /* messages kept per client for failure reports */
+#define FLOOD_N 64        /* big publishes per flood */
+#define BIG_MIN 40000     /* bytes of a big data string */
 #define WINDOW "m:b:*=30" /* --coalesce */
 
 static const char *const tname[NSLOT] = {"m:a:0", "m:a:1", "m:a:2", "m:a:3",
@@ -93,11 +94,11 @@ struct op {
 struct ctopic {
     struct op ops[MAXOPS]; /* FIFO: replies come in request order */
     int nops;
-    int active;                /* the last reply read was "subscribed" */
-    int known;                 /* last is meaningful */
-    uint64_t last;             /* last seq known (subscribed, hint, reset) */
-    uint64_t replay_until;     /* hints up to this seq are a replay (0 = none) */
-    const char *expect_reset;  /* a reset with this reason must come before any hint */
+    int active;               /* the last reply read was "subscribed" */
+    int known;                /* last is meaningful */
+    uint64_t last;            /* last seq known (subscribed, hint, reset) */
+    uint64_t replay_until;    /* hints up to this seq are a replay (0 = none) */
+    const char *expect_reset; /* a reset with this reason must come before any hint */
     uint64_t expect_seq;
     uint64_t pat_lo, pat_base; /* covered topics: seq when the pattern's sub was sent / read */
 };
@@ -107,8 +108,8 @@ struct mcli {
     const char *proto;
     int small; /* 4 KiB receive buffer */
     struct wsc w;
-    int conn;      /* connected */
-    uint32_t gen;  /* connection generation (origin identity) */
+    int conn;     /* connected */
+    uint32_t gen; /* connection generation (origin identity) */
     int stalled;
     long stall_end_step;
     int64_t stall_end_ms;
@@ -183,9 +184,11 @@ static void dump_client(const struct model *M, const struct mcli *c)
             c->idx, c->proto, c->small ? ", 4 KiB rcvbuf" : "", c->w.conn_id, c->gen,
             c->nlog < LOGN ? c->nlog : LOGN, c->nlog);
     unsigned from = c->nlog > LOGN ? c->nlog - LOGN : 0;
-    for (unsigned i = from; i < c->nlog; i++) fprintf(stderr, "    %s\n", c->log[i % LOGN]);
+    for (unsigned i = from; i < c->nlog; i++)
+        fprintf(stderr, "    %s\n", c->log[i % LOGN]);
     fprintf(stderr, "  topics (seq = last acked): ");
-    for (int t = 0; t < NT; t++) fprintf(stderr, "%s=%zu ", tname[t], M->P[t].n);
+    for (int t = 0; t < NT; t++)
+        fprintf(stderr, "%s=%zu ", tname[t], M->P[t].n);
     fprintf(stderr, "\n  client view: ");
     for (int t = 0; t < NSLOT; t++) {
         const struct ctopic *ct = &c->t[t];
@@ -198,8 +201,8 @@ static void dump_client(const struct model *M, const struct mcli *c)
 
 #define FAIL(M, c, ...) fail_at(M, c, __LINE__, __VA_ARGS__)
 
-__attribute__((format(printf, 4, 5))) static void fail_at(struct model *M, struct mcli *c,
-                                                          int line, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void fail_at(struct model *M, struct mcli *c, int line,
+                                                          const char *fmt, ...)
 {
     char why[512];
     va_list ap;
@@ -210,8 +213,8 @@ __attribute__((format(printf, 4, 5))) static void fail_at(struct model *M, struc
             M->step, line, c ? c->idx : -1, why);
     if (c) dump_client(M, c);
     repro(M);
-    cr_assert_fail("contract violation at step %ld, client %d: %s (seed %llu; see stderr)",
-                   M->step, c ? c->idx : -1, why, (unsigned long long)M->seed);
+    cr_assert_fail("contract violation at step %ld, client %d: %s (seed %llu; see stderr)", M->step,
+                   c ? c->idx : -1, why, (unsigned long long)M->seed);
 }
 
 /* ---- published data ------------------------------------------------------------------------ */
@@ -248,8 +251,7 @@ static int data_ok(struct model *M, const struct prec *rec, const struct sub_msg
     if (rec->kind == 2) {
         size_t len = big_len(rec->pid);
         const uint8_t *p = m->data;
-        if (m->data_len != len + 3 || p[0] != 0xda || (size_t)((p[1] << 8) | p[2]) != len)
-            return 0;
+        if (m->data_len != len + 3 || p[0] != 0xda || (size_t)((p[1] << 8) | p[2]) != len) return 0;
         uint8_t ch = (uint8_t)('a' + rec->pid % 26);
         for (size_t i = 0; i < len; i++)
             if (p[3 + i] != ch) return 0;
@@ -293,7 +295,8 @@ static int skipped_own(const struct model *M, const struct mcli *c, int t, uint6
 /* The last seq the connection knows for t once its own skipped publishes count. */
 static uint64_t adv(const struct model *M, const struct mcli *c, int t, uint64_t last)
 {
-    while (last < M->P[t].n && skipped_own(M, c, t, last + 1)) last++;
+    while (last < M->P[t].n && skipped_own(M, c, t, last + 1))
+        last++;
     return last;
 }
 
@@ -318,8 +321,8 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
     struct ctopic *ct = &c->t[t];
     struct op op = pop_op(M, c, t, OP_SUB, "subscribed");
     if (t == PAT) {
-        if (seq != 0) FAIL(M, c, "subscribed to the pattern with seq %llu, want 0",
-                           (unsigned long long)seq);
+        if (seq != 0)
+            FAIL(M, c, "subscribed to the pattern with seq %llu, want 0", (unsigned long long)seq);
         if (ct->active) return; /* re-confirmed */
         ct->active = 1;
         for (int u = 0; u < NCOVERED; u++) {
@@ -340,15 +343,17 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
         /* Between the last seq it received and that plus its own skipped seqs (a window may
          * still hold one of those). */
         if (seq < ct->last || seq > adv(M, c, t, ct->last))
-            FAIL(M, c, "re-subscribe of %s confirmed seq %llu but the connection saw %llu (%llu "
-                       "with its own skipped seqs)",
+            FAIL(M, c,
+                 "re-subscribe of %s confirmed seq %llu but the connection saw %llu (%llu "
+                 "with its own skipped seqs)",
                  tname[t], (unsigned long long)seq, (unsigned long long)ct->last,
                  (unsigned long long)adv(M, c, t, ct->last));
         return;
     }
     if (seq < lo || seq > hi)
-        FAIL(M, c, "subscribed %s with seq %llu, but the topic was at %llu when the sub was sent "
-                   "and is at %llu now",
+        FAIL(M, c,
+             "subscribed %s with seq %llu, but the topic was at %llu when the sub was sent "
+             "and is at %llu now",
              tname[t], (unsigned long long)seq, (unsigned long long)lo, (unsigned long long)hi);
     ct->active = 1;
     ct->replay_until = 0;
@@ -357,8 +362,9 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
         if (ct->known) {
             /* The pattern delivered everything up to seq before this reply. */
             if (adv(M, c, t, ct->last) < seq)
-                FAIL(M, c, "subscribed %s at seq %llu while the pattern had delivered only up to "
-                           "%llu: silent gap",
+                FAIL(M, c,
+                     "subscribed %s at seq %llu while the pattern had delivered only up to "
+                     "%llu: silent gap",
                      tname[t], (unsigned long long)seq, (unsigned long long)ct->last);
             return;
         }
@@ -367,9 +373,12 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
     ct->last = seq;
     if (!op.has_pos) return;
     const char *reason = NULL;
-    if (op.wrong_epoch) reason = "epoch";
-    else if (op.pos > seq) reason = "ahead";
-    else if (op.pos + HIST < seq) reason = "evicted";
+    if (op.wrong_epoch)
+        reason = "epoch";
+    else if (op.pos > seq)
+        reason = "ahead";
+    else if (op.pos + HIST < seq)
+        reason = "evicted";
     else if (op.pos < seq) {
         ct->last = op.pos;
         ct->replay_until = seq;
@@ -407,8 +416,9 @@ static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
     if (t < 0 || t == PAT)
         FAIL(M, c, "hint for topic '%.*s'", (int)m->topic.len, m->topic.p ? m->topic.p : "");
     struct ctopic *ct = &c->t[t];
-    if (!entitled(c, t)) FAIL(M, c, "hint %s seq %llu on a topic it does not follow", tname[t],
-                              (unsigned long long)m->seq);
+    if (!entitled(c, t))
+        FAIL(M, c, "hint %s seq %llu on a topic it does not follow", tname[t],
+             (unsigned long long)m->seq);
     if (ct->expect_reset)
         FAIL(M, c, "hint %s seq %llu where a reset \"%s\" was due", tname[t],
              (unsigned long long)m->seq, ct->expect_reset);
@@ -419,15 +429,17 @@ static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
              (unsigned long long)s, M->P[t].n);
     const struct prec *rec = rec_of(M, t, s);
     if (!data_ok(M, rec, m))
-        FAIL(M, c, "hint %s seq %llu (n %u): data is not that publish's (kind %u, %zu bytes "
-                   "received)",
+        FAIL(M, c,
+             "hint %s seq %llu (n %u): data is not that publish's (kind %u, %zu bytes "
+             "received)",
              tname[t], (unsigned long long)s, n, rec->kind, m->data ? m->data_len : 0);
     int replay = ct->replay_until && s <= ct->replay_until;
     if (!ct->known) {
         /* The first hint of a topic that only the pattern brings. */
         if (s <= ct->pat_lo)
-            FAIL(M, c, "hint %s seq %llu through the pattern, not newer than the topic's seq %llu "
-                       "when the pattern was subscribed",
+            FAIL(M, c,
+                 "hint %s seq %llu through the pattern, not newer than the topic's seq %llu "
+                 "when the pattern was subscribed",
                  tname[t], (unsigned long long)s, (unsigned long long)ct->pat_lo);
     } else {
         if (s <= ct->last)
@@ -481,20 +493,12 @@ static void on_reset(struct model *M, struct mcli *c, const struct sub_msg *m)
     M->resets++;
 }
 
-static const char *type_name(enum sub_type t)
-{
-    static const char *const names[] = {"?",     "hello",        "welcome", "sub",
-                                        "subscribed", "unsub",   "unsubscribed", "hint",
-                                        "reset", "error",        "ping",    "pong"};
-    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
-}
-
 static void on_msg(struct model *M, struct mcli *c, const struct sub_msg *m)
 {
     M->msgs++;
     char nbuf[24] = "";
     if (m->count > 1) snprintf(nbuf, sizeof nbuf, " n=%u", m->count);
-    cli_log(c, "step %ld recv %s %.*s seq %llu%s%s %.*s", M->step, type_name(m->type),
+    cli_log(c, "step %ld recv %s %.*s seq %llu%s%s %.*s", M->step, subcheck_type_name(m->type),
             (int)m->topic.len, m->topic.p ? m->topic.p : "", (unsigned long long)m->seq, nbuf,
             m->own ? " own" : "", (int)m->reason.len, m->reason.p ? m->reason.p : "");
     int t;
@@ -518,8 +522,8 @@ static void on_msg(struct model *M, struct mcli *c, const struct sub_msg *m)
     case SUB_PONG:
         break;
     default:
-        FAIL(M, c, "unexpected %s (code %d: %.*s)", type_name(m->type), m->code, (int)m->msg.len,
-             m->msg.p ? m->msg.p : "");
+        FAIL(M, c, "unexpected %s (code %d: %.*s)", subcheck_type_name(m->type), m->code,
+             (int)m->msg.len, m->msg.p ? m->msg.p : "");
     }
 }
 
@@ -566,7 +570,8 @@ static void do_sub(struct model *M, struct mcli *c, const int *sel)
     memset(&op, 0, sizeof op);
     op.kind = OP_SUB;
     op.wrong_epoch = (uint8_t)bad_epoch;
-    for (int t = 0; t < NT; t++) op.lo[t] = M->P[t].n;
+    for (int t = 0; t < NT; t++)
+        op.lo[t] = M->P[t].n;
     for (int t = 0; t < NSLOT; t++) {
         if (!sel[t] || c->t[t].nops >= MAXOPS) continue;
         struct op o = op;
@@ -599,12 +604,14 @@ static void do_sub(struct model *M, struct mcli *c, const int *sel)
         if (o.has_pos)
             ll += snprintf(line + ll, sizeof line - (size_t)ll, " %s@%llu", tname[t],
                            (unsigned long long)o.pos);
-        else ll += snprintf(line + ll, sizeof line - (size_t)ll, " %s", tname[t]);
+        else
+            ll += snprintf(line + ll, sizeof line - (size_t)ll, " %s", tname[t]);
         if (ll >= (int)sizeof line) ll = (int)sizeof line - 1;
     }
     if (n == 0) return;
     int any = 0;
-    for (uint32_t i = 0; i < n; i++) any |= has[i];
+    for (uint32_t i = 0; i < n; i++)
+        any |= has[i];
     cli_log(c, "%s", line);
     wire_buf_reset(&M->tmp);
     cr_assert_eq(sub_encode_subscribe(c->w.fmt, &M->tmp, c->next_id++, topics, n,
@@ -664,7 +671,8 @@ static void do_connect(struct model *M, struct mcli *c)
     memset(c->t, 0, sizeof c->t);
     cli_log(c, "step %ld connected as '%s' (gen %u)", M->step, c->w.conn_id, c->gen);
     int any = 0;
-    for (int t = 0; t < NSLOT; t++) any |= c->want[t];
+    for (int t = 0; t < NSLOT; t++)
+        any |= c->want[t];
     if (any) do_sub(M, c, c->want);
 }
 
@@ -679,8 +687,10 @@ static void do_disconnect(struct model *M, struct mcli *c, int abrupt)
     }
     if (c->t[PAT].active) c->has_saved[PAT] = 1;
     cli_log(c, "step %ld disconnect (%s)", M->step, abrupt ? "abrupt" : "clean");
-    if (abrupt) wsc_free(&c->w, 1);
-    else wsc_close(&c->w, 100);
+    if (abrupt)
+        wsc_free(&c->w, 1);
+    else
+        wsc_close(&c->w, 100);
     c->conn = 0;
     c->stalled = 0;
 }
@@ -709,7 +719,8 @@ static void raw_pub_frame(struct wire_buf *out, uint64_t id, const char *const *
     msgpack_pack_uint64(&pk, id);
     pack_str(&pk, "topics");
     msgpack_pack_array(&pk, n);
-    for (uint32_t i = 0; i < n; i++) pack_str(&pk, topics[i]);
+    for (uint32_t i = 0; i < n; i++)
+        pack_str(&pk, topics[i]);
     if (data) {
         pack_str(&pk, "data");
         msgpack_sbuffer_write(&sb, (const char *)data, data_len);
@@ -763,7 +774,8 @@ static void publish_batch(struct model *M, const struct pubspec *ps, int k, int 
     struct wire_buf frames = {0}, data = {0}, mp = {0};
     for (int j = 0; j < k; j++) {
         const char *topics[3];
-        for (int i = 0; i < ps[j].nt; i++) topics[i] = tname[ps[j].t[i]];
+        for (int i = 0; i < ps[j].nt; i++)
+            topics[i] = tname[ps[j].t[i]];
         const struct mcli *oc = ps[j].ocli >= 0 ? &M->c[ps[j].ocli] : NULL;
         const char *origin = oc ? oc->w.conn_id : NULL;
         const char *dj = NULL;
@@ -820,7 +832,8 @@ static void act_publish(struct model *M)
         memset(&ps[j], 0, sizeof ps[j]);
         ps[j].pid = ++M->pid;
         ps[j].nt = 1 + (int)rn(M, 3);
-        for (int i = 0; i < ps[j].nt; i++) ps[j].t[i] = (int)rn(M, NT);
+        for (int i = 0; i < ps[j].nt; i++)
+            ps[j].t[i] = (int)rn(M, NT);
         ps[j].kind = chance(M, 50) ? 1 : 0;
         ps[j].ocli = -1;
         if (chance(M, 30)) {
@@ -881,7 +894,8 @@ static struct mcli *pick(struct model *M, int connected, int stalled_ok)
 static void random_sel(struct model *M, int *sel)
 {
     int any = 0;
-    for (int t = 0; t < NSLOT; t++) any |= sel[t] = chance(M, t == PAT ? 25 : 35);
+    for (int t = 0; t < NSLOT; t++)
+        any |= sel[t] = chance(M, t == PAT ? 25 : 35);
     if (!any) sel[rn(M, NSLOT)] = 1;
 }
 
@@ -890,7 +904,8 @@ static void random_sel(struct model *M, int *sel)
 static int owed(const struct mcli *c)
 {
     int n = 0;
-    for (int t = 0; t < NSLOT; t++) n += 2 * c->t[t].nops + (c->t[t].expect_reset != NULL);
+    for (int t = 0; t < NSLOT; t++)
+        n += 2 * c->t[t].nops + (c->t[t].expect_reset != NULL);
     return n;
 }
 
@@ -971,8 +986,8 @@ static int caught_up(const struct model *M, const struct mcli *c)
         if (c->t[t].nops || c->t[t].expect_reset) return 0;
     for (int t = 0; t < NT; t++) {
         const struct ctopic *ct = &c->t[t];
-        if (ct->active || (covered(t) && c->t[PAT].active && (ct->known ||
-                                                              M->P[t].n > ct->pat_base))) {
+        if (ct->active ||
+            (covered(t) && c->t[PAT].active && (ct->known || M->P[t].n > ct->pat_base))) {
             if (!ct->known || adv(M, c, t, ct->last) != M->P[t].n) return 0;
         }
     }
@@ -999,11 +1014,11 @@ static void finish(struct model *M)
                 struct mcli *c = &M->c[i];
                 if (caught_up(M, c)) continue;
                 for (int t = 0; t < NT; t++)
-                    if (entitled(c, t) && (!c->t[t].known ||
-                                           adv(M, c, t, c->t[t].last) != M->P[t].n))
+                    if (entitled(c, t) &&
+                        (!c->t[t].known || adv(M, c, t, c->t[t].last) != M->P[t].n))
                         FAIL(M, c, "silence: %s stays at %s%llu, the topic is at %zu", tname[t],
-                             c->t[t].known ? "" : "(nothing) ",
-                             (unsigned long long)c->t[t].last, M->P[t].n);
+                             c->t[t].known ? "" : "(nothing) ", (unsigned long long)c->t[t].last,
+                             M->P[t].n);
                 FAIL(M, c, "a reply or a reset never came");
             }
         }
@@ -1011,7 +1026,8 @@ static void finish(struct model *M)
     }
     /* Nothing more may come: a late duplicate would fail here. */
     sleep_ms(50);
-    for (int i = 0; i < NC; i++) read_some(M, &M->c[i], 0, 100000);
+    for (int i = 0; i < NC; i++)
+        read_some(M, &M->c[i], 0, 100000);
 }
 
 static long env_long(const char *name, long dflt)
@@ -1048,13 +1064,11 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
 
     char hist[16];
     snprintf(hist, sizeof hist, "%d", HIST);
-    const char *args[] = {"--max-queue", MAXQ, "--hist-per-topic", hist, "--max-data", "65536",
-                          "--max-frame", "131072", "--coalesce", WINDOW, NULL};
-    cr_assert_eq(nudged_start(&M->d, args), 0, "nudged did not start");
-    char addr[64];
-    struct nudge_opts o = {"model", 10000};
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)M->d.pub_port);
-    cr_assert_eq(nudge_connect(addr, &o, &M->lib), NUDGE_OK);
+    const char *args[] = {
+        "--max-queue", MAXQ,     "--hist-per-topic", hist,   "--max-data", "65536",
+        "--max-frame", "131072", "--coalesce",       WINDOW, NULL};
+    subcheck_start(&M->d, args);
+    M->lib = subcheck_publisher(&M->d, "model");
     cr_assert_eq(pubraw_connect(&M->raw, M->d.pub_port, 1), PUBRAW_OK);
     M->raw.lim.max_data = 65536;
     M->raw.lim.max_frame = 131072;
@@ -1074,8 +1088,7 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
     for (M->step = 0; M->step < M->steps; M->step++) {
         step(M);
         if (now_ms() - t0 > limit_ms) {
-            fprintf(stderr, "model: stopping after %ld steps: over NUDGE_MODEL_SECONDS\n",
-                    M->step);
+            fprintf(stderr, "model: stopping after %ld steps: over NUDGE_MODEL_SECONDS\n", M->step);
             break;
         }
     }
@@ -1111,12 +1124,15 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
     }
 
     for (int i = 0; i < NC; i++) {
-        if (i % 2) wsc_free(&M->c[i].w, 1);
-        else wsc_close(&M->c[i].w, 200);
+        if (i % 2)
+            wsc_free(&M->c[i].w, 1);
+        else
+            wsc_close(&M->c[i].w, 200);
     }
     nudge_close(M->lib);
     pubraw_close(&M->raw, 0);
-    for (int t = 0; t < NT; t++) free(M->P[t].r);
+    for (int t = 0; t < NT; t++)
+        free(M->P[t].r);
     wire_buf_free(&M->tmp);
     cr_assert_eq(nudged_stop(&M->d), 0);
 }

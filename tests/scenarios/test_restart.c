@@ -10,24 +10,10 @@
 
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "wsc.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static void start(struct nudged *d, const char *const *args)
-{
-    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
-}
-
-static nudge_client_t *publisher(const struct nudged *d)
-{
-    nudge_client_t *c;
-    char addr[64];
-    struct nudge_opts o = {"restart-test", 10000};
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
-    cr_assert_eq(nudge_connect(addr, &o, &c), NUDGE_OK, "publisher connect");
-    return c;
-}
 
 static void pub_n(nudge_client_t *c, const char *topic, int n, uint64_t first)
 {
@@ -41,36 +27,6 @@ static void pub_n(nudge_client_t *c, const char *topic, int n, uint64_t first)
     }
 }
 
-static void send_sub(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
-                     const char *epoch, const int64_t *pos)
-{
-    struct wire_str t[16];
-    uint8_t has[16] = {0};
-    uint64_t seqs[16] = {0};
-    cr_assert_leq(n, 16);
-    for (uint32_t i = 0; i < n; i++) {
-        t[i] = (struct wire_str){topics[i], (uint32_t)strlen(topics[i])};
-        if (pos && pos[i] >= 0) {
-            has[i] = 1;
-            seqs[i] = (uint64_t)pos[i];
-        }
-    }
-    struct wire_buf b = {0};
-    cr_assert_eq(sub_encode_subscribe(w->fmt, &b, id, t, n, epoch, epoch ? has : NULL,
-                                      epoch ? seqs : NULL),
-                 0);
-    cr_assert_eq(wsc_send_msg(w, b.data, b.len), WSC_OK);
-    wire_buf_free(&b);
-}
-
-static const char *type_name(enum sub_type t)
-{
-    static const char *const names[] = {"?",     "hello",        "welcome", "sub",
-                                        "subscribed", "unsub",   "unsubscribed", "hint",
-                                        "reset", "error",        "ping",    "pong"};
-    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
-}
-
 /* The next message must be of type want about topic with seq. */
 static void expect_msg(struct wsc *w, enum sub_type want, const char *topic, uint64_t seq,
                        const char *reason)
@@ -78,13 +34,14 @@ static void expect_msg(struct wsc *w, enum sub_type want, const char *topic, uin
     struct sub_msg m;
     int rc = wsc_recv_msg(w, &m, 5000);
     cr_assert_eq(rc, WSC_OK, "waiting for %s %s seq %llu: rc %d — silence is not allowed",
-                 type_name(want), topic, (unsigned long long)seq, rc);
-    cr_assert_eq(m.type, want, "got %s '%.*s' seq %llu, want %s %s seq %llu", type_name(m.type),
-                 (int)m.topic.len, m.topic.p ? m.topic.p : "", (unsigned long long)m.seq,
-                 type_name(want), topic, (unsigned long long)seq);
-    cr_assert(wstr_eq(m.topic, topic), "%s: topic '%.*s', want %s", type_name(want),
+                 subcheck_type_name(want), topic, (unsigned long long)seq, rc);
+    cr_assert_eq(m.type, want, "got %s '%.*s' seq %llu, want %s %s seq %llu",
+                 subcheck_type_name(m.type), (int)m.topic.len, m.topic.p ? m.topic.p : "",
+                 (unsigned long long)m.seq, subcheck_type_name(want), topic,
+                 (unsigned long long)seq);
+    cr_assert(wstr_eq(m.topic, topic), "%s: topic '%.*s', want %s", subcheck_type_name(want),
               (int)m.topic.len, m.topic.p, topic);
-    cr_assert_eq(m.seq, seq, "%s %s: seq %llu, want %llu", type_name(want), topic,
+    cr_assert_eq(m.seq, seq, "%s %s: seq %llu, want %llu", subcheck_type_name(want), topic,
                  (unsigned long long)m.seq, (unsigned long long)seq);
     if (reason)
         cr_assert(wstr_eq(m.reason, reason), "reset %s: reason '%.*s', want %s", topic,
@@ -98,8 +55,8 @@ static void expect_silence(struct wsc *w, int ms)
     struct sub_msg m;
     int rc = wsc_recv_msg(w, &m, ms);
     if (rc == WSC_OK)
-        cr_assert_fail("unexpected %s '%.*s' seq %llu", type_name(m.type), (int)m.topic.len,
-                       m.topic.p ? m.topic.p : "", (unsigned long long)m.seq);
+        cr_assert_fail("unexpected %s '%.*s' seq %llu", subcheck_type_name(m.type),
+                       (int)m.topic.len, m.topic.p ? m.topic.p : "", (unsigned long long)m.seq);
 }
 
 /* ---- tests --------------------------------------------------------------------------------- */
@@ -107,12 +64,11 @@ static void expect_silence(struct wsc *w, int ms)
 #define NT 4
 static const char *const topics[NT] = {"project:17", "user:42", "doc:9", "quiet:1"};
 
-Test(restart, resuming_after_a_kill_gets_reset_epoch_for_every_topic_then_live_hints,
-     .timeout = 60)
+Test(restart, resuming_after_a_kill_gets_reset_epoch_for_every_topic_then_live_hints, .timeout = 60)
 {
     struct nudged a;
-    start(&a, NULL);
-    nudge_client_t *c = publisher(&a);
+    subcheck_start(&a, NULL);
+    nudge_client_t *c = subcheck_publisher(&a, "restart-test");
     char old_epoch[32];
     snprintf(old_epoch, sizeof old_epoch, "%s", nudge_epoch(c));
     pub_n(c, "project:17", 5, 1);
@@ -127,7 +83,8 @@ Test(restart, resuming_after_a_kill_gets_reset_epoch_for_every_topic_then_live_h
         cr_assert_str_eq(w[k].epoch, old_epoch);
         uint64_t seqs[NT];
         cr_assert_eq(wsc_subscribe(&w[k], topics, NT, seqs), WSC_OK);
-        for (int i = 0; i < NT; i++) pos[i] = (int64_t)seqs[i];
+        for (int i = 0; i < NT; i++)
+            pos[i] = (int64_t)seqs[i];
     }
     cr_assert(pos[0] == 5 && pos[1] == 3 && pos[2] == 1 && pos[3] == 0);
     json_t *st = nudged_stats(&a);
@@ -139,8 +96,8 @@ Test(restart, resuming_after_a_kill_gets_reset_epoch_for_every_topic_then_live_h
     cr_assert_eq(nudged_kill(&a), 0);
     nudge_close(c);
     struct nudged b;
-    start(&b, NULL);
-    c = publisher(&b);
+    subcheck_start(&b, NULL);
+    c = subcheck_publisher(&b, "restart-test");
     cr_assert_str_neq(nudge_epoch(c), old_epoch, "a restart must be a new epoch");
     /* Before the clients are back, the new broker already has some changes. */
     pub_n(c, "project:17", 2, 1); /* new seq 2 < old position 5: still "epoch", not "ahead" */
@@ -157,7 +114,7 @@ Test(restart, resuming_after_a_kill_gets_reset_epoch_for_every_topic_then_live_h
         cr_assert_eq(wsc_open(&w[k], b.ws_port, k ? SUB_PROTO_MSGPACK : SUB_PROTO_JSON), WSC_OK);
         cr_assert_str_neq(w[k].epoch, old_epoch);
         cr_assert_str_eq(w[k].epoch, nudge_epoch(c));
-        send_sub(&w[k], 1, topics, NT, old_epoch, pos);
+        subcheck_send_sub(&w[k], 1, topics, NT, old_epoch, pos);
         for (int i = 0; i < NT; i++) {
             expect_msg(&w[k], SUB_SUBSCRIBED, topics[i], cur[i], NULL);
             expect_msg(&w[k], SUB_RESET, topics[i], cur[i], "epoch");
@@ -188,14 +145,15 @@ Test(restart, resuming_after_a_kill_gets_reset_epoch_for_every_topic_then_live_h
     cr_assert_eq(wsc_open(&x, b.ws_port, NULL), WSC_OK);
     const char *t1[1] = {"project:17"};
     int64_t p1[1] = {1};
-    send_sub(&x, 1, t1, 1, x.epoch, p1);
+    subcheck_send_sub(&x, 1, t1, 1, x.epoch, p1);
     expect_msg(&x, SUB_SUBSCRIBED, "project:17", 3, NULL);
     expect_msg(&x, SUB_HINT, "project:17", 2, NULL);
     expect_msg(&x, SUB_HINT, "project:17", 3, NULL);
     expect_silence(&x, 100);
 
     nudge_close(c);
-    for (int k = 0; k < 2; k++) wsc_close(&w[k], 1000);
+    for (int k = 0; k < 2; k++)
+        wsc_close(&w[k], 1000);
     wsc_close(&x, 1000);
     cr_assert_eq(nudged_stop(&b), 0);
 }
@@ -205,12 +163,13 @@ Test(restart, every_start_is_a_new_epoch_and_seqs_start_again_at_one)
     char epochs[3][32];
     for (int i = 0; i < 3; i++) {
         struct nudged d;
-        start(&d, NULL);
-        nudge_client_t *c = publisher(&d);
+        subcheck_start(&d, NULL);
+        nudge_client_t *c = subcheck_publisher(&d, "restart-test");
         snprintf(epochs[i], sizeof epochs[i], "%s", nudge_epoch(c));
         cr_assert_eq(strlen(epochs[i]), 16, "epoch '%s' is not 16 hex chars", epochs[i]);
         cr_assert_eq(strspn(epochs[i], "0123456789abcdef"), 16, "epoch '%s'", epochs[i]);
-        for (int j = 0; j < i; j++) cr_assert_str_neq(epochs[i], epochs[j]);
+        for (int j = 0; j < i; j++)
+            cr_assert_str_neq(epochs[i], epochs[j]);
         pub_n(c, "project:17", 2, 1);
         nudge_close(c);
         cr_assert_eq(nudged_stop(&d), 0);

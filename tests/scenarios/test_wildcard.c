@@ -12,24 +12,10 @@
 
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "wsc.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static void start(struct nudged *d, const char *const *args)
-{
-    cr_assert_eq(nudged_start(d, args), 0, "nudged did not start");
-}
-
-static nudge_client_t *publisher(const struct nudged *d)
-{
-    nudge_client_t *c;
-    char addr[64];
-    struct nudge_opts o = {"wildcard-test", 10000};
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
-    cr_assert_eq(nudge_connect(addr, &o, &c), NUDGE_OK, "publisher connect");
-    return c;
-}
 
 /* Publish to the NULL-terminated topics with optional origin; returns the first topic's seq. */
 static uint64_t pub_v(nudge_client_t *c, const char *origin, ...)
@@ -39,7 +25,8 @@ static uint64_t pub_v(nudge_client_t *c, const char *origin, ...)
     va_list ap;
     va_start(ap, origin);
     const char *s;
-    while ((s = va_arg(ap, const char *)) && n < 16) t[n++] = s;
+    while ((s = va_arg(ap, const char *)) && n < 16)
+        t[n++] = s;
     va_end(ap);
     uint64_t seqs[16];
     struct nudge_pub pb = {t, n, NULL, origin, 0};
@@ -47,75 +34,6 @@ static uint64_t pub_v(nudge_client_t *c, const char *origin, ...)
     cr_assert_eq(rc, NUDGE_OK, "publish to %s: %s (%s)", t[0], nudge_strerror(rc),
                  nudge_last_error(c));
     return seqs[0];
-}
-
-/* Send a sub for topics[0..n); with epoch, resume positions for the topics whose pos[i] is
- * >= 0 (seq = pos[i]). Does not wait. */
-static void send_sub(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
-                     const char *epoch, const int64_t *pos)
-{
-    struct wire_str t[16];
-    uint8_t has[16] = {0};
-    uint64_t seqs[16] = {0};
-    cr_assert_leq(n, 16);
-    for (uint32_t i = 0; i < n; i++) {
-        t[i] = (struct wire_str){topics[i], (uint32_t)strlen(topics[i])};
-        if (pos && pos[i] >= 0) {
-            has[i] = 1;
-            seqs[i] = (uint64_t)pos[i];
-        }
-    }
-    struct wire_buf b = {0};
-    cr_assert_eq(sub_encode_subscribe(w->fmt, &b, id, t, n, epoch, epoch ? has : NULL,
-                                      epoch ? seqs : NULL),
-                 0);
-    cr_assert_eq(wsc_send_msg(w, b.data, b.len), WSC_OK);
-    wire_buf_free(&b);
-}
-
-static const char *type_name(enum sub_type t)
-{
-    static const char *const names[] = {"?",     "hello",        "welcome", "sub",
-                                        "subscribed", "unsub",   "unsubscribed", "hint",
-                                        "reset", "error",        "ping",    "pong"};
-    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
-}
-
-/* Receive the next message, which must be of type want (within 5 s). Caller clears. */
-static void expect_type(struct wsc *w, enum sub_type want, struct sub_msg *m, const char *what)
-{
-    int rc = wsc_recv_msg(w, m, 5000);
-    cr_assert_eq(rc, WSC_OK, "%s: no message (rc %d)", what, rc);
-    cr_assert_eq(m->type, want, "%s: got %s (topic '%.*s' seq %llu), want %s", what,
-                 type_name(m->type), (int)m->topic.len, m->topic.p ? m->topic.p : "",
-                 (unsigned long long)m->seq, type_name(want));
-}
-
-/* The next message must be a hint of topic with seq (n absent); own as given. */
-static void expect_hint(struct wsc *w, const char *topic, uint64_t seq, int own)
-{
-    struct sub_msg m;
-    char what[160];
-    snprintf(what, sizeof what, "hint %s seq %llu", topic, (unsigned long long)seq);
-    expect_type(w, SUB_HINT, &m, what);
-    cr_assert(wstr_eq(m.topic, topic), "%s: got topic '%.*s' seq %llu", what, (int)m.topic.len,
-              m.topic.p, (unsigned long long)m.seq);
-    cr_assert_eq(m.seq, seq, "%s: got seq %llu", what, (unsigned long long)m.seq);
-    cr_assert_leq(m.count, 1, "%s: coalesced (n %u)", what, m.count);
-    cr_assert_eq(m.own, own, "%s: own %d", what, m.own);
-    sub_msg_clear(&m);
-}
-
-/* Nothing arrives for ms milliseconds. */
-static void expect_silence(struct wsc *w, int ms, const char *what)
-{
-    struct sub_msg m;
-    int rc = wsc_recv_msg(w, &m, ms);
-    if (rc == WSC_OK) {
-        cr_assert_fail("%s: got %s topic '%.*s' seq %llu", what, type_name(m.type),
-                       (int)m.topic.len, m.topic.p ? m.topic.p : "", (unsigned long long)m.seq);
-    }
-    cr_assert_eq(rc, WSC_TIMEOUT, "%s: rc %d", what, rc);
 }
 
 /* Subscribe to one topic and return its subscribed seq. */
@@ -133,11 +51,11 @@ static uint64_t sub1(struct wsc *w, const char *topic)
 Test(wildcard, star_matches_exactly_one_segment)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(sub1(&w, "project:*"), 0, "a pattern is subscribed with seq 0");
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     cr_assert_eq(pub_v(c, NULL, "project:17", NULL), 1);
     cr_assert_eq(pub_v(c, NULL, "project:17:tasks", NULL), 1);
     cr_assert_eq(pub_v(c, NULL, "user:1", NULL), 1);
@@ -145,16 +63,17 @@ Test(wildcard, star_matches_exactly_one_segment)
     cr_assert_eq(pub_v(c, NULL, "projects:1", NULL), 1);
     cr_assert_eq(pub_v(c, NULL, "project:18", NULL), 1);
     cr_assert_eq(pub_v(c, NULL, "project:17", NULL), 2);
-    expect_hint(&w, "project:17", 1, 0);
-    expect_hint(&w, "project:18", 1, 0);
-    expect_hint(&w, "project:17", 2, 0);
-    expect_silence(&w, 300, "project:* must not match project:17:tasks, user:1, project, "
+    subcheck_expect_hint_own(&w, "project:17", 1, 0);
+    subcheck_expect_hint_own(&w, "project:18", 1, 0);
+    subcheck_expect_hint_own(&w, "project:17", 2, 0);
+    subcheck_expect_silence(&w, 300,
+                            "project:* must not match project:17:tasks, user:1, project, "
                             "projects:1");
     /* '*' in the middle: exactly one segment there. */
     cr_assert_eq(sub1(&w, "org:*:board"), 0);
     pub_v(c, NULL, "org:3:board", "org:3:board:9", "org:board", "org:3:4:board", NULL);
-    expect_hint(&w, "org:3:board", 1, 0);
-    expect_silence(&w, 300, "org:*:board must match org:3:board only");
+    subcheck_expect_hint_own(&w, "org:3:board", 1, 0);
+    subcheck_expect_silence(&w, 300, "org:*:board must match org:3:board only");
     nudge_close(c);
     wsc_close(&w, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
@@ -163,11 +82,11 @@ Test(wildcard, star_matches_exactly_one_segment)
 Test(wildcard, double_star_matches_one_or_more_trailing_segments)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_eq(sub1(&w, "org:**"), 0);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     pub_v(c, NULL, "org:1", NULL);
     pub_v(c, NULL, "org:1:board:9", NULL);
     pub_v(c, NULL, "org", NULL);
@@ -175,11 +94,11 @@ Test(wildcard, double_star_matches_one_or_more_trailing_segments)
     pub_v(c, NULL, "x:org:1", NULL);
     pub_v(c, NULL, "org:1:a:b:c:d:e", NULL);
     pub_v(c, NULL, "org:1", NULL);
-    expect_hint(&w, "org:1", 1, 0);
-    expect_hint(&w, "org:1:board:9", 1, 0);
-    expect_hint(&w, "org:1:a:b:c:d:e", 1, 0);
-    expect_hint(&w, "org:1", 2, 0);
-    expect_silence(&w, 300, "org:** must not match org, orgs:1, x:org:1");
+    subcheck_expect_hint_own(&w, "org:1", 1, 0);
+    subcheck_expect_hint_own(&w, "org:1:board:9", 1, 0);
+    subcheck_expect_hint_own(&w, "org:1:a:b:c:d:e", 1, 0);
+    subcheck_expect_hint_own(&w, "org:1", 2, 0);
+    subcheck_expect_silence(&w, 300, "org:** must not match org, orgs:1, x:org:1");
     nudge_close(c);
     wsc_close(&w, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
@@ -188,10 +107,10 @@ Test(wildcard, double_star_matches_one_or_more_trailing_segments)
 Test(wildcard, overlapping_exact_and_wildcard_subscriptions_get_each_publish_once)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     pub_v(c, NULL, "project:17", NULL); /* seq 1 before anyone listens */
     cr_assert_eq(sub1(&w, "project:*"), 0);
     cr_assert_eq(sub1(&w, "project:**"), 0);
@@ -199,23 +118,23 @@ Test(wildcard, overlapping_exact_and_wildcard_subscriptions_get_each_publish_onc
     cr_assert_eq(sub1(&w, "*:17"), 0);
     for (uint64_t i = 2; i <= 6; i++) {
         cr_assert_eq(pub_v(c, NULL, "project:17", NULL), i);
-        expect_hint(&w, "project:17", i, 0);
+        subcheck_expect_hint_own(&w, "project:17", i, 0);
     }
     /* One publish naming two topics the connection matches through different subscriptions. */
     cr_assert_eq(pub_v(c, NULL, "project:17", "project:18", NULL), 7);
-    expect_hint(&w, "project:17", 7, 0);
-    expect_hint(&w, "project:18", 1, 0);
+    subcheck_expect_hint_own(&w, "project:17", 7, 0);
+    subcheck_expect_hint_own(&w, "project:18", 1, 0);
     /* A topic named twice in one publish is two changes: two hints, not a duplicate. */
     cr_assert_eq(pub_v(c, NULL, "project:18", "project:18", NULL), 2);
-    expect_hint(&w, "project:18", 2, 0);
-    expect_hint(&w, "project:18", 3, 0);
-    expect_silence(&w, 300, "each publish once per connection");
+    subcheck_expect_hint_own(&w, "project:18", 2, 0);
+    subcheck_expect_hint_own(&w, "project:18", 3, 0);
+    subcheck_expect_silence(&w, 300, "each publish once per connection");
     /* Dropping the exact subscription keeps the wildcard ones delivering, still once. */
     const char *t[1] = {"project:17"};
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     cr_assert_eq(pub_v(c, NULL, "project:17", NULL), 8);
-    expect_hint(&w, "project:17", 8, 0);
-    expect_silence(&w, 300, "each publish once per connection");
+    subcheck_expect_hint_own(&w, "project:17", 8, 0);
+    subcheck_expect_silence(&w, 300, "each publish once per connection");
     json_t *st = nudged_stats(&d);
     cr_assert_not_null(st);
     cr_expect_eq(stats_int(st, "subscriptions"), 3);
@@ -228,29 +147,29 @@ Test(wildcard, overlapping_exact_and_wildcard_subscriptions_get_each_publish_onc
 Test(wildcard, unsubscribing_the_pattern_stops_delivery)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(sub1(&w, "project:*"), 0);
     cr_assert_eq(sub1(&w, "user:42"), 0);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     pub_v(c, NULL, "project:1", NULL);
-    expect_hint(&w, "project:1", 1, 0);
+    subcheck_expect_hint_own(&w, "project:1", 1, 0);
     const char *t[1] = {"project:*"};
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     pub_v(c, NULL, "project:1", NULL);
     pub_v(c, NULL, "project:2", NULL);
     pub_v(c, NULL, "user:42", NULL);
-    expect_hint(&w, "user:42", 1, 0); /* the other subscription still delivers */
-    expect_silence(&w, 300, "no hint of project:* after unsubscribed");
+    subcheck_expect_hint_own(&w, "user:42", 1, 0); /* the other subscription still delivers */
+    subcheck_expect_silence(&w, 300, "no hint of project:* after unsubscribed");
     /* Unsubscribing it again: not_subscribed. */
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_UNEXPECTED);
     cr_expect_eq(w.last_error, WIRE_C_NOT_SUBSCRIBED);
     /* Subscribing again: live from now on, nothing from while it was away. */
     cr_assert_eq(sub1(&w, "project:*"), 0);
     pub_v(c, NULL, "project:2", NULL);
-    expect_hint(&w, "project:2", 2, 0);
-    expect_silence(&w, 200, "only live hints after re-subscribing a pattern");
+    subcheck_expect_hint_own(&w, "project:2", 2, 0);
+    subcheck_expect_silence(&w, 200, "only live hints after re-subscribing a pattern");
     nudge_close(c);
     wsc_close(&w, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
@@ -259,28 +178,30 @@ Test(wildcard, unsubscribing_the_pattern_stops_delivery)
 Test(wildcard, malformed_patterns_get_bad_topic_and_the_rest_of_the_sub_still_works)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
-    static const char *const topics[] = {"pro*", "a:**:b", "a:*b", "*x:1", "a:***",
-                                         "ok:*", "a b:*", "ok:**"};
+    static const char *const topics[] = {"pro*",  "a:**:b", "a:*b",  "*x:1",
+                                         "a:***", "ok:*",   "a b:*", "ok:**"};
     static const int bad[] = {1, 1, 1, 1, 1, 0, 1, 0};
     enum { N = sizeof topics / sizeof topics[0] };
-    send_sub(&w, 5, topics, N, NULL, NULL);
+    subcheck_send_sub(&w, 5, topics, N, NULL, NULL);
     for (int i = 0; i < N; i++) {
         struct sub_msg m;
         char what[64];
         snprintf(what, sizeof what, "reply for '%s'", topics[i]);
-        expect_type(&w, bad[i] ? SUB_ERROR : SUB_SUBSCRIBED, &m, what);
+        subcheck_expect_type(&w, bad[i] ? SUB_ERROR : SUB_SUBSCRIBED, &m, what);
         cr_assert(wstr_eq(m.topic, topics[i]), "%s: topic '%.*s'", what, (int)m.topic.len,
                   m.topic.p);
         cr_assert_eq(m.id, 5);
-        if (bad[i]) cr_assert_eq(m.code, WIRE_C_BAD_TOPIC, "%s: code %d", what, m.code);
-        else cr_assert_eq(m.seq, 0);
+        if (bad[i])
+            cr_assert_eq(m.code, WIRE_C_BAD_TOPIC, "%s: code %d", what, m.code);
+        else
+            cr_assert_eq(m.seq, 0);
         sub_msg_clear(&m);
     }
     /* Publishers cannot publish to a pattern. */
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     const char *pt[1] = {"ok:*"};
     struct pubraw p;
     cr_assert_eq(pubraw_connect(&p, d.pub_port, 1), PUBRAW_OK);
@@ -292,8 +213,8 @@ Test(wildcard, malformed_patterns_get_bad_topic_and_the_rest_of_the_sub_still_wo
     pub_msg_clear(&a);
     pubraw_close(&p, 0);
     pub_v(c, NULL, "ok:1", NULL);
-    expect_hint(&w, "ok:1", 1, 0);
-    expect_silence(&w, 200, "one hint for ok:1 although ok:* and ok:** both match");
+    subcheck_expect_hint_own(&w, "ok:1", 1, 0);
+    subcheck_expect_silence(&w, 200, "one hint for ok:1 although ok:* and ok:** both match");
     json_t *st = nudged_stats(&d);
     cr_assert_not_null(st);
     cr_expect_eq(stats_int(st, "subscriptions"), 2);
@@ -306,44 +227,45 @@ Test(wildcard, malformed_patterns_get_bad_topic_and_the_rest_of_the_sub_still_wo
 Test(wildcard, resuming_a_pattern_gets_a_wildcard_reset_then_live_hints)
 {
     struct nudged d;
-    start(&d, NULL);
-    nudge_client_t *c = publisher(&d);
-    for (int i = 0; i < 3; i++) pub_v(c, NULL, "project:1", NULL);
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
+    for (int i = 0; i < 3; i++)
+        pub_v(c, NULL, "project:1", NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     /* Same epoch, a position for the pattern and one for an exact topic. */
     const char *topics[2] = {"project:*", "project:1"};
     int64_t pos[2] = {2, 2};
-    send_sub(&w, 9, topics, 2, w.epoch, pos);
+    subcheck_send_sub(&w, 9, topics, 2, w.epoch, pos);
     struct sub_msg m;
-    expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:*");
+    subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:*");
     cr_assert(wstr_eq(m.topic, "project:*"));
     cr_assert_eq(m.seq, 0);
     sub_msg_clear(&m);
-    expect_type(&w, SUB_RESET, &m, "reset of the pattern");
+    subcheck_expect_type(&w, SUB_RESET, &m, "reset of the pattern");
     cr_assert(wstr_eq(m.topic, "project:*"), "reset topic '%.*s'", (int)m.topic.len, m.topic.p);
     cr_assert_eq(m.seq, 0);
     cr_assert(wstr_eq(m.reason, "wildcard"), "reason '%.*s'", (int)m.reason.len, m.reason.p);
     sub_msg_clear(&m);
-    expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:1");
+    subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:1");
     cr_assert_eq(m.seq, 3);
     sub_msg_clear(&m);
-    expect_hint(&w, "project:1", 3, 0); /* the exact topic is replayed */
+    subcheck_expect_hint_own(&w, "project:1", 3, 0); /* the exact topic is replayed */
     /* Live: each publish once. */
     pub_v(c, NULL, "project:1", NULL);
     pub_v(c, NULL, "project:2", NULL);
-    expect_hint(&w, "project:1", 4, 0);
-    expect_hint(&w, "project:2", 1, 0);
-    expect_silence(&w, 200, "nothing more");
+    subcheck_expect_hint_own(&w, "project:1", 4, 0);
+    subcheck_expect_hint_own(&w, "project:2", 1, 0);
+    subcheck_expect_silence(&w, 200, "nothing more");
     /* Another epoch: still "wildcard" for a pattern. */
     struct wsc w2;
     cr_assert_eq(wsc_open(&w2, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     const char *t2[1] = {"project:**"};
     int64_t pos2[1] = {0};
-    send_sub(&w2, 1, t2, 1, "0123456789abcdef", pos2);
-    expect_type(&w2, SUB_SUBSCRIBED, &m, "subscribed project:**");
+    subcheck_send_sub(&w2, 1, t2, 1, "0123456789abcdef", pos2);
+    subcheck_expect_type(&w2, SUB_SUBSCRIBED, &m, "subscribed project:**");
     sub_msg_clear(&m);
-    expect_type(&w2, SUB_RESET, &m, "reset of project:**");
+    subcheck_expect_type(&w2, SUB_RESET, &m, "reset of project:**");
     cr_assert(wstr_eq(m.reason, "wildcard"), "reason '%.*s'", (int)m.reason.len, m.reason.p);
     cr_assert_eq(m.seq, 0);
     sub_msg_clear(&m);
@@ -363,25 +285,25 @@ Test(wildcard, resuming_a_pattern_gets_a_wildcard_reset_then_live_hints)
 Test(wildcard, one_user_on_web_and_phone_gets_every_hint_on_both)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc web, phone;
     cr_assert_eq(wsc_open(&web, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_open(&phone, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_eq(sub1(&web, "user:42"), 0);
     cr_assert_eq(sub1(&phone, "user:42"), 0);
     cr_assert_eq(sub1(&phone, "user:*"), 0); /* the phone also watches every user */
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     for (uint64_t i = 1; i <= 20; i++) {
         /* every third change is made from the web tab: it says so with origin */
         const char *origin = i % 3 == 0 ? web.conn_id : NULL;
         cr_assert_eq(pub_v(c, origin, "user:42", NULL), i);
     }
     for (uint64_t i = 1; i <= 20; i++) {
-        expect_hint(&web, "user:42", i, i % 3 == 0);
-        expect_hint(&phone, "user:42", i, 0);
+        subcheck_expect_hint_own(&web, "user:42", i, i % 3 == 0);
+        subcheck_expect_hint_own(&phone, "user:42", i, 0);
     }
-    expect_silence(&web, 200, "web: nothing more");
-    expect_silence(&phone, 100, "phone: nothing more");
+    subcheck_expect_silence(&web, 200, "web: nothing more");
+    subcheck_expect_silence(&phone, 100, "phone: nothing more");
     nudge_close(c);
     wsc_close(&web, 1000);
     wsc_close(&phone, 1000);
@@ -391,14 +313,14 @@ Test(wildcard, one_user_on_web_and_phone_gets_every_hint_on_both)
 Test(wildcard, the_device_that_made_a_change_can_skip_its_own_hint)
 {
     struct nudged d;
-    start(&d, NULL);
+    subcheck_start(&d, NULL);
     struct wsc web, phone;
     cr_assert_eq(wsc_open(&web, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     cr_assert_eq(wsc_open(&phone, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     cr_assert_eq(sub1(&web, "user:42"), 0);
     cr_assert_eq(sub1(&web, "user:*"), 0); /* matching twice changes nothing */
     cr_assert_eq(sub1(&phone, "user:42"), 0);
-    nudge_client_t *c = publisher(&d);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     const char *t[1] = {"user:42"};
     /* seq 1: from the web, skip_origin; seq 2: from the web, own; seq 3: from elsewhere. */
     struct nudge_pub p1 = {t, 1, "{\"by\":\"web\"}", web.conn_id, 1};
@@ -410,11 +332,12 @@ Test(wildcard, the_device_that_made_a_change_can_skip_its_own_hint)
     cr_assert_eq(nudge_publish_ex(c, &p3, &s[2]), NUDGE_OK);
     cr_assert(s[0] == 1 && s[1] == 2 && s[2] == 3);
     /* The web tab knows seq 1 (it made that change): its next hint is 2, without "n". */
-    expect_hint(&web, "user:42", 2, 1);
-    expect_hint(&web, "user:42", 3, 0);
-    expect_silence(&web, 200, "web: nothing more");
-    for (uint64_t i = 1; i <= 3; i++) expect_hint(&phone, "user:42", i, 0);
-    expect_silence(&phone, 100, "phone: nothing more");
+    subcheck_expect_hint_own(&web, "user:42", 2, 1);
+    subcheck_expect_hint_own(&web, "user:42", 3, 0);
+    subcheck_expect_silence(&web, 200, "web: nothing more");
+    for (uint64_t i = 1; i <= 3; i++)
+        subcheck_expect_hint_own(&phone, "user:42", i, 0);
+    subcheck_expect_silence(&phone, 100, "phone: nothing more");
     nudge_close(c);
     wsc_close(&web, 1000);
     wsc_close(&phone, 1000);
