@@ -384,3 +384,44 @@ int pub_encode_pong(struct wire_buf *out, uint64_t id)
     enc_uint(&e, "id", id);
     return enc_end(&e);
 }
+
+int pub_encode_msg(struct wire_buf *out, const struct pub_msg *m)
+{
+    int ok = 1, rc = WIRE_ETYPE;
+    char *a = NULL, *b = NULL;
+    switch (m->type) {
+    case PUB_HELLO:
+        a = wire__strdup(m->client, &ok);
+        if (ok) rc = pub_encode_hello(out, m->version, a);
+        break;
+    case PUB_WELCOME: {
+        struct wire_limits l = {m->max_frame, m->max_topic, m->max_data, m->max_topics};
+        a = wire__strdup(m->epoch, &ok);
+        b = wire__strdup(m->server, &ok);
+        if (ok) rc = pub_encode_welcome(out, m->version, a ? a : "", b ? b : "", &l);
+        break;
+    }
+    case PUB_PUBLISH:
+        a = wire__strdup(m->origin, &ok);
+        if (ok)
+            rc = pub_encode_publish_ex(out, m->id, m->topics, m->ntopics, m->data, m->data_len, a,
+                                       m->skip_origin);
+        break;
+    case PUB_ACK:
+        rc = pub_encode_ack(out, m->id, m->seqs, m->nseqs);
+        break;
+    case PUB_ERROR:
+        a = wire__strdup(m->msg, &ok);
+        if (ok) rc = pub_encode_error(out, m->id, m->code, a ? a : "");
+        break;
+    case PUB_PING:
+        rc = pub_encode_ping(out, m->id);
+        break;
+    case PUB_PONG:
+        rc = pub_encode_pong(out, m->id);
+        break;
+    }
+    free(a);
+    free(b);
+    return ok ? rc : WIRE_ENOMEM;
+}

@@ -82,5 +82,9 @@ int pub_encode_ack(struct wire_buf *out, uint64_t id, const uint64_t *seqs, uint
 int pub_encode_error(struct wire_buf *out, uint64_t id, int32_t code, const char *msg);
 int pub_encode_ping(struct wire_buf *out, uint64_t id);
 int pub_encode_pong(struct wire_buf *out, uint64_t id);
+/* Encode any decoded message m (as pub_decode left it) back into one frame appended to out: the
+ * inverse of pub_decode, for tools that convert or forward messages and for round-trip checks.
+ * hello's reserved "auth" is not carried. Returns 0, WIRE_ETYPE or WIRE_ENOMEM. */
+int pub_encode_msg(struct wire_buf *out, const struct pub_msg *m);
 
 #endif

@@ -698,3 +698,58 @@ int sub_encode_pong(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t i
 {
     return encode_ping(f, out, "pong", has_id, id);
 }
+
+int sub_encode_msg(enum sub_fmt f, struct wire_buf *out, const struct sub_msg *m)
+{
+    int ok = 1, rc = WIRE_ETYPE;
+    char *a = NULL, *b = NULL, *c = NULL;
+    switch (m->type) {
+    case SUB_HELLO:
+        a = wire__strdup(m->client, &ok);
+        if (ok) rc = sub_encode_hello(f, out, m->version, a);
+        break;
+    case SUB_WELCOME:
+        a = wire__strdup(m->conn, &ok);
+        b = wire__strdup(m->epoch, &ok);
+        c = wire__strdup(m->server, &ok);
+        if (ok) rc = sub_encode_welcome(f, out, m->version, a ? a : "", b ? b : "", c ? c : "");
+        break;
+    case SUB_SUBSCRIBE:
+        a = wire__strdup(m->epoch, &ok);
+        if (ok)
+            rc = sub_encode_subscribe(f, out, m->id, m->topics, m->ntopics, a, m->has_seq, m->seqs);
+        break;
+    case SUB_SUBSCRIBED:
+        rc = sub_encode_subscribed(f, out, m->id, m->topic, m->seq);
+        break;
+    case SUB_UNSUBSCRIBE:
+        rc = sub_encode_unsubscribe(f, out, m->id, m->topics, m->ntopics);
+        break;
+    case SUB_UNSUBSCRIBED:
+        rc = sub_encode_unsubscribed(f, out, m->id, m->topic);
+        break;
+    case SUB_HINT: {
+        struct sub_hint h = {m->topic, m->seq, m->data, m->data_len, m->count, m->own};
+        rc = sub_encode_hint(f, out, &h);
+        break;
+    }
+    case SUB_RESET:
+        a = wire__strdup(m->reason, &ok);
+        if (ok) rc = sub_encode_reset(f, out, m->topic, m->seq, a ? a : "");
+        break;
+    case SUB_ERROR:
+        a = wire__strdup(m->msg, &ok);
+        if (ok) rc = sub_encode_error(f, out, m->has_id, m->id, m->topic, m->code, a ? a : "");
+        break;
+    case SUB_PING:
+        rc = sub_encode_ping(f, out, m->has_id, m->id);
+        break;
+    case SUB_PONG:
+        rc = sub_encode_pong(f, out, m->has_id, m->id);
+        break;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return ok ? rc : WIRE_ENOMEM;
+}

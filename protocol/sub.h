@@ -100,5 +100,9 @@ int sub_encode_error(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t 
                      struct wire_str topic, int32_t code, const char *msg);
 int sub_encode_ping(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id);
 int sub_encode_pong(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id);
+/* Encode any decoded message m (as sub_decode left it) in format f, appended to out: the inverse
+ * of sub_decode, so a message read in one format can be written in the other (the CLI prints
+ * msgpack hints as JSON this way). Returns 0, WIRE_ETYPE or WIRE_ENOMEM. */
+int sub_encode_msg(enum sub_fmt f, struct wire_buf *out, const struct sub_msg *m);
 
 #endif

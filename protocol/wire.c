@@ -637,3 +637,16 @@ int wire_json_to_data(const char *json, size_t len, struct wire_buf *out)
     json_decref(root);
     return rc;
 }
+
+char *wire__strdup(struct wire_str s, int *ok)
+{
+    if (!s.p) return NULL;
+    char *c = malloc((size_t)s.len + 1);
+    if (!c) {
+        *ok = 0;
+        return NULL;
+    }
+    memcpy(c, s.p, s.len);
+    c[s.len] = '\0';
+    return c;
+}

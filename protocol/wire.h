@@ -157,6 +157,9 @@ int wire__rd_str(struct wire__rd *r, struct wire_str *s);
 
 /* msgpack_packer_write callback appending to a struct wire_buf. */
 int wire__buf_write(void *buf, const char *p, size_t n);
+/* A malloc'd NUL-terminated copy of s for the encoders' const char * parameters (caller frees);
+ * NULL when s.p is NULL. *ok is cleared when the copy could not be made. */
+char *wire__strdup(struct wire_str s, int *ok);
 /* Append s[0..n) as a quoted JSON string. Output is always valid UTF-8: an invalid input byte
  * becomes U+FFFD. 0 or WIRE_ENOMEM. */
 int wire__json_str(struct wire_buf *b, const char *s, size_t n);
