@@ -17,15 +17,31 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wconversion -Wstrict-prototypes -Wmissing-prototypes -Werror
-INC     := -Iprotocol -Ibroker -Iclients/c -Itests/support
-BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -g $(WARN) $(INC) $(PKG_CFLAGS) -MMD -MP
+BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -g $(WARN) $(PKG_CFLAGS) -MMD -MP
+
+# Layers, one way (docs/architecture.md): each compiles with only its own and lower layers'
+# headers on the include path, so including a higher layer's header fails to build.
+INC_PROTO   := -Iprotocol
+INC_ENGINE  := $(INC_PROTO) -Ibroker/engine
+INC_HUB     := $(INC_ENGINE) -Ibroker/hub
+INC_SESSION := $(INC_HUB) -Ibroker/session
+INC_NET     := $(INC_SESSION) -Ibroker/net
+INC_CLIENT  := $(INC_PROTO) -Iclients/c
+INC_TESTS   := $(INC_NET) -Iclients/c -Itests/support
+inc_of = $(strip $(if $(filter protocol/%,$(1)),$(INC_PROTO),\
+  $(if $(filter broker/engine/%,$(1)),$(INC_ENGINE),\
+  $(if $(filter broker/hub/%,$(1)),$(INC_HUB),\
+  $(if $(filter broker/session/%,$(1)),$(INC_SESSION),\
+  $(if $(filter broker/net/%,$(1)),$(INC_NET),\
+  $(if $(filter clients/% bench/%,$(1)),$(INC_CLIENT),$(INC_TESTS))))))))
 CFLAGS_REL  = $(BASEFLAGS) -O2
 CFLAGS_ASAN = $(BASEFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 LDFLAGS_ASAN = -fsanitize=address,undefined
 
 PROTO_SRC := $(wildcard protocol/*.c)
-CORE_SRC  := $(filter-out broker/main.c,$(wildcard broker/*.c))
+LAYER_SRC := $(wildcard broker/engine/*.c broker/hub/*.c broker/session/*.c)
+CORE_SRC  := $(LAYER_SRC) $(filter-out broker/net/main.c,$(wildcard broker/net/*.c))
 LIB_SRC   := clients/c/nudge.c
 CLI_SRC   := $(filter-out $(LIB_SRC),$(wildcard clients/c/*.c))
 TEST_SRC  := $(wildcard tests/unit/*.c tests/integration/*.c tests/scenarios/*.c tests/support/*.c)
@@ -48,7 +64,7 @@ help:
 	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
 	@echo "make bench      fan-out benchmark (see docs/bench.md)"
 	@echo "make install    install binaries, library and header under PREFIX=$(PREFIX)"
-	@echo "make lint       check layering (no libuv/lws in protocol/ or the broker core)"
+	@echo "make lint       check layering (nm -u: no libuv/lws below the transports) and format"
 
 # ---- dependencies ---------------------------------------------------------------------------
 # Checks with pkg-config first; installs with apt-get only what is missing, and only as root.
@@ -75,9 +91,9 @@ deps-test: deps
 # ---- release build --------------------------------------------------------------------------
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_REL) -c $< -o $@
+	$(CC) $(CFLAGS_REL) $(call inc_of,$<) -c $< -o $@
 
-$(B)/nudged: $(call obj,$(B),$(PROTO_SRC) $(CORE_SRC) broker/main.c)
+$(B)/nudged: $(call obj,$(B),$(PROTO_SRC) $(CORE_SRC) broker/net/main.c)
 	$(CC) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/libnudge.a: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
@@ -97,9 +113,9 @@ $(B)/nudge-bench: $(call obj,$(B),$(BENCH_SRC) $(LIB_SRC) $(PROTO_SRC))
 A := $(B)/asan
 $(A)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ASAN) -c $< -o $@
+	$(CC) $(CFLAGS_ASAN) $(call inc_of,$<) -c $< -o $@
 
-$(A)/nudged: $(call obj,$(A),$(PROTO_SRC) $(CORE_SRC) broker/main.c)
+$(A)/nudged: $(call obj,$(A),$(PROTO_SRC) $(CORE_SRC) broker/net/main.c)
 	$(CC) $(LDFLAGS_ASAN) -o $@ $^ $(PKG_LIBS) -lm
 
 $(A)/nudge: $(call obj,$(A),$(CLI_SRC) $(LIB_SRC) $(PROTO_SRC))
@@ -177,18 +193,20 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include/nudge
 	install -m 644 protocol/wire.h protocol/pub.h protocol/sub.h $(DESTDIR)$(PREFIX)/include/nudge/
 
-# Layering: protocol/ and the broker core never see libuv or libwebsockets.
-CORE_FILES := broker/core.c broker/core.h broker/topic.c broker/topic.h broker/conn.c broker/hint.c \
-              broker/hint.h broker/hist.c broker/hist.h broker/match.c broker/match.h \
-              broker/conn.h broker/msg.c broker/msg.h
-lint:
-	@bad=$$(grep -lE '#include *[<"](uv|libwebsockets)\.h' protocol/* \
-	        $(wildcard $(CORE_FILES)) 2>/dev/null); \
-	 if [ -n "$$bad" ]; then echo "lint: layering broken in: $$bad"; exit 1; fi; \
-	 echo "lint: layering ok"
+# Layering, proven on the objects: nothing below the transports calls libuv or libwebsockets
+# (nm -u), no header of theirs is included there, and every source is clang-formatted.
+FMT_FILES = $(wildcard protocol/*.[ch] broker/*/*.[ch] clients/c/*.[ch] bench/*.c)
+lint: $(call obj,$(B),$(PROTO_SRC) $(LAYER_SRC))
+	@bad=$$(for o in $^; do nm -u $$o | grep -qE ' (uv|lws)_' && echo $$o; done); \
+	 if [ -n "$$bad" ]; then echo "lint: libuv/lws called from a core layer: $$bad"; exit 1; fi
+	@bad=$$(grep -lE '#include *[<"](uv|libwebsockets)\.h' protocol/* broker/engine/* \
+	        broker/hub/* broker/session/* 2>/dev/null); \
+	 if [ -n "$$bad" ]; then echo "lint: layering broken in: $$bad"; exit 1; fi
+	@clang-format --dry-run -Werror $(FMT_FILES)
+	@echo "lint: layering and format ok"
 
 format:
-	clang-format -i $(wildcard protocol/*.[ch] broker/*.[ch] clients/c/*.[ch] tests/*/*.[ch] bench/*.c)
+	clang-format -i $(FMT_FILES)
 
 clean:
 	rm -rf $(B)

@@ -46,6 +46,7 @@ enum wire_code {
     WIRE_C_NOT_SUBSCRIBED = 11, /* unsubscribe of a topic not subscribed */
     WIRE_C_UNEXPECTED = 12,     /* valid message, wrong direction or state (e.g. second hello) */
     WIRE_C_INTERNAL = 13,       /* broker-side failure (out of memory, shutting down) */
+    WIRE_C_LIMIT = 14,          /* a broker-wide bound was reached (--max-topics-total) */
 };
 
 /* Map a decode/validation error to its wire code; returns WIRE_C_INTERNAL for others. */

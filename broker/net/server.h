@@ -1,12 +1,15 @@
-/* server: one worker's context — its event loop, its core and its transports. Transports get a
- * pointer to it; main.c owns it. (Several workers later = several of these, one per thread.) */
+/* server: one worker's context — its event loop, the engine it publishes into, its hub and
+ * session, and its transports. Transports get a pointer to it; main.c owns it. (Several workers
+ * = several of these, one per thread, sharing one engine.) */
 #ifndef NUDGE_SERVER_H
 #define NUDGE_SERVER_H
 
 #include <uv.h>
 
 #include "config.h"
-#include "core.h"
+#include "engine.h"
+#include "hub.h"
+#include "session.h"
 
 struct tcp;
 struct ws;
@@ -14,7 +17,9 @@ struct admin;
 
 struct server {
     uv_loop_t *loop;
-    struct core core;
+    struct engine *engine;
+    struct hub hub;
+    struct session session;
     struct config cfg;
     struct tcp *tcp;
     struct ws *ws;
@@ -27,7 +32,7 @@ struct server {
  * small cap (admin.c) so that /stats still answers when the broker is full. */
 static inline uint64_t server_conns(const struct server *s)
 {
-    return s->core.st.conns[CONN_PUB] + s->core.st.conns[CONN_WS];
+    return s->hub.st.conns[CONN_PUB] + s->hub.st.conns[CONN_SUB];
 }
 
 #endif

@@ -1,4 +1,5 @@
-/* main: nudged's entry point. Parses flags, brings up one worker (loop + core + transports),
+/* main: nudged's entry point. Parses flags, brings up the engine and one worker (loop + hub +
+ * session + transports),
  * prints the ready line, and on SIGINT/SIGTERM drains: listeners close, every WebSocket gets a
  * 1001 close frame, then lws is destroyed in its two calls around the last uv_run and the
  * process exits 0 with every resource freed (make valgrind checks that). */
@@ -14,7 +15,9 @@
 
 #include "admin.h"
 #include "config.h"
-#include "core.h"
+#include "engine.h"
+#include "hub.h"
+#include "session.h"
 #include "log.h"
 #include "server.h"
 #include "tcp.h"
@@ -23,6 +26,7 @@
 #define DRAIN_MS 2000 /* longest wait for WebSocket close handshakes at shutdown */
 
 struct main_ctx {
+    struct engine engine;
     struct server srv;
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
@@ -36,13 +40,14 @@ struct main_ctx {
 static void on_before_sleep(uv_prepare_t *p)
 {
     struct main_ctx *m = p->data;
-    core_flush(&m->srv.core);
+    hub_flush(&m->srv.hub);
 }
 
 static void on_tick(uv_timer_t *t)
 {
     struct main_ctx *m = t->data;
-    uint64_t next = core_tick(&m->srv.core, uv_now(&m->loop));
+    uint64_t next = engine_tick(&m->engine, uv_now(&m->loop));
+    hub_flush(&m->srv.hub);
     uv_timer_start(t, on_tick, next, 0);
 }
 
@@ -61,8 +66,8 @@ static void finish(struct main_ctx *m)
 static void on_drain_tick(uv_timer_t *t)
 {
     struct main_ctx *m = t->data;
-    struct core_stats *st = &m->srv.core.st;
-    if (st->conns[CONN_WS] == 0 || uv_now(&m->loop) - m->drain_start >= DRAIN_MS) finish(m);
+    struct hub_stats *st = &m->srv.hub.st;
+    if (st->conns[CONN_SUB] == 0 || uv_now(&m->loop) - m->drain_start >= DRAIN_MS) finish(m);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -76,8 +81,8 @@ static void on_signal(uv_signal_t *s, int signum)
     tcp_stop(srv->tcp);
     admin_stop(srv->admin);
     ws_stop_listening(srv->ws);
-    core_close_all(&srv->core, 1001, "broker shutting down");
-    core_flush(&srv->core);
+    hub_close_all(&srv->hub, 1001, "broker shutting down");
+    hub_flush(&srv->hub);
     m->drain_start = uv_now(&m->loop);
     uv_timer_start(&m->drain, on_drain_tick, 0, 20);
 }
@@ -116,7 +121,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(&srv->cfg);
 
-    uint8_t seed[24];
+    uint8_t seed[32];
     if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
         fprintf(stderr, "nudged: getrandom: %s\n", strerror(errno));
         return 1;
@@ -124,7 +129,10 @@ int main(int argc, char **argv)
     if (uv_loop_init(&m.loop) != 0) return 1;
     srv->loop = &m.loop;
     srv->start_ms = uv_now(&m.loop);
-    if (core_init(&srv->core, &srv->cfg.core, seed) < 0) {
+    srv->engine = &m.engine;
+    if (engine_init(&m.engine, &srv->cfg.engine, seed) < 0 ||
+        hub_init(&srv->hub, &srv->cfg.hub, &m.engine) < 0 ||
+        session_init(&srv->session, &srv->hub) < 0) {
         fprintf(stderr, "nudged: out of memory\n");
         return 1;
     }
@@ -148,11 +156,13 @@ int main(int argc, char **argv)
     uv_timer_start(&m.tick, on_tick, 10, 0);
     printf("nudged ready pub=%s ws=%s admin=%s\n", pub, ws, adm);
     fflush(stdout);
-    LOGF(srv->cfg.log_level, LOG_INFO, "epoch %s, pid %d", srv->core.epoch, (int)getpid());
+    LOGF(srv->cfg.log_level, LOG_INFO, "epoch %s, pid %d", engine_epoch(&m.engine), (int)getpid());
 
     uv_run(&m.loop, UV_RUN_DEFAULT);
     ws_free(srv->ws);
-    core_close(&srv->core);
+    session_close(&srv->session);
+    hub_close(&srv->hub);
+    engine_close(&m.engine);
     rc = uv_loop_close(&m.loop);
     if (rc != 0)
         LOGF(srv->cfg.log_level, LOG_WARN, "loop closed with handles open: %s", uv_strerror(rc));
@@ -172,7 +182,9 @@ fail:
     finish(&m);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     ws_free(srv->ws);
-    core_close(&srv->core);
+    session_close(&srv->session);
+    hub_close(&srv->hub);
+    engine_close(&m.engine);
     uv_loop_close(&m.loop);
     return 1;
 }

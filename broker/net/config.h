@@ -5,13 +5,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core.h"
+#include "engine.h"
+#include "hub.h"
 
 struct config {
     char pub[256];   /* publisher TCP listener, HOST:PORT; default 127.0.0.1:7400 */
     char ws[256];    /* WebSocket listener; default 127.0.0.1:7401 */
     char admin[256]; /* admin HTTP listener; default 127.0.0.1:7402 */
-    struct core_config core;
+    struct engine_config engine;
+    struct hub_config hub;
     uint32_t max_conns; /* open connections (all transports); default 10000 */
     int log_level;      /* enum log_level; default info */
 };

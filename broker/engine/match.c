@@ -22,7 +22,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "topic.h"
+#include "table.h"
 
 /* A sub list: a small array; order does not matter, so removal swaps in the last entry. */
 struct subv {
@@ -177,7 +177,7 @@ static int node_empty(const struct node *n)
 
 static uint64_t seg_hash(const struct match *m, const char *seg, size_t len)
 {
-    return topic_hash(m->k0, m->k1, seg, len);
+    return siphash(m->k0, m->k1, seg, len);
 }
 
 /* The literal child of n for seg, or NULL. *visits counts the chain entries compared. */
@@ -272,7 +272,7 @@ static void seed_key(struct match *m)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         k[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)m;
-        k[1] = topic_hash(k[0], (uint64_t)(uintptr_t)&ts, &k[0], sizeof(k[0]));
+        k[1] = siphash(k[0], (uint64_t)(uintptr_t)&ts, &k[0], sizeof(k[0]));
     }
     m->k0 = k[0];
     m->k1 = k[1];

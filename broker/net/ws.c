@@ -5,7 +5,7 @@
  * one accept design for every transport and lets several workers share a port later
  * (SO_REUSEPORT), which lws's own listener cannot do (shared/NOTES.md).
  *
- * Write path: the core queues payload references on struct conn; core_flush() calls op_flush()
+ * Write path: the hub queues payload references on struct conn; hub_flush() calls op_flush()
  * once per loop turn, which frames every queued payload by hand (server frames are unmasked, so
  * a frame is a 2-10 byte header and the payload) into one batch buffer and hands the batch to
  * lws_write(LWS_WRITE_RAW) directly — not from WRITEABLE. Only after a partial write (lws keeps
@@ -120,7 +120,7 @@ static void op_flush(struct conn *c)
 {
     struct wsconn *wc = c->io;
     struct ws *w = wc->w;
-    struct core *core = &w->srv->core;
+    struct hub *hub = &w->srv->hub;
     if (!wc->established || wc->blocked || wc->close_code || lws_partial_buffered(wc->wsi)) return;
     int binary = c->fmt == SUB_MSGPACK;
     while (c->qlen) {
@@ -128,7 +128,7 @@ static void op_flush(struct conn *c)
         uint32_t k = 0;
         for (; k < c->qlen; k++) {
             size_t plen;
-            const uint8_t *p = conn_payload(c, k, &core->tmp, &plen);
+            const uint8_t *p = conn_payload(c, k, &hub->tmp, &plen);
             if (!p) {
                 kill_conn(wc);
                 return;
@@ -149,9 +149,9 @@ static void op_flush(struct conn *c)
             kill_conn(wc);
             return;
         }
-        core->st.bytes_out += n;
+        hub_count_bytes(hub, 0, n);
         if (lws_partial_buffered(wc->wsi)) {
-            /* lws keeps the tail; until it is out, the core coalesces what it queues here */
+            /* lws keeps the tail; until it is out, the hub coalesces what it queues here */
             wc->blocked = 1;
             c->congested = 1;
             lws_callback_on_writable(wc->wsi);
@@ -184,20 +184,20 @@ static void refuse_http(struct lws *wsi)
 
 static void deliver(struct wsconn *wc, const uint8_t *p, size_t len, int binary)
 {
-    core_ws_message(&wc->w->srv->core, &wc->c, p, len, binary);
+    struct server *srv = wc->w->srv;
+    session_sub_message(&srv->session, &wc->c, p, len, binary, uv_now(srv->loop));
 }
 
 static int on_receive(struct wsconn *wc, const uint8_t *in, size_t len)
 {
     struct ws *w = wc->w;
-    struct core *core = &w->srv->core;
-    core->now_ms = uv_now(w->srv->loop);
-    core->st.bytes_in += len;
+    struct server *srv = w->srv;
+    hub_count_bytes(&srv->hub, len, 0);
     if (wc->close_code) return 0;
     int final = lws_is_final_fragment(wc->wsi);
     if (wc->rx.len == 0) wc->rx_binary = lws_frame_is_binary(wc->wsi);
-    if (wc->rx.len + len > core->cfg.lim.max_frame) {
-        core->st.errors++;
+    if (wc->rx.len + len > srv->engine->cfg.lim.max_frame) {
+        srv->hub.st.errors++;
         lws_close_reason(wc->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message over max_frame", 22);
         return -1;
@@ -239,7 +239,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         wc->established = 1;
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
-        core_conn_open(&w->srv->core, &wc->c, CONN_WS, &ws_ops, wc);
+        hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return wc && wc->established ? on_receive(wc, in, len) : -1;
@@ -258,14 +258,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             f[2] = (uint8_t)(wc->close_code >> 8);
             f[3] = (uint8_t)wc->close_code;
             memcpy(f + 4, r, rl);
-            if (lws_write(wsi, f, 4 + rl, LWS_WRITE_RAW) > 0) w->srv->core.st.bytes_out += 4 + rl;
+            if (lws_write(wsi, f, 4 + rl, LWS_WRITE_RAW) > 0)
+                hub_count_bytes(&w->srv->hub, 0, 4 + rl);
             return -1;
         }
         op_flush(&wc->c);
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (wc && wc->established) {
-            core_conn_gone(&w->srv->core, &wc->c);
+            hub_conn_gone(&w->srv->hub, &wc->c);
             wire_buf_free(&wc->rx);
             wc->established = 0;
         }

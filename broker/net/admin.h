@@ -12,7 +12,7 @@ struct wire_buf;
 int admin_start(struct server *srv, const char *addr, struct admin **out, char *bound,
                 size_t boundlen);
 /* Stop listening; a frees itself once its handles have closed. Connections are closed through
- * the core (core_close_all). */
+ * admin_stop as well (admin requests are not hub connections). */
 void admin_stop(struct admin *a);
 /* Append the /stats JSON document for srv to out. Returns 0 or -ENOMEM. */
 int admin_stats_json(const struct server *srv, struct wire_buf *out);

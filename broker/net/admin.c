@@ -24,15 +24,19 @@ struct admin {
     uv_tcp_t listener;
     int listening;
     int stopping;
-    uint64_t nconns;
+    uint64_t nconns;    /* aconns not yet freed */
+    uint64_t open;      /* requests being served (for /stats and the cap) */
+    uint64_t accepted;  /* since start */
+    struct aconn *list; /* every aconn not yet closing */
 };
 
 struct aconn {
     uv_tcp_t h;
     uv_timer_t timer;
     uv_write_t wreq;
-    struct conn c;
     struct admin *a;
+    struct aconn *prev, *next; /* admin's list */
+    int counted;
     struct wire_buf resp;
     int closing;
     int open_handles;
@@ -51,7 +55,6 @@ static void on_aconn_handle_closed(uv_handle_t *h)
     struct aconn *ac = h->data;
     if (--ac->open_handles) return;
     struct admin *a = ac->a;
-    core_conn_gone(&a->srv->core, &ac->c);
     wire_buf_free(&ac->resp);
     free(ac);
     a->nconns--;
@@ -62,23 +65,16 @@ static void aconn_close(struct aconn *ac)
 {
     if (ac->closing) return;
     ac->closing = 1;
+    struct admin *a = ac->a;
+    if (ac->counted) a->open--;
+    if (ac->prev)
+        ac->prev->next = ac->next;
+    else if (a->list == ac)
+        a->list = ac->next;
+    if (ac->next) ac->next->prev = ac->prev;
     uv_close((uv_handle_t *)&ac->timer, on_aconn_handle_closed);
     uv_close((uv_handle_t *)&ac->h, on_aconn_handle_closed);
 }
-
-static void op_flush(struct conn *c)
-{
-    (void)c;
-}
-
-static void op_close(struct conn *c, int code, const char *reason)
-{
-    (void)code;
-    (void)reason;
-    aconn_close(c->io);
-}
-
-static const struct conn_ops admin_ops = {.flush = op_flush, .close = op_close};
 
 static int set_u64(json_t *o, const char *k, uint64_t v)
 {
@@ -87,52 +83,57 @@ static int set_u64(json_t *o, const char *k, uint64_t v)
 
 int admin_stats_json(const struct server *srv, struct wire_buf *out)
 {
-    const struct core *core = &srv->core;
-    const struct core_stats *st = &core->st;
-    static const char *const kinds[CONN_KINDS] = {"pub", "ws", "admin"};
+    const struct engine *e = srv->engine;
+    const struct hub *hub = &srv->hub;
+    const struct hub_stats *st = &hub->st;
+    const struct store *store = e->store;
     json_t *o = json_object(), *conns = json_object(), *acc = json_object(), *lim = json_object();
     int rc = -ENOMEM;
     if (!o || !conns || !acc || !lim) goto out;
     uint64_t now = uv_now(srv->loop);
     json_object_set_new(o, "uptime_s", json_real((double)(now - srv->start_ms) / 1000.0));
-    json_object_set_new(o, "epoch", json_string(core->epoch));
+    json_object_set_new(o, "epoch", json_string(engine_epoch(e)));
     json_object_set_new(o, "version", json_string(NUDGE_VERSION));
-    for (int k = 0; k < CONN_KINDS; k++) {
-        set_u64(conns, kinds[k], st->conns[k]);
-        set_u64(acc, kinds[k], st->accepted[k]);
-    }
+    set_u64(conns, "pub", st->conns[CONN_PUB]);
+    set_u64(conns, "ws", st->conns[CONN_SUB]);
+    set_u64(conns, "admin", srv->admin ? srv->admin->open : 0);
+    set_u64(acc, "pub", st->accepted[CONN_PUB]);
+    set_u64(acc, "ws", st->accepted[CONN_SUB]);
+    set_u64(acc, "admin", srv->admin ? srv->admin->accepted : 0);
     json_object_set(o, "connections", conns);
     json_object_set(o, "accepted", acc);
-    set_u64(o, "subscriptions", core->nsubs);
-    set_u64(o, "topics", core->topics.count);
-    set_u64(o, "publishes", st->publishes);
-    set_u64(o, "hints", st->hints);
+    set_u64(o, "subscriptions", hub->nsubs);
+    set_u64(o, "topics", e->topics.count);
+    set_u64(o, "publishes", e->st.publishes);
+    set_u64(o, "hints", e->st.hints);
     set_u64(o, "deliveries", st->deliveries);
     set_u64(o, "bytes_in", st->bytes_in);
     set_u64(o, "bytes_out", st->bytes_out);
     set_u64(o, "errors", st->errors);
     set_u64(o, "slow_closes", st->slow_closes);
-    set_u64(o, "coalesced", st->coalesced);
+    set_u64(o, "coalesced", st->coalesced + e->st.coalesced);
     set_u64(o, "replayed", st->replayed);
     set_u64(o, "resets", st->resets);
-    set_u64(o, "queued", core_queued(core));
+    set_u64(o, "queued", hub_queued(hub));
+    set_u64(o, "topics_refused", e->st.refused);
     json_t *hist = json_object();
     if (hist) {
-        set_u64(hist, "entries", core->hist->st.entries);
-        set_u64(hist, "bytes", core->hist->st.bytes);
-        set_u64(hist, "evicted", core->hist->st.evicted);
-        set_u64(hist, "per_topic", core->cfg.hist.per_topic);
-        set_u64(hist, "max_bytes", core->cfg.hist.max_bytes);
-        set_u64(hist, "max_age_s", core->cfg.hist.max_age_ms / 1000);
+        set_u64(hist, "entries", store->st.entries);
+        set_u64(hist, "bytes", store->st.bytes);
+        set_u64(hist, "evicted", store->st.evicted);
+        set_u64(hist, "per_topic", store->cfg.per_topic);
+        set_u64(hist, "max_bytes", store->cfg.max_bytes);
+        set_u64(hist, "max_age_s", store->cfg.max_age_ms / 1000);
         json_object_set_new(o, "history", hist);
     }
-    set_u64(lim, "max_frame", core->cfg.lim.max_frame);
-    set_u64(lim, "max_topic", core->cfg.lim.max_topic);
-    set_u64(lim, "max_data", core->cfg.lim.max_data);
-    set_u64(lim, "max_topics", core->cfg.lim.max_topics);
-    set_u64(lim, "max_subs", core->cfg.max_subs);
-    set_u64(lim, "max_queue", core->cfg.max_queue);
+    set_u64(lim, "max_frame", e->cfg.lim.max_frame);
+    set_u64(lim, "max_topic", e->cfg.lim.max_topic);
+    set_u64(lim, "max_data", e->cfg.lim.max_data);
+    set_u64(lim, "max_topics", e->cfg.lim.max_topics);
+    set_u64(lim, "max_subs", hub->cfg.max_subs);
+    set_u64(lim, "max_queue", hub->cfg.max_queue);
     set_u64(lim, "max_conns", srv->cfg.max_conns);
+    set_u64(lim, "max_topics_total", e->cfg.max_topics);
     json_object_set(o, "limits", lim);
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (!text) goto out;
@@ -251,12 +252,16 @@ static void on_connection(uv_stream_t *server, int status)
     ac->h.data = ac->timer.data = ac;
     ac->open_handles = 2;
     a->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&ac->h) < 0 || a->stopping ||
-        srv->core.st.conns[CONN_ADMIN] >= ADMIN_CONNS_MAX) {
+    ac->next = a->list;
+    if (a->list) a->list->prev = ac;
+    a->list = ac;
+    if (uv_accept(server, (uv_stream_t *)&ac->h) < 0 || a->stopping || a->open >= ADMIN_CONNS_MAX) {
         aconn_close(ac);
         return;
     }
-    core_conn_open(&srv->core, &ac->c, CONN_ADMIN, &admin_ops, ac);
+    ac->counted = 1;
+    a->open++;
+    a->accepted++;
     uv_timer_start(&ac->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&ac->h, on_alloc, on_read);
 }
@@ -296,5 +301,7 @@ void admin_stop(struct admin *a)
 {
     if (!a || a->stopping) return;
     a->stopping = 1;
+    while (a->list)
+        aconn_close(a->list);
     uv_close((uv_handle_t *)&a->listener, on_listener_closed);
 }

@@ -45,24 +45,34 @@ int conn_push_msg(struct conn *c, struct msg *m)
     return 0;
 }
 
-static size_t slot_of(const struct pslot *pm, uint32_t cap, const struct topic *tp)
-{
-    uintptr_t k = (uintptr_t)tp;
-    size_t i = (size_t)((k >> 4) ^ (k >> 12)) & (cap - 1);
-    while (pm[i].tp && pm[i].tp != tp)
-        i = (i + 1) & (cap - 1);
-    return i;
-}
-
-static int live(const struct conn *c, uint64_t pos, const struct topic *tp)
+/* Whether pos still holds a queued hint of h's topic. */
+static int live(const struct conn *c, uint64_t pos, const struct hint *h)
 {
     if (pos < c->qhead || pos >= c->qhead + c->qlen) return 0;
     const struct qent *e = at(c, pos);
-    return e->h && e->h->tp == tp;
+    return e->h && hint_same_topic(e->h, h);
 }
 
-/* Record pos as tp's newest queued hint; rebuilds the index (live slots only) when half full. */
-static void index_put(struct conn *c, const struct topic *tp, uint64_t pos)
+/* The slot for h's topic: the one holding its hash and either stale or live for that topic (a
+ * stale slot is reused), else the first empty one. */
+static size_t slot_of(const struct conn *c, const struct pslot *pm, uint32_t cap,
+                      const struct hint *h)
+{
+    size_t i = (size_t)h->thash & (cap - 1);
+    while (pm[i].used) {
+        if (pm[i].thash == h->thash) {
+            const struct qent *e =
+                pm[i].pos >= c->qhead && pm[i].pos < c->qhead + c->qlen ? at(c, pm[i].pos) : NULL;
+            if (!e || !e->h || hint_same_topic(e->h, h)) return i;
+        }
+        i = (i + 1) & (cap - 1);
+    }
+    return i;
+}
+
+/* Record pos as the newest queued hint of h's topic; rebuilds the index (live slots only) when
+ * half full. */
+static void index_put(struct conn *c, const struct hint *h, uint64_t pos)
 {
     if ((c->pm_used + 1) * 2 > c->pm_cap) {
         uint32_t ncap = c->pm_cap ? c->pm_cap : 16;
@@ -72,8 +82,11 @@ static void index_put(struct conn *c, const struct topic *tp, uint64_t pos)
         if (!npm) return; /* no index: this hint just won't be coalesced into */
         uint32_t used = 0;
         for (uint32_t i = 0; i < c->pm_cap; i++) {
-            if (!c->pm[i].tp || !live(c, c->pm[i].pos, c->pm[i].tp)) continue;
-            npm[slot_of(npm, ncap, c->pm[i].tp)] = c->pm[i];
+            if (!c->pm[i].used || c->pm[i].pos < c->qhead || c->pm[i].pos >= c->qhead + c->qlen)
+                continue;
+            const struct qent *e = at(c, c->pm[i].pos);
+            if (!e->h || e->h->thash != c->pm[i].thash) continue;
+            npm[slot_of(c, npm, ncap, e->h)] = c->pm[i];
             used++;
         }
         free(c->pm);
@@ -81,16 +94,16 @@ static void index_put(struct conn *c, const struct topic *tp, uint64_t pos)
         c->pm_cap = ncap;
         c->pm_used = used;
     }
-    size_t i = slot_of(c->pm, c->pm_cap, tp);
-    if (!c->pm[i].tp) c->pm_used++;
-    c->pm[i] = (struct pslot){.tp = tp, .pos = pos};
+    size_t i = slot_of(c, c->pm, c->pm_cap, h);
+    if (!c->pm[i].used) c->pm_used++;
+    c->pm[i] = (struct pslot){.thash = h->thash, .pos = pos, .used = 1};
 }
 
 int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce)
 {
     if (coalesce && c->pm_cap) {
-        size_t i = slot_of(c->pm, c->pm_cap, h->tp);
-        if (c->pm[i].tp && live(c, c->pm[i].pos, h->tp)) {
+        size_t i = slot_of(c, c->pm, c->pm_cap, h);
+        if (c->pm[i].used && live(c, c->pm[i].pos, h)) {
             struct qent *e = at(c, c->pm[i].pos);
             if (h->seq > e->h->seq) { /* never let an older hint replace a newer one */
                 hint_unref(e->h);
@@ -105,7 +118,7 @@ int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int 
     uint64_t pos = c->qhead + c->qlen;
     *at(c, pos) = (struct qent){.h = hint_ref(h), .count = count, .own = (uint8_t)own};
     c->qlen++;
-    if (coalesce) index_put(c, h->tp, pos);
+    if (coalesce) index_put(c, h, pos);
     return 0;
 }
 
@@ -122,9 +135,8 @@ const uint8_t *conn_payload(struct conn *c, uint32_t i, struct wire_buf *tmp, si
         *len = e->m->len;
         return e->m->data;
     }
-    if (e->count <= 1 && !e->own) {
-        struct msg *m = hint_payload(e->h, c->fmt, tmp);
-        if (!m) return NULL;
+    const struct msg *m = e->count <= 1 && !e->own ? hint_payload(e->h, c->fmt) : NULL;
+    if (m) {
         *len = m->len;
         return m->data;
     }
@@ -153,6 +165,7 @@ void conn_pop(struct conn *c, uint32_t n)
 void conn_queue_free(struct conn *c)
 {
     conn_pop(c, c->qlen);
+    wire_buf_free(&c->out);
     free(c->q);
     free(c->pm);
     c->q = NULL;

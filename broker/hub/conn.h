@@ -1,6 +1,6 @@
-/* conn: what the core knows of a client connection, whatever its transport. A transport embeds
- * (or allocates) a struct conn, fills in the ops table and calls the core on every message; the
- * core answers by queueing entries on the connection and asking the transport, through ops, to
+/* conn: what a hub knows of a client connection, whatever its transport. A transport embeds
+ * a struct conn, fills in the ops table and hands every message to its session; the session and
+ * the hub answer by queueing entries on the connection and asking the transport, through ops, to
  * write or to close. Nothing here knows libuv or libwebsockets (Redis's ConnectionType idea).
  *
  * The outbound queue holds references, never copies: control messages (struct msg) and hints
@@ -20,16 +20,16 @@
 
 struct conn;
 struct sub;
-struct topic;
 
-enum conn_kind { CONN_PUB = 0, CONN_WS = 1, CONN_ADMIN = 2, CONN_KINDS };
+/* What a connection does, not how it is carried. */
+enum conn_role { CONN_PUB = 0, CONN_SUB = 1, CONN_ROLES };
 
 struct conn_ops {
-    /* Write as much of the queue as the socket takes now (conn_payload/conn_pop); called by the
-     * core's flush pass, once per loop turn, for connections with queued output. */
+    /* Write as much of the queue (conn_payload/conn_pop) and of `out` as the socket takes now;
+     * called by the hub's flush pass, once per loop turn, for connections with output. */
     void (*flush)(struct conn *c);
     /* Close the connection with a WebSocket-style close code and reason (static storage). The
-     * transport later calls core_conn_gone(). Called at most once per connection. */
+     * transport later calls hub_conn_gone(). Called at most once per connection. */
     void (*close)(struct conn *c, int code, const char *reason);
 };
 
@@ -42,20 +42,23 @@ struct qent {
 };
 
 struct pslot {
-    const struct topic *tp; /* NULL = empty slot */
-    uint64_t pos;           /* absolute queue position of tp's newest queued hint */
+    uint64_t thash; /* topic hash of the hint at pos (struct hint.thash) */
+    uint64_t pos;   /* absolute queue position of that topic's newest queued hint */
+    int used;
 };
 
 struct conn {
     const struct conn_ops *ops;
     void *io; /* the transport's state for this connection */
-    enum conn_kind kind;
-    enum sub_fmt fmt; /* WebSocket subscribers: JSON or msgpack */
+    enum conn_role role;
+    enum sub_fmt fmt; /* subscribers: JSON or msgpack */
     int hello;        /* handshake done */
     int closing;      /* close requested: no more output is queued */
     int congested;    /* set by the transport while the socket does not take all we write */
     uint64_t id;
     char name[24]; /* id as sent in welcome ("conn") and matched by publish "origin" */
+    uint32_t name_len;
+    struct wire_buf out; /* publishers: reply frames not yet handed to the transport */
     /* Outbound queue: ring of entries, power-of-two capacity, absolute positions. */
     struct qent *q;
     uint32_t qcap, qlen;
@@ -65,9 +68,9 @@ struct conn {
     uint32_t pm_cap, pm_used;
     struct sub *subs; /* this connection's subscriptions (topic.h) */
     uint32_t nsubs;
-    uint64_t stamp;           /* core's fan-out stamp: one delivery per publish per connection */
-    struct conn *prev, *next; /* core's list of all connections */
-    struct conn *dirty_prev, *dirty_next; /* core's list of connections with output to flush */
+    uint64_t stamp;           /* hub's fan-out stamp: one delivery per publish per connection */
+    struct conn *prev, *next; /* hub's list of all connections */
+    struct conn *dirty_prev, *dirty_next; /* hub's list of connections with output to flush */
     int dirty;
 };
 
@@ -80,12 +83,13 @@ int conn_push_msg(struct conn *c, struct msg *m);
 int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce);
 /* The i-th oldest entry (still owned by the queue), or NULL. */
 const struct qent *conn_peek(const struct conn *c, uint32_t i);
-/* The bytes to write for the i-th entry in c->fmt: owned by the entry or, for a coalesced/own
- * variant, by tmp (valid until tmp is next used). NULL on OOM. */
+/* The bytes to write for the i-th entry in c->fmt: owned by the entry (a sealed hint's payload)
+ * or, for a coalesced/own variant or an unsealed hint, by tmp (valid until tmp is next used).
+ * NULL on OOM. */
 const uint8_t *conn_payload(struct conn *c, uint32_t i, struct wire_buf *tmp, size_t *len);
 /* Drop the oldest n entries. */
 void conn_pop(struct conn *c, uint32_t n);
-/* Drop every entry and free the queue's memory. */
+/* Drop every entry, the pending replies, and free the queue's memory. */
 void conn_queue_free(struct conn *c);
 
 #endif

@@ -3,11 +3,12 @@
 #ifndef NUDGE_MSG_H
 #define NUDGE_MSG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct msg {
-    uint32_t refs;
+    _Atomic uint32_t refs;
     uint32_t len;
     uint8_t data[];
 };

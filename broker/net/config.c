@@ -16,7 +16,8 @@ void config_default(struct config *cfg)
     snprintf(cfg->pub, sizeof(cfg->pub), "127.0.0.1:7400");
     snprintf(cfg->ws, sizeof(cfg->ws), "127.0.0.1:7401");
     snprintf(cfg->admin, sizeof(cfg->admin), "127.0.0.1:7402");
-    core_config_default(&cfg->core);
+    engine_config_default(&cfg->engine);
+    hub_config_default(&cfg->hub);
     cfg->max_conns = 10000;
     cfg->log_level = LOG_INFO;
 }
@@ -41,6 +42,9 @@ static void usage(FILE *out)
           "  --max-queue N       queued messages per subscriber before its hints\n"
           "                      coalesce; closed (4001) past N + max-subs   (default 1024)\n"
           "  --max-conns N       open publisher + WebSocket connections      (default 10000)\n"
+          "  --max-topics-total N  topics the broker knows at once (published, subscribed\n"
+          "                      or in history); past it publishes and subscriptions that\n"
+          "                      add a topic are refused (code 14)          (default 1000000)\n"
           "history (replay on resume; docs/guarantees.md):\n"
           "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
           "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"
@@ -68,20 +72,21 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *v)
 
 int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
-    uint32_t hist_age = (uint32_t)(cfg->core.hist.max_age_ms / 1000);
+    uint32_t hist_age = (uint32_t)(cfg->engine.hist.max_age_ms / 1000);
     struct {
         const char *name;
         uint32_t *v;
         uint32_t min, max;
     } nums[] = {
-        {"--max-frame", &cfg->core.lim.max_frame, 64, WIRE_FRAME_MAX},
-        {"--max-topic", &cfg->core.lim.max_topic, 1, WIRE_TOPIC_LEN_MAX},
-        {"--max-data", &cfg->core.lim.max_data, 1, WIRE_DATA_MAX},
-        {"--max-topics", &cfg->core.lim.max_topics, 1, WIRE_TOPICS_MAX},
-        {"--max-subs", &cfg->core.max_subs, 1, 1u << 20},
-        {"--max-queue", &cfg->core.max_queue, 8, 1u << 24},
+        {"--max-frame", &cfg->engine.lim.max_frame, 64, WIRE_FRAME_MAX},
+        {"--max-topic", &cfg->engine.lim.max_topic, 1, WIRE_TOPIC_LEN_MAX},
+        {"--max-data", &cfg->engine.lim.max_data, 1, WIRE_DATA_MAX},
+        {"--max-topics", &cfg->engine.lim.max_topics, 1, WIRE_TOPICS_MAX},
+        {"--max-subs", &cfg->hub.max_subs, 1, 1u << 20},
+        {"--max-queue", &cfg->hub.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
-        {"--hist-per-topic", &cfg->core.hist.per_topic, 0, 1u << 20},
+        {"--max-topics-total", &cfg->engine.max_topics, 1, UINT32_MAX},
+        {"--hist-per-topic", &cfg->engine.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
     };
     for (int i = 1; i < argc; i++) {
@@ -118,20 +123,20 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 snprintf(err, errlen, "--hist-bytes wants an integer >= 1024");
                 return -1;
             }
-            cfg->core.hist.max_bytes = x;
+            cfg->engine.hist.max_bytes = x;
             i++;
             continue;
         }
         if (!strcmp(a, "--coalesce")) {
-            if (cfg->core.nwindows >= CORE_WINDOWS_MAX || !v ||
-                core_window_parse(v, &cfg->core.windows[cfg->core.nwindows]) < 0) {
+            if (cfg->engine.nwindows >= ENGINE_WINDOWS_MAX || !v ||
+                engine_window_parse(v, &cfg->engine.windows[cfg->engine.nwindows]) < 0) {
                 snprintf(
                     err, errlen,
                     "--coalesce wants PATTERN=MS (MS 1..3600000, at most %d of them), got '%s'",
-                    CORE_WINDOWS_MAX, v ? v : "");
+                    ENGINE_WINDOWS_MAX, v ? v : "");
                 return -1;
             }
-            cfg->core.nwindows++;
+            cfg->engine.nwindows++;
             i++;
             continue;
         }
@@ -159,6 +164,6 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         }
         i++;
     }
-    cfg->core.hist.max_age_ms = (uint64_t)hist_age * 1000;
+    cfg->engine.hist.max_age_ms = (uint64_t)hist_age * 1000;
     return 0;
 }

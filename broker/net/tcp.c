@@ -1,6 +1,6 @@
 /* tcp: publishers over libuv TCP. Reads land in one 64 KiB buffer per transport (the loop is
  * single-threaded and each read is consumed before the next); complete frames are handed to the
- * core straight from it, and only a partial tail is copied into the connection's own buffer.
+ * session straight from it, and only a partial tail is copied into the connection's own buffer.
  * The replies to every frame of one read (acks, errors) leave in one uv_write. A publisher that
  * stops reading its acks is not read either once 1 MiB of replies is pending: backpressure
  * instead of unbounded memory. A broken frame stream (bad length, undecodable body) gets an error
@@ -54,7 +54,7 @@ static void on_pconn_closed(uv_handle_t *h)
 {
     struct pconn *pc = h->data;
     struct tcp *t = pc->t;
-    core_conn_gone(&t->srv->core, &pc->c);
+    hub_conn_gone(&t->srv->hub, &pc->c);
     wire_buf_free(&pc->in);
     free(pc);
     t->nconns--;
@@ -68,9 +68,11 @@ static void pconn_close(struct pconn *pc)
     uv_close((uv_handle_t *)&pc->h, on_pconn_closed);
 }
 
+static void send_out(struct pconn *pc);
+
 static void op_flush(struct conn *c)
 {
-    (void)c; /* publishers get no queued output: replies are written from the read path */
+    send_out(c->io); /* replies completed after their read (a store that commits later) */
 }
 
 static void op_close(struct conn *c, int code, const char *reason)
@@ -109,20 +111,20 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-/* Hand the reply bytes to libuv (which then owns them) and apply backpressure. */
-static void send_out(struct pconn *pc, struct wire_buf *out)
+/* Hand the connection's reply bytes to libuv (which then owns them) and apply backpressure. */
+static void send_out(struct pconn *pc)
 {
     struct server *srv = pc->t->srv;
-    if (out->len == 0) return;
+    struct wire_buf *out = &pc->c.out;
+    if (out->len == 0 || pc->closing) return;
     struct wreq *w = malloc(sizeof(*w));
     if (!w) {
-        wire_buf_free(out);
         pconn_close(pc);
         return;
     }
     w->data = out->data;
     uv_buf_t b = uv_buf_init((char *)out->data, (unsigned)out->len);
-    srv->core.st.bytes_out += out->len;
+    hub_count_bytes(&srv->hub, 0, out->len);
     out->data = NULL;
     out->len = out->cap = 0;
     if (uv_write(&w->req, (uv_stream_t *)&pc->h, &b, 1, on_written) < 0) {
@@ -141,7 +143,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct pconn *pc = s->data;
     struct server *srv = pc->t->srv;
-    struct core *core = &srv->core;
+    struct session *ss = &srv->session;
     if (nread < 0) {
         if (nread != UV_EOF)
             LOGF(srv->cfg.log_level, LOG_DEBUG, "publisher %s: read: %s", pc->c.name,
@@ -150,8 +152,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0 || pc->close_after_write) return;
-    core->st.bytes_in += (uint64_t)nread;
-    core->now_ms = uv_now(srv->loop);
+    hub_count_bytes(&srv->hub, (uint64_t)nread, 0);
+    uint64_t now = uv_now(srv->loop);
 
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t len = (size_t)nread, off = 0;
@@ -163,27 +165,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         p = pc->in.data;
         len = pc->in.len;
     }
-    struct wire_buf out = {0};
     int fatal = 0;
     while (off < len) {
         const uint8_t *body;
         uint32_t blen;
         size_t used;
-        int rc = pub_frame_next(p + off, len - off, core->cfg.lim.max_frame, &body, &blen, &used);
+        int rc =
+            pub_frame_next(p + off, len - off, srv->engine->cfg.lim.max_frame, &body, &blen, &used);
         if (rc == WIRE_EAGAIN) break;
         if (rc < 0) {
-            core_pub_stream_error(core, &pc->c, rc, &out);
+            session_pub_stream_error(ss, &pc->c, rc);
             fatal = 1;
             break;
         }
         off += used;
-        if (core_pub_frame(core, &pc->c, body, blen, &out) < 0) {
+        if (session_pub_frame(ss, &pc->c, body, blen, now) < 0) {
             fatal = 1;
             break;
         }
     }
     if (fatal) {
-        core->st.errors++;
+        srv->hub.st.errors++;
         pc->close_after_write = 1;
         uv_read_stop(s);
         pc->reading = 0;
@@ -195,8 +197,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         fatal = 1;
         pc->close_after_write = 1;
     }
-    if (out.len) send_out(pc, &out);
-    wire_buf_free(&out);
+    send_out(pc); /* every reply of this read in one write */
     if (pc->close_after_write && !pc->closing &&
         uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) == 0)
         pconn_close(pc);
@@ -224,7 +225,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&pc->h, 1);
-    core_conn_open(&srv->core, &pc->c, CONN_PUB, &pub_ops, pc);
+    hub_conn_open(&srv->hub, &pc->c, CONN_PUB, &pub_ops, pc);
     pc->reading = 1;
     uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
 }

@@ -1,0 +1,348 @@
+/* engine: see engine.h. A publish is checked whole before anything changes (every topic name
+ * valid, the topic bound not passed), then each topic's hint is built, stamped and retained by
+ * the store, sealed (payload encoded per format), and released: straight to every sink, or held
+ * by the topic's coalescing window, which lets the first hint of a quiet topic out at once and
+ * the newest of each window at its end (with the count it stands for).
+ *
+ * Topic lifecycle: a topic is freed when nothing holds it — no subscription, no publish in
+ * flight, no open window, no retained history. The store forgets its position then, and a topic
+ * created again starts above every seq given out in this epoch (the store's floor), so no seq
+ * repeats within an epoch and a client resuming from an old position gets a replay or a reset. */
+#include "engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "match.h"
+
+void engine_config_default(struct engine_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    wire_limits_default(&cfg->lim);
+    store_config_default(&cfg->hist);
+    cfg->max_topics = 1000000;
+}
+
+int engine_window_parse(const char *s, struct engine_window *w)
+{
+    const char *eq = strrchr(s, '=');
+    if (!eq || eq == s || (size_t)(eq - s) >= sizeof(w->pattern)) return -EINVAL;
+    char *end;
+    unsigned long ms = strtoul(eq + 1, &end, 10);
+    if (*end || eq[1] == '\0' || ms == 0 || ms > 3600000) return -EINVAL;
+    memcpy(w->pattern, s, (size_t)(eq - s));
+    w->pattern[eq - s] = '\0';
+    if (match_one(w->pattern, strlen(w->pattern), "", 0) < 0) return -EINVAL;
+    w->ms = (uint32_t)ms;
+    return 0;
+}
+
+static void on_emptied(void *arg, void *owner);
+
+int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32])
+{
+    memset(e, 0, sizeof(*e));
+    e->cfg = *cfg;
+    wire_limits_clamp(&e->cfg.lim);
+    if (e->cfg.max_topics < 1) e->cfg.max_topics = 1;
+    uint64_t k0, k1, ep, base;
+    memcpy(&k0, seed, 8);
+    memcpy(&k1, seed + 8, 8);
+    memcpy(&ep, seed + 16, 8);
+    memcpy(&base, seed + 24, 8);
+    (void)base;
+    atomic_init(&e->next_id, 0);
+    if (table_init(&e->topics, k0, k1) < 0) return -ENOMEM;
+    e->store = store_mem_new(&e->cfg.hist, ep, k0, k1);
+    if (!e->store) {
+        table_free(&e->topics);
+        return -ENOMEM;
+    }
+    e->store->emptied = on_emptied;
+    e->store->emptied_arg = e;
+    return 0;
+}
+
+static void free_topic(void *arg, struct tnode *n)
+{
+    struct engine *e = arg;
+    struct etopic *t = (struct etopic *)n;
+    hint_unref(t->win_hint);
+    e->store->ops->close(e->store, t->st);
+    free(t);
+}
+
+void engine_close(struct engine *e)
+{
+    if (!e->store) return;
+    table_drain(&e->topics, free_topic, e);
+    table_free(&e->topics);
+    e->store->ops->free(e->store);
+    e->store = NULL;
+    e->windows = NULL;
+    wire_buf_free(&e->tmp);
+}
+
+int engine_add_sink(struct engine *e, const struct engine_sink *s)
+{
+    if (e->nsinks >= ENGINE_SINKS_MAX) return -ENOSPC;
+    e->sinks[e->nsinks++] = *s;
+    return 0;
+}
+
+uint64_t engine_conn_id(struct engine *e)
+{
+    return atomic_fetch_add_explicit(&e->next_id, 1, memory_order_relaxed) + 1;
+}
+
+/* ---- topics ------------------------------------------------------------------------------ */
+
+static struct etopic *find(struct engine *e, const char *name, size_t len, uint64_t hash)
+{
+    return (struct etopic *)table_find(&e->topics, name, len, hash);
+}
+
+/* A new topic takes its coalescing window from the configured patterns. NULL on OOM. */
+static struct etopic *create(struct engine *e, const char *name, size_t len, uint64_t hash)
+{
+    struct etopic *t = calloc(1, sizeof(*t) + len + 1);
+    if (!t) return NULL;
+    memcpy(t->name, name, len);
+    t->node = (struct tnode){.hash = hash, .name = t->name, .len = (uint32_t)len};
+    if (!(t->st = e->store->ops->open(e->store, name, len, hash, t))) {
+        free(t);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < e->cfg.nwindows; i++) {
+        const struct engine_window *w = &e->cfg.windows[i];
+        if (match_one(w->pattern, strlen(w->pattern), name, len) == 1) {
+            t->window_ms = w->ms;
+            break;
+        }
+    }
+    table_add(&e->topics, &t->node);
+    return t;
+}
+
+/* Free t when nothing holds it any more. */
+static void maybe_free(struct engine *e, struct etopic *t)
+{
+    if (t->holds || t->win_listed || e->store->ops->oldest(e->store, t->st)) return;
+    table_remove(&e->topics, &t->node);
+    e->store->ops->close(e->store, t->st);
+    free(t);
+}
+
+static void on_emptied(void *arg, void *owner)
+{
+    maybe_free(arg, owner);
+}
+
+int engine_hold(struct engine *e, const char *name, size_t len, uint64_t hash, struct etopic **out)
+{
+    struct etopic *t = find(e, name, len, hash);
+    if (!t) {
+        if (e->topics.count >= e->cfg.max_topics) {
+            e->st.refused++;
+            return -ENOSPC;
+        }
+        if (!(t = create(e, name, len, hash))) return -ENOMEM;
+    }
+    t->holds++;
+    *out = t;
+    return 0;
+}
+
+void engine_release(struct engine *e, struct etopic *t)
+{
+    t->holds--;
+    maybe_free(e, t);
+}
+
+uint64_t engine_seq(const struct engine *e, const struct etopic *t)
+{
+    return e->store->ops->seq(e->store, t->st);
+}
+
+int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after)
+{
+    return store_complete(e->store, t->st, after);
+}
+
+void engine_replay(struct engine *e, const struct etopic *t, uint64_t after, uint64_t upto,
+                   void (*fn)(void *arg, struct hint *h), void *arg)
+{
+    e->store->ops->since(e->store, t->st, after, upto, fn, arg);
+}
+
+/* ---- release ------------------------------------------------------------------------------ */
+
+static void fan_out(struct engine *e, struct hint *h, uint32_t count, struct wire_str origin,
+                    int skip_origin)
+{
+    for (uint32_t i = 0; i < e->nsinks; i++)
+        e->sinks[i].deliver(e->sinks[i].arg, h, count, origin, skip_origin);
+}
+
+/* Release one hint of t: straight out, or held by the topic's coalescing window. */
+static void release(struct engine *e, struct etopic *t, struct hint *h, struct wire_str origin,
+                    int skip_origin, uint64_t now)
+{
+    if (t->window_ms) {
+        if (now < t->win_until) {
+            if (t->win_hint) e->st.coalesced++;
+            hint_unref(t->win_hint);
+            t->win_hint = hint_ref(h);
+            /* A lone held publish keeps its origin rules; a merged one belongs to no one. */
+            t->win_origin_len = 0;
+            if (t->win_count++ == 0 && origin.len && origin.len < sizeof(t->win_origin)) {
+                memcpy(t->win_origin, origin.p, origin.len);
+                t->win_origin_len = (uint8_t)origin.len;
+                t->win_skip_origin = (uint8_t)skip_origin;
+            }
+            return;
+        }
+        t->win_until = now + t->window_ms;
+        if (!t->win_listed) {
+            t->win_listed = 1;
+            t->win_next = e->windows;
+            e->windows = t;
+        }
+        if (t->win_hint) {
+            /* The window ended but the tick has not run yet: this hint absorbs the held ones,
+             * or their seqs would be skipped without a coalesced hint saying so. */
+            uint32_t n = t->win_count + 1;
+            hint_unref(t->win_hint);
+            t->win_hint = NULL;
+            t->win_count = 0;
+            t->win_origin_len = 0;
+            e->st.coalesced++;
+            fan_out(e, h, n, (struct wire_str){NULL, 0}, 0);
+            return;
+        }
+    }
+    fan_out(e, h, 1, origin, skip_origin);
+}
+
+uint64_t engine_tick(struct engine *e, uint64_t now_ms)
+{
+    struct etopic **pp = &e->windows;
+    while (*pp) {
+        struct etopic *t = *pp;
+        if (t->win_until > now_ms) {
+            pp = &t->win_next;
+            continue;
+        }
+        if (t->win_hint) { /* the newest of the window always goes out */
+            struct hint *h = t->win_hint;
+            uint32_t n = t->win_count;
+            struct wire_str origin = {t->win_origin, t->win_origin_len};
+            int skip = n == 1 && t->win_skip_origin;
+            if (n != 1) origin.len = 0;
+            t->win_hint = NULL;
+            t->win_count = 0;
+            t->win_origin_len = 0;
+            t->win_until = now_ms + t->window_ms;
+            fan_out(e, h, n, origin, skip);
+            hint_unref(h);
+            pp = &t->win_next;
+            continue;
+        }
+        *pp = t->win_next; /* quiet for a whole window: close it */
+        t->win_listed = 0;
+        t->win_next = NULL;
+        maybe_free(e, t);
+    }
+    e->store->ops->evict(e->store, e->store->wall_ms());
+    /* Windows must close on time even when the last tick saw none open. */
+    return e->cfg.nwindows ? 10 : 1000;
+}
+
+/* ---- publish ------------------------------------------------------------------------------ */
+
+static void appended(void *arg, struct hint *h, int err)
+{
+    struct engine__part *part = arg;
+    struct engine_pub *p = part->p;
+    struct engine *e = p->e;
+    struct etopic *t = part->t;
+    if (err == 0 && hint_seal(h, &e->tmp) < 0) err = -ENOMEM;
+    if (err < 0) {
+        /* Topics before this one were published; the publisher retries the whole message and
+         * subscribers see a second change, which is harmless for an invalidation. */
+        if (!p->err) p->err = err;
+    } else {
+        p->seqs[part - p->parts] = h->seq;
+        e->st.hints++;
+        release(e, t, h, p->origin, p->skip_origin, p->now_ms);
+    }
+    hint_unref(h);
+    t->holds--;
+    maybe_free(e, t);
+    if (--p->pending == 0) {
+        if (!p->err) e->st.publishes++;
+        p->done(p->arg, p);
+    }
+}
+
+int engine_publish(struct engine *e, struct engine_pub *p, uint64_t now_ms, engine_pub_fn *done,
+                   void *arg)
+{
+    if (p->ntopics == 0 || p->ntopics > WIRE_TOPICS_MAX) {
+        p->seqs[0] = 0;
+        return -EINVAL;
+    }
+    uint64_t missing = 0;
+    for (uint32_t i = 0; i < p->ntopics; i++) {
+        const struct wire_str *n = &p->topics[i];
+        if (wire_topic_check(n->p, n->len, &e->cfg.lim) < 0) {
+            p->seqs[0] = i;
+            return -EINVAL;
+        }
+        p->parts[i].t = find(e, n->p, n->len, engine_hash(e, n->p, n->len));
+        if (!p->parts[i].t) missing++;
+    }
+    if (missing && e->topics.count + missing > e->cfg.max_topics) {
+        e->st.refused++;
+        return -ENOSPC;
+    }
+    p->e = e;
+    p->done = done;
+    p->arg = arg;
+    p->now_ms = now_ms;
+    p->err = 0;
+    /* Hold every topic first: a store that completes at once must not free a topic that a
+     * later part of this publish still names. */
+    uint32_t n = 0;
+    for (; n < p->ntopics; n++) {
+        const struct wire_str *name = &p->topics[n];
+        uint64_t hash = engine_hash(e, name->p, name->len);
+        struct etopic *t = p->parts[n].t;
+        if (!t) t = find(e, name->p, name->len, hash); /* named twice in this publish */
+        if (!t && !(t = create(e, name->p, name->len, hash))) break;
+        t->holds++;
+        p->parts[n] = (struct engine__part){.p = p, .t = t};
+    }
+    if (n < p->ntopics) { /* out of memory before anything was published */
+        while (n--)
+            engine_release(e, p->parts[n].t);
+        return -ENOMEM;
+    }
+    p->pending = p->ntopics + 1; /* +1: done runs only after the loop below */
+    for (uint32_t i = 0; i < p->ntopics; i++) {
+        struct etopic *t = p->parts[i].t;
+        struct hint *h =
+            hint_new(t->name, t->node.len, t->node.hash, p->data, p->data ? p->data_len : 0);
+        if (!h) {
+            appended(&p->parts[i], NULL, -ENOMEM);
+            continue;
+        }
+        e->store->ops->append(e->store, t->st, h, appended, &p->parts[i]);
+    }
+    if (--p->pending == 0) {
+        if (!p->err) e->st.publishes++;
+        done(arg, p);
+    }
+    return 0;
+}

@@ -1,0 +1,164 @@
+/* engine: what is global per topic, one per process — the topic table, each topic's position
+ * and history (through a store), coalescing windows, the epoch, connection ids. Publishing takes
+ * decoded values (topic names, data, origin) and completes through a callback that may run
+ * later, so a store that must wait fits without changing callers. Released hints go to sinks,
+ * one per hub, already sealed (encoded once for the whole process).
+ *
+ * The engine knows no transport, no wire format beyond hint payloads, no event loop: time is
+ * passed in. It is not internally locked: with several worker threads its caller serialises
+ * calls (one lock around engine calls; sinks are called with it held, so every hub receives a
+ * topic's hints in seq order — the property exact resume relies on, docs/architecture.md). */
+#ifndef NUDGE_ENGINE_H
+#define NUDGE_ENGINE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hint.h"
+#include "store.h"
+#include "table.h"
+#include "wire.h"
+
+#define NUDGE_VERSION "0.1.0"
+#define ENGINE_WINDOWS_MAX 16
+#define ENGINE_SINKS_MAX 64
+
+/* A coalescing window: topics matching pattern deliver at most one hint per ms (the first at
+ * once, the newest of each window at its end). */
+struct engine_window {
+    char pattern[256];
+    uint32_t ms;
+};
+
+struct engine_config {
+    struct wire_limits lim;
+    struct store_config hist;
+    struct engine_window windows[ENGINE_WINDOWS_MAX];
+    uint32_t nwindows;
+    uint32_t max_topics; /* known topics (published, subscribed or retained); default 1,000,000 */
+};
+
+struct engine_stats {
+    uint64_t publishes; /* publish requests completed */
+    uint64_t hints;     /* topic-publishes: sum of topics over completed publishes */
+    uint64_t coalesced; /* publishes merged into one a window already held */
+    uint64_t refused;   /* publishes and subscriptions refused for max_topics */
+};
+
+/* Where released hints go (one per hub). deliver gets a reference it must take to keep h. */
+struct engine_sink {
+    void (*deliver)(void *arg, struct hint *h, uint32_t count, struct wire_str origin,
+                    int skip_origin);
+    void *arg;
+};
+
+/* One known topic: held while subscribed, while a publish to it is in flight, while a window is
+ * open, and while the store retains hints of it; freed when none of these is true. */
+struct etopic {
+    struct tnode node;
+    struct store_topic *st;
+    uint32_t holds;
+    uint32_t window_ms;
+    uint32_t win_count;    /* publishes waiting in the window */
+    uint64_t win_until;    /* window open until this time (ms, caller's clock) */
+    struct hint *win_hint; /* newest waiting hint (a reference), or NULL */
+    char win_origin[24];   /* origin of the held publish while it is the only one */
+    uint8_t win_origin_len;
+    uint8_t win_skip_origin;
+    uint8_t win_listed;
+    uint8_t dead; /* freed once the store's callbacks return */
+    struct etopic *win_next;
+    char name[];
+};
+
+struct engine_pub;
+typedef void engine_pub_fn(void *arg, struct engine_pub *p);
+
+/* One publish request, owned by the caller until its callback ran. */
+struct engine_pub {
+    const struct wire_str *topics; /* ntopics names, checked with wire_topic_check */
+    uint32_t ntopics;
+    const uint8_t *data; /* msgpack value or NULL */
+    uint32_t data_len;
+    struct wire_str origin; /* connection id of the publish's cause, or empty */
+    int skip_origin;
+    uint64_t seqs[WIRE_TOPICS_MAX]; /* out: the seq given to each topic */
+    int err;                        /* out: 0, or -ENOMEM when a topic failed (those before it
+                                       were published) */
+    /* engine's */
+    struct engine *e;
+    engine_pub_fn *done;
+    void *arg;
+    uint64_t now_ms;
+    uint32_t pending;
+    struct engine__part {
+        struct engine_pub *p;
+        struct etopic *t;
+    } parts[WIRE_TOPICS_MAX];
+};
+
+struct engine {
+    struct engine_config cfg;
+    struct table topics;
+    struct store *store;
+    struct engine_sink sinks[ENGINE_SINKS_MAX];
+    uint32_t nsinks;
+    struct etopic *windows; /* topics with an open window */
+    struct wire_buf tmp;    /* scratch for sealing hints */
+    struct engine_stats st;
+    _Atomic uint64_t next_id; /* connection ids */
+    uint64_t id_base;
+};
+
+/* Fill cfg with the documented defaults. */
+void engine_config_default(struct engine_config *cfg);
+/* Parse "PATTERN=MS" into w. Returns 0 or -EINVAL. */
+int engine_window_parse(const char *s, struct engine_window *w);
+/* Initialise with the in-memory store. seed: 32 random bytes (hash key, epoch, id base).
+ * Returns 0 or -ENOMEM. */
+int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32]);
+/* Free topics, windows and the store. Every hold must be released first. */
+void engine_close(struct engine *e);
+/* Add a sink (a hub). Returns 0 or -ENOSPC. */
+int engine_add_sink(struct engine *e, const struct engine_sink *s);
+
+/* The epoch of every seq (static storage of the engine). */
+static inline const char *engine_epoch(const struct engine *e)
+{
+    return e->store->epoch;
+}
+/* Hash of a topic name under the process key (the key of every topic table and hint). */
+static inline uint64_t engine_hash(const struct engine *e, const char *name, size_t len)
+{
+    return table_hash(&e->topics, name, len);
+}
+/* A new connection id, unique in this process (any thread). */
+uint64_t engine_conn_id(struct engine *e);
+
+/* Publish p (fields above set by the caller) at time now_ms (caller's monotonic clock, for
+ * windows). Returns 0 when accepted: done(arg, p) runs once every topic is stored — before
+ * engine_publish returns with the memory store, later with others; p must stay valid until
+ * then. Returns without calling done: -EINVAL (no topics, or topic p->seqs[0] invalid, index in
+ * p->seqs[0]), -ENOSPC (max_topics would be passed: nothing published). */
+int engine_publish(struct engine *e, struct engine_pub *p, uint64_t now_ms, engine_pub_fn *done,
+                   void *arg);
+
+/* Hold topic name (hash: engine_hash), creating it when unknown, for a subscription. Returns 0
+ * with *out set, -ENOSPC (max_topics) or -ENOMEM. Release with engine_release. */
+int engine_hold(struct engine *e, const char *name, size_t len, uint64_t hash, struct etopic **out);
+void engine_release(struct engine *e, struct etopic *t);
+/* The topic's current position (seqs held by a window included). */
+uint64_t engine_seq(const struct engine *e, const struct etopic *t);
+/* Whether every seq after `after` is retained for replay (store_complete). */
+int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after);
+/* Call fn for each retained hint with after < seq <= upto, oldest first (references stay the
+ * store's). */
+void engine_replay(struct engine *e, const struct etopic *t, uint64_t after, uint64_t upto,
+                   void (*fn)(void *arg, struct hint *h), void *arg);
+
+/* Close due windows (at now_ms, caller's clock) and age out history (wall clock). Returns the
+ * ms until it wants to run again (10 when windows are configured, else 1000). */
+uint64_t engine_tick(struct engine *e, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,231 @@
+/* store: the in-memory store. Each record (struct store_topic) keeps its hints in a FIFO of
+ * entries, oldest first; every entry is also on one global FIFO in append order. The three
+ * bounds then cost O(1) per eviction: the per-topic count drops its topic's head; the byte and
+ * age bounds drop the global head, which is also the head of its own topic because both lists
+ * are in append order. A record lives while the engine holds it (open..close); the memory store
+ * forgets a closed record at once, after raising the floor above its seq. */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "table.h"
+
+struct hent {
+    struct hint *h;
+    struct store_topic *t;
+    struct hent *tnext;         /* topic's FIFO */
+    struct hent *gprev, *gnext; /* global FIFO */
+};
+
+struct store_topic {
+    struct tnode node;
+    void *owner;
+    uint64_t seq;
+    struct hent *head, *tail;
+    uint32_t count;
+    char name[];
+};
+
+struct smem {
+    struct store base;
+    struct table topics;
+    struct hent *ghead, *gtail;
+    uint64_t floor; /* every seq given out so far to a topic since forgotten is <= floor */
+};
+
+void store_config_default(struct store_config *cfg)
+{
+    cfg->per_topic = 64;
+    cfg->max_bytes = 64u << 20;
+    cfg->max_age_ms = 300000;
+}
+
+uint64_t store_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void gunlink(struct smem *m, struct hent *e)
+{
+    if (e->gprev)
+        e->gprev->gnext = e->gnext;
+    else
+        m->ghead = e->gnext;
+    if (e->gnext)
+        e->gnext->gprev = e->gprev;
+    else
+        m->gtail = e->gprev;
+}
+
+/* Remove the oldest retained hint of t; tell the owner when t has nothing left. */
+static void drop_head(struct smem *m, struct store_topic *t, int notify)
+{
+    struct hent *e = t->head;
+    if (!e) return;
+    t->head = e->tnext;
+    if (!t->head) t->tail = NULL;
+    t->count--;
+    gunlink(m, e);
+    m->base.st.entries--;
+    m->base.st.bytes -= hint_size(e->h);
+    hint_unref(e->h);
+    free(e);
+    if (notify && t->count == 0 && m->base.emptied) m->base.emptied(m->base.emptied_arg, t->owner);
+}
+
+static struct store_topic *mem_open(struct store *s, const char *name, size_t len, uint64_t hash,
+                                    void *owner)
+{
+    struct smem *m = (struct smem *)s;
+    struct tnode *n = table_find(&m->topics, name, len, hash);
+    if (n) {
+        struct store_topic *t = (struct store_topic *)n;
+        t->owner = owner;
+        return t;
+    }
+    struct store_topic *t = calloc(1, sizeof(*t) + len + 1);
+    if (!t) return NULL;
+    memcpy(t->name, name, len);
+    t->node = (struct tnode){.hash = hash, .name = t->name, .len = (uint32_t)len};
+    t->owner = owner;
+    t->seq = m->floor;
+    table_add(&m->topics, &t->node);
+    s->st.topics++;
+    return t;
+}
+
+static void mem_close(struct store *s, struct store_topic *t)
+{
+    struct smem *m = (struct smem *)s;
+    while (t->head)
+        drop_head(m, t, 0);
+    if (t->seq > m->floor) m->floor = t->seq;
+    table_remove(&m->topics, &t->node);
+    s->st.topics--;
+    free(t);
+}
+
+static void mem_append(struct store *s, struct store_topic *t, struct hint *h, store_done_fn *done,
+                       void *arg)
+{
+    struct smem *m = (struct smem *)s;
+    struct hent *e = NULL;
+    if (s->cfg.per_topic && !(e = malloc(sizeof(*e)))) {
+        done(arg, h, -ENOMEM);
+        return;
+    }
+    h->seq = ++t->seq;
+    h->time_ms = s->wall_ms();
+    if (e) {
+        *e = (struct hent){.h = hint_ref(h), .t = t, .gprev = m->gtail};
+        if (t->tail)
+            t->tail->tnext = e;
+        else
+            t->head = e;
+        t->tail = e;
+        t->count++;
+        if (m->gtail)
+            m->gtail->gnext = e;
+        else
+            m->ghead = e;
+        m->gtail = e;
+        s->st.entries++;
+        s->st.bytes += hint_size(h);
+        while (t->count > s->cfg.per_topic) {
+            drop_head(m, t, 0);
+            s->st.evicted++;
+        }
+        while (s->st.bytes > s->cfg.max_bytes && m->ghead && m->ghead != e) {
+            drop_head(m, m->ghead->t, 1);
+            s->st.evicted++;
+        }
+    }
+    done(arg, h, 0);
+}
+
+static uint64_t mem_seq(const struct store *s, const struct store_topic *t)
+{
+    (void)s;
+    return t->seq;
+}
+
+static uint64_t mem_oldest(const struct store *s, const struct store_topic *t)
+{
+    (void)s;
+    return t->head ? t->head->h->seq : 0;
+}
+
+static void mem_since(struct store *s, const struct store_topic *t, uint64_t after, uint64_t upto,
+                      void (*fn)(void *arg, struct hint *h), void *arg)
+{
+    (void)s;
+    for (struct hent *e = t->head; e; e = e->tnext)
+        if (e->h->seq > after && e->h->seq <= upto) fn(arg, e->h);
+}
+
+static void mem_evict(struct store *s, uint64_t now_ms)
+{
+    struct smem *m = (struct smem *)s;
+    while (m->ghead && now_ms > m->ghead->h->time_ms &&
+           now_ms - m->ghead->h->time_ms > s->cfg.max_age_ms) {
+        drop_head(m, m->ghead->t, 1);
+        s->st.evicted++;
+    }
+}
+
+static void close_one(void *arg, struct tnode *n)
+{
+    struct smem *m = arg;
+    struct store_topic *t = (struct store_topic *)n;
+    while (t->head)
+        drop_head(m, t, 0);
+    free(t);
+}
+
+static void mem_free(struct store *s)
+{
+    struct smem *m = (struct smem *)s;
+    table_drain(&m->topics, close_one, m);
+    table_free(&m->topics);
+    free(m);
+}
+
+static const struct store_ops mem_ops = {
+    .open = mem_open,
+    .close = mem_close,
+    .append = mem_append,
+    .seq = mem_seq,
+    .oldest = mem_oldest,
+    .since = mem_since,
+    .evict = mem_evict,
+    .free = mem_free,
+};
+
+struct store *store_mem_new(const struct store_config *cfg, uint64_t e, uint64_t k0, uint64_t k1)
+{
+    struct smem *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    if (table_init(&m->topics, k0, k1) < 0) {
+        free(m);
+        return NULL;
+    }
+    m->base.ops = &mem_ops;
+    m->base.cfg = *cfg;
+    m->base.wall_ms = store_wall_ms;
+    snprintf(m->base.epoch, sizeof(m->base.epoch), "%016llx", (unsigned long long)e);
+    return &m->base;
+}
+
+int store_complete(const struct store *s, const struct store_topic *t, uint64_t after)
+{
+    uint64_t cur = s->ops->seq(s, t);
+    if (after >= cur) return after == cur;
+    uint64_t oldest = s->ops->oldest(s, t);
+    return oldest != 0 && oldest <= after + 1;
+}

@@ -1,0 +1,89 @@
+/* store: where topic positions and history live. An interface (struct store_ops) with one
+ * implementation here, in memory; a disk store and a Redis Streams store are other
+ * implementations of the same table. The store owns what must be true across the whole
+ * deployment: each topic's sequence (append assigns it), the epoch those sequences belong to, and
+ * the wall-clock time of each hint. Append completes through a callback so that a store which
+ * must wait (a group commit to disk, a round trip to Redis) fits without changing callers; the
+ * memory store completes at once.
+ *
+ * The engine calls a store from one thread at a time (under its own lock once there are
+ * several workers). Per-topic state lives in the store's own records (struct store_topic), which
+ * the engine opens when a topic becomes active and closes when it forgets it. */
+#ifndef NUDGE_STORE_H
+#define NUDGE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hint.h"
+
+struct store;
+struct store_topic; /* the store's record of one topic (opaque) */
+
+struct store_config {
+    uint32_t per_topic;  /* hints kept per topic; default 64; 0 = keep none */
+    uint64_t max_bytes;  /* all topics; default 64 MiB */
+    uint64_t max_age_ms; /* default 300 s */
+};
+
+struct store_stats {
+    uint64_t entries;
+    uint64_t bytes;
+    uint64_t evicted;
+    uint64_t topics; /* records open */
+};
+
+typedef void store_done_fn(void *arg, struct hint *h, int err);
+
+struct store_ops {
+    /* The record of topic name[0..len) (hash: table_hash under the process key), created when
+     * unknown. owner is passed back by the emptied callback. The caller holds the record until
+     * close. NULL on OOM. */
+    struct store_topic *(*open)(struct store *s, const char *name, size_t len, uint64_t hash,
+                                void *owner);
+    /* The engine forgets the topic. The memory store then forgets its position too; a topic
+     * opened again later starts above every seq given out before in this epoch (the floor), so
+     * a client resuming from an old position is replayed or reset, never silently overlapped. */
+    void (*close)(struct store *s, struct store_topic *t);
+    /* Stamp h (seq = the topic's next, time_ms = wall clock), retain it (the store takes its own
+     * reference), then call done(arg, h, 0): at once in memory, after the commit elsewhere. On
+     * failure done(arg, h, err < 0) with no seq assigned. */
+    void (*append)(struct store *s, struct store_topic *t, struct hint *h, store_done_fn *done,
+                   void *arg);
+    /* The topic's last assigned seq (its floor when none was assigned yet). */
+    uint64_t (*seq)(const struct store *s, const struct store_topic *t);
+    /* Oldest retained seq of t, or 0 when none is retained. */
+    uint64_t (*oldest)(const struct store *s, const struct store_topic *t);
+    /* Call fn for every retained hint of t with after < seq <= upto, oldest first. The hint stays
+     * owned by the store (take a reference to keep it). */
+    void (*since)(struct store *s, const struct store_topic *t, uint64_t after, uint64_t upto,
+                  void (*fn)(void *arg, struct hint *h), void *arg);
+    /* Drop what is older than the age bound at wall-clock now_ms. */
+    void (*evict)(struct store *s, uint64_t now_ms);
+    /* Close every record, drop everything and free the store. */
+    void (*free)(struct store *s);
+};
+
+struct store {
+    const struct store_ops *ops;
+    struct store_config cfg;
+    struct store_stats st;
+    char epoch[17]; /* 16 hex chars: the sequences' epoch */
+    /* Called when a topic's last retained hint is dropped (the engine may then forget it). */
+    void (*emptied)(void *arg, void *owner);
+    void *emptied_arg;
+    uint64_t (*wall_ms)(void); /* the clock that stamps hints; store_wall_ms unless a test sets it */
+};
+
+void store_config_default(struct store_config *cfg);
+/* The in-memory store: epoch from the 8 random bytes e, table key (k0, k1). Owned by the caller
+ * (free with s->ops->free). NULL on OOM. */
+struct store *store_mem_new(const struct store_config *cfg, uint64_t e, uint64_t k0, uint64_t k1);
+
+/* Whether every hint of t after `after` is retained (nothing missed is lost): true when after
+ * equals the current seq, or when the oldest retained seq is <= after + 1. */
+int store_complete(const struct store *s, const struct store_topic *t, uint64_t after);
+/* Wall-clock milliseconds (CLOCK_REALTIME). */
+uint64_t store_wall_ms(void);
+
+#endif

@@ -1,0 +1,457 @@
+/* hub: fan-out and the per-connection side of the delivery contract. A released hint (from the
+ * engine, sealed) goes to the topic's exact subscribers here and to the wildcard subscriptions
+ * whose pattern matches, each connection at most once per publish. Queues hold references; the
+ * payload was encoded once for the whole process. Connections with output are put on the dirty
+ * list and the event loop calls hub_flush() once per turn ("before sleep", as Redis does), so a
+ * burst of publishes read in one go leaves as one batched write per subscriber.
+ *
+ * Delivery contract (docs/guarantees.md): per connection and topic, hints arrive in seq order
+ * with no duplicate; a hint without "n" is exactly the next seq; a coalesced hint ("n" > 1)
+ * stands for every seq up to its own; a reset stands for everything up to its seq. A congested
+ * connection coalesces instead of growing. A subscribe with a position is replayed from the
+ * store (bounded above by the position it confirmed) or reset, and the subscription goes live at
+ * that position within the same call; the engine hands every hub a topic's hints in seq order,
+ * so hints at or below the live position are dropped for it and newer ones delivered: nothing
+ * falls between replay and live, nothing is delivered twice. */
+#include "hub.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "match.h"
+#include "sub.h"
+
+#define CLOSE_SLOW 4001
+
+void hub_config_default(struct hub_config *cfg)
+{
+    cfg->max_subs = 1024;
+    cfg->max_queue = 1024;
+}
+
+int hub_init(struct hub *hub, const struct hub_config *cfg, struct engine *engine)
+{
+    memset(hub, 0, sizeof(*hub));
+    hub->cfg = *cfg;
+    if (hub->cfg.max_queue < 8) hub->cfg.max_queue = 8;
+    if (hub->cfg.max_subs < 1) hub->cfg.max_subs = 1;
+    hub->engine = engine;
+    if (table_init(&hub->topics, engine->topics.k0, engine->topics.k1) < 0) return -ENOMEM;
+    if (!(hub->match = match_new())) {
+        table_free(&hub->topics);
+        return -ENOMEM;
+    }
+    struct engine_sink s = {.deliver = hub_deliver, .arg = hub};
+    int rc = engine_add_sink(engine, &s);
+    if (rc < 0) {
+        hub_close(hub);
+        return rc;
+    }
+    return 0;
+}
+
+static void free_htopic(void *arg, struct tnode *n)
+{
+    struct hub *hub = arg;
+    struct htopic *ht = (struct htopic *)n;
+    while (ht->subs) {
+        struct sub *s = ht->subs;
+        ht->subs = s->tnext;
+        free(s);
+    }
+    engine_release(hub->engine, ht->et);
+    free(ht);
+}
+
+void hub_close(struct hub *hub)
+{
+    if (hub->match) match_free(hub->match);
+    hub->match = NULL;
+    table_drain(&hub->topics, free_htopic, hub);
+    table_free(&hub->topics);
+    wire_buf_free(&hub->tmp);
+}
+
+void hub_conn_open(struct hub *hub, struct conn *c, enum conn_role role, const struct conn_ops *ops,
+                   void *io)
+{
+    c->ops = ops;
+    c->io = io;
+    c->role = role;
+    c->id = engine_conn_id(hub->engine);
+    c->name_len = (uint32_t)snprintf(c->name, sizeof(c->name), "%llx", (unsigned long long)c->id);
+    c->next = hub->conns;
+    if (hub->conns) hub->conns->prev = c;
+    hub->conns = c;
+    hub->st.conns[role]++;
+    hub->st.accepted[role]++;
+}
+
+static void dirty_remove(struct hub *hub, struct conn *c)
+{
+    if (!c->dirty) return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        hub->dirty = c->dirty_next;
+    if (c->dirty_next) c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = 0;
+}
+
+static void dirty_add(struct hub *hub, struct conn *c)
+{
+    if (c->dirty) return;
+    c->dirty = 1;
+    c->dirty_prev = NULL;
+    c->dirty_next = hub->dirty;
+    if (hub->dirty) hub->dirty->dirty_prev = c;
+    hub->dirty = c;
+}
+
+/* The last exact subscriber of a topic on this hub lets go of it (and of the engine's topic). */
+static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
+{
+    struct htopic *ht = s->topic;
+    if (s->pat) match_remove(hub->match, s->pat, s->patlen, s);
+    sub_remove(s, &c->subs);
+    c->nsubs--;
+    hub->nsubs--;
+    if (ht && ht->nsubs == 0) {
+        engine_release(hub->engine, ht->et);
+        htopic_free(&hub->topics, ht);
+    }
+}
+
+void hub_conn_gone(struct hub *hub, struct conn *c)
+{
+    if (!c->ops) return; /* never opened */
+    while (c->subs)
+        drop_sub(hub, c, c->subs);
+    dirty_remove(hub, c);
+    conn_queue_free(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (hub->conns == c)
+        hub->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    hub->st.conns[c->role]--;
+    c->ops = NULL;
+}
+
+void hub_conn_close(struct hub *hub, struct conn *c, int code, const char *reason)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    dirty_remove(hub, c);
+    conn_queue_free(c);
+    c->ops->close(c, code, reason);
+}
+
+/* Queue a control message (taking the caller's reference). A client that does not read the
+ * answers to its own requests is closed once max_queue of them wait. */
+static void push_msg(struct hub *hub, struct conn *c, struct msg *m)
+{
+    if (c->closing) {
+        msg_unref(m);
+        return;
+    }
+    if (c->qctl >= hub->cfg.max_queue) {
+        msg_unref(m);
+        hub->st.slow_closes++;
+        hub_conn_close(hub, c, CLOSE_SLOW, "slow consumer: replies not read");
+        return;
+    }
+    if (conn_push_msg(c, m) < 0) {
+        hub_conn_close(hub, c, 1011, "out of memory");
+        return;
+    }
+    dirty_add(hub, c);
+}
+
+void hub_push_bytes(struct hub *hub, struct conn *c, const uint8_t *p, size_t len)
+{
+    if (c->closing) return;
+    struct msg *m = msg_copy(p, len);
+    if (!m) {
+        hub_conn_close(hub, c, 1011, "out of memory");
+        return;
+    }
+    push_msg(hub, c, m);
+}
+
+/* Queue the payload in hub->tmp as a message of its own for c. */
+static void push_tmp(struct hub *hub, struct conn *c)
+{
+    hub_push_bytes(hub, c, hub->tmp.data, hub->tmp.len);
+}
+
+void hub_conn_reply(struct hub *hub, struct conn *c)
+{
+    if (!c->closing && c->out.len) dirty_add(hub, c);
+}
+
+void hub_error(struct hub *hub, struct conn *c, int has_id, uint64_t id, struct wire_str topic,
+               int code, const char *msg)
+{
+    hub->st.errors++;
+    wire_buf_reset(&hub->tmp);
+    if (sub_encode_error(c->fmt, &hub->tmp, has_id, id, topic, code, msg) == 0) push_tmp(hub, c);
+}
+
+/* Queue hint h for c. A connection whose socket keeps up never coalesces (each hint goes out as
+ * itself); once the transport reports congestion, or max_queue entries wait even after a direct
+ * flush, hints of a topic already waiting merge into that entry. */
+static void push_hint(struct hub *hub, struct conn *c, struct hint *h, uint32_t count, int own)
+{
+    uint32_t max = hub->cfg.max_queue;
+    if (c->closing) return;
+    if (!c->congested && c->qlen >= max) {
+        /* A burst read in one go can fill a healthy queue before the loop's flush pass. */
+        dirty_remove(hub, c);
+        c->ops->flush(c);
+        if (c->closing) return;
+    }
+    int coalesce = c->congested || c->qlen >= max;
+    int rc = conn_push_hint(c, h, count, own, coalesce);
+    if (rc < 0) {
+        hub_conn_close(hub, c, 1011, "out of memory");
+        return;
+    }
+    if (rc == 1) hub->st.coalesced++;
+    if (c->qlen > max + hub->cfg.max_subs) {
+        /* Only wildcards over more topics than max_subs get here: one entry per topic. */
+        hub->st.slow_closes++;
+        hub_conn_close(hub, c, CLOSE_SLOW, "slow consumer: outbound queue full");
+        return;
+    }
+    dirty_add(hub, c);
+}
+
+void hub_flush(struct hub *hub)
+{
+    struct conn *c;
+    while ((c = hub->dirty)) {
+        dirty_remove(hub, c);
+        if (!c->closing && (c->qlen || c->out.len)) c->ops->flush(c);
+    }
+}
+
+void hub_close_all(struct hub *hub, int code, const char *reason)
+{
+    for (struct conn *c = hub->conns; c; c = c->next)
+        hub_conn_close(hub, c, code, reason);
+}
+
+uint64_t hub_queued(const struct hub *hub)
+{
+    uint64_t n = 0;
+    for (const struct conn *c = hub->conns; c; c = c->next)
+        n += c->qlen;
+    return n;
+}
+
+/* ---- fan-out ----------------------------------------------------------------------------- */
+
+struct fan {
+    struct hub *hub;
+    struct hint *h;
+    uint32_t count;
+    struct wire_str origin; /* len 0 = none */
+    int skip_origin;
+    uint64_t stamp;
+};
+
+static void deliver(struct fan *f, struct conn *c)
+{
+    int own = f->origin.len && f->origin.len == c->name_len &&
+              memcmp(f->origin.p, c->name, f->origin.len) == 0;
+    if (own && f->skip_origin) return;
+    f->hub->st.deliveries++;
+    push_hint(f->hub, c, f->h, f->count, own);
+}
+
+static void on_match(void *subp, void *arg)
+{
+    struct sub *s = subp;
+    struct fan *f = arg;
+    struct conn *c = s->conn;
+    if (c->stamp == f->stamp || c->closing) return;
+    c->stamp = f->stamp;
+    deliver(f, c);
+}
+
+void hub_deliver(void *arg, struct hint *h, uint32_t count, struct wire_str origin, int skip_origin)
+{
+    struct hub *hub = arg;
+    struct fan f = {hub, h, count, origin, skip_origin, ++hub->stamp};
+    /* Exact subscriptions first: they carry the connection's position for the topic, and a
+     * connection that also matches through a wildcard must not get the hint twice. */
+    struct htopic *ht = htopic_find(&hub->topics, h->topic, h->topic_len, h->thash);
+    for (struct sub *s = ht ? ht->subs : NULL; s; s = s->tnext) {
+        struct conn *c = s->conn;
+        c->stamp = f.stamp;
+        if (c->closing || h->seq <= s->since) continue;
+        deliver(&f, c);
+        s->since = h->seq; /* what this connection has been given (or skipped as its own) */
+    }
+    if (match_count(hub->match)) match_each(hub->match, h->topic, h->topic_len, on_match, &f);
+}
+
+/* ---- subscriptions ----------------------------------------------------------------------- */
+
+static void send_reset(struct hub *hub, struct conn *c, struct wire_str t, uint64_t seq,
+                       const char *reason)
+{
+    hub->st.resets++;
+    wire_buf_reset(&hub->tmp);
+    if (sub_encode_reset(c->fmt, &hub->tmp, t, seq, reason) == 0) push_tmp(hub, c);
+}
+
+static void send_subscribed(struct hub *hub, struct conn *c, const struct hub_sub *r, uint64_t cur)
+{
+    wire_buf_reset(&hub->tmp);
+    if (sub_encode_subscribed(c->fmt, &hub->tmp, r->id, r->topic, cur) == 0) push_tmp(hub, c);
+}
+
+struct replay {
+    struct hub *hub;
+    struct conn *c;
+};
+
+static void on_replay(void *arg, struct hint *h)
+{
+    struct replay *r = arg;
+    r->hub->st.replayed++;
+    push_hint(r->hub, r->c, h, 1, 0);
+}
+
+/* 1 = valid pattern, 0 = plain topic, -1 = invalid. Patterns obey the topic rules, with '*'
+ * allowed only as a whole segment or a final "**". */
+static int classify(const struct hub *hub, struct wire_str t)
+{
+    const struct wire_limits *lim = &hub->engine->cfg.lim;
+    char buf[WIRE_TOPIC_LEN_MAX];
+    if (t.len == 0 || t.len > lim->max_topic || t.len > sizeof(buf)) return -1;
+    int kind = match_kind(t.p, t.len);
+    if (kind < 0) return -1;
+    memcpy(buf, t.p, t.len);
+    for (uint32_t i = 0; i < t.len; i++)
+        if (buf[i] == '*') buf[i] = 'x';
+    return wire_topic_check(buf, t.len, lim) < 0 ? -1 : kind;
+}
+
+static int epoch_ok(const struct hub *hub, struct wire_str epoch)
+{
+    const char *mine = engine_epoch(hub->engine);
+    return epoch.len == strlen(mine) && memcmp(epoch.p, mine, epoch.len) == 0;
+}
+
+/* The hub's topic for name, created (holding the engine's topic) when absent. */
+static int get_htopic(struct hub *hub, struct wire_str t, struct htopic **out)
+{
+    uint64_t hash = engine_hash(hub->engine, t.p, t.len);
+    struct htopic *ht = htopic_find(&hub->topics, t.p, t.len, hash);
+    if (!ht) {
+        struct etopic *et;
+        int rc = engine_hold(hub->engine, t.p, t.len, hash, &et);
+        if (rc < 0) return rc;
+        if (!(ht = htopic_new(&hub->topics, t.p, t.len, hash, et))) {
+            engine_release(hub->engine, et);
+            return -ENOMEM;
+        }
+    }
+    *out = ht;
+    return 0;
+}
+
+void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
+{
+    struct wire_str t = r->topic;
+    if (c->closing) return;
+    int kind = classify(hub, t);
+    if (kind < 0) {
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_BAD_TOPIC,
+                  "topic empty, too long, bad UTF-8, holds a space or control char, or uses '*' "
+                  "other than as a whole segment or a final '**'");
+        return;
+    }
+    struct htopic *ht =
+        kind ? NULL : htopic_find(&hub->topics, t.p, t.len, engine_hash(hub->engine, t.p, t.len));
+    struct sub *s = kind ? sub_pattern(c->subs, t.p, t.len) : (ht ? sub_of(c->subs, ht) : NULL);
+    if (s) {
+        /* Already subscribed: confirm again with what this connection has been given so far —
+         * not the topic's seq, which may include hints a window still holds for it. */
+        send_subscribed(hub, c, r, ht ? s->since : 0);
+        return;
+    }
+    if (c->nsubs >= hub->cfg.max_subs) {
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_TOO_MANY_SUBS,
+                  "subscriptions per connection over max_subs");
+        return;
+    }
+    int rc = 0;
+    if (kind) {
+        s = sub_add_pattern(t.p, t.len, c, &c->subs);
+        if (s && match_add(hub->match, t.p, t.len, s) < 0) {
+            sub_remove(s, &c->subs);
+            s = NULL;
+        }
+    } else if ((rc = get_htopic(hub, t, &ht)) == 0) {
+        s = sub_add(ht, c, &c->subs);
+        if (!s && ht->nsubs == 0) {
+            engine_release(hub->engine, ht->et);
+            htopic_free(&hub->topics, ht);
+        }
+    }
+    if (!s) {
+        if (rc == -ENOSPC)
+            hub_error(hub, c, r->has_id, r->id, t, WIRE_C_TOO_MANY_SUBS,
+                      "the broker knows too many topics (max_topics)");
+        else
+            hub_error(hub, c, r->has_id, r->id, t, WIRE_C_INTERNAL, "out of memory");
+        return;
+    }
+    c->nsubs++;
+    hub->nsubs++;
+    struct engine *e = hub->engine;
+    uint64_t cur = ht ? engine_seq(e, ht->et) : 0;
+    send_subscribed(hub, c, r, cur);
+    if (r->has_pos) {
+        uint64_t pos = r->pos;
+        if (kind)
+            send_reset(hub, c, t, 0, "wildcard"); /* no single position covers a pattern */
+        else if (!epoch_ok(hub, r->epoch))
+            send_reset(hub, c, t, cur, "epoch");
+        else if (pos > cur)
+            send_reset(hub, c, t, cur, "ahead");
+        else if (!engine_complete(e, ht->et, pos))
+            send_reset(hub, c, t, cur, "evicted");
+        else if (pos < cur) {
+            struct replay rp = {hub, c};
+            engine_replay(e, ht->et, pos, cur, on_replay, &rp);
+        }
+    }
+    if (ht) s->since = cur; /* live from here: anything newer, nothing older */
+}
+
+void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id, struct wire_str t)
+{
+    if (c->closing) return;
+    struct sub *s = sub_pattern(c->subs, t.p, t.len);
+    if (!s) {
+        struct htopic *ht =
+            htopic_find(&hub->topics, t.p, t.len, engine_hash(hub->engine, t.p, t.len));
+        s = ht ? sub_of(c->subs, ht) : NULL;
+    }
+    if (!s) {
+        hub_error(hub, c, has_id, id, t, WIRE_C_NOT_SUBSCRIBED, "not subscribed to this topic");
+        return;
+    }
+    drop_sub(hub, c, s);
+    wire_buf_reset(&hub->tmp);
+    if (sub_encode_unsubscribed(c->fmt, &hub->tmp, id, t) == 0) push_tmp(hub, c);
+}

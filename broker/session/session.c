@@ -1,0 +1,243 @@
+/* session: see session.h. Every frame decodes into the session's scratch (struct pub_msg or
+ * struct sub_msg, ~10 KB each with their fixed topic arrays), which is cleared after use: the
+ * msgpack paths allocate nothing per frame; JSON subscriber messages allocate inside jansson.
+ * Errors that only concern one request are answered and the connection stays; a stream that can
+ * no longer be framed or decoded is answered and closed. */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int session_init(struct session *s, struct hub *hub)
+{
+    memset(s, 0, sizeof(*s));
+    s->hub = hub;
+    s->engine = hub->engine;
+    return 0;
+}
+
+void session_close(struct session *s)
+{
+    wire_buf_free(&s->tmp);
+}
+
+static const struct wire_limits *limits(const struct session *s)
+{
+    return &s->engine->cfg.lim;
+}
+
+/* ---- publishers -------------------------------------------------------------------------- */
+
+static void pub_error(struct session *s, struct conn *c, uint64_t id, int code, const char *msg)
+{
+    s->hub->st.errors++;
+    pub_encode_error(&c->out, id, code, msg);
+}
+
+void session_pub_stream_error(struct session *s, struct conn *c, int err)
+{
+    char msg[96];
+    if (err == WIRE_ETOOBIG)
+        snprintf(msg, sizeof(msg), "frame longer than max_frame (%u bytes)", limits(s)->max_frame);
+    else
+        snprintf(msg, sizeof(msg), "invalid frame length");
+    pub_error(s, c, 0, wire_code_of(err), msg);
+    hub_conn_reply(s->hub, c);
+}
+
+struct pubctx {
+    struct session *s;
+    struct conn *c;
+    uint64_t id;
+};
+
+static void published(void *arg, struct engine_pub *p)
+{
+    struct pubctx *pc = arg;
+    if (p->err)
+        pub_error(pc->s, pc->c, pc->id, WIRE_C_INTERNAL, "out of memory");
+    else
+        pub_encode_ack(&pc->c->out, pc->id, p->seqs, p->ntopics);
+}
+
+static void on_publish(struct session *s, struct conn *c, const struct pub_msg *pm, uint64_t now)
+{
+    char msg[96];
+    struct engine_pub *p = &s->pub;
+    p->topics = pm->topics;
+    p->ntopics = pm->ntopics;
+    p->data = pm->data;
+    p->data_len = (uint32_t)pm->data_len;
+    p->origin = pm->origin;
+    p->skip_origin = pm->skip_origin;
+    /* The memory store completes before engine_publish returns, so the context can live on the
+     * stack; a store that completes later needs per-connection contexts (and a connection that
+     * outlives its pending publishes). */
+    struct pubctx pc = {s, c, pm->id};
+    int rc = engine_publish(s->engine, p, now, published, &pc);
+    if (rc == -EINVAL && pm->ntopics == 0) {
+        pub_error(s, c, pm->id, WIRE_C_BAD_FIELD, "publish needs at least one topic");
+    } else if (rc == -EINVAL) {
+        snprintf(msg, sizeof(msg),
+                 "topic %u: empty, too long, bad UTF-8, or holds a space, control char or '*'",
+                 (unsigned)p->seqs[0]);
+        pub_error(s, c, pm->id, WIRE_C_BAD_TOPIC, msg);
+    } else if (rc == -ENOSPC) {
+        pub_error(s, c, pm->id, WIRE_C_LIMIT,
+                  "the broker knows too many topics (--max-topics-total)");
+    } else if (rc < 0) {
+        pub_error(s, c, pm->id, WIRE_C_INTERNAL, "out of memory");
+    }
+}
+
+int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, size_t len,
+                      uint64_t now_ms)
+{
+    struct pub_msg *pm = &s->pm;
+    int rc = 0;
+    int err = pub_decode(body, len, limits(s), pm);
+    if (err < 0) {
+        int code = wire_code_of(err);
+        pub_error(s, c, pm->id, code, wire_code_name(code)); /* id when decoded that far */
+        if (err == WIRE_EMALFORMED) rc = -EPROTO;            /* undecodable: the peer is broken */
+        goto out;
+    }
+    if (!c->hello && pm->type != PUB_HELLO) {
+        pub_error(s, c, pm->id, WIRE_C_HELLO_REQUIRED, "send hello first");
+        goto out;
+    }
+    switch (pm->type) {
+    case PUB_HELLO:
+        if (c->hello) {
+            pub_error(s, c, 0, WIRE_C_UNEXPECTED, "hello already done");
+        } else if (pm->version != WIRE_VERSION) {
+            pub_error(s, c, 0, WIRE_C_BAD_VERSION, "protocol version 1 only");
+        } else {
+            const char *why = "credentials refused";
+            struct session_hello h = {
+                .role = CONN_PUB, .client = pm->client, .auth = pm->auth, .auth_len = pm->auth_len};
+            int code = s->auth ? s->auth(s->auth_arg, c, &h, &why) : 0;
+            if (code) {
+                pub_error(s, c, 0, code, why);
+                rc = -EPROTO;
+                break;
+            }
+            c->hello = 1;
+            pub_encode_welcome(&c->out, WIRE_VERSION, engine_epoch(s->engine),
+                               "nudged/" NUDGE_VERSION, limits(s));
+        }
+        break;
+    case PUB_PUBLISH:
+        on_publish(s, c, pm, now_ms);
+        break;
+    case PUB_PING:
+        pub_encode_pong(&c->out, pm->id);
+        break;
+    case PUB_PONG:
+        break;
+    default:
+        pub_error(s, c, pm->id, WIRE_C_UNEXPECTED, "message not accepted from publishers");
+    }
+out:
+    pub_msg_clear(pm);
+    hub_conn_reply(s->hub, c);
+    return rc;
+}
+
+/* ---- subscribers ------------------------------------------------------------------------- */
+
+static const struct wire_str no_topic = {NULL, 0};
+
+static void sub_error(struct session *s, struct conn *c, const struct sub_msg *sm, int code,
+                      const char *msg)
+{
+    hub_error(s->hub, c, sm ? sm->has_id : 0, sm ? sm->id : 0, no_topic, code, msg);
+}
+
+static void on_subscribe(struct session *s, struct conn *c, const struct sub_msg *sm)
+{
+    if (sm->ntopics == 0) {
+        sub_error(s, c, sm, WIRE_C_BAD_FIELD, "sub needs at least one topic");
+        return;
+    }
+    for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++) {
+        struct hub_sub r = {.has_id = sm->has_id,
+                            .id = sm->id,
+                            .topic = sm->topics[i],
+                            .has_pos = sm->has_seq[i],
+                            .pos = sm->seqs[i],
+                            .epoch = sm->epoch};
+        hub_subscribe(s->hub, c, &r);
+    }
+}
+
+static void on_unsubscribe(struct session *s, struct conn *c, const struct sub_msg *sm)
+{
+    if (sm->ntopics == 0) sub_error(s, c, sm, WIRE_C_BAD_FIELD, "unsub needs at least one topic");
+    for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++)
+        hub_unsubscribe(s->hub, c, sm->has_id, sm->id, sm->topics[i]);
+}
+
+void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, size_t len,
+                         int binary, uint64_t now_ms)
+{
+    (void)now_ms;
+    if (c->closing) return;
+    if (binary != (c->fmt == SUB_MSGPACK)) {
+        sub_error(s, c, NULL, WIRE_C_BAD_FRAME,
+                  c->fmt == SUB_MSGPACK ? "this connection speaks msgpack: send binary frames"
+                                        : "this connection speaks JSON: send text frames");
+        return;
+    }
+    struct sub_msg *sm = &s->sm;
+    int err = sub_decode(c->fmt, p, len, limits(s), sm);
+    if (err < 0) {
+        int code = wire_code_of(err);
+        sub_error(s, c, NULL, code, wire_code_name(code));
+        return;
+    }
+    if (!c->hello && sm->type != SUB_HELLO) {
+        sub_error(s, c, sm, WIRE_C_HELLO_REQUIRED, "send hello first");
+        goto out;
+    }
+    switch (sm->type) {
+    case SUB_HELLO:
+        if (c->hello) {
+            sub_error(s, c, sm, WIRE_C_UNEXPECTED, "hello already done");
+        } else if (sm->version != WIRE_VERSION) {
+            sub_error(s, c, sm, WIRE_C_BAD_VERSION, "protocol version 1 only");
+        } else {
+            const char *why = "credentials refused";
+            struct session_hello h = {.role = CONN_SUB, .client = sm->client, .token = sm->token};
+            int code = s->auth ? s->auth(s->auth_arg, c, &h, &why) : 0;
+            if (code) { /* the client may say hello again with other credentials */
+                sub_error(s, c, sm, code, why);
+                break;
+            }
+            c->hello = 1;
+            wire_buf_reset(&s->tmp);
+            if (sub_encode_welcome(c->fmt, &s->tmp, WIRE_VERSION, c->name, engine_epoch(s->engine),
+                                   "nudged/" NUDGE_VERSION) == 0)
+                hub_push_bytes(s->hub, c, s->tmp.data, s->tmp.len);
+        }
+        break;
+    case SUB_SUBSCRIBE:
+        on_subscribe(s, c, sm);
+        break;
+    case SUB_UNSUBSCRIBE:
+        on_unsubscribe(s, c, sm);
+        break;
+    case SUB_PING:
+        wire_buf_reset(&s->tmp);
+        if (sub_encode_pong(c->fmt, &s->tmp, sm->has_id, sm->id) == 0)
+            hub_push_bytes(s->hub, c, s->tmp.data, s->tmp.len);
+        break;
+    case SUB_PONG:
+        break;
+    default:
+        sub_error(s, c, sm, WIRE_C_UNEXPECTED, "message not accepted from clients");
+    }
+out:
+    sub_msg_clear(sm);
+}

@@ -1,0 +1,62 @@
+/* session: the protocol state machines of a client — hello, then requests — for publishers
+ * (msgpack frames, docs/protocol.md §Publishers) and subscribers (JSON or msgpack messages,
+ * §Subscribers). A transport hands a session every complete frame or message; the session
+ * decodes it into the session's own scratch (no allocation per frame), checks the hello and the
+ * credentials, and calls the engine and the hub with decoded values. Replies are wire bytes:
+ * publisher replies are appended to conn->out, subscriber replies queued on the connection.
+ *
+ * One session context per hub (per worker thread). Credentials are checked at hello in one
+ * place, session_auth_fn, which the next layer of security plugs into. */
+#ifndef NUDGE_SESSION_H
+#define NUDGE_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub.h"
+#include "pub.h"
+#include "sub.h"
+
+/* What a client presented at hello. */
+struct session_hello {
+    enum conn_role role;
+    struct wire_str client; /* client name, may be empty */
+    struct wire_str token;  /* subscribers: "token"; empty when absent */
+    const uint8_t *auth;    /* publishers: raw msgpack of "auth", or NULL */
+    size_t auth_len;
+};
+
+/* Accept (return 0) or refuse (return a WIRE_C_* code > 0 and set *why to a static message that
+ * does not echo the credential) a client at hello. */
+typedef int session_auth_fn(void *arg, const struct conn *c, const struct session_hello *h,
+                            const char **why);
+
+struct session {
+    struct hub *hub;
+    struct engine *engine;
+    session_auth_fn *auth; /* NULL: everyone is accepted */
+    void *auth_arg;
+    struct pub_msg pm;     /* decode scratch, reused for every frame */
+    struct sub_msg sm;     /* decode scratch, reused for every message */
+    struct engine_pub pub; /* the publish in progress */
+    struct wire_buf tmp;   /* scratch for encoding replies */
+};
+
+/* Initialise for hub (and its engine). Returns 0. */
+int session_init(struct session *s, struct hub *hub);
+void session_close(struct session *s);
+
+/* Publisher: one frame body, at time now_ms (monotonic, ms). Replies are appended to c->out and
+ * the hub is asked to have them written. Returns 0, or -EPROTO when the connection must be
+ * closed once its replies are written. */
+int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, size_t len,
+                      uint64_t now_ms);
+/* Publisher: the frame stream itself is broken (err from pub_frame_next); appends the error
+ * frame to c->out. The caller closes after writing it. */
+void session_pub_stream_error(struct session *s, struct conn *c, int err);
+
+/* Subscriber: one complete message (binary: the frame opcode was binary). */
+void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, size_t len,
+                         int binary, uint64_t now_ms);
+
+#endif
