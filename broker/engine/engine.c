@@ -51,12 +51,20 @@ int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t
     memcpy(&k1, seed + 8, 8);
     memcpy(&ep, seed + 16, 8);
     memcpy(&base, seed + 24, 8);
-    (void)base;
+    /* Connection ids start at a random point of the 64-bit space, not at 1: a backend may
+     * still hold an id from before a restart, and it must name no connection of this start (or
+     * skip_origin would drop another subscriber's hint). */
+    e->id_base = base;
     atomic_init(&e->next_id, 0);
-    if (table_init(&e->topics, k0, k1) < 0) return -ENOMEM;
+    if (pthread_mutex_init(&e->lock, NULL) != 0) return -ENOMEM;
+    if (table_init(&e->topics, k0, k1) < 0) {
+        pthread_mutex_destroy(&e->lock);
+        return -ENOMEM;
+    }
     e->store = store_mem_new(&e->cfg.hist, ep, k0, k1);
     if (!e->store) {
         table_free(&e->topics);
+        pthread_mutex_destroy(&e->lock);
         return -ENOMEM;
     }
     e->store->emptied = on_emptied;
@@ -82,6 +90,7 @@ void engine_close(struct engine *e)
     e->store = NULL;
     e->windows = NULL;
     wire_buf_free(&e->tmp);
+    pthread_mutex_destroy(&e->lock);
 }
 
 int engine_add_sink(struct engine *e, const struct engine_sink *s)
@@ -93,7 +102,7 @@ int engine_add_sink(struct engine *e, const struct engine_sink *s)
 
 uint64_t engine_conn_id(struct engine *e)
 {
-    return atomic_fetch_add_explicit(&e->next_id, 1, memory_order_relaxed) + 1;
+    return e->id_base + atomic_fetch_add_explicit(&e->next_id, 1, memory_order_relaxed) + 1;
 }
 
 /* ---- topics ------------------------------------------------------------------------------ */
@@ -165,6 +174,16 @@ uint64_t engine_seq(const struct engine *e, const struct etopic *t)
     return e->store->ops->seq(e->store, t->st);
 }
 
+uint64_t engine_released(const struct engine *e, const struct etopic *t)
+{
+    return engine_seq(e, t) - (t->win_hint ? t->win_count : 0);
+}
+
+void engine_pattern_live(struct engine *e, uint64_t *live)
+{
+    *live = e->pat_live = e->ordinal;
+}
+
 int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after)
 {
     return store_complete(e->store, t->st, after);
@@ -185,18 +204,41 @@ static void fan_out(struct engine *e, struct hint *h, uint32_t count, struct wir
         e->sinks[i].deliver(e->sinks[i].arg, h, count, origin, skip_origin);
 }
 
+/* Fan out what t's window holds (the newest held hint, standing for win_count publishes), with
+ * the newest publish's origin rules (a hub applies them where the hint stands for that publish
+ * alone). The window stays open. */
+static void win_flush(struct engine *e, struct etopic *t)
+{
+    struct hint *h = t->win_hint;
+    uint32_t n = t->win_count;
+    struct wire_str origin = {t->win_origin, t->win_origin_len};
+    int skip = t->win_skip_origin;
+    t->win_hint = NULL;
+    t->win_count = 0;
+    t->win_origin_len = 0;
+    fan_out(e, h, n, origin, skip);
+    hint_unref(h);
+}
+
 /* Release one hint of t: straight out, or held by the topic's coalescing window. */
 static void release(struct engine *e, struct etopic *t, struct hint *h, struct wire_str origin,
                     int skip_origin, uint64_t now)
 {
     if (t->window_ms) {
+        /* Invariant: no pattern went live between two publishes a window holds, so a pattern
+         * gets all of them (counted exactly) or none (made after them: its fresh start includes
+         * them). A pattern subscribed since the newest held publish splits the window: what it
+         * held goes out now, this publish starts a new hold. Costs one extra hint per pattern
+         * subscription made while a window holds publishes. */
+        if (t->win_hint && e->pat_live >= t->win_hint->ordinal) win_flush(e, t);
         if (now < t->win_until) {
             if (t->win_hint) e->st.coalesced++;
             hint_unref(t->win_hint);
             t->win_hint = hint_ref(h);
-            /* A lone held publish keeps its origin rules; a merged one belongs to no one. */
+            t->win_count++;
+            /* The newest held publish's origin (see win_flush). */
             t->win_origin_len = 0;
-            if (t->win_count++ == 0 && origin.len && origin.len < sizeof(t->win_origin)) {
+            if (origin.len && origin.len < sizeof(t->win_origin)) {
                 memcpy(t->win_origin, origin.p, origin.len);
                 t->win_origin_len = (uint8_t)origin.len;
                 t->win_skip_origin = (uint8_t)skip_origin;
@@ -218,7 +260,7 @@ static void release(struct engine *e, struct etopic *t, struct hint *h, struct w
             t->win_count = 0;
             t->win_origin_len = 0;
             e->st.coalesced++;
-            fan_out(e, h, n, (struct wire_str){NULL, 0}, 0);
+            fan_out(e, h, n, origin, skip_origin);
             return;
         }
     }
@@ -235,17 +277,8 @@ uint64_t engine_tick(struct engine *e, uint64_t now_ms)
             continue;
         }
         if (t->win_hint) { /* the newest of the window always goes out */
-            struct hint *h = t->win_hint;
-            uint32_t n = t->win_count;
-            struct wire_str origin = {t->win_origin, t->win_origin_len};
-            int skip = n == 1 && t->win_skip_origin;
-            if (n != 1) origin.len = 0;
-            t->win_hint = NULL;
-            t->win_count = 0;
-            t->win_origin_len = 0;
             t->win_until = now_ms + t->window_ms;
-            fan_out(e, h, n, origin, skip);
-            hint_unref(h);
+            win_flush(e, t);
             pp = &t->win_next;
             continue;
         }
@@ -267,6 +300,7 @@ static void appended(void *arg, struct hint *h, int err)
     struct engine_pub *p = part->p;
     struct engine *e = p->e;
     struct etopic *t = part->t;
+    if (err == 0) h->ordinal = t->ordinal = ++e->ordinal;
     if (err == 0 && hint_seal(h, &e->tmp) < 0) err = -ENOMEM;
     if (err < 0) {
         /* Topics before this one were published; the publisher retries the whole message and

@@ -11,6 +11,7 @@
 #ifndef NUDGE_ENGINE_H
 #define NUDGE_ENGINE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +60,7 @@ struct etopic {
     struct tnode node;
     struct store_topic *st;
     uint32_t holds;
+    uint64_t ordinal; /* of its last publish (engine_ordinal); 0 = none since it was created */
     uint32_t window_ms;
     uint32_t win_count;    /* publishes waiting in the window */
     uint64_t win_until;    /* window open until this time (ms, caller's clock) */
@@ -99,6 +101,7 @@ struct engine_pub {
 };
 
 struct engine {
+    pthread_mutex_t lock; /* held by the caller around every call below (engine_lock) */
     struct engine_config cfg;
     struct table topics;
     struct store *store;
@@ -109,6 +112,8 @@ struct engine {
     struct engine_stats st;
     _Atomic uint64_t next_id; /* connection ids */
     uint64_t id_base;
+    uint64_t ordinal;  /* hints stamped so far: the process-wide order of publishes */
+    uint64_t pat_live; /* ordinal at which the newest pattern subscription went live */
 };
 
 /* Fill cfg with the documented defaults. */
@@ -120,6 +125,22 @@ int engine_window_parse(const char *s, struct engine_window *w);
 int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32]);
 /* Free topics, windows and the store. Every hold must be released first. */
 void engine_close(struct engine *e);
+/* Serialise engine calls between worker threads: every function below (but engine_epoch,
+ * engine_hash and engine_conn_id) must be called with the lock held. Sinks run with it held. */
+static inline void engine_lock(struct engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+}
+static inline void engine_unlock(struct engine *e)
+{
+    pthread_mutex_unlock(&e->lock);
+}
+/* The ordinal of the newest hint stamped so far (struct hint.ordinal): a subscription made now
+ * is live for hints with a larger ordinal. */
+static inline uint64_t engine_ordinal(const struct engine *e)
+{
+    return e->ordinal;
+}
 /* Add a sink (a hub). Returns 0 or -ENOSPC. */
 int engine_add_sink(struct engine *e, const struct engine_sink *s);
 
@@ -150,6 +171,13 @@ int engine_hold(struct engine *e, const char *name, size_t len, uint64_t hash, s
 void engine_release(struct engine *e, struct etopic *t);
 /* The topic's current position (seqs held by a window included). */
 uint64_t engine_seq(const struct engine *e, const struct etopic *t);
+/* The topic's position less what a coalescing window still holds: the newest seq every
+ * follower has been released. */
+uint64_t engine_released(const struct engine *e, const struct etopic *t);
+/* A pattern subscription goes live now: *live = the current ordinal (hints with a larger one
+ * are its), and windows holding older publishes release them before holding newer ones, so a
+ * window's hint stands for publishes all before or all after any pattern. */
+void engine_pattern_live(struct engine *e, uint64_t *live);
 /* Whether every seq after `after` is retained for replay (store_complete). */
 int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after);
 /* Call fn for each retained hint with after < seq <= upto, oldest first (references stay the

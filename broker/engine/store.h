@@ -72,7 +72,8 @@ struct store {
     /* Called when a topic's last retained hint is dropped (the engine may then forget it). */
     void (*emptied)(void *arg, void *owner);
     void *emptied_arg;
-    uint64_t (*wall_ms)(void); /* the clock that stamps hints; store_wall_ms unless a test sets it */
+    uint64_t (*wall_ms)(
+        void); /* the clock that stamps hints; store_wall_ms unless a test sets it */
 };
 
 void store_config_default(struct store_config *cfg);

@@ -35,6 +35,7 @@ int conn_push_msg(struct conn *c, struct msg *m)
     }
     *at(c, c->qhead + c->qlen) = (struct qent){.m = m};
     c->qlen++;
+    if (c->qtotal) stat_add(c->qtotal, 1);
     c->qctl++;
     /* A control message is a barrier: no later hint may merge into one queued before it (a
      * reset or subscribed must not be overtaken by a newer hint of its topic). */
@@ -106,11 +107,14 @@ int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int 
         if (c->pm[i].used && live(c, c->pm[i].pos, h)) {
             struct qent *e = at(c, c->pm[i].pos);
             if (h->seq > e->h->seq) { /* never let an older hint replace a newer one */
+                /* The entry stands for the seqs after (its seq - its count): the merged one for
+                 * all of them up to h's, the connection's own skip_origin seqs in between
+                 * included ("n" = seq - the connection's position, docs/protocol.md §hint). */
+                e->count = (uint32_t)(h->seq - (e->h->seq - e->count));
                 hint_unref(e->h);
                 e->h = hint_ref(h);
                 e->own = (uint8_t)(e->own && own);
             }
-            e->count += count;
             return 1;
         }
     }
@@ -118,6 +122,7 @@ int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int 
     uint64_t pos = c->qhead + c->qlen;
     *at(c, pos) = (struct qent){.h = hint_ref(h), .count = count, .own = (uint8_t)own};
     c->qlen++;
+    if (c->qtotal) stat_add(c->qtotal, 1);
     if (coalesce) index_put(c, h, pos);
     return 0;
 }
@@ -155,6 +160,7 @@ void conn_pop(struct conn *c, uint32_t n)
         hint_unref(e->h);
         c->qhead++;
         c->qlen--;
+        if (c->qtotal) stat_sub(c->qtotal, 1);
     }
     if (c->qlen == 0 && c->pm_used) { /* every index slot is stale now */
         memset(c->pm, 0, sizeof(*c->pm) * c->pm_cap);

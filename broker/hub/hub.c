@@ -38,13 +38,22 @@ int hub_init(struct hub *hub, const struct hub_config *cfg, struct engine *engin
     if (hub->cfg.max_queue < 8) hub->cfg.max_queue = 8;
     if (hub->cfg.max_subs < 1) hub->cfg.max_subs = 1;
     hub->engine = engine;
-    if (table_init(&hub->topics, engine->topics.k0, engine->topics.k1) < 0) return -ENOMEM;
-    if (!(hub->match = match_new())) {
-        table_free(&hub->topics);
+    if (pthread_mutex_init(&hub->in_lock, NULL) != 0) return -ENOMEM;
+    if (table_init(&hub->topics, engine->topics.k0, engine->topics.k1) < 0) {
+        pthread_mutex_destroy(&hub->in_lock);
         return -ENOMEM;
     }
+    if (!(hub->match = match_new())) {
+        table_free(&hub->topics);
+        pthread_mutex_destroy(&hub->in_lock);
+        return -ENOMEM;
+    }
+    hub->owner = pthread_self();
+    hub->owned = 1;
+    engine_lock(engine);
     struct engine_sink s = {.deliver = hub_deliver, .arg = hub};
     int rc = engine_add_sink(engine, &s);
+    engine_unlock(engine);
     if (rc < 0) {
         hub_close(hub);
         return rc;
@@ -69,9 +78,28 @@ void hub_close(struct hub *hub)
 {
     if (hub->match) match_free(hub->match);
     hub->match = NULL;
+    engine_lock(hub->engine);
     table_drain(&hub->topics, free_htopic, hub);
+    engine_unlock(hub->engine);
     table_free(&hub->topics);
     wire_buf_free(&hub->tmp);
+    for (uint32_t i = 0; i < hub->in_len; i++)
+        hint_unref(hub->in[i].h);
+    free(hub->in);
+    free(hub->in_spare);
+    hub->in = hub->in_spare = NULL;
+    hub->in_len = hub->in_cap = hub->spare_cap = 0;
+    pthread_mutex_destroy(&hub->in_lock);
+}
+
+void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&hub->in_lock);
+    hub->owner = pthread_self();
+    hub->owned = 1;
+    hub->wake = wake;
+    hub->wake_arg = arg;
+    pthread_mutex_unlock(&hub->in_lock);
 }
 
 void hub_conn_open(struct hub *hub, struct conn *c, enum conn_role role, const struct conn_ops *ops,
@@ -80,13 +108,14 @@ void hub_conn_open(struct hub *hub, struct conn *c, enum conn_role role, const s
     c->ops = ops;
     c->io = io;
     c->role = role;
+    c->qtotal = &hub->st.queued;
     c->id = engine_conn_id(hub->engine);
     c->name_len = (uint32_t)snprintf(c->name, sizeof(c->name), "%llx", (unsigned long long)c->id);
     c->next = hub->conns;
     if (hub->conns) hub->conns->prev = c;
     hub->conns = c;
-    hub->st.conns[role]++;
-    hub->st.accepted[role]++;
+    stat_add(&hub->st.conns[role], 1);
+    stat_add(&hub->st.accepted[role], 1);
 }
 
 static void dirty_remove(struct hub *hub, struct conn *c)
@@ -118,9 +147,11 @@ static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
     if (s->pat) match_remove(hub->match, s->pat, s->patlen, s);
     sub_remove(s, &c->subs);
     c->nsubs--;
-    hub->nsubs--;
+    stat_sub(&hub->st.subs, 1);
     if (ht && ht->nsubs == 0) {
+        engine_lock(hub->engine);
         engine_release(hub->engine, ht->et);
+        engine_unlock(hub->engine);
         htopic_free(&hub->topics, ht);
     }
 }
@@ -138,7 +169,7 @@ void hub_conn_gone(struct hub *hub, struct conn *c)
         hub->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    hub->st.conns[c->role]--;
+    stat_sub(&hub->st.conns[c->role], 1);
     c->ops = NULL;
 }
 
@@ -161,7 +192,7 @@ static void push_msg(struct hub *hub, struct conn *c, struct msg *m)
     }
     if (c->qctl >= hub->cfg.max_queue) {
         msg_unref(m);
-        hub->st.slow_closes++;
+        stat_add(&hub->st.slow_closes, 1);
         hub_conn_close(hub, c, CLOSE_SLOW, "slow consumer: replies not read");
         return;
     }
@@ -197,7 +228,7 @@ void hub_conn_reply(struct hub *hub, struct conn *c)
 void hub_error(struct hub *hub, struct conn *c, int has_id, uint64_t id, struct wire_str topic,
                int code, const char *msg)
 {
-    hub->st.errors++;
+    stat_add(&hub->st.errors, 1);
     wire_buf_reset(&hub->tmp);
     if (sub_encode_error(c->fmt, &hub->tmp, has_id, id, topic, code, msg) == 0) push_tmp(hub, c);
 }
@@ -221,10 +252,10 @@ static void push_hint(struct hub *hub, struct conn *c, struct hint *h, uint32_t 
         hub_conn_close(hub, c, 1011, "out of memory");
         return;
     }
-    if (rc == 1) hub->st.coalesced++;
+    if (rc == 1) stat_add(&hub->st.coalesced, 1);
     if (c->qlen > max + hub->cfg.max_subs) {
         /* Only wildcards over more topics than max_subs get here: one entry per topic. */
-        hub->st.slow_closes++;
+        stat_add(&hub->st.slow_closes, 1);
         hub_conn_close(hub, c, CLOSE_SLOW, "slow consumer: outbound queue full");
         return;
     }
@@ -246,14 +277,6 @@ void hub_close_all(struct hub *hub, int code, const char *reason)
         hub_conn_close(hub, c, code, reason);
 }
 
-uint64_t hub_queued(const struct hub *hub)
-{
-    uint64_t n = 0;
-    for (const struct conn *c = hub->conns; c; c = c->next)
-        n += c->qlen;
-    return n;
-}
-
 /* ---- fan-out ----------------------------------------------------------------------------- */
 
 struct fan {
@@ -265,13 +288,18 @@ struct fan {
     uint64_t stamp;
 };
 
-static void deliver(struct fan *f, struct conn *c)
+/* count: how many seqs the hint advances c's position by ("n", docs/protocol.md §hint). */
+static void deliver(struct fan *f, struct conn *c, uint32_t count)
 {
     int own = f->origin.len && f->origin.len == c->name_len &&
               memcmp(f->origin.p, c->name, f->origin.len) == 0;
+    /* f->origin is the newest publish's. A hint standing for several publishes for c is no
+     * one's own; one standing for that publish alone (also a window hint for a connection that
+     * had the window's other publishes) keeps its origin rules. */
+    if (count > 1) own = 0;
     if (own && f->skip_origin) return;
-    f->hub->st.deliveries++;
-    push_hint(f->hub, c, f->h, f->count, own);
+    stat_add(&f->hub->st.deliveries, 1);
+    push_hint(f->hub, c, f->h, count, own);
 }
 
 static void on_match(void *subp, void *arg)
@@ -280,13 +308,19 @@ static void on_match(void *subp, void *arg)
     struct fan *f = arg;
     struct conn *c = s->conn;
     if (c->stamp == f->stamp || c->closing) return;
+    /* A pattern stands for the publishes after it went live. A window's held publishes are all
+     * newer or all older than it (engine_pattern_live), so the newest one decides: older, and
+     * the subscription (a fresh start) already includes them — no hint. Another pattern of c
+     * may still qualify, so the stamp is not taken. The hint's count then is exactly what c was
+     * not given: every publish it stands for is newer than the pattern. */
+    if (f->h->ordinal <= s->live) return;
     c->stamp = f->stamp;
-    deliver(f, c);
+    deliver(f, c, f->count);
 }
 
-void hub_deliver(void *arg, struct hint *h, uint32_t count, struct wire_str origin, int skip_origin)
+static void fan_out(struct hub *hub, struct hint *h, uint32_t count, struct wire_str origin,
+                    int skip_origin)
 {
-    struct hub *hub = arg;
     struct fan f = {hub, h, count, origin, skip_origin, ++hub->stamp};
     /* Exact subscriptions first: they carry the connection's position for the topic, and a
      * connection that also matches through a wildcard must not get the hint twice. */
@@ -295,10 +329,62 @@ void hub_deliver(void *arg, struct hint *h, uint32_t count, struct wire_str orig
         struct conn *c = s->conn;
         c->stamp = f.stamp;
         if (c->closing || h->seq <= s->since) continue;
-        deliver(&f, c);
+        /* "n" counts from this connection's position, not the publishes a window held: a sub
+         * made during the window was confirmed at a seq past some of them. */
+        deliver(&f, c, (uint32_t)(h->seq - s->since));
         s->since = h->seq; /* what this connection has been given (or skipped as its own) */
     }
     if (match_count(hub->match)) match_each(hub->match, h->topic, h->topic_len, on_match, &f);
+}
+
+void hub_deliver(void *arg, struct hint *h, uint32_t count, struct wire_str origin, int skip_origin)
+{
+    struct hub *hub = arg;
+    int wake = 0;
+    pthread_mutex_lock(&hub->in_lock);
+    if (hub->in_len == hub->in_cap) {
+        uint32_t ncap = hub->in_cap ? hub->in_cap * 2 : 256;
+        struct hub_in *n = realloc(hub->in, sizeof(*n) * ncap);
+        if (!n) { /* cannot queue: the hint is lost for this hub, say so loudly in stats */
+            pthread_mutex_unlock(&hub->in_lock);
+            stat_add(&hub->st.errors, 1);
+            return;
+        }
+        hub->in = n;
+        hub->in_cap = ncap;
+    }
+    struct hub_in *e = &hub->in[hub->in_len++];
+    e->h = hint_ref(h);
+    e->count = count;
+    e->skip_origin = (uint8_t)skip_origin;
+    e->origin_len = origin.len < sizeof(e->origin) ? (uint8_t)origin.len : 0;
+    if (e->origin_len) memcpy(e->origin, origin.p, e->origin_len);
+    wake = hub->in_len == 1 && !(hub->owned && pthread_equal(hub->owner, pthread_self()));
+    /* Woken under the lock: hub_own(NULL) then guarantees no wake reaches a closed handle. */
+    if (wake && hub->wake) hub->wake(hub->wake_arg);
+    pthread_mutex_unlock(&hub->in_lock);
+}
+
+void hub_drain(struct hub *hub)
+{
+    for (;;) {
+        pthread_mutex_lock(&hub->in_lock);
+        struct hub_in *batch = hub->in;
+        uint32_t n = hub->in_len, cap = hub->in_cap;
+        hub->in = hub->in_spare;
+        hub->in_cap = hub->spare_cap;
+        hub->in_len = 0;
+        pthread_mutex_unlock(&hub->in_lock);
+        for (uint32_t i = 0; i < n; i++) {
+            struct hub_in *e = &batch[i];
+            struct wire_str origin = {e->origin, e->origin_len};
+            fan_out(hub, e->h, e->count, origin, e->skip_origin);
+            hint_unref(e->h);
+        }
+        hub->in_spare = batch; /* only this thread swaps: the spare is ours between swaps */
+        hub->spare_cap = cap;
+        if (n == 0) return;
+    }
 }
 
 /* ---- subscriptions ----------------------------------------------------------------------- */
@@ -306,7 +392,7 @@ void hub_deliver(void *arg, struct hint *h, uint32_t count, struct wire_str orig
 static void send_reset(struct hub *hub, struct conn *c, struct wire_str t, uint64_t seq,
                        const char *reason)
 {
-    hub->st.resets++;
+    stat_add(&hub->st.resets, 1);
     wire_buf_reset(&hub->tmp);
     if (sub_encode_reset(c->fmt, &hub->tmp, t, seq, reason) == 0) push_tmp(hub, c);
 }
@@ -325,7 +411,7 @@ struct replay {
 static void on_replay(void *arg, struct hint *h)
 {
     struct replay *r = arg;
-    r->hub->st.replayed++;
+    stat_add(&r->hub->st.replayed, 1);
     push_hint(r->hub, r->c, h, 1, 0);
 }
 
@@ -344,6 +430,26 @@ static int classify(const struct hub *hub, struct wire_str t)
     return wire_topic_check(buf, t.len, lim) < 0 ? -1 : kind;
 }
 
+/* Whether c already follows topic t through a pattern that has brought it something of t: a
+ * matching pattern of c went live before t's last publish, which c has then been queued (the
+ * inbox was drained under the engine lock) or which a coalescing window holds for it. Then *pos
+ * is the last seq of t c has been given: t's seq less what a window still holds (a window's
+ * held publishes are all newer than the pattern, engine_pattern_live). 0 when no pattern of c
+ * matches t or t had no publish since the earliest matching one went live: c has nothing of t
+ * yet. Linear in c's subscriptions (bounded by max_subs); only exact subs of new topics pay it.
+ * Engine lock held. */
+static int pattern_position(const struct hub *hub, const struct conn *c, const struct htopic *ht,
+                            uint64_t *pos)
+{
+    uint64_t live = UINT64_MAX;
+    for (const struct sub *s = c->subs; s; s = s->cnext)
+        if (s->pat && s->live < live && match_one(s->pat, s->patlen, ht->name, ht->node.len) == 1)
+            live = s->live;
+    if (live == UINT64_MAX || ht->et->ordinal <= live) return 0;
+    *pos = engine_released(hub->engine, ht->et);
+    return 1;
+}
+
 static int epoch_ok(const struct hub *hub, struct wire_str epoch)
 {
     const char *mine = engine_epoch(hub->engine);
@@ -356,7 +462,7 @@ static int get_htopic(struct hub *hub, struct wire_str t, struct htopic **out)
     uint64_t hash = engine_hash(hub->engine, t.p, t.len);
     struct htopic *ht = htopic_find(&hub->topics, t.p, t.len, hash);
     if (!ht) {
-        struct etopic *et;
+        struct etopic *et; /* engine lock held by the caller */
         int rc = engine_hold(hub->engine, t.p, t.len, hash, &et);
         if (rc < 0) return rc;
         if (!(ht = htopic_new(&hub->topics, t.p, t.len, hash, et))) {
@@ -393,7 +499,18 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
                   "subscriptions per connection over max_subs");
         return;
     }
+    /* Under the engine lock from here: the position confirmed, the replay bounded by it and the
+     * live point are one step for every other thread's publishes (docs/architecture.md). */
+    struct engine *e = hub->engine;
     int rc = 0;
+    engine_lock(e);
+    /* Every hint released before this moment reaches this hub's connections first, so the
+     * position below is what they have been given, whichever thread published. */
+    hub_drain(hub);
+    if (c->closing) {
+        engine_unlock(e);
+        return;
+    }
     if (kind) {
         s = sub_add_pattern(t.p, t.len, c, &c->subs);
         if (s && match_add(hub->match, t.p, t.len, s) < 0) {
@@ -403,21 +520,32 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     } else if ((rc = get_htopic(hub, t, &ht)) == 0) {
         s = sub_add(ht, c, &c->subs);
         if (!s && ht->nsubs == 0) {
-            engine_release(hub->engine, ht->et);
+            engine_release(e, ht->et);
             htopic_free(&hub->topics, ht);
         }
     }
     if (!s) {
+        engine_unlock(e);
         if (rc == -ENOSPC)
-            hub_error(hub, c, r->has_id, r->id, t, WIRE_C_TOO_MANY_SUBS,
-                      "the broker knows too many topics (max_topics)");
+            hub_error(hub, c, r->has_id, r->id, t, WIRE_C_LIMIT,
+                      "the broker knows too many topics (--max-topics-total)");
         else
             hub_error(hub, c, r->has_id, r->id, t, WIRE_C_INTERNAL, "out of memory");
         return;
     }
     c->nsubs++;
-    hub->nsubs++;
-    struct engine *e = hub->engine;
+    stat_add(&hub->st.subs, 1);
+    uint64_t given;
+    if (!kind && pattern_position(hub, c, ht, &given)) {
+        /* The connection already follows the topic through a pattern that brought it hints of
+         * it: the exact sub takes over from there, as a re-subscribe does — confirmed at what
+         * the connection was given, no replay (it would repeat those hints, out of order) and
+         * no reset, whatever the resume position; what a window holds follows as usual. */
+        s->since = given;
+        send_subscribed(hub, c, r, given);
+        engine_unlock(e);
+        return;
+    }
     uint64_t cur = ht ? engine_seq(e, ht->et) : 0;
     send_subscribed(hub, c, r, cur);
     if (r->has_pos) {
@@ -435,7 +563,12 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
             engine_replay(e, ht->et, pos, cur, on_replay, &rp);
         }
     }
-    if (ht) s->since = cur; /* live from here: anything newer, nothing older */
+    /* Live from here: anything newer, nothing older. */
+    if (ht)
+        s->since = cur;
+    else
+        engine_pattern_live(e, &s->live);
+    engine_unlock(e);
 }
 
 void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id, struct wire_str t)

@@ -10,11 +10,13 @@
 #ifndef NUDGE_HUB_H
 #define NUDGE_HUB_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "conn.h"
 #include "engine.h"
+#include "stat.h"
 #include "subs.h"
 #include "wire.h"
 
@@ -26,17 +28,28 @@ struct hub_config {
                            Hard limit max_queue + max_subs, then the connection is closed. */
 };
 
-/* Counters of one hub, written only by its thread. */
+/* Counters of one hub, written only by its thread, read by any (stat.h). */
 struct hub_stats {
-    uint64_t conns[CONN_ROLES];    /* open now */
-    uint64_t accepted[CONN_ROLES]; /* since start */
-    uint64_t deliveries;           /* hints queued to subscribers */
-    uint64_t bytes_in, bytes_out;  /* counted by the transports (hub_count_bytes) */
-    uint64_t errors;               /* error messages sent + connections closed for faults */
-    uint64_t slow_closes;          /* subscribers closed because their queue hit its hard limit */
-    uint64_t coalesced;            /* hints merged into one already waiting in a queue */
-    uint64_t replayed;             /* hints replayed from history on resume */
-    uint64_t resets;               /* reset messages sent */
+    stat_t conns[CONN_ROLES];    /* open now */
+    stat_t accepted[CONN_ROLES]; /* since start */
+    stat_t deliveries;           /* hints queued to subscribers */
+    stat_t bytes_in, bytes_out;  /* counted by the transports (hub_count_bytes) */
+    stat_t errors;               /* error messages sent + connections closed for faults */
+    stat_t slow_closes;          /* subscribers closed because their queue hit its hard limit */
+    stat_t coalesced;            /* hints merged into one already waiting in a queue */
+    stat_t replayed;             /* hints replayed from history on resume */
+    stat_t resets;               /* reset messages sent */
+    stat_t subs;                 /* subscriptions, all connections */
+    stat_t queued;               /* entries waiting in queues, all connections */
+};
+
+/* A released hint waiting for its hub's thread. */
+struct hub_in {
+    struct hint *h; /* a reference */
+    uint32_t count;
+    uint8_t skip_origin;
+    uint8_t origin_len;
+    char origin[24];
 };
 
 struct hub {
@@ -45,11 +58,19 @@ struct hub {
     struct table topics; /* struct htopic: topics followed exactly on this hub */
     struct match *match; /* wildcard subscriptions */
     struct hub_stats st;
-    uint64_t nsubs;      /* subscriptions, all connections */
     uint64_t stamp;      /* fan-out stamp (one delivery per publish per connection) */
     struct conn *conns;  /* every open connection */
     struct conn *dirty;  /* connections with queued output */
     struct wire_buf tmp; /* scratch for encoding */
+    /* Inbox: hints released by the engine (on any thread, under the engine lock, so in seq
+     * order per topic) wait here until the hub's thread drains them (hub_drain). */
+    pthread_mutex_t in_lock;
+    struct hub_in *in, *in_spare;
+    uint32_t in_len, in_cap, spare_cap;
+    pthread_t owner; /* the hub's thread (hub_own) */
+    int owned;
+    void (*wake)(void *arg); /* ask the hub's thread to drain soon (e.g. uv_async_send) */
+    void *wake_arg;
 };
 
 /* A decoded subscription request for one topic or pattern. */
@@ -94,20 +115,25 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *req);
 void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id,
                      struct wire_str topic);
 
-/* Engine sink: fan hint h out to this hub's subscribers. */
+/* The calling thread is the hub's own from now on; wake(arg) will be called (from other threads,
+ * with an inbox lock held: it must only signal) when hints arrive for it. wake NULL: no more
+ * wakes (before the waking handle is closed). */
+void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg);
+/* Engine sink (any thread, engine lock held): queue hint h for this hub's thread. */
 void hub_deliver(void *hub, struct hint *h, uint32_t count, struct wire_str origin,
                  int skip_origin);
+/* Fan every hint in the inbox out to this hub's subscribers (the hub's thread; call before
+ * hub_flush each loop turn and when woken). */
+void hub_drain(struct hub *hub);
 /* Ask every connection with queued output to write it (call once per loop turn). */
 void hub_flush(struct hub *hub);
-/* Hints waiting in queues, over all connections. */
-uint64_t hub_queued(const struct hub *hub);
 /* Close every connection with code/reason (shutdown). */
 void hub_close_all(struct hub *hub, int code, const char *reason);
 /* Transports count their traffic here. */
 static inline void hub_count_bytes(struct hub *hub, uint64_t in, uint64_t out)
 {
-    hub->st.bytes_in += in;
-    hub->st.bytes_out += out;
+    if (in) stat_add(&hub->st.bytes_in, in);
+    if (out) stat_add(&hub->st.bytes_out, out);
 }
 
 #endif

@@ -22,6 +22,7 @@ struct sub {
     struct sub *tprev, *tnext; /* topic's subscribers */
     struct sub *cprev, *cnext; /* connection's subscriptions */
     uint64_t since;            /* exact: the connection knows the topic up to this seq */
+    uint64_t live;             /* pattern: live for hints with a larger ordinal (hint.h) */
     uint32_t patlen;
     char *pat; /* wildcard pattern (owned), or NULL */
 };

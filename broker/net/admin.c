@@ -81,12 +81,46 @@ static int set_u64(json_t *o, const char *k, uint64_t v)
     return json_object_set_new(o, k, json_integer((json_int_t)v));
 }
 
+/* One worker's hub counters summed with the others' (each read whole, stat.h). */
+struct hub_sum {
+    uint64_t conns[CONN_ROLES], accepted[CONN_ROLES], deliveries, bytes_in, bytes_out, errors,
+        slow_closes, coalesced, replayed, resets, subs, queued;
+};
+
+static void sum_hubs(const struct broker *b, struct hub_sum *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (uint32_t i = 0; i < b->nworkers; i++) {
+        const struct hub_stats *st = &server_hub(b, i)->st;
+        for (int r = 0; r < CONN_ROLES; r++) {
+            t->conns[r] += stat_get(&st->conns[r]);
+            t->accepted[r] += stat_get(&st->accepted[r]);
+        }
+        t->deliveries += stat_get(&st->deliveries);
+        t->bytes_in += stat_get(&st->bytes_in);
+        t->bytes_out += stat_get(&st->bytes_out);
+        t->errors += stat_get(&st->errors);
+        t->slow_closes += stat_get(&st->slow_closes);
+        t->coalesced += stat_get(&st->coalesced);
+        t->replayed += stat_get(&st->replayed);
+        t->resets += stat_get(&st->resets);
+        t->subs += stat_get(&st->subs);
+        t->queued += stat_get(&st->queued);
+    }
+}
+
 int admin_stats_json(const struct server *srv, struct wire_buf *out)
 {
-    const struct engine *e = srv->engine;
+    struct engine *e = srv->engine;
     const struct hub *hub = &srv->hub;
-    const struct hub_stats *st = &hub->st;
     const struct store *store = e->store;
+    struct hub_sum t;
+    sum_hubs(srv->broker, &t);
+    engine_lock(e); /* the engine's figures as of one moment */
+    struct engine_stats est = e->st;
+    struct store_stats sst = store->st;
+    uint64_t ntopics = e->topics.count;
+    engine_unlock(e);
     json_t *o = json_object(), *conns = json_object(), *acc = json_object(), *lim = json_object();
     int rc = -ENOMEM;
     if (!o || !conns || !acc || !lim) goto out;
@@ -94,33 +128,34 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     json_object_set_new(o, "uptime_s", json_real((double)(now - srv->start_ms) / 1000.0));
     json_object_set_new(o, "epoch", json_string(engine_epoch(e)));
     json_object_set_new(o, "version", json_string(NUDGE_VERSION));
-    set_u64(conns, "pub", st->conns[CONN_PUB]);
-    set_u64(conns, "ws", st->conns[CONN_SUB]);
+    set_u64(o, "workers", srv->broker->nworkers);
+    set_u64(conns, "pub", t.conns[CONN_PUB]);
+    set_u64(conns, "ws", t.conns[CONN_SUB]);
     set_u64(conns, "admin", srv->admin ? srv->admin->open : 0);
-    set_u64(acc, "pub", st->accepted[CONN_PUB]);
-    set_u64(acc, "ws", st->accepted[CONN_SUB]);
+    set_u64(acc, "pub", t.accepted[CONN_PUB]);
+    set_u64(acc, "ws", t.accepted[CONN_SUB]);
     set_u64(acc, "admin", srv->admin ? srv->admin->accepted : 0);
     json_object_set(o, "connections", conns);
     json_object_set(o, "accepted", acc);
-    set_u64(o, "subscriptions", hub->nsubs);
-    set_u64(o, "topics", e->topics.count);
-    set_u64(o, "publishes", e->st.publishes);
-    set_u64(o, "hints", e->st.hints);
-    set_u64(o, "deliveries", st->deliveries);
-    set_u64(o, "bytes_in", st->bytes_in);
-    set_u64(o, "bytes_out", st->bytes_out);
-    set_u64(o, "errors", st->errors);
-    set_u64(o, "slow_closes", st->slow_closes);
-    set_u64(o, "coalesced", st->coalesced + e->st.coalesced);
-    set_u64(o, "replayed", st->replayed);
-    set_u64(o, "resets", st->resets);
-    set_u64(o, "queued", hub_queued(hub));
-    set_u64(o, "topics_refused", e->st.refused);
+    set_u64(o, "subscriptions", t.subs);
+    set_u64(o, "topics", ntopics);
+    set_u64(o, "publishes", est.publishes);
+    set_u64(o, "hints", est.hints);
+    set_u64(o, "deliveries", t.deliveries);
+    set_u64(o, "bytes_in", t.bytes_in);
+    set_u64(o, "bytes_out", t.bytes_out);
+    set_u64(o, "errors", t.errors);
+    set_u64(o, "slow_closes", t.slow_closes);
+    set_u64(o, "coalesced", t.coalesced + est.coalesced);
+    set_u64(o, "replayed", t.replayed);
+    set_u64(o, "resets", t.resets);
+    set_u64(o, "queued", t.queued);
+    set_u64(o, "topics_refused", est.refused);
     json_t *hist = json_object();
     if (hist) {
-        set_u64(hist, "entries", store->st.entries);
-        set_u64(hist, "bytes", store->st.bytes);
-        set_u64(hist, "evicted", store->st.evicted);
+        set_u64(hist, "entries", sst.entries);
+        set_u64(hist, "bytes", sst.bytes);
+        set_u64(hist, "evicted", sst.evicted);
         set_u64(hist, "per_topic", store->cfg.per_topic);
         set_u64(hist, "max_bytes", store->cfg.max_bytes);
         set_u64(hist, "max_age_s", store->cfg.max_age_ms / 1000);

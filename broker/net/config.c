@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "listen.h"
 #include "log.h"
@@ -19,6 +20,8 @@ void config_default(struct config *cfg)
     engine_config_default(&cfg->engine);
     hub_config_default(&cfg->hub);
     cfg->max_conns = 10000;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = ncpu < 1 ? 1 : ncpu > NUDGE_WORKERS_MAX ? NUDGE_WORKERS_MAX : (uint32_t)ncpu;
     cfg->log_level = LOG_INFO;
 }
 
@@ -52,6 +55,9 @@ static void usage(FILE *out)
           "coalescing:\n"
           "  --coalesce PAT=MS   topics matching PAT (wildcards allowed) deliver at most one\n"
           "                      hint per MS milliseconds, the newest always (repeatable)\n"
+          "threads:\n"
+          "  --workers N         worker threads sharing the ports, 1..64 (default: one per\n"
+          "                      online CPU)\n"
           "other:\n"
           "  --log-level LEVEL   error, warn, info or debug                  (default info)\n"
           "  -h, --help          this text\n"
@@ -86,6 +92,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-queue", &cfg->hub.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
         {"--max-topics-total", &cfg->engine.max_topics, 1, UINT32_MAX},
+        {"--workers", &cfg->workers, 1, NUDGE_WORKERS_MAX},
         {"--hist-per-topic", &cfg->engine.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
     };

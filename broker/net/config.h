@@ -8,6 +8,8 @@
 #include "engine.h"
 #include "hub.h"
 
+#define NUDGE_WORKERS_MAX 64
+
 struct config {
     char pub[256];   /* publisher TCP listener, HOST:PORT; default 127.0.0.1:7400 */
     char ws[256];    /* WebSocket listener; default 127.0.0.1:7401 */
@@ -15,6 +17,7 @@ struct config {
     struct engine_config engine;
     struct hub_config hub;
     uint32_t max_conns; /* open connections (all transports); default 10000 */
+    uint32_t workers;   /* worker threads; default: the number of online CPUs */
     int log_level;      /* enum log_level; default info */
 };
 

@@ -85,3 +85,25 @@ int listen_open(const char *addr, int backlog, int share, int *fd_out, char *bou
     *fd_out = fd;
     return 0;
 }
+
+int listen_open_group(const char *addr, int backlog, int n, int *fds, char *bound, size_t boundlen)
+{
+    int rc = listen_open(addr, backlog, 0, &fds[0], bound, boundlen);
+    if (rc < 0 || n <= 1) return rc;
+    /* The probe proved the port free; give it up and bind every worker's socket to it. */
+    close(fds[0]);
+    char host[256], again[300];
+    unsigned port, bport;
+    if (listen_parse(addr, host, sizeof(host), &port) < 0 ||
+        listen_parse(bound, again, sizeof(again), &bport) < 0)
+        return -EINVAL;
+    snprintf(again, sizeof(again), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, bport);
+    for (int i = 0; i < n; i++) {
+        if ((rc = listen_open(again, backlog, 1, &fds[i], bound, boundlen)) < 0) {
+            while (i--)
+                close(fds[i]);
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -14,5 +14,10 @@ int listen_parse(const char *addr, char *host, size_t hostlen, unsigned *port);
 /* Open, bind and listen (non-blocking, close-on-exec). On success *fd is the socket (owned by
  * the caller) and bound holds "HOST:PORT" with the real port. Returns 0 or -errno. */
 int listen_open(const char *addr, int backlog, int share, int *fd, char *bound, size_t boundlen);
+/* n listening sockets on one address for n workers (SO_REUSEPORT when n > 1). The address is
+ * first bound without SO_REUSEPORT, so a port that anything else holds — another nudged
+ * included — fails loudly; port 0 is resolved once and shared. fds[0..n) are owned by the
+ * caller. Returns 0 or -errno (nothing left open). */
+int listen_open_group(const char *addr, int backlog, int n, int *fds, char *bound, size_t boundlen);
 
 #endif

@@ -1,6 +1,6 @@
 /* server: one worker's context — its event loop, the engine it publishes into, its hub and
- * session, and its transports. Transports get a pointer to it; main.c owns it. (Several workers
- * = several of these, one per thread, sharing one engine.) */
+ * session, and its transports — and the broker (the process) that holds every worker. Transports
+ * get a pointer to their worker's struct server; worker.c owns it. */
 #ifndef NUDGE_SERVER_H
 #define NUDGE_SERVER_H
 
@@ -14,8 +14,11 @@
 struct tcp;
 struct ws;
 struct admin;
+struct worker;
 
 struct server {
+    struct broker *broker;
+    uint32_t index; /* worker number, 0 = the main thread's (admin, signals, engine timers) */
     uv_loop_t *loop;
     struct engine *engine;
     struct hub hub;
@@ -23,16 +26,24 @@ struct server {
     struct config cfg;
     struct tcp *tcp;
     struct ws *ws;
-    struct admin *admin;
-    uint64_t start_ms; /* uv_now() at start, for uptime */
+    struct admin *admin; /* worker 0 only */
+    uint64_t start_ms;   /* uv_now() at start, for uptime */
     int stopping;
 };
 
-/* Open publisher and subscriber connections (for --max-conns). The admin endpoint has its own
- * small cap (admin.c) so that /stats still answers when the broker is full. */
-static inline uint64_t server_conns(const struct server *s)
-{
-    return s->hub.st.conns[CONN_PUB] + s->hub.st.conns[CONN_SUB];
-}
+/* The process: the shared engine and every worker. */
+struct broker {
+    struct config cfg;
+    struct engine engine;
+    struct worker **workers;
+    uint32_t nworkers;
+};
+
+/* Open publisher and subscriber connections over every worker (for --max-conns). The admin
+ * endpoint has its own small cap (admin.c) so that /stats still answers when the broker is full.
+ * Workers accept concurrently, so the bound can be passed by at most nworkers - 1. */
+uint64_t server_conns(const struct server *s);
+/* The hub of worker i (for /stats). */
+const struct hub *server_hub(const struct broker *b, uint32_t i);
 
 #endif

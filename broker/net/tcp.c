@@ -185,7 +185,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
     }
     if (fatal) {
-        srv->hub.st.errors++;
+        stat_add(&srv->hub.st.errors, 1);
         pc->close_after_write = 1;
         uv_read_stop(s);
         pc->reading = 0;
@@ -232,10 +232,9 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_listener_closed(uv_handle_t *h);
 
-int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *bound, size_t boundlen)
+int tcp_start(struct server *srv, int fd, struct tcp **out)
 {
-    int fd, rc;
-    if ((rc = listen_open(addr, 511, 0, &fd, bound, boundlen)) < 0) return rc;
+    int rc;
     struct tcp *t = calloc(1, sizeof(*t));
     if (!t) {
         close(fd);
@@ -244,8 +243,8 @@ int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *boun
     t->srv = srv;
     uv_tcp_init(srv->loop, &t->listener);
     t->listener.data = t;
-    if ((rc = uv_tcp_open(&t->listener, fd)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&t->listener, 511, on_connection)) < 0) {
+    if ((rc = uv_tcp_open(&t->listener, fd)) < 0) close(fd);
+    if (rc < 0 || (rc = uv_listen((uv_stream_t *)&t->listener, 511, on_connection)) < 0) {
         t->listening = 1;
         t->stopping = 1;
         uv_close((uv_handle_t *)&t->listener, on_listener_closed);

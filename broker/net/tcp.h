@@ -7,9 +7,9 @@
 struct server;
 struct tcp;
 
-/* Listen on addr; *out (owned by the server until tcp_stop) and bound ("HOST:PORT").
- * Returns 0 or -errno. */
-int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *bound, size_t boundlen);
+/* Accept publishers on the listening socket fd (taken over, closed on failure); *out is owned
+ * by the server until tcp_stop. Returns 0 or a negative uv error. */
+int tcp_start(struct server *srv, int fd, struct tcp **out);
 /* Stop listening and close every publisher connection; t frees itself once every handle has
  * closed (the loop must keep running until then). */
 void tcp_stop(struct tcp *t);

@@ -197,7 +197,7 @@ static int on_receive(struct wsconn *wc, const uint8_t *in, size_t len)
     int final = lws_is_final_fragment(wc->wsi);
     if (wc->rx.len == 0) wc->rx_binary = lws_frame_is_binary(wc->wsi);
     if (wc->rx.len + len > srv->engine->cfg.lim.max_frame) {
-        srv->hub.st.errors++;
+        stat_add(&srv->hub.st.errors, 1);
         lws_close_reason(wc->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message over max_frame", 22);
         return -1;
@@ -305,10 +305,9 @@ static void lws_log(int level, const char *line)
     log_emit(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)n, line);
 }
 
-int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound, size_t boundlen)
+int ws_start(struct server *srv, int fd, struct ws **out)
 {
-    int fd, rc;
-    if ((rc = listen_open(addr, 511, 0, &fd, bound, boundlen)) < 0) return rc;
+    int rc;
     struct ws *w = calloc(1, sizeof(*w));
     if (!w) {
         close(fd);

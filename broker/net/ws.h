@@ -7,9 +7,10 @@
 struct server;
 struct ws;
 
-/* Create the lws context on srv->loop and listen on addr; *out is owned by the server (free
- * with ws_free after the loop has stopped). Returns 0 or -errno. */
-int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound, size_t boundlen);
+/* Create the lws context on srv->loop and accept on the listening socket fd (taken over,
+ * closed on failure); *out is owned by the server (free with ws_free after the loop has
+ * stopped). Returns 0 or -errno. */
+int ws_start(struct server *srv, int fd, struct ws **out);
 /* Stop accepting new connections (existing ones stay until closed). */
 void ws_stop_listening(struct ws *w);
 /* First half of lws's two-call shutdown on a foreign loop: lws starts closing its handles. */

@@ -31,7 +31,7 @@ static const struct wire_limits *limits(const struct session *s)
 
 static void pub_error(struct session *s, struct conn *c, uint64_t id, int code, const char *msg)
 {
-    s->hub->st.errors++;
+    stat_add(&s->hub->st.errors, 1);
     pub_encode_error(&c->out, id, code, msg);
 }
 
@@ -75,7 +75,9 @@ static void on_publish(struct session *s, struct conn *c, const struct pub_msg *
      * stack; a store that completes later needs per-connection contexts (and a connection that
      * outlives its pending publishes). */
     struct pubctx pc = {s, c, pm->id};
+    engine_lock(s->engine);
     int rc = engine_publish(s->engine, p, now, published, &pc);
+    engine_unlock(s->engine);
     if (rc == -EINVAL && pm->ntopics == 0) {
         pub_error(s, c, pm->id, WIRE_C_BAD_FIELD, "publish needs at least one topic");
     } else if (rc == -EINVAL) {

@@ -1,0 +1,289 @@
+/* worker: see worker.h. A worker's loop runs, once per turn before it sleeps, hub_drain (hints
+ * the engine released, from any thread) then hub_flush (one batched write per connection with
+ * output). Other threads wake it through a uv_async when its inbox goes from empty to non-empty,
+ * and to stop it. Shutdown: worker 0 gets the signal and asks every worker to stop; each closes
+ * its listeners, sends every WebSocket a 1001 close frame, waits up to DRAIN_MS for the close
+ * handshakes, destroys its lws context (first of the two calls) and lets its loop end; worker 0
+ * then joins the others, and main frees hubs and the engine once no thread can publish. */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "log.h"
+#include "tcp.h"
+#include "ws.h"
+
+#define DRAIN_MS 2000 /* longest wait for WebSocket close handshakes at shutdown */
+
+struct worker {
+    struct server srv;
+    uv_loop_t loop;
+    uv_prepare_t before_sleep;
+    uv_async_t wake;
+    uv_timer_t drain;
+    uv_timer_t tick;             /* worker 0: engine windows and history ages */
+    uv_signal_t sigint, sigterm; /* worker 0 */
+    uv_thread_t thread;
+    uv_sem_t started;
+    int start_rc;
+    int pub_fd, ws_fd;
+    atomic_int stop; /* asked to stop (by worker 0) */
+    int began, finished, threaded, handles;
+    uint64_t drain_start;
+};
+
+struct server *worker_server(struct worker *w)
+{
+    return &w->srv;
+}
+
+uint64_t server_conns(const struct server *s)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < s->broker->nworkers; i++) {
+        const struct hub *h = server_hub(s->broker, i);
+        n += stat_get(&h->st.conns[CONN_PUB]) + stat_get(&h->st.conns[CONN_SUB]);
+    }
+    return n;
+}
+
+const struct hub *server_hub(const struct broker *b, uint32_t i)
+{
+    return &b->workers[i]->srv.hub;
+}
+
+struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_fd)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+    if (!w) goto fail;
+    w->srv.broker = b;
+    w->srv.index = index;
+    w->srv.engine = &b->engine;
+    w->srv.cfg = b->cfg;
+    w->pub_fd = pub_fd;
+    w->ws_fd = ws_fd;
+    atomic_init(&w->stop, 0);
+    if (hub_init(&w->srv.hub, &b->cfg.hub, &b->engine) < 0) goto fail;
+    session_init(&w->srv.session, &w->srv.hub);
+    return w;
+fail:
+    free(w);
+    close(pub_fd);
+    close(ws_fd);
+    return NULL;
+}
+
+static void wake_me(void *arg)
+{
+    struct worker *w = arg;
+    uv_async_send(&w->wake);
+}
+
+static void on_before_sleep(uv_prepare_t *p)
+{
+    struct worker *w = p->data;
+    hub_drain(&w->srv.hub);
+    hub_flush(&w->srv.hub);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct worker *w = h->data;
+    w->handles--;
+}
+
+static void close_handle(struct worker *w, uv_handle_t *h)
+{
+    h->data = w;
+    w->handles++;
+    uv_close(h, on_closed);
+}
+
+static void finish(struct worker *w)
+{
+    if (w->finished) return;
+    w->finished = 1;
+    hub_own(&w->srv.hub, NULL, NULL); /* no more wakes: the async handle closes now */
+    ws_destroy(w->srv.ws);
+    close_handle(w, (uv_handle_t *)&w->before_sleep);
+    close_handle(w, (uv_handle_t *)&w->wake);
+    close_handle(w, (uv_handle_t *)&w->drain);
+    if (w->srv.index == 0) {
+        close_handle(w, (uv_handle_t *)&w->tick);
+        close_handle(w, (uv_handle_t *)&w->sigint);
+        close_handle(w, (uv_handle_t *)&w->sigterm);
+    }
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    if (stat_get(&w->srv.hub.st.conns[CONN_SUB]) == 0 ||
+        uv_now(&w->loop) - w->drain_start >= DRAIN_MS)
+        finish(w);
+}
+
+/* Close the listeners and every connection; the drain timer finishes once the WebSockets are
+ * gone or DRAIN_MS passed. */
+static void begin_stop(struct worker *w)
+{
+    struct server *srv = &w->srv;
+    if (w->began) return;
+    w->began = 1;
+    srv->stopping = 1;
+    tcp_stop(srv->tcp);
+    admin_stop(srv->admin);
+    ws_stop_listening(srv->ws);
+    hub_drain(&srv->hub);
+    hub_close_all(&srv->hub, 1001, "broker shutting down");
+    hub_flush(&srv->hub);
+    w->drain_start = uv_now(&w->loop);
+    uv_timer_start(&w->drain, on_drain_tick, 0, 20);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    if (atomic_load(&w->stop)) begin_stop(w);
+    hub_drain(&w->srv.hub);
+    hub_flush(&w->srv.hub);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    struct engine *e = w->srv.engine;
+    engine_lock(e);
+    uint64_t next = engine_tick(e, uv_now(&w->loop));
+    engine_unlock(e);
+    uv_timer_start(t, on_tick, next, 0);
+}
+
+void worker_stop_all(struct broker *b)
+{
+    for (uint32_t i = 0; i < b->nworkers; i++) {
+        atomic_store(&b->workers[i]->stop, 1);
+        if (b->workers[i]->threaded || i == 0) uv_async_send(&b->workers[i]->wake);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct worker *w = s->data;
+    if (w->began) return;
+    LOGF(w->srv.cfg.log_level, LOG_INFO, "%s: shutting down",
+         signum == SIGINT ? "SIGINT" : "SIGTERM");
+    worker_stop_all(w->srv.broker);
+    begin_stop(w);
+}
+
+/* Loop, hub ownership, loop handles and transports, on the calling thread. */
+static int start_common(struct worker *w)
+{
+    struct server *srv = &w->srv;
+    int rc;
+    if ((rc = uv_loop_init(&w->loop)) < 0) return rc;
+    srv->loop = &w->loop;
+    srv->start_ms = uv_now(&w->loop);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    uv_prepare_init(&w->loop, &w->before_sleep);
+    uv_timer_init(&w->loop, &w->drain);
+    w->wake.data = w->before_sleep.data = w->drain.data = w;
+    hub_own(&srv->hub, wake_me, w);
+    uv_prepare_start(&w->before_sleep, on_before_sleep);
+    int pfd = w->pub_fd, wfd = w->ws_fd;
+    w->pub_fd = w->ws_fd = -1;
+    if ((rc = tcp_start(srv, pfd, &srv->tcp)) < 0) {
+        close(wfd);
+        return rc;
+    }
+    return ws_start(srv, wfd, &srv->ws);
+}
+
+/* Run the loop to its end and release what lives on this thread. */
+static void run_and_close(struct worker *w)
+{
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    ws_free(w->srv.ws);
+    w->srv.ws = NULL;
+    int rc = uv_loop_close(&w->loop);
+    if (rc != 0)
+        LOGF(w->srv.cfg.log_level, LOG_WARN, "worker %u: loop closed with handles open: %s",
+             w->srv.index, uv_strerror(rc));
+}
+
+/* A transport failed to start: stop what did, and let the loop end. */
+static void abort_start(struct worker *w)
+{
+    w->srv.stopping = 1;
+    w->began = 1;
+    tcp_stop(w->srv.tcp);
+    admin_stop(w->srv.admin);
+    finish(w);
+}
+
+static void thread_main(void *arg)
+{
+    struct worker *w = arg;
+    w->start_rc = start_common(w);
+    if (w->start_rc < 0) abort_start(w);
+    uv_sem_post(&w->started);
+    run_and_close(w);
+}
+
+int worker_spawn(struct worker *w)
+{
+    if (uv_sem_init(&w->started, 0) != 0) return -ENOMEM;
+    int rc = uv_thread_create(&w->thread, thread_main, w);
+    if (rc < 0) {
+        uv_sem_destroy(&w->started);
+        return rc;
+    }
+    w->threaded = 1;
+    uv_sem_wait(&w->started);
+    uv_sem_destroy(&w->started);
+    return w->start_rc;
+}
+
+int worker_start_main(struct worker *w, const char *admin_addr, char *adm, size_t admlen)
+{
+    struct server *srv = &w->srv;
+    int rc = start_common(w);
+    if (rc == 0) rc = admin_start(srv, admin_addr, &srv->admin, adm, admlen);
+    uv_timer_init(&w->loop, &w->tick);
+    uv_signal_init(&w->loop, &w->sigint);
+    uv_signal_init(&w->loop, &w->sigterm);
+    w->tick.data = w->sigint.data = w->sigterm.data = w;
+    if (rc < 0) {
+        abort_start(w);
+        return rc;
+    }
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_timer_start(&w->tick, on_tick, 10, 0);
+    return 0;
+}
+
+void worker_run_main(struct worker *w)
+{
+    struct broker *b = w->srv.broker;
+    run_and_close(w);
+    for (uint32_t i = 1; i < b->nworkers; i++)
+        if (b->workers[i] && b->workers[i]->threaded) uv_thread_join(&b->workers[i]->thread);
+}
+
+void worker_free(struct worker *w)
+{
+    if (!w) return;
+    if (w->pub_fd >= 0) close(w->pub_fd);
+    if (w->ws_fd >= 0) close(w->ws_fd);
+    session_close(&w->srv.session);
+    hub_close(&w->srv.hub);
+    free(w);
+}
