@@ -60,6 +60,15 @@ int core_init(struct core *core, const struct core_config *cfg, const uint8_t se
     memcpy(&k1, seed + 8, 8);
     memcpy(&e, seed + 16, 8);
     snprintf(core->epoch, sizeof(core->epoch), "%016llx", (unsigned long long)e);
+    /* Connection ids (welcome.conn, matched by a publish's origin) start at a random point of
+     * the 64-bit space, not at 1: a backend may still hold an id from before a restart, and it
+     * must name no connection of this start (or skip_origin would drop another subscriber's
+     * hint). splitmix64 of the epoch: as random, but not the epoch itself. With several
+     * workers: this one base plus one shared atomic counter. */
+    uint64_t z = e + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    core->id_base = z ^ (z >> 31);
     if (topics_init(&core->topics, k0, k1) < 0) return -ENOMEM;
     core->hist = hist_mem_new(&core->cfg.hist);
     core->match = match_new();
@@ -114,7 +123,7 @@ void core_conn_open(struct core *core, struct conn *c, enum conn_kind kind,
     c->ops = ops;
     c->io = io;
     c->kind = kind;
-    c->id = ++core->next_id;
+    c->id = core->id_base + ++core->next_id; /* unique across restarts: see core_init */
     snprintf(c->name, sizeof(c->name), "%llx", (unsigned long long)c->id);
     c->next = core->conns;
     if (core->conns) core->conns->prev = c;

@@ -56,7 +56,8 @@ struct core {
     struct match *match; /* wildcard subscriptions */
     struct core_stats st;
     uint64_t nsubs;        /* subscriptions, all connections */
-    uint64_t next_id;      /* connection ids */
+    uint64_t next_id;      /* connection ids: id_base + next_id */
+    uint64_t id_base;      /* random per start: ids never repeat across restarts */
     uint64_t stamp;        /* fan-out stamp (one delivery per publish per connection) */
     uint64_t now_ms;       /* loop time, set by the transports before calling in */
     char epoch[17];        /* 16 hex chars, random per start */
