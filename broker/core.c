@@ -444,6 +444,10 @@ static void on_publish(struct core *core, const struct pub_msg *pm, struct wire_
             return;
         }
         seqs[i] = h->seq;
+        /* The ordinal orders publishes of all topics, and pattern subscriptions among them
+         * (sub.live): a pattern stands for the publishes after it went live. Assigned with the
+         * seq (the future engine: under its lock). */
+        h->ord = tp->ord = ++core->ord;
         core->st.hints++;
         release(core, tp, h, pm->origin, pm->skip_origin);
         hint_unref(h);
@@ -551,6 +555,24 @@ static int classify(struct core *core, struct wire_str t)
     return wire_topic_check(buf, t.len, &core->cfg.lim) < 0 ? -1 : kind;
 }
 
+/* Whether c already follows tp through a pattern that has brought it something of tp: a
+ * matching pattern of c went live before tp's last publish, which c has then been sent (it is in
+ * c's queue, ahead of any reply queued now) or which a coalescing window holds for it. Then *pos
+ * is the last seq of tp c has been given: tp's seq less what a window still holds (a window's
+ * held publishes are all newer than the pattern, see release()). 0 when no pattern of c matches
+ * tp or tp had no publish since the earliest matching one went live: c has nothing of tp yet.
+ * Linear in c's subscriptions (bounded by max_subs); only exact subs of new topics pay it. */
+static int pattern_position(const struct conn *c, const struct topic *tp, uint64_t *pos)
+{
+    uint64_t live = UINT64_MAX;
+    for (const struct sub *s = c->subs; s; s = s->cnext)
+        if (s->pat && s->live < live && match_one(s->pat, s->patlen, tp->name, tp->len) == 1)
+            live = s->live;
+    if (live == UINT64_MAX || tp->ord <= live) return 0;
+    *pos = tp->seq - (tp->win_hint ? tp->win_count : 0);
+    return 1;
+}
+
 static int resume_epoch_ok(const struct core *core, const struct sub_msg *sm)
 {
     return sm->epoch.len == strlen(core->epoch) &&
@@ -600,6 +622,18 @@ static void subscribe_one(struct core *core, struct conn *c, const struct sub_ms
     }
     c->nsubs++;
     core->nsubs++;
+    uint64_t given;
+    if (!kind && pattern_position(c, tp, &given)) {
+        /* The connection already follows tp through a pattern that brought it hints of tp: the
+         * exact sub takes over from there, as a re-subscribe does — confirmed at what the
+         * connection was given, no replay (it would repeat those hints, out of order) and no
+         * reset, whatever the resume position; what a window holds follows as usual. */
+        s->since = given;
+        wire_buf_reset(&core->tmp);
+        if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, given) == 0) push_tmp(core, c);
+        return;
+    }
+    if (kind) s->live = core->ord; /* the pattern stands for publishes from here on */
     uint64_t cur = tp ? tp->seq : 0;
     wire_buf_reset(&core->tmp);
     if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, cur) == 0) push_tmp(core, c);

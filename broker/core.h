@@ -59,6 +59,7 @@ struct core {
     uint64_t next_id;      /* connection ids: id_base + next_id */
     uint64_t id_base;      /* random per start: ids never repeat across restarts */
     uint64_t stamp;        /* fan-out stamp (one delivery per publish per connection) */
+    uint64_t ord;          /* publish ordinal: +1 per topic-publish (hint.ord, topic.ord) */
     uint64_t now_ms;       /* loop time, set by the transports before calling in */
     char epoch[17];        /* 16 hex chars, random per start */
     struct conn *conns;    /* every open connection */

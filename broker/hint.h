@@ -18,6 +18,7 @@ struct hint {
     uint32_t data_len;  /* 0 = no data */
     struct topic *tp;   /* topics that ever had a hint are never freed before the core */
     uint64_t seq;       /* set by the history store when appended */
+    uint64_t ord;       /* publish ordinal (core.c): one per topic-publish, in publish order */
     uint64_t time_ms;   /* when it was published (loop time) */
     struct msg *enc[2]; /* cached payload per enum sub_fmt, count 1, not own */
     struct hint *hnext; /* history store's links (hist.c) */

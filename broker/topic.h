@@ -21,6 +21,7 @@ struct sub {
     struct sub *tprev, *tnext; /* topic's subscribers */
     struct sub *cprev, *cnext; /* connection's subscriptions */
     uint64_t since;            /* exact: the connection knows the topic up to this seq */
+    uint64_t live;             /* pattern: publishes with an ordinal above this reach it */
     uint32_t patlen;
     char *pat; /* wildcard pattern (owned), or NULL */
 };
@@ -29,6 +30,7 @@ struct topic {
     struct topic *hnext; /* hash chain */
     uint64_t hash;
     uint64_t seq; /* last sequence assigned (by the history store); 0 = never published */
+    uint64_t ord; /* publish ordinal of its last publish (core.c); 0 = never published */
     struct sub *subs;
     uint32_t nsubs;
     uint32_t len;

@@ -18,6 +18,25 @@
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
+/* The next message on w is of type want about topic with seq; for a hint, n is its count (1 =
+ * no "n"). */
+static void expect_next(struct wsc *w, enum sub_type want, const char *topic, uint64_t seq,
+                        uint32_t n, const char *what)
+{
+    struct sub_msg m;
+    int rc = wsc_recv_msg(w, &m, 3000);
+    cr_assert_eq(rc, WSC_OK, "%s: nothing arrived (rc %d), want %s %s seq %llu", what, rc,
+                 subcheck_type_name(want), topic, (unsigned long long)seq);
+    uint32_t got_n = m.count ? m.count : 1;
+    cr_assert(m.type == want && wstr_eq(m.topic, topic) && m.seq == seq &&
+                  (want != SUB_HINT || got_n == n),
+              "%s: got %s '%.*s' seq %llu n %u, want %s %s seq %llu n %u", what,
+              subcheck_type_name(m.type), (int)m.topic.len, m.topic.p ? m.topic.p : "",
+              (unsigned long long)m.seq, got_n, subcheck_type_name(want), topic,
+              (unsigned long long)seq, n);
+    sub_msg_clear(&m);
+}
+
 static uint64_t pub1(nudge_client_t *c, const char *topic, const char *origin, int skip)
 {
     const char *t[1] = {topic};
@@ -27,6 +46,76 @@ static uint64_t pub1(nudge_client_t *c, const char *topic, const char *origin, i
     cr_assert_eq(rc, NUDGE_OK, "publish to %s: %s (%s)", topic, nudge_strerror(rc),
                  nudge_last_error(c));
     return seq;
+}
+
+/* ---- (a) exact resume of a topic the connection follows through a pattern ------------------- */
+
+/* The checklist tells a client to resume the topics a pattern brings as exact topics. On a
+ * connection that already got newer hints of the topic through the pattern, the replay would
+ * repeat them out of order (6, then 3 4 5 6); the connection already follows the topic, so the
+ * exact sub only confirms what it has. When the pattern has brought nothing of the topic yet,
+ * the same resume is a normal replay. */
+Test(contract, an_exact_resume_of_a_topic_a_pattern_already_brings_repeats_nothing, .timeout = 30)
+{
+    struct nudged d;
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, "contract-test");
+    for (int i = 0; i < 5; i++) {
+        pub1(c, "a:1", NULL, 0);
+        pub1(c, "a:2", NULL, 0);
+    }
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_eq(wsc_subscribe_v(&w, "a:*", NULL), WSC_OK);
+    cr_assert_eq(pub1(c, "a:1", NULL, 0), 6);
+    expect_next(&w, SUB_HINT, "a:1", 6, 1, "through the pattern");
+
+    /* a:1: the pattern brought seq 6. a:2: nothing since the pattern went live. */
+    const char *t[2] = {"a:1", "a:2"};
+    int64_t pos[2] = {2, 2};
+    subcheck_send_sub(&w, 7, t, 2, w.epoch, pos);
+    expect_next(&w, SUB_SUBSCRIBED, "a:1", 6, 1, "a:1 re-confirmed at what the pattern gave");
+    expect_next(&w, SUB_SUBSCRIBED, "a:2", 5, 1, "a:2 subscribed");
+    for (uint64_t s = 3; s <= 5; s++)
+        expect_next(&w, SUB_HINT, "a:2", s, 1, "a:2 replayed (the pattern brought none of it)");
+    subcheck_expect_silence(&w, 200, "nothing replayed twice");
+    cr_assert_eq(pub1(c, "a:1", NULL, 0), 7);
+    cr_assert_eq(pub1(c, "a:2", NULL, 0), 6);
+    expect_next(&w, SUB_HINT, "a:1", 7, 1, "live a:1, once");
+    expect_next(&w, SUB_HINT, "a:2", 6, 1, "live a:2, once");
+    subcheck_expect_silence(&w, 200, "each live hint once");
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+/* ---- (b) exact sub of a pattern-followed topic while a window holds its hints --------------- */
+
+/* The connection got seq 1 through the pattern; the window holds 2..4. An exact sub must not
+ * confirm 4 (the held hint would then be dropped as already known): it confirms 1, and the
+ * window's hint follows standing for 2..4. */
+Test(contract, an_exact_sub_during_a_window_over_a_pattern_topic_keeps_the_held_hint, .timeout = 30)
+{
+    struct nudged d;
+    const char *args[] = {"--coalesce", "hot:*=400", NULL};
+    subcheck_start(&d, args);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
+    cr_assert_eq(wsc_subscribe_v(&w, "hot:*", NULL), WSC_OK);
+    nudge_client_t *c = subcheck_publisher(&d, "contract-test");
+    for (int i = 0; i < 4; i++)
+        pub1(c, "hot:1", NULL, 0);
+    expect_next(&w, SUB_HINT, "hot:1", 1, 1, "the window's first hint goes out at once");
+    const char *t[1] = {"hot:1"};
+    cr_assert_eq(wsc_send_sub(&w, 9, t, 1), WSC_OK);
+    expect_next(&w, SUB_SUBSCRIBED, "hot:1", 1, 1, "confirms what the connection was given");
+    expect_next(&w, SUB_HINT, "hot:1", 4, 3, "the held hint, standing for 2..4");
+    cr_assert_eq(pub1(c, "hot:1", NULL, 0), 5);
+    expect_next(&w, SUB_HINT, "hot:1", 5, 1, "the next window");
+    subcheck_expect_silence(&w, 600, "nothing twice");
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
 }
 
 /* ---- (d) origins across a restart ---------------------------------------------------------- */
