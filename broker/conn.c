@@ -93,11 +93,14 @@ int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int 
         if (c->pm[i].tp && live(c, c->pm[i].pos, h->tp)) {
             struct qent *e = at(c, c->pm[i].pos);
             if (h->seq > e->h->seq) { /* never let an older hint replace a newer one */
+                /* The entry stands for the seqs after (its seq - its count): the merged one for
+                 * all of them up to h's, the connection's own skip_origin seqs in between
+                 * included ("n" = seq - the connection's position, docs/protocol.md §hint). */
+                e->count = (uint32_t)(h->seq - (e->h->seq - e->count));
                 hint_unref(e->h);
                 e->h = hint_ref(h);
                 e->own = (uint8_t)(e->own && own);
             }
-            e->count += count;
             return 1;
         }
     }

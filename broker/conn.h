@@ -37,7 +37,7 @@ struct conn_ops {
 struct qent {
     struct msg *m;  /* reference, or NULL for a hint */
     struct hint *h; /* reference, or NULL for a message */
-    uint32_t count; /* hint: changes covered; > 1 = coalesced ("n" on the wire) */
+    uint32_t count; /* hint: seqs covered, (h->seq - count, h->seq]; > 1 = coalesced ("n") */
     uint8_t own;    /* hint: the recipient caused the change */
 };
 
@@ -74,9 +74,10 @@ struct conn {
 /* Append a control message (takes the caller's reference). Returns 0 or -ENOMEM (the reference
  * is dropped). */
 int conn_push_msg(struct conn *c, struct msg *m);
-/* Queue hint h (the queue takes a reference of its own) covering count changes. With coalesce,
- * a hint of the same topic still queued is replaced by h and its count added. Returns 0 when
- * appended, 1 when merged, -ENOMEM. */
+/* Queue hint h (the queue takes a reference of its own) covering the count seqs up to its own.
+ * With coalesce, a newer h replaces a hint of the same topic still queued, which then covers
+ * every seq from the older one's first up to h's. Returns 0 when appended, 1 when merged,
+ * -ENOMEM. */
 int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce);
 /* The i-th oldest entry (still owned by the queue), or NULL. */
 const struct qent *conn_peek(const struct conn *c, uint32_t i);

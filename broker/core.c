@@ -285,13 +285,14 @@ struct fan {
     uint64_t stamp;
 };
 
-static void deliver(struct fan *f, struct conn *c)
+/* count: how many seqs the hint advances c's position by ("n", docs/protocol.md §hint). */
+static void deliver(struct fan *f, struct conn *c, uint32_t count)
 {
     int own = f->origin.len && f->origin.len == strlen(c->name) &&
               memcmp(f->origin.p, c->name, f->origin.len) == 0;
     if (own && f->skip_origin) return;
     f->core->st.deliveries++;
-    push_hint(f->core, c, f->h, f->count, own);
+    push_hint(f->core, c, f->h, count, own);
 }
 
 static void on_match(void *subp, void *arg)
@@ -300,8 +301,14 @@ static void on_match(void *subp, void *arg)
     struct fan *f = arg;
     struct conn *c = s->conn;
     if (c->stamp == f->stamp || c->closing) return;
+    /* A pattern stands for the publishes after it went live. A window's held publishes are all
+     * newer or all older than it (release()), so the newest one decides: older, and the
+     * subscription (a fresh start) already includes them — no hint. Another pattern of c may
+     * still qualify, so the stamp is not taken. The hint's count then is exactly what c was
+     * not given: every publish it stands for is newer than the pattern. */
+    if (f->h->ord <= s->live) return;
     c->stamp = f->stamp;
-    deliver(f, c);
+    deliver(f, c, f->count);
 }
 
 static void fan_out(struct core *core, struct topic *tp, struct hint *h, uint32_t count,
@@ -314,10 +321,28 @@ static void fan_out(struct core *core, struct topic *tp, struct hint *h, uint32_
         struct conn *c = s->conn;
         c->stamp = f.stamp;
         if (c->closing || h->seq <= s->since) continue;
-        deliver(&f, c);
+        /* "n" counts from this connection's position, not the publishes a window held: a sub
+         * made during the window was confirmed at a seq past some of them. */
+        deliver(&f, c, (uint32_t)(h->seq - s->since));
         s->since = h->seq; /* what this connection has been given (or skipped as its own) */
     }
     if (match_count(core->match)) match_each(core->match, tp->name, tp->len, on_match, &f);
+}
+
+/* Fan out what tp's window holds (the newest held hint, standing for win_count publishes),
+ * with the origin rules of the publish when it held just one. The window stays open. */
+static void win_flush(struct core *core, struct topic *tp)
+{
+    struct hint *h = tp->win_hint;
+    uint32_t n = tp->win_count;
+    struct wire_str origin = {tp->win_origin, tp->win_origin_len};
+    int skip = n == 1 && tp->win_skip_origin;
+    if (n != 1) origin.len = 0;
+    tp->win_hint = NULL;
+    tp->win_count = 0;
+    tp->win_origin_len = 0;
+    fan_out(core, tp, h, n, origin, skip);
+    hint_unref(h);
 }
 
 /* Publish one hint of tp: straight out, or held by the topic's coalescing window. */
@@ -325,6 +350,13 @@ static void release(struct core *core, struct topic *tp, struct hint *h, struct 
                     int skip_origin)
 {
     if (tp->window_ms) {
+        /* Invariant: no pattern went live between two publishes a window holds, so a pattern
+         * gets all of them (counted exactly by win_count) or none (made after them: its fresh
+         * start includes them). A pattern subscribed since the newest held publish splits the
+         * window: what it held goes out now, this publish starts a new hold. Costs one extra
+         * hint per pattern subscription made while a window holds publishes. (Threads: the
+         * engine reads pat_live, which hubs raise when a pattern goes live.) */
+        if (tp->win_hint && core->pat_live >= tp->win_hint->ord) win_flush(core, tp);
         if (core->now_ms < tp->win_until) {
             if (tp->win_hint) core->st.coalesced++;
             hint_unref(tp->win_hint);
@@ -371,17 +403,8 @@ uint64_t core_tick(struct core *core, uint64_t now_ms)
             continue;
         }
         if (tp->win_hint) { /* the newest of the window always goes out */
-            struct hint *h = tp->win_hint;
-            uint32_t n = tp->win_count;
-            struct wire_str origin = {tp->win_origin, tp->win_origin_len};
-            int skip = n == 1 && tp->win_skip_origin;
-            if (n != 1) origin.len = 0;
-            tp->win_hint = NULL;
-            tp->win_count = 0;
-            tp->win_origin_len = 0;
             tp->win_until = now_ms + tp->window_ms;
-            fan_out(core, tp, h, n, origin, skip);
-            hint_unref(h);
+            win_flush(core, tp);
             pp = &tp->win_next;
             continue;
         }
@@ -633,7 +656,8 @@ static void subscribe_one(struct core *core, struct conn *c, const struct sub_ms
         if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, given) == 0) push_tmp(core, c);
         return;
     }
-    if (kind) s->live = core->ord; /* the pattern stands for publishes from here on */
+    if (kind) /* the pattern stands for publishes from here on */
+        s->live = core->pat_live = core->ord;
     uint64_t cur = tp ? tp->seq : 0;
     wire_buf_reset(&core->tmp);
     if (sub_encode_subscribed(c->fmt, &core->tmp, sm->id, t, cur) == 0) push_tmp(core, c);

@@ -60,6 +60,7 @@ struct core {
     uint64_t id_base;      /* random per start: ids never repeat across restarts */
     uint64_t stamp;        /* fan-out stamp (one delivery per publish per connection) */
     uint64_t ord;          /* publish ordinal: +1 per topic-publish (hint.ord, topic.ord) */
+    uint64_t pat_live;     /* ordinal at which the newest pattern subscription went live */
     uint64_t now_ms;       /* loop time, set by the transports before calling in */
     char epoch[17];        /* 16 hex chars, random per start */
     struct conn *conns;    /* every open connection */

@@ -118,6 +118,56 @@ Test(contract, an_exact_sub_during_a_window_over_a_pattern_topic_keeps_the_held_
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
+/* ---- (c) pattern and exact subs made while a window holds publishes ------------------------- */
+
+/* A pattern subscribed after a publish the window holds gets no hint for it (its subscription
+ * was a fresh start, which includes that change); a later held publish reaches it as exactly the
+ * next change, without "n". */
+Test(contract, a_pattern_sub_during_a_window_gets_only_changes_made_after_it, .timeout = 30)
+{
+    struct nudged d;
+    const char *args[] = {"--coalesce", "hot:*=500", NULL};
+    subcheck_start(&d, args);
+    nudge_client_t *c = subcheck_publisher(&d, "contract-test");
+    pub1(c, "hot:1", NULL, 0); /* out at once (nobody listens), opens the window */
+    pub1(c, "hot:2", NULL, 0);
+    cr_assert_eq(pub1(c, "hot:1", NULL, 0), 2); /* held */
+    cr_assert_eq(pub1(c, "hot:2", NULL, 0), 2); /* held */
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_eq(wsc_subscribe_v(&w, "hot:*", NULL), WSC_OK);
+    cr_assert_eq(pub1(c, "hot:2", NULL, 0), 3); /* held, after the pattern went live */
+    expect_next(&w, SUB_HINT, "hot:2", 3, 1, "hot:2: only seq 3 is new to the pattern");
+    subcheck_expect_silence(&w, 700, "hot:1 seq 2 was made before the pattern: no hint");
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+/* An exact sub made while the window holds 2 and 3 is confirmed at 3; the window's next hint
+ * (4) is exactly the next change for it, not "n" = every publish the window held. */
+Test(contract, a_window_hint_counts_only_changes_the_connection_did_not_have, .timeout = 30)
+{
+    struct nudged d;
+    const char *args[] = {"--coalesce", "hot:*=500", NULL};
+    subcheck_start(&d, args);
+    nudge_client_t *c = subcheck_publisher(&d, "contract-test");
+    for (int i = 0; i < 3; i++)
+        pub1(c, "hot:1", NULL, 0); /* 1 out, 2 and 3 held */
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    uint64_t cur = 0;
+    const char *t[1] = {"hot:1"};
+    cr_assert_eq(wsc_subscribe(&w, t, 1, &cur), WSC_OK);
+    cr_assert_eq(cur, 3);
+    cr_assert_eq(pub1(c, "hot:1", NULL, 0), 4);
+    expect_next(&w, SUB_HINT, "hot:1", 4, 1, "the window's hint after subscribed 3");
+    subcheck_expect_silence(&w, 700, "nothing more");
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
 /* ---- (d) origins across a restart ---------------------------------------------------------- */
 
 /* A backend may still hold the conn id of a subscriber of the broker's previous life. It must
