@@ -290,6 +290,10 @@ static void deliver(struct fan *f, struct conn *c, uint32_t count)
 {
     int own = f->origin.len && f->origin.len == strlen(c->name) &&
               memcmp(f->origin.p, c->name, f->origin.len) == 0;
+    /* f->origin is the newest publish's. A hint standing for several publishes for c is no
+     * one's own; one standing for that publish alone (also a window hint for a connection that
+     * had the window's other publishes) keeps its origin rules. */
+    if (count > 1) own = 0;
     if (own && f->skip_origin) return;
     f->core->st.deliveries++;
     push_hint(f->core, c, f->h, count, own);
@@ -335,9 +339,8 @@ static void win_flush(struct core *core, struct topic *tp)
 {
     struct hint *h = tp->win_hint;
     uint32_t n = tp->win_count;
-    struct wire_str origin = {tp->win_origin, tp->win_origin_len};
-    int skip = n == 1 && tp->win_skip_origin;
-    if (n != 1) origin.len = 0;
+    struct wire_str origin = {tp->win_origin, tp->win_origin_len}; /* the newest's: deliver() */
+    int skip = tp->win_skip_origin;
     tp->win_hint = NULL;
     tp->win_count = 0;
     tp->win_origin_len = 0;
@@ -361,9 +364,11 @@ static void release(struct core *core, struct topic *tp, struct hint *h, struct 
             if (tp->win_hint) core->st.coalesced++;
             hint_unref(tp->win_hint);
             tp->win_hint = hint_ref(h);
-            /* A lone held publish keeps its origin rules; a merged one belongs to no one. */
+            /* The newest held publish's origin: its rules apply where the released hint stands
+             * for it alone (deliver()). */
             tp->win_origin_len = 0;
-            if (tp->win_count++ == 0 && origin.len && origin.len < sizeof(tp->win_origin)) {
+            tp->win_count++;
+            if (origin.len && origin.len < sizeof(tp->win_origin)) {
                 memcpy(tp->win_origin, origin.p, origin.len);
                 tp->win_origin_len = (uint8_t)origin.len;
                 tp->win_skip_origin = (uint8_t)skip_origin;
@@ -385,7 +390,7 @@ static void release(struct core *core, struct topic *tp, struct hint *h, struct 
             tp->win_count = 0;
             tp->win_origin_len = 0;
             core->st.coalesced++;
-            fan_out(core, tp, h, n, (struct wire_str){NULL, 0}, 0);
+            fan_out(core, tp, h, n, origin, skip_origin); /* origin: see deliver() */
             return;
         }
     }
