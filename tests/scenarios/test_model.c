@@ -2,11 +2,13 @@
  *
  * A seeded random walk drives one real broker with NC WebSocket clients (JSON and msgpack, some
  * with a 4 KiB receive buffer) over NT topics and one wildcard pattern, and two publishers
- * (libnudge, and a raw msgpack one for skip_origin); two of the topics have a coalescing
- * window. Each step is one action: publish a pipelined batch (random topics — sometimes the
+ * (libnudge, and a raw msgpack one for skip_origin); three of the topics have a coalescing
+ * window, one of them under the pattern (so patterns and exact subs are made while windows hold
+ * publishes). Each step is one action: publish a pipelined batch (random topics — sometimes the
  * same one twice —, sometimes data, sometimes an origin, sometimes skip_origin), flood a topic
  * a stalled client follows with big hints, subscribe (with resume positions when the client has
- * them; sometimes a wrong epoch, a position ahead, or a re-subscribe), unsubscribe, unsubscribe
+ * them; sometimes a wrong epoch, a position ahead, or a re-subscribe; exact resumes of topics the
+ * pattern already brings), unsubscribe, unsubscribe
  * and resubscribe at once (also while stalled), disconnect (clean or abrupt) and later reconnect
  * with resume, stall (stop reading), read what is there.
  *
@@ -18,11 +20,14 @@
  *     known; without "n" it is exactly the next seq, or the seqs in between are this
  *     connection's own skip_origin publishes; "own" is set exactly when the connection is the
  *     publish's origin, and a skip_origin publish never reaches its origin (replays excepted);
+ *     "n" is exactly seq - the connection's position, and the first hint a pattern brings counts
+ *     from the topic's seq when the pattern went live (never a change made before it);
  *   - "subscribed" carries a seq between the topic's seq when the sub was sent and when the
  *     reply is read; a re-subscribe only re-confirms (nothing was delivered past what the
  *     connection already knows); a fresh one with a position is followed by the replay of
  *     exactly what was missed or by one reset whose reason and seq the model predicts (epoch,
- *     ahead, evicted — history keeps HIST per topic — or wildcard for the pattern);
+ *     ahead, evicted — history keeps HIST per topic — or wildcard for the pattern); an exact sub
+ *     of a topic the pattern already brings only confirms what the connection was given;
  *   - no error, no close (a stalled client sends requests only while it is owed few replies).
  * At the end the publishers stop, disconnected clients come back with resume, and every client
  * reads until each topic it follows is at the topic's final seq: no silent gap anywhere. /stats
@@ -50,15 +55,16 @@
 #define NT 6   /* exact topics */
 #define PAT NT /* index of the pattern in per-topic arrays */
 #define NSLOT (NT + 1)
-#define NCOVERED 4        /* topics 0..3 match the pattern */
-#define NC 12             /* clients */
-#define HIST 8            /* --hist-per-topic */
-#define MAXQ "16"         /* --max-queue */
-#define MAXOPS 8          /* pending requests per topic and connection */
-#define LOGN 80           /* messages kept per client for failure reports */
-#define FLOOD_N 64        /* big publishes per flood */
-#define BIG_MIN 40000     /* bytes of a big data string */
-#define WINDOW "m:b:*=30" /* --coalesce */
+#define NCOVERED 4         /* topics 0..3 match the pattern */
+#define NC 12              /* clients */
+#define HIST 8             /* --hist-per-topic */
+#define MAXQ "16"          /* --max-queue */
+#define MAXOPS 8           /* pending requests per topic and connection */
+#define LOGN 80            /* messages kept per client for failure reports */
+#define FLOOD_N 64         /* big publishes per flood */
+#define BIG_MIN 40000      /* bytes of a big data string */
+#define WINDOW "m:b:*=30"  /* --coalesce */
+#define WINDOW2 "m:a:3=30" /* a window on a topic the pattern covers */
 
 static const char *const tname[NSLOT] = {"m:a:0", "m:a:1", "m:a:2", "m:a:3",
                                          "m:b:0", "m:b:1", "m:a:*"};
@@ -86,6 +92,7 @@ enum { OP_SUB = 1, OP_UNSUB = 2 };
 struct op {
     uint8_t kind;
     uint8_t has_pos, wrong_epoch;
+    uint8_t over_pattern; /* exact sub of a topic the pattern has surely brought (see do_sub) */
     uint64_t pos;
     uint64_t lo[NT]; /* every topic's seq when it was sent */
 };
@@ -135,6 +142,7 @@ struct model {
     int floods, max_floods;
     /* what the clients saw */
     uint64_t msgs, hints, coalesced, resets, replays, owns, publishes;
+    uint64_t over_pattern; /* exact resumes of topics the pattern had brought, confirmed */
     struct wire_buf tmp;
 };
 
@@ -350,25 +358,45 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
                  (unsigned long long)adv(M, c, t, ct->last));
         return;
     }
+    ct->active = 1;
+    ct->replay_until = 0;
+    if (covered(t) && c->t[PAT].active) {
+        if (op.has_pos && !op.over_pattern)
+            FAIL(M, c, "model bug: resume of %s under an active pattern", tname[t]);
+        if (ct->known || op.over_pattern) {
+            M->over_pattern += op.over_pattern;
+            /* The pattern brought hints of t (or a window holds some for it): the connection
+             * already follows t, so the exact sub continues from what it was given — confirmed
+             * at that seq, no replay and no reset whatever the position (a replay would repeat
+             * hints, out of order). Every hint fanned out before the reply has been read. */
+            uint64_t from = ct->known ? ct->last : ct->pat_lo;
+            uint64_t to = ct->known ? adv(M, c, t, ct->last) : hi;
+            if (seq < from || seq > to)
+                FAIL(M, c,
+                     "exact sub of %s, which the pattern brings, confirmed seq %llu; the "
+                     "connection was given %llu..%llu",
+                     tname[t], (unsigned long long)seq, (unsigned long long)from,
+                     (unsigned long long)to);
+            ct->known = 1;
+            ct->last = seq;
+            return;
+        }
+        /* Nothing from the pattern yet: a fresh subscription at CUR, or — when a window holds
+         * publishes newer than the pattern — a confirmation at the seq the pattern went live
+         * with. Either way the hints that follow count from seq (checked in on_hint). */
+        if (seq < ct->pat_lo || seq > hi)
+            FAIL(M, c, "subscribed %s (under the pattern) with seq %llu, outside %llu..%llu",
+                 tname[t], (unsigned long long)seq, (unsigned long long)ct->pat_lo,
+                 (unsigned long long)hi);
+        ct->known = 1;
+        ct->last = seq;
+        return;
+    }
     if (seq < lo || seq > hi)
         FAIL(M, c,
              "subscribed %s with seq %llu, but the topic was at %llu when the sub was sent "
              "and is at %llu now",
              tname[t], (unsigned long long)seq, (unsigned long long)lo, (unsigned long long)hi);
-    ct->active = 1;
-    ct->replay_until = 0;
-    if (covered(t) && c->t[PAT].active) {
-        if (op.has_pos) FAIL(M, c, "model bug: resume of %s under an active pattern", tname[t]);
-        if (ct->known) {
-            /* The pattern delivered everything up to seq before this reply. */
-            if (adv(M, c, t, ct->last) < seq)
-                FAIL(M, c,
-                     "subscribed %s at seq %llu while the pattern had delivered only up to "
-                     "%llu: silent gap",
-                     tname[t], (unsigned long long)seq, (unsigned long long)ct->last);
-            return;
-        }
-    }
     ct->known = 1;
     ct->last = seq;
     if (!op.has_pos) return;
@@ -434,14 +462,28 @@ static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
              "received)",
              tname[t], (unsigned long long)s, n, rec->kind, m->data ? m->data_len : 0);
     int replay = ct->replay_until && s <= ct->replay_until;
+    if (n > s) FAIL(M, c, "hint %s seq %llu with n %u", tname[t], (unsigned long long)s, n);
     if (!ct->known) {
-        /* The first hint of a topic that only the pattern brings. */
+        /* The first hint of a topic that only the pattern brings: it counts from the topic's
+         * seq when the pattern went live (between pat_lo and pat_base), never for a change
+         * made before (even one a window held then). */
         if (s <= ct->pat_lo)
             FAIL(M, c,
                  "hint %s seq %llu through the pattern, not newer than the topic's seq %llu "
                  "when the pattern was subscribed",
                  tname[t], (unsigned long long)s, (unsigned long long)ct->pat_lo);
+        if (s - n < ct->pat_lo || s - n > adv(M, c, t, ct->pat_base))
+            FAIL(M, c,
+                 "first hint %s seq %llu (n %u) through the pattern counts from %llu; the "
+                 "pattern went live at a seq in %llu..%llu",
+                 tname[t], (unsigned long long)s, n, (unsigned long long)(s - n),
+                 (unsigned long long)ct->pat_lo, (unsigned long long)ct->pat_base);
     } else {
+        /* n = seq - position: exact, from this connection's position. */
+        if (n > 1 && s > ct->last && (s - n < ct->last || s - n > adv(M, c, t, ct->last)))
+            FAIL(M, c, "hint %s seq %llu n %u after %llu: n must be seq - %llu", tname[t],
+                 (unsigned long long)s, n, (unsigned long long)ct->last,
+                 (unsigned long long)ct->last);
         if (s <= ct->last)
             FAIL(M, c, "hint %s seq %llu (n %u) after %llu: duplicate or out of order", tname[t],
                  (unsigned long long)s, n, (unsigned long long)ct->last);
@@ -580,6 +622,14 @@ static void do_sub(struct model *M, struct mcli *c, const int *sel)
                 o.has_pos = 1;
                 o.pos = rn(M, 5);
             }
+        } else if (covered(t) && c->t[PAT].active && c->t[PAT].nops == 0 && !c->t[t].active &&
+                   c->t[t].nops == 0 && M->P[t].n > c->t[t].pat_base && chance(M, 60)) {
+            /* An exact resume of a topic the pattern has surely brought (a publish after the
+             * pattern's reply was read): the checklist's "resume them as exact topics". Any
+             * position, even ahead; the answer must be a confirmation only. */
+            o.over_pattern = 1;
+            o.has_pos = 1;
+            o.pos = c->has_saved[t] ? c->saved[t] : rn(M, (uint32_t)M->P[t].n + 3);
         } else if (!(covered(t) && pattern_later)) {
             if (c->has_saved[t]) {
                 uint32_t r = rn(M, 100);
@@ -1064,9 +1114,10 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
 
     char hist[16];
     snprintf(hist, sizeof hist, "%d", HIST);
-    const char *args[] = {
-        "--max-queue", MAXQ,     "--hist-per-topic", hist,   "--max-data", "65536",
-        "--max-frame", "131072", "--coalesce",       WINDOW, NULL};
+    const char *args[] = {"--max-queue", MAXQ,    "--hist-per-topic", hist,
+                          "--max-data",  "65536", "--max-frame",      "131072",
+                          "--coalesce",  WINDOW,  "--coalesce",       WINDOW2,
+                          NULL};
     subcheck_start(&M->d, args);
     M->lib = subcheck_publisher(&M->d, "model");
     cr_assert_eq(pubraw_connect(&M->raw, M->d.pub_port, 1), PUBRAW_OK);
@@ -1105,14 +1156,16 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
     fprintf(stderr,
             "model: seed %llu: %ld steps in %lld ms + %lld ms to drain; %llu publishes (%d "
             "floods), %llu messages, %llu hints checked (%llu coalesced, %llu own), %llu resets, "
-            "%llu replayed hints expected; /stats coalesced %lld replayed %lld resets %lld "
+            "%llu replayed hints expected, %llu exact resumes over the pattern; /stats coalesced "
+            "%lld replayed %lld resets %lld "
             "evicted %lld slow_closes %lld\n",
             (unsigned long long)M->seed, M->step, (long long)(t1 - t0), (long long)(t2 - t1),
             (unsigned long long)M->publishes, M->floods, (unsigned long long)M->msgs,
             (unsigned long long)M->hints, (unsigned long long)M->coalesced,
             (unsigned long long)M->owns, (unsigned long long)M->resets,
-            (unsigned long long)M->replays, (long long)coalesced, (long long)replayed,
-            (long long)resets, (long long)evicted, (long long)slow);
+            (unsigned long long)M->replays, (unsigned long long)M->over_pattern,
+            (long long)coalesced, (long long)replayed, (long long)resets, (long long)evicted,
+            (long long)slow);
     cr_expect_eq(slow, 0, "a subscriber was closed as slow");
     if (M->step >= 1000) {
         /* The walk must have exercised what it claims to check. */

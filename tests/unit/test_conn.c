@@ -28,7 +28,8 @@ static void push(struct conn *c, const char *topic, uint64_t seq, int coalesce)
 Test(conn, keeps_every_hint_in_order_when_not_coalescing)
 {
     struct conn c = {0};
-    for (uint64_t i = 1; i <= 100; i++) push(&c, "a", i, 0);
+    for (uint64_t i = 1; i <= 100; i++)
+        push(&c, "a", i, 0);
     cr_assert_eq(c.qlen, 100);
     for (uint32_t i = 0; i < 100; i++) {
         const struct qent *e = conn_peek(&c, i);
@@ -65,6 +66,22 @@ Test(conn, a_hint_written_out_is_not_merged_into)
     const struct qent *e = conn_peek(&c, 0);
     cr_expect_eq(e->h->seq, 3);
     cr_expect_eq(e->count, 2, "covers 2 and 3 only: 1 was already delivered");
+    conn_queue_free(&c);
+}
+
+/* n = seq - the connection's position: a seq the connection never got a hint for (its own
+ * skip_origin publish) inside the merged range is counted, as a window hint would count it. */
+Test(conn, a_merged_hint_covers_every_seq_from_the_first_entrys_position_up_to_its_own)
+{
+    struct conn c = {0};
+    push(&c, "a", 4, 1); /* position 3 */
+    push(&c, "a", 6, 1); /* 5 was skipped as the connection's own */
+    struct hint *h = mk("a", 9);
+    cr_assert_eq(conn_push_hint(&c, h, 3, 0, 1), 1); /* a window hint for 7..9 */
+    hint_unref(h);
+    cr_assert_eq(c.qlen, 1);
+    cr_expect_eq(conn_peek(&c, 0)->h->seq, 9);
+    cr_expect_eq(conn_peek(&c, 0)->count, 6, "stands for 4..9 after position 3");
     conn_queue_free(&c);
 }
 
