@@ -21,7 +21,7 @@
 
 struct admin {
     struct server *srv;
-    uv_tcp_t listener;
+    struct listener listener;
     int listening;
     int stopping;
     uint64_t nconns;
@@ -238,21 +238,27 @@ static void on_timeout(uv_timer_t *t)
     aconn_close(t->data);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(void *data, int fd)
 {
-    struct admin *a = server->data;
+    struct admin *a = data;
     struct server *srv = a->srv;
-    if (status < 0) return;
+    if (a->stopping || srv->core.st.conns[CONN_ADMIN] >= ADMIN_CONNS_MAX) {
+        close(fd);
+        return;
+    }
     struct aconn *ac = calloc(1, sizeof(*ac));
-    if (!ac) return;
+    if (!ac) {
+        close(fd);
+        return;
+    }
     ac->a = a;
     uv_tcp_init(srv->loop, &ac->h);
     uv_timer_init(srv->loop, &ac->timer);
     ac->h.data = ac->timer.data = ac;
     ac->open_handles = 2;
     a->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&ac->h) < 0 || a->stopping ||
-        srv->core.st.conns[CONN_ADMIN] >= ADMIN_CONNS_MAX) {
+    if (uv_tcp_open(&ac->h, fd) < 0) {
+        close(fd);
         aconn_close(ac);
         return;
     }
@@ -261,9 +267,9 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&ac->h, on_alloc, on_read);
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_listener_closed(struct listener *l)
 {
-    struct admin *a = h->data;
+    struct admin *a = l->data;
     a->listening = 0;
     maybe_free(a);
 }
@@ -279,15 +285,13 @@ int admin_start(struct server *srv, const char *addr, struct admin **out, char *
         return -ENOMEM;
     }
     a->srv = srv;
-    uv_tcp_init(srv->loop, &a->listener);
-    a->listener.data = a;
-    a->listening = 1;
-    if ((rc = uv_tcp_open(&a->listener, fd)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&a->listener, 64, on_connection)) < 0) {
-        a->stopping = 1;
-        uv_close((uv_handle_t *)&a->listener, on_listener_closed);
+    if ((rc = listen_watch(&a->listener, srv->loop, fd, "admin", srv->cfg.log_level, on_connection,
+                           a)) < 0) {
+        close(fd);
+        free(a);
         return rc;
     }
+    a->listening = 1;
     *out = a;
     return 0;
 }
@@ -296,5 +300,5 @@ void admin_stop(struct admin *a)
 {
     if (!a || a->stopping) return;
     a->stopping = 1;
-    uv_close((uv_handle_t *)&a->listener, on_listener_closed);
+    listen_close(&a->listener, on_listener_closed);
 }

@@ -23,7 +23,7 @@
 
 struct tcp {
     struct server *srv;
-    uv_tcp_t listener;
+    struct listener listener;
     int listening;
     int stopping;
     uint64_t nconns; /* pconns not yet freed */
@@ -202,24 +202,31 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         pconn_close(pc);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(void *data, int fd)
 {
-    struct tcp *t = server->data;
+    struct tcp *t = data;
     struct server *srv = t->srv;
-    if (status < 0) return;
-    struct pconn *pc = calloc(1, sizeof(*pc));
-    if (!pc) return;
-    pc->t = t;
-    uv_tcp_init(srv->loop, &pc->h);
-    pc->h.data = pc;
-    t->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&pc->h) < 0 || t->stopping) {
-        pconn_close(pc);
+    if (t->stopping) {
+        close(fd);
         return;
     }
     if (server_conns(srv) >= srv->cfg.max_conns) {
         LOGF(srv->cfg.log_level, LOG_WARN, "publisher refused: %u connections open (--max-conns)",
              srv->cfg.max_conns);
+        close(fd);
+        return;
+    }
+    struct pconn *pc = calloc(1, sizeof(*pc));
+    if (!pc) {
+        close(fd);
+        return;
+    }
+    pc->t = t;
+    uv_tcp_init(srv->loop, &pc->h);
+    pc->h.data = pc;
+    t->nconns++;
+    if (uv_tcp_open(&pc->h, fd) < 0) {
+        close(fd);
         pconn_close(pc);
         return;
     }
@@ -229,7 +236,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
 }
 
-static void on_listener_closed(uv_handle_t *h);
+static void on_listener_closed(struct listener *l);
 
 int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *bound, size_t boundlen)
 {
@@ -241,13 +248,10 @@ int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *boun
         return -ENOMEM;
     }
     t->srv = srv;
-    uv_tcp_init(srv->loop, &t->listener);
-    t->listener.data = t;
-    if ((rc = uv_tcp_open(&t->listener, fd)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&t->listener, 511, on_connection)) < 0) {
-        t->listening = 1;
-        t->stopping = 1;
-        uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+    if ((rc = listen_watch(&t->listener, srv->loop, fd, "pub", srv->cfg.log_level, on_connection,
+                           t)) < 0) {
+        close(fd);
+        free(t);
         return rc;
     }
     t->listening = 1;
@@ -255,9 +259,9 @@ int tcp_start(struct server *srv, const char *addr, struct tcp **out, char *boun
     return 0;
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_listener_closed(struct listener *l)
 {
-    struct tcp *t = h->data;
+    struct tcp *t = l->data;
     t->listening = 0;
     maybe_free(t);
 }
@@ -266,5 +270,5 @@ void tcp_stop(struct tcp *t)
 {
     if (!t || t->stopping) return;
     t->stopping = 1;
-    uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+    listen_close(&t->listener, on_listener_closed);
 }

@@ -29,15 +29,13 @@
 #include "server.h"
 
 #define BATCH_MAX (64 * 1024) /* bytes per lws_write; also the protocols' tx_packet_size */
-#define ACCEPTS_PER_WAKE 64
 
 struct ws {
     struct server *srv;
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    uv_poll_t lpoll;
-    int lfd;
-    int polling;
+    struct listener listener;
+    int listening;
     void *loops[1];
     struct lws_protocols protocols[3];
     uint8_t *batch; /* LWS_PRE headroom + batch_cap bytes */
@@ -275,25 +273,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
-static void on_accept(uv_poll_t *p, int status, int events)
+static void on_accept(void *data, int fd)
 {
-    struct ws *w = p->data;
-    (void)events;
-    if (status < 0) return;
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                LOGF(w->srv->cfg.log_level, LOG_WARN, "ws accept: %s", strerror(errno));
-            return;
-        }
-        if (w->srv->stopping || server_conns(w->srv) >= w->srv->cfg.max_conns) {
-            close(fd);
-            continue;
-        }
-        if (!lws_adopt_socket_vhost(w->vh, fd))
-            LOGF(w->srv->cfg.log_level, LOG_WARN, "ws: lws could not adopt a connection");
+    struct ws *w = data;
+    if (w->srv->stopping || server_conns(w->srv) >= w->srv->cfg.max_conns) {
+        close(fd);
+        return;
     }
+    if (!lws_adopt_socket_vhost(w->vh, fd))
+        LOGF(w->srv->cfg.log_level, LOG_WARN, "ws: lws could not adopt a connection");
 }
 
 static void lws_log(int level, const char *line)
@@ -314,7 +302,6 @@ int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound,
         return -ENOMEM;
     }
     w->srv = srv;
-    w->lfd = fd;
     w->loops[0] = srv->loop;
     w->batch_cap = BATCH_MAX;
     w->batch = malloc(LWS_PRE + w->batch_cap);
@@ -344,10 +331,10 @@ int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound,
         rc = -ENOMEM;
         goto fail;
     }
-    uv_poll_init(srv->loop, &w->lpoll, fd);
-    w->lpoll.data = w;
-    uv_poll_start(&w->lpoll, UV_READABLE, on_accept);
-    w->polling = 1;
+    if ((rc = listen_watch(&w->listener, srv->loop, fd, "ws", srv->cfg.log_level, on_accept, w)) <
+        0)
+        goto fail;
+    w->listening = 1;
     *out = w;
     return 0;
 fail:
@@ -361,19 +348,11 @@ fail:
     return rc;
 }
 
-static void on_lpoll_closed(uv_handle_t *h)
-{
-    struct ws *w = h->data;
-    close(w->lfd);
-    w->lfd = -1;
-}
-
 void ws_stop_listening(struct ws *w)
 {
-    if (!w || !w->polling) return;
-    w->polling = 0;
-    uv_poll_stop(&w->lpoll);
-    uv_close((uv_handle_t *)&w->lpoll, on_lpoll_closed);
+    if (!w || !w->listening) return;
+    w->listening = 0;
+    listen_close(&w->listener, NULL);
 }
 
 void ws_destroy(struct ws *w)
