@@ -101,6 +101,7 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
         set_u64(conns, kinds[k], st->conns[k]);
         set_u64(acc, kinds[k], st->accepted[k]);
     }
+    set_u64(conns, "ws_pending", srv->ws_pending); /* WebSocket handshakes in progress */
     json_object_set(o, "connections", conns);
     json_object_set(o, "accepted", acc);
     set_u64(o, "subscriptions", core->nsubs);

@@ -18,6 +18,8 @@ void config_default(struct config *cfg)
     snprintf(cfg->admin, sizeof(cfg->admin), "127.0.0.1:7402");
     core_config_default(&cfg->core);
     cfg->max_conns = 10000;
+    cfg->hello_timeout_ms = 10000;
+    cfg->pub_idle_ms = 120000;
     cfg->log_level = LOG_INFO;
 }
 
@@ -40,7 +42,15 @@ static void usage(FILE *out)
           "  --max-subs N        subscriptions per connection                (default 1024)\n"
           "  --max-queue N       queued messages per subscriber before its hints\n"
           "                      coalesce; closed (4001) past N + max-subs   (default 1024)\n"
-          "  --max-conns N       open publisher + WebSocket connections      (default 10000)\n"
+          "  --max-conns N       open publisher + WebSocket connections, handshakes\n"
+          "                      in progress included                        (default 10000)\n"
+          "timeouts:\n"
+          "  --hello-timeout MS  a WebSocket upgrade, or a publisher's hello, must be done\n"
+          "                      within MS of connecting, or the connection is closed\n"
+          "                                                                  (default 10000)\n"
+          "  --pub-idle MS       a publisher that sends nothing (ping to stay) or stays in\n"
+          "                      the middle of a frame for MS is dropped; 0 = never\n"
+          "                                                                  (default 120000)\n"
           "history (replay on resume; docs/guarantees.md):\n"
           "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
           "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"
@@ -81,6 +91,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-subs", &cfg->core.max_subs, 1, 1u << 20},
         {"--max-queue", &cfg->core.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
+        {"--hello-timeout", &cfg->hello_timeout_ms, 50, 3600000},
+        {"--pub-idle", &cfg->pub_idle_ms, 0, 86400000},
         {"--hist-per-topic", &cfg->core.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
     };

@@ -12,8 +12,10 @@ struct config {
     char ws[256];    /* WebSocket listener; default 127.0.0.1:7401 */
     char admin[256]; /* admin HTTP listener; default 127.0.0.1:7402 */
     struct core_config core;
-    uint32_t max_conns; /* open connections (all transports); default 10000 */
-    int log_level;      /* enum log_level; default info */
+    uint32_t max_conns;        /* open connections (all transports); default 10000 */
+    uint32_t hello_timeout_ms; /* accept -> WebSocket upgrade done / publisher hello; 10000 */
+    uint32_t pub_idle_ms;      /* publisher silent (or mid-frame) this long is dropped; 0 = never */
+    int log_level;             /* enum log_level; default info */
 };
 
 void config_default(struct config *cfg);

@@ -19,15 +19,17 @@ struct server {
     struct tcp *tcp;
     struct ws *ws;
     struct admin *admin;
-    uint64_t start_ms; /* uv_now() at start, for uptime */
+    uint64_t start_ms;   /* uv_now() at start, for uptime */
+    uint64_t ws_pending; /* accepted WebSocket sockets whose upgrade is not done (ws.c) */
     int stopping;
 };
 
-/* Open publisher and subscriber connections (for --max-conns). The admin endpoint has its own
- * small cap (admin.c) so that /stats still answers when the broker is full. */
+/* Open publisher and subscriber connections (for --max-conns), WebSocket handshakes in progress
+ * included: each holds a descriptor too. The admin endpoint has its own small cap (admin.c) so
+ * that /stats still answers when the broker is full. */
 static inline uint64_t server_conns(const struct server *s)
 {
-    return s->core.st.conns[CONN_PUB] + s->core.st.conns[CONN_WS];
+    return s->core.st.conns[CONN_PUB] + s->core.st.conns[CONN_WS] + s->ws_pending;
 }
 
 #endif
