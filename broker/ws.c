@@ -45,9 +45,10 @@ struct ws {
     int listening;
     struct pend *pend_head, *pend_tail; /* oldest first */
     uv_timer_t pend_timer;
-    uint64_t log_sec;    /* second of the close-log budget below */
-    uint32_t log_used;   /* close lines logged in that second */
-    uint64_t log_missed; /* close lines not logged since the last one that was */
+    uint64_t full_warned_ms; /* last "--max-conns reached" line */
+    uint64_t log_sec;        /* second of the close-log budget below */
+    uint32_t log_used;       /* close lines logged in that second */
+    uint64_t log_missed;     /* close lines not logged since the last one that was */
     void *loops[1];
     struct lws_protocols protocols[3];
     uint8_t *batch; /* LWS_PRE headroom + batch_cap bytes */
@@ -396,7 +397,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static void on_accept(void *data, int fd)
 {
     struct ws *w = data;
-    if (w->srv->stopping || server_conns(w->srv) >= w->srv->cfg.max_conns) {
+    struct server *srv = w->srv;
+    if (srv->stopping || server_conns(srv) >= srv->cfg.max_conns) {
+        uint64_t now = uv_now(srv->loop);
+        if (!srv->stopping && (w->full_warned_ms == 0 || now - w->full_warned_ms >= 10000)) {
+            w->full_warned_ms = now ? now : 1; /* once per 10 s: refusals come in floods */
+            LOGF(srv->cfg.log_level, LOG_WARN,
+                 "WebSocket refused: %u connections open or in their handshake (--max-conns)",
+                 srv->cfg.max_conns);
+        }
         close(fd);
         return;
     }
@@ -458,7 +467,9 @@ int ws_start(struct server *srv, const char *addr, struct ws **out, char *bound,
         0)
         goto fail;
     w->listening = 1;
-    uv_timer_init(srv->loop, &w->pend_timer);
+    /* Only now, with nothing left to fail: a handle on the loop cannot be freed without a close
+     * callback. Nothing is accepted before uv_run, so the timer is ready before any pend_add. */
+    uv_timer_init(srv->loop, &w->pend_timer); /* closed in ws_destroy */
     w->pend_timer.data = w;
     *out = w;
     return 0;
