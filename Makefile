@@ -89,7 +89,11 @@ deps-test: deps
 	fi
 
 # ---- release build --------------------------------------------------------------------------
-$(B)/obj/%.o: %.c
+# Every compile waits for `deps` (order-only: it runs first but never makes an object stale), so
+# `make -j` on a fresh machine does not compile before the headers are installed; test and fuzz
+# objects wait for `deps-test` (Criterion, clang). PKG_CFLAGS is expanded when a recipe runs,
+# i.e. after deps.
+$(B)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_REL) $(call inc_of,$<) -c $< -o $@
 
@@ -111,7 +115,7 @@ $(B)/nudge-bench: $(call obj,$(B),$(BENCH_SRC) $(LIB_SRC) $(PROTO_SRC))
 
 # ---- sanitizer build (make test) ------------------------------------------------------------
 A := $(B)/asan
-$(A)/obj/%.o: %.c
+$(A)/obj/%.o: %.c | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ASAN) $(call inc_of,$<) -c $< -o $@
 
@@ -161,7 +165,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(FUZZ_SRC))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
-$(F)/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard protocol/*.h)
+$(F)/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard protocol/*.h) | deps-test
 	@mkdir -p $(F)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PROTO_SRC) $(PKG_LIBS) -lm
 

@@ -21,7 +21,7 @@
 
 struct admin {
     struct server *srv;
-    uv_tcp_t listener;
+    struct listener listener;
     int listening;
     int stopping;
     uint64_t nconns;    /* aconns not yet freed */
@@ -84,14 +84,14 @@ static int set_u64(json_t *o, const char *k, uint64_t v)
 /* One worker's hub counters summed with the others' (each read whole, stat.h). */
 struct hub_sum {
     uint64_t conns[CONN_ROLES], accepted[CONN_ROLES], deliveries, bytes_in, bytes_out, errors,
-        slow_closes, coalesced, replayed, resets, subs, queued;
+        slow_closes, coalesced, replayed, resets, subs, queued, ws_pending;
 };
 
 static void sum_hubs(const struct broker *b, struct hub_sum *t)
 {
     memset(t, 0, sizeof(*t));
     for (uint32_t i = 0; i < b->nworkers; i++) {
-        const struct hub_stats *st = &server_hub(b, i)->st;
+        const struct hub_stats *st = &server_of(b, i)->hub.st;
         for (int r = 0; r < CONN_ROLES; r++) {
             t->conns[r] += stat_get(&st->conns[r]);
             t->accepted[r] += stat_get(&st->accepted[r]);
@@ -106,6 +106,7 @@ static void sum_hubs(const struct broker *b, struct hub_sum *t)
         t->resets += stat_get(&st->resets);
         t->subs += stat_get(&st->subs);
         t->queued += stat_get(&st->queued);
+        t->ws_pending += stat_get(&server_of(b, i)->ws_pending);
     }
 }
 
@@ -132,6 +133,7 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     set_u64(conns, "pub", t.conns[CONN_PUB]);
     set_u64(conns, "ws", t.conns[CONN_SUB]);
     set_u64(conns, "admin", srv->admin ? srv->admin->open : 0);
+    set_u64(conns, "ws_pending", t.ws_pending); /* WebSocket handshakes in progress */
     set_u64(acc, "pub", t.accepted[CONN_PUB]);
     set_u64(acc, "ws", t.accepted[CONN_SUB]);
     set_u64(acc, "admin", srv->admin ? srv->admin->accepted : 0);
@@ -274,13 +276,19 @@ static void on_timeout(uv_timer_t *t)
     aconn_close(t->data);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(void *data, int fd)
 {
-    struct admin *a = server->data;
+    struct admin *a = data;
     struct server *srv = a->srv;
-    if (status < 0) return;
+    if (a->stopping || a->open >= ADMIN_CONNS_MAX) {
+        close(fd);
+        return;
+    }
     struct aconn *ac = calloc(1, sizeof(*ac));
-    if (!ac) return;
+    if (!ac) {
+        close(fd);
+        return;
+    }
     ac->a = a;
     uv_tcp_init(srv->loop, &ac->h);
     uv_timer_init(srv->loop, &ac->timer);
@@ -290,7 +298,8 @@ static void on_connection(uv_stream_t *server, int status)
     ac->next = a->list;
     if (a->list) a->list->prev = ac;
     a->list = ac;
-    if (uv_accept(server, (uv_stream_t *)&ac->h) < 0 || a->stopping || a->open >= ADMIN_CONNS_MAX) {
+    if (uv_tcp_open(&ac->h, fd) < 0) {
+        close(fd);
         aconn_close(ac);
         return;
     }
@@ -301,9 +310,9 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&ac->h, on_alloc, on_read);
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_listener_closed(struct listener *l)
 {
-    struct admin *a = h->data;
+    struct admin *a = l->data;
     a->listening = 0;
     maybe_free(a);
 }
@@ -319,15 +328,13 @@ int admin_start(struct server *srv, const char *addr, struct admin **out, char *
         return -ENOMEM;
     }
     a->srv = srv;
-    uv_tcp_init(srv->loop, &a->listener);
-    a->listener.data = a;
-    a->listening = 1;
-    if ((rc = uv_tcp_open(&a->listener, fd)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&a->listener, 64, on_connection)) < 0) {
-        a->stopping = 1;
-        uv_close((uv_handle_t *)&a->listener, on_listener_closed);
+    if ((rc = listen_watch(&a->listener, srv->loop, fd, "admin", srv->cfg.log_level, on_connection,
+                           a)) < 0) {
+        close(fd);
+        free(a);
         return rc;
     }
+    a->listening = 1;
     *out = a;
     return 0;
 }
@@ -338,5 +345,5 @@ void admin_stop(struct admin *a)
     a->stopping = 1;
     while (a->list)
         aconn_close(a->list);
-    uv_close((uv_handle_t *)&a->listener, on_listener_closed);
+    listen_close(&a->listener, on_listener_closed);
 }

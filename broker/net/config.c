@@ -22,6 +22,8 @@ void config_default(struct config *cfg)
     cfg->max_conns = 10000;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = ncpu < 1 ? 1 : ncpu > NUDGE_WORKERS_MAX ? NUDGE_WORKERS_MAX : (uint32_t)ncpu;
+    cfg->hello_timeout_ms = 10000;
+    cfg->pub_idle_ms = 120000;
     cfg->log_level = LOG_INFO;
 }
 
@@ -44,10 +46,18 @@ static void usage(FILE *out)
           "  --max-subs N        subscriptions per connection                (default 1024)\n"
           "  --max-queue N       queued messages per subscriber before its hints\n"
           "                      coalesce; closed (4001) past N + max-subs   (default 1024)\n"
-          "  --max-conns N       open publisher + WebSocket connections      (default 10000)\n"
           "  --max-topics-total N  topics the broker knows at once (published, subscribed\n"
           "                      or in history); past it publishes and subscriptions that\n"
           "                      add a topic are refused (code 14)          (default 1000000)\n"
+          "  --max-conns N       open publisher + WebSocket connections, handshakes\n"
+          "                      in progress included                        (default 10000)\n"
+          "timeouts:\n"
+          "  --hello-timeout MS  a WebSocket upgrade, or a publisher's hello, must be done\n"
+          "                      within MS of connecting, or the connection is closed\n"
+          "                                                                  (default 10000)\n"
+          "  --pub-idle MS       a publisher that sends nothing (ping to stay) or stays in\n"
+          "                      the middle of a frame for MS is dropped; 0 = never\n"
+          "                                                                  (default 120000)\n"
           "history (replay on resume; docs/guarantees.md):\n"
           "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
           "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"
@@ -93,6 +103,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
         {"--max-topics-total", &cfg->engine.max_topics, 1, UINT32_MAX},
         {"--workers", &cfg->workers, 1, NUDGE_WORKERS_MAX},
+        {"--hello-timeout", &cfg->hello_timeout_ms, 50, 3600000},
+        {"--pub-idle", &cfg->pub_idle_ms, 0, 86400000},
         {"--hist-per-topic", &cfg->engine.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
     };

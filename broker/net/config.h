@@ -16,9 +16,11 @@ struct config {
     char admin[256]; /* admin HTTP listener; default 127.0.0.1:7402 */
     struct engine_config engine;
     struct hub_config hub;
-    uint32_t max_conns; /* open connections (all transports); default 10000 */
-    uint32_t workers;   /* worker threads; default: the number of online CPUs */
-    int log_level;      /* enum log_level; default info */
+    uint32_t workers;          /* worker threads; default: the number of online CPUs */
+    uint32_t max_conns;        /* open connections (all transports); default 10000 */
+    uint32_t hello_timeout_ms; /* accept -> WebSocket upgrade done / publisher hello; 10000 */
+    uint32_t pub_idle_ms;      /* publisher silent (or mid-frame) this long is dropped; 0 = never */
+    int log_level;             /* enum log_level; default info */
 };
 
 void config_default(struct config *cfg);

@@ -1,6 +1,13 @@
 /* listen: numeric or resolvable host, first address that binds wins; the bound address is read
- * back with getsockname so "port 0" callers learn the ephemeral port for the ready line. */
+ * back with getsockname so "port 0" callers learn the ephemeral port for the ready line.
+ *
+ * Accepting is one loop for every transport (listen_watch). It does not use libuv's uv_listen:
+ * on EMFILE libuv 1.44 closes a spare descriptor, accepts every queued connection and closes it
+ * again (its "emfile trick"), so clients are dropped without a word; we would rather leave them
+ * in the backlog until descriptors are free, and say once that we are full. */
 #include "listen.h"
+
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -106,4 +113,109 @@ int listen_open_group(const char *addr, int backlog, int n, int *fds, char *boun
         }
     }
     return 0;
+}
+#define ACCEPTS_PER_WAKE 64
+
+static void on_readable(uv_poll_t *p, int status, int events);
+
+static void on_backoff(uv_timer_t *t)
+{
+    struct listener *l = t->data;
+    if (l->closing) return;
+    l->paused = 0;
+    uv_poll_start(&l->poll, UV_READABLE, on_readable);
+}
+
+/* Out of descriptors (or kernel memory): stop watching the socket, which stays readable, and try
+ * again later; the warning is rate-limited so a long shortage is one line per LISTEN_WARN_MS. */
+static void pause_accepting(struct listener *l, int err)
+{
+    uint64_t now = uv_now(l->poll.loop);
+    l->paused = 1;
+    l->pauses++;
+    uv_poll_stop(&l->poll);
+    uv_timer_start(&l->backoff, on_backoff, LISTEN_BACKOFF_MS, 0);
+    if (l->warned) return;
+    l->warned = 1;
+    struct listen_shared *sh = l->shared;
+    uint64_t last = atomic_load(&sh->warn_ms);
+    if (atomic_exchange(&sh->warned, 1) == 0 && (last == 0 || now - last >= LISTEN_WARN_MS)) {
+        atomic_store(&sh->warn_ms, now ? now : 1);
+        LOGF(l->log_level, LOG_WARN,
+             "%s: out of file descriptors (accept: %s): not accepting new connections, "
+             "retrying every %d ms",
+             l->name, strerror(err), LISTEN_BACKOFF_MS);
+    }
+}
+
+static void on_readable(uv_poll_t *p, int status, int events)
+{
+    struct listener *l = p->data;
+    (void)events;
+    if (l->closing) return;
+    if (status < 0) {
+        pause_accepting(l, -status);
+        return;
+    }
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK) return;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM) continue;
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything unexpected: never spin on it. */
+            pause_accepting(l, e);
+            return;
+        }
+        if (l->warned) {
+            l->warned = 0;
+            if (atomic_exchange(&l->shared->warned, 0) == 1)
+                LOGF(l->log_level, LOG_INFO, "%s: accepting again", l->name);
+        }
+        l->cb(l->data, fd);
+        if (l->closing) return;
+    }
+}
+
+void listen_share(struct listener *l, struct listen_shared *shared)
+{
+    l->shared = shared;
+}
+
+int listen_watch(struct listener *l, uv_loop_t *loop, int fd, const char *name, int log_level,
+                 listen_accept_cb cb, void *data)
+{
+    int rc;
+    struct listen_shared *shared = l->shared;
+    memset(l, 0, sizeof(*l));
+    l->shared = shared ? shared : &l->own;
+    l->fd = fd;
+    l->name = name;
+    l->log_level = log_level;
+    l->cb = cb;
+    l->data = data;
+    if ((rc = uv_poll_init(loop, &l->poll, fd)) < 0) return rc;
+    uv_timer_init(loop, &l->backoff);
+    l->poll.data = l->backoff.data = l;
+    l->open_handles = 2;
+    uv_poll_start(&l->poll, UV_READABLE, on_readable);
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    if (--l->open_handles) return;
+    close(l->fd);
+    l->fd = -1;
+    if (l->on_closed) l->on_closed(l);
+}
+
+void listen_close(struct listener *l, void (*on_closed)(struct listener *l))
+{
+    if (l->closing) return;
+    l->closing = 1;
+    l->on_closed = on_closed;
+    uv_close((uv_handle_t *)&l->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&l->backoff, on_handle_closed);
 }

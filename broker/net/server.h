@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "listen.h"
 #include "engine.h"
 #include "hub.h"
 #include "session.h"
@@ -28,22 +29,25 @@ struct server {
     struct ws *ws;
     struct admin *admin; /* worker 0 only */
     uint64_t start_ms;   /* uv_now() at start, for uptime */
+    stat_t ws_pending;   /* accepted WebSocket sockets whose upgrade is not done (ws.c) */
     int stopping;
 };
 
 /* The process: the shared engine and every worker. */
 struct broker {
     struct config cfg;
+    struct listen_shared pub_listen, ws_listen; /* the workers' listeners of each port */
     struct engine engine;
     struct worker **workers;
     uint32_t nworkers;
 };
 
-/* Open publisher and subscriber connections over every worker (for --max-conns). The admin
- * endpoint has its own small cap (admin.c) so that /stats still answers when the broker is full.
- * Workers accept concurrently, so the bound can be passed by at most nworkers - 1. */
+/* Open publisher and subscriber connections over every worker (for --max-conns), WebSocket
+ * handshakes in progress included: each holds a descriptor too. The admin endpoint has its own
+ * small cap (admin.c) so that /stats still answers when the broker is full. Workers accept
+ * concurrently, so the bound can be passed by at most nworkers - 1. */
 uint64_t server_conns(const struct server *s);
-/* The hub of worker i (for /stats). */
-const struct hub *server_hub(const struct broker *b, uint32_t i);
+/* Worker i's context (for /stats: its counters are read with stat_get). */
+const struct server *server_of(const struct broker *b, uint32_t i);
 
 #endif

@@ -4,7 +4,12 @@
  * The replies to every frame of one read (acks, errors) leave in one uv_write. A publisher that
  * stops reading its acks is not read either once 1 MiB of replies is pending: backpressure
  * instead of unbounded memory. A broken frame stream (bad length, undecodable body) gets an error
- * frame and the connection is closed once that frame is written. */
+ * frame and the connection is closed once that frame is written.
+ *
+ * Deadlines (one uv_timer per publisher, re-armed lazily rather than on every read): hello within
+ * --hello-timeout of connecting; then no more than --pub-idle without any progress (a byte read,
+ * a reply written), and no frame left half-received for longer than that either, so a silent or
+ * trickling peer cannot hold a --max-conns slot forever. docs/operations.md, docs/protocol.md. */
 #include "tcp.h"
 
 #include <errno.h>
@@ -23,7 +28,7 @@
 
 struct tcp {
     struct server *srv;
-    uv_tcp_t listener;
+    struct listener listener;
     int listening;
     int stopping;
     uint64_t nconns; /* pconns not yet freed */
@@ -32,9 +37,14 @@ struct tcp {
 
 struct pconn {
     uv_tcp_t h;
+    uv_timer_t timer; /* hello and idle deadlines */
     struct conn c;
     struct tcp *t;
     struct wire_buf in; /* partial frame carried over between reads */
+    uint64_t opened_ms;
+    uint64_t active_ms;      /* last byte read or reply written */
+    uint64_t frame_start_ms; /* first byte of the frame in `in` */
+    int open_handles;
     int closing;
     int close_after_write;
     int reading;
@@ -54,6 +64,7 @@ static void on_pconn_closed(uv_handle_t *h)
 {
     struct pconn *pc = h->data;
     struct tcp *t = pc->t;
+    if (--pc->open_handles) return;
     hub_conn_gone(&t->srv->hub, &pc->c);
     wire_buf_free(&pc->in);
     free(pc);
@@ -65,10 +76,51 @@ static void pconn_close(struct pconn *pc)
 {
     if (pc->closing) return;
     pc->closing = 1;
+    uv_close((uv_handle_t *)&pc->timer, on_pconn_closed);
     uv_close((uv_handle_t *)&pc->h, on_pconn_closed);
 }
 
 static void send_out(struct pconn *pc);
+/* The next deadline of pc from now (ms), or 0 when one has passed (*why says which). */
+static uint64_t next_deadline(const struct pconn *pc, uint64_t now, const char **why)
+{
+    const struct config *cfg = &pc->t->srv->cfg;
+    uint64_t due = UINT64_MAX;
+    if (!pc->c.hello) {
+        due = pc->opened_ms + cfg->hello_timeout_ms;
+        *why = "no hello within --hello-timeout";
+    }
+    if (cfg->pub_idle_ms) {
+        uint64_t idle = pc->active_ms + cfg->pub_idle_ms;
+        if (idle < due) {
+            due = idle;
+            *why = "idle for --pub-idle";
+        }
+        if (pc->in.len && pc->frame_start_ms + cfg->pub_idle_ms < due) {
+            due = pc->frame_start_ms + cfg->pub_idle_ms;
+            *why = "frame not completed within --pub-idle";
+        }
+    }
+    if (due == UINT64_MAX) return UINT64_MAX;
+    return due > now ? due - now : 0;
+}
+
+static void on_deadline(uv_timer_t *timer)
+{
+    struct pconn *pc = timer->data;
+    struct server *srv = pc->t->srv;
+    const char *why = "";
+    uint64_t left = next_deadline(pc, uv_now(srv->loop), &why);
+    if (left == UINT64_MAX || pc->closing) return;
+    if (left > 0) {
+        uv_timer_start(timer, on_deadline, left, 0);
+        return;
+    }
+    /* A publisher that did its hello is a real client: say why it goes. */
+    LOGF(srv->cfg.log_level, pc->c.hello ? LOG_INFO : LOG_DEBUG, "publisher %s dropped: %s",
+         pc->c.name, why);
+    pconn_close(pc);
+}
 
 static void op_flush(struct conn *c)
 {
@@ -101,6 +153,7 @@ static void on_written(uv_write_t *req, int status)
     free(w->data);
     free(w);
     if (pc->closing) return;
+    pc->active_ms = uv_now(pc->t->srv->loop);
     if (status < 0 || (pc->close_after_write && uv_stream_get_write_queue_size(s) == 0)) {
         pconn_close(pc);
         return;
@@ -153,7 +206,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || pc->close_after_write) return;
     hub_count_bytes(&srv->hub, (uint64_t)nread, 0);
-    uint64_t now = uv_now(srv->loop);
+    uint64_t now = pc->active_ms = uv_now(srv->loop);
+    size_t had_tail = pc->in.len;
 
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t len = (size_t)nread, off = 0;
@@ -197,40 +251,55 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         fatal = 1;
         pc->close_after_write = 1;
     }
+    /* A new frame started in this read: its clock starts now. */
+    if (pc->in.len && (!had_tail || off > 0)) pc->frame_start_ms = now;
     send_out(pc); /* every reply of this read in one write */
     if (pc->close_after_write && !pc->closing &&
         uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) == 0)
         pconn_close(pc);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(void *data, int fd)
 {
-    struct tcp *t = server->data;
+    struct tcp *t = data;
     struct server *srv = t->srv;
-    if (status < 0) return;
-    struct pconn *pc = calloc(1, sizeof(*pc));
-    if (!pc) return;
-    pc->t = t;
-    uv_tcp_init(srv->loop, &pc->h);
-    pc->h.data = pc;
-    t->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&pc->h) < 0 || t->stopping) {
-        pconn_close(pc);
+    if (t->stopping) {
+        close(fd);
         return;
     }
     if (server_conns(srv) >= srv->cfg.max_conns) {
         LOGF(srv->cfg.log_level, LOG_WARN, "publisher refused: %u connections open (--max-conns)",
              srv->cfg.max_conns);
+        close(fd);
+        return;
+    }
+    struct pconn *pc = calloc(1, sizeof(*pc));
+    if (!pc) {
+        close(fd);
+        return;
+    }
+    pc->t = t;
+    uv_tcp_init(srv->loop, &pc->h);
+    uv_timer_init(srv->loop, &pc->timer);
+    pc->h.data = pc->timer.data = pc;
+    pc->open_handles = 2;
+    t->nconns++;
+    if (uv_tcp_open(&pc->h, fd) < 0) {
+        close(fd);
         pconn_close(pc);
         return;
     }
     uv_tcp_nodelay(&pc->h, 1);
     hub_conn_open(&srv->hub, &pc->c, CONN_PUB, &pub_ops, pc);
+    pc->opened_ms = pc->active_ms = uv_now(srv->loop);
+    const char *why;
+    uint64_t first = next_deadline(pc, pc->opened_ms, &why);
+    if (first != UINT64_MAX) uv_timer_start(&pc->timer, on_deadline, first, 0);
     pc->reading = 1;
     uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
 }
 
-static void on_listener_closed(uv_handle_t *h);
+static void on_listener_closed(struct listener *l);
 
 int tcp_start(struct server *srv, int fd, struct tcp **out)
 {
@@ -241,13 +310,11 @@ int tcp_start(struct server *srv, int fd, struct tcp **out)
         return -ENOMEM;
     }
     t->srv = srv;
-    uv_tcp_init(srv->loop, &t->listener);
-    t->listener.data = t;
-    if ((rc = uv_tcp_open(&t->listener, fd)) < 0) close(fd);
-    if (rc < 0 || (rc = uv_listen((uv_stream_t *)&t->listener, 511, on_connection)) < 0) {
-        t->listening = 1;
-        t->stopping = 1;
-        uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+    listen_share(&t->listener, &srv->broker->pub_listen);
+    if ((rc = listen_watch(&t->listener, srv->loop, fd, "pub", srv->cfg.log_level, on_connection,
+                           t)) < 0) {
+        close(fd);
+        free(t);
         return rc;
     }
     t->listening = 1;
@@ -255,9 +322,9 @@ int tcp_start(struct server *srv, int fd, struct tcp **out)
     return 0;
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_listener_closed(struct listener *l)
 {
-    struct tcp *t = h->data;
+    struct tcp *t = l->data;
     t->listening = 0;
     maybe_free(t);
 }
@@ -266,5 +333,5 @@ void tcp_stop(struct tcp *t)
 {
     if (!t || t->stopping) return;
     t->stopping = 1;
-    uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+    listen_close(&t->listener, on_listener_closed);
 }

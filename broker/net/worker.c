@@ -47,15 +47,16 @@ uint64_t server_conns(const struct server *s)
 {
     uint64_t n = 0;
     for (uint32_t i = 0; i < s->broker->nworkers; i++) {
-        const struct hub *h = server_hub(s->broker, i);
-        n += stat_get(&h->st.conns[CONN_PUB]) + stat_get(&h->st.conns[CONN_SUB]);
+        const struct server *w = server_of(s->broker, i);
+        n += stat_get(&w->hub.st.conns[CONN_PUB]) + stat_get(&w->hub.st.conns[CONN_SUB]) +
+             stat_get(&w->ws_pending);
     }
     return n;
 }
 
-const struct hub *server_hub(const struct broker *b, uint32_t i)
+const struct server *server_of(const struct broker *b, uint32_t i)
 {
-    return &b->workers[i]->srv.hub;
+    return &b->workers[i]->srv;
 }
 
 struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_fd)

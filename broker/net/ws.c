@@ -14,7 +14,14 @@
  *
  * HTTP: lws 4.1.6's HTTP server can be stalled by pipelined requests with bodies, so a request
  * that is not a WebSocket upgrade gets a fixed 426 answer written straight to the socket and the
- * connection is dropped before lws reads any body. */
+ * connection is dropped before lws reads any body. A CONNECT request never reaches the HTTP
+ * callbacks: lws 4.1.6 turns it into a raw socket (lws_handshake_server -> lws_http_to_fallback,
+ * which also clears the handshake timeout), so the raw callbacks refuse it the same way.
+ *
+ * Handshake deadline: lws's own timeouts are cleared on some paths (CONNECT above), so every
+ * adopted socket is on our list (struct pend, in accept order = deadline order, one uv_timer)
+ * from accept until its upgrade is done, and is killed at --hello-timeout. Pending sockets count
+ * in --max-conns (server->ws_pending). */
 #include "ws.h"
 
 #include <errno.h>
@@ -29,19 +36,32 @@
 #include "server.h"
 
 #define BATCH_MAX (64 * 1024) /* bytes per lws_write; also the protocols' tx_packet_size */
-#define ACCEPTS_PER_WAKE 64
 
 struct ws {
     struct server *srv;
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    uv_poll_t lpoll;
-    int lfd;
-    int polling;
+    struct listener listener;
+    int listening;
+    struct pend *pend_head, *pend_tail; /* oldest first */
+    uv_timer_t pend_timer;
+    uint64_t full_warned_ms; /* last "--max-conns reached" line */
+    uint64_t log_sec;        /* second of the close-log budget below */
+    uint32_t log_used;       /* close lines logged in that second */
+    uint64_t log_missed;     /* close lines not logged since the last one that was */
     void *loops[1];
     struct lws_protocols protocols[3];
     uint8_t *batch; /* LWS_PRE headroom + batch_cap bytes */
     size_t batch_cap;
+};
+
+/* An adopted socket whose WebSocket upgrade is not done yet; lws's opaque user data points here.
+ * Freed when the upgrade completes (ESTABLISHED) or the wsi goes (WSI_DESTROY). */
+struct pend {
+    struct lws *wsi;
+    uint64_t deadline;
+    struct pend *prev, *next; /* on ws->pend_*, unless killed */
+    int killed;
 };
 
 /* Per-connection state: lws allocates it zeroed (per_session_data_size) and frees it after
@@ -160,10 +180,40 @@ static void op_flush(struct conn *c)
     }
 }
 
+#define CLOSE_LOG_PER_SEC 20
+
+/* Closes the broker decides on (slow consumer 4001, out of memory 1011) are an operator's
+ * business: one warn line each, with the connection id and the reason, at most
+ * CLOSE_LOG_PER_SEC a second so a mass disconnect cannot flood the log (the rest are counted). */
+static void log_close(struct wsconn *wc, int code, const char *reason)
+{
+    struct ws *w = wc->w;
+    if (code != 4001 && code != 1011) return;
+    if (!LOG_ON(w->srv->cfg.log_level, LOG_WARN)) return;
+    uint64_t sec = uv_now(w->srv->loop) / 1000;
+    if (sec != w->log_sec) {
+        w->log_sec = sec;
+        w->log_used = 0;
+    }
+    if (w->log_used >= CLOSE_LOG_PER_SEC) {
+        w->log_missed++;
+        return;
+    }
+    w->log_used++;
+    if (w->log_missed)
+        log_emit(LOG_WARN, "subscriber %s closed with %d: %s (%llu more such closes not logged)",
+                 wc->c.name, code, reason ? reason : "", (unsigned long long)w->log_missed);
+    else
+        log_emit(LOG_WARN, "subscriber %s closed with %d: %s", wc->c.name, code,
+                 reason ? reason : "");
+    w->log_missed = 0;
+}
+
 static void op_close(struct conn *c, int code, const char *reason)
 {
     struct wsconn *wc = c->io;
     if (wc->close_code) return;
+    log_close(wc, code, reason);
     wc->close_code = code;
     wc->close_reason = reason;
     if (wc->blocked || lws_partial_buffered(wc->wsi))
@@ -173,6 +223,68 @@ static void op_close(struct conn *c, int code, const char *reason)
 }
 
 static const struct conn_ops ws_ops = {.flush = op_flush, .close = op_close};
+
+static void pend_unlink(struct ws *w, struct pend *p)
+{
+    if (p->killed) return;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        w->pend_head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        w->pend_tail = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* The upgrade finished or the socket is gone: it no longer counts as pending. */
+static void pend_done(struct ws *w, struct lws *wsi)
+{
+    struct pend *p = lws_get_opaque_user_data(wsi);
+    if (!p) return;
+    lws_set_opaque_user_data(wsi, NULL);
+    pend_unlink(w, p);
+    free(p);
+    stat_sub(&w->srv->ws_pending, 1);
+}
+
+static void on_pend_timer(uv_timer_t *t)
+{
+    struct ws *w = t->data;
+    uint64_t now = uv_now(w->srv->loop);
+    struct pend *p;
+    while ((p = w->pend_head) && p->deadline <= now) {
+        pend_unlink(w, p);
+        p->killed = 1; /* still counted until lws frees the wsi (WSI_DESTROY) */
+        LOGF(w->srv->cfg.log_level, LOG_DEBUG, "ws: handshake not done within --hello-timeout");
+        int fd = lws_get_socket_fd(p->wsi);
+        if (fd >= 0) shutdown(fd, SHUT_RDWR);
+        lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    if (p) uv_timer_start(t, on_pend_timer, p->deadline - now, 0);
+}
+
+static void pend_add(struct ws *w, struct lws *wsi)
+{
+    struct pend *p = calloc(1, sizeof(*p));
+    if (!p) { /* cannot track it: do not keep it either */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    p->wsi = wsi;
+    p->deadline = uv_now(w->srv->loop) + w->srv->cfg.hello_timeout_ms;
+    p->prev = w->pend_tail;
+    if (w->pend_tail)
+        w->pend_tail->next = p;
+    else
+        w->pend_head = p;
+    w->pend_tail = p;
+    lws_set_opaque_user_data(wsi, p);
+    stat_add(&w->srv->ws_pending, 1);
+    if (!uv_is_active((uv_handle_t *)&w->pend_timer))
+        uv_timer_start(&w->pend_timer, on_pend_timer, w->srv->cfg.hello_timeout_ms, 0);
+}
 
 static void refuse_http(struct lws *wsi)
 {
@@ -223,16 +335,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
     case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_RAW_ADOPT: /* CONNECT: lws made it a raw socket (see top) */
         refuse_http(wsi);
         return -1;
+    case LWS_CALLBACK_RAW_RX:
+        return -1;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        if (w->srv->stopping || server_conns(w->srv) >= w->srv->cfg.max_conns) {
-            LOGF(w->srv->cfg.log_level, LOG_WARN, "WebSocket refused: %s",
-                 w->srv->stopping ? "shutting down" : "--max-conns reached");
+        /* --max-conns was checked at accept, this socket already counted as pending. */
+        if (w->srv->stopping) {
+            LOGF(w->srv->cfg.log_level, LOG_INFO, "WebSocket refused: shutting down");
             return -1;
         }
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        pend_done(w, wsi);
+        return 0;
     case LWS_CALLBACK_ESTABLISHED:
+        pend_done(w, wsi);
         memset(wc, 0, sizeof(*wc));
         wc->wsi = wsi;
         wc->w = w;
@@ -276,25 +395,26 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
-static void on_accept(uv_poll_t *p, int status, int events)
+static void on_accept(void *data, int fd)
 {
-    struct ws *w = p->data;
-    (void)events;
-    if (status < 0) return;
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-        int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                LOGF(w->srv->cfg.log_level, LOG_WARN, "ws accept: %s", strerror(errno));
-            return;
+    struct ws *w = data;
+    struct server *srv = w->srv;
+    if (srv->stopping || server_conns(srv) >= srv->cfg.max_conns) {
+        uint64_t now = uv_now(srv->loop);
+        if (!srv->stopping && (w->full_warned_ms == 0 || now - w->full_warned_ms >= 10000)) {
+            w->full_warned_ms = now ? now : 1; /* once per 10 s: refusals come in floods */
+            LOGF(srv->cfg.log_level, LOG_WARN,
+                 "WebSocket refused: %u connections open or in their handshake (--max-conns)",
+                 srv->cfg.max_conns);
         }
-        if (w->srv->stopping || server_conns(w->srv) >= w->srv->cfg.max_conns) {
-            close(fd);
-            continue;
-        }
-        if (!lws_adopt_socket_vhost(w->vh, fd))
-            LOGF(w->srv->cfg.log_level, LOG_WARN, "ws: lws could not adopt a connection");
+        close(fd);
+        return;
     }
+    struct lws *wsi = lws_adopt_socket_vhost(w->vh, fd);
+    if (!wsi)
+        LOGF(w->srv->cfg.log_level, LOG_WARN, "ws: lws could not adopt a connection");
+    else
+        pend_add(w, wsi);
 }
 
 static void lws_log(int level, const char *line)
@@ -314,7 +434,6 @@ int ws_start(struct server *srv, int fd, struct ws **out)
         return -ENOMEM;
     }
     w->srv = srv;
-    w->lfd = fd;
     w->loops[0] = srv->loop;
     w->batch_cap = BATCH_MAX;
     w->batch = malloc(LWS_PRE + w->batch_cap);
@@ -344,10 +463,15 @@ int ws_start(struct server *srv, int fd, struct ws **out)
         rc = -ENOMEM;
         goto fail;
     }
-    uv_poll_init(srv->loop, &w->lpoll, fd);
-    w->lpoll.data = w;
-    uv_poll_start(&w->lpoll, UV_READABLE, on_accept);
-    w->polling = 1;
+    listen_share(&w->listener, &srv->broker->ws_listen);
+    if ((rc = listen_watch(&w->listener, srv->loop, fd, "ws", srv->cfg.log_level, on_accept, w)) <
+        0)
+        goto fail;
+    w->listening = 1;
+    /* Only now, with nothing left to fail: a handle on the loop cannot be freed without a close
+     * callback. Nothing is accepted before uv_run, so the timer is ready before any pend_add. */
+    uv_timer_init(srv->loop, &w->pend_timer); /* closed in ws_destroy */
+    w->pend_timer.data = w;
     *out = w;
     return 0;
 fail:
@@ -361,25 +485,18 @@ fail:
     return rc;
 }
 
-static void on_lpoll_closed(uv_handle_t *h)
-{
-    struct ws *w = h->data;
-    close(w->lfd);
-    w->lfd = -1;
-}
-
 void ws_stop_listening(struct ws *w)
 {
-    if (!w || !w->polling) return;
-    w->polling = 0;
-    uv_poll_stop(&w->lpoll);
-    uv_close((uv_handle_t *)&w->lpoll, on_lpoll_closed);
+    if (!w || !w->listening) return;
+    w->listening = 0;
+    listen_close(&w->listener, NULL);
 }
 
 void ws_destroy(struct ws *w)
 {
     if (!w) return;
     ws_stop_listening(w);
+    uv_close((uv_handle_t *)&w->pend_timer, NULL);
     lws_context_destroy(w->ctx);
 }
 

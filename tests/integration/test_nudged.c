@@ -27,10 +27,11 @@ Test(nudged, help_lists_every_flag_and_exits_0)
     char *out = NULL, *err = NULL;
     cr_assert_eq(run_cmd(argv, NULL, &out, &err, RUN_MS), 0, "%s", err);
     static const char *const flags[] = {
-        "--pub",       "--ws",        "--admin",          "--max-frame",
-        "--max-topic", "--max-data",  "--max-topics",     "--max-subs",
-        "--max-queue", "--max-conns", "--hist-per-topic", "--hist-bytes",
-        "--hist-age",  "--coalesce",  "--log-level",      "--version",
+        "--pub",           "--ws",        "--admin",          "--max-frame",
+        "--max-topic",     "--max-data",  "--max-topics",     "--max-subs",
+        "--max-queue",     "--max-conns", "--hist-per-topic", "--hist-bytes",
+        "--hist-age",      "--coalesce",  "--log-level",      "--version",
+        "--hello-timeout", "--pub-idle",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_expect(strstr(out, flags[i]), "--help does not mention %s", flags[i]);
@@ -53,6 +54,7 @@ Test(nudged, bad_flags_exit_2_with_a_message)
         {bin, "--ws", "127.0.0.1:99999", NULL}, {bin, "--coalesce", "pro*=100", NULL},
         {bin, "--coalesce", "hot:*=0", NULL},   {bin, "--hist-bytes", "10", NULL},
         {bin, "--log-level", "loud", NULL},     {bin, "--max-subs", NULL},
+        {bin, "--hello-timeout", "0", NULL},    {bin, "--pub-idle", "1s", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = NULL, *err = NULL;

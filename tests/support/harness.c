@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -146,8 +147,9 @@ static int scan_ready(struct nudged *d)
     return found;
 }
 
-int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
-                    const char *const *extra_args)
+/* nofile > 0: the child's RLIMIT_NOFILE, soft and hard (nudged raises soft to hard at start). */
+static int start_common(struct nudged *d, const char *binary, int with_defaults,
+                        const char *const *extra_args, unsigned nofile)
 {
     static unsigned counter;
     memset(d, 0, sizeof *d);
@@ -200,6 +202,10 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
         /* The broker must not hold the test runner's descriptors (Criterion's IPC sockets, other
          * tests' sockets): only 0, 1 and 2 cross the exec. */
         close_range(3, ~0U, 0);
+        if (nofile) {
+            struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+        }
         execv(binary, (char *const *)argv);
         dprintf(2, "harness: exec %s: %s\n", binary, strerror(errno));
         _exit(127);
@@ -226,11 +232,66 @@ int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
     return -1;
 }
 
+int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
+                    const char *const *extra_args)
+{
+    return start_common(d, binary, with_defaults, extra_args, 0);
+}
+
 int nudged_start(struct nudged *d, const char *const *extra_args)
+{
+    return nudged_start_nofile(d, extra_args, 0);
+}
+
+int nudged_start_nofile(struct nudged *d, const char *const *extra_args, unsigned nofile)
 {
     char path[512];
     if (nudge_bin_path("nudged", path, sizeof path) != 0) return -1;
-    return nudged_start_ex(d, path, 1, extra_args);
+    return start_common(d, path, 1, extra_args, nofile);
+}
+
+int64_t nudged_cpu_ms(const struct nudged *d)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)d->pid);
+    FILE *f = d->pid > 0 ? fopen(path, "r") : NULL;
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after "(comm)": state is field 3, utime 14, stime 15 (proc(5)). */
+    char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (int64_t)((ut + st) * 1000ULL / (unsigned long long)(hz > 0 ? hz : 100));
+}
+
+size_t nudged_log_count(const struct nudged *d, const char *needle, size_t *bytes)
+{
+    FILE *f = fopen(d->err_path, "r");
+    size_t hits = 0, total = 0;
+    if (f) {
+        char line[2048];
+        while (fgets(line, sizeof line, f)) {
+            total += strlen(line);
+            if (strstr(line, needle)) hits++;
+        }
+        fclose(f);
+    }
+    if (bytes) *bytes = total;
+    return hits;
+}
+
+int nudged_wait_log(const struct nudged *d, const char *needle, int timeout_ms)
+{
+    int64_t end = now_ms() + timeout_ms;
+    for (;;) {
+        if (nudged_log_count(d, needle, NULL) > 0) return 1;
+        if (now_ms() >= end) return 0;
+        sleep_ms(20);
+    }
 }
 
 int nudged_stop(struct nudged *d)

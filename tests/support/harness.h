@@ -45,6 +45,16 @@ int nudged_start(struct nudged *d, const char *const *extra_args);
  * when with_defaults is 0 (then extra_args must give --pub/--ws/--admin). */
 int nudged_start_ex(struct nudged *d, const char *binary, int with_defaults,
                     const char *const *extra_args);
+/* nudged_start() with RLIMIT_NOFILE (soft and hard) set to nofile in the child before exec, so
+ * tests can run the broker out of descriptors; nofile 0 = inherit. */
+int nudged_start_nofile(struct nudged *d, const char *const *extra_args, unsigned nofile);
+/* CPU time (user + system) the broker has used so far, in ms, from /proc/<pid>/stat; -1 when
+ * it cannot be read. */
+int64_t nudged_cpu_ms(const struct nudged *d);
+/* Lines of the broker's stderr log containing needle; *bytes (may be NULL) gets the log's size. */
+size_t nudged_log_count(const struct nudged *d, const char *needle, size_t *bytes);
+/* Wait up to timeout_ms for a stderr line containing needle. 1 when seen, else 0. */
+int nudged_wait_log(const struct nudged *d, const char *needle, int timeout_ms);
 /* SIGTERM, wait up to 15 s (then SIGKILL and wait). Returns the exit status (0..255), 128+signal
  * when it died of a signal, or -1 when it was not running / could not be reaped. */
 int nudged_stop(struct nudged *d);
