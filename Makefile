@@ -140,10 +140,11 @@ test: asan
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory bench-smoke
-	NUDGE_BIN=$(A) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	@for w in 1 4; do echo "test: every suite against nudged --workers $$w"; \
+	  NUDGE_WORKERS=$$w NUDGE_BIN=$(A) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(A)/tests --jobs=2 --timeout=120
+	  $(A)/tests --jobs=2 --timeout=120 || exit 1; done
 
 # The model-based test with a random seed and longer runs (the seed is printed with a one-line
 # repro); `make test` runs it with a fixed seed.

@@ -170,6 +170,13 @@ static int start_common(struct nudged *d, const char *binary, int with_defaults,
         argv[n++] = "--admin";
         argv[n++] = "127.0.0.1:0";
     }
+    /* make test runs every suite with NUDGE_WORKERS=1 and =4; a test's own --workers (later on
+     * the command line) wins. */
+    const char *workers = getenv("NUDGE_WORKERS");
+    if (with_defaults && workers && *workers) {
+        argv[n++] = "--workers";
+        argv[n++] = workers;
+    }
     for (size_t i = 0; extra_args && extra_args[i]; i++) {
         if (n >= 63) return -1;
         argv[n++] = extra_args[i];

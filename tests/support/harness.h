@@ -37,7 +37,8 @@ const char *nudge_bin_dir(void);
 /* Write "<nudge_bin_dir()>/<name>" into buf. Returns 0, or -1 when it does not fit. */
 int nudge_bin_path(const char *name, char *buf, size_t cap);
 
-/* Fork/exec <bin>/nudged --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 [extra_args]
+/* Fork/exec <bin>/nudged --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0
+ * [--workers $NUDGE_WORKERS] [extra_args]
  * (extra_args: NULL-terminated array, or NULL). Waits up to 15 s for the ready line and parses
  * the three ports. Returns 0, or -1 (the child, if any, is killed and reaped). */
 int nudged_start(struct nudged *d, const char *const *extra_args);
