@@ -12,7 +12,9 @@
  * Invariants: every node but the root leads to at least one registered pair (here, rest, star
  * or a literal child is non-empty), so memory follows the live patterns; removal prunes
  * bottom-up to keep it so. A (pattern, sub) pair is registered at most once. A node's table
- * has nkids <= ntab (grown when passed) and is freed when its last child goes. */
+ * is resized incrementally, as table.c does: a new array takes over and every insert or removal
+ * moves MOVE_STEP buckets of the old one, so a node with 100,000 children never pauses a loop for
+ * a full rehash; load stays within [1/4, 1] outside a move. Freed when its last child goes. */
 #include "match.h"
 
 #include <errno.h>
@@ -36,6 +38,8 @@ struct node {
     struct node *star;   /* the "*" child */
     struct node **tab;   /* literal children; ntab buckets (a power of two) or NULL */
     size_t ntab, nkids;
+    struct node **old;  /* buckets being moved into tab, or NULL */
+    size_t nold, moved; /* old buckets [0, moved) are empty */
     struct subv here, rest;
     uint64_t hash; /* of seg, under the registry's key; unused for "*" nodes and the root */
     size_t len;
@@ -49,7 +53,7 @@ struct match {
     uint64_t k0, k1;
 };
 
-enum { TAB_MIN = 4 };
+enum { TAB_MIN = 4, MOVE_STEP = 4 };
 
 /* ---- segments ----------------------------------------------------------------------------- */
 
@@ -166,6 +170,7 @@ static void node_free(struct match *m, struct node *n)
     free(n->here.v);
     free(n->rest.v);
     free(n->tab);
+    free(n->old);
     free(n);
     m->nodes--;
 }
@@ -180,35 +185,62 @@ static uint64_t seg_hash(const struct match *m, const char *seg, size_t len)
     return siphash(m->k0, m->k1, seg, len);
 }
 
+/* The chain a child with hash h is on: in the old array while its bucket has not moved yet. */
+static struct node **chain(const struct node *n, uint64_t h)
+{
+    if (n->old) {
+        size_t i = h & (n->nold - 1);
+        if (i >= n->moved) return &n->old[i];
+    }
+    return &n->tab[h & (n->ntab - 1)];
+}
+
 /* The literal child of n for seg, or NULL. *visits counts the chain entries compared. */
 static struct node *kid_find(const struct node *n, const char *seg, size_t len, uint64_t h,
                              size_t *visits)
 {
     if (!n->tab) return NULL;
-    for (struct node *c = n->tab[h & (n->ntab - 1)]; c; c = c->hnext) {
+    for (struct node *c = *chain(n, h); c; c = c->hnext) {
         (*visits)++;
         if (c->hash == h && c->len == len && memcmp(c->seg, seg, len) == 0) return c;
     }
     return NULL;
 }
 
-/* Rebuild n's table with ntab buckets. On OOM the old table stays: longer chains, still correct. */
+/* Move up to k old buckets into tab; drop the old array once it is empty. */
+static void tab_move(struct node *n, size_t k)
+{
+    if (!n->old) return;
+    while (k-- && n->moved < n->nold) {
+        struct node *c = n->old[n->moved];
+        while (c) {
+            struct node *next = c->hnext;
+            struct node **b = &n->tab[c->hash & (n->ntab - 1)];
+            c->hnext = *b;
+            *b = c;
+            c = next;
+        }
+        n->old[n->moved++] = NULL;
+    }
+    if (n->moved == n->nold) {
+        free(n->old);
+        n->old = NULL;
+        n->nold = n->moved = 0;
+    }
+}
+
+/* Start moving n's children into an array of ntab buckets. On OOM the old array stays: longer
+ * chains, still correct. */
 static void tab_resize(struct node *n, size_t ntab)
 {
     struct node **tab = calloc(ntab, sizeof(*tab));
     if (!tab) return;
-    for (size_t i = 0; i < n->ntab; i++) {
-        struct node *c = n->tab[i];
-        while (c) {
-            struct node *next = c->hnext;
-            c->hnext = tab[c->hash & (ntab - 1)];
-            tab[c->hash & (ntab - 1)] = c;
-            c = next;
-        }
-    }
-    free(n->tab);
+    n->old = n->tab;
+    n->nold = n->ntab;
+    n->moved = 0;
     n->tab = tab;
     n->ntab = ntab;
+    tab_move(n, MOVE_STEP);
 }
 
 static int kid_insert(struct node *n, struct node *c)
@@ -217,10 +249,11 @@ static int kid_insert(struct node *n, struct node *c)
         n->tab = calloc(TAB_MIN, sizeof(*n->tab));
         if (!n->tab) return -ENOMEM;
         n->ntab = TAB_MIN;
-    } else if (n->nkids >= n->ntab) {
-        tab_resize(n, n->ntab * 2);
+    } else {
+        tab_move(n, MOVE_STEP);
+        if (!n->old && n->nkids >= n->ntab) tab_resize(n, n->ntab * 2);
     }
-    struct node **b = &n->tab[c->hash & (n->ntab - 1)];
+    struct node **b = chain(n, c->hash);
     c->hnext = *b;
     *b = c;
     n->nkids++;
@@ -229,16 +262,18 @@ static int kid_insert(struct node *n, struct node *c)
 
 static void kid_unlink(struct node *n, struct node *c)
 {
-    struct node **pp = &n->tab[c->hash & (n->ntab - 1)];
+    tab_move(n, MOVE_STEP);
+    struct node **pp = chain(n, c->hash);
     while (*pp != c)
         pp = &(*pp)->hnext;
     *pp = c->hnext;
     n->nkids--;
     if (n->nkids == 0) {
         free(n->tab);
-        n->tab = NULL;
-        n->ntab = 0;
-    } else if (n->ntab > TAB_MIN && n->nkids < n->ntab / 4) {
+        free(n->old);
+        n->tab = n->old = NULL;
+        n->ntab = n->nold = n->moved = 0;
+    } else if (!n->old && n->ntab > TAB_MIN && n->nkids < n->ntab / 4) {
         tab_resize(n, n->ntab / 2); /* load stays within [1/4, 1]: no thrashing at the edges */
     }
 }
@@ -304,13 +339,17 @@ void match_free(struct match *m)
             n->star->hnext = todo;
             todo = n->star;
         }
-        for (size_t i = 0; i < n->ntab; i++) {
-            struct node *c = n->tab[i];
-            while (c) {
-                struct node *next = c->hnext;
-                c->hnext = todo;
-                todo = c;
-                c = next;
+        for (int a = 0; a < 2; a++) {
+            struct node **tab = a ? n->old : n->tab;
+            size_t ntab = a ? n->nold : n->ntab;
+            for (size_t i = 0; tab && i < ntab; i++) {
+                struct node *c = tab[i];
+                while (c) {
+                    struct node *next = c->hnext;
+                    c->hnext = todo;
+                    todo = c;
+                    c = next;
+                }
             }
         }
         node_free(m, n);
