@@ -139,6 +139,17 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     set_u64(acc, "admin", srv->admin ? srv->admin->accepted : 0);
     json_object_set(o, "connections", conns);
     json_object_set(o, "accepted", acc);
+    /* How the kernel spread connections over the workers (SO_REUSEPORT hashes each one). */
+    json_t *pw = json_array();
+    for (uint32_t i = 0; pw && i < srv->broker->nworkers; i++) {
+        const struct hub_stats *hs = &server_of(srv->broker, i)->hub.st;
+        json_t *wo = json_object();
+        if (!wo) break;
+        set_u64(wo, "pub", stat_get(&hs->conns[CONN_PUB]));
+        set_u64(wo, "ws", stat_get(&hs->conns[CONN_SUB]));
+        json_array_append_new(pw, wo);
+    }
+    if (pw) json_object_set_new(o, "per_worker", pw);
     set_u64(o, "subscriptions", t.subs);
     set_u64(o, "topics", ntopics);
     set_u64(o, "publishes", est.publishes);

@@ -60,6 +60,18 @@ Test(workers, publishers_on_every_worker_reach_subscribers_on_every_worker)
                      WSC_OK);
         cr_assert_eq(wsc_subscribe_v(&w[i], "spread:t", NULL), 0);
     }
+    json_t *st0 = nudged_stats(&d);
+    json_t *pw = json_object_get(st0, "per_worker");
+    cr_assert(json_is_array(pw) && json_array_size(pw) == 4);
+    int64_t ws_sum = 0, busy = 0;
+    for (size_t i = 0; i < 4; i++) {
+        int64_t n = json_integer_value(json_object_get(json_array_get(pw, i), "ws"));
+        ws_sum += n;
+        busy += n > 0;
+    }
+    json_decref(st0);
+    cr_expect_eq(ws_sum, NSUB, "per_worker adds up to the subscribers");
+    cr_expect_geq(busy, 2, "%d subscribers all landed on one worker", NSUB);
     pthread_t th[NPUB];
     struct pubjob jobs[NPUB];
     for (int i = 0; i < NPUB; i++) {
@@ -89,6 +101,7 @@ Test(workers, publishers_on_every_worker_reach_subscribers_on_every_worker)
     }
     json_t *st = nudged_stats(&d);
     cr_expect_eq(stats_int(st, "workers"), 4);
+
     cr_expect_eq(stats_int(st, "publishes"), NPUB * EACH);
     cr_expect_eq(stats_int(st, "accepted.ws"), NSUB);
     cr_expect_geq(stats_int(st, "accepted.pub"), NPUB);
