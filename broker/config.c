@@ -18,6 +18,7 @@ void config_default(struct config *cfg)
     snprintf(cfg->admin, sizeof(cfg->admin), "127.0.0.1:7402");
     core_config_default(&cfg->core);
     cfg->max_conns = 10000;
+    cfg->ws_ping = 30;
     cfg->log_level = LOG_INFO;
 }
 
@@ -49,6 +50,9 @@ static void usage(FILE *out)
           "  --coalesce PAT=MS   topics matching PAT (wildcards allowed) deliver at most one\n"
           "                      hint per MS milliseconds, the newest always (repeatable)\n"
           "other:\n"
+          "  --ws-ping SEC       ping a subscriber after SEC s with no sign of life (no\n"
+          "                      pong, no bytes of its backlog read); drop it SEC/3\n"
+          "                      (at least 1) s later without one            (default 30)\n"
           "  --log-level LEVEL   error, warn, info or debug                  (default info)\n"
           "  -h, --help          this text\n"
           "  -V, --version       print the version\n",
@@ -83,6 +87,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
         {"--hist-per-topic", &cfg->core.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
+        {"--ws-ping", &cfg->ws_ping, 1, 3600},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

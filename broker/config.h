@@ -13,6 +13,8 @@ struct config {
     char admin[256]; /* admin HTTP listener; default 127.0.0.1:7402 */
     struct core_config core;
     uint32_t max_conns; /* open connections (all transports); default 10000 */
+    uint32_t ws_ping;   /* seconds without proof of life before a subscriber is pinged; it is
+                           dropped ws_ping / 3 (at least 1) seconds later; default 30 */
     int log_level;      /* enum log_level; default info */
 };
 
