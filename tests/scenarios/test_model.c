@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "busy.h"
 #include "harness.h"
 #include "nudge.h"
 #include "pub.h"
@@ -1054,7 +1055,8 @@ static long env_long(const char *name, long dflt)
     return *end || v <= 0 ? dflt : v;
 }
 
-Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
+/* The whole walk: start a broker, run the steps, drain, check /stats, stop. */
+static void walk(void)
 {
     static struct model model; /* ~30 KB of logs: keep it off the stack */
     struct model *M = &model;
@@ -1151,4 +1153,33 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
         free(M->P[t].r);
     wire_buf_free(&M->tmp);
     cr_assert_eq(nudged_stop(&M->d), 0);
+}
+
+Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
+{
+    walk();
+}
+
+/* ---- the same walk on a busy machine -------------------------------------------------------- */
+
+/* Nothing in the contract depends on how fast the broker or its clients run: the walk must pass
+ * while every core is busy too. This runs alone, after the main run (make test sets
+ * NUDGE_BUSY=1 and filters the busy suite): the spinners would slow every other test down. */
+#define BUSY_PER_CORE 2
+#define BUSY_SECS 110 /* under the runner's --timeout */
+
+static void busy_fini(void)
+{
+    busy_stop();
+}
+
+Test(busy, the_model_walk_passes_while_every_core_is_busy, .fini = busy_fini, .timeout = 120)
+{
+    if (!getenv("NUDGE_BUSY"))
+        cr_skip_test("runs alone: NUDGE_BUSY=1 ... --filter 'busy/*' (make test does)");
+    int n = busy_start(BUSY_PER_CORE, BUSY_SECS);
+    cr_assert_gt(n, 0, "could not start the spinners");
+    fprintf(stderr, "busy: %d spinning processes (%d per core) for at most %d s\n", n,
+            BUSY_PER_CORE, BUSY_SECS);
+    walk();
 }
