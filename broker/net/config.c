@@ -24,6 +24,7 @@ void config_default(struct config *cfg)
     cfg->workers = ncpu < 1 ? 1 : ncpu > NUDGE_WORKERS_MAX ? NUDGE_WORKERS_MAX : (uint32_t)ncpu;
     cfg->hello_timeout_ms = 10000;
     cfg->pub_idle_ms = 120000;
+    cfg->ws_ping = 30;
     cfg->log_level = LOG_INFO;
 }
 
@@ -69,6 +70,9 @@ static void usage(FILE *out)
           "  --workers N         worker threads sharing the ports, 1..64 (default: one per\n"
           "                      online CPU)\n"
           "other:\n"
+          "  --ws-ping SEC       ping a subscriber after SEC s with no sign of life (no\n"
+          "                      pong, no bytes of its backlog read); drop it SEC/3\n"
+          "                      (at least 1) s later without one            (default 30)\n"
           "  --log-level LEVEL   error, warn, info or debug                  (default info)\n"
           "  -h, --help          this text\n"
           "  -V, --version       print the version\n",
@@ -107,6 +111,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--pub-idle", &cfg->pub_idle_ms, 0, 86400000},
         {"--hist-per-topic", &cfg->engine.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
+        {"--ws-ping", &cfg->ws_ping, 1, 3600},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -20,6 +20,8 @@ struct config {
     uint32_t max_conns;        /* open connections (all transports); default 10000 */
     uint32_t hello_timeout_ms; /* accept -> WebSocket upgrade done / publisher hello; 10000 */
     uint32_t pub_idle_ms;      /* publisher silent (or mid-frame) this long is dropped; 0 = never */
+    uint32_t ws_ping;          /* seconds without proof of life before a subscriber is pinged; it is
+                                  dropped ws_ping / 3 (at least 1) seconds later; default 30 */
     int log_level;             /* enum log_level; default info */
 };
 

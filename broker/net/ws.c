@@ -12,6 +12,14 @@
  * the tail) do we ask for WRITEABLE, and we never write while that tail is pending. This is the
  * path measured at ~3M deliveries/s per core versus ~67k for one frame per WRITEABLE.
  *
+ * Liveness: lws pings a connection ws_ping seconds after its last pong — traffic does not count —
+ * and drops it ws_ping / 3 seconds later without one. A congested subscriber's ping waits
+ * behind its backlog in the socket buffer (megabytes: the kernel autotunes it), so a phone that
+ * reads, only slowly, would be dropped for being slow, which the contract forbids
+ * (docs/guarantees.md §Coalescing). A sweep every ws_ping / 6 seconds therefore confirms alive
+ * (lws_validity_confirmed) every connection with bytes waiting whose peer acknowledged more of
+ * them since the last sweep: a peer's TCP acknowledges only what its application made room for.
+ *
  * HTTP: lws 4.1.6's HTTP server can be stalled by pipelined requests with bodies, so a request
  * that is not a WebSocket upgrade gets a fixed 426 answer written straight to the socket and the
  * connection is dropped before lws reads any body. A CONNECT request never reaches the HTTP
@@ -34,6 +42,7 @@
 #include "listen.h"
 #include "log.h"
 #include "server.h"
+#include "sock.h"
 
 #define BATCH_MAX (64 * 1024) /* bytes per lws_write; also the protocols' tx_packet_size */
 
@@ -53,6 +62,9 @@ struct ws {
     struct lws_protocols protocols[3];
     uint8_t *batch; /* LWS_PRE headroom + batch_cap bytes */
     size_t batch_cap;
+    lws_retry_bo_t idle; /* ping / hang-up policy: lws keeps a pointer to it */
+    uv_timer_t sweep;    /* liveness sweep (see the top of this file) */
+    int sweeping;
 };
 
 /* An adopted socket whose WebSocket upgrade is not done yet; lws's opaque user data points here.
@@ -76,13 +88,7 @@ struct wsconn {
     int blocked;    /* lws holds part of a write: wait for WRITEABLE */
     int close_code; /* close requested with this code */
     const char *close_reason;
-};
-
-/* Ping a connection silent for 30 s; drop it when nothing came back for 40 s: a phone that left
- * the network must not hold a subscription (and its queue) forever. */
-static const lws_retry_bo_t idle_policy = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 40,
+    uint64_t acked; /* the socket's tcpi_bytes_acked at the last liveness sweep */
 };
 
 static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
@@ -286,6 +292,25 @@ static void pend_add(struct ws *w, struct lws *wsi)
         uv_timer_start(&w->pend_timer, on_pend_timer, w->srv->cfg.hello_timeout_ms, 0);
 }
 
+/* Liveness sweep, per connection: a peer that acknowledged more of a backlog since the last
+ * sweep is reading it, so its ping (queued behind the backlog) cannot be answered in time and
+ * need not be. Connections with nothing waiting are left to lws's ping. */
+static void sweep_conn(struct wsconn *wc)
+{
+    uint64_t acked;
+    int waiting, fd = lws_get_socket_fd(wc->wsi);
+    if (fd < 0 || sock_progress(fd, &acked, &waiting) < 0) return;
+    if ((waiting || wc->blocked) && acked > wc->acked) lws_validity_confirmed(wc->wsi);
+    wc->acked = acked;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct ws *w = t->data;
+    /* every connection of the vhost, both subprotocols: the callback's LWS_CALLBACK_USER */
+    lws_callback_all_protocol_vhost_args(w->vh, NULL, LWS_CALLBACK_USER, NULL, 0);
+}
+
 static void refuse_http(struct lws *wsi)
 {
     /* Best effort, non-blocking: the answer fits any fresh socket's send buffer. */
@@ -383,6 +408,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         op_flush(&wc->c);
         return 0;
+    case LWS_CALLBACK_USER: /* on_sweep */
+        if (wc && wc->established) sweep_conn(wc);
+        return 0;
     case LWS_CALLBACK_CLOSED:
         if (wc && wc->established) {
             hub_conn_gone(&w->srv->hub, &wc->c);
@@ -456,7 +484,11 @@ int ws_start(struct server *srv, int fd, struct ws **out)
     info.foreign_loops = w->loops;
     info.user = w;
     info.timeout_secs = 10; /* handshake and close must finish within this */
-    info.retry_and_idle_policy = &idle_policy;
+    /* a phone that left the network must not hold a subscription (and its queue) forever */
+    uint32_t ping = srv->cfg.ws_ping ? srv->cfg.ws_ping : 30;
+    w->idle.secs_since_valid_ping = (uint16_t)ping;
+    w->idle.secs_since_valid_hangup = (uint16_t)(ping + (ping >= 6 ? ping / 3 : 1));
+    info.retry_and_idle_policy = &w->idle;
     info.max_http_header_data = 4096;
     if (!w->batch || !(w->ctx = lws_create_context(&info)) ||
         !(w->vh = lws_get_vhost_by_name(w->ctx, "default"))) {
@@ -472,6 +504,11 @@ int ws_start(struct server *srv, int fd, struct ws **out)
      * callback. Nothing is accepted before uv_run, so the timer is ready before any pend_add. */
     uv_timer_init(srv->loop, &w->pend_timer); /* closed in ws_destroy */
     w->pend_timer.data = w;
+    uint64_t every = (uint64_t)ping * 1000 / 6;
+    uv_timer_init(srv->loop, &w->sweep);
+    w->sweep.data = w;
+    uv_timer_start(&w->sweep, on_sweep, every, every);
+    w->sweeping = 1;
     *out = w;
     return 0;
 fail:
@@ -497,6 +534,11 @@ void ws_destroy(struct ws *w)
     if (!w) return;
     ws_stop_listening(w);
     uv_close((uv_handle_t *)&w->pend_timer, NULL);
+    if (w->sweeping) {
+        w->sweeping = 0;
+        uv_timer_stop(&w->sweep);
+        uv_close((uv_handle_t *)&w->sweep, NULL);
+    }
     lws_context_destroy(w->ctx);
 }
 

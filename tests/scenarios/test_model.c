@@ -28,7 +28,11 @@
  *     exactly what was missed or by one reset whose reason and seq the model predicts (epoch,
  *     ahead, evicted — history keeps HIST per topic — or wildcard for the pattern); an exact sub
  *     of a topic the pattern already brings only confirms what the connection was given;
- *   - no error, no close (a stalled client sends requests only while it is owed few replies).
+ *   - no error, no close. Like any client, the model keeps within the one limit the contract puts
+ *     on clients: at most --max-queue replies (and resets) owed and unread per connection, or
+ *     the broker rightly closes it (4001: replies not read). It counts what is owed, not what
+ *     it has read: after a stall or a flood a 4 KiB-buffer client is still megabytes behind (in
+ *     the broker's socket buffer) however often it reads, so its replies can wait that long.
  * At the end the publishers stop, disconnected clients come back with resume, and every client
  * reads until each topic it follows is at the topic's final seq: no silent gap anywhere. /stats
  * must show that coalescing, replay and resets happened, so the test cannot pass vacuously.
@@ -46,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "busy.h"
 #include "harness.h"
 #include "nudge.h"
 #include "pub.h"
@@ -58,7 +63,7 @@
 #define NCOVERED 4         /* topics 0..3 match the pattern */
 #define NC 12              /* clients */
 #define HIST 8             /* --hist-per-topic */
-#define MAXQ "16"          /* --max-queue */
+#define MAXQ 16            /* --max-queue */
 #define MAXOPS 8           /* pending requests per topic and connection */
 #define LOGN 80            /* messages kept per client for failure reports */
 #define FLOOD_N 64         /* big publishes per flood */
@@ -589,6 +594,25 @@ static int read_some(struct model *M, struct mcli *c, int timeout_ms, int max)
 
 /* ---- client actions ------------------------------------------------------------------------ */
 
+/* At most how many control messages c has coming and not yet read: a reply per pending request
+ * and topic, a reset per pending sub (a position may earn one), and the resets already due. */
+static int owed(const struct mcli *c)
+{
+    int n = 0;
+    for (int t = 0; t < NSLOT; t++)
+        n += 2 * c->t[t].nops + (c->t[t].expect_reset != NULL);
+    return n;
+}
+
+/* Whether c may ask for one more topic (OWED_PER_TOPIC more messages) within the contract: the
+ * broker closes a connection with --max-queue control messages waiting (docs/protocol.md, 4001),
+ * and a reading client cannot tell how many of its replies still wait behind its backlog. */
+#define OWED_PER_TOPIC 2
+static int may_ask(const struct mcli *c, int topics)
+{
+    return owed(c) + OWED_PER_TOPIC * topics <= MAXQ;
+}
+
 static int will_be_subscribed(const struct mcli *c, int t)
 {
     const struct ctopic *ct = &c->t[t];
@@ -615,7 +639,7 @@ static void do_sub(struct model *M, struct mcli *c, const int *sel)
     for (int t = 0; t < NT; t++)
         op.lo[t] = M->P[t].n;
     for (int t = 0; t < NSLOT; t++) {
-        if (!sel[t] || c->t[t].nops >= MAXOPS) continue;
+        if (!sel[t] || c->t[t].nops >= MAXOPS || !may_ask(c, 1)) continue;
         struct op o = op;
         if (t == PAT) {
             if (c->has_saved[PAT] ? chance(M, 80) : chance(M, 20)) {
@@ -679,7 +703,8 @@ static void do_unsub(struct model *M, struct mcli *c, const int *sel)
     char line[160];
     int ll = snprintf(line, sizeof line, "step %ld send unsub:", M->step);
     for (int t = 0; t < NSLOT; t++) {
-        if (!sel[t] || !will_be_subscribed(c, t) || c->t[t].nops >= MAXOPS) continue;
+        if (!sel[t] || !will_be_subscribed(c, t) || c->t[t].nops >= MAXOPS || !may_ask(c, 1))
+            continue;
         topics[n++] = (struct wire_str){tname[t], (uint32_t)strlen(tname[t])};
         struct op o;
         memset(&o, 0, sizeof o);
@@ -949,16 +974,6 @@ static void random_sel(struct model *M, int *sel)
     if (!any) sel[rn(M, NSLOT)] = 1;
 }
 
-/* Replies (and resets) c is owed: a stalled client may send requests only while these stay far
- * below --max-queue, or the broker rightly closes it (4001: replies not read). */
-static int owed(const struct mcli *c)
-{
-    int n = 0;
-    for (int t = 0; t < NSLOT; t++)
-        n += 2 * c->t[t].nops + (c->t[t].expect_reset != NULL);
-    return n;
-}
-
 /* Unsubscribe one topic and subscribe it again at once, resuming from what the client has read:
  * on a congested connection the old subscription's hints are still queued. */
 static void act_resub(struct model *M, struct mcli *c)
@@ -967,6 +982,7 @@ static void act_resub(struct model *M, struct mcli *c)
     for (int t = 0; t < NT; t++)
         if (will_be_subscribed(c, t) && c->t[t].nops + 2 <= MAXOPS) cand[n++] = t;
     if (n == 0) return;
+    if (!may_ask(c, 2)) return;
     int t = cand[rn(M, (uint32_t)n)];
     int sel[NSLOT] = {0};
     sel[t] = 1;
@@ -1089,7 +1105,9 @@ static long env_long(const char *name, long dflt)
     return *end || v <= 0 ? dflt : v;
 }
 
-Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
+/* The whole walk: start a broker, run the steps (for at most max_secs, unless
+ * NUDGE_MODEL_SECONDS says otherwise), drain, check /stats, stop. */
+static void walk(long max_secs)
 {
     static struct model model; /* ~30 KB of logs: keep it off the stack */
     struct model *M = &model;
@@ -1112,9 +1130,10 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
     fprintf(stderr, "model: seed %llu, %ld steps\n", (unsigned long long)M->seed, M->steps);
     repro(M);
 
-    char hist[16];
+    char hist[16], maxq[16];
     snprintf(hist, sizeof hist, "%d", HIST);
-    const char *args[] = {"--max-queue", MAXQ,    "--hist-per-topic", hist,
+    snprintf(maxq, sizeof maxq, "%d", MAXQ);
+    const char *args[] = {"--max-queue", maxq,    "--hist-per-topic", hist,
                           "--max-data",  "65536", "--max-frame",      "131072",
                           "--coalesce",  WINDOW,  "--coalesce",       WINDOW2,
                           NULL};
@@ -1134,8 +1153,7 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
     }
 
     /* A wall-clock bound under the runner's timeout (make test: 120 s; test-long: 900 s). */
-    int64_t t0 = now_ms(),
-            limit_ms = env_long("NUDGE_MODEL_SECONDS", 60 + M->steps * 3 / 100) * 1000;
+    int64_t t0 = now_ms(), limit_ms = env_long("NUDGE_MODEL_SECONDS", max_secs) * 1000;
     for (M->step = 0; M->step < M->steps; M->step++) {
         step(M);
         if (now_ms() - t0 > limit_ms) {
@@ -1188,4 +1206,34 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
         free(M->P[t].r);
     wire_buf_free(&M->tmp);
     cr_assert_eq(nudged_stop(&M->d), 0);
+}
+
+Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
+{
+    walk(60 + env_long("NUDGE_MODEL_STEPS", 1500) * 3 / 100);
+}
+
+/* ---- the same walk on a busy machine -------------------------------------------------------- */
+
+/* Nothing in the contract depends on how fast the broker or its clients run: the walk must pass
+ * while every core is busy too. This runs alone, after the main run (make test sets
+ * NUDGE_BUSY=1 and filters the busy suite): the spinners would slow every other test down. */
+#define BUSY_PER_CORE 2
+#define BUSY_SECS 100     /* the spinners' own bound, under the runner's --timeout */
+#define BUSY_WALK_SECS 40 /* a walk cut short checks all it did, and keeps make test short */
+
+static void busy_fini(void)
+{
+    busy_stop();
+}
+
+Test(busy, the_model_walk_passes_while_every_core_is_busy, .fini = busy_fini, .timeout = 120)
+{
+    if (!getenv("NUDGE_BUSY"))
+        cr_skip_test("runs alone: NUDGE_BUSY=1 ... --filter 'busy/*' (make test does)");
+    int n = busy_start(BUSY_PER_CORE, BUSY_SECS);
+    cr_assert_gt(n, 0, "could not start the spinners");
+    fprintf(stderr, "busy: %d spinning processes (%d per core) for at most %d s\n", n,
+            BUSY_PER_CORE, BUSY_SECS);
+    walk(BUSY_WALK_SECS);
 }
