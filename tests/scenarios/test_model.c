@@ -1107,6 +1107,38 @@ static long env_long(const char *name, long dflt)
 
 /* The whole walk: start a broker, run the steps (for at most max_secs, unless
  * NUDGE_MODEL_SECONDS says otherwise), drain, check /stats, stop. */
+/* With several workers, the two publishers must publish from different workers, so that every
+ * topic's hints reach hubs from two threads: reconnect the libnudge one until /stats shows the
+ * publisher connections on two workers (SO_REUSEPORT spreads by a hash of the client port; 40
+ * tries fail only with probability (1/workers)^40). */
+static void spread_publishers(struct model *M)
+{
+    for (int tries = 0; tries < 40; tries++) {
+        json_t *st = nudged_stats(&M->d);
+        cr_assert_not_null(st);
+        json_t *pw = json_object_get(st, "per_worker");
+        size_t n = json_array_size(pw), busy = 0;
+        int64_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+            int64_t p = json_integer_value(json_object_get(json_array_get(pw, i), "pub"));
+            total += p;
+            busy += p > 0;
+        }
+        json_decref(st);
+        if (n <= 1 || busy >= 2) {
+            if (n > 1) fprintf(stderr, "model: publishers on 2 of %zu workers\n", n);
+            return;
+        }
+        if (total < 2) { /* a connection is not counted yet: look again */
+            sleep_ms(10);
+            continue;
+        }
+        nudge_close(M->lib);
+        M->lib = subcheck_publisher(&M->d, "model");
+    }
+    cr_assert_fail("the publishers never landed on different workers");
+}
+
 static void walk(long max_secs)
 {
     static struct model model; /* ~30 KB of logs: keep it off the stack */
@@ -1142,6 +1174,7 @@ static void walk(long max_secs)
     cr_assert_eq(pubraw_connect(&M->raw, M->d.pub_port, 1), PUBRAW_OK);
     M->raw.lim.max_data = 65536;
     M->raw.lim.max_frame = 131072;
+    spread_publishers(M);
 
     for (int i = 0; i < NC; i++) {
         struct mcli *c = &M->c[i];
