@@ -345,9 +345,11 @@ void hub_deliver(void *arg, struct hint *h, uint32_t count, struct wire_str orig
     if (hub->in_len == hub->in_cap) {
         uint32_t ncap = hub->in_cap ? hub->in_cap * 2 : 256;
         struct hub_in *n = realloc(hub->in, sizeof(*n) * ncap);
-        if (!n) { /* cannot queue: the hint is lost for this hub, say so loudly in stats */
+        if (!n) { /* cannot queue: the hint is lost for this hub, say so in its errors */
+            /* Counted under the lock and added to st.errors by the hub's thread: a stat has
+             * one writer (stat.h), and this runs on whichever thread published. */
+            hub->in_lost++;
             pthread_mutex_unlock(&hub->in_lock);
-            stat_add(&hub->st.errors, 1);
             return;
         }
         hub->in = n;
@@ -374,7 +376,10 @@ void hub_drain(struct hub *hub)
         hub->in = hub->in_spare;
         hub->in_cap = hub->spare_cap;
         hub->in_len = 0;
+        uint32_t lost = hub->in_lost;
+        hub->in_lost = 0;
         pthread_mutex_unlock(&hub->in_lock);
+        if (lost) stat_add(&hub->st.errors, lost);
         for (uint32_t i = 0; i < n; i++) {
             struct hub_in *e = &batch[i];
             struct wire_str origin = {e->origin, e->origin_len};

@@ -67,7 +67,8 @@ struct hub {
     pthread_mutex_t in_lock;
     struct hub_in *in, *in_spare;
     uint32_t in_len, in_cap, spare_cap;
-    pthread_t owner; /* the hub's thread (hub_own) */
+    uint32_t in_lost; /* hints the inbox had no memory for; hub_drain adds them to st.errors */
+    pthread_t owner;  /* the hub's thread (hub_own) */
     int owned;
     void (*wake)(void *arg); /* ask the hub's thread to drain soon (e.g. uv_async_send) */
     void *wake_arg;

@@ -474,7 +474,11 @@ int ws_start(struct server *srv, int fd, struct ws **out)
         w->protocols[i].id = (unsigned)i;
         w->protocols[i].tx_packet_size = BATCH_MAX;
     }
-    lws_set_log_level(srv->cfg.log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : LLL_ERR, lws_log);
+    /* lws keeps its log level and emitter in process globals that every worker's lws reads:
+     * set them once, on worker 0, which starts before any other worker's thread exists. */
+    if (srv->index == 0)
+        lws_set_log_level(srv->cfg.log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : LLL_ERR,
+                          lws_log);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
