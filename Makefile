@@ -160,7 +160,7 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # the test fails, and the report is in the broker's log, printed below. About 1-2 minutes on 2
 # cores; TSan slows the broker 5-15x, hence the longer per-test timeout. libuv, libwebsockets
 # and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (nothing yet).
-TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers \
+TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers topics \
                descriptors handshake publisher_deadlines slow_log
 empty :=
 space := $(empty) $(empty)
@@ -210,7 +210,10 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(FUZZ_SRC))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
-$(F)/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard protocol/*.h) | deps-test
+# fuzz_match includes broker/engine/match.c and table.c itself (see its top comment).
+FUZZ_DEPS := $(PROTO_SRC) $(wildcard protocol/*.h) broker/engine/match.c broker/engine/table.c \
+             $(wildcard broker/engine/*.h)
+$(F)/%: tests/fuzz/%.c $(FUZZ_DEPS) | deps-test
 	@mkdir -p $(F)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PROTO_SRC) $(PKG_LIBS) -lm
 

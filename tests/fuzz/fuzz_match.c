@@ -1,4 +1,4 @@
-/* libFuzzer target for broker/match.c. The input is up to 32 '\n'-separated lines; each line is
+/* libFuzzer target for broker/engine/match.c. The input is up to 32 '\n'-separated lines; each line is
  * both a candidate pattern and a topic. Every line is classified by match_kind and by a
  * reference (split into segments first, then compared, a different algorithm from match.c's);
  * valid patterns are registered twice (under their own sub and under one shared sub); then
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../broker/match.c"
-#include "../../broker/topic.c"
+#include "../../broker/engine/match.c"
+#include "../../broker/engine/table.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
