@@ -370,6 +370,16 @@ Test(threads, hints_published_on_every_worker_reach_every_subscriber_in_order)
     memset(subs, 0, sizeof subs);
     int nsubs = NEXACT + NPATTERN;
     open_subscribers(subs, nsubs, &d);
+    /* The kernel hashes each connection to a worker: with 8 of them, all on one worker has odds
+     * of 1 in 16,384, and would leave nothing crossing threads but the publishers. */
+    json_t *js = nudged_stats(&d);
+    cr_assert_not_null(js);
+    json_t *pw = json_object_get(js, "per_worker");
+    int busy = 0;
+    for (size_t i = 0; i < json_array_size(pw); i++)
+        busy += stats_int(json_array_get(pw, i), "ws") > 0;
+    json_decref(js);
+    cr_assert_geq(busy, 2, "subscribers on %d of 4 workers", busy);
 
     atomic_int stop_side, no_stop;
     atomic_init(&stop_side, 0);
