@@ -13,11 +13,13 @@
 
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 #define HEAD_MAX 8192
 #define HEAD_TIMEOUT_MS 5000
 #define ADMIN_CONNS_MAX 64 /* concurrent admin requests; not counted in --max-conns */
+#define ADMIN_PROM_TYPE "text/plain; version=0.0.4; charset=utf-8" /* exposition format */
 
 struct admin {
     struct server *srv;
@@ -85,46 +87,60 @@ static int set_u64(json_t *o, const char *k, uint64_t v)
     return json_object_set_new(o, k, json_integer((json_int_t)v));
 }
 
-int admin_stats_json(const struct server *srv, struct wire_buf *out)
+/* The registry's values for srv: the worker shards summed, plus what struct core_stats still
+ * counts (this adapter goes once the core bumps shard slots itself), plus the read-time gauges
+ * the engine owns. */
+static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
 {
     const struct core *core = &srv->core;
     const struct core_stats *st = &core->st;
-    static const char *const kinds[CONN_KINDS] = {"pub", "ws", "admin"};
-    json_t *o = json_object(), *conns = json_object(), *acc = json_object(), *lim = json_object();
+    const struct metrics_shard *shards[1] = {&srv->metrics};
+    metrics_sum(shards, 1, v);
+    static const enum metrics_slot conns[CONN_KINDS] = {METRICS_CONNS_PUB, METRICS_CONNS_WS,
+                                                        METRICS_CONNS_ADMIN};
+    static const enum metrics_slot acc[CONN_KINDS] = {METRICS_ACCEPTED_PUB, METRICS_ACCEPTED_WS,
+                                                      METRICS_ACCEPTED_ADMIN};
+    for (int k = 0; k < CONN_KINDS; k++) {
+        v[conns[k]] += st->conns[k];
+        v[acc[k]] += st->accepted[k];
+    }
+    v[METRICS_PUBLISHES] += st->publishes;
+    v[METRICS_HINTS] += st->hints;
+    v[METRICS_DELIVERIES] += st->deliveries;
+    v[METRICS_BYTES_IN] += st->bytes_in;
+    v[METRICS_BYTES_OUT] += st->bytes_out;
+    v[METRICS_ERRORS] += st->errors;
+    v[METRICS_SLOW_CLOSES] += st->slow_closes;
+    v[METRICS_COALESCED] += st->coalesced;
+    v[METRICS_REPLAYED] += st->replayed;
+    v[METRICS_RESETS] += st->resets;
+    v[METRICS_SUBSCRIPTIONS] = core->nsubs;
+    v[METRICS_TOPICS] = core->topics.count;
+    v[METRICS_QUEUED] = core_queued(core);
+    v[METRICS_HIST_ENTRIES] = core->hist->st.entries;
+    v[METRICS_HIST_BYTES] = core->hist->st.bytes;
+    v[METRICS_HIST_EVICTED] = core->hist->st.evicted;
+}
+
+int admin_stats_json(const struct server *srv, struct wire_buf *out)
+{
+    const struct core *core = &srv->core;
+    uint64_t v[METRICS_SLOTS];
+    admin_values(srv, v);
+    json_t *o = json_object(), *lim = json_object();
     int rc = -ENOMEM;
-    if (!o || !conns || !acc || !lim) goto out;
+    if (!o || !lim) goto out;
     uint64_t now = uv_now(srv->loop);
     json_object_set_new(o, "uptime_s", json_real((double)(now - srv->start_ms) / 1000.0));
     json_object_set_new(o, "epoch", json_string(core->epoch));
     json_object_set_new(o, "version", json_string(NUDGE_VERSION));
-    for (int k = 0; k < CONN_KINDS; k++) {
-        set_u64(conns, kinds[k], st->conns[k]);
-        set_u64(acc, kinds[k], st->accepted[k]);
-    }
-    json_object_set(o, "connections", conns);
-    json_object_set(o, "accepted", acc);
-    set_u64(o, "subscriptions", core->nsubs);
-    set_u64(o, "topics", core->topics.count);
-    set_u64(o, "publishes", st->publishes);
-    set_u64(o, "hints", st->hints);
-    set_u64(o, "deliveries", st->deliveries);
-    set_u64(o, "bytes_in", st->bytes_in);
-    set_u64(o, "bytes_out", st->bytes_out);
-    set_u64(o, "errors", st->errors);
-    set_u64(o, "slow_closes", st->slow_closes);
-    set_u64(o, "coalesced", st->coalesced);
-    set_u64(o, "replayed", st->replayed);
-    set_u64(o, "resets", st->resets);
-    set_u64(o, "queued", core_queued(core));
-    json_t *hist = json_object();
+    if ((rc = metrics_render_json(&metrics_table, v, o)) < 0) goto out;
+    rc = -ENOMEM;
+    json_t *hist = json_object_get(o, "history"); /* entries, bytes, evicted: from the table */
     if (hist) {
-        set_u64(hist, "entries", core->hist->st.entries);
-        set_u64(hist, "bytes", core->hist->st.bytes);
-        set_u64(hist, "evicted", core->hist->st.evicted);
         set_u64(hist, "per_topic", core->cfg.hist.per_topic);
         set_u64(hist, "max_bytes", core->cfg.hist.max_bytes);
         set_u64(hist, "max_age_s", core->cfg.hist.max_age_ms / 1000);
-        json_object_set_new(o, "history", hist);
     }
     set_u64(lim, "max_frame", core->cfg.lim.max_frame);
     set_u64(lim, "max_topic", core->cfg.lim.max_topic);
@@ -139,11 +155,16 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     rc = wire_buf_append(out, text, strlen(text));
     free(text);
 out:
-    json_decref(conns);
-    json_decref(acc);
     json_decref(lim);
     json_decref(o);
     return rc;
+}
+
+int admin_metrics_text(const struct server *srv, struct wire_buf *out)
+{
+    uint64_t v[METRICS_SLOTS];
+    admin_values(srv, v);
+    return metrics_render_prom(&metrics_table, v, out);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -190,8 +211,9 @@ static void handle(struct aconn *ac)
     }
     char *q = strchr(path, '?');
     if (q) *q = '\0';
-    if (strcmp(path, "/stats") != 0) {
-        respond_text(ac, 404, "Not Found", "not found: try GET /stats\n");
+    int metrics = strcmp(path, "/metrics") == 0;
+    if (!metrics && strcmp(path, "/stats") != 0) {
+        respond_text(ac, 404, "Not Found", "not found: try GET /stats or GET /metrics\n");
         return;
     }
     if (strcmp(method, "GET") != 0) {
@@ -199,12 +221,13 @@ static void handle(struct aconn *ac)
         return;
     }
     struct wire_buf body = {0};
-    if (admin_stats_json(ac->a->srv, &body) < 0 || wire_buf_append(&body, "\n", 1) < 0) {
+    int rc = metrics ? admin_metrics_text(ac->a->srv, &body) : admin_stats_json(ac->a->srv, &body);
+    if (rc < 0 || (!metrics && wire_buf_append(&body, "\n", 1) < 0)) {
         wire_buf_free(&body);
         respond_text(ac, 500, "Internal Server Error", "out of memory\n");
         return;
     }
-    respond(ac, 200, "OK", "application/json", &body);
+    respond(ac, 200, "OK", metrics ? ADMIN_PROM_TYPE : "application/json", &body);
     wire_buf_free(&body);
 }
 

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "core.h"
+#include "metrics.h"
 
 struct tcp;
 struct ws;
@@ -15,6 +16,7 @@ struct admin;
 struct server {
     uv_loop_t *loop;
     struct core core;
+    struct metrics_shard metrics; /* this worker's shard (metrics.h): written on its loop only */
     struct config cfg;
     struct tcp *tcp;
     struct ws *ws;

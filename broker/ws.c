@@ -53,8 +53,9 @@ struct wsconn {
     struct wire_buf rx; /* message being reassembled from fragments */
     int rx_binary;
     int established;
-    int blocked;    /* lws holds part of a write: wait for WRITEABLE */
-    int close_code; /* close requested with this code */
+    int blocked;      /* lws holds part of a write: wait for WRITEABLE */
+    int close_code;   /* close requested with this code */
+    uint64_t open_ms; /* loop time at ESTABLISHED (latency metric: replays are older) */
     const char *close_reason;
 };
 
@@ -144,6 +145,8 @@ static void op_flush(struct conn *c)
             n += plen;
         }
         int rc = lws_write(wc->wsi, w->batch + LWS_PRE, n, LWS_WRITE_RAW);
+        if (rc >= 0)
+            metrics_observe_written(&w->srv->metrics, c, k, wc->open_ms, uv_now(w->srv->loop));
         conn_pop(c, k);
         if (rc < 0) {
             kill_conn(wc);
@@ -237,6 +240,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         wc->wsi = wsi;
         wc->w = w;
         wc->established = 1;
+        wc->open_ms = uv_now(w->srv->loop);
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         core_conn_open(&w->srv->core, &wc->c, CONN_WS, &ws_ops, wc);
