@@ -258,9 +258,33 @@ int metrics_render_json(const struct metrics_table *t, const uint64_t *v, json_t
     return 0;
 }
 
+/* The /stats path(s) of the family starting at row i: "publishes", or "accepted.{pub,ws}" for a
+ * labelled family whose paths share a prefix, or "-". */
+static int put_json_paths(struct wire_buf *out, const struct metrics_table *t, size_t i)
+{
+    const struct metrics_desc *d = &t->rows[i];
+    if (!d->json) return put(out, "-");
+    const char *dot = strrchr(d->json, '.');
+    size_t pre = dot ? (size_t)(dot - d->json) + 1 : 0;
+    size_t j = i + 1;
+    while (j < t->nrows && !family_start(t, j))
+        j++;
+    int rc = put(out, "`");
+    if (j == i + 1 || !dot) {
+        if (!rc) rc = put(out, d->json);
+        return rc ? rc : put(out, "`");
+    }
+    if (!rc) rc = wire_buf_append(out, d->json, pre);
+    for (size_t k = i; k < j && !rc; k++) {
+        rc = put(out, k == i ? "{" : ",");
+        if (!rc) rc = put(out, t->rows[k].json + pre);
+    }
+    return rc ? rc : put(out, "}`");
+}
+
 int metrics_render_md(const struct metrics_table *t, struct wire_buf *out)
 {
-    int rc = put(out, "| metric | type | unit | help |\n|---|---|---|---|\n");
+    int rc = put(out, "| metric | type | unit | /stats | help |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < t->nrows && !rc; i++) {
         const struct metrics_desc *d = &t->rows[i];
         if (!family_start(t, i)) continue;
@@ -277,6 +301,8 @@ int metrics_render_md(const struct metrics_table *t, struct wire_buf *out)
         if (!rc) rc = put(out, type_name(d->type));
         if (!rc) rc = put(out, " | ");
         if (!rc) rc = put(out, *d->unit ? d->unit : "-");
+        if (!rc) rc = put(out, " | ");
+        if (!rc) rc = put_json_paths(out, t, i);
         if (!rc) rc = put(out, " | ");
         if (!rc) rc = put(out, d->help ? d->help : "");
         if (!rc) rc = put(out, " |\n");

@@ -138,7 +138,7 @@ int metrics_render_prom(const struct metrics_table *t, const uint64_t *v, struct
 /* Set every row with a json path as an integer at that dotted path in obj, creating nested
  * objects as needed, in table order (histograms have no json path). Returns 0 or -ENOMEM. */
 int metrics_render_json(const struct metrics_table *t, const uint64_t *v, json_t *obj);
-/* Append t's families as a Markdown table (name, type, unit, help) to out: the list in
+/* Append t's families as a Markdown table (name, type, unit, /stats path, help) to out: the list in
  * docs/operations.md §Metrics. Returns 0 or -ENOMEM. */
 int metrics_render_md(const struct metrics_table *t, struct wire_buf *out);
 
