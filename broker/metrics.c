@@ -99,12 +99,28 @@ void metrics_observe(struct metrics_shard *s, uint32_t first, const struct metri
 void metrics_observe_written(struct metrics_shard *s, const struct conn *c, uint32_t n,
                              uint64_t since_ms, uint64_t now_ms)
 {
+    /* Count into locals and touch the shard once per batch: a batch is mostly hints of one
+     * loop turn, so the bucket of the previous entry is usually the bucket of this one. */
+    const struct metrics_hist *h = &metrics_latency;
+    uint64_t cnt[METRICS_LATENCY_BOUNDS + 1] = {0}, sum = 0, last_t = UINT64_MAX;
+    uint32_t b = 0, seen = 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct qent *e = conn_peek(c, i);
         if (!e || !e->h || e->h->time_ms < since_ms) continue;
-        uint64_t age = now_ms > e->h->time_ms ? now_ms - e->h->time_ms : 0;
-        metrics_observe(s, METRICS_LATENCY, &metrics_latency, age);
+        uint64_t t = e->h->time_ms, age = now_ms > t ? now_ms - t : 0;
+        if (t != last_t) {
+            for (b = 0; b < h->nbounds && age > h->bounds[b]; b++)
+                ;
+            last_t = t;
+        }
+        cnt[b]++;
+        sum += age;
+        seen++;
     }
+    if (!seen) return;
+    for (b = 0; b <= h->nbounds; b++)
+        if (cnt[b]) metrics_add(s, (enum metrics_slot)(METRICS_LATENCY + b), cnt[b]);
+    metrics_add(s, (enum metrics_slot)(METRICS_LATENCY + h->nbounds + 1), sum);
 }
 
 void metrics_sum(const struct metrics_shard *const *shards, size_t n, uint64_t v[METRICS_SLOTS])

@@ -118,10 +118,11 @@ static inline void metrics_sub(struct metrics_shard *s, enum metrics_slot i, uin
 void metrics_observe(struct metrics_shard *s, uint32_t first, const struct metrics_hist *h,
                      uint64_t raw);
 
-/* A transport wrote the first n entries of c's queue at loop time now_ms: observe the
+/* A transport writes the first n entries of c's queue at loop time now_ms: observe the
  * publish -> write latency of each hint among them that was published at or after since_ms
  * (the connection's start: older hints are history replayed on resume, whose age is the
- * subscriber's absence, not the broker's latency). Control messages are skipped. */
+ * subscriber's absence, not the broker's latency). Control messages are skipped. Call it just
+ * before the write (the entries are still in cache then); it touches the shard once per call. */
 void metrics_observe_written(struct metrics_shard *s, const struct conn *c, uint32_t n,
                              uint64_t since_ms, uint64_t now_ms);
 

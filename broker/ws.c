@@ -144,9 +144,8 @@ static void op_flush(struct conn *c)
             memcpy(w->batch + LWS_PRE + n, p, plen);
             n += plen;
         }
+        metrics_observe_written(&w->srv->metrics, c, k, wc->open_ms, uv_now(w->srv->loop));
         int rc = lws_write(wc->wsi, w->batch + LWS_PRE, n, LWS_WRITE_RAW);
-        if (rc >= 0)
-            metrics_observe_written(&w->srv->metrics, c, k, wc->open_ms, uv_now(w->srv->loop));
         conn_pop(c, k);
         if (rc < 0) {
             kill_conn(wc);

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn.h"
 #include "metrics.h"
+#include "msg.h"
+#include "topic.h"
 #include "wire.h"
 
 static const uint64_t small_bounds[] = {1, 25, 1000};
@@ -129,6 +132,42 @@ Test(metrics, renders_json_at_the_rows_paths_in_table_order)
     cr_expect_str_eq(text, "{\"first\":true,\"req\":{\"a\":5,\"b\":0},\"open\":7}");
     free(text);
     json_decref(o);
+}
+
+Test(metrics, times_each_written_hint_from_its_publish_but_not_older_replays)
+{
+    struct topics reg;
+    cr_assert_eq(topics_init(&reg, 3, 4), 0);
+    struct topic *tp = topic_get(&reg, "t", 1);
+    struct conn c;
+    memset(&c, 0, sizeof(c));
+    /* Published at 10 (before the connection, opened at 50: a replay), 100, 100, 400 and 600
+     * (not written yet); a control message in between. */
+    const uint64_t at[] = {10, 100, 100, 400, 600};
+    for (size_t i = 0; i < 5; i++) {
+        struct hint *h = hint_new(tp, NULL, 0, at[i]);
+        cr_assert_not_null(h);
+        cr_assert_eq(conn_push_hint(&c, h, 1, 0, 0), 0);
+        hint_unref(h);
+        if (i == 1) cr_assert_eq(conn_push_msg(&c, msg_copy((const uint8_t *)"x", 1)), 0);
+    }
+    struct metrics_shard s;
+    memset(&s, 0, sizeof(s));
+    metrics_observe_written(&s, &c, 5, 50, 500); /* entries 0..4: replay, 100, msg, 100, 400 */
+    uint64_t v[METRICS_SLOTS];
+    const struct metrics_shard *p[1] = {&s};
+    metrics_sum(p, 1, v);
+    /* ages 400, 400, 100 ms: two in le=0.5 (bucket 7), one in le=0.1 (bucket 5) */
+    uint64_t total = 0;
+    for (int b = 0; b <= METRICS_LATENCY_BOUNDS; b++)
+        total += v[METRICS_LATENCY + b];
+    cr_expect_eq(total, 3, "observations %llu, want 3 (no replay, no message, nothing unwritten)",
+                 (unsigned long long)total);
+    cr_expect_eq(v[METRICS_LATENCY + 5], 1);
+    cr_expect_eq(v[METRICS_LATENCY + 7], 2);
+    cr_expect_eq(v[METRICS_LATENCY + METRICS_LATENCY_BOUNDS + 1], 900, "sum of ages in ms");
+    conn_queue_free(&c);
+    topics_free(&reg);
 }
 
 /* Writers bump their own shards while a reader sums: the reader sees monotonic totals and, once
