@@ -11,6 +11,7 @@ PKGS      := libuv libwebsockets msgpack jansson openssl
 DEB_BUILD := pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libmsgpack-dev \
              libjansson-dev libssl-dev
 DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind
+DEB_PROM  := prometheus
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -88,6 +89,24 @@ deps-test: deps
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_TEST) \
 	      >/dev/null || exit 1; \
 	  else echo "deps-test: missing packages; as root run: apt-get install $(DEB_TEST)"; exit 1; fi; \
+	fi
+	@# promtool (tests check GET /metrics with it) comes in Debian's prometheus package, whose
+	@# postinst starts a Prometheus server (:9090) through invoke-rc.d: install it without
+	@# recommends (no node exporter) under a policy-rc.d that forbids starting services, and keep
+	@# the service from starting at boot.
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps-test: installing $(DEB_PROM) (for promtool; its service is not started)"; \
+	    rc=/usr/sbin/policy-rc.d; own=; \
+	    if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' >$$rc && chmod 755 $$rc && own=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(DEB_PROM) >/dev/null; ok=$$?; \
+	    if [ -n "$$own" ]; then rm -f $$rc; fi; \
+	    [ $$ok = 0 ] || exit 1; \
+	    update-rc.d prometheus disable >/dev/null 2>&1 || true; \
+	    if [ -d /run/systemd/system ]; then systemctl disable prometheus >/dev/null 2>&1 || true; fi; \
+	  else echo "deps-test: promtool missing; as root run: apt-get install --no-install-recommends $(DEB_PROM)" \
+	    "(then: systemctl disable --now prometheus)"; exit 1; fi; \
 	fi
 
 # ---- release build --------------------------------------------------------------------------

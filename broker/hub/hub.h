@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "engine.h"
+#include "metrics.h"
 #include "stat.h"
 #include "subs.h"
 #include "wire.h"
@@ -58,10 +59,11 @@ struct hub {
     struct table topics; /* struct htopic: topics followed exactly on this hub */
     struct match *match; /* wildcard subscriptions */
     struct hub_stats st;
-    uint64_t stamp;      /* fan-out stamp (one delivery per publish per connection) */
-    struct conn *conns;  /* every open connection */
-    struct conn *dirty;  /* connections with queued output */
-    struct wire_buf tmp; /* scratch for encoding */
+    struct metrics_shard metrics; /* latency histogram and other shard slots (metrics.h) */
+    uint64_t stamp;               /* fan-out stamp (one delivery per publish per connection) */
+    struct conn *conns;           /* every open connection */
+    struct conn *dirty;           /* connections with queued output */
+    struct wire_buf tmp;          /* scratch for encoding */
     /* Inbox: hints released by the engine (on any thread, under the engine lock, so in seq
      * order per topic) wait here until the hub's thread drains them (hub_drain). */
     pthread_mutex_t in_lock;

@@ -13,11 +13,13 @@
 
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 #define HEAD_MAX 8192
 #define HEAD_TIMEOUT_MS 5000
 #define ADMIN_CONNS_MAX 64 /* concurrent admin requests; not counted in --max-conns */
+#define ADMIN_PROM_TYPE "text/plain; version=0.0.4; charset=utf-8" /* exposition format */
 
 struct admin {
     struct server *srv;
@@ -81,64 +83,66 @@ static int set_u64(json_t *o, const char *k, uint64_t v)
     return json_object_set_new(o, k, json_integer((json_int_t)v));
 }
 
-/* One worker's hub counters summed with the others' (each read whole, stat.h). */
-struct hub_sum {
-    uint64_t conns[CONN_ROLES], accepted[CONN_ROLES], deliveries, bytes_in, bytes_out, errors,
-        slow_closes, coalesced, replayed, resets, subs, queued, ws_pending;
-};
-
-static void sum_hubs(const struct broker *b, struct hub_sum *t)
+/* The registry's values (metrics.h): each worker's hub counters and latency shard summed, the
+ * engine's figures as of one moment (under its lock), the admin endpoint's own. */
+static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
 {
-    memset(t, 0, sizeof(*t));
+    const struct broker *b = srv->broker;
+    const struct metrics_shard *shards[NUDGE_WORKERS_MAX];
+    for (uint32_t i = 0; i < b->nworkers; i++)
+        shards[i] = &server_of(b, i)->hub.metrics;
+    metrics_sum(shards, b->nworkers, v);
     for (uint32_t i = 0; i < b->nworkers; i++) {
-        const struct hub_stats *st = &server_of(b, i)->hub.st;
-        for (int r = 0; r < CONN_ROLES; r++) {
-            t->conns[r] += stat_get(&st->conns[r]);
-            t->accepted[r] += stat_get(&st->accepted[r]);
-        }
-        t->deliveries += stat_get(&st->deliveries);
-        t->bytes_in += stat_get(&st->bytes_in);
-        t->bytes_out += stat_get(&st->bytes_out);
-        t->errors += stat_get(&st->errors);
-        t->slow_closes += stat_get(&st->slow_closes);
-        t->coalesced += stat_get(&st->coalesced);
-        t->replayed += stat_get(&st->replayed);
-        t->resets += stat_get(&st->resets);
-        t->subs += stat_get(&st->subs);
-        t->queued += stat_get(&st->queued);
-        t->ws_pending += stat_get(&server_of(b, i)->ws_pending);
+        const struct server *w = server_of(b, i);
+        const struct hub_stats *st = &w->hub.st;
+        v[METRICS_CONNS_PUB] += stat_get(&st->conns[CONN_PUB]);
+        v[METRICS_CONNS_WS] += stat_get(&st->conns[CONN_SUB]);
+        v[METRICS_ACCEPTED_PUB] += stat_get(&st->accepted[CONN_PUB]);
+        v[METRICS_ACCEPTED_WS] += stat_get(&st->accepted[CONN_SUB]);
+        v[METRICS_DELIVERIES] += stat_get(&st->deliveries);
+        v[METRICS_BYTES_IN] += stat_get(&st->bytes_in);
+        v[METRICS_BYTES_OUT] += stat_get(&st->bytes_out);
+        v[METRICS_ERRORS] += stat_get(&st->errors);
+        v[METRICS_SLOW_CLOSES] += stat_get(&st->slow_closes);
+        v[METRICS_COALESCED] += stat_get(&st->coalesced);
+        v[METRICS_REPLAYED] += stat_get(&st->replayed);
+        v[METRICS_RESETS] += stat_get(&st->resets);
+        v[METRICS_SUBSCRIPTIONS] += stat_get(&st->subs);
+        v[METRICS_QUEUED] += stat_get(&st->queued);
+        v[METRICS_WS_PENDING] += stat_get(&w->ws_pending);
     }
+    v[METRICS_CONNS_ADMIN] = srv->admin ? srv->admin->open : 0;
+    v[METRICS_ACCEPTED_ADMIN] = srv->admin ? srv->admin->accepted : 0;
+    v[METRICS_WORKERS] = b->nworkers;
+    struct engine *e = srv->engine;
+    engine_lock(e);
+    v[METRICS_PUBLISHES] += e->st.publishes;
+    v[METRICS_HINTS] += e->st.hints;
+    v[METRICS_COALESCED] += e->st.coalesced;
+    v[METRICS_TOPICS_REFUSED] = e->st.refused;
+    v[METRICS_TOPICS] = e->topics.count;
+    v[METRICS_HIST_ENTRIES] = e->store->st.entries;
+    v[METRICS_HIST_BYTES] = e->store->st.bytes;
+    v[METRICS_HIST_EVICTED] = e->store->st.evicted;
+    engine_unlock(e);
 }
 
 int admin_stats_json(const struct server *srv, struct wire_buf *out)
 {
-    struct engine *e = srv->engine;
+    const struct engine *e = srv->engine;
     const struct hub *hub = &srv->hub;
     const struct store *store = e->store;
-    struct hub_sum t;
-    sum_hubs(srv->broker, &t);
-    engine_lock(e); /* the engine's figures as of one moment */
-    struct engine_stats est = e->st;
-    struct store_stats sst = store->st;
-    uint64_t ntopics = e->topics.count;
-    engine_unlock(e);
-    json_t *o = json_object(), *conns = json_object(), *acc = json_object(), *lim = json_object();
+    uint64_t v[METRICS_SLOTS];
+    admin_values(srv, v);
+    json_t *o = json_object(), *lim = json_object();
     int rc = -ENOMEM;
-    if (!o || !conns || !acc || !lim) goto out;
+    if (!o || !lim) goto out;
     uint64_t now = uv_now(srv->loop);
     json_object_set_new(o, "uptime_s", json_real((double)(now - srv->start_ms) / 1000.0));
     json_object_set_new(o, "epoch", json_string(engine_epoch(e)));
     json_object_set_new(o, "version", json_string(NUDGE_VERSION));
-    set_u64(o, "workers", srv->broker->nworkers);
-    set_u64(conns, "pub", t.conns[CONN_PUB]);
-    set_u64(conns, "ws", t.conns[CONN_SUB]);
-    set_u64(conns, "admin", srv->admin ? srv->admin->open : 0);
-    set_u64(conns, "ws_pending", t.ws_pending); /* WebSocket handshakes in progress */
-    set_u64(acc, "pub", t.accepted[CONN_PUB]);
-    set_u64(acc, "ws", t.accepted[CONN_SUB]);
-    set_u64(acc, "admin", srv->admin ? srv->admin->accepted : 0);
-    json_object_set(o, "connections", conns);
-    json_object_set(o, "accepted", acc);
+    if ((rc = metrics_render_json(&metrics_table, v, o)) < 0) goto out;
+    rc = -ENOMEM;
     /* How the kernel spread connections over the workers (SO_REUSEPORT hashes each one). */
     json_t *pw = json_array();
     for (uint32_t i = 0; pw && i < srv->broker->nworkers; i++) {
@@ -150,29 +154,11 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
         json_array_append_new(pw, wo);
     }
     if (pw) json_object_set_new(o, "per_worker", pw);
-    set_u64(o, "subscriptions", t.subs);
-    set_u64(o, "topics", ntopics);
-    set_u64(o, "publishes", est.publishes);
-    set_u64(o, "hints", est.hints);
-    set_u64(o, "deliveries", t.deliveries);
-    set_u64(o, "bytes_in", t.bytes_in);
-    set_u64(o, "bytes_out", t.bytes_out);
-    set_u64(o, "errors", t.errors);
-    set_u64(o, "slow_closes", t.slow_closes);
-    set_u64(o, "coalesced", t.coalesced + est.coalesced);
-    set_u64(o, "replayed", t.replayed);
-    set_u64(o, "resets", t.resets);
-    set_u64(o, "queued", t.queued);
-    set_u64(o, "topics_refused", est.refused);
-    json_t *hist = json_object();
+    json_t *hist = json_object_get(o, "history"); /* entries, bytes, evicted: from the table */
     if (hist) {
-        set_u64(hist, "entries", sst.entries);
-        set_u64(hist, "bytes", sst.bytes);
-        set_u64(hist, "evicted", sst.evicted);
         set_u64(hist, "per_topic", store->cfg.per_topic);
         set_u64(hist, "max_bytes", store->cfg.max_bytes);
         set_u64(hist, "max_age_s", store->cfg.max_age_ms / 1000);
-        json_object_set_new(o, "history", hist);
     }
     set_u64(lim, "max_frame", e->cfg.lim.max_frame);
     set_u64(lim, "max_topic", e->cfg.lim.max_topic);
@@ -188,11 +174,16 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     rc = wire_buf_append(out, text, strlen(text));
     free(text);
 out:
-    json_decref(conns);
-    json_decref(acc);
     json_decref(lim);
     json_decref(o);
     return rc;
+}
+
+int admin_metrics_text(const struct server *srv, struct wire_buf *out)
+{
+    uint64_t v[METRICS_SLOTS];
+    admin_values(srv, v);
+    return metrics_render_prom(&metrics_table, v, out);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -239,8 +230,9 @@ static void handle(struct aconn *ac)
     }
     char *q = strchr(path, '?');
     if (q) *q = '\0';
-    if (strcmp(path, "/stats") != 0) {
-        respond_text(ac, 404, "Not Found", "not found: try GET /stats\n");
+    int metrics = strcmp(path, "/metrics") == 0;
+    if (!metrics && strcmp(path, "/stats") != 0) {
+        respond_text(ac, 404, "Not Found", "not found: try GET /stats or GET /metrics\n");
         return;
     }
     if (strcmp(method, "GET") != 0) {
@@ -248,12 +240,13 @@ static void handle(struct aconn *ac)
         return;
     }
     struct wire_buf body = {0};
-    if (admin_stats_json(ac->a->srv, &body) < 0 || wire_buf_append(&body, "\n", 1) < 0) {
+    int rc = metrics ? admin_metrics_text(ac->a->srv, &body) : admin_stats_json(ac->a->srv, &body);
+    if (rc < 0 || (!metrics && wire_buf_append(&body, "\n", 1) < 0)) {
         wire_buf_free(&body);
         respond_text(ac, 500, "Internal Server Error", "out of memory\n");
         return;
     }
-    respond(ac, 200, "OK", "application/json", &body);
+    respond(ac, 200, "OK", metrics ? ADMIN_PROM_TYPE : "application/json", &body);
     wire_buf_free(&body);
 }
 

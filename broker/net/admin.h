@@ -1,4 +1,5 @@
-/* admin: the operator's HTTP endpoint (GET /stats), served on a plain libuv TCP handle. */
+/* admin: the operator's HTTP endpoint (GET /stats, GET /metrics), served on a plain libuv TCP
+ * handle. */
 #ifndef NUDGE_ADMIN_H
 #define NUDGE_ADMIN_H
 
@@ -16,5 +17,8 @@ int admin_start(struct server *srv, const char *addr, struct admin **out, char *
 void admin_stop(struct admin *a);
 /* Append the /stats JSON document for srv to out. Returns 0 or -ENOMEM. */
 int admin_stats_json(const struct server *srv, struct wire_buf *out);
+/* Append the GET /metrics document for srv (Prometheus text format 0.0.4, metrics.h) to out.
+ * Returns 0 or -ENOMEM. */
+int admin_metrics_text(const struct server *srv, struct wire_buf *out);
 
 #endif

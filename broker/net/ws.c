@@ -85,8 +85,9 @@ struct wsconn {
     struct wire_buf rx; /* message being reassembled from fragments */
     int rx_binary;
     int established;
-    int blocked;    /* lws holds part of a write: wait for WRITEABLE */
-    int close_code; /* close requested with this code */
+    int blocked;      /* lws holds part of a write: wait for WRITEABLE */
+    int close_code;   /* close requested with this code */
+    uint64_t open_ms; /* wall clock at ESTABLISHED (latency metric: replays are older) */
     const char *close_reason;
     uint64_t acked; /* the socket's tcpi_bytes_acked at the last liveness sweep */
 };
@@ -169,6 +170,7 @@ static void op_flush(struct conn *c)
             memcpy(w->batch + LWS_PRE + n, p, plen);
             n += plen;
         }
+        metrics_observe_written(&w->srv->hub.metrics, c, k, wc->open_ms, store_wall_ms());
         int rc = lws_write(wc->wsi, w->batch + LWS_PRE, n, LWS_WRITE_RAW);
         conn_pop(c, k);
         if (rc < 0) {
@@ -381,6 +383,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         wc->wsi = wsi;
         wc->w = w;
         wc->established = 1;
+        wc->open_ms = store_wall_ms();
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);
