@@ -266,7 +266,7 @@ install: all
 
 # Layering, proven on the objects: nothing below the transports calls libuv or libwebsockets
 # (nm -u), no header of theirs is included there, and every source is clang-formatted.
-FMT_FILES = $(wildcard protocol/*.[ch] broker/*/*.[ch] clients/c/*.[ch] bench/*.c)
+FMT_FILES = $(wildcard protocol/*.[ch] broker/*/*.[ch] clients/c/*.[ch] tests/*/*.[ch] bench/*.c)
 lint: $(call obj,$(B),$(PROTO_SRC) $(LAYER_SRC))
 	@bad=$$(for o in $^; do nm -u $$o | grep -qE ' (uv|lws)_' && echo $$o; done); \
 	 if [ -n "$$bad" ]; then echo "lint: libuv/lws called from a core layer: $$bad"; exit 1; fi

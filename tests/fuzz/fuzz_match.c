@@ -1,5 +1,5 @@
-/* libFuzzer target for broker/engine/match.c. The input is up to 32 '\n'-separated lines; each line is
- * both a candidate pattern and a topic. Every line is classified by match_kind and by a
+/* libFuzzer target for broker/engine/match.c. The input is up to 32 '\n'-separated lines; each line
+ * is both a candidate pattern and a topic. Every line is classified by match_kind and by a
  * reference (split into segments first, then compared, a different algorithm from match.c's);
  * valid patterns are registered twice (under their own sub and under one shared sub); then
  * every line, as a topic, must call back exactly the subs that the reference and match_one

@@ -51,7 +51,6 @@ static uint64_t append_at(struct store *s, struct store_topic *t, size_t data_le
     return seq;
 }
 
-
 static void collect(void *arg, struct hint *hn)
 {
     uint64_t *out = arg;
