@@ -1,12 +1,22 @@
-/* nudge-bench: fan-out throughput of a running nudged. N WebSocket subscribers spread over T
- * topics (hand-rolled client on epoll: the bench must hold thousands of sockets cheaply and only
- * counts frames), one publisher thread using libnudge with a pipelining window. Reports
- * publishes/s and deliveries/s from the first publish to the last hint received.
+/* nudge-bench: fan-out throughput and cost of a running nudged. N WebSocket subscribers spread
+ * over T topics (hand-rolled client on epoll: the bench must hold thousands of sockets cheaply
+ * and only counts frames), one publisher thread using libnudge with a pipelining window. Reports
+ * publishes/s and deliveries/s from the first publish to the last hint received and, given the
+ * broker's pid, the CPU time the broker used over that same interval (utime+stime of every
+ * thread, from /proc) and its cost in CPU-seconds per million deliveries.
+ *
+ * Setup is pipelined: sockets connect non-blocking, at most PENDING_MAX in handshake at once
+ * (more would overflow the listen backlog and stall in SYN retries), each sends hello and
+ * subscribe as soon as its 101 arrives. Subscribers answer WebSocket pings (the broker drops a
+ * peer silent for 40 s) and count hints by frame; a coalesced hint ("n" > 1, only when the
+ * broker found the socket congested) is counted once as a frame and for its n in "covered", and
+ * the run passes when covered == expected.
  *
  *   nudge-bench --ws 127.0.0.1:7401 --pub 127.0.0.1:7400 [--subs N] [--topics T]
- *               [--publishes P] [--window W] [--msgpack] [--timeout SEC]
+ *               [--publishes P] [--window W] [--msgpack] [--timeout SEC] [--broker-pid PID]
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,18 +34,25 @@
 #include "sub.h"
 #include "wire.h"
 
+#define PENDING_MAX 256 /* subscribers between connect() and subscribed at once */
+#define THREADS_MAX 128 /* broker threads reported one by one */
+
 struct opts {
     char ws_host[64], pub_addr[128];
     int ws_port;
-    int subs, topics, window, msgpack, timeout_s;
+    int subs, topics, window, msgpack, timeout_s, broker_pid;
     long publishes;
 };
 
+enum bstate { B_IDLE, B_CONNECTING, B_UPGRADING, B_SUBSCRIBING, B_READY };
+
 struct bsub {
     int fd;
-    int upgraded;
-    int acks; /* welcome + subscribed frames seen */
-    long hints;
+    int idx;
+    enum bstate state;
+    int acks;     /* welcome + subscribed frames seen */
+    long frames;  /* hint frames */
+    long covered; /* publishes those frames stand for (n of a coalesced hint) */
     size_t len;
     uint8_t buf[16384];
 };
@@ -45,11 +63,69 @@ struct pubarg {
     int rc;
 };
 
+/* CPU ticks of the broker: total and per thread (tid order as /proc lists them). */
+struct cpu {
+    long long total;
+    int n;
+    int tid[THREADS_MAX];
+    long long ticks[THREADS_MAX];
+};
+
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* utime+stime (fields 14 and 15) of a /proc stat file, in clock ticks; -1 if unreadable. */
+static long long stat_ticks(const char *path)
+{
+    char line[1024];
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *p = strrchr(line, ')'); /* the command name may hold spaces */
+    if (!p) return -1;
+    unsigned long long ut = 0, st = 0;
+    /* after ')': state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+     * stime */
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long long)(ut + st);
+}
+
+static int cpu_read(int pid, struct cpu *c)
+{
+    char path[64];
+    c->n = 0;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if ((c->total = stat_ticks(path)) < 0) return -1;
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && c->n < THREADS_MAX) {
+        if (de->d_name[0] == '.') continue;
+        char tp[300];
+        snprintf(tp, sizeof(tp), "/proc/%d/task/%s/stat", pid, de->d_name);
+        long long t = stat_ticks(tp);
+        if (t < 0) continue;
+        c->tid[c->n] = atoi(de->d_name);
+        c->ticks[c->n++] = t;
+    }
+    closedir(d);
+    return 0;
+}
+
+static double own_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static int send_all(int fd, const void *p, size_t n)
@@ -72,11 +148,11 @@ static int send_all(int fd, const void *p, size_t n)
 }
 
 /* One masked client frame (mask 0: the payload is sent as is, which RFC 6455 allows). */
-static int send_frame(int fd, int binary, const uint8_t *p, size_t n)
+static int send_frame(int fd, uint8_t opcode, const uint8_t *p, size_t n)
 {
     uint8_t h[14];
     size_t hl = 0;
-    h[hl++] = binary ? 0x82 : 0x81;
+    h[hl++] = (uint8_t)(0x80 | opcode);
     if (n < 126) {
         h[hl++] = (uint8_t)(0x80 | n);
     } else {
@@ -87,13 +163,37 @@ static int send_frame(int fd, int binary, const uint8_t *p, size_t n)
     memset(h + hl, 0, 4);
     hl += 4;
     if (send_all(fd, h, hl) < 0) return -1;
-    return send_all(fd, p, n);
+    return n ? send_all(fd, p, n) : 0;
 }
 
-/* Count complete server frames in s->buf, keep the tail. */
-static void eat_frames(struct bsub *s)
+/* Publishes a hint frame stands for: its "n", 1 when absent. The cheap test (JSON: the key's
+ * text; msgpack: the fixstr "n" among the last bytes) runs on every frame, the decode only on
+ * a candidate. */
+static long hint_count(const struct opts *o, const uint8_t *p, size_t n)
+{
+    int maybe;
+    if (!o->msgpack) {
+        maybe = memmem(p, n, "\"n\":", 4) != NULL;
+    } else {
+        size_t from = n > 8 ? n - 8 : 0;
+        maybe = memmem(p + from, n - from, "\xa1n", 2) != NULL;
+    }
+    if (!maybe) return 1;
+    struct wire_limits lim;
+    wire_limits_default(&lim);
+    struct sub_msg m;
+    if (sub_decode(o->msgpack ? SUB_MSGPACK : SUB_JSON, p, n, &lim, &m) < 0) return 1;
+    long c = m.type == SUB_HINT && m.count > 1 ? m.count : 1;
+    sub_msg_clear(&m);
+    return c;
+}
+
+/* Consume complete server frames in s->buf, keep the tail. Returns -1 when the broker closed
+ * the connection or sent something else than welcome then subscribed first. */
+static int eat_frames(const struct opts *o, struct bsub *s)
 {
     size_t off = 0;
+    int rc = 0;
     while (s->len - off >= 2) {
         const uint8_t *f = s->buf + off;
         size_t plen = f[1] & 0x7f, hl = 2;
@@ -111,18 +211,48 @@ static void eat_frames(struct bsub *s)
         if (s->len - off < hl + plen) {
             if (hl + plen > sizeof(s->buf)) { /* larger than our buffer: skip it */
                 s->len = 0;
-                return;
+                return 0;
             }
             break;
         }
-        if (s->acks < 2)
-            s->acks++;
-        else
-            s->hints++;
+        const uint8_t *p = f + hl;
+        switch (f[0] & 0x0f) {
+        case 0x9: /* ping: answer with its payload */
+            if (send_frame(s->fd, 0xA, p, plen) < 0) rc = -1;
+            break;
+        case 0x8:
+            fprintf(stderr, "nudge-bench: subscriber %d closed by the broker: %d %.*s\n", s->idx,
+                    plen >= 2 ? (p[0] << 8) | p[1] : 0, plen > 2 ? (int)plen - 2 : 0, p + 2);
+            rc = -1;
+            break;
+        case 0xA:
+            break;
+        default:
+            if (s->acks < 2) {
+                struct wire_limits lim;
+                wire_limits_default(&lim);
+                struct sub_msg m;
+                int ok = sub_decode(o->msgpack ? SUB_MSGPACK : SUB_JSON, p, plen, &lim, &m) == 0;
+                if (ok) {
+                    ok = m.type == (s->acks == 0 ? SUB_WELCOME : SUB_SUBSCRIBED);
+                    sub_msg_clear(&m);
+                }
+                if (!ok) {
+                    fprintf(stderr, "nudge-bench: subscriber %d: unexpected reply %.*s\n", s->idx,
+                            (int)plen, p);
+                    rc = -1;
+                }
+                s->acks++;
+            } else {
+                s->frames++;
+                s->covered += hint_count(o, p, plen);
+            }
+        }
         off += hl + plen;
     }
     memmove(s->buf, s->buf + off, s->len - off);
     s->len -= off;
+    return rc;
 }
 
 static void *publisher(void *arg)
@@ -162,7 +292,9 @@ static void usage(void)
 {
     fputs("usage: nudge-bench --ws HOST:PORT --pub HOST:PORT [--subs N] [--topics T]\n"
           "                   [--publishes P] [--window W] [--msgpack] [--timeout SEC]\n"
-          "Defaults: 1000 subscribers, 10 topics, 100000 publishes, window 256, JSON, 60 s.\n",
+          "                   [--broker-pid PID]\n"
+          "Defaults: 1000 subscribers, 10 topics, 100000 publishes, window 256, JSON, 60 s.\n"
+          "--broker-pid: also report the broker's CPU time over the measured interval.\n",
           stderr);
 }
 
@@ -194,6 +326,8 @@ static int parse(struct opts *o, int argc, char **argv)
             o->window = atoi(v);
         else if (!strcmp(a, "--timeout"))
             o->timeout_s = atoi(v);
+        else if (!strcmp(a, "--broker-pid"))
+            o->broker_pid = atoi(v);
         else
             return -1;
     }
@@ -202,17 +336,33 @@ static int parse(struct opts *o, int argc, char **argv)
     memcpy(o->ws_host, ws, (size_t)(colon - ws));
     o->ws_host[colon - ws] = '\0';
     o->ws_port = atoi(colon + 1);
-    if (o->subs < 1 || o->topics < 1 || o->publishes < 1 || o->window < 1 || o->timeout_s < 1)
+    if (o->subs < 1 || o->topics < 1 || o->publishes < 1 || o->window < 1 || o->timeout_s < 1 ||
+        o->broker_pid < 0)
         return -1;
     return 0;
 }
 
-static int connect_sub(const struct opts *o, struct bsub *s, int idx)
+static int sub_connect(const struct opts *o, int ep, struct bsub *s)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->ws_port)};
     if (inet_pton(AF_INET, o->ws_host, &sa.sin_addr) != 1) return -1;
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) return -1;
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (s->fd < 0) return -1;
+    if (connect(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) return -1;
+    s->state = B_CONNECTING;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = s};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev);
+}
+
+/* Connected: send the upgrade request, then wait for input only. */
+static int sub_upgrade(const struct opts *o, int ep, struct bsub *s)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+        errno = err ? err : errno;
+        return -1;
+    }
     char req[512];
     int n = snprintf(req, sizeof(req),
                      "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
@@ -220,29 +370,37 @@ static int connect_sub(const struct opts *o, struct bsub *s, int idx)
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
                      o->ws_host, o->ws_port, o->msgpack ? SUB_PROTO_MSGPACK : SUB_PROTO_JSON);
     if (send_all(s->fd, req, (size_t)n) < 0) return -1;
-    /* Read the 101 head byte by byte up to the blank line (setup only, not measured). */
-    char head[1024];
-    size_t hl = 0;
-    while (hl < sizeof(head) - 1) {
-        ssize_t r = recv(s->fd, head + hl, 1, 0);
-        if (r <= 0) return -1;
-        hl++;
-        if (hl >= 4 && !memcmp(head + hl - 4, "\r\n\r\n", 4)) break;
+    s->state = B_UPGRADING;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    return epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
+}
+
+/* The 101 head is in s->buf: drop it, send hello and subscribe. 1 = not all there yet. */
+static int sub_subscribe(const struct opts *o, struct bsub *s)
+{
+    uint8_t *end = memmem(s->buf, s->len, "\r\n\r\n", 4);
+    if (!end) return s->len < sizeof(s->buf) ? 1 : -1;
+    if (s->len < 12 || memcmp(s->buf, "HTTP/1.1 101", 12) != 0) {
+        fprintf(stderr, "nudge-bench: subscriber %d: upgrade refused: %.*s\n", s->idx,
+                (int)(end - s->buf), s->buf);
+        return -1;
     }
-    head[hl] = '\0';
-    if (strncmp(head, "HTTP/1.1 101", 12) != 0) return -1;
+    size_t head = (size_t)(end - s->buf) + 4;
+    memmove(s->buf, s->buf + head, s->len - head);
+    s->len -= head;
     enum sub_fmt f = o->msgpack ? SUB_MSGPACK : SUB_JSON;
+    uint8_t op = o->msgpack ? 0x2 : 0x1;
     struct wire_buf b = {0};
     char topic[32];
-    snprintf(topic, sizeof(topic), "bench:%d", idx % o->topics);
+    snprintf(topic, sizeof(topic), "bench:%d", s->idx % o->topics);
     struct wire_str t = {topic, (uint32_t)strlen(topic)};
     int rc = sub_encode_hello(f, &b, 1, "nudge-bench");
-    rc = rc < 0 ? rc : send_frame(s->fd, o->msgpack, b.data, b.len);
+    rc = rc < 0 ? rc : send_frame(s->fd, op, b.data, b.len);
     wire_buf_reset(&b);
     rc = rc < 0 ? rc : sub_encode_subscribe(f, &b, 1, &t, 1, NULL, NULL, NULL);
-    rc = rc < 0 ? rc : send_frame(s->fd, o->msgpack, b.data, b.len);
+    rc = rc < 0 ? rc : send_frame(s->fd, op, b.data, b.len);
     wire_buf_free(&b);
-    s->upgraded = 1;
+    s->state = B_SUBSCRIBING;
     return rc < 0 ? -1 : 0;
 }
 
@@ -257,15 +415,9 @@ int main(int argc, char **argv)
     int ep = epoll_create1(0);
     if (!subs || ep < 0) return 1;
     for (int i = 0; i < o.subs; i++) {
-        if (connect_sub(&o, &subs[i], i) < 0) {
-            fprintf(stderr, "nudge-bench: subscriber %d could not connect: %s\n", i,
-                    strerror(errno));
-            return 1;
-        }
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &subs[i]};
-        epoll_ctl(ep, EPOLL_CTL_ADD, subs[i].fd, &ev);
+        subs[i].fd = -1;
+        subs[i].idx = i;
     }
-    long ready = 0;
     /* Expected deliveries: each publish goes to topic i % T, reaching its subscribers. */
     long expected = 0;
     for (int t = 0; t < o.topics; t++) {
@@ -274,51 +426,115 @@ int main(int argc, char **argv)
         expected += pubs * subs_t;
     }
     struct epoll_event evs[256];
-    double deadline = now_s() + o.timeout_s;
-    long got = 0;
+    double deadline = now_s() + o.timeout_s, t_last = 0, t_setup = now_s();
+    long frames = 0, covered = 0;
+    int next = 0, pending = 0, ready = 0, started = 0, failed = 0;
     pthread_t th;
     struct pubarg pa = {.o = &o};
-    int started = 0;
-    double t_last = 0;
-    while (now_s() < deadline) {
+    static struct cpu c0, c1;
+    double own0 = 0, own1 = 0, t_c0 = 0, t_c1 = 0;
+    while (!failed && now_s() < deadline) {
+        while (next < o.subs && pending < PENDING_MAX) {
+            if (sub_connect(&o, ep, &subs[next]) < 0) {
+                fprintf(stderr, "nudge-bench: subscriber %d could not connect: %s\n", next,
+                        strerror(errno));
+                failed = 1;
+                break;
+            }
+            next++;
+            pending++;
+        }
         if (!started && ready == o.subs) {
+            t_setup = now_s() - t_setup;
+            if (o.broker_pid && cpu_read(o.broker_pid, &c0) < 0) {
+                fprintf(stderr, "nudge-bench: cannot read /proc/%d/stat\n", o.broker_pid);
+                failed = 1;
+                break;
+            }
+            own0 = own_cpu_s();
+            t_c0 = now_s();
             pthread_create(&th, NULL, publisher, &pa);
             started = 1;
         }
-        if (started && got >= expected) break;
+        if (started && covered >= expected) break;
         int n = epoll_wait(ep, evs, 256, 100);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !failed; i++) {
             struct bsub *s = evs[i].data.ptr;
+            if (s->state == B_CONNECTING) {
+                if (sub_upgrade(&o, ep, s) < 0) {
+                    fprintf(stderr, "nudge-bench: subscriber %d could not connect: %s\n", s->idx,
+                            strerror(errno));
+                    failed = 1;
+                }
+                continue;
+            }
             ssize_t r = recv(s->fd, s->buf + s->len, sizeof(s->buf) - s->len, 0);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
             if (r <= 0) {
-                fprintf(stderr, "nudge-bench: a subscriber was disconnected\n");
-                deadline = 0;
+                fprintf(stderr, "nudge-bench: subscriber %d was disconnected: %s\n", s->idx,
+                        r < 0 ? strerror(errno) : "end of stream");
+                failed = 1;
                 break;
             }
             s->len += (size_t)r;
+            if (s->state == B_UPGRADING) {
+                int rc = sub_subscribe(&o, s);
+                if (rc < 0) failed = 1;
+                if (rc != 0) continue;
+            }
             int was = s->acks;
-            long before = s->hints;
-            eat_frames(s);
-            if (was < 2 && s->acks == 2) ready++;
-            got += s->hints - before;
-            if (s->hints != before) t_last = now_s();
+            long before = s->covered, fbefore = s->frames;
+            if (eat_frames(&o, s) < 0) failed = 1;
+            if (was < 2 && s->acks >= 2) {
+                s->state = B_READY;
+                ready++;
+                pending--;
+            }
+            covered += s->covered - before;
+            frames += s->frames - fbefore;
+            if (s->covered != before) t_last = now_s();
         }
     }
-    if (started) pthread_join(th, NULL);
+    if (started) {
+        if (o.broker_pid) cpu_read(o.broker_pid, &c1);
+        own1 = own_cpu_s();
+        t_c1 = now_s();
+        pthread_join(th, NULL);
+    }
     for (int i = 0; i < o.subs; i++)
-        close(subs[i].fd);
+        if (subs[i].fd >= 0) close(subs[i].fd);
     free(subs);
     close(ep);
     if (!started || pa.rc < 0) {
-        fprintf(stderr, "nudge-bench: publisher failed: %s\n",
-                started ? nudge_strerror(pa.rc) : "subscribers not ready in time");
+        fprintf(stderr, "nudge-bench: %s\n",
+                started  ? nudge_strerror(pa.rc)
+                : failed ? "setup failed"
+                         : "subscribers not ready in time");
         return 1;
     }
     double span = (t_last > pa.t_start ? t_last : pa.t_end) - pa.t_start;
     if (span <= 0) span = 1e-9;
     printf("subs=%d topics=%d publishes=%ld format=%s deliveries=%ld/%ld time=%.3fs "
-           "publishes/s=%.0f deliveries/s=%.0f\n",
-           o.subs, o.topics, o.publishes, o.msgpack ? "msgpack" : "json", got, expected, span,
-           (double)o.publishes / span, (double)got / span);
-    return got == expected ? 0 : 1;
+           "publishes/s=%.0f deliveries/s=%.0f",
+           o.subs, o.topics, o.publishes, o.msgpack ? "msgpack" : "json", covered, expected, span,
+           (double)o.publishes / span, (double)frames / span);
+    if (frames != covered) printf(" coalesced_frames=%ld", frames);
+    if (o.broker_pid) {
+        double tick = (double)sysconf(_SC_CLK_TCK);
+        double cpu = (double)(c1.total - c0.total) / tick;
+        printf(" broker_cpu=%.2fs cpu_s_per_M=%.3f threads=", cpu,
+               frames ? cpu / ((double)frames / 1e6) : 0.0);
+        int first = 1;
+        for (int i = 0; i < c1.n; i++) {
+            long long d = c1.ticks[i];
+            for (int j = 0; j < c0.n; j++)
+                if (c0.tid[j] == c1.tid[i]) d -= c0.ticks[j];
+            if (d == 0) continue; /* idle threads (lws, libuv pool) say nothing */
+            printf("%s%.2f", first ? "" : "+", (double)d / tick);
+            first = 0;
+        }
+        if (first) printf("0");
+    }
+    printf(" bench_cpu=%.2fs wall=%.2fs setup=%.1fs\n", own1 - own0, t_c1 - t_c0, t_setup);
+    return covered == expected && !failed ? 0 : 1;
 }
