@@ -5,7 +5,7 @@
 #   1:1:       10,000 subscribers each on its own topic, $ONE_PUBS publishes (default 300000)
 #              round-robin over the 10,000 topics, window 4096
 # each run $REPS times (default 3) per worker count in $WORKERS (default "1 2"), worker counts
-# interleaved so that a change in machine load hits both alike. Prints one line per run, then a
+# interleaved so that a change in machine load hits both alike ($SCENARIOS picks a subset). Prints one line per run, then a
 # table of medians and the ratio to the first worker count. On a machine whose cores the load
 # generator shares, CPU per delivery is the comparable figure, not deliveries/s.
 #   bench/compare.sh BUILD_DIR
@@ -17,6 +17,7 @@ workers=${WORKERS:-1 2}
 subs=${SUBS:-10000}
 bcast=${BCAST_PUBS:-1000}
 one=${ONE_PUBS:-300000}
+scenarios=${SCENARIOS:-broadcast 1:1}
 out=$(mktemp /tmp/nudge-compare.XXXXXX)
 trap 'rm -f "$out"' EXIT
 
@@ -31,7 +32,7 @@ stats() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[1], 
 printf '%-10s %3s %3s %12s %10s %12s %-14s %s\n' scenario w rep deliveries/s broker_cpu \
   cpu_s_per_M threads load1
 for rep in $(seq 1 "$reps"); do
-  for sc in broadcast 1:1; do
+  for sc in $scenarios; do
     for w in $workers; do
       load=$(cut -d' ' -f1 /proc/loadavg)
       # shellcheck disable=SC2086 # nudge-bench arguments are words
@@ -47,7 +48,7 @@ done
 echo
 echo "medians over $reps runs (CPU-s per million deliveries; ratio to workers ${workers%% *}):"
 printf '%-10s %3s %12s %12s %8s %s\n' scenario w cpu_s_per_M deliveries/s ratio spread
-for sc in broadcast 1:1; do
+for sc in $scenarios; do
   base=""
   for w in $workers; do
     read -r med lo hi < <(awk -v s="$sc" -v w="$w" '$1 == s && $2 == w { print $3 }' "$out" | stats)
