@@ -100,7 +100,24 @@ static void index_put(struct conn *c, const struct hint *h, uint64_t pos)
     c->pm[i] = (struct pslot){.thash = h->thash, .pos = pos, .used = 1};
 }
 
+/* A reference to h: one of the caller's pre-taken ones when it has some left (*budget), else
+ * an atomic increment of its own. */
+static struct hint *take_ref(struct hint *h, uint32_t *budget)
+{
+    if (budget && *budget) {
+        (*budget)--;
+        return h;
+    }
+    return hint_ref(h);
+}
+
 int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce)
+{
+    return conn_push_hint_budget(c, h, count, own, coalesce, NULL);
+}
+
+int conn_push_hint_budget(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce,
+                          uint32_t *budget)
 {
     if (coalesce && c->pm_cap) {
         size_t i = slot_of(c, c->pm, c->pm_cap, h);
@@ -112,7 +129,7 @@ int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int 
                  * included ("n" = seq - the connection's position, docs/protocol.md §hint). */
                 e->count = (uint32_t)(h->seq - (e->h->seq - e->count));
                 hint_unref(e->h);
-                e->h = hint_ref(h);
+                e->h = take_ref(h, budget);
                 e->own = (uint8_t)(e->own && own);
             }
             return 1;
@@ -120,7 +137,7 @@ int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int 
     }
     if (c->qlen == c->qcap && grow(c) < 0) return -ENOMEM;
     uint64_t pos = c->qhead + c->qlen;
-    *at(c, pos) = (struct qent){.h = hint_ref(h), .count = count, .own = (uint8_t)own};
+    *at(c, pos) = (struct qent){.h = take_ref(h, budget), .count = count, .own = (uint8_t)own};
     c->qlen++;
     if (c->qtotal) stat_add(c->qtotal, 1);
     if (coalesce) index_put(c, h, pos);

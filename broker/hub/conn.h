@@ -84,6 +84,11 @@ int conn_push_msg(struct conn *c, struct msg *m);
  * every seq from the older one's first up to h's. Returns 0 when appended, 1 when merged,
  * -ENOMEM. */
 int conn_push_hint(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce);
+/* The same, drawing the queue's reference from *budget — references to h the caller already
+ * took, one atomic add for a whole fan-out instead of one per subscriber — while any are left
+ * (*budget is decremented for each used). */
+int conn_push_hint_budget(struct conn *c, struct hint *h, uint32_t count, int own, int coalesce,
+                          uint32_t *budget);
 /* The i-th oldest entry (still owned by the queue), or NULL. */
 const struct qent *conn_peek(const struct conn *c, uint32_t i);
 /* The bytes to write for the i-th entry in c->fmt: owned by the entry (a sealed hint's payload)

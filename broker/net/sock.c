@@ -19,6 +19,7 @@ int sock_progress(int fd, uint64_t *acked, int *waiting)
     if (len < offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof(ti.tcpi_notsent_bytes))
         return -ENOSYS;
     *acked = ti.tcpi_bytes_acked;
-    *waiting = ti.tcpi_notsent_bytes > 0 || ti.tcpi_unacked > 0;
+    /* Bytes not yet sent are what a ping would queue behind; bytes in flight are not. */
+    *waiting = ti.tcpi_notsent_bytes > 0;
     return 0;
 }

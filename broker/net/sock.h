@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 /* Bytes of our output the peer has acknowledged over the connection's life (monotonic) in
- * *acked, and in *waiting 1 when output is still unsent or unacknowledged, else 0. Returns 0, or
- * -errno (-ENOSYS when the kernel's tcp_info is too old to carry these). */
+ * *acked, and in *waiting 1 when output is still unsent (a ping would queue behind it), else 0.
+ * Returns 0, or -errno (-ENOSYS when the kernel's tcp_info is too old to carry these). */
 int sock_progress(int fd, uint64_t *acked, int *waiting);
 
 #endif

@@ -89,7 +89,8 @@ struct wsconn {
     int close_code;   /* close requested with this code */
     uint64_t open_ms; /* wall clock at ESTABLISHED (latency metric: replays are older) */
     const char *close_reason;
-    uint64_t acked; /* the socket's tcpi_bytes_acked at the last liveness sweep */
+    uint64_t acked;        /* the socket's tcpi_bytes_acked at the last liveness sweep */
+    uint64_t confirmed_ms; /* loop time of our last lws_validity_confirmed */
 };
 
 static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
@@ -302,7 +303,14 @@ static void sweep_conn(struct wsconn *wc)
     uint64_t acked;
     int waiting, fd = lws_get_socket_fd(wc->wsi);
     if (fd < 0 || sock_progress(fd, &acked, &waiting) < 0) return;
-    if ((waiting || wc->blocked) && acked > wc->acked) lws_validity_confirmed(wc->wsi);
+    /* At most once per half ping interval: lws re-sorts its timer list on every confirmation
+     * (O(connections)), and a ping is only due a whole interval after the last one. */
+    uint64_t now = uv_now(wc->w->srv->loop),
+             half = (uint64_t)wc->w->idle.secs_since_valid_ping * 500;
+    if ((waiting || wc->blocked) && acked > wc->acked && now - wc->confirmed_ms >= half) {
+        lws_validity_confirmed(wc->wsi);
+        wc->confirmed_ms = now;
+    }
     wc->acked = acked;
 }
 
