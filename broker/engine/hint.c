@@ -41,12 +41,27 @@ struct hint *hint_ref(struct hint *h)
     return h;
 }
 
-void hint_unref(struct hint *h)
+void hint_unref_n(struct hint *h, uint32_t n)
 {
-    if (!h || atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1) return;
+    if (!h || !n || atomic_fetch_sub_explicit(&h->refs, n, memory_order_acq_rel) != n) return;
     msg_unref(h->enc[0]);
     msg_unref(h->enc[1]);
     free(h);
+}
+
+void hint_unref(struct hint *h)
+{
+    hint_unref_n(h, 1);
+}
+
+void hintbag_apply(struct hintbag *b)
+{
+    for (size_t i = 0; i < HINTBAG_SLOTS; i++) {
+        if (!b->h[i]) continue;
+        hint_unref_n(b->h[i], b->n[i]);
+        b->h[i] = NULL;
+        b->n[i] = 0;
+    }
 }
 
 int hint_encode(const struct hint *h, enum sub_fmt f, uint32_t count, int own, struct wire_buf *out)

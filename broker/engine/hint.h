@@ -37,6 +37,32 @@ int hint_seal(struct hint *h, struct wire_buf *tmp);
 struct hint *hint_ref(struct hint *h);
 /* Drop one reference; the last one frees the hint and its payloads. NULL is fine. */
 void hint_unref(struct hint *h);
+/* Drop n references at once (one atomic operation). */
+void hint_unref_n(struct hint *h, uint32_t n);
+
+/* Releases of hint references gathered by one thread and applied per hint: a flush pass over
+ * 10,000 queues drops one reference of the same hint 10,000 times, one atomic each otherwise.
+ * Direct-mapped by pointer: a colliding hint applies the previous one's count. Owned by its
+ * thread; hintbag_apply before the bag is dropped. */
+#define HINTBAG_SLOTS 64
+struct hintbag {
+    struct hint *h[HINTBAG_SLOTS];
+    uint32_t n[HINTBAG_SLOTS];
+    int active; /* 0: releases go straight to hint_unref */
+};
+static inline void hintbag_put(struct hintbag *b, struct hint *h)
+{
+    size_t i = ((uintptr_t)h >> 6) & (HINTBAG_SLOTS - 1);
+    if (b->h[i] == h) {
+        b->n[i]++;
+        return;
+    }
+    if (b->h[i]) hint_unref_n(b->h[i], b->n[i]);
+    b->h[i] = h;
+    b->n[i] = 1;
+}
+/* Apply every gathered release and empty the bag. */
+void hintbag_apply(struct hintbag *b);
 /* The sealed plain payload for format f; owned by the hint (valid while the caller holds a
  * reference to h). NULL when the hint was not sealed. */
 static inline const struct msg *hint_payload(const struct hint *h, enum sub_fmt f)

@@ -174,7 +174,10 @@ void conn_pop(struct conn *c, uint32_t n)
         struct qent *e = at(c, c->qhead);
         if (e->m) c->qctl--;
         msg_unref(e->m);
-        hint_unref(e->h);
+        if (e->h && c->bag && c->bag->active)
+            hintbag_put(c->bag, e->h);
+        else
+            hint_unref(e->h);
         c->qhead++;
         c->qlen--;
         if (c->qtotal) stat_sub(c->qtotal, 1);

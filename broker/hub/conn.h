@@ -63,10 +63,11 @@ struct conn {
     /* Outbound queue: ring of entries, power-of-two capacity, absolute positions. */
     struct qent *q;
     uint32_t qcap, qlen;
-    uint64_t qhead;   /* absolute position of the oldest entry */
-    uint32_t qctl;    /* control messages queued */
-    stat_t *qtotal;   /* the hub's count of queued entries (kept in step with qlen), or NULL */
-    struct pslot *pm; /* topic -> newest queued hint position (coalescing index) */
+    uint64_t qhead;      /* absolute position of the oldest entry */
+    uint32_t qctl;       /* control messages queued */
+    stat_t *qtotal;      /* the hub's count of queued entries (kept in step with qlen), or NULL */
+    struct hintbag *bag; /* the hub's gathered hint releases (hint.h), or NULL */
+    struct pslot *pm;    /* topic -> newest queued hint position (coalescing index) */
     uint32_t pm_cap, pm_used;
     struct sub *subs; /* this connection's subscriptions (topic.h) */
     uint32_t nsubs;

@@ -109,6 +109,7 @@ void hub_conn_open(struct hub *hub, struct conn *c, enum conn_role role, const s
     c->io = io;
     c->role = role;
     c->qtotal = &hub->st.queued;
+    c->bag = &hub->bag;
     c->id = engine_conn_id(hub->engine);
     c->name_len = (uint32_t)snprintf(c->name, sizeof(c->name), "%llx", (unsigned long long)c->id);
     c->next = hub->conns;
@@ -266,10 +267,15 @@ static void push_hint(struct hub *hub, struct conn *c, struct hint *h, uint32_t 
 void hub_flush(struct hub *hub)
 {
     struct conn *c;
+    /* Every queue written in this pass drops its references to the same few hints: gather the
+     * releases and apply one atomic per hint at the end. */
+    hub->bag.active = 1;
     while ((c = hub->dirty)) {
         dirty_remove(hub, c);
         if (!c->closing && (c->qlen || c->out.len)) c->ops->flush(c);
     }
+    hub->bag.active = 0;
+    hintbag_apply(&hub->bag);
 }
 
 void hub_close_all(struct hub *hub, int code, const char *reason)

@@ -60,6 +60,7 @@ struct hub {
     struct match *match; /* wildcard subscriptions */
     struct hub_stats st;
     struct metrics_shard metrics; /* latency histogram and other shard slots (metrics.h) */
+    struct hintbag bag;           /* hint releases of the flush pass in progress */
     uint64_t stamp;               /* fan-out stamp (one delivery per publish per connection) */
     struct conn *conns;           /* every open connection */
     struct conn *dirty;           /* connections with queued output */
