@@ -5,6 +5,7 @@
  * threads are joined and the process exits 0 with every resource freed (make valgrind checks
  * that). */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,14 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* SIGINT/SIGTERM stay pending until worker 0 handles them: a stop asked for during start-up
+     * (before the handlers exist) is then a clean drain, not a death by signal. Threads inherit
+     * the mask, so the signals only ever reach the main thread, once it unblocks them. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
     raise_nofile(&b.cfg);
 
     uint8_t seed[32];
@@ -103,6 +112,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     LOGF(b.cfg.log_level, LOG_INFO, "epoch %s, pid %d, %u worker%s", engine_epoch(&b.engine),
          (int)getpid(), n, n == 1 ? "" : "s");
+    pthread_sigmask(SIG_UNBLOCK, &stops, NULL); /* a pending stop is handled now */
     worker_run_main(w0);
     for (uint32_t i = 0; i < b.nworkers; i++)
         worker_free(b.workers[i]);

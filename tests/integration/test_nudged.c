@@ -1,11 +1,14 @@
 /* nudged's own command line and process contract: --help/--version, flag errors (exit 2), a
  * listener that cannot bind (exit 1, naming the flag), and --max-conns refusing connections past
- * the limit while /stats still answers. */
+ * the limit while /stats still answers, and a SIGTERM during start-up (a clean stop, exit 0). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -122,4 +125,47 @@ Test(nudged, max_conns_refuses_connections_past_the_limit_and_stats_still_answer
     for (int i = 1; i < 3; i++)
         wsc_close(&w[i], 1000);
     cr_assert_eq(nudged_stop(&d), 0);
+}
+
+/* 1 when /proc says pid blocks SIGTERM (its main thread's SigBlk mask has bit 15). */
+static int blocks_sigterm(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    unsigned long long mask = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1) break;
+    fclose(f);
+    return (mask >> (SIGTERM - 1)) & 1;
+}
+
+Test(nudged, a_sigterm_during_start_up_is_a_clean_stop, .timeout = 60)
+{
+    char bin[512];
+    nudged_path(bin, sizeof bin);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        /* many workers: start-up takes long enough to be interrupted */
+        execl(bin, bin, "--pub", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+              "--workers", "64", (char *)NULL);
+        _exit(127);
+    }
+    int64_t end = now_ms() + 10000;
+    while (!blocks_sigterm(pid) && now_ms() < end)
+        sleep_ms(1);
+    int blocked = blocks_sigterm(pid);
+    kill(pid, SIGTERM); /* our own child */
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(blocked, "nudged never held SIGTERM pending during start-up");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d (signal %d), want 0",
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
