@@ -60,7 +60,8 @@ struct etopic {
     struct tnode node;
     struct store_topic *st;
     uint32_t holds;
-    uint64_t ordinal; /* of its last publish (engine_ordinal); 0 = none since it was created */
+    uint64_t
+        ordinal; /* of its last publish (struct engine.ordinal); 0 = none since it was created */
     uint32_t window_ms;
     uint32_t win_count;    /* publishes waiting in the window */
     uint64_t win_until;    /* window open until this time (ms, caller's clock) */
@@ -134,12 +135,6 @@ static inline void engine_lock(struct engine *e)
 static inline void engine_unlock(struct engine *e)
 {
     pthread_mutex_unlock(&e->lock);
-}
-/* The ordinal of the newest hint stamped so far (struct hint.ordinal): a subscription made now
- * is live for hints with a larger ordinal. */
-static inline uint64_t engine_ordinal(const struct engine *e)
-{
-    return e->ordinal;
 }
 /* Add a sink (a hub). Returns 0 or -ENOSPC. */
 int engine_add_sink(struct engine *e, const struct engine_sink *s);

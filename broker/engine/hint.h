@@ -16,11 +16,12 @@
 
 struct hint {
     _Atomic uint32_t refs;
-    uint32_t data_len; /* 0 = no data */
-    uint64_t seq;      /* the topic's sequence, set by the store's append */
-    uint64_t time_ms;  /* wall-clock ms of the publish, set by the store's append */
-    uint64_t thash;    /* hash of the topic name under the process key (table_hash) */
-    uint64_t ordinal; /* the engine's order of all publishes (engine_ordinal), set before sealing */
+    uint32_t data_len;  /* 0 = no data */
+    uint64_t seq;       /* the topic's sequence, set by the store's append */
+    uint64_t time_ms;   /* wall-clock ms of the publish, set by the store's append */
+    uint64_t thash;     /* hash of the topic name under the process key (table_hash) */
+    uint64_t ordinal;   /* the engine's order of all publishes (struct engine.ordinal), set before
+                           sealing */
     struct msg *enc[2]; /* plain payload (count 1, not own) per enum sub_fmt, set by hint_seal */
     const char *topic;  /* NUL-terminated, topic_len bytes, inside this allocation */
     uint32_t topic_len;

@@ -171,13 +171,3 @@ void table_drain(struct table *t, void (*fn)(void *arg, struct tnode *n), void *
     drain(t->b, t->nb, fn, arg);
     t->count = 0;
 }
-
-void table_each(const struct table *t, void (*fn)(void *arg, struct tnode *n), void *arg)
-{
-    for (size_t i = 0; t->old && i < t->nold; i++)
-        for (struct tnode *e = t->old[i]; e; e = e->next)
-            fn(arg, e);
-    for (size_t i = 0; i < t->nb; i++)
-        for (struct tnode *e = t->b[i]; e; e = e->next)
-            fn(arg, e);
-}

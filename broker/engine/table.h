@@ -43,8 +43,6 @@ void table_add(struct table *t, struct tnode *n);
 void table_remove(struct table *t, struct tnode *n);
 /* Unlink every node, calling fn on each after it is unlinked (fn may free it). */
 void table_drain(struct table *t, void (*fn)(void *arg, struct tnode *n), void *arg);
-/* Call fn for every node; fn must not add or remove nodes. */
-void table_each(const struct table *t, void (*fn)(void *arg, struct tnode *n), void *arg);
 
 /* SipHash-2-4 of p[0..len) under (k0, k1). */
 uint64_t siphash(uint64_t k0, uint64_t k1, const void *p, size_t len);

@@ -137,7 +137,7 @@ void metrics_sum(const struct metrics_shard *const *shards, size_t n, uint64_t v
     memset(v, 0, sizeof(uint64_t) * METRICS_SLOTS);
     for (size_t k = 0; k < n; k++)
         for (size_t i = 0; i < METRICS_SHARD_SLOTS; i++)
-            v[i] += atomic_load_explicit(&shards[k]->v[i], memory_order_relaxed);
+            v[i] += stat_get(&shards[k]->v[i]);
 }
 
 /* ---- rendering ----------------------------------------------------------------------------- */

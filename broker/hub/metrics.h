@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stat.h"
+
 struct conn;
 struct wire_buf;
 
@@ -100,20 +102,19 @@ extern const struct metrics_hist metrics_latency;
 
 /* One worker's values. Zero-initialise (static, calloc or = {0}); owned by its worker. */
 struct metrics_shard {
-    _Atomic uint64_t v[METRICS_SHARD_SLOTS];
+    stat_t v[METRICS_SHARD_SLOTS];
 };
 
 /* Add n to slot i. Owner thread only: a relaxed load and store, no lock, no RMW. */
 static inline void metrics_add(struct metrics_shard *s, enum metrics_slot i, uint64_t n)
 {
-    uint64_t v = atomic_load_explicit(&s->v[i], memory_order_relaxed);
-    atomic_store_explicit(&s->v[i], v + n, memory_order_relaxed);
+    stat_add(&s->v[i], n);
 }
 
 /* Subtract n from gauge slot i (owner thread only). */
 static inline void metrics_sub(struct metrics_shard *s, enum metrics_slot i, uint64_t n)
 {
-    metrics_add(s, i, (uint64_t)0 - n);
+    stat_sub(&s->v[i], n);
 }
 
 /* Record one observation of raw units in the histogram of shape h at slot first (owner thread
