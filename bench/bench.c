@@ -397,7 +397,7 @@ static int sub_subscribe(const struct opts *o, struct bsub *s)
     int rc = sub_encode_hello(f, &b, 1, "nudge-bench");
     rc = rc < 0 ? rc : send_frame(s->fd, op, b.data, b.len);
     wire_buf_reset(&b);
-    rc = rc < 0 ? rc : sub_encode_subscribe(f, &b, 1, &t, 1, NULL, NULL, NULL);
+    rc = rc < 0 ? rc : sub_encode_subscribe(f, &b, 1, &t, 1, NULL, NULL, NULL, 0);
     rc = rc < 0 ? rc : send_frame(s->fd, op, b.data, b.len);
     wire_buf_free(&b);
     s->state = B_SUBSCRIBING;

@@ -205,9 +205,19 @@ static int match_seq(struct sub_msg *m, const char *key, size_t klen, uint64_t s
     return found ? WIRE_OK : WIRE_EFIELD;
 }
 
+/* resume.replay: "changes" (the default) or "all". */
+static int set_replay(struct sub_msg *m, const char *p, size_t n)
+{
+    if (n == 7 && memcmp(p, "changes", 7) == 0) return WIRE_OK;
+    if (n != 3 || memcmp(p, "all", 3) != 0) return WIRE_EFIELD;
+    m->replay_all = 1;
+    return WIRE_OK;
+}
+
 static int get_resume_json(json_t *res, struct sub_msg *m)
 {
     json_t *seqs = json_object_get(res, "seqs");
+    json_t *replay = json_object_get(res, "replay");
     const char *key;
     size_t klen;
     json_t *v;
@@ -215,6 +225,10 @@ static int get_resume_json(json_t *res, struct sub_msg *m)
     int rc;
     if (!json_is_object(res) || !json_is_object(seqs)) return WIRE_EFIELD;
     if ((rc = jv_str(json_object_get(res, "epoch"), &m->epoch))) return rc;
+    if (replay) {
+        struct wire_str r;
+        if ((rc = jv_str(replay, &r)) || (rc = set_replay(m, r.p, r.len))) return rc;
+    }
     json_object_keylen_foreach(seqs, key, klen, v)
     {
         if ((rc = jv_uint(v, WIRE_SEQ_MAX, &seq)) || (rc = match_seq(m, key, klen, seq))) return rc;
@@ -224,15 +238,20 @@ static int get_resume_json(json_t *res, struct sub_msg *m)
 
 static int get_resume_mp(const struct src *s, struct sub_msg *m)
 {
-    static const char *const rkeys[] = {"epoch", "seqs"};
-    size_t offs[2];
+    static const char *const rkeys[] = {"epoch", "seqs", "replay"};
+    size_t offs[3];
     struct wire__rd r = at(s, K_RESUME);
     struct wire__val v, k;
     uint64_t seq;
     int rc;
-    if (wire__rd_fields(&r, rkeys, 2, offs) || !offs[0] || !offs[1]) return WIRE_EFIELD;
+    if (wire__rd_fields(&r, rkeys, 3, offs) || !offs[0] || !offs[1]) return WIRE_EFIELD;
     r.off = offs[0];
     if ((rc = wire__rd_str(&r, &m->epoch))) return rc;
+    if (offs[2]) {
+        struct wire_str rs;
+        r.off = offs[2];
+        if ((rc = wire__rd_str(&r, &rs)) || (rc = set_replay(m, rs.p, rs.len))) return rc;
+    }
     r.off = offs[1];
     if (wire__rd_val(&r, &v) || v.kind != WIRE__MAP) return WIRE_EFIELD;
     for (uint64_t i = 0; i < v.u; i++) {
@@ -568,7 +587,7 @@ static void em_topics(struct em *e, const struct wire_str *topics, uint32_t ntop
 
 int sub_encode_subscribe(enum sub_fmt f, struct wire_buf *out, uint64_t id,
                          const struct wire_str *topics, uint32_t ntopics, const char *resume_epoch,
-                         const uint8_t *has_seq, const uint64_t *seqs)
+                         const uint8_t *has_seq, const uint64_t *seqs, int replay_all)
 {
     struct em e;
     em_begin(&e, f, out, resume_epoch ? 4 : 3, "sub");
@@ -579,8 +598,9 @@ int sub_encode_subscribe(enum sub_fmt f, struct wire_buf *out, uint64_t id,
         for (uint32_t i = 0; has_seq && seqs && i < ntopics; i++)
             nseqs += has_seq[i] != 0;
         em_key(&e, "resume");
-        em_map(&e, 2);
+        em_map(&e, replay_all ? 3 : 2);
         em_kcstr(&e, "epoch", resume_epoch);
+        if (replay_all) em_kcstr(&e, "replay", "all");
         em_key(&e, "seqs");
         em_map(&e, nseqs);
         for (uint32_t i = 0; has_seq && seqs && i < ntopics; i++) {
@@ -717,7 +737,8 @@ int sub_encode_msg(enum sub_fmt f, struct wire_buf *out, const struct sub_msg *m
     case SUB_SUBSCRIBE:
         a = wire__strdup(m->epoch, &ok);
         if (ok)
-            rc = sub_encode_subscribe(f, out, m->id, m->topics, m->ntopics, a, m->has_seq, m->seqs);
+            rc = sub_encode_subscribe(f, out, m->id, m->topics, m->ntopics, a, m->has_seq, m->seqs,
+                                      m->replay_all);
         break;
     case SUB_SUBSCRIBED:
         rc = sub_encode_subscribed(f, out, m->id, m->topic, m->seq);

@@ -17,7 +17,8 @@ enum sub_type {
     SUB_HELLO = 1,    /* c->b {"type":"hello","v":1,"client"?:str,"token"?:str} */
     SUB_WELCOME,      /* b->c {"type":"welcome","v":1,"conn":str,"epoch":str,"server":str} */
     SUB_SUBSCRIBE,    /* c->b {"type":"sub","id":int,"topics":[str..],
-                               "resume"?:{"epoch":str,"seqs":{topic:int,..}}} */
+                               "resume"?:{"epoch":str,"seqs":{topic:int,..},
+                                          "replay"?:"changes"|"all"}} */
     SUB_SUBSCRIBED,   /* b->c {"type":"subscribed","id":int,"topic":str,"seq":int} one per topic */
     SUB_UNSUBSCRIBE,  /* c->b {"type":"unsub","id":int,"topics":[str..]} */
     SUB_UNSUBSCRIBED, /* b->c {"type":"unsubscribed","id":int,"topic":str} one per topic */
@@ -42,10 +43,12 @@ struct sub_msg {
     struct wire_str epoch;            /* sub: resume.epoch; welcome: epoch */
     uint8_t has_seq[WIRE_TOPICS_MAX]; /* sub: 1 when resume.seqs names topics[i] */
     uint64_t seqs[WIRE_TOPICS_MAX];   /* sub: resume.seqs[topics[i]] */
-    struct wire_str topic;            /* subscribed, unsubscribed, hint, reset, error */
-    uint64_t seq;                     /* subscribed, hint, reset */
-    const uint8_t *data; /* hint: raw msgpack of "data" (converted from JSON for SUB_JSON),
-                            or NULL */
+    int replay_all;        /* sub: resume.replay is "all" (every missed hint, one by one), not the
+                              default "changes" (one hint per changed topic) */
+    struct wire_str topic; /* subscribed, unsubscribed, hint, reset, error */
+    uint64_t seq;          /* subscribed, hint, reset */
+    const uint8_t *data;   /* hint: raw msgpack of "data" (converted from JSON for SUB_JSON),
+                              or NULL */
     size_t data_len;
     uint32_t count;               /* hint: "n" (changes covered), 1 when absent */
     int own;                      /* hint: "own" */
@@ -82,10 +85,11 @@ struct sub_hint {
 int sub_encode_hello(enum sub_fmt f, struct wire_buf *out, uint32_t version, const char *client);
 int sub_encode_welcome(enum sub_fmt f, struct wire_buf *out, uint32_t version, const char *conn,
                        const char *epoch, const char *server);
-/* resume_epoch NULL = no "resume" key; has_seq/seqs may be NULL when resume_epoch is NULL. */
+/* resume_epoch NULL = no "resume" key; has_seq/seqs may be NULL when resume_epoch is NULL.
+ * replay_all adds "replay":"all" to the resume (ignored without one). */
 int sub_encode_subscribe(enum sub_fmt f, struct wire_buf *out, uint64_t id,
                          const struct wire_str *topics, uint32_t ntopics, const char *resume_epoch,
-                         const uint8_t *has_seq, const uint64_t *seqs);
+                         const uint8_t *has_seq, const uint64_t *seqs, int replay_all);
 int sub_encode_subscribed(enum sub_fmt f, struct wire_buf *out, uint64_t id, struct wire_str topic,
                           uint64_t seq);
 int sub_encode_unsubscribe(enum sub_fmt f, struct wire_buf *out, uint64_t id,

@@ -184,6 +184,35 @@ void engine_pattern_live(struct engine *e, uint64_t *live)
     *live = e->pat_live = e->ordinal;
 }
 
+uint64_t engine_base(const struct engine *e, const struct etopic *t)
+{
+    return e->store->ops->base(e->store, t->st);
+}
+
+static void take_newest(void *arg, struct hint *h)
+{
+    struct hint **out = arg;
+    *out = h;
+}
+
+struct hint *engine_newest(struct engine *e, struct etopic *t)
+{
+    uint64_t cur = engine_seq(e, t);
+    if (cur <= engine_base(e, t)) return NULL;
+    struct hint *h = NULL;
+    e->store->ops->since(e->store, t->st, cur - 1, cur, take_newest, &h);
+    if (h) return hint_ref(h);
+    /* History let it go: the position is all that is left, so the hint carries no data. */
+    if (!(h = hint_new(t->name, t->node.len, t->node.hash, NULL, 0))) return NULL;
+    h->seq = cur;
+    h->ordinal = t->ordinal;
+    if (hint_seal(h, &e->tmp) < 0) {
+        hint_unref(h);
+        return NULL;
+    }
+    return h;
+}
+
 int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after)
 {
     return store_complete(e->store, t->st, after);

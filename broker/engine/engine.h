@@ -173,6 +173,13 @@ uint64_t engine_released(const struct engine *e, const struct etopic *t);
  * are its), and windows holding older publishes release them before holding newer ones, so a
  * window's hint stands for publishes all before or all after any pattern. */
 void engine_pattern_live(struct engine *e, uint64_t *live);
+/* The seq t's position started from when it was last created (store_ops.base): a resume
+ * position below it is older than what the broker remembers of t (the horizon). */
+uint64_t engine_base(const struct engine *e, const struct etopic *t);
+/* A hint standing for t's newest change (seq = engine_seq): the retained one, with its data, or
+ * a new sealed hint without data when history no longer holds it. One reference owned by the
+ * caller. NULL on OOM, or when t has no change since its base. */
+struct hint *engine_newest(struct engine *e, struct etopic *t);
 /* Whether every seq after `after` is retained for replay (store_complete). */
 int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after);
 /* Call fn for each retained hint with after < seq <= upto, oldest first (references stay the

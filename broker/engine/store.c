@@ -2,8 +2,14 @@
  * entries, oldest first; every entry is also on one global FIFO in append order. The three
  * bounds then cost O(1) per eviction: the per-topic count drops its topic's head; the byte and
  * age bounds drop the global head, which is also the head of its own topic because both lists
- * are in append order. A record lives while the engine holds it (open..close); the memory store
- * forgets a closed record at once, after raising the floor above its seq. */
+ * are in append order.
+ *
+ * A record outlives the engine's hold on it: positions outlive history. A closed record (no hint
+ * retained, nobody holding it) goes to the tail of the closed FIFO, in close order, and is
+ * forgotten — raising the floor above its seq — once it has been closed for the horizon, or when
+ * more than max_positions records are kept (oldest closed first). Close order is not
+ * last-publish order, but a record closed at C was last published at or before C, so it is kept
+ * at least the horizon after its last publish. */
 #include "store.h"
 
 #include <errno.h>
@@ -23,8 +29,11 @@ struct hent {
 
 struct store_topic {
     struct tnode node;
-    void *owner;
+    void *owner; /* NULL while closed */
     uint64_t seq;
+    uint64_t base;                     /* the floor when the record was created */
+    uint64_t closed_ms;                /* wall clock of the close, while closed */
+    struct store_topic *cprev, *cnext; /* closed FIFO */
     struct hent *head, *tail;
     uint32_t count;
     char name[];
@@ -34,6 +43,7 @@ struct smem {
     struct store base;
     struct table topics;
     struct hent *ghead, *gtail;
+    struct store_topic *chead, *ctail; /* closed records, oldest close first */
     uint64_t floor; /* every seq given out so far to a topic since forgotten is <= floor */
 };
 
@@ -42,6 +52,8 @@ void store_config_default(struct store_config *cfg)
     cfg->per_topic = 64;
     cfg->max_bytes = 64u << 20;
     cfg->max_age_ms = 300000;
+    cfg->horizon_ms = 7ull * 24 * 3600 * 1000;
+    cfg->max_positions = 1000000;
 }
 
 uint64_t store_wall_ms(void)
@@ -79,6 +91,37 @@ static void drop_head(struct smem *m, struct store_topic *t, int notify)
     if (notify && t->count == 0 && m->base.emptied) m->base.emptied(m->base.emptied_arg, t->owner);
 }
 
+static void cunlink(struct smem *m, struct store_topic *t)
+{
+    if (t->cprev)
+        t->cprev->cnext = t->cnext;
+    else
+        m->chead = t->cnext;
+    if (t->cnext)
+        t->cnext->cprev = t->cprev;
+    else
+        m->ctail = t->cprev;
+    t->cprev = t->cnext = NULL;
+}
+
+/* Forget a closed record: the floor rises above its seq. */
+static void forget(struct smem *m, struct store_topic *t)
+{
+    cunlink(m, t);
+    if (t->seq > m->floor) m->floor = t->seq;
+    table_remove(&m->topics, &t->node);
+    m->base.st.positions--;
+    m->base.st.forgotten++;
+    free(t);
+}
+
+/* Keep at most max_positions - room records, forgetting the oldest closed ones first. */
+static void trim(struct smem *m, uint64_t room)
+{
+    while (m->base.st.positions + room > m->base.cfg.max_positions && m->chead)
+        forget(m, m->chead);
+}
+
 static struct store_topic *mem_open(struct store *s, const char *name, size_t len, uint64_t hash,
                                     void *owner)
 {
@@ -86,17 +129,23 @@ static struct store_topic *mem_open(struct store *s, const char *name, size_t le
     struct tnode *n = table_find(&m->topics, name, len, hash);
     if (n) {
         struct store_topic *t = (struct store_topic *)n;
+        if (!t->owner) {
+            cunlink(m, t);
+            s->st.topics++;
+        }
         t->owner = owner;
         return t;
     }
+    trim(m, 1); /* first: the new record starts above what this forgets */
     struct store_topic *t = calloc(1, sizeof(*t) + len + 1);
     if (!t) return NULL;
     memcpy(t->name, name, len);
     t->node = (struct tnode){.hash = hash, .name = t->name, .len = (uint32_t)len};
     t->owner = owner;
-    t->seq = m->floor;
+    t->seq = t->base = m->floor;
     table_add(&m->topics, &t->node);
     s->st.topics++;
+    s->st.positions++;
     return t;
 }
 
@@ -105,10 +154,16 @@ static void mem_close(struct store *s, struct store_topic *t)
     struct smem *m = (struct smem *)s;
     while (t->head)
         drop_head(m, t, 0);
-    if (t->seq > m->floor) m->floor = t->seq;
-    table_remove(&m->topics, &t->node);
+    t->owner = NULL;
+    t->closed_ms = s->wall_ms();
+    t->cprev = m->ctail;
+    if (m->ctail)
+        m->ctail->cnext = t;
+    else
+        m->chead = t;
+    m->ctail = t;
     s->st.topics--;
-    free(t);
+    trim(m, 0);
 }
 
 static void mem_append(struct store *s, struct store_topic *t, struct hint *h, store_done_fn *done,
@@ -155,6 +210,12 @@ static uint64_t mem_seq(const struct store *s, const struct store_topic *t)
     return t->seq;
 }
 
+static uint64_t mem_base(const struct store *s, const struct store_topic *t)
+{
+    (void)s;
+    return t->base;
+}
+
 static uint64_t mem_oldest(const struct store *s, const struct store_topic *t)
 {
     (void)s;
@@ -172,10 +233,18 @@ static void mem_since(struct store *s, const struct store_topic *t, uint64_t aft
 static void mem_evict(struct store *s, uint64_t now_ms)
 {
     struct smem *m = (struct smem *)s;
-    while (m->ghead && now_ms > m->ghead->h->time_ms &&
+    /* Bounded per call so that a mass expiry is spread over ticks instead of pausing a loop. */
+    uint32_t budget = STORE_EVICT_BUDGET;
+    while (budget && m->ghead && now_ms > m->ghead->h->time_ms &&
            now_ms - m->ghead->h->time_ms > s->cfg.max_age_ms) {
         drop_head(m, m->ghead->t, 1);
         s->st.evicted++;
+        budget--;
+    }
+    while (budget && m->chead && now_ms > m->chead->closed_ms &&
+           now_ms - m->chead->closed_ms > s->cfg.horizon_ms) {
+        forget(m, m->chead);
+        budget--;
     }
 }
 
@@ -201,6 +270,7 @@ static const struct store_ops mem_ops = {
     .close = mem_close,
     .append = mem_append,
     .seq = mem_seq,
+    .base = mem_base,
     .oldest = mem_oldest,
     .since = mem_since,
     .evict = mem_evict,

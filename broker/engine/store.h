@@ -17,20 +17,27 @@
 
 #include "hint.h"
 
+#define STORE_EVICT_BUDGET 65536 /* hints and positions dropped per evict call at most */
+
 struct store;
 struct store_topic; /* the store's record of one topic (opaque) */
 
 struct store_config {
-    uint32_t per_topic;  /* hints kept per topic; default 64; 0 = keep none */
-    uint64_t max_bytes;  /* all topics; default 64 MiB */
-    uint64_t max_age_ms; /* default 300 s */
+    uint32_t per_topic;     /* hints kept per topic; default 64; 0 = keep none */
+    uint64_t max_bytes;     /* all topics; default 64 MiB */
+    uint64_t max_age_ms;    /* default 300 s */
+    uint64_t horizon_ms;    /* a topic's position is kept this long after the engine last held
+                               it (its last publish or subscriber); default 7 days */
+    uint32_t max_positions; /* positions kept at most (held or not); default 1,000,000 */
 };
 
 struct store_stats {
     uint64_t entries;
     uint64_t bytes;
     uint64_t evicted;
-    uint64_t topics; /* records open */
+    uint64_t topics;    /* records open */
+    uint64_t positions; /* records kept (open, or closed within the horizon) */
+    uint64_t forgotten; /* positions forgotten (horizon or max_positions) */
 };
 
 typedef void store_done_fn(void *arg, struct hint *h, int err);
@@ -41,9 +48,10 @@ struct store_ops {
      * close. NULL on OOM. */
     struct store_topic *(*open)(struct store *s, const char *name, size_t len, uint64_t hash,
                                 void *owner);
-    /* The engine forgets the topic. The memory store then forgets its position too; a topic
-     * opened again later starts above every seq given out before in this epoch (the floor), so
-     * a client resuming from an old position is replayed or reset, never silently overlapped. */
+    /* The engine no longer holds the topic (it has no retained hint then). Its position is kept
+     * for the horizon; a topic forgotten and opened again later starts above every seq given out
+     * before in this epoch (the floor, which is its base), so a client resuming from a position
+     * older than that is reset, never silently overlapped. */
     void (*close)(struct store *s, struct store_topic *t);
     /* Stamp h (seq = the topic's next, time_ms = wall clock), retain it (the store takes its own
      * reference), then call done(arg, h, 0): at once in memory, after the commit elsewhere. On
@@ -52,13 +60,17 @@ struct store_ops {
                    void *arg);
     /* The topic's last assigned seq (its floor when none was assigned yet). */
     uint64_t (*seq)(const struct store *s, const struct store_topic *t);
+    /* The seq t's record started from (the floor when it was created): positions below it are
+     * from before the topic was last forgotten. */
+    uint64_t (*base)(const struct store *s, const struct store_topic *t);
     /* Oldest retained seq of t, or 0 when none is retained. */
     uint64_t (*oldest)(const struct store *s, const struct store_topic *t);
     /* Call fn for every retained hint of t with after < seq <= upto, oldest first. The hint stays
      * owned by the store (take a reference to keep it). */
     void (*since)(struct store *s, const struct store_topic *t, uint64_t after, uint64_t upto,
                   void (*fn)(void *arg, struct hint *h), void *arg);
-    /* Drop what is older than the age bound at wall-clock now_ms. */
+    /* Drop history older than the age bound and positions past the horizon, at wall-clock
+     * now_ms: at most STORE_EVICT_BUDGET of them per call (the rest at the next). */
     void (*evict)(struct store *s, uint64_t now_ms);
     /* Close every record, drop everything and free the store. */
     void (*free)(struct store *s);

@@ -8,10 +8,12 @@
  * Delivery contract (docs/guarantees.md): per connection and topic, hints arrive in seq order
  * with no duplicate; a hint without "n" is exactly the next seq; a coalesced hint ("n" > 1)
  * stands for every seq up to its own; a reset stands for everything up to its seq. A congested
- * connection coalesces instead of growing. A subscribe with a position is replayed from the
- * store (bounded above by the position it confirmed) or reset, and the subscription goes live at
- * that position within the same call; the engine hands every hub a topic's hints in seq order,
- * so hints at or below the live position are dropped for it and newer ones delivered: nothing
+ * connection coalesces instead of growing. A subscribe with a position gets one hint for each
+ * changed topic, its newest seq standing for everything missed (or, when asked, the missed hints
+ * replayed one by one from the store, bounded above by the position it confirmed), or a reset;
+ * the subscription goes live at that position within the same call; the engine hands every hub
+ * a topic's hints in seq order, so hints at or below the live position are dropped for it and
+ * newer ones delivered: nothing
  * falls between replay and live, nothing is delivered twice. */
 #include "hub.h"
 
@@ -439,6 +441,20 @@ static void on_replay(void *arg, struct hint *h)
     push_hint(r->hub, r->c, h, 1, 0, NULL);
 }
 
+/* The topic changed n times since the client's position: one hint, the newest seq standing for
+ * all n (with the newest data when history still holds it). Costs O(1) whatever n is. */
+static void catch_up(struct hub *hub, struct conn *c, struct etopic *et, uint32_t n)
+{
+    struct hint *h = engine_newest(hub->engine, et);
+    if (!h) {
+        hub_conn_close(hub, c, 1011, "out of memory");
+        return;
+    }
+    stat_add(&hub->st.caught_up, 1);
+    push_hint(hub, c, h, n, 0, NULL);
+    hint_unref(h);
+}
+
 /* 1 = valid pattern, 0 = plain topic, -1 = invalid. Patterns obey the topic rules, with '*'
  * allowed only as a whole segment or a final "**". */
 static int classify(const struct hub *hub, struct wire_str t)
@@ -580,12 +596,19 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
             send_reset(hub, c, t, cur, "epoch");
         else if (pos > cur)
             send_reset(hub, c, t, cur, "ahead");
-        else if (!engine_complete(e, ht->et, pos))
-            send_reset(hub, c, t, cur, "evicted");
-        else if (pos < cur) {
-            struct replay rp = {hub, c};
-            engine_replay(e, ht->et, pos, cur, on_replay, &rp);
-        }
+        else if (pos == cur)
+            ; /* nothing missed */
+        else if (r->replay_all) {
+            if (!engine_complete(e, ht->et, pos)) {
+                send_reset(hub, c, t, cur, "evicted");
+            } else {
+                struct replay rp = {hub, c};
+                engine_replay(e, ht->et, pos, cur, on_replay, &rp);
+            }
+        } else if (pos < engine_base(e, ht->et) || cur - pos > UINT32_MAX)
+            send_reset(hub, c, t, cur, "horizon"); /* older than what the broker remembers */
+        else
+            catch_up(hub, c, ht->et, (uint32_t)(cur - pos));
     }
     /* Live from here: anything newer, nothing older. */
     if (ht)

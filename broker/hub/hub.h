@@ -38,7 +38,8 @@ struct hub_stats {
     stat_t errors;               /* error messages sent + connections closed for faults */
     stat_t slow_closes;          /* subscribers closed because their queue hit its hard limit */
     stat_t coalesced;            /* hints merged into one already waiting in a queue */
-    stat_t replayed;             /* hints replayed from history on resume */
+    stat_t replayed;             /* hints replayed from history on resume ("replay":"all") */
+    stat_t caught_up;            /* catch-up hints: one per changed topic on resume */
     stat_t resets;               /* reset messages sent */
     stat_t subs;                 /* subscriptions, all connections */
     stat_t queued;               /* entries waiting in queues, all connections */
@@ -85,6 +86,7 @@ struct hub_sub {
     int has_pos; /* resume from pos within epoch */
     uint64_t pos;
     struct wire_str epoch;
+    int replay_all; /* every missed hint from history, one by one (else one per changed topic) */
 };
 
 /* Fill cfg with the documented defaults. */

@@ -106,6 +106,7 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
         v[METRICS_SLOW_CLOSES] += stat_get(&st->slow_closes);
         v[METRICS_COALESCED] += stat_get(&st->coalesced);
         v[METRICS_REPLAYED] += stat_get(&st->replayed);
+        v[METRICS_CAUGHT_UP] += stat_get(&st->caught_up);
         v[METRICS_RESETS] += stat_get(&st->resets);
         v[METRICS_SUBSCRIPTIONS] += stat_get(&st->subs);
         v[METRICS_QUEUED] += stat_get(&st->queued);
@@ -124,6 +125,8 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_HIST_ENTRIES] = e->store->st.entries;
     v[METRICS_HIST_BYTES] = e->store->st.bytes;
     v[METRICS_HIST_EVICTED] = e->store->st.evicted;
+    v[METRICS_POSITIONS] = e->store->st.positions;
+    v[METRICS_POSITIONS_FORGOTTEN] = e->store->st.forgotten;
     engine_unlock(e);
 }
 
@@ -159,6 +162,11 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
         set_u64(hist, "per_topic", store->cfg.per_topic);
         set_u64(hist, "max_bytes", store->cfg.max_bytes);
         set_u64(hist, "max_age_s", store->cfg.max_age_ms / 1000);
+    }
+    json_t *pos = json_object_get(o, "positions"); /* kept, forgotten: from the table */
+    if (pos) {
+        set_u64(pos, "horizon_s", store->cfg.horizon_ms / 1000);
+        set_u64(pos, "max", store->cfg.max_positions);
     }
     set_u64(lim, "max_frame", e->cfg.lim.max_frame);
     set_u64(lim, "max_topic", e->cfg.lim.max_topic);

@@ -63,6 +63,12 @@ static void usage(FILE *out)
           "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
           "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"
           "  --hist-age SEC      seconds a hint is kept                      (default 300)\n"
+          "positions (catch-up on resume: one hint per changed topic):\n"
+          "  --horizon SEC       a topic's position is remembered SEC s after its last\n"
+          "                      publish or subscriber; older resumes get a reset\n"
+          "                                                                  (default 604800)\n"
+          "  --max-positions N   topic positions remembered at most (oldest forgotten\n"
+          "                      first)                                      (default 1000000)\n"
           "coalescing:\n"
           "  --coalesce PAT=MS   topics matching PAT (wildcards allowed) deliver at most one\n"
           "                      hint per MS milliseconds, the newest always (repeatable)\n"
@@ -93,6 +99,7 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *v)
 int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
     uint32_t hist_age = (uint32_t)(cfg->engine.hist.max_age_ms / 1000);
+    uint32_t horizon = (uint32_t)(cfg->engine.hist.horizon_ms / 1000);
     struct {
         const char *name;
         uint32_t *v;
@@ -111,6 +118,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--pub-idle", &cfg->pub_idle_ms, 0, 86400000},
         {"--hist-per-topic", &cfg->engine.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
+        {"--horizon", &horizon, 1, 366u * 24 * 3600},
+        {"--max-positions", &cfg->engine.hist.max_positions, 1, UINT32_MAX},
         {"--ws-ping", &cfg->ws_ping, 1, 3600},
     };
     for (int i = 1; i < argc; i++) {
@@ -189,5 +198,6 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         i++;
     }
     cfg->engine.hist.max_age_ms = (uint64_t)hist_age * 1000;
+    cfg->engine.hist.horizon_ms = (uint64_t)horizon * 1000;
     return 0;
 }

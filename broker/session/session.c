@@ -169,7 +169,8 @@ static void on_subscribe(struct session *s, struct conn *c, const struct sub_msg
                             .topic = sm->topics[i],
                             .has_pos = sm->has_seq[i],
                             .pos = sm->seqs[i],
-                            .epoch = sm->epoch};
+                            .epoch = sm->epoch,
+                            .replay_all = sm->replay_all};
         hub_subscribe(s->hub, c, &r);
     }
 }
@@ -196,7 +197,7 @@ void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, si
     int err = sub_decode(c->fmt, p, len, limits(s), sm);
     if (err < 0) {
         int code = wire_code_of(err);
-        sub_error(s, c, NULL, code, wire_code_name(code));
+        sub_error(s, c, sm, code, wire_code_name(code)); /* sm keeps the request's id */
         return;
     }
     if (!c->hello && sm->type != SUB_HELLO) {

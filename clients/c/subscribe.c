@@ -157,7 +157,7 @@ static int watch__queue_hello_and_sub(struct watch *w)
     if (!b || sub_encode_hello(w->fmt, b, WIRE_VERSION, "nudge-cli") != 0) return -1;
     watch__tx_commit(w);
     b = watch__tx_slot(w);
-    if (!b || sub_encode_subscribe(w->fmt, b, 1, topics, w->ntopics, NULL, NULL, NULL) != 0)
+    if (!b || sub_encode_subscribe(w->fmt, b, 1, topics, w->ntopics, NULL, NULL, NULL, 0) != 0)
         return -1;
     watch__tx_commit(w);
     return 0;

@@ -140,7 +140,7 @@ Test(metrics, leaves_out_history_replayed_to_a_resuming_subscriber)
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     int64_t pos[1] = {0};
-    subcheck_send_sub(&w, 1, t, 1, w.epoch, pos);
+    subcheck_send_sub_mode(&w, 1, t, 1, w.epoch, pos, 1);
     struct sub_msg m;
     subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed r");
     sub_msg_clear(&m);

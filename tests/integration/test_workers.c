@@ -245,12 +245,10 @@ Test(topics, a_publish_past_max_topics_total_is_refused_whole_with_code_14)
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
-Test(topics, topics_nothing_holds_are_freed_and_never_repeat_a_seq)
+/* Publish once to 200 topics and twice to user:0, then subscribe to user:held. */
+static nudge_client_t *publish_200(struct nudged *d, struct wsc *w)
 {
-    struct nudged d;
-    const char *args[] = {"--hist-age", "1", NULL};
-    subcheck_start(&d, args);
-    nudge_client_t *c = subcheck_publisher(&d, "topics-test");
+    nudge_client_t *c = subcheck_publisher(d, "topics-test");
     char name[32];
     for (int i = 0; i < 200; i++) {
         snprintf(name, sizeof name, "user:%d", i);
@@ -261,17 +259,64 @@ Test(topics, topics_nothing_holds_are_freed_and_never_repeat_a_seq)
     uint64_t seq;
     cr_assert_eq(nudge_publish(c, kept, 1, NULL, &seq), 0);
     cr_expect_eq(seq, 2);
-    struct wsc w;
-    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_eq(wsc_open(w, d->ws_port, SUB_PROTO_JSON), WSC_OK);
     const char *held[] = {"user:held"};
-    cr_assert_eq(wsc_subscribe(&w, held, 1, NULL), 0);
-    json_t *st = nudged_stats(&d);
+    cr_assert_eq(wsc_subscribe(w, held, 1, NULL), 0);
+    json_t *st = nudged_stats(d);
     cr_expect_eq(stats_int(st, "topics"), 201, "history holds the published topics");
     json_decref(st);
-    /* Once their history ages out, only the subscribed topic is left. */
+    return c;
+}
+
+Test(topics, topics_nothing_holds_are_freed_but_their_positions_are_kept)
+{
+    struct nudged d;
+    const char *args[] = {"--hist-age", "1", NULL};
+    subcheck_start(&d, args);
+    struct wsc w;
+    nudge_client_t *c = publish_200(&d, &w);
+    /* Once their history ages out, only the subscribed topic is left in the engine... */
     cr_assert_eq(nudged_wait_stat(&d, "topics", 1, 6000), 1, "idle topics were not freed");
+    json_t *st = nudged_stats(&d);
+    cr_expect_eq(stats_int(st, "positions.kept"), 201, "...but every position is remembered");
+    cr_expect_eq(stats_int(st, "positions.forgotten"), 0);
+    cr_expect_eq(stats_int(st, "positions.horizon_s"), 7 * 24 * 3600);
+    json_decref(st);
+    /* user:0 goes on from its position, and a client at 1 gets one catch-up hint (no data:
+     * history let it go), not a reset. */
+    const char *kept[] = {"user:0"};
+    uint64_t seq;
+    cr_assert_eq(nudge_publish(c, kept, 1, NULL, &seq), 0);
+    cr_expect_eq(seq, 3);
+    nudged_wait_stat(&d, "history.entries", 0, 6000);
+    int64_t pos = 1;
+    subcheck_send_sub(&w, 7, kept, 1, w.epoch, &pos);
+    struct sub_msg m;
+    subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed");
+    cr_expect_eq(m.seq, 3);
+    sub_msg_clear(&m);
+    subcheck_expect_type(&w, SUB_HINT, &m, "catch-up hint");
+    cr_expect(m.seq == 3 && m.count == 2 && !m.data, "catch-up seq %llu n %u data %p",
+              (unsigned long long)m.seq, m.count, (const void *)m.data);
+    sub_msg_clear(&m);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(topics, positions_past_the_horizon_are_forgotten_and_never_repeat_a_seq)
+{
+    struct nudged d;
+    const char *args[] = {"--hist-age", "1", "--horizon", "1", NULL};
+    subcheck_start(&d, args);
+    struct wsc w;
+    nudge_client_t *c = publish_200(&d, &w);
+    cr_assert_eq(nudged_wait_stat(&d, "positions.kept", 1, 8000), 1,
+                 "positions past the horizon were not forgotten");
     /* user:0 comes back above every seq given out before: a resume from 1 is reset, not
      * matched against a new seq 2. */
+    const char *kept[] = {"user:0"};
+    uint64_t seq;
     cr_assert_eq(nudge_publish(c, kept, 1, NULL, &seq), 0);
     cr_expect_gt(seq, 2, "a forgotten topic restarted at %llu", (unsigned long long)seq);
     int64_t pos = 1;
@@ -281,8 +326,11 @@ Test(topics, topics_nothing_holds_are_freed_and_never_repeat_a_seq)
     cr_expect_eq(m.seq, seq);
     sub_msg_clear(&m);
     subcheck_expect_type(&w, SUB_RESET, &m, "reset");
-    cr_expect(wstr_eq(m.reason, "evicted"));
+    cr_expect(wstr_eq(m.reason, "horizon"), "reason %.*s", (int)m.reason.len, m.reason.p);
     sub_msg_clear(&m);
+    json_t *st = nudged_stats(&d);
+    cr_expect_geq(stats_int(st, "positions.forgotten"), 200);
+    json_decref(st);
     wsc_close(&w, 1000);
     nudge_close(c);
     cr_assert_eq(nudged_stop(&d), 0);

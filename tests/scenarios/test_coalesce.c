@@ -461,7 +461,7 @@ static void resubscribe_while_congested(int resume)
     uint8_t has = 1;
     uint64_t pos = seq - 2; /* missed two: both in history */
     cr_assert_eq(sub_encode_subscribe(w.fmt, &b, 101, &ws, 1, resume ? w.epoch : NULL,
-                                      resume ? &has : NULL, resume ? &pos : NULL),
+                                      resume ? &has : NULL, resume ? &pos : NULL, 0),
                  0);
     cr_assert_eq(wsc_send_msg(&w, b.data, b.len), WSC_OK);
     wire_buf_free(&b);

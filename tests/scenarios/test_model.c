@@ -24,9 +24,11 @@
  *     from the topic's seq when the pattern went live (never a change made before it);
  *   - "subscribed" carries a seq between the topic's seq when the sub was sent and when the
  *     reply is read; a re-subscribe only re-confirms (nothing was delivered past what the
- *     connection already knows); a fresh one with a position is followed by the replay of
- *     exactly what was missed or by one reset whose reason and seq the model predicts (epoch,
- *     ahead, evicted — history keeps HIST per topic — or wildcard for the pattern); an exact sub
+ *     connection already knows); a fresh one with a position is followed by one catch-up hint
+ *     (the newest seq, n = all that was missed, its data), or — for the subs that ask for
+ *     "replay":"all" (about a third) — the replay of exactly what was missed, or by one reset
+ *     whose reason and seq the model predicts (epoch, ahead, evicted — history keeps HIST per
+ *     topic; replay all only — or wildcard for the pattern); an exact sub
  *     of a topic the pattern already brings only confirms what the connection was given;
  *   - no error, no close. Like any client, the model keeps within the one limit the contract puts
  *     on clients: at most --max-queue replies (and resets) owed and unread per connection, or
@@ -97,6 +99,7 @@ enum { OP_SUB = 1, OP_UNSUB = 2 };
 struct op {
     uint8_t kind;
     uint8_t has_pos, wrong_epoch;
+    uint8_t replay_all;   /* the sub asked for "replay":"all" */
     uint8_t over_pattern; /* exact sub of a topic the pattern has surely brought (see do_sub) */
     uint64_t pos;
     uint64_t lo[NT]; /* every topic's seq when it was sent */
@@ -110,6 +113,7 @@ struct ctopic {
     int known;                /* last is meaningful */
     uint64_t last;            /* last seq known (subscribed, hint, reset) */
     uint64_t replay_until;    /* hints up to this seq are a replay (0 = none) */
+    int catch_up;             /* ...and it is one catch-up hint with seq replay_until */
     const char *expect_reset; /* a reset with this reason must come before any hint */
     uint64_t expect_seq;
     uint64_t pat_lo, pat_base; /* covered topics: seq when the pattern's sub was sent / read */
@@ -146,7 +150,7 @@ struct model {
     uint32_t pid;
     int floods, max_floods;
     /* what the clients saw */
-    uint64_t msgs, hints, coalesced, resets, replays, owns, publishes;
+    uint64_t msgs, hints, coalesced, resets, replays, catchups, owns, publishes;
     uint64_t over_pattern; /* exact resumes of topics the pattern had brought, confirmed */
     struct wire_buf tmp;
 };
@@ -365,6 +369,7 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
     }
     ct->active = 1;
     ct->replay_until = 0;
+    ct->catch_up = 0;
     if (covered(t) && c->t[PAT].active) {
         if (op.has_pos && !op.over_pattern)
             FAIL(M, c, "model bug: resume of %s under an active pattern", tname[t]);
@@ -410,12 +415,18 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
         reason = "epoch";
     else if (op.pos > seq)
         reason = "ahead";
-    else if (op.pos + HIST < seq)
+    else if (op.replay_all && op.pos + HIST < seq)
         reason = "evicted";
     else if (op.pos < seq) {
+        /* Every missed hint one by one ("replay":"all"), or one catch-up hint: the newest seq
+         * with its data and n = everything missed (history keeps the newest here). */
         ct->last = op.pos;
         ct->replay_until = seq;
-        M->replays += seq - op.pos;
+        ct->catch_up = !op.replay_all;
+        if (op.replay_all)
+            M->replays += seq - op.pos;
+        else
+            M->catchups++;
     }
     if (reason) {
         ct->expect_reset = reason;
@@ -467,6 +478,11 @@ static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
              "received)",
              tname[t], (unsigned long long)s, n, rec->kind, m->data ? m->data_len : 0);
     int replay = ct->replay_until && s <= ct->replay_until;
+    if (replay && ct->catch_up && (s != ct->replay_until || s - n != ct->last))
+        FAIL(M, c, "catch-up of %s after %llu: hint seq %llu n %u, want one hint seq %llu n %llu",
+             tname[t], (unsigned long long)ct->last, (unsigned long long)s, n,
+             (unsigned long long)ct->replay_until,
+             (unsigned long long)(ct->replay_until - ct->last));
     if (n > s) FAIL(M, c, "hint %s seq %llu with n %u", tname[t], (unsigned long long)s, n);
     if (!ct->known) {
         /* The first hint of a topic that only the pattern brings: it counts from the topic's
@@ -628,14 +644,16 @@ static void do_sub(struct model *M, struct mcli *c, const int *sel)
     uint64_t seqs[NSLOT] = {0};
     uint32_t n = 0;
     int bad_epoch = chance(M, 6);
+    int replay_all = chance(M, 35);
     int pattern_later = will_be_subscribed(c, PAT);
     char line[160];
-    int ll = snprintf(line, sizeof line, "step %ld send sub%s:", M->step,
-                      bad_epoch ? " (wrong epoch)" : "");
+    int ll = snprintf(line, sizeof line, "step %ld send sub%s%s:", M->step,
+                      bad_epoch ? " (wrong epoch)" : "", replay_all ? " (replay all)" : "");
     struct op op;
     memset(&op, 0, sizeof op);
     op.kind = OP_SUB;
     op.wrong_epoch = (uint8_t)bad_epoch;
+    op.replay_all = (uint8_t)replay_all;
     for (int t = 0; t < NT; t++)
         op.lo[t] = M->P[t].n;
     for (int t = 0; t < NSLOT; t++) {
@@ -690,7 +708,7 @@ static void do_sub(struct model *M, struct mcli *c, const int *sel)
     wire_buf_reset(&M->tmp);
     cr_assert_eq(sub_encode_subscribe(c->w.fmt, &M->tmp, c->next_id++, topics, n,
                                       any ? (bad_epoch ? wrong_epoch : c->w.epoch) : NULL,
-                                      any ? has : NULL, any ? seqs : NULL),
+                                      any ? has : NULL, any ? seqs : NULL, replay_all),
                  0);
     if (wsc_send_msg(&c->w, M->tmp.data, M->tmp.len) != WSC_OK)
         FAIL(M, c, "could not send a sub (connection lost?)");
@@ -1202,21 +1220,21 @@ static void walk(long max_secs)
     cr_assert_not_null(st);
     int64_t coalesced = stats_int(st, "coalesced"), replayed = stats_int(st, "replayed"),
             resets = stats_int(st, "resets"), slow = stats_int(st, "slow_closes"),
-            evicted = stats_int(st, "history.evicted");
+            evicted = stats_int(st, "history.evicted"), caught = stats_int(st, "caught_up");
     json_decref(st);
     fprintf(stderr,
             "model: seed %llu: %ld steps in %lld ms + %lld ms to drain; %llu publishes (%d "
             "floods), %llu messages, %llu hints checked (%llu coalesced, %llu own), %llu resets, "
-            "%llu replayed hints expected, %llu exact resumes over the pattern; /stats coalesced "
-            "%lld replayed %lld resets %lld "
+            "%llu replayed hints expected, %llu catch-ups, %llu exact resumes over the pattern; "
+            "/stats coalesced %lld replayed %lld caught_up %lld resets %lld "
             "evicted %lld slow_closes %lld\n",
             (unsigned long long)M->seed, M->step, (long long)(t1 - t0), (long long)(t2 - t1),
             (unsigned long long)M->publishes, M->floods, (unsigned long long)M->msgs,
             (unsigned long long)M->hints, (unsigned long long)M->coalesced,
             (unsigned long long)M->owns, (unsigned long long)M->resets,
-            (unsigned long long)M->replays, (unsigned long long)M->over_pattern,
-            (long long)coalesced, (long long)replayed, (long long)resets, (long long)evicted,
-            (long long)slow);
+            (unsigned long long)M->replays, (unsigned long long)M->catchups,
+            (unsigned long long)M->over_pattern, (long long)coalesced, (long long)replayed,
+            (long long)caught, (long long)resets, (long long)evicted, (long long)slow);
     cr_expect_eq(slow, 0, "a subscriber was closed as slow");
     if (M->step >= 1000) {
         /* The walk must have exercised what it claims to check. */
@@ -1224,6 +1242,8 @@ static void walk(long max_secs)
                      (unsigned long long)M->seed);
         cr_expect_gt(M->coalesced, 0, "no client saw a hint with \"n\"");
         cr_expect_gt(replayed, 0, "no replay happened");
+        cr_expect_gt(caught, 0, "no catch-up hint was sent");
+        cr_expect_gt(M->catchups, 0, "no client expected a catch-up hint");
         cr_expect_gt(resets, 0, "no reset happened");
     }
 

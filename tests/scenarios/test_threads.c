@@ -191,7 +191,7 @@ static int send_req(struct wsc *w, int unsub, uint64_t id, const char *topic, co
     struct wire_buf b = {0};
     int rc = unsub ? sub_encode_unsubscribe(w->fmt, &b, id, &t, 1)
                    : sub_encode_subscribe(w->fmt, &b, id, &t, 1, epoch, epoch ? &has : NULL,
-                                          epoch ? &pos : NULL);
+                                          epoch ? &pos : NULL, 0);
     if (rc == 0) rc = wsc_send_msg(w, b.data, b.len);
     wire_buf_free(&b);
     return rc;

@@ -250,7 +250,7 @@ Test(wildcard, resuming_a_pattern_gets_a_wildcard_reset_then_live_hints)
     subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:1");
     cr_assert_eq(m.seq, 3);
     sub_msg_clear(&m);
-    subcheck_expect_hint_own(&w, "project:1", 3, 0); /* the exact topic is replayed */
+    subcheck_expect_hint_own(&w, "project:1", 3, 0); /* the exact topic is caught up */
     /* Live: each publish once. */
     pub_v(c, NULL, "project:1", NULL);
     pub_v(c, NULL, "project:2", NULL);
@@ -272,7 +272,7 @@ Test(wildcard, resuming_a_pattern_gets_a_wildcard_reset_then_live_hints)
     json_t *st = nudged_stats(&d);
     cr_assert_not_null(st);
     cr_expect_eq(stats_int(st, "resets"), 2);
-    cr_expect_eq(stats_int(st, "replayed"), 1);
+    cr_expect_eq(stats_int(st, "caught_up"), 1);
     json_decref(st);
     nudge_close(c);
     wsc_close(&w, 1000);

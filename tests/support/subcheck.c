@@ -48,8 +48,8 @@ int subcheck_small_rcvbuf_socket(uint16_t port)
     return fd;
 }
 
-void subcheck_send_sub(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
-                       const char *epoch, const int64_t *pos)
+void subcheck_send_sub_mode(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
+                            const char *epoch, const int64_t *pos, int replay_all)
 {
     struct wire_str t[16];
     uint8_t has[16] = {0};
@@ -63,11 +63,17 @@ void subcheck_send_sub(struct wsc *w, uint64_t id, const char *const *topics, ui
         }
     }
     struct wire_buf b = {0};
-    cr_assert_eq(
-        sub_encode_subscribe(w->fmt, &b, id, t, n, epoch, epoch ? has : NULL, epoch ? seqs : NULL),
-        0);
+    cr_assert_eq(sub_encode_subscribe(w->fmt, &b, id, t, n, epoch, epoch ? has : NULL,
+                                      epoch ? seqs : NULL, replay_all),
+                 0);
     cr_assert_eq(wsc_send_msg(w, b.data, b.len), WSC_OK);
     wire_buf_free(&b);
+}
+
+void subcheck_send_sub(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
+                       const char *epoch, const int64_t *pos)
+{
+    subcheck_send_sub_mode(w, id, topics, n, epoch, pos, 0);
 }
 
 const char *subcheck_type_name(enum sub_type t)

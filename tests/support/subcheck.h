@@ -37,6 +37,10 @@ int subcheck_small_rcvbuf_socket(uint16_t port);
  * not wait for the answer. Nothing is kept: epoch, topics and pos stay the caller's. */
 void subcheck_send_sub(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
                        const char *epoch, const int64_t *pos);
+/* The same, asking for "replay":"all" in the resume when replay_all (one hint per missed seq
+ * from history instead of one catch-up hint per changed topic). */
+void subcheck_send_sub_mode(struct wsc *w, uint64_t id, const char *const *topics, uint32_t n,
+                            const char *epoch, const int64_t *pos, int replay_all);
 
 /* Name of a subscriber message type ("hint", "reset", ...; "?" when unknown). Static storage. */
 const char *subcheck_type_name(enum sub_type t);

@@ -509,7 +509,7 @@ int wsc_send_sub(struct wsc *w, uint64_t id, const char *const *topics, size_t n
         ts[i].len = (uint32_t)strlen(topics[i]);
     }
     struct wire_buf b = {0};
-    int rc = sub_encode_subscribe(w->fmt, &b, id, ts, (uint32_t)n, NULL, NULL, NULL);
+    int rc = sub_encode_subscribe(w->fmt, &b, id, ts, (uint32_t)n, NULL, NULL, NULL, 0);
     if (rc == 0)
         rc = wsc_send_msg(w, b.data, b.len);
     else

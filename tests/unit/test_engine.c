@@ -152,7 +152,7 @@ Test(engine, origin_and_skip_origin_reach_the_sinks)
     cr_expect_eq(got.skip[0], 1);
 }
 
-Test(engine, a_topic_nothing_holds_is_forgotten_and_restarts_above_the_floor)
+Test(engine, a_topic_nothing_holds_is_freed_but_its_position_outlives_it)
 {
     engine_close(&e);
     struct engine_config cfg;
@@ -160,16 +160,62 @@ Test(engine, a_topic_nothing_holds_is_forgotten_and_restarts_above_the_floor)
     cfg.hist.per_topic = 0; /* nothing retained: nothing holds a published topic */
     start(&cfg);
     cr_expect_eq(pub1("a", 0), 1);
-    cr_expect_eq(pub1("a", 0), 2, "the floor carries a forgotten topic's position");
     cr_expect_eq(e.topics.count, 0, "freed once nothing holds it");
+    cr_expect_eq(pub1("a", 0), 2, "the store kept its position");
+    cr_expect_eq(e.store->st.positions, 1);
+    struct etopic *t;
+    cr_assert_eq(engine_hold(&e, "b", 1, engine_hash(&e, "b", 1), &t), 0);
+    cr_expect_eq(engine_seq(&e, t), 0, "nothing was forgotten: a new topic starts at 0");
+    engine_release(&e, t);
+    cr_assert_eq(engine_hold(&e, "a", 1, engine_hash(&e, "a", 1), &t), 0);
+    cr_expect_eq(engine_seq(&e, t), 2);
+    struct hint *h = engine_newest(&e, t);
+    cr_assert_not_null(h, "a position without history still gives a catch-up hint");
+    cr_expect_eq(h->seq, 2);
+    cr_expect_eq(h->data_len, 0, "history let the data go");
+    cr_expect_not_null(hint_payload(h, SUB_JSON), "sealed");
+    hint_unref(h);
+    engine_release(&e, t);
+}
+
+Test(engine, a_position_past_the_horizon_is_forgotten_and_restarts_above_the_floor)
+{
+    engine_close(&e);
+    struct engine_config cfg;
+    engine_config_default(&cfg);
+    cfg.hist.per_topic = 0;
+    cfg.hist.horizon_ms = 1;
+    start(&cfg);
+    cr_expect_eq(pub1("a", 0), 1);
+    cr_expect_eq(pub1("a", 0), 2);
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    engine_tick(&e, 0);
+    cr_expect_eq(e.store->st.positions, 0, "forgotten past the horizon");
     struct etopic *t;
     cr_assert_eq(engine_hold(&e, "b", 1, engine_hash(&e, "b", 1), &t), 0);
     cr_expect_eq(engine_seq(&e, t), 2, "a new topic starts at the floor");
-    cr_expect_eq(e.topics.count, 1);
+    cr_expect_eq(engine_base(&e, t), 2, "resumes from below 2 are older than the horizon");
+    cr_expect_null(engine_newest(&e, t), "no change since its base");
     cr_expect_eq(pub1("b", 0), 3);
-    cr_expect_eq(e.topics.count, 1, "held by the subscription");
     engine_release(&e, t);
-    cr_expect_eq(e.topics.count, 0);
+}
+
+Test(engine, the_newest_hint_is_the_retained_one_with_its_data)
+{
+    cr_expect_eq(pub1("a", 0), 1);
+    struct engine_pub p;
+    const char *t1[] = {"a", NULL};
+    cr_assert_eq(publish(&p, 0, t1, "\xa1y"), 0);
+    struct etopic *t;
+    cr_assert_eq(engine_hold(&e, "a", 1, engine_hash(&e, "a", 1), &t), 0);
+    struct hint *h = engine_newest(&e, t);
+    cr_assert_not_null(h);
+    cr_expect_eq(h->seq, 2);
+    cr_expect_eq(h->data_len, 2);
+    cr_expect_eq(h->data[1], 'y');
+    hint_unref(h);
+    engine_release(&e, t);
 }
 
 Test(engine, retained_history_holds_a_topic_until_it_ages_out)

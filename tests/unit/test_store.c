@@ -1,6 +1,7 @@
 /* Unit tests of the in-memory store (broker/engine/store.c): sequence assignment, the three
- * bounds (per topic, bytes, age), completeness as the hub asks it on resume, and the floor that
- * keeps a forgotten topic's seqs from repeating. */
+ * bounds (per topic, bytes, age), completeness as the hub asks it on resume, positions that
+ * outlive history (the horizon, max_positions), and the floor that keeps a forgotten topic's
+ * seqs from repeating. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -13,14 +14,22 @@ static uint64_t fake_clock(void)
     return fake_now;
 }
 
-static struct store *mem(uint32_t per_topic, uint64_t max_bytes, uint64_t max_age_ms)
+#define HORIZON 3600000
+
+static struct store *mem_n(uint32_t per_topic, uint64_t max_bytes, uint64_t max_age_ms,
+                           uint32_t max_positions)
 {
-    struct store_config cfg = {per_topic, max_bytes, max_age_ms};
+    struct store_config cfg = {per_topic, max_bytes, max_age_ms, HORIZON, max_positions};
     struct store *s = store_mem_new(&cfg, 0x1234, 1, 2);
     cr_assert_not_null(s);
     s->wall_ms = fake_clock;
     fake_now = 0;
     return s;
+}
+
+static struct store *mem(uint32_t per_topic, uint64_t max_bytes, uint64_t max_age_ms)
+{
+    return mem_n(per_topic, max_bytes, max_age_ms, 1000);
 }
 
 static struct store_topic *topic(struct store *s, const char *name)
@@ -182,6 +191,26 @@ Test(store, zero_per_topic_keeps_nothing_but_still_assigns_seqs)
     h->ops->free(h);
 }
 
+Test(store, a_closed_topic_keeps_its_position_within_the_horizon)
+{
+    struct store *h = mem(64, 1u << 20, 60000);
+    struct store_topic *a = topic(h, "a");
+    for (int i = 0; i < 5; i++)
+        append_at(h, a, 0, 0);
+    h->ops->close(h, a); /* history dropped, position kept */
+    cr_expect_eq(h->st.topics, 0);
+    cr_expect_eq(h->st.positions, 1);
+    cr_expect_eq(h->st.entries, 0);
+    fake_now = HORIZON; /* not past it yet */
+    h->ops->evict(h, fake_now);
+    a = topic(h, "a");
+    cr_expect_eq(h->ops->seq(h, a), 5, "the position outlived the history");
+    cr_expect_eq(h->ops->base(h, a), 0);
+    cr_expect_eq(h->st.forgotten, 0);
+    cr_expect_eq(append_at(h, a, 0, HORIZON), 6);
+    h->ops->free(h);
+}
+
 Test(store, a_forgotten_topic_opened_again_never_repeats_a_seq)
 {
     struct store *h = mem(64, 1u << 20, 60000);
@@ -189,12 +218,47 @@ Test(store, a_forgotten_topic_opened_again_never_repeats_a_seq)
     for (int i = 0; i < 5; i++)
         append_at(h, a, 0, 0);
     h->ops->close(h, a);
-    cr_expect_eq(h->st.topics, 0);
+    fake_now = HORIZON + 1;
+    h->ops->evict(h, fake_now);
+    cr_expect_eq(h->st.positions, 0, "forgotten past the horizon");
+    cr_expect_eq(h->st.forgotten, 1);
     a = topic(h, "a");
     cr_expect_eq(h->ops->seq(h, a), 5, "starts at the floor: the highest seq forgotten");
-    cr_expect_eq(append_at(h, a, 0, 0), 6);
+    cr_expect_eq(h->ops->base(h, a), 5, "positions below 5 are from before it was forgotten");
+    cr_expect_eq(append_at(h, a, 0, fake_now), 6);
     struct store_topic *b = topic(h, "b");
-    cr_expect_eq(append_at(h, b, 0, 0), 6, "any topic new after a forget starts above the floor");
+    cr_expect_eq(append_at(h, b, 0, fake_now), 6,
+                 "any topic new after a forget starts above the floor");
     cr_expect(!store_complete(h, a, 2), "a client at 2 from before is reset, not overlapped");
+    h->ops->free(h);
+}
+
+Test(store, a_held_topic_is_never_forgotten_however_old)
+{
+    struct store *h = mem(0, 1u << 20, 60000);
+    struct store_topic *a = topic(h, "a");
+    append_at(h, a, 0, 0);
+    h->ops->evict(h, 10ull * HORIZON);
+    cr_expect_eq(h->st.forgotten, 0);
+    cr_expect_eq(h->ops->seq(h, a), 1);
+    h->ops->free(h);
+}
+
+Test(store, max_positions_forgets_the_oldest_closed_position_first)
+{
+    struct store *h = mem_n(64, 1u << 20, 60000, 2);
+    struct store_topic *a = topic(h, "a"), *b = topic(h, "b");
+    append_at(h, a, 0, 0);
+    append_at(h, b, 0, 0);
+    append_at(h, b, 0, 0);
+    h->ops->close(h, a);
+    h->ops->close(h, b);
+    struct store_topic *c = topic(h, "c"); /* a third position: the oldest closed one goes */
+    cr_expect_eq(h->st.positions, 2);
+    cr_expect_eq(h->st.forgotten, 1);
+    cr_expect_eq(h->ops->seq(h, c), 1, "starts at the floor, a's seq");
+    b = topic(h, "b");
+    cr_expect_eq(h->ops->seq(h, b), 2, "b, closed later, is still remembered");
+    cr_expect_eq(h->ops->base(h, b), 0);
     h->ops->free(h);
 }

@@ -456,7 +456,7 @@ Test(sub, round_trips_subscribe_with_resume)
     const uint64_t seqs[] = {0, 77};
     for (int i = 0; i < 2; i++) {
         wire_buf_reset(&out);
-        cr_assert_eq(sub_encode_subscribe(fmts[i], &out, 9, t, 2, "e1", has, seqs), 0);
+        cr_assert_eq(sub_encode_subscribe(fmts[i], &out, 9, t, 2, "e1", has, seqs, 0), 0);
         dec_out(fmts[i]);
         cr_assert_eq(msg.type, SUB_SUBSCRIBE);
         cr_assert_eq(msg.id, 9);
@@ -467,11 +467,52 @@ Test(sub, round_trips_subscribe_with_resume)
         cr_assert(!msg.has_seq[0] && msg.has_seq[1]);
         cr_assert_eq(msg.seqs[1], 77);
         wire_buf_reset(&out);
-        cr_assert_eq(sub_encode_subscribe(fmts[i], &out, 9, t, 1, NULL, NULL, NULL), 0);
+        cr_assert_eq(sub_encode_subscribe(fmts[i], &out, 9, t, 1, NULL, NULL, NULL, 0), 0);
         dec_out(fmts[i]);
         cr_assert_null(msg.epoch.p, "no resume");
         cr_assert_eq(msg.ntopics, 1);
     }
+}
+
+Test(sub, round_trips_the_replay_mode_of_a_resume)
+{
+    struct wire_str t[] = {{"a", 1}};
+    const uint8_t has[] = {1};
+    const uint64_t seqs[] = {5};
+    for (int i = 0; i < 2; i++) {
+        for (int all = 0; all < 2; all++) {
+            wire_buf_reset(&out);
+            cr_assert_eq(sub_encode_subscribe(fmts[i], &out, 1, t, 1, "e1", has, seqs, all), 0);
+            dec_out(fmts[i]);
+            cr_assert_eq(msg.replay_all, all);
+        }
+    }
+    /* msgpack, all = 1: {"type":"sub","id":1,"topics":["a"],
+     *                    "resume":{"epoch":"e1","replay":"all","seqs":{"a":5}}} */
+    out_is("\x84\xa4type\xa3sub\xa2id\x01\xa6topics\x91\xa1"
+           "a"
+           "\xa6resume\x83\xa5"
+           "epoch\xa2"
+           "e1"
+           "\xa6replay\xa3"
+           "all"
+           "\xa4seqs\x81\xa1"
+           "a"
+           "\x05");
+}
+
+Test(sub, accepts_replay_changes_and_rejects_any_other_replay_mode)
+{
+    cr_assert_eq(json("{\"type\":\"sub\",\"id\":1,\"topics\":[\"a\"],\"resume\":{\"epoch\":"
+                      "\"e\",\"seqs\":{},\"replay\":\"changes\"}}"),
+                 0);
+    cr_assert_eq(msg.replay_all, 0);
+    cr_assert_eq(json("{\"type\":\"sub\",\"id\":1,\"topics\":[\"a\"],\"resume\":{\"epoch\":"
+                      "\"e\",\"seqs\":{},\"replay\":\"every\"}}"),
+                 WIRE_EFIELD);
+    cr_assert_eq(json("{\"type\":\"sub\",\"id\":1,\"topics\":[\"a\"],\"resume\":{\"epoch\":"
+                      "\"e\",\"seqs\":{},\"replay\":1}}"),
+                 WIRE_EFIELD);
 }
 
 Test(sub, round_trips_subscribed_unsubscribe_and_unsubscribed)
