@@ -617,7 +617,7 @@ static uint64_t seg_walk(const uint8_t *m, uint64_t size, uint64_t num, journal_
     while (off + 8 <= size) {
         uint32_t len = get32(m + off);
         if (!len) break;
-        if (len > JOURNAL_RECORD_MAX + 1 || len > size - off - 8 ||
+        if (len > JOURNAL_RECORD_MAX + 1 || len > size - off - 8 || !m[off + 8] ||
             get32(m + off + 4) != frame_crc(m + off, len)) {
             *bad = 1;
             return off;
@@ -954,7 +954,7 @@ int journal_scan(struct journal *j, journal_pos from, size_t budget, journal_rec
             if (!bad) {
                 if ((r = scan_window(j, off, 8 + (uint64_t)len)) < 0) return r;
                 const uint8_t *f = j->sbuf + (off - j->sbase);
-                bad = get32(f + 4) != frame_crc(f, len);
+                bad = !f[8] || get32(f + 4) != frame_crc(f, len);
             }
             if (bad) {
                 fprintf(stderr,
