@@ -9,7 +9,7 @@
  * (present only between a clean close and the next open). Record frame, little-endian, padded
  * with zeros to a multiple of 8 bytes:
  *   [u32 len = 1 + payload length][u32 crc32c over (len, type, payload)][u8 type][payload]
- * A zero len word ends the data of a segment. Durability per mode: docs/operations.md. */
+ * A zero len word ends the data of a segment. What each sync mode promises: enum journal_sync. */
 #ifndef NUDGE_JOURNAL_H
 #define NUDGE_JOURNAL_H
 
