@@ -375,6 +375,7 @@ static int write_batch(struct journal *j, const struct jbuf *b, uint64_t *seg, u
     for (size_t i = 0; i < b->nch; i++) {
         const struct chunk *c = &b->ch[i];
         while (j->w[0].num != c->seg) {
+            if (j->nw < 2) return -EIO; /* a chunk for a segment not open: cannot happen */
             *seg = j->w[0].num;
             *what = "fdatasync";
             if ((r = timed_sync(j, j->w[0].fd)) < 0) return r;
