@@ -19,6 +19,8 @@ struct hint {
     uint32_t data_len;  /* 0 = no data */
     uint64_t seq;       /* the topic's sequence, set by the store's append */
     uint64_t time_ms;   /* wall-clock ms of the publish, set by the store's append */
+    uint64_t gpos;      /* global position: the store's count of publishes in this epoch,
+                           set by its append (wildcard resume) */
     uint64_t thash;     /* hash of the topic name under the process key (table_hash) */
     uint64_t ordinal;   /* the engine's order of all publishes (struct engine.ordinal), set before
                            sealing */

@@ -1,6 +1,7 @@
 /* store: where topic positions and history live. An interface (struct store_ops) with one
- * implementation here, in memory; a disk store and a Redis Streams store are other
- * implementations of the same table. The store owns what must be true across the whole
+ * implementation here: positions and history in memory, optionally persisted to a journal in a
+ * data directory (store_disk_open) so that they outlive restarts; a Redis Streams store would be
+ * another implementation of the same table. The store owns what must be true across the whole
  * deployment: each topic's sequence (append assigns it), the epoch those sequences belong to, and
  * the wall-clock time of each hint. Append completes through a callback so that a store which
  * must wait (a group commit to disk, a round trip to Redis) fits without changing callers; the
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "hint.h"
+#include "journal.h"
 
 #define STORE_EVICT_BUDGET 65536 /* hints and positions dropped per evict call at most */
 
@@ -31,6 +33,16 @@ struct store_config {
     uint32_t max_positions; /* positions kept at most (held or not); default 1,000,000 */
 };
 
+/* Persistence: where and how the store writes itself (docs/guarantees.md §Durability). */
+struct store_disk {
+    const char *dir;        /* data directory (created if missing; the store keeps a copy) */
+    enum journal_sync sync; /* --fsync: batch (default), always or os */
+    uint32_t batch_ms;      /* batch: group commit at most every batch_ms; default 2 */
+    uint64_t segment_bytes; /* journal segment size; default 64 MiB */
+    uint64_t max_bytes;     /* --disk-max: the journal's files at most (publishes fail with
+                               -ENOSPC past it); default 1 GiB; 0 = no bound */
+};
+
 struct store_stats {
     uint64_t entries;
     uint64_t bytes;
@@ -38,6 +50,15 @@ struct store_stats {
     uint64_t topics;    /* records open */
     uint64_t positions; /* records kept (open, or closed within the horizon) */
     uint64_t forgotten; /* positions forgotten (horizon or max_positions) */
+    uint64_t gpos;      /* the global position: publishes completed in this epoch */
+    /* persisted stores only */
+    uint64_t disk_bytes;  /* journal files on disk now */
+    uint64_t disk_failed; /* appends refused: disk full, --disk-max, or a failed journal */
+    uint64_t recovered;   /* topics recovered at open */
+    uint64_t recovery_ms; /* time the open took */
+    uint64_t cut_bytes;   /* corrupt or torn tail cut at open */
+    uint8_t new_epoch;    /* 1: the open started a new epoch (new directory, or
+                             continuity lost: then every resume gets reset "epoch") */
 };
 
 typedef void store_done_fn(void *arg, struct hint *h, int err);
@@ -53,12 +74,15 @@ struct store_ops {
      * before in this epoch (the floor, which is its base), so a client resuming from a position
      * older than that is reset, never silently overlapped. */
     void (*close)(struct store *s, struct store_topic *t);
-    /* Stamp h (seq = the topic's next, time_ms = wall clock), retain it (the store takes its own
-     * reference), then call done(arg, h, 0): at once in memory, after the commit elsewhere. On
-     * failure done(arg, h, err < 0) with no seq assigned. */
+    /* Stamp h (seq = the topic's next, gpos = the next global position, time_ms = wall clock),
+     * retain it (the store takes its own reference), then call done(arg, h, 0): at once in
+     * memory, from poll once it is on disk when persisted. Completions come in append order. On
+     * failure done(arg, h, err < 0): -ENOSPC (disk full or --disk-max), -EIO (the journal
+     * failed), -ENOMEM; no seq is then taken from the topic. */
     void (*append)(struct store *s, struct store_topic *t, struct hint *h, store_done_fn *done,
                    void *arg);
-    /* The topic's last assigned seq (its floor when none was assigned yet). */
+    /* The topic's last completed seq (its floor when none was completed yet): appends still on
+     * their way to disk are not counted. */
     uint64_t (*seq)(const struct store *s, const struct store_topic *t);
     /* The seq t's record started from (the floor when it was created): positions below it are
      * from before the topic was last forgotten. */
@@ -72,7 +96,12 @@ struct store_ops {
     /* Drop history older than the age bound and positions past the horizon, at wall-clock
      * now_ms: at most STORE_EVICT_BUDGET of them per call (the rest at the next). */
     void (*evict)(struct store *s, uint64_t now_ms);
-    /* Close every record, drop everything and free the store. */
+    /* Run the completions (done callbacks) of appends whose commit finished, in append order;
+     * with wait, first wait until every append made so far has finished (shutdown). Called by
+     * the engine, under its lock, when the store's wake hook fired. Nothing to do in memory. */
+    void (*poll)(struct store *s, int wait);
+    /* Close every record, drop everything and free the store (a persisted store writes what it
+     * holds and closes its journal cleanly: every append must have completed, poll(s, 1)). */
     void (*free)(struct store *s);
 };
 
@@ -86,12 +115,26 @@ struct store {
     void *emptied_arg;
     uint64_t (*wall_ms)(
         void); /* the clock that stamps hints; store_wall_ms unless a test sets it */
+    /* Called from the store's own thread (any thread) when poll has completions to run; set by
+     * the owner before the first append. NULL for a store that completes at once. */
+    void (*wake)(void *arg);
+    void *wake_arg;
 };
 
 void store_config_default(struct store_config *cfg);
 /* The in-memory store: epoch from the 8 random bytes e, table key (k0, k1). Owned by the caller
  * (free with s->ops->free). NULL on OOM. */
 struct store *store_mem_new(const struct store_config *cfg, uint64_t e, uint64_t k0, uint64_t k1);
+
+/* The store persisted in d->dir (created if missing): positions, the epoch, the floor and the
+ * history's hints are recovered from it (a torn or corrupt tail cut, with one line on stderr),
+ * and every append is written to it before it completes. The epoch is the directory's own; a
+ * new one is chosen from e only when the directory is new or continuity is lost (st.new_epoch).
+ * On success *out is the caller's (free with ops->free). Returns 0 or a negative errno: -EBUSY
+ * (another nudged holds the directory), -EACCES, -ENOSPC, -EIO, -ENOMEM, -EINVAL (config). */
+int store_disk_open(const struct store_config *cfg, const struct store_disk *d, uint64_t e,
+                    uint64_t k0, uint64_t k1, struct store **out);
+void store_disk_default(struct store_disk *d);
 
 /* Whether every hint of t after `after` is retained (nothing missed is lost): true when after
  * equals the current seq, or when the oldest retained seq is <= after + 1. */
