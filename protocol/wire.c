@@ -66,6 +66,7 @@ const char *wire_code_name(int code)
         [WIRE_C_UNEXPECTED] = "unexpected",
         [WIRE_C_INTERNAL] = "internal",
         [WIRE_C_LIMIT] = "limit",
+        [WIRE_C_STORAGE] = "storage",
     };
     if (code < 1 || (size_t)code >= sizeof names / sizeof names[0]) return "unknown";
     return names[code];

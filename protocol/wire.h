@@ -47,6 +47,7 @@ enum wire_code {
     WIRE_C_UNEXPECTED = 12,     /* valid message, wrong direction or state (e.g. second hello) */
     WIRE_C_INTERNAL = 13,       /* broker-side failure (out of memory, shutting down) */
     WIRE_C_LIMIT = 14,          /* a broker-wide bound was reached (--max-topics-total) */
+    WIRE_C_STORAGE = 15, /* the publish could not be stored (disk full, --disk-max, disk failure) */
 };
 
 /* Map a decode/validation error to its wire code; returns WIRE_C_INTERNAL for others. */

@@ -40,7 +40,17 @@ int engine_window_parse(const char *s, struct engine_window *w)
 
 static void on_emptied(void *arg, void *owner);
 
-int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32])
+static void store_wake(void *arg)
+{
+    struct engine *e = arg;
+    pthread_mutex_lock(&e->wake_lock);
+    if (e->wake) e->wake(e->wake_arg);
+    pthread_mutex_unlock(&e->wake_lock);
+}
+
+/* Common part; d NULL = the memory store. */
+static int init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
+                const struct store_disk *d)
 {
     memset(e, 0, sizeof(*e));
     e->cfg = *cfg;
@@ -56,20 +66,55 @@ int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t
      * skip_origin would drop another subscriber's hint). */
     e->id_base = base;
     atomic_init(&e->next_id, 0);
+    int rc = -ENOMEM;
     if (pthread_mutex_init(&e->lock, NULL) != 0) return -ENOMEM;
-    if (table_init(&e->topics, k0, k1) < 0) {
-        pthread_mutex_destroy(&e->lock);
-        return -ENOMEM;
+    if (pthread_mutex_init(&e->wake_lock, NULL) != 0) goto fail_lock;
+    if (table_init(&e->topics, k0, k1) < 0) goto fail_wake;
+    if (d) {
+        rc = store_disk_open(&e->cfg.hist, d, ep, k0, k1, &e->store);
+    } else {
+        e->store = store_mem_new(&e->cfg.hist, ep, k0, k1);
+        rc = e->store ? 0 : -ENOMEM;
     }
-    e->store = store_mem_new(&e->cfg.hist, ep, k0, k1);
-    if (!e->store) {
+    if (rc < 0) {
+        e->store = NULL;
         table_free(&e->topics);
-        pthread_mutex_destroy(&e->lock);
-        return -ENOMEM;
+        goto fail_wake;
     }
     e->store->emptied = on_emptied;
     e->store->emptied_arg = e;
+    e->store->wake = store_wake;
+    e->store->wake_arg = e;
     return 0;
+fail_wake:
+    pthread_mutex_destroy(&e->wake_lock);
+fail_lock:
+    pthread_mutex_destroy(&e->lock);
+    return rc;
+}
+
+int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32])
+{
+    return init(e, cfg, seed, NULL);
+}
+
+int engine_init_disk(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
+                     const struct store_disk *d)
+{
+    return init(e, cfg, seed, d);
+}
+
+void engine_on_wake(struct engine *e, void (*wake)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&e->wake_lock);
+    e->wake = wake;
+    e->wake_arg = arg;
+    pthread_mutex_unlock(&e->wake_lock);
+}
+
+void engine_poll(struct engine *e, int wait)
+{
+    e->store->ops->poll(e->store, wait);
 }
 
 static void free_topic(void *arg, struct tnode *n)
@@ -86,10 +131,12 @@ void engine_close(struct engine *e)
     if (!e->store) return;
     table_drain(&e->topics, free_topic, e);
     table_free(&e->topics);
+    e->store->ops->poll(e->store, 1); /* nothing may still be on its way */
     e->store->ops->free(e->store);
     e->store = NULL;
     e->windows = NULL;
     wire_buf_free(&e->tmp);
+    pthread_mutex_destroy(&e->wake_lock);
     pthread_mutex_destroy(&e->lock);
 }
 

@@ -113,8 +113,11 @@ struct engine {
     struct engine_stats st;
     _Atomic uint64_t next_id; /* connection ids */
     uint64_t id_base;
-    uint64_t ordinal;  /* hints stamped so far: the process-wide order of publishes */
-    uint64_t pat_live; /* ordinal at which the newest pattern subscription went live */
+    uint64_t ordinal;          /* hints stamped so far: the process-wide order of publishes */
+    uint64_t pat_live;         /* ordinal at which the newest pattern subscription went live */
+    pthread_mutex_t wake_lock; /* guards wake/wake_arg against the store's thread */
+    void (*wake)(void *arg);
+    void *wake_arg;
 };
 
 /* Fill cfg with the documented defaults. */
@@ -124,6 +127,16 @@ int engine_window_parse(const char *s, struct engine_window *w);
 /* Initialise with the in-memory store. seed: 32 random bytes (hash key, epoch, id base).
  * Returns 0 or -ENOMEM. */
 int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32]);
+/* Initialise with the store persisted in d->dir (store_disk_open; the epoch is the
+ * directory's). Returns 0 or the store's negative errno (-EBUSY: another broker holds it). */
+int engine_init_disk(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
+                     const struct store_disk *d);
+/* The store's wake hook (store.h): called from its thread when engine_poll has work. Set before
+ * the first publish; NULL to stop (then no call reaches a closed handle once this returns). */
+void engine_on_wake(struct engine *e, void (*wake)(void *arg), void *arg);
+/* Run the store's finished appends: their publishes are released and completed (lock held);
+ * with wait, first wait for every append so far (shutdown, once no thread publishes). */
+void engine_poll(struct engine *e, int wait);
 /* Free topics, windows and the store. Every hold must be released first. */
 void engine_close(struct engine *e);
 /* Serialise engine calls between worker threads: every function below (but engine_epoch,

@@ -48,6 +48,8 @@ struct pslot {
     int used;
 };
 
+struct pubreq;
+
 struct conn {
     const struct conn_ops *ops;
     void *io; /* the transport's state for this connection */
@@ -75,6 +77,8 @@ struct conn {
     struct conn *prev, *next; /* hub's list of all connections */
     struct conn *dirty_prev, *dirty_next; /* hub's list of connections with output to flush */
     int dirty;
+    struct pubreq *pubs; /* publishers: publishes in flight, owned by the session (session.c) */
+    uint32_t npubs;
 };
 
 /* Append a control message (takes the caller's reference). Returns 0 or -ENOMEM (the reference

@@ -104,6 +104,27 @@ void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg)
     pthread_mutex_unlock(&hub->in_lock);
 }
 
+void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
+{
+    hub->job_fn = fn;
+    hub->job_arg = arg;
+}
+
+void hub_post(struct hub *hub, struct hub_job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&hub->in_lock);
+    int wake = !hub->jobs && hub->in_len == 0 &&
+               !(hub->owned && pthread_equal(hub->owner, pthread_self()));
+    if (hub->jobs_tail)
+        hub->jobs_tail->next = j;
+    else
+        hub->jobs = j;
+    hub->jobs_tail = j;
+    if (wake && hub->wake) hub->wake(hub->wake_arg);
+    pthread_mutex_unlock(&hub->in_lock);
+}
+
 void hub_conn_open(struct hub *hub, struct conn *c, enum conn_role role, const struct conn_ops *ops,
                    void *io)
 {
@@ -382,7 +403,8 @@ void hub_deliver(void *arg, struct hint *h, uint32_t count, struct wire_str orig
     e->skip_origin = (uint8_t)skip_origin;
     e->origin_len = origin.len < sizeof(e->origin) ? (uint8_t)origin.len : 0;
     if (e->origin_len) memcpy(e->origin, origin.p, e->origin_len);
-    wake = hub->in_len == 1 && !(hub->owned && pthread_equal(hub->owner, pthread_self()));
+    wake = hub->in_len == 1 && !hub->jobs &&
+           !(hub->owned && pthread_equal(hub->owner, pthread_self()));
     /* Woken under the lock: hub_own(NULL) then guarantees no wake reaches a closed handle. */
     if (wake && hub->wake) hub->wake(hub->wake_arg);
     pthread_mutex_unlock(&hub->in_lock);
@@ -399,6 +421,8 @@ void hub_drain(struct hub *hub)
         hub->in_len = 0;
         uint32_t lost = hub->in_lost;
         hub->in_lost = 0;
+        struct hub_job *jobs = hub->jobs;
+        hub->jobs = hub->jobs_tail = NULL;
         pthread_mutex_unlock(&hub->in_lock);
         if (lost) stat_add(&hub->st.errors, lost);
         for (uint32_t i = 0; i < n; i++) {
@@ -409,7 +433,13 @@ void hub_drain(struct hub *hub)
         }
         hub->in_spare = batch; /* only this thread swaps: the spare is ours between swaps */
         hub->spare_cap = cap;
-        if (n == 0) return;
+        int had_jobs = jobs != NULL;
+        while (jobs) {
+            struct hub_job *j = jobs;
+            jobs = j->next;
+            hub->job_fn(hub->job_arg, j);
+        }
+        if (n == 0 && !had_jobs) return;
     }
 }
 

@@ -45,6 +45,13 @@ struct hub_stats {
     stat_t queued;               /* entries waiting in queues, all connections */
 };
 
+/* Work another thread hands to a hub's thread (hub_post), e.g. a publish the store completed
+ * on another thread, whose ack belongs to a connection of this hub. Embedded by its owner. */
+struct hub_job {
+    struct hub_job *next;
+};
+typedef void hub_job_fn(void *arg, struct hub_job *j);
+
 /* A released hint waiting for its hub's thread. */
 struct hub_in {
     struct hint *h; /* a reference */
@@ -72,7 +79,10 @@ struct hub {
     struct hub_in *in, *in_spare;
     uint32_t in_len, in_cap, spare_cap;
     uint32_t in_lost; /* hints the inbox had no memory for; hub_drain adds them to st.errors */
-    pthread_t owner;  /* the hub's thread (hub_own) */
+    struct hub_job *jobs, *jobs_tail; /* posted work (under in_lock), run by hub_drain */
+    hub_job_fn *job_fn;
+    void *job_arg;
+    pthread_t owner; /* the hub's thread (hub_own) */
     int owned;
     void (*wake)(void *arg); /* ask the hub's thread to drain soon (e.g. uv_async_send) */
     void *wake_arg;
@@ -125,6 +135,12 @@ void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id,
  * with an inbox lock held: it must only signal) when hints arrive for it. wake NULL: no more
  * wakes (before the waking handle is closed). */
 void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg);
+/* Jobs posted to this hub are run by fn(arg, job) on the hub's thread (in hub_drain, in post
+ * order). Set once, before any post. */
+void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg);
+/* Hand j to the hub's thread (any thread; j stays the caller's to free in fn). Wakes the hub
+ * as hub_deliver does. */
+void hub_post(struct hub *hub, struct hub_job *j);
 /* Engine sink (any thread, engine lock held): queue hint h for this hub's thread. */
 void hub_deliver(void *hub, struct hint *h, uint32_t count, struct wire_str origin,
                  int skip_origin);

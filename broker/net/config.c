@@ -26,6 +26,8 @@ void config_default(struct config *cfg)
     cfg->pub_idle_ms = 120000;
     cfg->ws_ping = 30;
     cfg->log_level = LOG_INFO;
+    store_disk_default(&cfg->disk);
+    /* in memory until the persisted store is built (then: "nudge-data") */
 }
 
 static void usage(FILE *out)
@@ -69,6 +71,18 @@ static void usage(FILE *out)
           "                                                                  (default 604800)\n"
           "  --max-positions N   topic positions remembered at most (oldest forgotten\n"
           "                      first)                                      (default 1000000)\n"
+          "persistence (docs/guarantees.md §Durability):\n"
+          "  --data-dir DIR      where positions, the epoch and history are kept across\n"
+          "                      restarts (created if missing; one broker per directory)\n"
+          "  --memory            keep nothing on disk: a restart is a new epoch\n"
+          "  --fsync MODE        batch: acks and hints wait for a group commit (every\n"
+          "                      --fsync-ms); always: for a commit as soon as possible;\n"
+          "                      os: for the write only (a machine crash is a new epoch)\n"
+          "                                                                  (default batch)\n"
+          "  --fsync-ms MS       group commit interval in batch mode, 1..1000 (default 2)\n"
+          "  --disk-max BYTES    journal files at most; publishes fail (code 15) past it\n"
+          "                                                                  (default 1073741824)\n"
+          "  --disk-segment BYTES  journal segment size (default 67108864)\n"
           "coalescing:\n"
           "  --coalesce PAT=MS   topics matching PAT (wildcards allowed) deliver at most one\n"
           "                      hint per MS milliseconds, the newest always (repeatable)\n"
@@ -121,6 +135,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--horizon", &horizon, 1, 366u * 24 * 3600},
         {"--max-positions", &cfg->engine.hist.max_positions, 1, UINT32_MAX},
         {"--ws-ping", &cfg->ws_ping, 1, 3600},
+        {"--fsync-ms", &cfg->disk.batch_ms, 1, 1000},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -145,6 +160,53 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 return -1;
             }
             snprintf(addr, sizeof(cfg->pub), "%s", v);
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--data-dir")) {
+            if (!v || !*v || strlen(v) >= sizeof(cfg->data_dir)) {
+                snprintf(err, errlen, "--data-dir wants a directory");
+                return -1;
+            }
+            snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", v);
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--memory")) {
+            cfg->data_dir[0] = '\0';
+            continue;
+        }
+        if (!strcmp(a, "--fsync")) {
+            if (v && !strcmp(v, "batch"))
+                cfg->disk.sync = JOURNAL_SYNC_BATCH;
+            else if (v && !strcmp(v, "always"))
+                cfg->disk.sync = JOURNAL_SYNC_ALWAYS;
+            else if (v && !strcmp(v, "os"))
+                cfg->disk.sync = JOURNAL_SYNC_OS;
+            else {
+                snprintf(err, errlen, "--fsync wants batch, always or os");
+                return -1;
+            }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--disk-max") || !strcmp(a, "--disk-segment")) {
+            int seg = !strcmp(a, "--disk-segment");
+            char *end;
+            errno = 0;
+            unsigned long long x = v && *v != '-' ? strtoull(v, &end, 10) : 0;
+            unsigned long long lo = seg ? JOURNAL_SEGMENT_MIN : 0;
+            unsigned long long hi = seg ? JOURNAL_SEGMENT_MAX : UINT64_MAX;
+            if (!v || errno || *end || !*v || x < lo || x > hi || (seg && x % 4096)) {
+                snprintf(err, errlen,
+                         seg ? "--disk-segment wants a multiple of 4096 in [65536, 1073741824]"
+                             : "--disk-max wants a byte count (0 = no bound)");
+                return -1;
+            }
+            if (seg)
+                cfg->disk.segment_bytes = x;
+            else
+                cfg->disk.max_bytes = x;
             i++;
             continue;
         }
@@ -199,5 +261,10 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
     }
     cfg->engine.hist.max_age_ms = (uint64_t)hist_age * 1000;
     cfg->engine.hist.horizon_ms = (uint64_t)horizon * 1000;
+    if (cfg->disk.max_bytes && cfg->disk.max_bytes < 2 * cfg->disk.segment_bytes) {
+        snprintf(err, errlen, "--disk-max must be 0 or at least two segments (2 x %llu)",
+                 (unsigned long long)cfg->disk.segment_bytes);
+        return -1;
+    }
     return 0;
 }

@@ -70,7 +70,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "nudged: getrandom: %s\n", strerror(errno));
         return 1;
     }
-    if (engine_init(&b.engine, &b.cfg.engine, seed) < 0) {
+    if (b.cfg.data_dir[0]) {
+        b.cfg.disk.dir = b.cfg.data_dir;
+        if ((rc = engine_init_disk(&b.engine, &b.cfg.engine, seed, &b.cfg.disk)) < 0) {
+            fprintf(stderr, "nudged: --data-dir %s: %s\n", b.cfg.data_dir,
+                    rc == -EBUSY ? "in use by another nudged" : strerror(-rc));
+            return 1;
+        }
+        const struct store_stats *st = &b.engine.store->st;
+        LOGF(b.cfg.log_level, LOG_INFO, "data dir %s: %s epoch, %llu topics recovered in %llu ms%s",
+             b.cfg.data_dir, st->new_epoch ? "new" : "same", (unsigned long long)st->recovered,
+             (unsigned long long)st->recovery_ms, st->cut_bytes ? " (a corrupt tail was cut)" : "");
+    } else if (engine_init(&b.engine, &b.cfg.engine, seed) < 0) {
         fprintf(stderr, "nudged: out of memory\n");
         return 1;
     }
@@ -114,6 +125,11 @@ int main(int argc, char **argv)
          (int)getpid(), n, n == 1 ? "" : "s");
     pthread_sigmask(SIG_UNBLOCK, &stops, NULL); /* a pending stop is handled now */
     worker_run_main(w0);
+    /* No thread publishes now: complete what the store still has on its way (its acks go to
+     * connections already gone) before the hubs it releases hints to are freed. */
+    engine_lock(&b.engine);
+    engine_poll(&b.engine, 1);
+    engine_unlock(&b.engine);
     for (uint32_t i = 0; i < b.nworkers; i++)
         worker_free(b.workers[i]);
     free(b.workers);
@@ -128,6 +144,9 @@ fail:
                                   : b.cfg.admin,
             uv_strerror(rc));
 out:
+    engine_lock(&b.engine);
+    engine_poll(&b.engine, 1);
+    engine_unlock(&b.engine);
     for (uint32_t i = 0; i < b.nworkers; i++)
         worker_free(b.workers[i]);
     free(b.workers);

@@ -65,6 +65,7 @@ static void on_pconn_closed(uv_handle_t *h)
     struct pconn *pc = h->data;
     struct tcp *t = pc->t;
     if (--pc->open_handles) return;
+    session_pub_gone(&t->srv->session, &pc->c);
     hub_conn_gone(&t->srv->hub, &pc->c);
     wire_buf_free(&pc->in);
     free(pc);
@@ -122,9 +123,25 @@ static void on_deadline(uv_timer_t *timer)
     pconn_close(pc);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Read again once neither the replies waiting to be written nor the publishes waiting for the
+ * store hold it back. */
+static void maybe_resume(struct pconn *pc)
+{
+    if (pc->reading || pc->closing || pc->close_after_write || pc->c.npubs >= SESSION_PUBS_LOW ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) >= WQ_LOW)
+        return;
+    uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
+    pc->reading = 1;
+}
+
 static void op_flush(struct conn *c)
 {
-    send_out(c->io); /* replies completed after their read (a store that commits later) */
+    struct pconn *pc = c->io;
+    send_out(pc); /* replies completed after their read (a store that commits later) */
+    maybe_resume(pc);
 }
 
 static void op_close(struct conn *c, int code, const char *reason)
@@ -143,8 +160,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)pc->t->rbuf, READ_BUF);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
 static void on_written(uv_write_t *req, int status)
 {
     struct wreq *w = (struct wreq *)req;
@@ -158,10 +173,7 @@ static void on_written(uv_write_t *req, int status)
         pconn_close(pc);
         return;
     }
-    if (!pc->reading && !pc->close_after_write && uv_stream_get_write_queue_size(s) < WQ_LOW) {
-        uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
-        pc->reading = 1;
-    }
+    maybe_resume(pc);
 }
 
 /* Hand the connection's reply bytes to libuv (which then owns them) and apply backpressure. */
@@ -250,6 +262,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     } else if (off < len && wire_buf_append(&pc->in, p + off, len - off) < 0) {
         fatal = 1;
         pc->close_after_write = 1;
+    }
+    if (!fatal && pc->reading && pc->c.npubs >= SESSION_PUBS_HIGH) {
+        /* The store is behind this publisher: stop reading it until acks catch up. */
+        uv_read_stop(s);
+        pc->reading = 0;
     }
     /* A new frame started in this read: its clock starts now. */
     if (pc->in.len && (!had_tail || off > 0)) pc->frame_start_ms = now;

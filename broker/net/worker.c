@@ -28,6 +28,7 @@ struct worker {
     uv_async_t wake;
     uv_timer_t drain;
     uv_timer_t tick;             /* worker 0: engine windows and history ages */
+    uv_async_t poll;             /* worker 0: the store has finished appends (engine_poll) */
     uv_signal_t sigint, sigterm; /* worker 0 */
     uv_thread_t thread;
     uv_sem_t started;
@@ -116,6 +117,8 @@ static void finish(struct worker *w)
     close_handle(w, (uv_handle_t *)&w->wake);
     close_handle(w, (uv_handle_t *)&w->drain);
     if (w->srv.index == 0) {
+        engine_on_wake(w->srv.engine, NULL, NULL); /* no more wakes: the poll handle closes */
+        close_handle(w, (uv_handle_t *)&w->poll);
         close_handle(w, (uv_handle_t *)&w->tick);
         close_handle(w, (uv_handle_t *)&w->sigint);
         close_handle(w, (uv_handle_t *)&w->sigterm);
@@ -152,6 +155,24 @@ static void on_wake(uv_async_t *a)
 {
     struct worker *w = a->data;
     if (atomic_load(&w->stop)) begin_stop(w);
+    hub_drain(&w->srv.hub);
+    hub_flush(&w->srv.hub);
+}
+
+/* The store's thread: appends are on disk. */
+static void wake_poll(void *arg)
+{
+    struct worker *w = arg;
+    uv_async_send(&w->poll);
+}
+
+static void on_poll(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    struct engine *e = w->srv.engine;
+    engine_lock(e);
+    engine_poll(e, 0); /* releases hints to every hub and posts acks to the publishers' hubs */
+    engine_unlock(e);
     hub_drain(&w->srv.hub);
     hub_flush(&w->srv.hub);
 }
@@ -260,7 +281,9 @@ int worker_start_main(struct worker *w, const char *admin_addr, char *adm, size_
     uv_timer_init(&w->loop, &w->tick);
     uv_signal_init(&w->loop, &w->sigint);
     uv_signal_init(&w->loop, &w->sigterm);
-    w->tick.data = w->sigint.data = w->sigterm.data = w;
+    uv_async_init(&w->loop, &w->poll, on_poll);
+    w->tick.data = w->sigint.data = w->sigterm.data = w->poll.data = w;
+    engine_on_wake(srv->engine, wake_poll, w);
     if (rc < 0) {
         abort_start(w);
         return rc;

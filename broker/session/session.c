@@ -7,20 +7,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-int session_init(struct session *s, struct hub *hub)
-{
-    memset(s, 0, sizeof(*s));
-    s->hub = hub;
-    s->engine = hub->engine;
-    return 0;
-}
-
-void session_close(struct session *s)
-{
-    wire_buf_free(&s->tmp);
-}
 
 static const struct wire_limits *limits(const struct session *s)
 {
@@ -46,38 +34,167 @@ void session_pub_stream_error(struct session *s, struct conn *c, int err)
     hub_conn_reply(s->hub, c);
 }
 
-struct pubctx {
+/* One publish on its way through the engine and the store: its ack is owed to c. */
+struct pubreq {
+    struct hub_job job; /* posted back to this session's hub when completed on another thread */
+    struct engine_pub p;
     struct session *s;
-    struct conn *c;
+    struct conn *c; /* NULL once the connection is gone */
+    struct pubreq *cprev, *cnext;
     uint64_t id;
+    int in_call;     /* 1: engine_publish is running (a completion now is on this thread); 2: it
+                        completed inside the call */
+    char origin[24]; /* a copy: the frame it came in is gone by the time a store completes */
 };
 
+#define SPARE_MAX 64
+
+static struct pubreq *req_get(struct session *s)
+{
+    struct pubreq *r = s->spare;
+    if (r) {
+        s->spare = r->cnext;
+        s->nspare--;
+        return r;
+    }
+    return malloc(sizeof(*r));
+}
+
+static void req_put(struct session *s, struct pubreq *r)
+{
+    if (s->nspare >= SPARE_MAX) {
+        free(r);
+        return;
+    }
+    r->cnext = s->spare;
+    s->spare = r;
+    s->nspare++;
+}
+
+static void req_unlink(struct pubreq *r)
+{
+    struct conn *c = r->c;
+    if (!c) return;
+    if (r->cprev)
+        r->cprev->cnext = r->cnext;
+    else
+        c->pubs = r->cnext;
+    if (r->cnext) r->cnext->cprev = r->cprev;
+    c->npubs--;
+    r->c = NULL;
+}
+
+/* The store completed r: ack (or refuse) on its connection, if still there. */
+static void req_done(struct pubreq *r)
+{
+    struct session *s = r->s;
+    struct conn *c = r->c;
+    struct engine_pub *p = &r->p;
+    if (c && !c->closing) {
+        if (p->err == -ENOSPC)
+            pub_error(s, c, r->id, WIRE_C_STORAGE,
+                      "the broker could not store the publish: disk full or --disk-max reached");
+        else if (p->err == -EIO)
+            pub_error(s, c, r->id, WIRE_C_STORAGE, "the broker's data directory failed");
+        else if (p->err)
+            pub_error(s, c, r->id, WIRE_C_INTERNAL, "out of memory");
+        else
+            pub_encode_ack(&c->out, r->id, p->seqs, p->ntopics);
+    }
+    req_unlink(r);
+    if (c) hub_conn_reply(s->hub, c);
+    req_put(s, r);
+}
+
+static void on_job(void *arg, struct hub_job *j)
+{
+    (void)arg;
+    req_done((struct pubreq *)j);
+}
+
+int session_init(struct session *s, struct hub *hub)
+{
+    memset(s, 0, sizeof(*s));
+    s->hub = hub;
+    s->engine = hub->engine;
+    hub_on_job(hub, on_job, s);
+    return 0;
+}
+
+void session_close(struct session *s)
+{
+    hub_drain(s->hub); /* completions posted after the loop ended: their connections are gone */
+    while (s->spare) {
+        struct pubreq *r = s->spare;
+        s->spare = r->cnext;
+        free(r);
+    }
+    s->nspare = 0;
+    wire_buf_free(&s->tmp);
+}
+
+/* engine_pub_fn: on this thread within engine_publish (memory store), or on whichever thread
+ * polled the store (a persisted store): then the connection's own thread takes it over. */
 static void published(void *arg, struct engine_pub *p)
 {
-    struct pubctx *pc = arg;
-    if (p->err)
-        pub_error(pc->s, pc->c, pc->id, WIRE_C_INTERNAL, "out of memory");
+    struct pubreq *r = arg;
+    (void)p;
+    if (r->in_call)
+        r->in_call = 2; /* on_publish finishes it once the engine returned */
     else
-        pub_encode_ack(&pc->c->out, pc->id, p->seqs, p->ntopics);
+        hub_post(r->s->hub, &r->job);
+}
+
+void session_pub_gone(struct session *s, struct conn *c)
+{
+    (void)s;
+    while (c->pubs)
+        req_unlink(c->pubs);
 }
 
 static void on_publish(struct session *s, struct conn *c, const struct pub_msg *pm, uint64_t now)
 {
     char msg[96];
-    struct engine_pub *p = &s->pub;
+    struct pubreq *r = req_get(s);
+    if (!r) {
+        pub_error(s, c, pm->id, WIRE_C_INTERNAL, "out of memory");
+        return;
+    }
+    struct engine_pub *p = &r->p;
     p->topics = pm->topics;
     p->ntopics = pm->ntopics;
     p->data = pm->data;
     p->data_len = (uint32_t)pm->data_len;
-    p->origin = pm->origin;
+    /* An origin longer than any connection id names none: the same as no origin. */
+    p->origin = (struct wire_str){r->origin, 0};
+    if (pm->origin.len && pm->origin.len < sizeof(r->origin)) {
+        memcpy(r->origin, pm->origin.p, pm->origin.len);
+        p->origin.len = pm->origin.len;
+    }
     p->skip_origin = pm->skip_origin;
-    /* The memory store completes before engine_publish returns, so the context can live on the
-     * stack; a store that completes later needs per-connection contexts (and a connection that
-     * outlives its pending publishes). */
-    struct pubctx pc = {s, c, pm->id};
+    r->s = s;
+    r->id = pm->id;
+    r->c = c;
+    r->cprev = NULL;
+    r->cnext = c->pubs;
+    if (c->pubs) c->pubs->cprev = r;
+    c->pubs = r;
+    c->npubs++;
+    /* The topics and data are copied into hints inside engine_publish; the context (with the
+     * origin) lives until the store completes. in_call is read by a completion under the
+     * engine lock, so it is set and cleared under it. */
     engine_lock(s->engine);
-    int rc = engine_publish(s->engine, p, now, published, &pc);
+    r->in_call = 1;
+    int rc = engine_publish(s->engine, p, now, published, r);
+    int done_now = r->in_call == 2;
+    r->in_call = 0;
     engine_unlock(s->engine);
+    if (rc == 0) {
+        if (done_now) req_done(r); /* else the completion's, later */
+        return;
+    }
+    req_unlink(r);
+    req_put(s, r);
     if (rc == -EINVAL && pm->ntopics == 0) {
         pub_error(s, c, pm->id, WIRE_C_BAD_FIELD, "publish needs at least one topic");
     } else if (rc == -EINVAL) {
@@ -88,7 +205,7 @@ static void on_publish(struct session *s, struct conn *c, const struct pub_msg *
     } else if (rc == -ENOSPC) {
         pub_error(s, c, pm->id, WIRE_C_LIMIT,
                   "the broker knows too many topics (--max-topics-total)");
-    } else if (rc < 0) {
+    } else {
         pub_error(s, c, pm->id, WIRE_C_INTERNAL, "out of memory");
     }
 }

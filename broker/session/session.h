@@ -36,21 +36,35 @@ struct session {
     struct engine *engine;
     session_auth_fn *auth; /* NULL: everyone is accepted */
     void *auth_arg;
-    struct pub_msg pm;     /* decode scratch, reused for every frame */
-    struct sub_msg sm;     /* decode scratch, reused for every message */
-    struct engine_pub pub; /* the publish in progress */
-    struct wire_buf tmp;   /* scratch for encoding replies */
+    struct pub_msg pm;    /* decode scratch, reused for every frame */
+    struct sub_msg sm;    /* decode scratch, reused for every message */
+    struct pubreq *spare; /* publish contexts to reuse */
+    uint32_t nspare;
+    struct wire_buf tmp; /* scratch for encoding replies */
 };
 
-/* Initialise for hub (and its engine). Returns 0. */
+/* A publisher with this many publishes in flight (waiting for the store) should not be read
+ * until it is below SESSION_PUBS_LOW: a bound on what one connection holds. */
+#define SESSION_PUBS_HIGH 1024
+#define SESSION_PUBS_LOW 256
+
+/* Initialise for hub (and its engine); the session runs the hub's posted jobs (publishes the
+ * store completed on another thread). Returns 0. */
 int session_init(struct session *s, struct hub *hub);
+/* Free the session. Every connection must be gone and every publish completed (the engine's
+ * store polled with wait) first. */
 void session_close(struct session *s);
 
 /* Publisher: one frame body, at time now_ms (monotonic, ms). Replies are appended to c->out and
- * the hub is asked to have them written. Returns 0, or -EPROTO when the connection must be
+ * the hub is asked to have them written; a publish's ack comes when the store completed it, at
+ * once in memory, later (through the hub's job queue, then c->ops->flush) when persisted;
+ * c->npubs counts those in flight. Returns 0, or -EPROTO when the connection must be
  * closed once its replies are written. */
 int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, size_t len,
                       uint64_t now_ms);
+/* Publisher connection c is gone: publishes still in flight complete without an ack. Call
+ * before hub_conn_gone. */
+void session_pub_gone(struct session *s, struct conn *c);
 /* Publisher: the frame stream itself is broken (err from pub_frame_next); appends the error
  * frame to c->out. The caller closes after writing it. */
 void session_pub_stream_error(struct session *s, struct conn *c, int err);

@@ -310,3 +310,88 @@ Test(engine, connection_ids_are_unique)
     uint64_t a = engine_conn_id(&e), b = engine_conn_id(&e);
     cr_expect_neq(a, b);
 }
+
+/* ---- a store that completes later ---------------------------------------------------------- */
+
+/* The memory store's ops with every append's completion held until poll: what a persisted store
+ * does (its commit thread finishes appends; the engine runs them from engine_poll). */
+static const struct store_ops *real_ops;
+static struct store_ops defer_ops;
+static struct held {
+    struct hint *h;
+    store_done_fn *done;
+    void *arg;
+    int err;
+} held[16];
+static int nheld, wakes;
+
+static void hold(void *arg, struct hint *h, int err)
+{
+    struct held *x = arg;
+    x->h = hint_ref(h);
+    x->err = err;
+}
+
+static void defer_append(struct store *s, struct store_topic *t, struct hint *h,
+                         store_done_fn *done, void *arg)
+{
+    cr_assert_lt(nheld, 16);
+    struct held *x = &held[nheld++];
+    x->done = done;
+    x->arg = arg;
+    real_ops->append(s, t, h, hold, x);
+    s->wake(s->wake_arg);
+}
+
+static void defer_poll(struct store *s, int wait)
+{
+    (void)s;
+    (void)wait;
+    for (int i = 0; i < nheld; i++) {
+        held[i].done(held[i].arg, held[i].h, held[i].err);
+        hint_unref(held[i].h);
+    }
+    nheld = 0;
+}
+
+static void count_wake(void *arg)
+{
+    (void)arg;
+    wakes++;
+}
+
+Test(engine, a_store_that_completes_later_releases_and_acks_at_poll_in_order)
+{
+    real_ops = e.store->ops;
+    defer_ops = *real_ops;
+    defer_ops.append = defer_append;
+    defer_ops.poll = defer_poll;
+    e.store->ops = &defer_ops;
+    nheld = wakes = 0;
+    engine_on_wake(&e, count_wake, NULL);
+    static struct wire_str names[2] = {{"a", 1}, {"b", 1}};
+    struct engine_pub p1, p2;
+    memset(&p1, 0, sizeof(p1));
+    memset(&p2, 0, sizeof(p2));
+    p1.topics = names;
+    p1.ntopics = 2;
+    p2.topics = names;
+    p2.ntopics = 1;
+    struct done d1 = {0}, d2 = {0};
+    cr_assert_eq(engine_publish(&e, &p1, 0, on_done, &d1), 0);
+    cr_assert_eq(engine_publish(&e, &p2, 0, on_done, &d2), 0);
+    cr_expect_eq(d1.calls + d2.calls, 0, "nothing completes before the store says so");
+    cr_expect_eq(got.n, 0, "nothing is released before it is stored");
+    cr_expect_eq(wakes, 3, "the store's wake reaches the engine's owner");
+    cr_expect_eq(e.topics.count, 2, "topics in flight are held");
+    engine_poll(&e, 0);
+    cr_expect_eq(d1.calls, 1);
+    cr_expect_eq(d2.calls, 1);
+    cr_expect(p1.seqs[0] == 1 && p1.seqs[1] == 1 && p2.seqs[0] == 2);
+    cr_assert_eq(got.n, 3);
+    cr_expect(got.h[0]->seq == 1 && got.h[2]->seq == 2 && hint_same_topic(got.h[0], got.h[2]),
+              "released in append order");
+    cr_expect_eq(e.st.publishes, 2);
+    engine_on_wake(&e, NULL, NULL);
+    e.store->ops = real_ops;
+}

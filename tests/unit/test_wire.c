@@ -116,11 +116,11 @@ Test(wire, code_names_are_the_documented_strings)
         NULL,          "bad_frame",      "unknown_type",  "bad_field",
         "too_large",   "bad_topic",      "bad_data",      "too_many_topics",
         "bad_version", "hello_required", "too_many_subs", "not_subscribed",
-        "unexpected",  "internal",       "limit"};
-    for (int c = 1; c <= 14; c++)
+        "unexpected",  "internal",       "limit",         "storage"};
+    for (int c = 1; c <= 15; c++)
         cr_assert_str_eq(wire_code_name(c), want[c]);
     cr_assert_str_eq(wire_code_name(0), "unknown");
-    cr_assert_str_eq(wire_code_name(15), "unknown");
+    cr_assert_str_eq(wire_code_name(16), "unknown");
     cr_assert_str_eq(wire_code_name(-3), "unknown");
 }
 
