@@ -40,12 +40,13 @@ enum {
     K_CONN,
     K_EPOCH,
     K_SERVER,
+    K_G,
     K_N
 };
 
 static const char *const keys[K_N] = {
-    "type", "v", "client", "token",  "id",   "topics", "resume", "topic", "seq",
-    "data", "n", "own",    "reason", "code", "msg",    "conn",   "epoch", "server",
+    "type", "v",   "client", "token", "id",  "topics", "resume", "topic",  "seq", "data",
+    "n",    "own", "reason", "code",  "msg", "conn",   "epoch",  "server", "g",
 };
 
 static const struct {
@@ -332,8 +333,12 @@ static int dec_fields(const struct src *s, const struct wire_limits *lim, struct
         m->code = (int32_t)v;
         return get_str(s, K_MSG, &m->msg);
     case SUB_PING:
-    case SUB_PONG:
         return opt_id(s, m);
+    case SUB_PONG:
+        if ((rc = opt_id(s, m))) return rc;
+        if (!has(s, K_G)) return WIRE_OK;
+        m->has_g = 1;
+        return get_uint(s, K_G, WIRE_SEQ_MAX, &m->g);
     }
     return WIRE_ETYPE;
 }
@@ -719,6 +724,15 @@ int sub_encode_pong(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t i
     return encode_ping(f, out, "pong", has_id, id);
 }
 
+int sub_encode_pong_g(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id, uint64_t g)
+{
+    struct em e;
+    em_begin(&e, f, out, (size_t)(2 + (has_id != 0)), "pong");
+    if (has_id) em_kuint(&e, "id", id);
+    em_kuint(&e, "g", g);
+    return em_end(&e);
+}
+
 int sub_encode_msg(enum sub_fmt f, struct wire_buf *out, const struct sub_msg *m)
 {
     int ok = 1, rc = WIRE_ETYPE;
@@ -766,7 +780,8 @@ int sub_encode_msg(enum sub_fmt f, struct wire_buf *out, const struct sub_msg *m
         rc = sub_encode_ping(f, out, m->has_id, m->id);
         break;
     case SUB_PONG:
-        rc = sub_encode_pong(f, out, m->has_id, m->id);
+        rc = m->has_g ? sub_encode_pong_g(f, out, m->has_id, m->id, m->g)
+                      : sub_encode_pong(f, out, m->has_id, m->id);
         break;
     }
     free(a);

@@ -26,7 +26,8 @@ enum sub_type {
     SUB_RESET, /* b->c {"type":"reset","topic":str,"seq":int,"reason":str} */
     SUB_ERROR, /* b->c {"type":"error","id"?:int,"topic"?:str,"code":int,"msg":str} */
     SUB_PING,  /* either way {"type":"ping","id"?:int} */
-    SUB_PONG,  /* either way {"type":"pong","id"?:int} */
+    SUB_PONG,  /* either way {"type":"pong","id"?:int,"g"?:int} (g: broker -> client, the
+                  global position its patterns are caught up to) */
 };
 
 /* A decoded message. wire_str fields point into the input or into storage owned by the message
@@ -56,6 +57,8 @@ struct sub_msg {
     int32_t code;                 /* error */
     struct wire_str msg;          /* error */
     struct wire_str conn, server; /* welcome */
+    int has_g;                    /* pong: "g" present */
+    uint64_t g;                   /* pong: global position */
     void *priv;                   /* decoder-owned storage, released by sub_msg_clear */
 };
 
@@ -104,6 +107,8 @@ int sub_encode_error(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t 
                      struct wire_str topic, int32_t code, const char *msg);
 int sub_encode_ping(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id);
 int sub_encode_pong(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id);
+/* A pong carrying the global position g (to a connection with pattern subscriptions). */
+int sub_encode_pong_g(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id, uint64_t g);
 /* Encode any decoded message m (as sub_decode left it) in format f, appended to out: the inverse
  * of sub_decode, so a message read in one format can be written in the other (the CLI prints
  * msgpack hints as JSON this way). Returns 0, WIRE_ETYPE or WIRE_ENOMEM. */

@@ -260,6 +260,46 @@ struct hint *engine_newest(struct engine *e, struct etopic *t)
     return h;
 }
 
+uint64_t engine_last_gpos(const struct engine *e, const struct etopic *t)
+{
+    return e->store->ops->last_gpos(e->store, t->st);
+}
+
+uint64_t engine_safe_gpos(const struct engine *e)
+{
+    uint64_t g = e->store->st.gpos;
+    for (const struct etopic *t = e->windows; t; t = t->win_next)
+        if (t->win_hint && t->win_first_gpos - 1 < g) g = t->win_first_gpos - 1;
+    return g;
+}
+
+const char *engine_gpos_check(const struct engine *e, uint64_t g)
+{
+    if (g > e->store->st.gpos) return "ahead";
+    if (g < e->store->st.forgot_gpos) return "horizon";
+    return NULL;
+}
+
+void engine_changed(struct engine *e, uint64_t after,
+                    void (*fn)(void *arg, const struct store_change *c), void *arg)
+{
+    e->store->ops->changed(e->store, after, fn, arg);
+}
+
+struct hint *engine_change_hint(struct engine *e, const struct store_change *c)
+{
+    if (c->newest) return hint_ref(c->newest);
+    struct hint *h = hint_new(c->name, c->len, c->hash, NULL, 0);
+    if (!h) return NULL;
+    h->seq = c->seq;
+    h->gpos = c->gpos;
+    if (hint_seal(h, &e->tmp) < 0) {
+        hint_unref(h);
+        return NULL;
+    }
+    return h;
+}
+
 int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after)
 {
     return store_complete(e->store, t->st, after);
@@ -309,6 +349,7 @@ static void release(struct engine *e, struct etopic *t, struct hint *h, struct w
         if (t->win_hint && e->pat_live >= t->win_hint->ordinal) win_flush(e, t);
         if (now < t->win_until) {
             if (t->win_hint) e->st.coalesced++;
+            if (!t->win_hint) t->win_first_gpos = h->gpos;
             hint_unref(t->win_hint);
             t->win_hint = hint_ref(h);
             t->win_count++;

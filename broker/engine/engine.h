@@ -63,10 +63,11 @@ struct etopic {
     uint64_t
         ordinal; /* of its last publish (struct engine.ordinal); 0 = none since it was created */
     uint32_t window_ms;
-    uint32_t win_count;    /* publishes waiting in the window */
-    uint64_t win_until;    /* window open until this time (ms, caller's clock) */
-    struct hint *win_hint; /* newest waiting hint (a reference), or NULL */
-    char win_origin[24];   /* origin of the held publish while it is the only one */
+    uint32_t win_count;      /* publishes waiting in the window */
+    uint64_t win_until;      /* window open until this time (ms, caller's clock) */
+    struct hint *win_hint;   /* newest waiting hint (a reference), or NULL */
+    uint64_t win_first_gpos; /* global position of the oldest publish the window holds */
+    char win_origin[24];     /* origin of the held publish while it is the only one */
     uint8_t win_origin_len;
     uint8_t win_skip_origin;
     uint8_t win_listed;
@@ -193,6 +194,22 @@ uint64_t engine_base(const struct engine *e, const struct etopic *t);
  * a new sealed hint without data when history no longer holds it. One reference owned by the
  * caller. NULL on OOM, or when t has no change since its base. */
 struct hint *engine_newest(struct engine *e, struct etopic *t);
+/* The global position of t's newest publish (0: none remembered). */
+uint64_t engine_last_gpos(const struct engine *e, const struct etopic *t);
+/* The global position every hub has been released everything up to: the store's completed
+ * position, less publishes a coalescing window still holds. A connection given all its hub
+ * received up to now has everything up to it (wildcard resume positions). */
+uint64_t engine_safe_gpos(const struct engine *e);
+/* Whether a wildcard resume from global position g can be answered by listing changes: g is
+ * neither ahead of the store nor older than a forgotten topic's last change. 0 when it can,
+ * else the reset reason ("ahead", "horizon"). */
+const char *engine_gpos_check(const struct engine *e, uint64_t g);
+/* Call fn for each topic changed after global position `after` (store_ops.changed). */
+void engine_changed(struct engine *e, uint64_t after,
+                    void (*fn)(void *arg, const struct store_change *c), void *arg);
+/* A hint for change c: its retained hint, or a new sealed one without data. One reference
+ * owned by the caller; NULL on OOM. */
+struct hint *engine_change_hint(struct engine *e, const struct store_change *c);
 /* Whether every seq after `after` is retained for replay (store_complete). */
 int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after);
 /* Call fn for each retained hint with after < seq <= upto, oldest first (references stay the

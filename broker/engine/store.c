@@ -34,6 +34,8 @@ struct store_topic {
     uint64_t base;                     /* the floor when the record was created */
     uint64_t closed_ms;                /* wall clock of the close, while closed */
     struct store_topic *cprev, *cnext; /* closed FIFO */
+    uint64_t last_gpos;                /* global position of its newest publish; 0 = none */
+    struct store_topic *lprev, *lnext; /* changed list, by last_gpos */
     struct hent *head, *tail;
     uint32_t count;
     char name[];
@@ -44,6 +46,7 @@ struct smem {
     struct table topics;
     struct hent *ghead, *gtail;
     struct store_topic *chead, *ctail; /* closed records, oldest close first */
+    struct store_topic *lhead, *ltail; /* published records, by last_gpos (oldest first) */
     uint64_t floor; /* every seq given out so far to a topic since forgotten is <= floor */
 };
 
@@ -104,10 +107,40 @@ static void cunlink(struct smem *m, struct store_topic *t)
     t->cprev = t->cnext = NULL;
 }
 
-/* Forget a closed record: the floor rises above its seq. */
+static void lunlink(struct smem *m, struct store_topic *t)
+{
+    if (!t->last_gpos) return;
+    if (t->lprev)
+        t->lprev->lnext = t->lnext;
+    else
+        m->lhead = t->lnext;
+    if (t->lnext)
+        t->lnext->lprev = t->lprev;
+    else
+        m->ltail = t->lprev;
+    t->lprev = t->lnext = NULL;
+}
+
+/* t's newest publish is gpos: t moves to the end of the changed list. */
+static void changed_at(struct smem *m, struct store_topic *t, uint64_t gpos)
+{
+    lunlink(m, t);
+    t->last_gpos = gpos;
+    t->lprev = m->ltail;
+    if (m->ltail)
+        m->ltail->lnext = t;
+    else
+        m->lhead = t;
+    m->ltail = t;
+}
+
+/* Forget a closed record: the floor rises above its seq, and a wildcard resume from before its
+ * last change can no longer be answered by changes (st.forgot_gpos). */
 static void forget(struct smem *m, struct store_topic *t)
 {
     cunlink(m, t);
+    lunlink(m, t);
+    if (t->last_gpos > m->base.st.forgot_gpos) m->base.st.forgot_gpos = t->last_gpos;
     if (t->seq > m->floor) m->floor = t->seq;
     table_remove(&m->topics, &t->node);
     m->base.st.positions--;
@@ -177,6 +210,7 @@ static void mem_append(struct store *s, struct store_topic *t, struct hint *h, s
     }
     h->seq = ++t->seq;
     h->gpos = ++s->st.gpos;
+    changed_at(m, t, h->gpos);
     h->time_ms = s->wall_ms();
     if (e) {
         *e = (struct hent){.h = hint_ref(h), .t = t, .gprev = m->gtail};
@@ -209,6 +243,12 @@ static uint64_t mem_seq(const struct store *s, const struct store_topic *t)
 {
     (void)s;
     return t->seq;
+}
+
+static uint64_t mem_last_gpos(const struct store *s, const struct store_topic *t)
+{
+    (void)s;
+    return t->last_gpos;
 }
 
 static uint64_t mem_base(const struct store *s, const struct store_topic *t)
@@ -249,6 +289,27 @@ static void mem_evict(struct store *s, uint64_t now_ms)
     }
 }
 
+static void mem_changed(struct store *s, uint64_t after,
+                        void (*fn)(void *arg, const struct store_change *c), void *arg)
+{
+    struct smem *m = (struct smem *)s;
+    struct store_topic *t = m->ltail;
+    /* Back to the first change after `after`: O(changes since), not O(topics). */
+    while (t && t->lprev && t->lprev->last_gpos > after)
+        t = t->lprev;
+    for (; t && t->last_gpos > after; t = t->lnext) {
+        struct store_change c = {.name = t->name,
+                                 .len = t->node.len,
+                                 .hash = t->node.hash,
+                                 .seq = t->seq,
+                                 .base = t->base,
+                                 .gpos = t->last_gpos,
+                                 .newest =
+                                     t->tail && t->tail->h->seq == t->seq ? t->tail->h : NULL};
+        fn(arg, &c);
+    }
+}
+
 static void mem_poll(struct store *s, int wait)
 {
     (void)s;
@@ -278,10 +339,12 @@ static const struct store_ops mem_ops = {
     .append = mem_append,
     .seq = mem_seq,
     .base = mem_base,
+    .last_gpos = mem_last_gpos,
     .oldest = mem_oldest,
     .since = mem_since,
     .evict = mem_evict,
     .poll = mem_poll,
+    .changed = mem_changed,
     .free = mem_free,
 };
 

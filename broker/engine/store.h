@@ -47,10 +47,12 @@ struct store_stats {
     uint64_t entries;
     uint64_t bytes;
     uint64_t evicted;
-    uint64_t topics;    /* records open */
-    uint64_t positions; /* records kept (open, or closed within the horizon) */
-    uint64_t forgotten; /* positions forgotten (horizon or max_positions) */
-    uint64_t gpos;      /* the global position: publishes completed in this epoch */
+    uint64_t topics;      /* records open */
+    uint64_t positions;   /* records kept (open, or closed within the horizon) */
+    uint64_t forgotten;   /* positions forgotten (horizon or max_positions) */
+    uint64_t gpos;        /* the global position: publishes completed in this epoch */
+    uint64_t forgot_gpos; /* newest change of a forgotten topic: changes after a position below
+                             it cannot all be listed (a wildcard resume from it is reset) */
     /* persisted stores only */
     uint64_t disk_bytes;  /* journal files on disk now */
     uint64_t disk_failed; /* appends refused: disk full, --disk-max, or a failed journal */
@@ -62,6 +64,17 @@ struct store_stats {
 };
 
 typedef void store_done_fn(void *arg, struct hint *h, int err);
+
+/* One topic that changed (store_ops.changed). Valid during the call only. */
+struct store_change {
+    const char *name;
+    uint32_t len;
+    uint64_t hash;
+    uint64_t seq;        /* its last completed seq */
+    uint64_t base;       /* the seq its record started from */
+    uint64_t gpos;       /* the global position of that publish */
+    struct hint *newest; /* the retained hint of seq, or NULL (the store's reference) */
+};
 
 struct store_ops {
     /* The record of topic name[0..len) (hash: table_hash under the process key), created when
@@ -87,6 +100,8 @@ struct store_ops {
     /* The seq t's record started from (the floor when it was created): positions below it are
      * from before the topic was last forgotten. */
     uint64_t (*base)(const struct store *s, const struct store_topic *t);
+    /* The global position of t's newest completed publish; 0 when none is remembered. */
+    uint64_t (*last_gpos)(const struct store *s, const struct store_topic *t);
     /* Oldest retained seq of t, or 0 when none is retained. */
     uint64_t (*oldest)(const struct store *s, const struct store_topic *t);
     /* Call fn for every retained hint of t with after < seq <= upto, oldest first. The hint stays
@@ -96,6 +111,10 @@ struct store_ops {
     /* Drop history older than the age bound and positions past the horizon, at wall-clock
      * now_ms: at most STORE_EVICT_BUDGET of them per call (the rest at the next). */
     void (*evict)(struct store *s, uint64_t now_ms);
+    /* Call fn for every topic whose newest completed publish has a global position > after, in
+     * increasing order of it: O(topics changed since), whatever the number of topics. */
+    void (*changed)(struct store *s, uint64_t after,
+                    void (*fn)(void *arg, const struct store_change *c), void *arg);
     /* Run the completions (done callbacks) of appends whose commit finished, in append order;
      * with wait, first wait until every append made so far has finished (shutdown). Called by
      * the engine, under its lock, when the store's wake hook fired. Nothing to do in memory. */

@@ -104,6 +104,22 @@ void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg)
     pthread_mutex_unlock(&hub->in_lock);
 }
 
+uint64_t hub_pattern_mark(struct hub *hub)
+{
+    engine_lock(hub->engine);
+    hub_drain(hub);
+    uint64_t g = engine_safe_gpos(hub->engine);
+    engine_unlock(hub->engine);
+    return g;
+}
+
+int hub_has_pattern(const struct conn *c)
+{
+    for (const struct sub *s = c->subs; s; s = s->cnext)
+        if (s->pat) return 1;
+    return 0;
+}
+
 void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 {
     hub->job_fn = fn;
@@ -485,6 +501,56 @@ static void catch_up(struct hub *hub, struct conn *c, struct etopic *et, uint32_
     hint_unref(h);
 }
 
+/* A wildcard resume: one catch-up hint per topic under the pattern changed since the position. */
+struct pcatch {
+    struct hub *hub;
+    struct conn *c;
+    const struct sub *s; /* the pattern being resumed */
+    int oom;
+};
+
+static void on_change(void *arg, const struct store_change *ch)
+{
+    struct pcatch *pc = arg;
+    struct hub *hub = pc->hub;
+    struct conn *c = pc->c;
+    if (pc->oom || match_one(pc->s->pat, pc->s->patlen, ch->name, ch->len) != 1) return;
+    /* Already given to this connection: by an exact subscription (confirmed at a seq at least
+     * this one), or by another pattern live or caught up since before this change. */
+    struct htopic *ht = htopic_find(&hub->topics, ch->name, ch->len, ch->hash);
+    if (ht && sub_of(c->subs, ht)) return;
+    for (const struct sub *o = c->subs; o; o = o->cnext)
+        if (o != pc->s && o->pat && o->covered < ch->gpos &&
+            match_one(o->pat, o->patlen, ch->name, ch->len) == 1)
+            return;
+    struct hint *h = engine_change_hint(hub->engine, ch);
+    if (!h) {
+        pc->oom = 1;
+        return;
+    }
+    /* The connection knew nothing of the topic since the position: n counts every change the
+     * broker remembers of it (from its base), the newest data when history holds it. */
+    uint64_t n = ch->seq - ch->base;
+    stat_add(&hub->st.caught_up, 1);
+    push_hint(hub, c, h, n == 0 ? 1 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, 0, NULL);
+    hint_unref(h);
+}
+
+static void pattern_catch_up(struct hub *hub, struct conn *c, struct sub *s, struct wire_str t,
+                             uint64_t pos, uint64_t cur)
+{
+    struct engine *e = hub->engine;
+    const char *why = engine_gpos_check(e, pos);
+    if (why) {
+        send_reset(hub, c, t, cur, why);
+        return;
+    }
+    struct pcatch pc = {hub, c, s, 0};
+    engine_changed(e, pos, on_change, &pc);
+    s->covered = pos;
+    if (pc.oom) hub_conn_close(hub, c, 1011, "out of memory");
+}
+
 /* 1 = valid pattern, 0 = plain topic, -1 = invalid. Patterns obey the topic rules, with '*'
  * allowed only as a whole segment or a final "**". */
 static int classify(const struct hub *hub, struct wire_str t)
@@ -506,18 +572,32 @@ static int classify(const struct hub *hub, struct wire_str t)
  * is the last seq of t c has been given: t's seq less what a window still holds (a window's
  * held publishes are all newer than the pattern, engine_pattern_live). 0 when no pattern of c
  * matches t or t had no publish since the earliest matching one went live: c has nothing of t
- * yet. Linear in c's subscriptions (bounded by max_subs); only exact subs of new topics pay it.
- * Engine lock held. */
+ * yet. A matching pattern's catch-up (wildcard resume) brought t too when t changed after the
+ * resume position: then c was given t's seq. Linear in c's subscriptions (bounded by max_subs);
+ * only exact subs of new topics pay it. Engine lock held. */
 static int pattern_position(const struct hub *hub, const struct conn *c, const struct htopic *ht,
                             uint64_t *pos)
 {
-    uint64_t live = UINT64_MAX;
-    for (const struct sub *s = c->subs; s; s = s->cnext)
-        if (s->pat && s->live < live && match_one(s->pat, s->patlen, ht->name, ht->node.len) == 1)
-            live = s->live;
-    if (live == UINT64_MAX || ht->et->ordinal <= live) return 0;
-    *pos = engine_released(hub->engine, ht->et);
-    return 1;
+    uint64_t live = UINT64_MAX, covered = UINT64_MAX;
+    for (const struct sub *s = c->subs; s; s = s->cnext) {
+        if (!s->pat || match_one(s->pat, s->patlen, ht->name, ht->node.len) != 1) continue;
+        if (s->live < live) live = s->live;
+        if (s->covered < covered) covered = s->covered;
+    }
+    if (live == UINT64_MAX) return 0;
+    /* Brought live (a publish after the pattern went live), or by the pattern's catch-up (a
+     * change after its resume position). */
+    if (ht->et->ordinal > live) {
+        *pos = engine_released(hub->engine, ht->et);
+        return 1;
+    }
+    if (engine_last_gpos(hub->engine, ht->et) > covered) {
+        /* The catch-up's hint carried the seq of then, which is still the topic's: it has not
+         * been published since (what a window still holds included). */
+        *pos = engine_seq(hub->engine, ht->et);
+        return 1;
+    }
+    return 0;
 }
 
 static int epoch_ok(const struct hub *hub, struct wire_str epoch)
@@ -616,14 +696,16 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
         engine_unlock(e);
         return;
     }
-    uint64_t cur = ht ? engine_seq(e, ht->et) : 0;
+    /* A pattern's position is global: what every hub has been released (windows excepted). */
+    uint64_t cur = ht ? engine_seq(e, ht->et) : engine_safe_gpos(e);
+    if (kind) s->covered = e->store->st.gpos; /* its live hints: every change after this */
     send_subscribed(hub, c, r, cur);
     if (r->has_pos) {
         uint64_t pos = r->pos;
-        if (kind)
-            send_reset(hub, c, t, 0, "wildcard"); /* no single position covers a pattern */
-        else if (!epoch_ok(hub, r->epoch))
+        if (!epoch_ok(hub, r->epoch))
             send_reset(hub, c, t, cur, "epoch");
+        else if (kind)
+            pattern_catch_up(hub, c, s, t, pos, cur);
         else if (pos > cur)
             send_reset(hub, c, t, cur, "ahead");
         else if (pos == cur)

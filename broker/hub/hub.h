@@ -135,6 +135,12 @@ void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id,
  * with an inbox lock held: it must only signal) when hints arrive for it. wake NULL: no more
  * wakes (before the waking handle is closed). */
 void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg);
+/* The global position c's pattern subscriptions are caught up to once what is queued for it now
+ * is written: every released hint is drained into the queues first (engine lock taken). A
+ * client resumes its patterns from the last one it read ("g" in pong). */
+uint64_t hub_pattern_mark(struct hub *hub);
+/* Whether c has a pattern subscription. */
+int hub_has_pattern(const struct conn *c);
 /* Jobs posted to this hub are run by fn(arg, job) on the hub's thread (in hub_drain, in post
  * order). Set once, before any post. */
 void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg);

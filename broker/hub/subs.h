@@ -23,6 +23,9 @@ struct sub {
     struct sub *cprev, *cnext; /* connection's subscriptions */
     uint64_t since;            /* exact: the connection knows the topic up to this seq */
     uint64_t live;             /* pattern: live for hints with a larger ordinal (hint.h) */
+    uint64_t covered;          /* pattern: the connection has, for every matching topic, its
+                                  newest change with a global position > covered (a catch-up
+                                  from its resume position, then live hints) */
     uint32_t patlen;
     char *pat; /* wildcard pattern (owned), or NULL */
 };

@@ -126,6 +126,7 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_HIST_BYTES] = e->store->st.bytes;
     v[METRICS_HIST_EVICTED] = e->store->st.evicted;
     v[METRICS_POSITIONS] = e->store->st.positions;
+    v[METRICS_GPOS] = e->store->st.gpos;
     v[METRICS_POSITIONS_FORGOTTEN] = e->store->st.forgotten;
     engine_unlock(e);
 }

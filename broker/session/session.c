@@ -350,7 +350,11 @@ void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, si
         break;
     case SUB_PING:
         wire_buf_reset(&s->tmp);
-        if (sub_encode_pong(c->fmt, &s->tmp, sm->has_id, sm->id) == 0)
+        /* With patterns, the pong says how far they are caught up: it is queued after every
+         * hint released so far, and no hint is ever merged past it. */
+        if ((hub_has_pattern(c)
+                 ? sub_encode_pong_g(c->fmt, &s->tmp, sm->has_id, sm->id, hub_pattern_mark(s->hub))
+                 : sub_encode_pong(c->fmt, &s->tmp, sm->has_id, sm->id)) == 0)
             hub_push_bytes(s->hub, c, s->tmp.data, s->tmp.len);
         break;
     case SUB_PONG:

@@ -36,6 +36,17 @@ static uint64_t pub_v(nudge_client_t *c, const char *origin, ...)
     return seqs[0];
 }
 
+/* The broker's global position (/stats gpos): a pattern is subscribed at it. */
+static uint64_t gpos(const struct nudged *d)
+{
+    json_t *st = nudged_stats(d);
+    cr_assert_not_null(st);
+    int64_t g = stats_int(st, "gpos");
+    json_decref(st);
+    cr_assert_geq(g, 0);
+    return (uint64_t)g;
+}
+
 /* Subscribe to one topic and return its subscribed seq. */
 static uint64_t sub1(struct wsc *w, const char *topic)
 {
@@ -54,7 +65,7 @@ Test(wildcard, star_matches_exactly_one_segment)
     subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
-    cr_assert_eq(sub1(&w, "project:*"), 0, "a pattern is subscribed with seq 0");
+    cr_assert_eq(sub1(&w, "project:*"), 0, "a pattern is subscribed at the global position: 0");
     nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     cr_assert_eq(pub_v(c, NULL, "project:17", NULL), 1);
     cr_assert_eq(pub_v(c, NULL, "project:17:tasks", NULL), 1);
@@ -70,7 +81,7 @@ Test(wildcard, star_matches_exactly_one_segment)
                             "project:* must not match project:17:tasks, user:1, project, "
                             "projects:1");
     /* '*' in the middle: exactly one segment there. */
-    cr_assert_eq(sub1(&w, "org:*:board"), 0);
+    cr_assert_eq(sub1(&w, "org:*:board"), gpos(&d), "a pattern's seq is the global position");
     pub_v(c, NULL, "org:3:board", "org:3:board:9", "org:board", "org:3:4:board", NULL);
     subcheck_expect_hint_own(&w, "org:3:board", 1, 0);
     subcheck_expect_silence(&w, 300, "org:*:board must match org:3:board only");
@@ -112,10 +123,10 @@ Test(wildcard, overlapping_exact_and_wildcard_subscriptions_get_each_publish_onc
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     pub_v(c, NULL, "project:17", NULL); /* seq 1 before anyone listens */
-    cr_assert_eq(sub1(&w, "project:*"), 0);
-    cr_assert_eq(sub1(&w, "project:**"), 0);
+    cr_assert_eq(sub1(&w, "project:*"), gpos(&d));
+    cr_assert_eq(sub1(&w, "project:**"), gpos(&d));
     cr_assert_eq(sub1(&w, "project:17"), 1);
-    cr_assert_eq(sub1(&w, "*:17"), 0);
+    cr_assert_eq(sub1(&w, "*:17"), gpos(&d));
     for (uint64_t i = 2; i <= 6; i++) {
         cr_assert_eq(pub_v(c, NULL, "project:17", NULL), i);
         subcheck_expect_hint_own(&w, "project:17", i, 0);
@@ -150,7 +161,7 @@ Test(wildcard, unsubscribing_the_pattern_stops_delivery)
     subcheck_start(&d, NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
-    cr_assert_eq(sub1(&w, "project:*"), 0);
+    cr_assert_eq(sub1(&w, "project:*"), gpos(&d));
     cr_assert_eq(sub1(&w, "user:42"), 0);
     nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
     pub_v(c, NULL, "project:1", NULL);
@@ -166,7 +177,7 @@ Test(wildcard, unsubscribing_the_pattern_stops_delivery)
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_UNEXPECTED);
     cr_expect_eq(w.last_error, WIRE_C_NOT_SUBSCRIBED);
     /* Subscribing again: live from now on, nothing from while it was away. */
-    cr_assert_eq(sub1(&w, "project:*"), 0);
+    cr_assert_eq(sub1(&w, "project:*"), gpos(&d));
     pub_v(c, NULL, "project:2", NULL);
     subcheck_expect_hint_own(&w, "project:2", 2, 0);
     subcheck_expect_silence(&w, 200, "only live hints after re-subscribing a pattern");
@@ -224,7 +235,108 @@ Test(wildcard, malformed_patterns_get_bad_topic_and_the_rest_of_the_sub_still_wo
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
-Test(wildcard, resuming_a_pattern_gets_a_wildcard_reset_then_live_hints)
+/* The next message must be a hint of topic with seq and n. */
+static void expect_hint_n(struct wsc *w, const char *topic, uint64_t seq, uint32_t n)
+{
+    struct sub_msg m;
+    char what[96];
+    snprintf(what, sizeof what, "hint %s seq %llu n %u", topic, (unsigned long long)seq, n);
+    subcheck_expect_type(w, SUB_HINT, &m, what);
+    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq && (m.count ? m.count : 1) == n,
+              "%s: got '%.*s' seq %llu n %u", what, (int)m.topic.len, m.topic.p,
+              (unsigned long long)m.seq, m.count);
+    sub_msg_clear(&m);
+}
+
+/* Resume sub of the pattern (and optional exact topic) at pos/epoch; checks the subscribed
+ * replies (the pattern's at the global position want_g). */
+static void resume_pattern(struct wsc *w, const char *pattern, const char *epoch, int64_t pos,
+                           uint64_t want_g)
+{
+    const char *t[1] = {pattern};
+    int64_t p[1] = {pos};
+    subcheck_send_sub(w, w->next_id++, t, 1, epoch, p);
+    struct sub_msg m;
+    subcheck_expect_type(w, SUB_SUBSCRIBED, &m, "subscribed to the pattern");
+    cr_assert(wstr_eq(m.topic, pattern));
+    cr_assert_eq(m.seq, want_g, "the pattern's subscribed seq is the global position");
+    sub_msg_clear(&m);
+}
+
+static void expect_reset_g(struct wsc *w, const char *pattern, uint64_t g, const char *reason)
+{
+    struct sub_msg m;
+    subcheck_expect_type(w, SUB_RESET, &m, reason);
+    cr_assert(wstr_eq(m.topic, pattern) && m.seq == g && wstr_eq(m.reason, reason),
+              "reset '%.*s' seq %llu reason '%.*s', want %s %llu %s", (int)m.topic.len, m.topic.p,
+              (unsigned long long)m.seq, (int)m.reason.len, m.reason.p, pattern,
+              (unsigned long long)g, reason);
+    sub_msg_clear(&m);
+}
+
+Test(wildcard, resuming_a_pattern_gets_one_hint_per_topic_changed_under_it_since_its_position)
+{
+    struct nudged d;
+    subcheck_start(&d, NULL);
+    nudge_client_t *c = subcheck_publisher(&d, "wildcard-test");
+    for (int i = 0; i < 3; i++)
+        pub_v(c, NULL, "project:1", NULL);
+    pub_v(c, NULL, "other:1", NULL); /* global position 4 */
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
+    cr_assert_eq(sub1(&w, "project:*"), 4, "subscribed at the global position");
+    /* A ping tells how far the patterns are caught up. */
+    struct sub_msg m;
+    struct wire_buf b = {0};
+    cr_assert_eq(sub_encode_ping(SUB_MSGPACK, &b, 1, 7), 0);
+    cr_assert_eq(wsc_send_msg(&w, b.data, b.len), WSC_OK);
+    wire_buf_free(&b);
+    subcheck_expect_type(&w, SUB_PONG, &m, "pong");
+    cr_assert(m.has_g && m.g == 4 && m.id == 7, "pong g %llu", (unsigned long long)m.g);
+    sub_msg_clear(&m);
+    wsc_free(&w, 1); /* gone */
+
+    pub_v(c, NULL, "project:1", NULL);       /* 5: seq 4 */
+    pub_v(c, NULL, "project:2", NULL);       /* 6: a topic the client never heard of */
+    pub_v(c, NULL, "other:1", NULL);         /* 7: not under the pattern */
+    pub_v(c, NULL, "project:3", NULL);       /* 8 */
+    pub_v(c, NULL, "project:3", NULL);       /* 9 */
+    pub_v(c, NULL, "project:1:tasks", NULL); /* 10: '*' is one segment */
+    cr_assert_eq(gpos(&d), 10);
+
+    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    char epoch[32];
+    snprintf(epoch, sizeof epoch, "%s", w.epoch);
+    resume_pattern(&w, "project:*", epoch, 4, 10);
+    /* In order of change; n counts every change the broker remembers of the topic. */
+    expect_hint_n(&w, "project:1", 4, 4);
+    expect_hint_n(&w, "project:2", 1, 1);
+    expect_hint_n(&w, "project:3", 2, 2);
+    subcheck_expect_silence(&w, 200, "one hint per changed topic under the pattern, no more");
+    /* Live from there, once each. */
+    pub_v(c, NULL, "project:2", NULL);
+    expect_hint_n(&w, "project:2", 2, 1);
+    wsc_close(&w, 1000);
+
+    /* Up to date: nothing. Ahead: reset "ahead". Another epoch: reset "epoch". */
+    cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
+    resume_pattern(&w, "project:*", epoch, 11, 11);
+    subcheck_expect_silence(&w, 200, "nothing changed since 11");
+    resume_pattern(&w, "other:*", epoch, 12, 11);
+    expect_reset_g(&w, "other:*", 11, "ahead");
+    resume_pattern(&w, "org:**", "0123456789abcdef", 3, 11);
+    expect_reset_g(&w, "org:**", 11, "epoch");
+    json_t *st = nudged_stats(&d);
+    cr_assert_not_null(st);
+    cr_expect_eq(stats_int(st, "resets"), 2);
+    cr_expect_eq(stats_int(st, "caught_up"), 3);
+    json_decref(st);
+    nudge_close(c);
+    wsc_close(&w, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(wildcard, an_exact_topic_resumed_with_a_pattern_that_caught_it_up_is_not_repeated)
 {
     struct nudged d;
     subcheck_start(&d, NULL);
@@ -233,50 +345,25 @@ Test(wildcard, resuming_a_pattern_gets_a_wildcard_reset_then_live_hints)
         pub_v(c, NULL, "project:1", NULL);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
-    /* Same epoch, a position for the pattern and one for an exact topic. */
+    /* The pattern from global position 1 catches project:1 up to 3; the exact resume of
+     * project:1 from 1 that follows in the same sub only confirms it. */
     const char *topics[2] = {"project:*", "project:1"};
-    int64_t pos[2] = {2, 2};
+    int64_t pos[2] = {1, 1};
     subcheck_send_sub(&w, 9, topics, 2, w.epoch, pos);
     struct sub_msg m;
     subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:*");
-    cr_assert(wstr_eq(m.topic, "project:*"));
-    cr_assert_eq(m.seq, 0);
-    sub_msg_clear(&m);
-    subcheck_expect_type(&w, SUB_RESET, &m, "reset of the pattern");
-    cr_assert(wstr_eq(m.topic, "project:*"), "reset topic '%.*s'", (int)m.topic.len, m.topic.p);
-    cr_assert_eq(m.seq, 0);
-    cr_assert(wstr_eq(m.reason, "wildcard"), "reason '%.*s'", (int)m.reason.len, m.reason.p);
-    sub_msg_clear(&m);
-    subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:1");
     cr_assert_eq(m.seq, 3);
     sub_msg_clear(&m);
-    subcheck_expect_hint_own(&w, "project:1", 3, 0); /* the exact topic is caught up */
-    /* Live: each publish once. */
+    expect_hint_n(&w, "project:1", 3, 3);
+    subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:1");
+    cr_assert_eq(m.seq, 3, "confirmed at what the pattern's catch-up gave");
+    sub_msg_clear(&m);
+    subcheck_expect_silence(&w, 200, "no second catch-up of project:1");
     pub_v(c, NULL, "project:1", NULL);
-    pub_v(c, NULL, "project:2", NULL);
-    subcheck_expect_hint_own(&w, "project:1", 4, 0);
-    subcheck_expect_hint_own(&w, "project:2", 1, 0);
-    subcheck_expect_silence(&w, 200, "nothing more");
-    /* Another epoch: still "wildcard" for a pattern. */
-    struct wsc w2;
-    cr_assert_eq(wsc_open(&w2, d.ws_port, SUB_PROTO_JSON), WSC_OK);
-    const char *t2[1] = {"project:**"};
-    int64_t pos2[1] = {0};
-    subcheck_send_sub(&w2, 1, t2, 1, "0123456789abcdef", pos2);
-    subcheck_expect_type(&w2, SUB_SUBSCRIBED, &m, "subscribed project:**");
-    sub_msg_clear(&m);
-    subcheck_expect_type(&w2, SUB_RESET, &m, "reset of project:**");
-    cr_assert(wstr_eq(m.reason, "wildcard"), "reason '%.*s'", (int)m.reason.len, m.reason.p);
-    cr_assert_eq(m.seq, 0);
-    sub_msg_clear(&m);
-    json_t *st = nudged_stats(&d);
-    cr_assert_not_null(st);
-    cr_expect_eq(stats_int(st, "resets"), 2);
-    cr_expect_eq(stats_int(st, "caught_up"), 1);
-    json_decref(st);
+    expect_hint_n(&w, "project:1", 4, 1);
+    subcheck_expect_silence(&w, 200, "each live hint once");
     nudge_close(c);
     wsc_close(&w, 1000);
-    wsc_close(&w2, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
