@@ -1010,6 +1010,7 @@ int store_disk_open(const struct store_config *cfg, const struct store_disk *d, 
     memcpy(now.epoch, m->base.epoch, sizeof(now.epoch));
     now.sync = (int)d->sync;
     if ((r = epoch_write(dirfd, &now)) < 0) goto fail;
+    m->base.st.evicted = 0; /* what recovery passed over is not history evicted */
     rec_finish(m);
     struct journal_stats js;
     journal_stats(m->j, &js);
