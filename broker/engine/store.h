@@ -91,7 +91,9 @@ struct store_ops {
      * retain it (the store takes its own reference), then call done(arg, h, 0): at once in
      * memory, from poll once it is on disk when persisted. Completions come in append order. On
      * failure done(arg, h, err < 0): -ENOSPC (disk full or --disk-max), -EIO (the journal
-     * failed), -ENOMEM; no seq is then taken from the topic. */
+     * failed), -ENOMEM, -EINVAL (persisted: the hint does not fit one journal record, i.e. data
+     * near WIRE_DATA_MAX or larger than a segment); no seq is then taken from the topic. A
+     * refusal known at once (all but -EIO) calls done from append itself. */
     void (*append)(struct store *s, struct store_topic *t, struct hint *h, store_done_fn *done,
                    void *arg);
     /* The topic's last completed seq (its floor when none was completed yet): appends still on
@@ -105,11 +107,14 @@ struct store_ops {
     /* Oldest retained seq of t, or 0 when none is retained. */
     uint64_t (*oldest)(const struct store *s, const struct store_topic *t);
     /* Call fn for every retained hint of t with after < seq <= upto, oldest first. The hint stays
-     * owned by the store (take a reference to keep it). */
+     * owned by the store (take a reference to keep it). Hints are handed out sealed: one
+     * recovered from disk is sealed here the first time (skipped if that fails for memory). */
     void (*since)(struct store *s, const struct store_topic *t, uint64_t after, uint64_t upto,
                   void (*fn)(void *arg, struct hint *h), void *arg);
     /* Drop history older than the age bound and positions past the horizon, at wall-clock
-     * now_ms: at most STORE_EVICT_BUDGET of them per call (the rest at the next). */
+     * now_ms: at most STORE_EVICT_BUDGET of them per call (the rest at the next). A persisted
+     * store also compacts its journal here, one bounded step per call (a few MiB read), and
+     * calls wake when its journal failed with appends waiting (poll then fails them). */
     void (*evict)(struct store *s, uint64_t now_ms);
     /* Call fn for every topic whose newest completed publish has a global position > after, in
      * increasing order of it: O(topics changed since), whatever the number of topics. */
@@ -117,7 +122,8 @@ struct store_ops {
                     void (*fn)(void *arg, const struct store_change *c), void *arg);
     /* Run the completions (done callbacks) of appends whose commit finished, in append order;
      * with wait, first wait until every append made so far has finished (shutdown). Called by
-     * the engine, under its lock, when the store's wake hook fired. Nothing to do in memory. */
+     * the engine, under its lock, when the store's wake hook fired. Once the journal failed,
+     * the appends still waiting complete with -EIO. Nothing to do in memory. */
     void (*poll)(struct store *s, int wait);
     /* Close every record, drop everything and free the store (a persisted store writes what it
      * holds and closes its journal cleanly: every append must have completed, poll(s, 1)). */
@@ -147,10 +153,15 @@ struct store *store_mem_new(const struct store_config *cfg, uint64_t e, uint64_t
 
 /* The store persisted in d->dir (created if missing): positions, the epoch, the floor and the
  * history's hints are recovered from it (a torn or corrupt tail cut, with one line on stderr),
- * and every append is written to it before it completes. The epoch is the directory's own; a
- * new one is chosen from e only when the directory is new or continuity is lost (st.new_epoch).
- * On success *out is the caller's (free with ops->free). Returns 0 or a negative errno: -EBUSY
- * (another nudged holds the directory), -EACCES, -ENOSPC, -EIO, -ENOMEM, -EINVAL (config). */
+ * and every append is written to it before it completes. The epoch is the directory's own (its
+ * EPOCH file); a new one is chosen from e only when the directory is new or continuity is lost
+ * (st.new_epoch; one line on stderr): segments without a readable EPOCH file, or a previous run
+ * with --fsync os that stopped uncleanly before the machine rebooted (boot id from
+ * /proc/sys/kernel/random/boot_id; the environment variable NUDGE_BOOT_ID replaces it, for
+ * tests). Recovered records are closed (nobody holds them), kept for the horizon from their
+ * last publish, with their retained hints. Blocks for the recovery (a second or two per million
+ * topics). On success *out is the caller's (free with ops->free). Returns 0 or a negative errno:
+ * -EBUSY (another nudged holds the directory), -EACCES, -ENOSPC, -EIO, -ENOMEM, -EINVAL. */
 int store_disk_open(const struct store_config *cfg, const struct store_disk *d, uint64_t e,
                     uint64_t k0, uint64_t k1, struct store **out);
 void store_disk_default(struct store_disk *d);
