@@ -218,7 +218,7 @@ test-long: asan
 	  $(A)/tests --filter 'model/*' --timeout=900
 
 run: all
-	$(B)/nudged
+	$(B)/nudged --data-dir $(B)/data
 
 # ---- valgrind -------------------------------------------------------------------------------
 valgrind: all

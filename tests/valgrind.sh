@@ -68,6 +68,7 @@ valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
     --track-fds=no --log-file="$TMP/vg.log" \
     "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --coalesce 'vgw:*=200' \
+    --data-dir "$TMP/data" \
     >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
 VG_PID=$!
 

@@ -127,6 +127,8 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_HIST_EVICTED] = e->store->st.evicted;
     v[METRICS_POSITIONS] = e->store->st.positions;
     v[METRICS_GPOS] = e->store->st.gpos;
+    v[METRICS_DISK_BYTES] = e->store->st.disk_bytes;
+    v[METRICS_DISK_REFUSED] = e->store->st.disk_failed;
     v[METRICS_POSITIONS_FORGOTTEN] = e->store->st.forgotten;
     engine_unlock(e);
 }
@@ -163,6 +165,21 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
         set_u64(hist, "per_topic", store->cfg.per_topic);
         set_u64(hist, "max_bytes", store->cfg.max_bytes);
         set_u64(hist, "max_age_s", store->cfg.max_age_ms / 1000);
+    }
+    json_t *disk = json_object_get(o, "disk"); /* bytes, refused: from the table */
+    if (disk) {
+        const struct store_stats *ss = &store->st;
+        json_object_set_new(disk, "dir", json_string(srv->cfg.data_dir));
+        json_object_set_new(disk, "fsync",
+                            json_string(!srv->cfg.data_dir[0]                       ? "memory"
+                                        : srv->cfg.disk.sync == JOURNAL_SYNC_ALWAYS ? "always"
+                                        : srv->cfg.disk.sync == JOURNAL_SYNC_OS     ? "os"
+                                                                                    : "batch"));
+        set_u64(disk, "max_bytes", srv->cfg.data_dir[0] ? srv->cfg.disk.max_bytes : 0);
+        set_u64(disk, "recovered", ss->recovered);
+        set_u64(disk, "recovery_ms", ss->recovery_ms);
+        set_u64(disk, "cut_bytes", ss->cut_bytes);
+        json_object_set_new(disk, "new_epoch", json_boolean(ss->new_epoch));
     }
     json_t *pos = json_object_get(o, "positions"); /* kept, forgotten: from the table */
     if (pos) {

@@ -27,7 +27,7 @@ void config_default(struct config *cfg)
     cfg->ws_ping = 30;
     cfg->log_level = LOG_INFO;
     store_disk_default(&cfg->disk);
-    /* in memory until the persisted store is built (then: "nudge-data") */
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "nudge-data");
 }
 
 static void usage(FILE *out)
@@ -74,6 +74,7 @@ static void usage(FILE *out)
           "persistence (docs/guarantees.md §Durability):\n"
           "  --data-dir DIR      where positions, the epoch and history are kept across\n"
           "                      restarts (created if missing; one broker per directory)\n"
+          "                                                                  (default nudge-data)\n"
           "  --memory            keep nothing on disk: a restart is a new epoch\n"
           "  --fsync MODE        batch: acks and hints wait for a group commit (every\n"
           "                      --fsync-ms); always: for a commit as soon as possible;\n"

@@ -23,7 +23,7 @@ struct config {
     uint32_t ws_ping;          /* seconds without proof of life before a subscriber is pinged; it is
                                   dropped ws_ping / 3 (at least 1) seconds later; default 30 */
     int log_level;             /* enum log_level; default info */
-    char data_dir[4096];       /* --data-dir; "" = in memory only (--memory) */
+    char data_dir[4096];       /* --data-dir, default "nudge-data"; "" = in memory (--memory) */
     struct store_disk disk;    /* --fsync, --fsync-ms, --disk-max, --disk-segment */
 };
 

@@ -1,5 +1,6 @@
-/* Restart (docs/guarantees.md §Epochs): history lives in memory only, so a broker that dies and
- * comes back is a new epoch. A client that resumes with the old epoch and its positions gets,
+/* Restart without the data (docs/guarantees.md §Durability): a broker that comes back with
+ * --memory or another data directory is a new epoch (test_durable.c: the same directory keeps
+ * it). A client that resumes with the old epoch and its positions gets,
  * for every topic, "subscribed" with the new broker's seq and then one reset "epoch" at that
  * seq — whatever its old position (below, equal to or above the new seq) — never silence; then
  * live hints continue from there. */
@@ -167,7 +168,8 @@ Test(restart, every_start_is_a_new_epoch_and_seqs_start_again_at_one)
     char epochs[3][32];
     for (int i = 0; i < 3; i++) {
         struct nudged d;
-        subcheck_start(&d, NULL);
+        const char *mem[] = {"--memory", NULL}; /* nothing kept: test_durable.c keeps it */
+        subcheck_start(&d, mem);
         nudge_client_t *c = subcheck_publisher(&d, "restart-test");
         snprintf(epochs[i], sizeof epochs[i], "%s", nudge_epoch(c));
         cr_assert_eq(strlen(epochs[i]), 16, "epoch '%s' is not 16 hex chars", epochs[i]);

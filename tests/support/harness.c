@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -147,6 +148,27 @@ static int scan_ready(struct nudged *d)
     return found;
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void nudged_rm_dir(const char *dir)
+{
+    if (dir && dir[0]) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The harness's own data directory goes with the broker. */
+static void drop_data_dir(struct nudged *d)
+{
+    nudged_rm_dir(d->data_dir);
+    d->data_dir[0] = '\0';
+}
+
 /* nofile > 0: the child's RLIMIT_NOFILE, soft and hard (nudged raises soft to hard at start). */
 static int start_common(struct nudged *d, const char *binary, int with_defaults,
                         const char *const *extra_args, unsigned nofile)
@@ -176,6 +198,22 @@ static int start_common(struct nudged *d, const char *binary, int with_defaults,
     if (with_defaults && workers && *workers) {
         argv[n++] = "--workers";
         argv[n++] = workers;
+    }
+    int own_dir = 1;
+    for (size_t i = 0; extra_args && extra_args[i]; i++)
+        if (!strcmp(extra_args[i], "--data-dir") || !strcmp(extra_args[i], "--memory")) own_dir = 0;
+    if (own_dir) {
+        /* Every broker gets a fresh data directory of its own (the default, nudge-data, would be
+         * shared by every test and locked by the first). */
+        snprintf(d->data_dir, sizeof d->data_dir, "/tmp/nudge-test-%d-%u.data", (int)getpid(), k);
+        nudged_rm_dir(d->data_dir);
+        argv[n++] = "--data-dir";
+        argv[n++] = d->data_dir;
+        const char *fsync_mode = getenv("NUDGE_FSYNC");
+        if (fsync_mode && *fsync_mode) {
+            argv[n++] = "--fsync";
+            argv[n++] = fsync_mode;
+        }
     }
     for (size_t i = 0; extra_args && extra_args[i]; i++) {
         if (n >= 63) return -1;
@@ -229,6 +267,7 @@ static int start_common(struct nudged *d, const char *binary, int with_defaults,
                     status_of(d->wstatus));
             nudged_dump_log(d, 4000);
             d->pid = 0;
+            drop_data_dir(d);
             return -1;
         }
         sleep_ms(10);
@@ -315,6 +354,7 @@ int nudged_stop(struct nudged *d)
         return -1;
     }
     d->pid = 0;
+    drop_data_dir(d);
     int st = status_of(d->wstatus);
     if (st != 0) {
         fprintf(stderr, "harness: nudged exited with status %d; its stderr ends with:\n", st);
@@ -337,6 +377,7 @@ int nudged_wait(struct nudged *d, int timeout_ms)
     if (d->pid <= 0) return -1;
     if (!reap_within(d, timeout_ms)) return -2;
     d->pid = 0;
+    drop_data_dir(d);
     int st = status_of(d->wstatus);
     if (st != 0) {
         fprintf(stderr, "harness: nudged exited with status %d; its stderr ends with:\n", st);
@@ -354,6 +395,7 @@ int nudged_kill(struct nudged *d)
     if (!try_reap(d)) kill(d->pid, SIGKILL);
     reap_within(d, 5000);
     d->pid = 0;
+    drop_data_dir(d);
     unlink(d->out_path);
     unlink(d->err_path);
     return 0;

@@ -28,9 +28,14 @@ struct nudged {
     char ready_line[256]; /* "nudged ready pub=127.0.0.1:P1 ws=127.0.0.1:P2 admin=127.0.0.1:P3" */
     char out_path[128];   /* broker stdout */
     char err_path[128];   /* broker stderr */
+    char data_dir[128];   /* the --data-dir the harness made for it ("" when the test gave
+                             --data-dir or --memory itself); removed when it is stopped */
     int reaped;           /* 1 once waitpid() collected it */
     int wstatus;          /* raw waitpid() status once reaped */
 };
+
+/* Remove a data directory and everything in it (test cleanup). */
+void nudged_rm_dir(const char *dir);
 
 /* Directory holding nudged/nudge: $NUDGE_BIN, else "build/asan". Static storage. */
 const char *nudge_bin_dir(void);
@@ -38,7 +43,9 @@ const char *nudge_bin_dir(void);
 int nudge_bin_path(const char *name, char *buf, size_t cap);
 
 /* Fork/exec <bin>/nudged --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0
- * [--workers $NUDGE_WORKERS] [extra_args]
+ * [--workers $NUDGE_WORKERS] [--data-dir /tmp/nudge-test-PID-K.data --fsync $NUDGE_FSYNC]
+ * [extra_args] (the data directory only when extra_args give neither --data-dir nor --memory;
+ * it is removed when the broker is stopped, killed or waited for)
  * (extra_args: NULL-terminated array, or NULL). Waits up to 15 s for the ready line and parses
  * the three ports. Returns 0, or -1 (the child, if any, is killed and reaped). */
 int nudged_start(struct nudged *d, const char *const *extra_args);
