@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_RECORD_MAX (1u << 20)     /* payload bytes; also: len <= segment_bytes - 41 */
+/* payload bytes (a store record: its header, a topic name and WIRE_DATA_MAX of data fit); also:
+ * len <= segment_bytes - 41 */
+#define JOURNAL_RECORD_MAX ((1u << 20) + 4096)
 #define JOURNAL_SEGMENT_MIN (64ull << 10) /* segment_bytes bounds; a multiple of 4 KiB */
 #define JOURNAL_SEGMENT_MAX (1ull << 30)
 

@@ -262,6 +262,13 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
     }
     cfg->engine.hist.max_age_ms = (uint64_t)hist_age * 1000;
     cfg->engine.hist.horizon_ms = (uint64_t)horizon * 1000;
+    /* Every publish is one record of a segment: the largest must fit one. */
+    uint64_t record = (uint64_t)cfg->engine.lim.max_data + cfg->engine.lim.max_topic + 128;
+    if (cfg->data_dir[0] && cfg->disk.segment_bytes < record + 64) {
+        snprintf(err, errlen, "--disk-segment %llu cannot hold a publish of --max-data %u",
+                 (unsigned long long)cfg->disk.segment_bytes, cfg->engine.lim.max_data);
+        return -1;
+    }
     if (cfg->disk.max_bytes && cfg->disk.max_bytes < 2 * cfg->disk.segment_bytes) {
         snprintf(err, errlen, "--disk-max must be 0 or at least two segments (2 x %llu)",
                  (unsigned long long)cfg->disk.segment_bytes);

@@ -94,7 +94,7 @@ static void req_done(struct pubreq *r)
         if (p->err == -ENOSPC)
             pub_error(s, c, r->id, WIRE_C_STORAGE,
                       "the broker could not store the publish: disk full or --disk-max reached");
-        else if (p->err == -EIO)
+        else if (p->err == -EIO || p->err == -EINVAL)
             pub_error(s, c, r->id, WIRE_C_STORAGE, "the broker's data directory failed");
         else if (p->err)
             pub_error(s, c, r->id, WIRE_C_INTERNAL, "out of memory");

@@ -30,11 +30,32 @@ Test(nudged, help_lists_every_flag_and_exits_0)
     char *out = NULL, *err = NULL;
     cr_assert_eq(run_cmd(argv, NULL, &out, &err, RUN_MS), 0, "%s", err);
     static const char *const flags[] = {
-        "--pub",           "--ws",        "--admin",          "--max-frame",
-        "--max-topic",     "--max-data",  "--max-topics",     "--max-subs",
-        "--max-queue",     "--max-conns", "--hist-per-topic", "--hist-bytes",
-        "--hist-age",      "--coalesce",  "--log-level",      "--version",
-        "--hello-timeout", "--pub-idle",
+        "--pub",
+        "--ws",
+        "--admin",
+        "--max-frame",
+        "--max-topic",
+        "--max-data",
+        "--max-topics",
+        "--max-subs",
+        "--max-queue",
+        "--max-conns",
+        "--hist-per-topic",
+        "--hist-bytes",
+        "--hist-age",
+        "--coalesce",
+        "--log-level",
+        "--version",
+        "--hello-timeout",
+        "--pub-idle",
+        "--data-dir",
+        "--memory",
+        "--fsync",
+        "--fsync-ms",
+        "--disk-max",
+        "--disk-segment",
+        "--horizon",
+        "--max-positions",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_expect(strstr(out, flags[i]), "--help does not mention %s", flags[i]);
@@ -51,13 +72,24 @@ Test(nudged, bad_flags_exit_2_with_a_message)
 {
     char bin[512];
     nudged_path(bin, sizeof bin);
-    const char *cases[][4] = {
-        {bin, "--no-such-flag", NULL},          {bin, "--max-frame", "12k", NULL},
-        {bin, "--max-queue", "-5", NULL},       {bin, "--pub", "nocolon", NULL},
-        {bin, "--ws", "127.0.0.1:99999", NULL}, {bin, "--coalesce", "pro*=100", NULL},
-        {bin, "--coalesce", "hot:*=0", NULL},   {bin, "--hist-bytes", "10", NULL},
-        {bin, "--log-level", "loud", NULL},     {bin, "--max-subs", NULL},
-        {bin, "--hello-timeout", "0", NULL},    {bin, "--pub-idle", "1s", NULL},
+    const char *cases[][6] = {
+        {bin, "--fsync", "sometimes", NULL},
+        {bin, "--disk-segment", "65537", NULL},
+        {bin, "--disk-max", "100000", NULL}, /* less than two segments */
+        {bin, "--max-data", "1048576", "--disk-segment", "65536", NULL},
+        {bin, "--horizon", "0", NULL},
+        {bin, "--no-such-flag", NULL},
+        {bin, "--max-frame", "12k", NULL},
+        {bin, "--max-queue", "-5", NULL},
+        {bin, "--pub", "nocolon", NULL},
+        {bin, "--ws", "127.0.0.1:99999", NULL},
+        {bin, "--coalesce", "pro*=100", NULL},
+        {bin, "--coalesce", "hot:*=0", NULL},
+        {bin, "--hist-bytes", "10", NULL},
+        {bin, "--log-level", "loud", NULL},
+        {bin, "--max-subs", NULL},
+        {bin, "--hello-timeout", "0", NULL},
+        {bin, "--pub-idle", "1s", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = NULL, *err = NULL;
@@ -78,8 +110,8 @@ Test(nudged, a_port_already_in_use_exits_1_naming_the_flag)
     nudged_path(bin, sizeof bin);
     snprintf(taken, sizeof taken, "127.0.0.1:%u", (unsigned)d.pub_port);
     /* A second broker on a busy port must fail loudly, not share it (no SO_REUSEPORT). */
-    const char *argv[] = {bin,           "--pub",   taken,         "--ws",
-                          "127.0.0.1:0", "--admin", "127.0.0.1:0", NULL};
+    const char *argv[] = {bin,       "--pub",       taken,      "--ws", "127.0.0.1:0",
+                          "--admin", "127.0.0.1:0", "--memory", NULL};
     char *out = NULL, *err = NULL;
     int rc = run_cmd(argv, NULL, &out, &err, RUN_MS);
     cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
@@ -87,8 +119,8 @@ Test(nudged, a_port_already_in_use_exits_1_naming_the_flag)
     cr_expect_str_eq(out, "", "no ready line");
     free(out);
     free(err);
-    const char *bad[] = {bin,           "--pub",   "127.0.0.1:0", "--ws",
-                         "127.0.0.1:0", "--admin", "256.0.0.1:1", NULL};
+    const char *bad[] = {bin,       "--pub",       "127.0.0.1:0", "--ws", "127.0.0.1:0",
+                         "--admin", "256.0.0.1:1", "--memory",    NULL};
     rc = run_cmd(bad, NULL, &out, &err, RUN_MS);
     cr_expect_eq(rc, 1, "unresolvable admin address: exit %d: %s", rc, err);
     cr_expect(strstr(err, "--admin"), "the message names the flag: %s", err);
@@ -143,8 +175,9 @@ static int blocks_sigterm(pid_t pid)
 
 Test(nudged, a_sigterm_during_start_up_is_a_clean_stop, .timeout = 60)
 {
-    char bin[512];
+    char bin[512], dir[] = "/tmp/nudge-sigterm-XXXXXX";
     nudged_path(bin, sizeof bin);
+    cr_assert_not_null(mkdtemp(dir));
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
@@ -155,7 +188,7 @@ Test(nudged, a_sigterm_during_start_up_is_a_clean_stop, .timeout = 60)
         }
         /* many workers: start-up takes long enough to be interrupted */
         execl(bin, bin, "--pub", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-              "--workers", "64", (char *)NULL);
+              "--workers", "64", "--data-dir", dir, (char *)NULL);
         _exit(127);
     }
     int64_t end = now_ms() + 10000;
@@ -165,6 +198,7 @@ Test(nudged, a_sigterm_during_start_up_is_a_clean_stop, .timeout = 60)
     kill(pid, SIGTERM); /* our own child */
     int st = 0;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
+    nudged_rm_dir(dir);
     cr_assert(blocked, "nudged never held SIGTERM pending during start-up");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d (signal %d), want 0",
               WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
