@@ -730,6 +730,38 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     engine_unlock(e);
 }
 
+/* An exact subscription of c ends while a pattern of c matches its topic: the pattern takes
+ * over from what the exact one gave. A pattern skips the publishes made before it went live (a
+ * fresh start includes them), so when a window still holds such publishes, which the exact
+ * subscription has not given yet, they would be skipped silently: give them now, as one hint
+ * from the connection's position. Engine lock taken. */
+static void hand_over(struct hub *hub, struct conn *c, struct sub *s)
+{
+    struct htopic *ht = s->topic;
+    uint64_t live = UINT64_MAX;
+    for (const struct sub *o = c->subs; o; o = o->cnext)
+        if (o->pat && o->live < live && match_one(o->pat, o->patlen, ht->name, ht->node.len) == 1)
+            live = o->live;
+    if (live == UINT64_MAX) return;
+    struct engine *e = hub->engine;
+    engine_lock(e);
+    hub_drain(hub); /* what was released reached the exact subscription first */
+    struct etopic *et = ht->et;
+    uint64_t cur = engine_seq(e, et);
+    if (!c->closing && cur > s->since && et->win_hint && et->win_hint->ordinal <= live &&
+        cur - s->since <= UINT32_MAX) {
+        struct hint *h = engine_newest(e, et);
+        if (h) {
+            push_hint(hub, c, h, (uint32_t)(cur - s->since), 0, NULL);
+            s->since = cur;
+            hint_unref(h);
+        } else {
+            hub_conn_close(hub, c, 1011, "out of memory");
+        }
+    }
+    engine_unlock(e);
+}
+
 void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id, struct wire_str t)
 {
     if (c->closing) return;
@@ -743,6 +775,8 @@ void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id, s
         hub_error(hub, c, has_id, id, t, WIRE_C_NOT_SUBSCRIBED, "not subscribed to this topic");
         return;
     }
+    if (!s->pat) hand_over(hub, c, s);
+    if (c->closing) return;
     drop_sub(hub, c, s);
     wire_buf_reset(&hub->tmp);
     if (sub_encode_unsubscribed(c->fmt, &hub->tmp, id, t) == 0) push_tmp(hub, c);
