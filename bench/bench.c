@@ -12,8 +12,15 @@
  * broker found the socket congested) is counted once as a frame and for its n in "covered", and
  * the run passes when covered == expected.
  *
+ * --pubs N publisher threads (a connection each) deal the publishes round-robin; --multi K puts
+ * K topics in each publish; --subs 0 measures publishers alone. Each ack's latency (from
+ * nudge_send to the ack) is kept, and p50/p99/max/mean reported. `nudge-bench catchup` is
+ * another benchmark (catchup.c): what a resuming subscriber is sent.
+ *
  *   nudge-bench --ws 127.0.0.1:7401 --pub 127.0.0.1:7400 [--subs N] [--topics T]
- *               [--publishes P] [--window W] [--msgpack] [--timeout SEC] [--broker-pid PID]
+ *               [--publishes P] [--window W] [--pubs N] [--multi K] [--msgpack]
+ *               [--timeout SEC] [--broker-pid PID]
+ *   nudge-bench catchup ... (catchup.c)
  */
 #include <arpa/inet.h>
 #include <dirent.h>

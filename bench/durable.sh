@@ -44,8 +44,13 @@ trap cleanup EXIT
 
 # start DATA_OR_EMPTY ARGS...: a broker on ephemeral ports; sets pid, pub, ws, admin, ready_ms
 # (from the fork to the ready line, polled every 5 ms)
+nstart=0
 start() {
-  local data=$1 log="$tmp/log"
+  # a log file per broker: the redirection happens in the child, after this shell may already
+  # have looked, so a reused file could show the previous broker's ready line
+  nstart=$((nstart + 1))
+  log="$tmp/log.$nstart"
+  local data=$1
   shift
   local t0 t1
   t0=$(date +%s%N)
@@ -54,14 +59,24 @@ start() {
     ${data:+--data-dir "$data"} "$@" >"$log" 2>&1 &
   pid=$!
   echo "$pid" >>"$pidfile"
-  for _ in $(seq 1 12000); do # 60 s
-    grep -q '^nudged ready' "$log" && break
+  while :; do
+    grep -qs '^nudged ready' "$log" && break
     kill -0 "$pid" 2>/dev/null || break
+    [ $(($(date +%s%N) - t0)) -lt 60000000000 ] || break
     sleep 0.005
   done
   t1=$(date +%s%N)
   local line
-  line=$(grep -m1 '^nudged ready' "$log") || { echo "durable: broker did not start"; cat "$log"; exit 1; }
+  line=$(grep -m1 '^nudged ready' "$log") || {
+    echo "durable: broker did not start within $(((t1 - t0) / 1000000)) ms; log:"
+    cat "$log"
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "(still running; threads waiting in: $(cat /proc/"$pid"/task/*/wchan | tr '\0' ' '))"
+    else
+      wait "$pid" && echo "(exited 0)" || echo "(exited $?)"
+    fi
+    exit 1
+  }
   ready_ms=$(((t1 - t0) / 1000000))
   pub=$(sed -E 's/.*pub=([^ ]+).*/\1/' <<<"$line")
   ws=$(sed -E 's/.*ws=([^ ]+).*/\1/' <<<"$line")
@@ -79,7 +94,7 @@ bench() {
   local sub=()
   [ "$1" = catchup ] && { sub=(catchup); shift; }
   "$dir/nudge-bench" "${sub[@]}" --pub "$pub" --ws "$ws" "$@" || {
-    echo "durable: nudge-bench failed; broker log:"; tail -20 "$tmp/log"; exit 1; }
+    echo "durable: nudge-bench failed; broker log:"; tail -20 "$log"; exit 1; }
 }
 stats() { curl -s --max-time 10 "http://$admin/stats"; }
 field() { sed -nE "s|.* $1=([^ ]+).*|\\1|p" <<<"$2"; }
@@ -162,15 +177,16 @@ catchup() {
         "$(field frames "$line")" "$(field hints "$line")" "$(field covered "$line")" \
         "$(field resets "$line")" "$(field catchup_ms "$line")"
       echo "$v $(field bytes "$line") $(field frames "$line") $(field hints "$line")" \
-        "$(field resets "$line") $(field catchup_ms "$line") $(field sent "$line")" >>"$out"
+        "$(field resets "$line") $(field catchup_ms "$line") $(field sent "$line")" \
+        "$(($(field hint_bytes "$line") + $(field reset_bytes "$line")))" >>"$out"
     done
   done
   echo "medians (min-max) over $reps runs:"
-  echo "| resume | bytes received | frames | hints | resets | catch-up ms | bytes sent |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| resume | bytes received | of which hints and resets | frames | hints | resets | catch-up ms | bytes sent |"
+  echo "|---|---|---|---|---|---|---|---|"
   for v in after before all-default; do
-    echo "| $v | $(col "$v" 2 "$out") | $(col "$v" 3 "$out") | $(col "$v" 4 "$out") |" \
-      "$(col "$v" 5 "$out") | $(col "$v" 6 "$out") | $(col "$v" 7 "$out") |"
+    echo "| $v | $(col "$v" 2 "$out") | $(col "$v" 8 "$out") | $(col "$v" 3 "$out") |" \
+      "$(col "$v" 4 "$out") | $(col "$v" 5 "$out") | $(col "$v" 6 "$out") | $(col "$v" 7 "$out") |"
   done
 }
 
