@@ -51,7 +51,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
-.PHONY: all deps deps-test run test test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare install \
+.PHONY: all deps deps-test run test test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
         clean format lint help
 .DEFAULT_GOAL := all
 
@@ -67,6 +67,7 @@ help:
 	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
 	@echo "make bench      fan-out benchmark (see docs/bench.md)"
 	@echo "make bench-compare  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
+	@echo "make bench-durable  fsync modes, resume catch-up, start-up with 1M topics (docs/bench.md)"
 	@echo "make install    install binaries, library and header under PREFIX=$(PREFIX)"
 	@echo "make lint       check layering (nm -u: no libuv/lws below the transports) and format"
 
@@ -256,6 +257,12 @@ bench: all
 
 bench-smoke: asan
 	bench/run.sh $(A) --smoke
+	bench/durable.sh $(A) --smoke
+
+# The persisted store's benchmarks: fsync modes, resume catch-up, start-up with 1M topics
+# (bench/durable.sh; REPS=3 default; docs/bench.md).
+bench-durable: all
+	bench/durable.sh $(B)
 
 # Broker CPU per million deliveries, --workers 1 against 2 (bench/compare.sh; REPS=3 default).
 bench-compare: all

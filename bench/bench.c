@@ -12,8 +12,15 @@
  * broker found the socket congested) is counted once as a frame and for its n in "covered", and
  * the run passes when covered == expected.
  *
+ * --pubs N publisher threads (a connection each) deal the publishes round-robin; --multi K puts
+ * K topics in each publish; --subs 0 measures publishers alone. Each ack's latency (from
+ * nudge_send to the ack) is kept, and p50/p99/max/mean reported. `nudge-bench catchup` is
+ * another benchmark (catchup.c): what a resuming subscriber is sent.
+ *
  *   nudge-bench --ws 127.0.0.1:7401 --pub 127.0.0.1:7400 [--subs N] [--topics T]
- *               [--publishes P] [--window W] [--msgpack] [--timeout SEC] [--broker-pid PID]
+ *               [--publishes P] [--window W] [--pubs N] [--multi K] [--msgpack]
+ *               [--timeout SEC] [--broker-pid PID]
+ *   nudge-bench catchup ... (catchup.c)
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -30,17 +37,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "nudge.h"
 #include "sub.h"
 #include "wire.h"
 
 #define PENDING_MAX 256 /* subscribers between connect() and subscribed at once */
 #define THREADS_MAX 128 /* broker threads reported one by one */
+#define PUBS_MAX 64     /* publisher threads */
 
 struct opts {
     char ws_host[64], pub_addr[128];
     int ws_port;
     int subs, topics, window, msgpack, timeout_s, broker_pid;
+    int pubs;  /* publisher connections (threads), publishes dealt round-robin */
+    int multi; /* topics per publish */
     long publishes;
 };
 
@@ -59,7 +70,10 @@ struct bsub {
 
 struct pubarg {
     const struct opts *o;
+    int k; /* this publisher sends publishes k, k + pubs, ... */
     double t_start, t_end;
+    float *lat; /* ack latency of each publish, µs (owned, freed by main) */
+    long nlat;
     int rc;
 };
 
@@ -71,7 +85,7 @@ struct cpu {
     long long ticks[THREADS_MAX];
 };
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -128,7 +142,7 @@ static double own_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static int send_all(int fd, const void *p, size_t n)
+int send_all(int fd, const void *p, size_t n)
 {
     const uint8_t *b = p;
     while (n) {
@@ -147,8 +161,7 @@ static int send_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-/* One masked client frame (mask 0: the payload is sent as is, which RFC 6455 allows). */
-static int send_frame(int fd, uint8_t opcode, const uint8_t *p, size_t n)
+int send_frame(int fd, uint8_t opcode, const uint8_t *p, size_t n)
 {
     uint8_t h[14];
     size_t hl = 0;
@@ -255,25 +268,44 @@ static int eat_frames(const struct opts *o, struct bsub *s)
     return rc;
 }
 
+/* Publish i goes to topics (i * multi + j) % T for j < multi. Ack latency: from nudge_send()
+ * (the publish may then wait in libnudge's buffer until the window fills or an ack is awaited)
+ * to its ack; acks come in send order, so a ring of send times indexed by count suffices. */
 static void *publisher(void *arg)
 {
     struct pubarg *pa = arg;
     const struct opts *o = pa->o;
     nudge_client_t *c;
     struct nudge_opts no = {.client_name = "nudge-bench", .timeout_ms = o->timeout_s * 1000};
-    if ((pa->rc = nudge_connect(o->pub_addr, &no, &c)) < 0) return NULL;
-    char topic[32];
-    const char *tp[1] = {topic};
-    struct nudge_pub p = {.topics = tp, .ntopics = 1};
-    long inflight = 0;
+    double *sent = calloc((size_t)o->window, sizeof(*sent));
+    pa->lat = calloc((size_t)(o->publishes / o->pubs + 1), sizeof(*pa->lat));
+    if (!sent || !pa->lat) {
+        pa->rc = NUDGE_ENOMEM;
+        free(sent);
+        return NULL;
+    }
+    if ((pa->rc = nudge_connect(o->pub_addr, &no, &c)) < 0) {
+        free(sent);
+        return NULL;
+    }
+    char names[WIRE_TOPICS_MAX][32];
+    const char *tp[WIRE_TOPICS_MAX];
+    for (int j = 0; j < o->multi; j++)
+        tp[j] = names[j];
+    struct nudge_pub p = {.topics = tp, .ntopics = (size_t)o->multi};
+    long inflight = 0, nsent = 0;
     pa->t_start = now_s();
-    for (long i = 0; i < o->publishes; i++) {
-        snprintf(topic, sizeof(topic), "bench:%ld", i % o->topics);
+    for (long i = pa->k; i < o->publishes; i += o->pubs) {
+        for (int j = 0; j < o->multi; j++)
+            snprintf(names[j], sizeof(names[j]), "bench:%ld", (i * o->multi + j) % o->topics);
+        sent[nsent++ % o->window] = now_s();
         if ((pa->rc = nudge_send(c, &p, NULL)) < 0) break;
         if (++inflight >= o->window) {
             uint64_t id, seq;
             size_t n;
             if ((pa->rc = nudge_recv_ack(c, &id, &seq, 1, &n)) < 0) break;
+            pa->lat[pa->nlat] = (float)((now_s() - sent[pa->nlat % o->window]) * 1e6);
+            pa->nlat++;
             inflight--;
         }
     }
@@ -281,27 +313,69 @@ static void *publisher(void *arg)
         uint64_t id, seq;
         size_t n;
         if ((pa->rc = nudge_recv_ack(c, &id, &seq, 1, &n)) < 0) break;
+        pa->lat[pa->nlat] = (float)((now_s() - sent[pa->nlat % o->window]) * 1e6);
+        pa->nlat++;
         inflight--;
     }
     pa->t_end = now_s();
     nudge_close(c);
+    free(sent);
     return NULL;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Ack latency over every publisher: p50, p99, max and mean in µs, printed on the result line. */
+static void print_latency(struct pubarg *pa, int n)
+{
+    long total = 0;
+    for (int k = 0; k < n; k++)
+        total += pa[k].nlat;
+    float *all = malloc((size_t)(total ? total : 1) * sizeof(*all));
+    if (!all || !total) {
+        free(all);
+        return;
+    }
+    long m = 0;
+    double sum = 0;
+    for (int k = 0; k < n; k++)
+        for (long i = 0; i < pa[k].nlat; i++) {
+            all[m++] = pa[k].lat[i];
+            sum += pa[k].lat[i];
+        }
+    qsort(all, (size_t)total, sizeof(*all), cmp_float);
+    printf(" ack_p50_us=%.0f ack_p99_us=%.0f ack_max_us=%.0f ack_mean_us=%.0f", all[total / 2],
+           all[(long)((double)total * 0.99)], all[total - 1], sum / (double)total);
+    free(all);
 }
 
 static void usage(void)
 {
     fputs("usage: nudge-bench --ws HOST:PORT --pub HOST:PORT [--subs N] [--topics T]\n"
-          "                   [--publishes P] [--window W] [--msgpack] [--timeout SEC]\n"
-          "                   [--broker-pid PID]\n"
-          "Defaults: 1000 subscribers, 10 topics, 100000 publishes, window 256, JSON, 60 s.\n"
+          "                   [--publishes P] [--window W] [--pubs N] [--multi K] [--msgpack]\n"
+          "                   [--timeout SEC] [--broker-pid PID]\n"
+          "       nudge-bench catchup --help\n"
+          "Defaults: 1000 subscribers, 10 topics, 100000 publishes, window 256, 1 publisher,\n"
+          "1 topic per publish, JSON, 60 s. --subs 0: publishers only.\n"
+          "--pubs N: N publisher connections, each with its own window, publishes dealt\n"
+          "round-robin. --multi K: K topics per publish (publish i: topics i*K .. i*K+K-1 mod T).\n"
           "--broker-pid: also report the broker's CPU time over the measured interval.\n",
           stderr);
 }
 
 static int parse(struct opts *o, int argc, char **argv)
 {
-    *o = (struct opts){
-        .subs = 1000, .topics = 10, .publishes = 100000, .window = 256, .timeout_s = 60};
+    *o = (struct opts){.subs = 1000,
+                       .topics = 10,
+                       .publishes = 100000,
+                       .window = 256,
+                       .timeout_s = 60,
+                       .pubs = 1,
+                       .multi = 1};
     const char *ws = "127.0.0.1:7401";
     snprintf(o->pub_addr, sizeof(o->pub_addr), "127.0.0.1:7400");
     for (int i = 1; i < argc; i++) {
@@ -328,6 +402,10 @@ static int parse(struct opts *o, int argc, char **argv)
             o->timeout_s = atoi(v);
         else if (!strcmp(a, "--broker-pid"))
             o->broker_pid = atoi(v);
+        else if (!strcmp(a, "--pubs"))
+            o->pubs = atoi(v);
+        else if (!strcmp(a, "--multi"))
+            o->multi = atoi(v);
         else
             return -1;
     }
@@ -336,8 +414,9 @@ static int parse(struct opts *o, int argc, char **argv)
     memcpy(o->ws_host, ws, (size_t)(colon - ws));
     o->ws_host[colon - ws] = '\0';
     o->ws_port = atoi(colon + 1);
-    if (o->subs < 1 || o->topics < 1 || o->publishes < 1 || o->window < 1 || o->timeout_s < 1 ||
-        o->broker_pid < 0)
+    if (o->subs < 0 || o->topics < 1 || o->publishes < 1 || o->window < 1 || o->timeout_s < 1 ||
+        o->broker_pid < 0 || o->pubs < 1 || o->pubs > PUBS_MAX || o->multi < 1 ||
+        o->multi > WIRE_TOPICS_MAX || o->multi > o->topics)
         return -1;
     return 0;
 }
@@ -406,22 +485,24 @@ static int sub_subscribe(const struct opts *o, struct bsub *s)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "catchup")) return catchup_main(argc - 1, argv + 1);
     struct opts o;
     if (parse(&o, argc, argv) < 0) {
         usage();
         return 2;
     }
-    struct bsub *subs = calloc((size_t)o.subs, sizeof(*subs));
+    struct bsub *subs = calloc((size_t)(o.subs ? o.subs : 1), sizeof(*subs));
     int ep = epoll_create1(0);
     if (!subs || ep < 0) return 1;
     for (int i = 0; i < o.subs; i++) {
         subs[i].fd = -1;
         subs[i].idx = i;
     }
-    /* Expected deliveries: each publish goes to topic i % T, reaching its subscribers. */
-    long expected = 0;
+    /* Expected deliveries: publish i goes to topics i * K + j (j < K) mod T, reaching their
+     * subscribers: the topic-publishes 0 .. P*K-1 run round-robin over the topics. */
+    long expected = 0, tpubs = o.publishes * o.multi;
     for (int t = 0; t < o.topics; t++) {
-        long pubs = o.publishes / o.topics + (t < o.publishes % o.topics ? 1 : 0);
+        long pubs = tpubs / o.topics + (t < tpubs % o.topics ? 1 : 0);
         long subs_t = o.subs / o.topics + (t < o.subs % o.topics ? 1 : 0);
         expected += pubs * subs_t;
     }
@@ -429,8 +510,10 @@ int main(int argc, char **argv)
     double deadline = now_s() + o.timeout_s, t_last = 0, t_setup = now_s();
     long frames = 0, covered = 0;
     int next = 0, pending = 0, ready = 0, started = 0, failed = 0;
-    pthread_t th;
-    struct pubarg pa = {.o = &o};
+    pthread_t th[PUBS_MAX];
+    struct pubarg pa[PUBS_MAX];
+    for (int k = 0; k < o.pubs; k++)
+        pa[k] = (struct pubarg){.o = &o, .k = k};
     static struct cpu c0, c1;
     double own0 = 0, own1 = 0, t_c0 = 0, t_c1 = 0;
     while (!failed && now_s() < deadline) {
@@ -453,9 +536,11 @@ int main(int argc, char **argv)
             }
             own0 = own_cpu_s();
             t_c0 = now_s();
-            pthread_create(&th, NULL, publisher, &pa);
+            for (int k = 0; k < o.pubs; k++)
+                pthread_create(&th[k], NULL, publisher, &pa[k]);
             started = 1;
         }
+        if (started && !o.subs) break; /* publishers only: their threads time themselves */
         if (started && covered >= expected) break;
         int n = epoll_wait(ep, evs, 256, 100);
         for (int i = 0; i < n && !failed; i++) {
@@ -499,26 +584,46 @@ int main(int argc, char **argv)
         if (o.broker_pid) cpu_read(o.broker_pid, &c1);
         own1 = own_cpu_s();
         t_c1 = now_s();
-        pthread_join(th, NULL);
+    }
+    double t_start = 0, t_end = 0;
+    int prc = 0;
+    for (int k = 0; started && k < o.pubs; k++) {
+        pthread_join(th[k], NULL);
+        if (pa[k].rc < 0 && !prc) prc = pa[k].rc;
+        if (k == 0 || pa[k].t_start < t_start) t_start = pa[k].t_start;
+        if (pa[k].t_end > t_end) t_end = pa[k].t_end;
+    }
+    if (started && !o.subs) { /* the interval is the publishers' */
+        if (o.broker_pid) cpu_read(o.broker_pid, &c1);
+        own1 = own_cpu_s();
+        t_c1 = now_s();
     }
     for (int i = 0; i < o.subs; i++)
         if (subs[i].fd >= 0) close(subs[i].fd);
     free(subs);
     close(ep);
-    if (!started || pa.rc < 0) {
+    if (!started || prc < 0) {
+        for (int k = 0; k < o.pubs; k++)
+            free(pa[k].lat);
         fprintf(stderr, "nudge-bench: %s\n",
-                started  ? nudge_strerror(pa.rc)
+                started  ? nudge_strerror(prc)
                 : failed ? "setup failed"
                          : "subscribers not ready in time");
         return 1;
     }
-    double span = (t_last > pa.t_start ? t_last : pa.t_end) - pa.t_start;
+    double span = (o.subs && t_last > t_start ? t_last : t_end) - t_start;
     if (span <= 0) span = 1e-9;
     printf("subs=%d topics=%d publishes=%ld format=%s deliveries=%ld/%ld time=%.3fs "
            "publishes/s=%.0f deliveries/s=%.0f",
            o.subs, o.topics, o.publishes, o.msgpack ? "msgpack" : "json", covered, expected, span,
            (double)o.publishes / span, (double)frames / span);
     if (frames != covered) printf(" coalesced_frames=%ld", frames);
+    if (o.pubs > 1 || o.multi > 1)
+        printf(" pubs=%d multi=%d window=%d topic_publishes/s=%.0f", o.pubs, o.multi, o.window,
+               (double)tpubs / span);
+    print_latency(pa, o.pubs);
+    for (int k = 0; k < o.pubs; k++)
+        free(pa[k].lat);
     if (o.broker_pid) {
         double tick = (double)sysconf(_SC_CLK_TCK);
         double cpu = (double)(c1.total - c0.total) / tick;
