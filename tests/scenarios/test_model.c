@@ -94,6 +94,7 @@
  * when that one is half full), so it cannot run before a segment's worth of records was
  * written. */
 #define SEGMENT_BYTES (64ull << 20)
+#define NSTAT 6 /* /stats counters summed over the walk's brokers (stat_name) */
 
 static const char *const tname[NSLOT] = {"m:a:0", "m:a:1", "m:a:2", "m:a:3",
                                          "m:b:0", "m:b:1", "m:a:*"};
@@ -189,13 +190,13 @@ struct model {
     int hist_unsure;      /* compaction may have dropped recovered history (on_subscribed) */
     long segment;         /* --disk-segment */
     char segment_arg[24];
-    int64_t st[6]; /* /stats counters summed over the brokers killed (see STATS) */
+    int64_t st[NSTAT]; /* /stats counters (stat_name) summed over the brokers killed */
 };
 
 /* The /stats counters the summary prints, summed over every broker of the walk (each starts
  * at 0). */
-static const char *const stat_name[6] = {"coalesced", "replayed",        "caught_up",
-                                         "resets",    "history.evicted", "slow_closes"};
+static const char *const stat_name[NSTAT] = {"coalesced", "replayed",        "caught_up",
+                                             "resets",    "history.evicted", "slow_closes"};
 
 static struct model model; /* ~30 KB of logs: keep it off the stack; the suite's fini sees it */
 static char model_dir[64]; /* the data directory (mkdtemp), "" when none */
@@ -1282,7 +1283,7 @@ static void stats_add(struct model *M, int64_t *sum)
 {
     json_t *st = nudged_stats(&M->d);
     cr_assert_not_null(st);
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < NSTAT; i++) {
         int64_t v = stats_int(st, stat_name[i]);
         if (v > 0) sum[i] += v;
     }
