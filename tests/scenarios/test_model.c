@@ -10,7 +10,19 @@
  * them; sometimes a wrong epoch, a position ahead, or a re-subscribe; exact resumes of topics the
  * pattern already brings), unsubscribe, unsubscribe
  * and resubscribe at once (also while stalled), disconnect (clean or abrupt) and later reconnect
- * with resume, stall (stop reading), read what is there.
+ * with resume, stall (stop reading), read what is there. Publishes may name as origin the
+ * connection id of a client that has gone (or of a broker killed since): it matches nobody.
+ *
+ * The broker keeps its store in a data directory of the model's own, and a few times per walk
+ * (once in each block of RESTART_EVERY steps, at a random step; at most MAX_RESTARTS) it is
+ * killed with SIGKILL and started again on that directory, on new ports. Every connection ends
+ * with it: a client reads what reached its socket (or not: half of them), then is treated as
+ * after an abrupt disconnect; the publishers reconnect. Every acked publish survives (acks
+ * wait for the journal's group commit): the epoch does not change (a client resumes with the
+ * epoch it knew, and the model expects no "epoch" reset), topic seqs continue, /stats gpos is
+ * the number of publishes made (a topic each), and a resume gets exactly what it would have got
+ * without the restart — hints a window or a queue held at the kill were stored but never
+ * delivered, and the resume's catch-up covers them as it covers anything missed.
  *
  * The model knows every acked publish (publishes are acked before the next step, so the model's
  * seqs are exact) and, per client connection and topic, the last seq the client knows. It checks
@@ -39,8 +51,10 @@
  * reads until each topic it follows is at the topic's final seq: no silent gap anywhere. /stats
  * must show that coalescing, replay and resets happened, so the test cannot pass vacuously.
  *
- * NUDGE_MODEL_SEED (a number, or "random") and NUDGE_MODEL_STEPS choose the walk; the seed and a
- * one-line repro are printed to stderr. On a violation the client's recent messages are printed. */
+ * NUDGE_MODEL_SEED (a number, or "random") and NUDGE_MODEL_STEPS choose the walk
+ * (NUDGE_MODEL_SEGMENT=BYTES: journal segments that small, so that compaction runs between
+ * restarts); the seed and a one-line repro are printed to stderr. On a violation the client's
+ * recent messages are printed. */
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <netinet/in.h>
@@ -72,6 +86,15 @@
 #define BIG_MIN 40000      /* bytes of a big data string */
 #define WINDOW "m:b:*=30"  /* --coalesce */
 #define WINDOW2 "m:a:3=30" /* a window on a topic the pattern covers */
+#define RESTART_EVERY 500  /* one kill -9 and restart per block of this many steps... */
+#define MAX_RESTARTS 12    /* ...and no more than this (longer walks get longer blocks) */
+/* The journal's default segment (NUDGE_MODEL_SEGMENT=BYTES gives --disk-segment BYTES, so that
+ * compaction runs often): compaction, which may drop a topic's older records from the journal
+ * (not from memory), needs three segments (one closed, the one appended to, one made ahead from
+ * when that one is half full), so it cannot run before a segment's worth of records was
+ * written. */
+#define SEGMENT_BYTES (64ull << 20)
+#define NSTAT 6 /* /stats counters summed over the walk's brokers (stat_name) */
 
 static const char *const tname[NSLOT] = {"m:a:0", "m:a:1", "m:a:2", "m:a:3",
                                          "m:b:0", "m:b:1", "m:a:*"};
@@ -116,6 +139,7 @@ struct ctopic {
     int catch_up;             /* ...and it is one catch-up hint with seq replay_until */
     const char *expect_reset; /* a reset with this reason must come before any hint */
     uint64_t expect_seq;
+    int maybe_evicted; /* either the replay up to replay_until or reset "evicted" expect_seq */
     uint64_t pat_lo, pat_base; /* covered topics: seq when the pattern's sub was sent / read */
 };
 
@@ -129,6 +153,7 @@ struct mcli {
     int stalled;
     long stall_end_step;
     int64_t stall_end_ms;
+    char epoch[32];       /* the epoch the client knows (resumes carry it) */
     int want[NSLOT];      /* the app wants it: subscribed again on reconnect */
     int has_saved[NSLOT]; /* resume position kept across connections */
     uint64_t saved[NSLOT];
@@ -152,8 +177,29 @@ struct model {
     /* what the clients saw */
     uint64_t msgs, hints, coalesced, resets, replays, catchups, owns, publishes;
     uint64_t over_pattern; /* exact resumes of topics the pattern had brought, confirmed */
+    uint64_t unsure;       /* replays that could also be reset "evicted" (see on_subscribed) */
+    uint64_t unsure_reset; /* ...and were */
     struct wire_buf tmp;
+    /* kill -9 and restart */
+    char epoch[32];       /* the first broker's */
+    int restarts;         /* done so far */
+    long restart_every;   /* steps per block: one restart at a random step in each */
+    long next_restart;    /* the step of the next one */
+    uint64_t rseq[NT];    /* each topic's seq at the last restart: what the store recovered */
+    uint64_t journal_est; /* an upper bound on the journal bytes written so far */
+    int hist_unsure;      /* compaction may have dropped recovered history (on_subscribed) */
+    long segment;         /* --disk-segment */
+    char segment_arg[24];
+    int64_t st[NSTAT]; /* /stats counters (stat_name) summed over the brokers killed */
 };
+
+/* The /stats counters the summary prints, summed over every broker of the walk (each starts
+ * at 0). */
+static const char *const stat_name[NSTAT] = {"coalesced", "replayed",        "caught_up",
+                                             "resets",    "history.evicted", "slow_closes"};
+
+static struct model model; /* ~30 KB of logs: keep it off the stack; the suite's fini sees it */
+static char model_dir[64]; /* the data directory (mkdtemp), "" when none */
 
 /* ---- random ------------------------------------------------------------------------------- */
 
@@ -180,10 +226,13 @@ static int chance(struct model *M, uint32_t pct)
 
 static void repro(const struct model *M)
 {
+    char seg[48] = "";
+    if (M->segment != (long)SEGMENT_BYTES)
+        snprintf(seg, sizeof seg, " NUDGE_MODEL_SEGMENT=%ld", M->segment);
     fprintf(stderr,
-            "repro: NUDGE_MODEL_SEED=%llu NUDGE_MODEL_STEPS=%ld NUDGE_BIN=build/asan "
+            "repro: NUDGE_MODEL_SEED=%llu NUDGE_MODEL_STEPS=%ld%s NUDGE_BIN=build/asan "
             "build/asan/tests --filter 'model/*'\n",
-            (unsigned long long)M->seed, M->steps);
+            (unsigned long long)M->seed, M->steps, seg);
 }
 
 static void cli_log(struct mcli *c, const char *fmt, ...)
@@ -211,7 +260,9 @@ static void dump_client(const struct model *M, const struct mcli *c)
         const struct ctopic *ct = &c->t[t];
         fprintf(stderr, "%s[%s%s last %llu ops %d%s] ", tname[t], ct->active ? "on" : "off",
                 ct->known ? "" : " unknown", (unsigned long long)ct->last, ct->nops,
-                ct->expect_reset ? " reset due" : "");
+                ct->expect_reset    ? " reset due"
+                : ct->maybe_evicted ? " replay or reset due"
+                                    : "");
     }
     fprintf(stderr, "\n");
 }
@@ -427,6 +478,19 @@ static void on_subscribed(struct model *M, struct mcli *c, int t, uint64_t seq)
             M->replays += seq - op.pos;
         else
             M->catchups++;
+        /* History after a restart is what the store recovered from the journal: the newest
+         * HIST records of each topic, with their times — the same hints memory would hold (the
+         * byte bound, which could count a recovered hint's size differently, is far away here;
+         * the age bound is the same). Except after compaction: it keeps only a topic's newest
+         * record of the segments it drops, so a recovered topic may have fewer. The model cannot
+         * see when compaction ran, only that it could not before a segment's worth was written
+         * (hist_unsure); then a replay that needs a recovered hint older than the topic's newest
+         * at the restart may also be reset "evicted" — the one answer left open. */
+        if (op.replay_all && M->hist_unsure && op.pos + 1 < M->rseq[t]) {
+            ct->maybe_evicted = 1;
+            ct->expect_seq = seq;
+            M->unsure++;
+        }
     }
     if (reason) {
         ct->expect_reset = reason;
@@ -442,6 +506,8 @@ static void on_unsubscribed(struct model *M, struct mcli *c, int t)
     if (ct->expect_reset)
         FAIL(M, c, "unsubscribed %s before the reset \"%s\" it was owed", tname[t],
              ct->expect_reset);
+    if (ct->maybe_evicted)
+        FAIL(M, c, "unsubscribed %s before the replay or reset it was owed", tname[t]);
     ct->active = 0;
     if (t == PAT) {
         for (int u = 0; u < NCOVERED; u++)
@@ -528,6 +594,7 @@ static void on_hint(struct model *M, struct mcli *c, const struct sub_msg *m)
     }
     ct->known = 1;
     ct->last = s;
+    ct->maybe_evicted = 0; /* the replay came */
     if (ct->replay_until && s >= ct->replay_until) ct->replay_until = 0;
     M->hints++;
     M->coalesced += n > 1;
@@ -541,6 +608,17 @@ static void on_reset(struct model *M, struct mcli *c, const struct sub_msg *m)
     struct ctopic *ct = &c->t[t];
     char reason[32];
     snprintf(reason, sizeof reason, "%.*s", (int)m->reason.len, m->reason.p ? m->reason.p : "");
+    if (!ct->expect_reset && ct->maybe_evicted && !strcmp(reason, "evicted") &&
+        m->seq == ct->expect_seq) {
+        /* instead of the replay (on_subscribed says when it may) */
+        ct->maybe_evicted = 0;
+        ct->replay_until = 0;
+        ct->known = 1;
+        ct->last = m->seq;
+        M->resets++;
+        M->unsure_reset++;
+        return;
+    }
     if (!ct->expect_reset)
         FAIL(M, c, "unexpected reset %s seq %llu \"%s\"", tname[t], (unsigned long long)m->seq,
              reason);
@@ -616,7 +694,7 @@ static int owed(const struct mcli *c)
 {
     int n = 0;
     for (int t = 0; t < NSLOT; t++)
-        n += 2 * c->t[t].nops + (c->t[t].expect_reset != NULL);
+        n += 2 * c->t[t].nops + (c->t[t].expect_reset != NULL) + c->t[t].maybe_evicted;
     return n;
 }
 
@@ -707,7 +785,7 @@ static void do_sub(struct model *M, struct mcli *c, const int *sel)
     cli_log(c, "%s", line);
     wire_buf_reset(&M->tmp);
     cr_assert_eq(sub_encode_subscribe(c->w.fmt, &M->tmp, c->next_id++, topics, n,
-                                      any ? (bad_epoch ? wrong_epoch : c->w.epoch) : NULL,
+                                      any ? (bad_epoch ? wrong_epoch : c->epoch) : NULL,
                                       any ? has : NULL, any ? seqs : NULL, replay_all),
                  0);
     if (wsc_send_msg(&c->w, M->tmp.data, M->tmp.len) != WSC_OK)
@@ -757,6 +835,10 @@ static void do_connect(struct model *M, struct mcli *c)
     cr_assert_eq(wsc_handshake(&c->w, fd, M->d.ws_port, "/", c->proto, NULL), WSC_OK,
                  "client %d: handshake", c->idx);
     cr_assert_eq(wsc_hello(&c->w), WSC_OK, "client %d: hello", c->idx);
+    /* The epoch outlives every restart on the same data directory. */
+    if (strcmp(c->w.epoch, M->epoch) != 0)
+        FAIL(M, c, "welcome epoch %s, but the broker's epoch was %s", c->w.epoch, M->epoch);
+    snprintf(c->epoch, sizeof c->epoch, "%s", c->w.epoch);
     c->conn = 1;
     c->gen++;
     c->stalled = 0;
@@ -857,6 +939,8 @@ static void record(struct model *M, const struct pubspec *ps, const struct mcli 
             cr_assert_not_null(P->r);
         }
         P->r[P->n++] = (struct prec){ps->pid, ps->kind, ps->skip, ps->ocli, oc ? oc->gen : 0};
+        /* a journal record: frame and header, the name, the data (JSON is no shorter) */
+        M->journal_est += 128 + (ps->kind == 2 ? big_len(ps->pid) + 3 : ps->kind ? 64 : 0);
     }
     M->publishes++;
 }
@@ -930,8 +1014,10 @@ static void act_publish(struct model *M)
         ps[j].kind = chance(M, 50) ? 1 : 0;
         ps[j].ocli = -1;
         if (chance(M, 30)) {
+            /* A connected client; or, now and then, one that has gone (maybe with the broker
+             * killed since): its connection id names nobody now, and never will. */
             int ci = (int)rn(M, NC);
-            if (M->c[ci].conn) {
+            if (M->c[ci].conn || (M->c[ci].gen && chance(M, 30))) {
                 ps[j].ocli = (int8_t)ci;
                 ps[j].skip = (uint8_t)(raw && chance(M, 50));
             }
@@ -1067,7 +1153,7 @@ static void step(struct model *M)
 static int caught_up(const struct model *M, const struct mcli *c)
 {
     for (int t = 0; t < NSLOT; t++)
-        if (c->t[t].nops || c->t[t].expect_reset) return 0;
+        if (c->t[t].nops || c->t[t].expect_reset || c->t[t].maybe_evicted) return 0;
     for (int t = 0; t < NT; t++) {
         const struct ctopic *ct = &c->t[t];
         if (ct->active ||
@@ -1157,9 +1243,130 @@ static void spread_publishers(struct model *M)
     cr_assert_fail("the publishers never landed on different workers");
 }
 
+/* ---- kill -9 and restart ------------------------------------------------------------------- */
+
+/* Start the broker on the model's data directory (--fsync $NUDGE_FSYNC when set). */
+static void start_broker(struct model *M)
+{
+    char hist[16], maxq[16];
+    snprintf(hist, sizeof hist, "%d", HIST);
+    snprintf(maxq, sizeof maxq, "%d", MAXQ);
+    const char *args[20] = {"--max-queue", maxq,     "--hist-per-topic", hist,
+                            "--max-data",  "65536",  "--max-frame",      "131072",
+                            "--coalesce",  WINDOW,   "--coalesce",       WINDOW2,
+                            "--data-dir",  model_dir};
+    size_t n = 14;
+    const char *fs = getenv("NUDGE_FSYNC");
+    if (fs && *fs) {
+        args[n++] = "--fsync";
+        args[n++] = fs;
+    }
+    if (M->segment != (long)SEGMENT_BYTES) {
+        args[n++] = "--disk-segment";
+        args[n++] = M->segment_arg;
+    }
+    args[n] = NULL;
+    subcheck_start(&M->d, args);
+}
+
+static void connect_publishers(struct model *M)
+{
+    M->lib = subcheck_publisher(&M->d, "model");
+    cr_assert_eq(pubraw_connect(&M->raw, M->d.pub_port, 1), PUBRAW_OK);
+    M->raw.lim.max_data = 65536;
+    M->raw.lim.max_frame = 131072;
+    spread_publishers(M);
+}
+
+/* Add the broker's /stats counters (stat_name) to sum. */
+static void stats_add(struct model *M, int64_t *sum)
+{
+    json_t *st = nudged_stats(&M->d);
+    cr_assert_not_null(st);
+    for (int i = 0; i < NSTAT; i++) {
+        int64_t v = stats_int(st, stat_name[i]);
+        if (v > 0) sum[i] += v;
+    }
+    json_decref(st);
+}
+
+/* After the kill: read and check what reached c's socket before the broker died, up to the end
+ * of the connection (a reset from the dying broker may cut it short: what a client gets then). */
+static void read_to_end(struct model *M, struct mcli *c)
+{
+    for (int n = 0; n < 1000000; n++) {
+        struct sub_msg m;
+        int rc = wsc_recv_msg(&c->w, &m, 2000);
+        if (rc != WSC_OK) {
+            cli_log(c, "step %ld connection ended after %d messages (rc %d)", M->step, n, rc);
+            return;
+        }
+        on_msg(M, c, &m);
+        sub_msg_clear(&m);
+    }
+}
+
+/* kill -9, then start again on the same directory: clients are cut off as by an abrupt
+ * disconnect, and about half come back at once (resuming); the publishers reconnect. The new
+ * broker must have recovered every acked publish, in the same epoch. */
+static void act_restart(struct model *M)
+{
+    stats_add(M, M->st);
+    cr_assert_eq(nudged_kill(&M->d), 0, "kill -9 of the broker");
+    M->restarts++;
+    for (int i = 0; i < NC; i++) {
+        struct mcli *c = &M->c[i];
+        if (!c->conn) continue;
+        cli_log(c, "step %ld broker killed (restart %d)", M->step, M->restarts);
+        if (chance(M, 50)) read_to_end(M, c);
+        do_disconnect(M, c, 1);
+    }
+    nudge_close(M->lib);
+    M->lib = NULL;
+    pubraw_close(&M->raw, 1);
+
+    uint64_t gpos = 0, topics = 0;
+    for (int t = 0; t < NT; t++) {
+        M->rseq[t] = M->P[t].n;
+        gpos += M->P[t].n;
+        topics += M->P[t].n > 0;
+    }
+    M->hist_unsure = M->journal_est > (uint64_t)M->segment;
+    int64_t t0 = now_ms();
+    start_broker(M);
+    json_t *st = nudged_stats(&M->d);
+    cr_assert_not_null(st);
+    int64_t g = stats_int(st, "gpos"), rec = stats_int(st, "disk.recovered");
+    int fresh = json_is_true(json_object_get(json_object_get(st, "disk"), "new_epoch"));
+    json_decref(st);
+    fprintf(stderr, "model: step %ld: kill -9 and restart %d (%lld ms): %llu topics recovered\n",
+            M->step, M->restarts, (long long)(now_ms() - t0), (unsigned long long)rec);
+    if (fresh) FAIL(M, NULL, "restart %d: the broker started a new epoch", M->restarts);
+    /* every acked publish (one global position per topic it named) is on disk */
+    if (g != (int64_t)gpos || rec != (int64_t)topics)
+        FAIL(M, NULL, "restart %d: /stats gpos %lld and %lld topics recovered, want %llu and %llu",
+             M->restarts, (long long)g, (long long)rec, (unsigned long long)gpos,
+             (unsigned long long)topics);
+    connect_publishers(M);
+    if (strcmp(nudge_epoch(M->lib), M->epoch) != 0)
+        FAIL(M, NULL, "restart %d: epoch %s, was %s", M->restarts, nudge_epoch(M->lib), M->epoch);
+    for (int i = 0; i < NC; i++)
+        if (chance(M, 50)) do_connect(M, &M->c[i]);
+}
+
+static void model_fini(void)
+{
+    if (model.d.pid) nudged_kill(&model.d); /* a failed walk leaves it running */
+    if (model_dir[0]) {
+        nudged_rm_dir(model_dir);
+        model_dir[0] = '\0';
+    }
+}
+
+TestSuite(model, .fini = model_fini);
+
 static void walk(long max_secs)
 {
-    static struct model model; /* ~30 KB of logs: keep it off the stack */
     struct model *M = &model;
     memset(M, 0, sizeof *M);
     const char *se = getenv("NUDGE_MODEL_SEED");
@@ -1177,22 +1384,19 @@ static void walk(long max_secs)
     M->rs = M->seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
     if (!M->rs) M->rs = 1;
     M->max_floods = 3 + (int)(M->steps / 250);
+    M->segment = env_long("NUDGE_MODEL_SEGMENT", (long)SEGMENT_BYTES);
+    snprintf(M->segment_arg, sizeof M->segment_arg, "%ld", M->segment);
     fprintf(stderr, "model: seed %llu, %ld steps\n", (unsigned long long)M->seed, M->steps);
     repro(M);
 
-    char hist[16], maxq[16];
-    snprintf(hist, sizeof hist, "%d", HIST);
-    snprintf(maxq, sizeof maxq, "%d", MAXQ);
-    const char *args[] = {"--max-queue", maxq,    "--hist-per-topic", hist,
-                          "--max-data",  "65536", "--max-frame",      "131072",
-                          "--coalesce",  WINDOW,  "--coalesce",       WINDOW2,
-                          NULL};
-    subcheck_start(&M->d, args);
-    M->lib = subcheck_publisher(&M->d, "model");
-    cr_assert_eq(pubraw_connect(&M->raw, M->d.pub_port, 1), PUBRAW_OK);
-    M->raw.lim.max_data = 65536;
-    M->raw.lim.max_frame = 131072;
-    spread_publishers(M);
+    snprintf(model_dir, sizeof model_dir, "/tmp/nudge-model-XXXXXX");
+    cr_assert_not_null(mkdtemp(model_dir));
+    start_broker(M);
+    connect_publishers(M);
+    snprintf(M->epoch, sizeof M->epoch, "%s", nudge_epoch(M->lib));
+    M->restart_every =
+        M->steps / MAX_RESTARTS > RESTART_EVERY ? M->steps / MAX_RESTARTS : RESTART_EVERY;
+    M->next_restart = rn(M, (uint32_t)M->restart_every);
 
     for (int i = 0; i < NC; i++) {
         struct mcli *c = &M->c[i];
@@ -1206,6 +1410,11 @@ static void walk(long max_secs)
     /* A wall-clock bound under the runner's timeout (make test: 120 s; test-long: 900 s). */
     int64_t t0 = now_ms(), limit_ms = env_long("NUDGE_MODEL_SECONDS", max_secs) * 1000;
     for (M->step = 0; M->step < M->steps; M->step++) {
+        if (M->step == M->next_restart && M->restarts < MAX_RESTARTS) {
+            act_restart(M);
+            long block = M->step / M->restart_every + 1;
+            M->next_restart = block * M->restart_every + (long)rn(M, (uint32_t)M->restart_every);
+        }
         step(M);
         if (now_ms() - t0 > limit_ms) {
             fprintf(stderr, "model: stopping after %ld steps: over NUDGE_MODEL_SECONDS\n", M->step);
@@ -1216,23 +1425,24 @@ static void walk(long max_secs)
     finish(M);
     int64_t t2 = now_ms();
 
-    json_t *st = nudged_stats(&M->d);
-    cr_assert_not_null(st);
-    int64_t coalesced = stats_int(st, "coalesced"), replayed = stats_int(st, "replayed"),
-            resets = stats_int(st, "resets"), slow = stats_int(st, "slow_closes"),
-            evicted = stats_int(st, "history.evicted"), caught = stats_int(st, "caught_up");
-    json_decref(st);
+    /* /stats of every broker of the walk, summed */
+    stats_add(M, M->st);
+    int64_t coalesced = M->st[0], replayed = M->st[1], caught = M->st[2], resets = M->st[3],
+            evicted = M->st[4], slow = M->st[5];
     fprintf(stderr,
-            "model: seed %llu: %ld steps in %lld ms + %lld ms to drain; %llu publishes (%d "
-            "floods), %llu messages, %llu hints checked (%llu coalesced, %llu own), %llu resets, "
-            "%llu replayed hints expected, %llu catch-ups, %llu exact resumes over the pattern; "
-            "/stats coalesced %lld replayed %lld caught_up %lld resets %lld "
-            "evicted %lld slow_closes %lld\n",
+            "model: seed %llu: %ld steps in %lld ms + %lld ms to drain; %d kill -9 restarts; "
+            "%llu publishes (%d floods), %llu messages, %llu hints checked (%llu coalesced, "
+            "%llu own), %llu resets, %llu replayed hints expected (%llu replays that could be "
+            "evicted: %llu were), %llu catch-ups, %llu exact resumes over the pattern; /stats (all "
+            "brokers) "
+            "coalesced %lld replayed %lld caught_up %lld resets %lld evicted %lld slow_closes "
+            "%lld\n",
             (unsigned long long)M->seed, M->step, (long long)(t1 - t0), (long long)(t2 - t1),
-            (unsigned long long)M->publishes, M->floods, (unsigned long long)M->msgs,
+            M->restarts, (unsigned long long)M->publishes, M->floods, (unsigned long long)M->msgs,
             (unsigned long long)M->hints, (unsigned long long)M->coalesced,
             (unsigned long long)M->owns, (unsigned long long)M->resets,
-            (unsigned long long)M->replays, (unsigned long long)M->catchups,
+            (unsigned long long)M->replays, (unsigned long long)M->unsure,
+            (unsigned long long)M->unsure_reset, (unsigned long long)M->catchups,
             (unsigned long long)M->over_pattern, (long long)coalesced, (long long)replayed,
             (long long)caught, (long long)resets, (long long)evicted, (long long)slow);
     cr_expect_eq(slow, 0, "a subscriber was closed as slow");
@@ -1245,6 +1455,7 @@ static void walk(long max_secs)
         cr_expect_gt(caught, 0, "no catch-up hint was sent");
         cr_expect_gt(M->catchups, 0, "no client expected a catch-up hint");
         cr_expect_gt(resets, 0, "no reset happened");
+        cr_expect_gt(M->restarts, 0, "the broker was never killed and restarted");
     }
 
     for (int i = 0; i < NC; i++) {
@@ -1259,6 +1470,7 @@ static void walk(long max_secs)
         free(M->P[t].r);
     wire_buf_free(&M->tmp);
     cr_assert_eq(nudged_stop(&M->d), 0);
+    model_fini();
 }
 
 Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
@@ -1278,6 +1490,7 @@ Test(model, random_clients_never_see_a_gap_a_duplicate_or_silence)
 static void busy_fini(void)
 {
     busy_stop();
+    model_fini();
 }
 
 Test(busy, the_model_walk_passes_while_every_core_is_busy, .fini = busy_fini, .timeout = 120)
