@@ -61,39 +61,6 @@ static void pub_seq(nudge_client_t *c, const char *topic, uint64_t want)
                  (unsigned long long)want);
 }
 
-static void expect_subscribed(struct wsc *w, const char *topic, uint64_t seq)
-{
-    struct sub_msg m;
-    subcheck_expect_type(w, SUB_SUBSCRIBED, &m, topic);
-    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq, "subscribed '%.*s' %llu, want %s %llu",
-              (int)m.topic.len, m.topic.p, (unsigned long long)m.seq, topic,
-              (unsigned long long)seq);
-    sub_msg_clear(&m);
-}
-
-static void expect_hint(struct wsc *w, const char *topic, uint64_t seq, uint32_t n)
-{
-    struct sub_msg m;
-    subcheck_expect_type(w, SUB_HINT, &m, topic);
-    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq && (m.count ? m.count : 1) == n,
-              "hint '%.*s' seq %llu n %u, want %s seq %llu n %u", (int)m.topic.len, m.topic.p,
-              (unsigned long long)m.seq, m.count, topic, (unsigned long long)seq, n);
-    cr_assert(subcheck_data_is_seq(&m), "hint %s %llu: the newest data", topic,
-              (unsigned long long)seq);
-    sub_msg_clear(&m);
-}
-
-static void expect_reset(struct wsc *w, const char *topic, uint64_t seq, const char *reason)
-{
-    struct sub_msg m;
-    subcheck_expect_type(w, SUB_RESET, &m, reason);
-    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq && wstr_eq(m.reason, reason),
-              "reset '%.*s' %llu '%.*s', want %s %llu %s", (int)m.topic.len, m.topic.p,
-              (unsigned long long)m.seq, (int)m.reason.len, m.reason.p, topic,
-              (unsigned long long)seq, reason);
-    sub_msg_clear(&m);
-}
-
 #define NT 4
 static const char *const topics[NT] = {"doc:a", "doc:b", "doc:c", "doc:d"};
 
@@ -135,16 +102,16 @@ Test(durable, a_resume_after_a_clean_restart_and_after_kill_9_gets_one_hint_per_
         struct wsc w;
         cr_assert_eq(wsc_open(&w, d.ws_port, round ? SUB_PROTO_MSGPACK : SUB_PROTO_JSON), WSC_OK);
         subcheck_send_sub(&w, 1, topics, NT, epoch, pos);
-        expect_subscribed(&w, "doc:a", a + 1);
-        expect_hint(&w, "doc:a", a + 1, 1);
-        expect_subscribed(&w, "doc:b", b);
-        expect_subscribed(&w, "doc:c", cc + 2);
-        expect_hint(&w, "doc:c", cc + 2, 2);
-        expect_subscribed(&w, "doc:d", 0);
+        subcheck_expect_subscribed(&w, "doc:a", a + 1);
+        subcheck_expect_hint_n(&w, "doc:a", a + 1, 1, 1);
+        subcheck_expect_subscribed(&w, "doc:b", b);
+        subcheck_expect_subscribed(&w, "doc:c", cc + 2);
+        subcheck_expect_hint_n(&w, "doc:c", cc + 2, 2, 1);
+        subcheck_expect_subscribed(&w, "doc:d", 0);
         subcheck_expect_silence(&w, 200, "nothing for the topics that did not change");
         /* Live from there. */
         pub_seq(c, "doc:b", b + 1);
-        expect_hint(&w, "doc:b", b + 1, 1);
+        subcheck_expect_hint_n(&w, "doc:b", b + 1, 1, 1);
         st = nudged_stats(&d);
         cr_expect_eq(stats_int(st, "resets"), 0);
         json_decref(st);
@@ -188,9 +155,9 @@ Test(durable, a_wildcard_resume_after_kill_9_lists_exactly_the_topics_changed_un
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     int64_t p[1] = {(int64_t)g};
     subcheck_send_sub(&w, 1, pat, 1, epoch, p);
-    expect_subscribed(&w, "p:*", 6);
-    expect_hint(&w, "p:2", 2, 2);
-    expect_hint(&w, "p:new", 1, 1);
+    subcheck_expect_subscribed(&w, "p:*", 6);
+    subcheck_expect_hint_n(&w, "p:2", 2, 2, 1);
+    subcheck_expect_hint_n(&w, "p:new", 1, 1, 1);
     subcheck_expect_silence(&w, 200, "p:1 did not change; q:1 is not under p:*");
     wsc_close(&w, 1000);
     nudge_close(c);
@@ -253,11 +220,11 @@ Test(durable, a_corrupt_tail_is_cut_with_a_log_line_and_a_position_past_it_gets_
     const char *t[2] = {"doc:t", "doc:t2"};
     int64_t pos[2] = {3, -1};
     subcheck_send_sub(&w, 1, t, 1, epoch, pos);
-    expect_subscribed(&w, "doc:t", 2);
-    expect_reset(&w, "doc:t", 2, "ahead");
+    subcheck_expect_subscribed(&w, "doc:t", 2);
+    subcheck_expect_reset(&w, "doc:t", 2, "ahead");
     /* and the topic goes on from the recovered end, never repeating a seq a client kept */
     pub_seq(c, "doc:t", 3);
-    expect_hint(&w, "doc:t", 3, 1);
+    subcheck_expect_hint_n(&w, "doc:t", 3, 1, 1);
     wsc_close(&w, 1000);
     nudge_close(c);
     cr_assert_eq(nudged_stop(&d), 0);
@@ -285,8 +252,8 @@ Test(durable, a_position_older_than_the_horizon_is_reset_after_a_restart, .timeo
     const char *t[1] = {"old:1"};
     int64_t pos[1] = {1};
     subcheck_send_sub(&w, 1, t, 1, epoch, pos);
-    expect_subscribed(&w, "old:1", 2);
-    expect_reset(&w, "old:1", 2, "horizon");
+    subcheck_expect_subscribed(&w, "old:1", 2);
+    subcheck_expect_reset(&w, "old:1", 2, "horizon");
     wsc_close(&w, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
 }

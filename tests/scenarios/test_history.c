@@ -44,31 +44,6 @@ static void resume1(struct wsc *w, const char *topic, int64_t pos)
     subcheck_send_sub_mode(w, w->next_id++, t, 1, pos >= 0 ? w->epoch : NULL, p, 1);
 }
 
-static void expect_subscribed(struct wsc *w, const char *topic, uint64_t seq)
-{
-    struct sub_msg m;
-    char what[128];
-    snprintf(what, sizeof what, "subscribed %s", topic);
-    subcheck_expect_type(w, SUB_SUBSCRIBED, &m, what);
-    cr_assert(wstr_eq(m.topic, topic), "%s: topic '%.*s'", what, (int)m.topic.len, m.topic.p);
-    cr_assert_eq(m.seq, seq, "%s: seq %llu, want %llu", what, (unsigned long long)m.seq,
-                 (unsigned long long)seq);
-    sub_msg_clear(&m);
-}
-
-static void expect_reset(struct wsc *w, const char *topic, uint64_t seq, const char *reason)
-{
-    struct sub_msg m;
-    char what[128];
-    snprintf(what, sizeof what, "reset %s \"%s\"", topic, reason);
-    subcheck_expect_type(w, SUB_RESET, &m, what);
-    cr_assert(wstr_eq(m.topic, topic), "%s: topic '%.*s'", what, (int)m.topic.len, m.topic.p);
-    cr_assert_eq(m.seq, seq, "%s: seq %llu, want %llu", what, (unsigned long long)m.seq,
-                 (unsigned long long)seq);
-    cr_assert(wstr_eq(m.reason, reason), "%s: reason '%.*s'", what, (int)m.reason.len, m.reason.p);
-    sub_msg_clear(&m);
-}
-
 static json_t *stats(const struct nudged *d)
 {
     json_t *st = nudged_stats(d);
@@ -91,7 +66,7 @@ Test(history, missed_hints_are_replayed_in_order_with_their_data_then_live)
     const char *topics[3] = {"doc:1", "doc:2", "doc:3"};
     subcheck_send_sub_mode(&w, 1, topics, 3, NULL, NULL, 1);
     for (int i = 0; i < 3; i++)
-        expect_subscribed(&w, topics[i], 0);
+        subcheck_expect_subscribed(&w, topics[i], 0);
     for (uint64_t s = 1; s <= 3; s++)
         pub_seq(c, "doc:1", s);
     for (uint64_t s = 1; s <= 3; s++)
@@ -110,13 +85,13 @@ Test(history, missed_hints_are_replayed_in_order_with_their_data_then_live)
     cr_assert_str_eq(w.epoch, epoch, "same broker, same epoch");
     int64_t pos[3] = {3, 0, -1};
     subcheck_send_sub_mode(&w, 2, topics, 3, epoch, pos, 1);
-    expect_subscribed(&w, "doc:1", 10);
+    subcheck_expect_subscribed(&w, "doc:1", 10);
     for (uint64_t s = 4; s <= 10; s++)
         subcheck_expect_hint_data(&w, "doc:1", s);
-    expect_subscribed(&w, "doc:2", 2);
+    subcheck_expect_subscribed(&w, "doc:2", 2);
     for (uint64_t s = 1; s <= 2; s++)
         subcheck_expect_hint_data(&w, "doc:2", s);
-    expect_subscribed(&w, "doc:3", 5); /* no position: no replay, no reset */
+    subcheck_expect_subscribed(&w, "doc:3", 5); /* no position: no replay, no reset */
     pub_seq(c, "doc:1", 11);
     pub_seq(c, "doc:3", 6);
     subcheck_expect_hint_data(&w, "doc:1", 11);
@@ -124,7 +99,7 @@ Test(history, missed_hints_are_replayed_in_order_with_their_data_then_live)
     /* Subscribing again to a topic already subscribed only re-confirms: no replay. */
     int64_t again[1] = {0};
     subcheck_send_sub_mode(&w, 3, topics, 1, epoch, again, 1);
-    expect_subscribed(&w, "doc:1", 11);
+    subcheck_expect_subscribed(&w, "doc:1", 11);
     subcheck_expect_silence(&w, 200, "a re-subscribe must not replay");
 
     json_t *st = stats(&d);
@@ -147,13 +122,13 @@ Test(history, a_position_equal_to_the_current_seq_gets_nothing_but_live_hints)
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:eq", 5);
-    expect_subscribed(&w, "doc:eq", 5);
+    subcheck_expect_subscribed(&w, "doc:eq", 5);
     subcheck_expect_silence(&w, 200, "nothing was missed");
     pub_seq(c, "doc:eq", 6);
     subcheck_expect_hint_data(&w, "doc:eq", 6);
     /* A topic never published, resumed at 0: nothing either. */
     resume1(&w, "doc:never", 0);
-    expect_subscribed(&w, "doc:never", 0);
+    subcheck_expect_subscribed(&w, "doc:never", 0);
     subcheck_expect_silence(&w, 200, "nothing was missed");
     json_t *st = stats(&d);
     cr_expect_eq(stats_int(st, "replayed"), 0);
@@ -174,14 +149,14 @@ Test(history, a_position_ahead_of_the_topic_gets_reset_ahead)
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     resume1(&w, "doc:ahead", 9);
-    expect_subscribed(&w, "doc:ahead", 5);
-    expect_reset(&w, "doc:ahead", 5, "ahead");
+    subcheck_expect_subscribed(&w, "doc:ahead", 5);
+    subcheck_expect_reset(&w, "doc:ahead", 5, "ahead");
     pub_seq(c, "doc:ahead", 6);
     subcheck_expect_hint_data(&w, "doc:ahead", 6);
     /* Ahead on a topic that was never published. */
     resume1(&w, "doc:new", 1);
-    expect_subscribed(&w, "doc:new", 0);
-    expect_reset(&w, "doc:new", 0, "ahead");
+    subcheck_expect_subscribed(&w, "doc:new", 0);
+    subcheck_expect_reset(&w, "doc:new", 0, "ahead");
     pub_seq(c, "doc:new", 1);
     subcheck_expect_hint_data(&w, "doc:new", 1);
     subcheck_expect_silence(&w, 200, "nothing more");
@@ -361,7 +336,7 @@ Test(history, more_missed_than_kept_per_topic_gets_reset_evicted)
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:n", -1);
-    expect_subscribed(&w, "doc:n", 0);
+    subcheck_expect_subscribed(&w, "doc:n", 0);
     for (uint64_t s = 1; s <= 2; s++)
         pub_seq(c, "doc:n", s);
     for (uint64_t s = 1; s <= 2; s++)
@@ -374,8 +349,8 @@ Test(history, more_missed_than_kept_per_topic_gets_reset_evicted)
 
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:n", 2);
-    expect_subscribed(&w, "doc:n", 12);
-    expect_reset(&w, "doc:n", 12, "evicted");
+    subcheck_expect_subscribed(&w, "doc:n", 12);
+    subcheck_expect_reset(&w, "doc:n", 12, "evicted");
     pub_seq(c, "doc:n", 13);
     subcheck_expect_hint_data(&w, "doc:n", 13);
     wsc_close(&w, 1000);
@@ -384,14 +359,14 @@ Test(history, more_missed_than_kept_per_topic_gets_reset_evicted)
     pub_seq(c, "doc:n", 14); /* keeps 11..14 */
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     resume1(&w, "doc:n", 10);
-    expect_subscribed(&w, "doc:n", 14);
+    subcheck_expect_subscribed(&w, "doc:n", 14);
     for (uint64_t s = 11; s <= 14; s++)
         subcheck_expect_hint_data(&w, "doc:n", s);
     const char *t[1] = {"doc:n"};
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     resume1(&w, "doc:n", 9);
-    expect_subscribed(&w, "doc:n", 14);
-    expect_reset(&w, "doc:n", 14, "evicted");
+    subcheck_expect_subscribed(&w, "doc:n", 14);
+    subcheck_expect_reset(&w, "doc:n", 14, "evicted");
     subcheck_expect_silence(&w, 200, "a reset and nothing else");
 
     json_t *st = stats(&d);
@@ -419,12 +394,12 @@ Test(history, no_history_means_any_miss_gets_reset_evicted)
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:z", 2);
-    expect_subscribed(&w, "doc:z", 3);
-    expect_reset(&w, "doc:z", 3, "evicted");
+    subcheck_expect_subscribed(&w, "doc:z", 3);
+    subcheck_expect_reset(&w, "doc:z", 3, "evicted");
     /* Nothing retained, but the position is: a topic never published is at 0, and a resume
      * from 0 has nothing to replay. */
     resume1(&w, "doc:y", 0);
-    expect_subscribed(&w, "doc:y", 0);
+    subcheck_expect_subscribed(&w, "doc:y", 0);
     subcheck_expect_silence(&w, 200, "nothing more");
     json_t *st = stats(&d);
     cr_expect_eq(stats_int(st, "history.entries"), 0);
@@ -454,13 +429,13 @@ Test(history, hints_older_than_the_age_bound_are_evicted, .timeout = 30)
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_JSON), WSC_OK);
     resume1(&w, "doc:old", 1);
-    expect_subscribed(&w, "doc:old", 4);
-    expect_reset(&w, "doc:old", 4, "evicted");
+    subcheck_expect_subscribed(&w, "doc:old", 4);
+    subcheck_expect_reset(&w, "doc:old", 4, "evicted");
     /* A fresh miss is still replayed. */
     const char *t[1] = {"doc:old"};
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     resume1(&w, "doc:old", 3);
-    expect_subscribed(&w, "doc:old", 4);
+    subcheck_expect_subscribed(&w, "doc:old", 4);
     subcheck_expect_hint_data(&w, "doc:old", 4);
     subcheck_expect_silence(&w, 200, "nothing more");
     st = stats(&d);
@@ -501,7 +476,7 @@ Test(history, the_byte_bound_evicts_oldest_first_across_topics)
     cr_assert_eq(wsc_open(&w, d.ws_port, SUB_PROTO_MSGPACK), WSC_OK);
     /* The newest `kept` seqs are replayable, older positions are not. */
     resume1(&w, "big:a", 20 - kept);
-    expect_subscribed(&w, "big:a", 20);
+    subcheck_expect_subscribed(&w, "big:a", 20);
     for (int64_t s = 20 - kept + 1; s <= 20; s++) {
         struct sub_msg m;
         subcheck_expect_type(&w, SUB_HINT, &m, "replay under the byte bound");
@@ -512,15 +487,15 @@ Test(history, the_byte_bound_evicts_oldest_first_across_topics)
     const char *t[1] = {"big:a"};
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     resume1(&w, "big:a", 20 - kept - 1);
-    expect_subscribed(&w, "big:a", 20);
-    expect_reset(&w, "big:a", 20, "evicted");
+    subcheck_expect_subscribed(&w, "big:a", 20);
+    subcheck_expect_reset(&w, "big:a", 20, "evicted");
     /* Another topic's publishes push big:a's hints out: the bound is global. */
     for (int i = 0; i < 20; i++)
         cr_assert_eq(nudge_publish(c, tb, 1, data, NULL), NUDGE_OK);
     cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK);
     resume1(&w, "big:a", 19);
-    expect_subscribed(&w, "big:a", 20);
-    expect_reset(&w, "big:a", 20, "evicted");
+    subcheck_expect_subscribed(&w, "big:a", 20);
+    subcheck_expect_reset(&w, "big:a", 20, "evicted");
     st = stats(&d);
     cr_expect_leq(stats_int(st, "history.bytes"), 4096);
     cr_expect_eq(stats_int(st, "history.entries"), kept, "8 of ~500 bytes of big:b now");

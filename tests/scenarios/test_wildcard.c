@@ -235,19 +235,6 @@ Test(wildcard, malformed_patterns_get_bad_topic_and_the_rest_of_the_sub_still_wo
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
-/* The next message must be a hint of topic with seq and n. */
-static void expect_hint_n(struct wsc *w, const char *topic, uint64_t seq, uint32_t n)
-{
-    struct sub_msg m;
-    char what[96];
-    snprintf(what, sizeof what, "hint %s seq %llu n %u", topic, (unsigned long long)seq, n);
-    subcheck_expect_type(w, SUB_HINT, &m, what);
-    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq && (m.count ? m.count : 1) == n,
-              "%s: got '%.*s' seq %llu n %u", what, (int)m.topic.len, m.topic.p,
-              (unsigned long long)m.seq, m.count);
-    sub_msg_clear(&m);
-}
-
 /* Resume sub of the pattern (and optional exact topic) at pos/epoch; checks the subscribed
  * replies (the pattern's at the global position want_g). */
 static void resume_pattern(struct wsc *w, const char *pattern, const char *epoch, int64_t pos,
@@ -260,17 +247,6 @@ static void resume_pattern(struct wsc *w, const char *pattern, const char *epoch
     subcheck_expect_type(w, SUB_SUBSCRIBED, &m, "subscribed to the pattern");
     cr_assert(wstr_eq(m.topic, pattern));
     cr_assert_eq(m.seq, want_g, "the pattern's subscribed seq is the global position");
-    sub_msg_clear(&m);
-}
-
-static void expect_reset_g(struct wsc *w, const char *pattern, uint64_t g, const char *reason)
-{
-    struct sub_msg m;
-    subcheck_expect_type(w, SUB_RESET, &m, reason);
-    cr_assert(wstr_eq(m.topic, pattern) && m.seq == g && wstr_eq(m.reason, reason),
-              "reset '%.*s' seq %llu reason '%.*s', want %s %llu %s", (int)m.topic.len, m.topic.p,
-              (unsigned long long)m.seq, (int)m.reason.len, m.reason.p, pattern,
-              (unsigned long long)g, reason);
     sub_msg_clear(&m);
 }
 
@@ -309,13 +285,13 @@ Test(wildcard, resuming_a_pattern_gets_one_hint_per_topic_changed_under_it_since
     snprintf(epoch, sizeof epoch, "%s", w.epoch);
     resume_pattern(&w, "project:*", epoch, 4, 10);
     /* In order of change; n counts every change the broker remembers of the topic. */
-    expect_hint_n(&w, "project:1", 4, 4);
-    expect_hint_n(&w, "project:2", 1, 1);
-    expect_hint_n(&w, "project:3", 2, 2);
+    subcheck_expect_hint_n(&w, "project:1", 4, 4, 0);
+    subcheck_expect_hint_n(&w, "project:2", 1, 1, 0);
+    subcheck_expect_hint_n(&w, "project:3", 2, 2, 0);
     subcheck_expect_silence(&w, 200, "one hint per changed topic under the pattern, no more");
     /* Live from there, once each. */
     pub_v(c, NULL, "project:2", NULL);
-    expect_hint_n(&w, "project:2", 2, 1);
+    subcheck_expect_hint_n(&w, "project:2", 2, 1, 0);
     wsc_close(&w, 1000);
 
     /* Up to date: nothing. Ahead: reset "ahead". Another epoch: reset "epoch". */
@@ -323,9 +299,9 @@ Test(wildcard, resuming_a_pattern_gets_one_hint_per_topic_changed_under_it_since
     resume_pattern(&w, "project:*", epoch, 11, 11);
     subcheck_expect_silence(&w, 200, "nothing changed since 11");
     resume_pattern(&w, "other:*", epoch, 12, 11);
-    expect_reset_g(&w, "other:*", 11, "ahead");
+    subcheck_expect_reset(&w, "other:*", 11, "ahead");
     resume_pattern(&w, "org:**", "0123456789abcdef", 3, 11);
-    expect_reset_g(&w, "org:**", 11, "epoch");
+    subcheck_expect_reset(&w, "org:**", 11, "epoch");
     json_t *st = nudged_stats(&d);
     cr_assert_not_null(st);
     cr_expect_eq(stats_int(st, "resets"), 2);
@@ -354,13 +330,13 @@ Test(wildcard, an_exact_topic_resumed_with_a_pattern_that_caught_it_up_is_not_re
     subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:*");
     cr_assert_eq(m.seq, 3);
     sub_msg_clear(&m);
-    expect_hint_n(&w, "project:1", 3, 3);
+    subcheck_expect_hint_n(&w, "project:1", 3, 3, 0);
     subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed project:1");
     cr_assert_eq(m.seq, 3, "confirmed at what the pattern's catch-up gave");
     sub_msg_clear(&m);
     subcheck_expect_silence(&w, 200, "no second catch-up of project:1");
     pub_v(c, NULL, "project:1", NULL);
-    expect_hint_n(&w, "project:1", 4, 1);
+    subcheck_expect_hint_n(&w, "project:1", 4, 1, 0);
     subcheck_expect_silence(&w, 200, "each live hint once");
     nudge_close(c);
     wsc_close(&w, 1000);

@@ -132,6 +132,42 @@ void subcheck_expect_hint_data(struct wsc *w, const char *topic, uint64_t seq)
     expect_hint(w, topic, seq, -1, 1);
 }
 
+void subcheck_expect_hint_n(struct wsc *w, const char *topic, uint64_t seq, uint32_t n, int data)
+{
+    struct sub_msg m;
+    char what[160];
+    snprintf(what, sizeof what, "hint %s seq %llu n %u", topic, (unsigned long long)seq, n);
+    subcheck_expect_type(w, SUB_HINT, &m, what);
+    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq && (m.count ? m.count : 1) == n,
+              "%s: got '%.*s' seq %llu n %u", what, (int)m.topic.len, m.topic.p,
+              (unsigned long long)m.seq, m.count);
+    if (data) cr_assert(subcheck_data_is_seq(&m), "%s: not the newest change's data", what);
+    sub_msg_clear(&m);
+}
+
+void subcheck_expect_subscribed(struct wsc *w, const char *topic, uint64_t seq)
+{
+    struct sub_msg m;
+    char what[160];
+    snprintf(what, sizeof what, "subscribed %s seq %llu", topic, (unsigned long long)seq);
+    subcheck_expect_type(w, SUB_SUBSCRIBED, &m, what);
+    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq, "%s: got '%.*s' seq %llu", what,
+              (int)m.topic.len, m.topic.p, (unsigned long long)m.seq);
+    sub_msg_clear(&m);
+}
+
+void subcheck_expect_reset(struct wsc *w, const char *topic, uint64_t seq, const char *reason)
+{
+    struct sub_msg m;
+    char what[160];
+    snprintf(what, sizeof what, "reset %s seq %llu \"%s\"", topic, (unsigned long long)seq, reason);
+    subcheck_expect_type(w, SUB_RESET, &m, what);
+    cr_assert(wstr_eq(m.topic, topic) && m.seq == seq && wstr_eq(m.reason, reason),
+              "%s: got '%.*s' seq %llu '%.*s'", what, (int)m.topic.len, m.topic.p,
+              (unsigned long long)m.seq, (int)m.reason.len, m.reason.p);
+    sub_msg_clear(&m);
+}
+
 void subcheck_expect_silence(struct wsc *w, int ms, const char *what)
 {
     struct sub_msg m;

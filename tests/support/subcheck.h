@@ -60,6 +60,13 @@ void subcheck_expect_hint_own(struct wsc *w, const char *topic, uint64_t seq, in
 /* The next message is the hint of topic with seq, not coalesced (n absent or 1), with data
  * {"i":seq} (subcheck_data_is_seq). */
 void subcheck_expect_hint_data(struct wsc *w, const char *topic, uint64_t seq);
+/* The next message is a hint of topic with seq and n ("n" absent = 1); with data, its data is
+ * {"i":seq} (the newest change's, from publishers that number their data). */
+void subcheck_expect_hint_n(struct wsc *w, const char *topic, uint64_t seq, uint32_t n, int data);
+/* The next message is "subscribed" for topic with seq. */
+void subcheck_expect_subscribed(struct wsc *w, const char *topic, uint64_t seq);
+/* The next message is a reset of topic with seq and reason. */
+void subcheck_expect_reset(struct wsc *w, const char *topic, uint64_t seq, const char *reason);
 
 /* Nothing arrives on w for ms milliseconds: a message fails the test, and so does anything
  * else than a timeout (the connection closing, bad bytes). */
