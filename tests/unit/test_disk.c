@@ -1,7 +1,7 @@
-/* Unit tests of the persisted store (store_disk_open in broker/engine/store.c): positions, the
- * epoch, bases, the floor, the global position and history coming back after a clean close and
- * after the process is killed; completions only after the journal's commit, in append order;
- * a corrupt tail cut; when continuity is lost (no EPOCH file, --fsync os across a reboot);
+/* Unit tests of the persisted store (store_disk_open, broker/engine/disk.c over store.c):
+ * positions, the epoch, bases, the floor, the global position and history coming back after a clean
+ * close and after the process is killed; completions only after the journal's commit, in append
+ * order; a corrupt tail cut; when continuity is lost (no EPOCH file, --fsync os across a reboot);
  * compaction keeping the files bounded without losing a position or lowering the floor; disk
  * full and --disk-max; start-up time. Each test works in its own mkdtemp directory under /tmp
  * and removes it. */
