@@ -117,6 +117,15 @@ static void finish(struct worker *w)
     close_handle(w, (uv_handle_t *)&w->wake);
     close_handle(w, (uv_handle_t *)&w->drain);
     if (w->srv.index == 0) {
+        /* Closing the signal handles gives SIGINT/SIGTERM back their default action (death by
+         * signal, 143) while the rest of the stop runs (joins, the journal's last commit, frees):
+         * block them on this thread, as they are on every other, so a repeated stop signal waits
+         * pending and the broker still exits 0. */
+        sigset_t stops;
+        sigemptyset(&stops);
+        sigaddset(&stops, SIGINT);
+        sigaddset(&stops, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stops, NULL);
         engine_on_wake(w->srv.engine, NULL, NULL); /* no more wakes: the poll handle closes */
         close_handle(w, (uv_handle_t *)&w->poll);
         close_handle(w, (uv_handle_t *)&w->tick);

@@ -203,3 +203,24 @@ Test(nudged, a_sigterm_during_start_up_is_a_clean_stop, .timeout = 60)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d (signal %d), want 0",
               WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
+
+/* An operator (or a supervisor) may send SIGTERM again while the broker stops: the stop goes on
+ * and still ends with exit 0, whatever part of it the signals land in (the drain, the joins,
+ * the journal's last commit). */
+Test(nudged, repeated_sigterms_during_the_stop_still_exit_0, .timeout = 60)
+{
+    for (int round = 0; round < 5; round++) {
+        struct nudged d;
+        cr_assert_eq(nudged_start(&d, NULL), 0);
+        int sent = 0;
+        int64_t end = now_ms() + 10000;
+        while (nudged_signal(&d, SIGTERM) == 0 && now_ms() < end) {
+            sent++;
+            usleep(200);
+        }
+        cr_assert_gt(sent, 1, "round %d: the broker stopped at the first signal", round);
+        int st = nudged_wait(&d, 10000);
+        cr_assert_eq(st, 0, "round %d: exit status %d after %d SIGTERMs (143: killed by one)",
+                     round, st, sent);
+    }
+}
