@@ -242,6 +242,23 @@ static void take_newest(void *arg, struct hint *h)
     *out = h;
 }
 
+/* A sealed hint without data for a change history no longer holds: the position is all that
+ * is left of it. One reference owned by the caller; NULL on OOM. */
+static struct hint *bare_hint(struct engine *e, const char *name, size_t len, uint64_t hash,
+                              uint64_t seq, uint64_t gpos, uint64_t ordinal)
+{
+    struct hint *h = hint_new(name, len, hash, NULL, 0);
+    if (!h) return NULL;
+    h->seq = seq;
+    h->gpos = gpos;
+    h->ordinal = ordinal;
+    if (hint_seal(h, &e->tmp) < 0) {
+        hint_unref(h);
+        return NULL;
+    }
+    return h;
+}
+
 struct hint *engine_newest(struct engine *e, struct etopic *t)
 {
     uint64_t cur = engine_seq(e, t);
@@ -249,15 +266,8 @@ struct hint *engine_newest(struct engine *e, struct etopic *t)
     struct hint *h = NULL;
     e->store->ops->since(e->store, t->st, cur - 1, cur, take_newest, &h);
     if (h) return hint_ref(h);
-    /* History let it go: the position is all that is left, so the hint carries no data. */
-    if (!(h = hint_new(t->name, t->node.len, t->node.hash, NULL, 0))) return NULL;
-    h->seq = cur;
-    h->ordinal = t->ordinal;
-    if (hint_seal(h, &e->tmp) < 0) {
-        hint_unref(h);
-        return NULL;
-    }
-    return h;
+    return bare_hint(e, t->name, t->node.len, t->node.hash, cur, engine_last_gpos(e, t),
+                     t->ordinal);
 }
 
 uint64_t engine_last_gpos(const struct engine *e, const struct etopic *t)
@@ -289,15 +299,7 @@ void engine_changed(struct engine *e, uint64_t after,
 struct hint *engine_change_hint(struct engine *e, const struct store_change *c)
 {
     if (c->newest) return hint_ref(c->newest);
-    struct hint *h = hint_new(c->name, c->len, c->hash, NULL, 0);
-    if (!h) return NULL;
-    h->seq = c->seq;
-    h->gpos = c->gpos;
-    if (hint_seal(h, &e->tmp) < 0) {
-        hint_unref(h);
-        return NULL;
-    }
-    return h;
+    return bare_hint(e, c->name, c->len, c->hash, c->seq, c->gpos, 0);
 }
 
 int engine_complete(const struct engine *e, const struct etopic *t, uint64_t after)
