@@ -67,6 +67,11 @@ const char *wire_code_name(int code)
         [WIRE_C_INTERNAL] = "internal",
         [WIRE_C_LIMIT] = "limit",
         [WIRE_C_STORAGE] = "storage",
+        [WIRE_C_UNAUTHORIZED] = "unauthorized",
+        [WIRE_C_FORBIDDEN] = "forbidden",
+        [WIRE_C_TOKEN_EXPIRED] = "token_expired",
+        [WIRE_C_RATE_LIMITED] = "rate_limited",
+        [WIRE_C_OVER_BUDGET] = "over_budget",
     };
     if (code < 1 || (size_t)code >= sizeof names / sizeof names[0]) return "unknown";
     return names[code];

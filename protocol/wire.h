@@ -48,6 +48,11 @@ enum wire_code {
     WIRE_C_INTERNAL = 13,       /* broker-side failure (out of memory, shutting down) */
     WIRE_C_LIMIT = 14,          /* a broker-wide bound was reached (--max-topics-total) */
     WIRE_C_STORAGE = 15, /* the publish could not be stored (disk full, --disk-max, disk failure) */
+    WIRE_C_UNAUTHORIZED = 16,  /* credentials missing, malformed, forged, expired or refused */
+    WIRE_C_FORBIDDEN = 17,     /* the credentials do not allow this topic or pattern */
+    WIRE_C_TOKEN_EXPIRED = 18, /* the connection's token lapsed without a refresh (then close) */
+    WIRE_C_RATE_LIMITED = 19,  /* a per-connection or per-key rate was exceeded */
+    WIRE_C_OVER_BUDGET = 20,   /* a per-connection memory or replay budget was exceeded */
 };
 
 /* Map a decode/validation error to its wire code; returns WIRE_C_INTERNAL for others. */

@@ -113,14 +113,16 @@ Test(wire, limits_clamp_into_one_and_the_hard_ceilings)
 Test(wire, code_names_are_the_documented_strings)
 {
     static const char *want[] = {
-        NULL,          "bad_frame",      "unknown_type",  "bad_field",
-        "too_large",   "bad_topic",      "bad_data",      "too_many_topics",
-        "bad_version", "hello_required", "too_many_subs", "not_subscribed",
-        "unexpected",  "internal",       "limit",         "storage"};
-    for (int c = 1; c <= 15; c++)
+        NULL,           "bad_frame",      "unknown_type",  "bad_field",
+        "too_large",    "bad_topic",      "bad_data",      "too_many_topics",
+        "bad_version",  "hello_required", "too_many_subs", "not_subscribed",
+        "unexpected",   "internal",       "limit",         "storage",
+        "unauthorized", "forbidden",      "token_expired", "rate_limited",
+        "over_budget"};
+    for (int c = 1; c <= 20; c++)
         cr_assert_str_eq(wire_code_name(c), want[c]);
     cr_assert_str_eq(wire_code_name(0), "unknown");
-    cr_assert_str_eq(wire_code_name(16), "unknown");
+    cr_assert_str_eq(wire_code_name(21), "unknown");
     cr_assert_str_eq(wire_code_name(-3), "unknown");
 }
 
