@@ -26,7 +26,9 @@
 #define TOKEN_TOPIC_MAX 256 /* bytes of one pattern in "topics" */
 
 /* Why a token was refused. Each has a stable name (token_err_name, a /stats counter key) and a
- * message (token_err_text) that does not echo the token. */
+ * message (token_err_text) that does not echo the token. TOKEN_EMALFORMED also covers base64url
+ * with padding, '+', '/', whitespace or non-zero trailing bits, duplicate JSON keys, a "crit"
+ * header and a "typ" other than "JWT" (any case). */
 enum token_err {
     TOKEN_EMALFORMED =
         -1, /* not three base64url parts, bad base64url, header/claims not JSON objects */

@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 /* Generate a key pair of kind "rsa" (2048 bits) or "ec" (P-256) and write it as PEM files
- * <dir>/<name>.key (private) and <dir>/<name>.pub (public, SubjectPublicKeyInfo). Returns 0 or
- * -1. */
+ * <dir>/<name>.key (private, PKCS#8) and <dir>/<name>.pub (public, SubjectPublicKeyInfo). Also
+ * "rsa1024" and "ec384" (P-384): keys the verifier must refuse. Returns 0 or -1. */
 int jwt_keygen(const char *dir, const char *name, const char *kind);
 
 /* A compact token with the header {"alg":alg,"typ":"JWT"} (or header_json when not NULL,
@@ -20,6 +20,10 @@ int jwt_keygen(const char *dir, const char *name, const char *kind);
  * Returns a malloc'd NUL-terminated string (free it), or NULL on failure. */
 char *jwt_mint(const char *alg, const void *key, size_t keylen, const char *header_json,
                const char *claims_json);
+
+/* data[0..len) in unpadded base64url: a malloc'd NUL-terminated string (free it), NULL on
+ * failure. */
+char *jwt_b64url(const void *data, size_t len);
 
 /* Read a whole file into a malloc'd NUL-terminated buffer; *len gets its size. NULL on error. */
 char *jwt_read_file(const char *path, size_t *len);
