@@ -295,10 +295,17 @@ static int enc_end(struct enc *e)
 
 int pub_encode_hello(struct wire_buf *out, uint32_t version, const char *client)
 {
+    return pub_encode_hello_key(out, version, client, NULL);
+}
+
+int pub_encode_hello_key(struct wire_buf *out, uint32_t version, const char *client,
+                         const char *key)
+{
     struct enc e;
-    enc_begin(&e, out, client ? 3 : 2, "hello");
+    enc_begin(&e, out, (size_t)(2 + (client != NULL) + (key != NULL)), "hello");
     enc_uint(&e, "v", version);
     if (client) enc_str(&e, "client", client, strlen(client));
+    if (key) enc_str(&e, "auth", key, strlen(key));
     return enc_end(&e);
 }
 

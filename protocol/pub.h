@@ -11,7 +11,7 @@
 #define PUB_PREFIX 4 /* bytes of the length prefix */
 
 enum pub_type {
-    PUB_HELLO = 1, /* client -> broker: {"type":"hello","v":1,"client"?:str,"auth"?:any} */
+    PUB_HELLO = 1, /* client -> broker: {"type":"hello","v":1,"client"?:str,"auth"?:str} */
     PUB_WELCOME,   /* broker -> client: {"type":"welcome","v":1,"epoch":str,"server":str,
                                          "max_frame":int,"max_topics":int,"max_data":int,
                                          "max_topic"?:int} */
@@ -68,6 +68,9 @@ void pub_msg_clear(struct pub_msg *m);
 
 /* Encoders: append one complete frame to out. Strings are copied. Return 0 or WIRE_ENOMEM. */
 int pub_encode_hello(struct wire_buf *out, uint32_t version, const char *client);
+/* hello with an API key as "auth" (key NULL: none, as pub_encode_hello). */
+int pub_encode_hello_key(struct wire_buf *out, uint32_t version, const char *client,
+                         const char *key);
 int pub_encode_welcome(struct wire_buf *out, uint32_t version, const char *epoch,
                        const char *server, const struct wire_limits *lim);
 /* data: raw msgpack value or NULL; origin: NULL for none. */

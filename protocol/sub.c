@@ -41,24 +41,26 @@ enum {
     K_EPOCH,
     K_SERVER,
     K_G,
+    K_EXP,
     K_N
 };
 
 static const char *const keys[K_N] = {
     "type", "v",   "client", "token", "id",  "topics", "resume", "topic",  "seq", "data",
-    "n",    "own", "reason", "code",  "msg", "conn",   "epoch",  "server", "g",
+    "n",    "own", "reason", "code",  "msg", "conn",   "epoch",  "server", "g",   "exp",
 };
 
 static const struct {
     const char *name;
     enum sub_type type;
 } types[] = {
-    {"hello", SUB_HELLO},       {"welcome", SUB_WELCOME},
-    {"sub", SUB_SUBSCRIBE},     {"subscribed", SUB_SUBSCRIBED},
-    {"unsub", SUB_UNSUBSCRIBE}, {"unsubscribed", SUB_UNSUBSCRIBED},
-    {"hint", SUB_HINT},         {"reset", SUB_RESET},
-    {"error", SUB_ERROR},       {"ping", SUB_PING},
-    {"pong", SUB_PONG},
+    {"hello", SUB_HELLO},         {"welcome", SUB_WELCOME},
+    {"sub", SUB_SUBSCRIBE},       {"subscribed", SUB_SUBSCRIBED},
+    {"unsub", SUB_UNSUBSCRIBE},   {"unsubscribed", SUB_UNSUBSCRIBED},
+    {"hint", SUB_HINT},           {"reset", SUB_RESET},
+    {"error", SUB_ERROR},         {"ping", SUB_PING},
+    {"pong", SUB_PONG},           {"refresh", SUB_REFRESH},
+    {"refreshed", SUB_REFRESHED},
 };
 
 struct sub_priv {
@@ -339,6 +341,12 @@ static int dec_fields(const struct src *s, const struct wire_limits *lim, struct
         if (!has(s, K_G)) return WIRE_OK;
         m->has_g = 1;
         return get_uint(s, K_G, WIRE_SEQ_MAX, &m->g);
+    case SUB_REFRESH:
+        if ((rc = opt_id(s, m))) return rc;
+        return get_str(s, K_TOKEN, &m->token);
+    case SUB_REFRESHED:
+        if ((rc = opt_id(s, m))) return rc;
+        return get_uint(s, K_EXP, WIRE_SEQ_MAX, &m->exp);
     }
     return WIRE_ETYPE;
 }
@@ -562,10 +570,37 @@ static int em_end(struct em *e)
 
 int sub_encode_hello(enum sub_fmt f, struct wire_buf *out, uint32_t version, const char *client)
 {
+    return sub_encode_hello_token(f, out, version, client, NULL);
+}
+
+int sub_encode_hello_token(enum sub_fmt f, struct wire_buf *out, uint32_t version,
+                           const char *client, const char *token)
+{
     struct em e;
-    em_begin(&e, f, out, client ? 3 : 2, "hello");
+    em_begin(&e, f, out, (size_t)(2 + (client != NULL) + (token != NULL)), "hello");
     em_kuint(&e, "v", version);
     if (client) em_kcstr(&e, "client", client);
+    if (token) em_kcstr(&e, "token", token);
+    return em_end(&e);
+}
+
+int sub_encode_refresh(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id,
+                       const char *token)
+{
+    struct em e;
+    em_begin(&e, f, out, (size_t)(2 + (has_id != 0)), "refresh");
+    if (has_id) em_kuint(&e, "id", id);
+    em_kcstr(&e, "token", token);
+    return em_end(&e);
+}
+
+int sub_encode_refreshed(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id,
+                         uint64_t exp)
+{
+    struct em e;
+    em_begin(&e, f, out, (size_t)(2 + (has_id != 0)), "refreshed");
+    if (has_id) em_kuint(&e, "id", id);
+    em_kuint(&e, "exp", exp);
     return em_end(&e);
 }
 
@@ -740,7 +775,8 @@ int sub_encode_msg(enum sub_fmt f, struct wire_buf *out, const struct sub_msg *m
     switch (m->type) {
     case SUB_HELLO:
         a = wire__strdup(m->client, &ok);
-        if (ok) rc = sub_encode_hello(f, out, m->version, a);
+        b = wire__strdup(m->token, &ok);
+        if (ok) rc = sub_encode_hello_token(f, out, m->version, a, b);
         break;
     case SUB_WELCOME:
         a = wire__strdup(m->conn, &ok);
@@ -782,6 +818,13 @@ int sub_encode_msg(enum sub_fmt f, struct wire_buf *out, const struct sub_msg *m
     case SUB_PONG:
         rc = m->has_g ? sub_encode_pong_g(f, out, m->has_id, m->id, m->g)
                       : sub_encode_pong(f, out, m->has_id, m->id);
+        break;
+    case SUB_REFRESH:
+        a = wire__strdup(m->token, &ok);
+        if (ok) rc = sub_encode_refresh(f, out, m->has_id, m->id, a ? a : "");
+        break;
+    case SUB_REFRESHED:
+        rc = sub_encode_refreshed(f, out, m->has_id, m->id, m->exp);
         break;
     }
     free(a);

@@ -22,12 +22,14 @@ enum sub_type {
     SUB_SUBSCRIBED,   /* b->c {"type":"subscribed","id":int,"topic":str,"seq":int} one per topic */
     SUB_UNSUBSCRIBE,  /* c->b {"type":"unsub","id":int,"topics":[str..]} */
     SUB_UNSUBSCRIBED, /* b->c {"type":"unsubscribed","id":int,"topic":str} one per topic */
-    SUB_HINT,  /* b->c {"type":"hint","topic":str,"seq":int,"data"?:any,"n"?:int,"own"?:true} */
-    SUB_RESET, /* b->c {"type":"reset","topic":str,"seq":int,"reason":str} */
-    SUB_ERROR, /* b->c {"type":"error","id"?:int,"topic"?:str,"code":int,"msg":str} */
-    SUB_PING,  /* either way {"type":"ping","id"?:int} */
-    SUB_PONG,  /* either way {"type":"pong","id"?:int,"g"?:int} (g: broker -> client, the
-                  global position its patterns are caught up to) */
+    SUB_HINT,      /* b->c {"type":"hint","topic":str,"seq":int,"data"?:any,"n"?:int,"own"?:true} */
+    SUB_RESET,     /* b->c {"type":"reset","topic":str,"seq":int,"reason":str} */
+    SUB_ERROR,     /* b->c {"type":"error","id"?:int,"topic"?:str,"code":int,"msg":str} */
+    SUB_PING,      /* either way {"type":"ping","id"?:int} */
+    SUB_PONG,      /* either way {"type":"pong","id"?:int,"g"?:int} (g: broker -> client, the
+                      global position its patterns are caught up to) */
+    SUB_REFRESH,   /* c->b {"type":"refresh","id"?:int,"token":str} a fresh token, same sub */
+    SUB_REFRESHED, /* b->c {"type":"refreshed","id"?:int,"exp":int} the new token's expiry */
 };
 
 /* A decoded message. wire_str fields point into the input or into storage owned by the message
@@ -38,7 +40,8 @@ struct sub_msg {
     int has_id;
     uint32_t version;       /* hello, welcome */
     struct wire_str client; /* hello */
-    struct wire_str token;  /* hello: reserved for credentials */
+    struct wire_str token;  /* hello (optional), refresh (required): the subscriber's token */
+    uint64_t exp;           /* refreshed: the token's expiry, seconds since the epoch */
     uint32_t ntopics;       /* sub, unsub */
     struct wire_str topics[WIRE_TOPICS_MAX];
     struct wire_str epoch;            /* sub: resume.epoch; welcome: epoch */
@@ -86,6 +89,13 @@ struct sub_hint {
 /* Encoders: append one message payload (JSON text without NUL, or msgpack) to out. Strings are
  * copied. Return 0 or a negative wire_err. */
 int sub_encode_hello(enum sub_fmt f, struct wire_buf *out, uint32_t version, const char *client);
+/* hello with a token (NULL = none, as sub_encode_hello). */
+int sub_encode_hello_token(enum sub_fmt f, struct wire_buf *out, uint32_t version,
+                           const char *client, const char *token);
+int sub_encode_refresh(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id,
+                       const char *token);
+int sub_encode_refreshed(enum sub_fmt f, struct wire_buf *out, int has_id, uint64_t id,
+                         uint64_t exp);
 int sub_encode_welcome(enum sub_fmt f, struct wire_buf *out, uint32_t version, const char *conn,
                        const char *epoch, const char *server);
 /* resume_epoch NULL = no "resume" key; has_seq/seqs may be NULL when resume_epoch is NULL.

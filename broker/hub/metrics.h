@@ -97,6 +97,12 @@ enum metrics_slot {
     METRICS_WS_PENDING,
     METRICS_WORKERS,
     METRICS_TOPICS_REFUSED,
+    METRICS_AUTH_REFUSED, /* AUTH_REFUSED_REASONS slots: token errors (-1..-9), token_required,
+                             api_key, admin_token */
+    METRICS_AUTH_FORBIDDEN = METRICS_AUTH_REFUSED + 12,
+    METRICS_AUTH_EXPIRED,
+    METRICS_AUTH_REFRESHED,
+    METRICS_AUTH_REFRESH_REFUSED,
     METRICS_SLOTS
 };
 

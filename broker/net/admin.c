@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "listen.h"
@@ -115,6 +116,16 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_CONNS_ADMIN] = srv->admin ? srv->admin->open : 0;
     v[METRICS_ACCEPTED_ADMIN] = srv->admin ? srv->admin->accepted : 0;
     v[METRICS_WORKERS] = b->nworkers;
+    const struct auth_stats *as = &b->auth.st;
+    for (int i = 0; i < 9; i++)
+        v[METRICS_AUTH_REFUSED + i] = stat_get(&as->token_refused[i + 1]);
+    v[METRICS_AUTH_REFUSED + 9] = stat_get(&as->token_required);
+    v[METRICS_AUTH_REFUSED + 10] = stat_get(&as->pub_refused);
+    v[METRICS_AUTH_REFUSED + 11] = stat_get(&as->admin_refused);
+    v[METRICS_AUTH_FORBIDDEN] = stat_get(&as->forbidden);
+    v[METRICS_AUTH_EXPIRED] = stat_get(&as->expired);
+    v[METRICS_AUTH_REFRESHED] = stat_get(&as->refreshed);
+    v[METRICS_AUTH_REFRESH_REFUSED] = stat_get(&as->refresh_refused);
     struct engine *e = srv->engine;
     engine_lock(e);
     v[METRICS_PUBLISHES] += e->st.publishes;
@@ -247,6 +258,25 @@ static void respond_text(struct aconn *ac, int status, const char *reason, const
     wire_buf_free(&body);
 }
 
+/* The value of the request's Authorization header (trimmed), or NULL. */
+static const char *authorization(const char *head, size_t *len)
+{
+    for (const char *l = strstr(head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
+        const char *h = l + 2;
+        if (strncasecmp(h, "Authorization:", 14) != 0) continue;
+        h += 14;
+        while (*h == ' ' || *h == '\t')
+            h++;
+        const char *e = strstr(h, "\r\n");
+        if (!e) e = h + strlen(h);
+        while (e > h && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        *len = (size_t)(e - h);
+        return h;
+    }
+    return NULL;
+}
+
 static void handle(struct aconn *ac)
 {
     char method[16], path[256];
@@ -263,6 +293,14 @@ static void handle(struct aconn *ac)
     }
     if (strcmp(method, "GET") != 0) {
         respond_text(ac, 405, "Method Not Allowed", "GET only\n");
+        return;
+    }
+    size_t alen = 0;
+    const char *av = authorization(ac->head, &alen);
+    if (!auth_admin_ok(&ac->a->srv->broker->auth, av, alen)) {
+        respond_text(ac, 401, "Unauthorized",
+                     "unauthorized: send 'Authorization: Bearer <admin token>' "
+                     "(--admin-token-file)\n");
         return;
     }
     struct wire_buf body = {0};

@@ -27,6 +27,7 @@ void config_default(struct config *cfg)
     cfg->ws_ping = 30;
     cfg->log_level = LOG_INFO;
     store_disk_default(&cfg->disk);
+    auth_config_default(&cfg->auth);
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "nudge-data");
 }
 
@@ -90,6 +91,18 @@ static void usage(FILE *out)
           "threads:\n"
           "  --workers N         worker threads sharing the ports, 1..64 (default: one per\n"
           "                      online CPU)\n"
+          "security (docs/security.md; without any of these: development mode, loopback only):\n"
+          "  --token-secret-file FILE  an HS256/384/512 secret (>= 32 bytes) for subscriber\n"
+          "                      tokens; repeat for rotation (at most 4)\n"
+          "  --token-public-key FILE  an RSA (RS256) or P-256 (ES256) public key, PEM\n"
+          "                      (repeatable, at most 4)\n"
+          "  --token-aud S       tokens must carry this audience (\"aud\")\n"
+          "  --token-iss S       tokens must come from this issuer (\"iss\")\n"
+          "  --token-leeway SEC  clock skew allowed on exp/nbf/iat, 0..600    (default 5)\n"
+          "  --public PATTERN    topics any token holder reads (repeatable, at most 64)\n"
+          "  --anonymous PATTERN topics connections without a token read (repeatable)\n"
+          "  --pub-keys FILE     publisher API keys, a line each: NAME SECRET [PATTERN...]\n"
+          "  --admin-token-file FILE  /stats and /metrics want 'Authorization: Bearer' it\n"
           "other:\n"
           "  --ws-ping SEC       ping a subscriber after SEC s with no sign of life (no\n"
           "                      pong, no bytes of its backlog read); drop it SEC/3\n"
@@ -236,6 +249,9 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
             i++;
             continue;
         }
+        int ar = auth_config_flag(&cfg->auth, argc, argv, &i, err, errlen);
+        if (ar < 0) return -1;
+        if (ar > 0) continue;
         if (!strcmp(a, "--log-level")) {
             int l = v ? log_level_parse(v) : -1;
             if (l < 0) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "engine.h"
 #include "hub.h"
 
@@ -25,6 +26,7 @@ struct config {
     int log_level;             /* enum log_level; default info */
     char data_dir[4096];       /* --data-dir, default "nudge-data"; "" = in memory (--memory) */
     struct store_disk disk;    /* --fsync, --fsync-ms, --disk-max, --disk-segment */
+    struct auth_config auth;   /* security flags (auth.h, docs/security.md) */
 };
 
 void config_default(struct config *cfg);

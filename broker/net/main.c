@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -39,11 +41,78 @@ static void raise_nofile(const struct config *cfg)
              cfg->max_conns, (unsigned long long)rl.rlim_cur);
 }
 
+/* Could others reach a listener on addr: does its host resolve to any address outside the
+ * loopback networks (127.0.0.0/8, ::1)? A host that does not resolve is left to the bind, which
+ * fails with its own message. */
+static int exposed(const char *addr)
+{
+    char host[256];
+    unsigned port;
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE}, *res = NULL;
+    if (listen_parse(addr, host, sizeof(host), &port) < 0) return 0;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) return 0;
+    int out = 0;
+    for (struct addrinfo *r = res; r && !out; r = r->ai_next) {
+        if (r->ai_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)r->ai_addr;
+            out = (ntohl(a->sin_addr.s_addr) >> 24) != 127;
+        } else if (r->ai_family == AF_INET6) {
+            const struct in6_addr *a = &((const struct sockaddr_in6 *)r->ai_addr)->sin6_addr;
+            out = !IN6_IS_ADDR_LOOPBACK(a) && !(IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        }
+    }
+    freeaddrinfo(res);
+    return out;
+}
+
+/* Secure defaults (docs/security.md): a listener others can reach needs its secrets; without
+ * any, the broker is in development mode, and says so. Returns 0, or -1 with a message. */
+static int check_exposure(const struct config *cfg, const struct auth *a, char *err, size_t errlen)
+{
+    if (exposed(cfg->ws) && a->subs_open) {
+        snprintf(err, errlen,
+                 "--ws %s is not a loopback address, and subscribers are not authenticated: "
+                 "configure --token-secret-file or --token-public-key (and --public/--anonymous "
+                 "patterns) first",
+                 cfg->ws);
+        return -1;
+    }
+    if (exposed(cfg->pub) && a->pubs_open) {
+        snprintf(err, errlen,
+                 "--pub %s is not a loopback address, and publishers are not authenticated: "
+                 "configure --pub-keys first",
+                 cfg->pub);
+        return -1;
+    }
+    if (exposed(cfg->admin) && !a->admin_required) {
+        snprintf(err, errlen,
+                 "--admin %s is not a loopback address: configure --admin-token-file first",
+                 cfg->admin);
+        return -1;
+    }
+    if (a->subs_open)
+        LOGF(cfg->log_level, LOG_WARN,
+             "DEVELOPMENT MODE: any WebSocket client may read every topic (no "
+             "--token-secret-file, --token-public-key or --anonymous); docs/security.md");
+    if (a->pubs_open)
+        LOGF(cfg->log_level, LOG_WARN,
+             "DEVELOPMENT MODE: any publisher may publish to every topic (no --pub-keys)");
+    for (int i = 0; i < 3; i++) {
+        const char *addr = i == 0 ? cfg->pub : i == 1 ? cfg->ws : cfg->admin;
+        if (exposed(addr))
+            LOGF(cfg->log_level, LOG_WARN,
+                 "listening on %s, not a loopback address: reachable "
+                 "from other machines",
+                 addr);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct broker b; /* zeroed; lives for the whole process, not shared state */
     struct worker *w0 = NULL;
-    char err[256], pub[300] = "", ws[300] = "", adm[300] = "";
+    char err[1024], pub[300] = "", ws[300] = "", adm[300] = "";
     int rc, pubfds[NUDGE_WORKERS_MAX], wsfds[NUDGE_WORKERS_MAX];
     const char *what = "pub";
 
@@ -52,6 +121,12 @@ int main(int argc, char **argv)
     if (rc == 1) return 0;
     if (rc < 0) {
         fprintf(stderr, "nudged: %s\n", err);
+        return 2;
+    }
+    if (auth_load(&b.auth, &b.cfg.auth, err, sizeof(err)) < 0 ||
+        check_exposure(&b.cfg, &b.auth, err, sizeof(err)) < 0) {
+        fprintf(stderr, "nudged: %s\n", err);
+        auth_free(&b.auth);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -68,6 +143,7 @@ int main(int argc, char **argv)
     uint8_t seed[32];
     if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
         fprintf(stderr, "nudged: getrandom: %s\n", strerror(errno));
+        auth_free(&b.auth);
         return 1;
     }
     if (b.cfg.data_dir[0]) {
@@ -75,6 +151,7 @@ int main(int argc, char **argv)
         if ((rc = engine_init_disk(&b.engine, &b.cfg.engine, seed, &b.cfg.disk)) < 0) {
             fprintf(stderr, "nudged: --data-dir %s: %s\n", b.cfg.data_dir,
                     rc == -EBUSY ? "in use by another nudged" : strerror(-rc));
+            auth_free(&b.auth);
             return 1;
         }
         const struct store_stats *st = &b.engine.store->st;
@@ -83,6 +160,7 @@ int main(int argc, char **argv)
              (unsigned long long)st->recovery_ms, st->cut_bytes ? " (a corrupt tail was cut)" : "");
     } else if (engine_init(&b.engine, &b.cfg.engine, seed) < 0) {
         fprintf(stderr, "nudged: out of memory\n");
+        auth_free(&b.auth);
         return 1;
     }
     uint32_t n = b.cfg.workers;
@@ -134,6 +212,7 @@ int main(int argc, char **argv)
         worker_free(b.workers[i]);
     free(b.workers);
     engine_close(&b.engine);
+    auth_free(&b.auth);
     LOGF(b.cfg.log_level, LOG_INFO, "stopped");
     return 0;
 
@@ -151,5 +230,6 @@ out:
         worker_free(b.workers[i]);
     free(b.workers);
     engine_close(&b.engine);
+    auth_free(&b.auth);
     return 1;
 }

@@ -38,6 +38,7 @@ struct broker {
     struct config cfg;
     struct listen_shared pub_listen, ws_listen; /* the workers' listeners of each port */
     struct engine engine;
+    struct auth auth; /* credentials and namespace rules, read by every worker's session */
     struct worker **workers;
     uint32_t nworkers;
 };

@@ -66,6 +66,7 @@ static void on_pconn_closed(uv_handle_t *h)
     struct tcp *t = pc->t;
     if (--pc->open_handles) return;
     session_pub_gone(&t->srv->session, &pc->c);
+    session_conn_gone(&t->srv->session, &pc->c);
     hub_conn_gone(&t->srv->hub, &pc->c);
     wire_buf_free(&pc->in);
     free(pc);

@@ -27,6 +27,7 @@ struct worker {
     uv_prepare_t before_sleep;
     uv_async_t wake;
     uv_timer_t drain;
+    uv_timer_t expiry;           /* closes connections whose token expired (session_expire) */
     uv_timer_t tick;             /* worker 0: engine windows and history ages */
     uv_async_t poll;             /* worker 0: the store has finished appends (engine_poll) */
     uv_signal_t sigint, sigterm; /* worker 0 */
@@ -72,7 +73,7 @@ struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_f
     w->ws_fd = ws_fd;
     atomic_init(&w->stop, 0);
     if (hub_init(&w->srv.hub, &b->cfg.hub, &b->engine) < 0) goto fail;
-    session_init(&w->srv.session, &w->srv.hub);
+    session_init(&w->srv.session, &w->srv.hub, &b->auth);
     return w;
 fail:
     free(w);
@@ -116,6 +117,7 @@ static void finish(struct worker *w)
     close_handle(w, (uv_handle_t *)&w->before_sleep);
     close_handle(w, (uv_handle_t *)&w->wake);
     close_handle(w, (uv_handle_t *)&w->drain);
+    close_handle(w, (uv_handle_t *)&w->expiry);
     if (w->srv.index == 0) {
         /* Closing the signal handles gives SIGINT/SIGTERM back their default action (death by
          * signal, 143) while the rest of the stop runs (joins, the journal's last commit, frees):
@@ -158,6 +160,12 @@ static void begin_stop(struct worker *w)
     hub_flush(&srv->hub);
     w->drain_start = uv_now(&w->loop);
     uv_timer_start(&w->drain, on_drain_tick, 0, 20);
+}
+
+static void on_expiry(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    if (session_expire(&w->srv.session)) hub_flush(&w->srv.hub);
 }
 
 static void on_wake(uv_async_t *a)
@@ -225,7 +233,10 @@ static int start_common(struct worker *w)
     uv_async_init(&w->loop, &w->wake, on_wake);
     uv_prepare_init(&w->loop, &w->before_sleep);
     uv_timer_init(&w->loop, &w->drain);
-    w->wake.data = w->before_sleep.data = w->drain.data = w;
+    uv_timer_init(&w->loop, &w->expiry);
+    w->wake.data = w->before_sleep.data = w->drain.data = w->expiry.data = w;
+    if (token_keys_count(srv->session.auth->keys))
+        uv_timer_start(&w->expiry, on_expiry, 1000, 1000);
     hub_own(&srv->hub, wake_me, w);
     uv_prepare_start(&w->before_sleep, on_before_sleep);
     int pfd = w->pub_fd, wfd = w->ws_fd;

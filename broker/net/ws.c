@@ -424,6 +424,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (wc && wc->established) {
+            session_conn_gone(&w->srv->session, &wc->c);
             hub_conn_gone(&w->srv->hub, &wc->c);
             wire_buf_free(&wc->rx);
             wc->established = 0;

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "match.h"
+#include "subs.h"
+
 static const struct wire_limits *limits(const struct session *s)
 {
     return &s->engine->cfg.lim;
@@ -112,11 +115,18 @@ static void on_job(void *arg, struct hub_job *j)
     req_done((struct pubreq *)j);
 }
 
-int session_init(struct session *s, struct hub *hub)
+static int64_t wall_s(void)
+{
+    return (int64_t)(store_wall_ms() / 1000);
+}
+
+int session_init(struct session *s, struct hub *hub, struct auth *auth)
 {
     memset(s, 0, sizeof(*s));
     s->hub = hub;
     s->engine = hub->engine;
+    s->auth = auth;
+    s->now_s = wall_s;
     hub_on_job(hub, on_job, s);
     return 0;
 }
@@ -154,7 +164,15 @@ void session_pub_gone(struct session *s, struct conn *c)
 
 static void on_publish(struct session *s, struct conn *c, const struct pub_msg *pm, uint64_t now)
 {
-    char msg[96];
+    char msg[128];
+    for (uint32_t i = 0; i < pm->ntopics; i++)
+        if (!auth_can_publish(c->key, pm->topics[i].p, pm->topics[i].len)) {
+            stat_add(&s->auth->st.forbidden, 1);
+            snprintf(msg, sizeof(msg), "topic %u: outside the patterns of this API key (%.40s)",
+                     (unsigned)i, c->key->name);
+            pub_error(s, c, pm->id, WIRE_C_FORBIDDEN, msg);
+            return;
+        }
     struct pubreq *r = req_get(s);
     if (!r) {
         pub_error(s, c, pm->id, WIRE_C_INTERNAL, "out of memory");
@@ -234,9 +252,7 @@ int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, si
             pub_error(s, c, 0, WIRE_C_BAD_VERSION, "protocol version 1 only");
         } else {
             const char *why = "credentials refused";
-            struct session_hello h = {
-                .role = CONN_PUB, .client = pm->client, .auth = pm->auth, .auth_len = pm->auth_len};
-            int code = s->auth ? s->auth(s->auth_arg, c, &h, &why) : 0;
+            int code = auth_pub_hello(s->auth, pm->auth, pm->auth_len, &c->key, &why);
             if (code) {
                 pub_error(s, c, 0, code, why);
                 rc = -EPROTO;
@@ -274,6 +290,20 @@ static void sub_error(struct session *s, struct conn *c, const struct sub_msg *s
     hub_error(s->hub, c, sm ? sm->has_id : 0, sm ? sm->id : 0, no_topic, code, msg);
 }
 
+/* Refused by the namespace rules (docs/security.md). An invalid name is left to the hub, whose
+ * bad_topic says more. */
+static int forbidden(struct session *s, struct conn *c, const struct sub_msg *sm, uint32_t i)
+{
+    struct wire_str t = sm->topics[i];
+    if (match_kind(t.p, t.len) < 0 || auth_can_read(s->auth, c->grant, t.p, t.len)) return 0;
+    stat_add(&s->auth->st.forbidden, 1);
+    hub_error(s->hub, c, sm->has_id, sm->id, t, WIRE_C_FORBIDDEN,
+              c->grant->kind == AUTH_ANON
+                  ? "not a public topic: anonymous connections read the --anonymous patterns"
+                  : "this token does not allow this topic or pattern");
+    return 1;
+}
+
 static void on_subscribe(struct session *s, struct conn *c, const struct sub_msg *sm)
 {
     if (sm->ntopics == 0) {
@@ -281,6 +311,7 @@ static void on_subscribe(struct session *s, struct conn *c, const struct sub_msg
         return;
     }
     for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++) {
+        if (forbidden(s, c, sm, i)) continue;
         struct hub_sub r = {.has_id = sm->has_id,
                             .id = sm->id,
                             .topic = sm->topics[i],
@@ -297,6 +328,116 @@ static void on_unsubscribe(struct session *s, struct conn *c, const struct sub_m
     if (sm->ntopics == 0) sub_error(s, c, sm, WIRE_C_BAD_FIELD, "unsub needs at least one topic");
     for (uint32_t i = 0; i < sm->ntopics && !c->closing; i++)
         hub_unsubscribe(s->hub, c, sm->has_id, sm->id, sm->topics[i]);
+}
+
+/* ---- credentials over a connection's life ---------------------------------------------------- */
+
+static void grant_link(struct session *s, struct conn *c)
+{
+    struct auth_grant *g = c->grant;
+    if (g->kind != AUTH_USER) return;
+    g->conn = c;
+    g->prev = NULL;
+    g->next = s->tokened;
+    if (s->tokened) s->tokened->prev = g;
+    s->tokened = g;
+}
+
+static void grant_unlink(struct session *s, struct auth_grant *g)
+{
+    if (g->kind != AUTH_USER) return;
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        s->tokened = g->next;
+    if (g->next) g->next->prev = g->prev;
+    g->prev = g->next = NULL;
+}
+
+void session_conn_gone(struct session *s, struct conn *c)
+{
+    if (!c->grant) return;
+    grant_unlink(s, c->grant);
+    auth_grant_free(c->grant);
+    c->grant = NULL;
+}
+
+/* Send what is queued (the error explaining the close) before closing: a close drops the
+ * queue. */
+static void end_conn(struct session *s, struct conn *c, int code, const char *reason)
+{
+    c->ops->flush(c);
+    hub_conn_close(s->hub, c, code, reason);
+}
+
+uint32_t session_expire(struct session *s)
+{
+    int64_t now = s->now_s(), leeway = s->auth->rules.leeway_s;
+    uint32_t n = 0;
+    for (struct auth_grant *g = s->tokened, *next; g; g = next) {
+        next = g->next;
+        struct conn *c = g->conn;
+        if (g->exp + leeway > now || c->closing) continue;
+        hub_error(s->hub, c, 0, 0, no_topic, WIRE_C_TOKEN_EXPIRED,
+                  "the token expired: get a new one, then reconnect and resume");
+        stat_add(&s->auth->st.expired, 1);
+        end_conn(s, c, 4002, "token expired");
+        n++;
+    }
+    return n;
+}
+
+/* A fresh token on a live connection: the same sub, a later (or equal) expiry; subscriptions
+ * the new token no longer allows are dropped (unsubscribed, with the refresh's id). */
+static void on_refresh(struct session *s, struct conn *c, const struct sub_msg *sm)
+{
+    struct auth_grant *old = c->grant, *g = NULL;
+    if (old->kind != AUTH_USER) {
+        sub_error(s, c, sm, WIRE_C_UNEXPECTED,
+                  old->kind == AUTH_OPEN ? "this broker takes no tokens: nothing to refresh"
+                                         : "an anonymous connection has no token to refresh");
+        return;
+    }
+    const char *why = "credentials refused";
+    int code = auth_refresh(s->auth, old, sm->token, s->now_s(), &g, &why);
+    if (code) {
+        sub_error(s, c, sm, code, why);
+        end_conn(s, c, 4003, "token refresh refused");
+        return;
+    }
+    /* Names first, then unsubscribe: dropping a subscription frees the name it holds. */
+    char *drop = NULL;
+    size_t ndrop = 0, used = 0;
+    for (struct sub *x = c->subs; x; x = x->cnext) {
+        const char *name = x->pat ? x->pat : x->topic->name;
+        size_t len = x->pat ? x->patlen : x->topic->node.len;
+        if (auth_can_read(s->auth, g, name, len)) continue;
+        char *nd = realloc(drop, used + len + 1);
+        if (!nd) {
+            free(drop);
+            auth_grant_free(g);
+            hub_conn_close(s->hub, c, 1011, "out of memory");
+            return;
+        }
+        drop = nd;
+        memcpy(drop + used, name, len);
+        drop[used + len] = '\0';
+        used += len + 1;
+        ndrop++;
+    }
+    grant_unlink(s, old);
+    c->grant = g;
+    grant_link(s, c);
+    for (size_t i = 0, off = 0; i < ndrop && !c->closing; i++) {
+        struct wire_str t = {drop + off, (uint32_t)strlen(drop + off)};
+        hub_unsubscribe(s->hub, c, sm->has_id, sm->id, t);
+        off += t.len + 1;
+    }
+    free(drop);
+    auth_grant_free(old);
+    wire_buf_reset(&s->tmp);
+    if (sub_encode_refreshed(c->fmt, &s->tmp, sm->has_id, sm->id, (uint64_t)g->exp) == 0)
+        hub_push_bytes(s->hub, c, s->tmp.data, s->tmp.len);
 }
 
 void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, size_t len,
@@ -329,12 +470,12 @@ void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, si
             sub_error(s, c, sm, WIRE_C_BAD_VERSION, "protocol version 1 only");
         } else {
             const char *why = "credentials refused";
-            struct session_hello h = {.role = CONN_SUB, .client = sm->client, .token = sm->token};
-            int code = s->auth ? s->auth(s->auth_arg, c, &h, &why) : 0;
+            int code = auth_sub_hello(s->auth, sm->token, s->now_s(), &c->grant, &why);
             if (code) { /* the client may say hello again with other credentials */
                 sub_error(s, c, sm, code, why);
                 break;
             }
+            grant_link(s, c);
             c->hello = 1;
             wire_buf_reset(&s->tmp);
             if (sub_encode_welcome(c->fmt, &s->tmp, WIRE_VERSION, c->name, engine_epoch(s->engine),
@@ -358,6 +499,9 @@ void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, si
             hub_push_bytes(s->hub, c, s->tmp.data, s->tmp.len);
         break;
     case SUB_PONG:
+        break;
+    case SUB_REFRESH:
+        on_refresh(s, c, sm);
         break;
     default:
         sub_error(s, c, sm, WIRE_C_UNEXPECTED, "message not accepted from clients");

@@ -5,40 +5,29 @@
  * credentials, and calls the engine and the hub with decoded values. Replies are wire bytes:
  * publisher replies are appended to conn->out, subscriber replies queued on the connection.
  *
- * One session context per hub (per worker thread). Credentials are checked at hello in one
- * place, session_auth_fn, which the next layer of security plugs into. */
+ * One session context per hub (per worker thread). Credentials are checked at hello and on every
+ * subscription and publish against the broker's struct auth (auth.h, docs/security.md); the
+ * session keeps its token connections on a list to close them when their token expires. */
 #ifndef NUDGE_SESSION_H
 #define NUDGE_SESSION_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "hub.h"
 #include "pub.h"
 #include "sub.h"
 
-/* What a client presented at hello. */
-struct session_hello {
-    enum conn_role role;
-    struct wire_str client; /* client name, may be empty */
-    struct wire_str token;  /* subscribers: "token"; empty when absent */
-    const uint8_t *auth;    /* publishers: raw msgpack of "auth", or NULL */
-    size_t auth_len;
-};
-
-/* Accept (return 0) or refuse (return a WIRE_C_* code > 0 and set *why to a static message that
- * does not echo the credential) a client at hello. */
-typedef int session_auth_fn(void *arg, const struct conn *c, const struct session_hello *h,
-                            const char **why);
-
 struct session {
     struct hub *hub;
     struct engine *engine;
-    session_auth_fn *auth; /* NULL: everyone is accepted */
-    void *auth_arg;
-    struct pub_msg pm;    /* decode scratch, reused for every frame */
-    struct sub_msg sm;    /* decode scratch, reused for every message */
-    struct pubreq *spare; /* publish contexts to reuse */
+    struct auth *auth;          /* shared by every session, read-only but for its counters */
+    struct auth_grant *tokened; /* this session's connections holding a token (for expiry) */
+    int64_t (*now_s)(void);     /* wall clock, seconds; a test may replace it */
+    struct pub_msg pm;          /* decode scratch, reused for every frame */
+    struct sub_msg sm;          /* decode scratch, reused for every message */
+    struct pubreq *spare;       /* publish contexts to reuse */
     uint32_t nspare;
     struct wire_buf tmp; /* scratch for encoding replies */
 };
@@ -48,9 +37,10 @@ struct session {
 #define SESSION_PUBS_HIGH 1024
 #define SESSION_PUBS_LOW 256
 
-/* Initialise for hub (and its engine); the session runs the hub's posted jobs (publishes the
- * store completed on another thread). Returns 0. */
-int session_init(struct session *s, struct hub *hub);
+/* Initialise for hub (and its engine) and the broker's auth (kept, not owned; it must outlive
+ * the session); the session runs the hub's posted jobs (publishes the store completed on
+ * another thread). Returns 0. */
+int session_init(struct session *s, struct hub *hub, struct auth *auth);
 /* Free the session. Every connection must be gone and every publish completed (the engine's
  * store polled with wait) first. */
 void session_close(struct session *s);
@@ -68,6 +58,13 @@ void session_pub_gone(struct session *s, struct conn *c);
 /* Publisher: the frame stream itself is broken (err from pub_frame_next); appends the error
  * frame to c->out. The caller closes after writing it. */
 void session_pub_stream_error(struct session *s, struct conn *c, int err);
+
+/* Connection c (either role) is gone: its credentials are released. Call before
+ * hub_conn_gone (after session_pub_gone for publishers). */
+void session_conn_gone(struct session *s, struct conn *c);
+/* Close, with error token_expired and close code 4002, every connection whose token expired
+ * (exp + leeway) by the wall clock. Call about once a second. Returns how many were closed. */
+uint32_t session_expire(struct session *s);
 
 /* Subscriber: one complete message (binary: the frame opcode was binary). */
 void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, size_t len,

@@ -38,7 +38,7 @@ static const char USAGE_MAIN[] =
 
 static const char USAGE_PUB[] =
     "Usage: nudge pub [--addr HOST:PORT] [--data JSON] [--origin CONNID [--skip-origin]]\n"
-    "                 [--timeout SEC] TOPIC...\n"
+    "                 [--key-file FILE] [--timeout SEC] TOPIC...\n"
     "\n"
     "Publish one change to every TOPIC and print the sequence number the broker assigned to\n"
     "each, one \"TOPIC SEQ\" line per topic.\n"
@@ -50,6 +50,8 @@ static const char USAGE_PUB[] =
     "  --origin CONNID   WebSocket connection id that caused the change (its hint is\n"
     "                    marked \"own\")\n"
     "  --skip-origin     send the origin connection no hint at all for this change\n"
+    "  --key-file FILE   the publisher API key, when the broker wants one\n"
+    "                    (default $NUDGE_API_KEY)\n"
     "  --timeout SEC     connect and ack timeout in seconds (default 5)\n"
     "  -h, --help        show this help\n"
     "\n"
@@ -169,6 +171,34 @@ int cli_check_topic(const char *cmd, const char *topic)
     return -1;
 }
 
+char *cli_secret(const char *cmd, const char *file, const char *env, int *err)
+{
+    *err = 0;
+    if (!file) {
+        const char *v = getenv(env);
+        return v && *v ? strdup(v) : NULL;
+    }
+    FILE *f = fopen(file, "rb");
+    char buf[8193];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (!f || ferror(f) || n == sizeof buf || n == 0) {
+        cli_err("%s: %s: %s", cmd, file,
+                !f       ? strerror(errno)
+                : n == 0 ? "empty"
+                         : "cannot be read or over 8 KiB");
+        if (f) fclose(f);
+        *err = 1;
+        return NULL;
+    }
+    fclose(f);
+    if (buf[n - 1] == '\n') n--;
+    if (n && buf[n - 1] == '\r') n--;
+    buf[n] = '\0';
+    char *out = strdup(buf);
+    if (!out) *err = 1;
+    return out;
+}
+
 const char *cli_env_or(const char *name, const char *def)
 {
     const char *v = getenv(name);
@@ -180,7 +210,8 @@ const char *cli_env_or(const char *name, const char *def)
 int cli_pub(int argc, char **argv)
 {
     const char *addr = cli_env_or("NUDGE_ADDR", CLI_PUB_ADDR);
-    const char *data = NULL, *origin = NULL, *tmo = NULL;
+    const char *data = NULL, *origin = NULL, *tmo = NULL, *key_file = NULL;
+    char *key = NULL;
     int skip_origin = 0;
     const char **topics = NULL;
     size_t ntopics = 0;
@@ -214,6 +245,7 @@ int cli_pub(int argc, char **argv)
             if ((r = cli_opt("pub", argc, argv, &i, "--addr", &addr)) ||
                 (r = cli_opt("pub", argc, argv, &i, "--data", &data)) ||
                 (r = cli_opt("pub", argc, argv, &i, "--origin", &origin)) ||
+                (r = cli_opt("pub", argc, argv, &i, "--key-file", &key_file)) ||
                 (r = cli_opt("pub", argc, argv, &i, "--timeout", &tmo))) {
                 if (r < 0) goto out;
                 continue;
@@ -255,10 +287,13 @@ int cli_pub(int argc, char **argv)
         goto out;
     }
 
+    int kerr = 0;
+    key = cli_secret("pub", key_file, "NUDGE_API_KEY", &kerr);
+    if (kerr) goto out;
     rc = CLI_FAIL;
     nudge_client_t *c = NULL;
     char err[256];
-    struct nudge_opts o = {.client_name = "nudge-cli", .timeout_ms = timeout_ms};
+    struct nudge_opts o = {.client_name = "nudge-cli", .timeout_ms = timeout_ms, .api_key = key};
     r = nudge_connect_ex(addr, &o, &c, err, sizeof err);
     if (r != NUDGE_OK) {
         cli_err("%s", err[0] ? err : nudge_strerror(r));
@@ -291,6 +326,7 @@ int cli_pub(int argc, char **argv)
     free(seqs);
     nudge_close(c);
 out:
+    free(key);
     free(topics);
     return rc;
 }

@@ -36,6 +36,10 @@ int cli_parse_seconds(const char *s, int *ms_out);
 int cli_parse_count(const char *s, long max, long *out);
 /* Check a topic given on the command line; on error report a usage error and return -1. */
 int cli_check_topic(const char *cmd, const char *topic);
+/* A credential for cmd: the contents of file (one trailing newline dropped) when file is not
+ * NULL, else environment variable env, else none. Returns a malloc'd string (free it), NULL
+ * with *err 0 when there is none, NULL with *err 1 after reporting why the file failed. */
+char *cli_secret(const char *cmd, const char *file, const char *env, int *err);
 /* Value of environment variable name if set and non-empty, else def. */
 const char *cli_env_or(const char *name, const char *def);
 

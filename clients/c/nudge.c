@@ -608,9 +608,10 @@ static void client__copy_str(char *dst, size_t cap, struct wire_str s)
 }
 
 /* Send hello, wait for welcome, adopt its limits. */
-static int client__handshake(struct nudge_client *c, const char *name, int64_t deadline)
+static int client__handshake(struct nudge_client *c, const char *name, const char *key,
+                             int64_t deadline)
 {
-    if (pub_encode_hello(&c->out, WIRE_VERSION, name) != 0)
+    if (pub_encode_hello_key(&c->out, WIRE_VERSION, name, key) != 0)
         return client__fail(c, NUDGE_ENOMEM, "out of memory (hello)");
     int rc = client__flush(c, deadline);
     if (rc < 0) return rc;
@@ -693,7 +694,8 @@ int nudge_connect_ex(const char *addr, const struct nudge_opts *opts, nudge_clie
                           last == ETIMEDOUT ? "timed out" : strerror(last));
         goto out;
     }
-    rc = client__handshake(c, opts && opts->client_name ? opts->client_name : "libnudge", deadline);
+    rc = client__handshake(c, opts && opts->client_name ? opts->client_name : "libnudge",
+                           opts ? opts->api_key : NULL, deadline);
 out:
     if (res) freeaddrinfo(res);
     if (rc != NUDGE_OK) {

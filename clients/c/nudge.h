@@ -33,6 +33,7 @@ enum nudge_err {
 struct nudge_opts {
     const char *client_name; /* sent in hello; NULL = "libnudge" */
     int timeout_ms;          /* per blocking call; <= 0 = 5000 */
+    const char *api_key;     /* sent in hello as "auth" when the broker wants keys; NULL = none */
 };
 
 /* One publish. data_json is a JSON value (e.g. "{\"by\":42}") converted to msgpack, or NULL;

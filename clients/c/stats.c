@@ -25,7 +25,7 @@ static const char CLI_ADMIN_ADDR[] = "127.0.0.1:7402";
 enum { STATS_MAX_RESPONSE = 16 << 20 };
 
 static const char USAGE_STATS[] =
-    "Usage: nudge stats [--addr HOST:PORT] [--json] [--timeout SEC]\n"
+    "Usage: nudge stats [--addr HOST:PORT] [--json] [--token-file FILE] [--timeout SEC]\n"
     "\n"
     "Fetch GET /stats from the broker's admin HTTP port and print it as indented JSON.\n"
     "\n"
@@ -33,6 +33,8 @@ static const char USAGE_STATS[] =
     "  --addr HOST:PORT  admin address ([v6]:PORT for IPv6)\n"
     "                    (default $NUDGE_ADMIN, else 127.0.0.1:7402)\n"
     "  --json            print compact JSON on one line (for scripts)\n"
+    "  --token-file FILE the admin token, when the broker wants one\n"
+    "                    (default $NUDGE_ADMIN_TOKEN)\n"
     "  --timeout SEC     give up after SEC seconds (default 5)\n"
     "  -h, --help        show this help\n"
     "\n"
@@ -236,7 +238,7 @@ static long stats__dechunk(char *body, size_t len)
 
 int cli_stats(int argc, char **argv)
 {
-    const char *addr = cli_env_or("NUDGE_ADMIN", CLI_ADMIN_ADDR), *tmo = NULL;
+    const char *addr = cli_env_or("NUDGE_ADMIN", CLI_ADMIN_ADDR), *tmo = NULL, *tfile = NULL;
     int compact = 0, timeout_ms = 5000, r;
     for (int i = 1; i < argc;) {
         if (cli_is_help(argv[i])) {
@@ -249,6 +251,7 @@ int cli_stats(int argc, char **argv)
             continue;
         }
         if ((r = cli_opt("stats", argc, argv, &i, "--addr", &addr)) ||
+            (r = cli_opt("stats", argc, argv, &i, "--token-file", &tfile)) ||
             (r = cli_opt("stats", argc, argv, &i, "--timeout", &tmo))) {
             if (r < 0) return CLI_USAGE;
             continue;
@@ -268,11 +271,19 @@ int cli_stats(int argc, char **argv)
         cli_err("stats: %s", err);
         return CLI_FAIL;
     }
-    char req[512];
+    int terr = 0;
+    char *token = cli_secret("stats", tfile, "NUDGE_ADMIN_TOKEN", &terr);
+    if (terr) {
+        close(fd);
+        return CLI_USAGE;
+    }
+    char req[9216];
     int rl = snprintf(req, sizeof req,
                       "GET /stats HTTP/1.1\r\nHost: %s\r\nUser-Agent: nudge/" CLI_VERSION
-                      "\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-                      addr);
+                      "\r\nAccept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
+                      addr, token ? "Authorization: Bearer " : "", token ? token : "",
+                      token ? "\r\n" : "");
+    free(token);
     char *resp = NULL;
     size_t len = 0;
     r = stats__exchange(fd, req, (size_t)rl, deadline, &resp, &len, err, sizeof err);

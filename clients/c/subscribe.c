@@ -33,7 +33,7 @@ enum {
 
 static const char USAGE_SUB[] =
     "Usage: nudge sub [--url ws://HOST:PORT/] [--msgpack] [--count N] [--timeout SEC]\n"
-    "                 TOPIC...\n"
+    "                 [--token-file FILE] TOPIC...\n"
     "\n"
     "Subscribe to every TOPIC over WebSocket and print each hint as one line of compact JSON\n"
     "on stdout, e.g. {\"type\":\"hint\",\"topic\":\"project:17\",\"seq\":3,\"data\":{\"by\":42}}.\n"
@@ -47,6 +47,8 @@ static const char USAGE_SUB[] =
     "                 JSON text (nudge.json.v1); the output is the same JSON\n"
     "  --count N      exit 0 after N hints\n"
     "  --timeout SEC  stop after SEC seconds: exit 1 if --count was not reached, else 0\n"
+    "  --token-file FILE  the subscriber token (a JWT), when the broker wants one\n"
+    "                 (default $NUDGE_TOKEN)\n"
     "  -h, --help     show this help\n"
     "\n"
     "Exits 1 when the connection fails or the broker closes it, 0 on Ctrl-C.\n"
@@ -62,6 +64,7 @@ struct watch {
     struct lws *wsi;
     enum sub_fmt fmt;
     const char *url;
+    char *token; /* sent in hello, or NULL */
     char *const *topics;
     uint32_t ntopics;
     long count;     /* 0 = no limit */
@@ -154,7 +157,8 @@ static int watch__queue_hello_and_sub(struct watch *w)
         topics[i].len = (uint32_t)strlen(w->topics[i]);
     }
     struct wire_buf *b = watch__tx_slot(w);
-    if (!b || sub_encode_hello(w->fmt, b, WIRE_VERSION, "nudge-cli") != 0) return -1;
+    if (!b || sub_encode_hello_token(w->fmt, b, WIRE_VERSION, "nudge-cli", w->token) != 0)
+        return -1;
     watch__tx_commit(w);
     b = watch__tx_slot(w);
     if (!b || sub_encode_subscribe(w->fmt, b, 1, topics, w->ntopics, NULL, NULL, NULL, 0) != 0)
@@ -458,7 +462,7 @@ static int watch__run(struct watch *w)
 int cli_sub(int argc, char **argv)
 {
     struct watch w;
-    const char *count = NULL, *tmo = NULL;
+    const char *count = NULL, *tmo = NULL, *token_file = NULL;
     int timeout_ms = 0, opts_done = 0, r;
 
     memset(&w, 0, sizeof w);
@@ -490,6 +494,7 @@ int cli_sub(int argc, char **argv)
         if (!opts_done && a[0] == '-' && a[1] != '\0') {
             if ((r = cli_opt("sub", argc, argv, &i, "--url", &w.url)) ||
                 (r = cli_opt("sub", argc, argv, &i, "--count", &count)) ||
+                (r = cli_opt("sub", argc, argv, &i, "--token-file", &token_file)) ||
                 (r = cli_opt("sub", argc, argv, &i, "--timeout", &tmo))) {
                 if (r < 0) return CLI_USAGE;
                 continue;
@@ -509,6 +514,9 @@ int cli_sub(int argc, char **argv)
                              tmo);
     w.topics = topics;
     w.ntopics = ntopics;
+    int terr = 0;
+    w.token = cli_secret("sub", token_file, "NUDGE_TOKEN", &terr);
+    if (terr) return CLI_USAGE;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -523,5 +531,6 @@ int cli_sub(int argc, char **argv)
     for (unsigned k = 0; k < WATCH_TXQ; k++)
         wire_buf_free(&w.txq[k]);
     wire_buf_free(&w.rx);
+    free(w.token);
     return code;
 }

@@ -453,7 +453,7 @@ int nudged_probe(const struct nudged *d, int timeout_ms, char *why, size_t cap)
                  (int)w.last_error, (unsigned long long)sseq);
         goto out;
     }
-    struct nudge_opts o = {"nudge-probe", timeout_ms};
+    struct nudge_opts o = {.client_name = "nudge-probe", .timeout_ms = timeout_ms};
     int nrc = nudge_connect(addr, &o, &c);
     if (nrc != NUDGE_OK) {
         snprintf(why, cap, "probe: nudge_connect failed (%s)", nudge_strerror(nrc));
@@ -611,12 +611,15 @@ static size_t dechunk(char *b, size_t n)
     return out;
 }
 
+const char *harness_admin_token;
+
 char *http_get(uint16_t port, const char *path, int *status)
 {
     char req[1024];
-    int rl = snprintf(req, sizeof req,
-                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", path,
-                      (unsigned)port);
+    const char *t = harness_admin_token;
+    int rl = snprintf(
+        req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%s%s%sConnection: close\r\n\r\n",
+        path, (unsigned)port, t ? "Authorization: Bearer " : "", t ? t : "", t ? "\r\n" : "");
     if (status) *status = -1;
     if (rl < 0 || (size_t)rl >= sizeof req) return NULL;
     size_t n;

@@ -97,6 +97,9 @@ int send_all(int fd, const void *p, size_t n);
  * Returns 1 when closed, 0 on timeout. */
 int wait_closed(int fd, int timeout_ms);
 
+/* When set, http_get (and so nudged_stats) sends it as "Authorization: Bearer" (for brokers
+ * started with --admin-token-file). Not owned. */
+extern const char *harness_admin_token;
 /* GET http://127.0.0.1:port<path> with "Connection: close"; waits up to 10 s. Returns the body
  * (malloc'd, NUL-terminated, caller frees; chunked bodies are decoded) and the status in
  * *status (may be NULL), or NULL on I/O failure (status -1). */
