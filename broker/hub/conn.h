@@ -81,8 +81,9 @@ struct conn {
     int dirty;
     struct pubreq *pubs; /* publishers: publishes in flight, owned by the session (session.c) */
     uint32_t npubs;
-    struct auth_grant *grant;   /* subscribers: what it may read (session.c, auth.h), or NULL */
-    const struct auth_key *key; /* publishers: its API key, NULL when keys are not required */
+    struct auth_grant *grant; /* subscribers: what it may read (session.c, auth.h), or NULL */
+    struct auth_key *key;     /* publishers: its API key (shared, rate state atomic), NULL when keys
+                                 are not required */
 };
 
 /* Append a control message (takes the caller's reference). Returns 0 or -ENOMEM (the reference

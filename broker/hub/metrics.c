@@ -138,6 +138,9 @@ static const struct metrics_desc rows[] = {
      "result=\"ok\"", "auth.refreshed", METRICS_AUTH_REFRESHED, NULL},
     {"nudge_auth_refreshes_total", C, "", NULL, "result=\"refused\"", "auth.refresh_refused",
      METRICS_AUTH_REFRESH_REFUSED, NULL},
+    {"nudge_auth_rate_limited_total", C, "",
+     "Publishes refused by their API key's rate (--pub-rate, rate= in --pub-keys; code 19)", NULL,
+     "auth.rate_limited", METRICS_AUTH_RATE_LIMITED, NULL},
 };
 
 #undef C

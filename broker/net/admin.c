@@ -126,6 +126,7 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_AUTH_EXPIRED] = stat_get(&as->expired);
     v[METRICS_AUTH_REFRESHED] = stat_get(&as->refreshed);
     v[METRICS_AUTH_REFRESH_REFUSED] = stat_get(&as->refresh_refused);
+    v[METRICS_AUTH_RATE_LIMITED] = stat_get(&as->rate_limited);
     struct engine *e = srv->engine;
     engine_lock(e);
     v[METRICS_PUBLISHES] += e->st.publishes;

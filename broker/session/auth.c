@@ -6,6 +6,7 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -51,15 +52,17 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
         slot = &c->pub_keys_file;
     } else if (!strcmp(a, "--admin-token-file")) {
         slot = &c->admin_token_file;
-    } else if (!strcmp(a, "--token-leeway")) {
+    } else if (!strcmp(a, "--token-leeway") || !strcmp(a, "--pub-rate")) {
+        int leeway = a[2] == 't';
+        unsigned long max = leeway ? 600 : 100000000;
         char *end;
         errno = 0;
         unsigned long x = v && *v && *v != '-' ? strtoul(v, &end, 10) : 0;
-        if (!v || !*v || *v == '-' || errno || *end || x > 600) {
-            snprintf(err, errlen, "--token-leeway wants seconds in [0, 600]");
+        if (!v || !*v || *v == '-' || errno || *end || x > max) {
+            snprintf(err, errlen, "%s wants an integer in [0, %lu]", a, max);
             return -1;
         }
-        c->leeway_s = (uint32_t)x;
+        *(leeway ? &c->leeway_s : &c->pub_rate) = (uint32_t)x;
         (*i)++;
         return 1;
     } else {
@@ -166,7 +169,7 @@ static char **copy_patterns(const char *const *src, uint32_t n, const char *flag
 }
 
 /* --pub-keys: "NAME SECRET [PATTERN ...]" per line; '#' starts a comment line. */
-static int load_pub_keys(struct auth *a, const char *path, char *err, size_t errlen)
+static int load_pub_keys(struct auth *a, const char *path, uint32_t rate, char *err, size_t errlen)
 {
     size_t len;
     char *buf = read_file(path, &len, err, errlen);
@@ -180,7 +183,7 @@ static int load_pub_keys(struct auth *a, const char *path, char *err, size_t err
     char *save = NULL;
     for (char *l = strtok_r(buf, "\n", &save); l && rc == 0; l = strtok_r(NULL, "\n", &save)) {
         line++;
-        char *wsave = NULL, *w[2 + AUTH_KEY_PATTERNS + 1];
+        char *wsave = NULL, *w[3 + AUTH_KEY_PATTERNS + 1]; /* name secret rate= patterns, 1 more */
         int nw = 0;
         for (char *t = strtok_r(l, " \t\r", &wsave); t; t = strtok_r(NULL, " \t\r", &wsave)) {
             if (nw == 0 && t[0] == '#') break;
@@ -191,7 +194,7 @@ static int load_pub_keys(struct auth *a, const char *path, char *err, size_t err
         const char *why = NULL;
         if (nw < 2)
             why = "wants NAME SECRET [PATTERN ...]";
-        else if (nw > 2 + AUTH_KEY_PATTERNS)
+        else if (nw > 2 + AUTH_KEY_PATTERNS + (nw > 2 && !strncmp(w[2], "rate=", 5)))
             why = "more than 16 patterns";
         else if (strlen(w[0]) >= sizeof(a->pub_keys[0].name))
             why = "name longer than 63 bytes";
@@ -207,10 +210,24 @@ static int load_pub_keys(struct auth *a, const char *path, char *err, size_t err
         struct auth_key *k = &a->pub_keys[a->npub_keys++];
         snprintf(k->name, sizeof(k->name), "%s", w[0]);
         digest(w[1], strlen(w[1]), k->hash);
-        for (int p = 2; p < nw; p++) {
+        k->rate = rate;
+        int first = 2;
+        if (nw > 2 && !strncmp(w[2], "rate=", 5)) {
+            char *end;
+            errno = 0;
+            unsigned long x = strtoul(w[2] + 5, &end, 10);
+            if (!w[2][5] || w[2][5] == '-' || errno || *end || x > 100000000) {
+                snprintf(err, errlen, "%s line %d: rate= wants publishes per second", path, line);
+                rc = -1;
+                break;
+            }
+            k->rate = (uint32_t)x;
+            first = 3;
+        }
+        for (int p = first; p < nw; p++) {
             if (!pattern_valid(w[p], strlen(w[p]))) { /* publishing to user: topics is fine */
                 snprintf(err, errlen, "%s line %d: pattern %d is not a valid topic or pattern",
-                         path, line, p - 1);
+                         path, line, p - first + 1);
                 rc = -1;
                 break;
             }
@@ -271,7 +288,8 @@ int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t err
                  "--token-public-key): public topics are for token holders");
         return -1;
     }
-    if (c->pub_keys_file && load_pub_keys(a, c->pub_keys_file, err, errlen) < 0) return -1;
+    if (c->pub_keys_file && load_pub_keys(a, c->pub_keys_file, c->pub_rate, err, errlen) < 0)
+        return -1;
     if (c->admin_token_file) {
         size_t len;
         char *s = read_file(c->admin_token_file, &len, err, errlen);
@@ -468,7 +486,7 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
 
 /* ---- publishers and operators ------------------------------------------------------------ */
 
-int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, const struct auth_key **out,
+int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct auth_key **out,
                    const char **why)
 {
     *out = NULL;
@@ -483,7 +501,7 @@ int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, const str
     }
     uint8_t h[32];
     digest(key.p, key.len, h);
-    const struct auth_key *found = NULL;
+    struct auth_key *found = NULL;
     for (uint32_t i = 0; i < a->npub_keys; i++) /* every key, whichever matches */
         if (CRYPTO_memcmp(h, a->pub_keys[i].hash, sizeof(h)) == 0) found = &a->pub_keys[i];
     if (!found) {
@@ -493,6 +511,24 @@ int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, const str
     }
     *out = found;
     return 0;
+}
+
+/* GCRA: each publish moves the key's theoretical arrival time (TAT) on by 1/rate s; one is
+ * refused when that would put the TAT more than a second (the burst) ahead of now. */
+int auth_pub_allow(struct auth *a, struct auth_key *k, uint64_t now_ns)
+{
+    if (!k || !k->rate) return 1;
+    uint64_t step = 1000000000ull / k->rate, burst = 1000000000ull;
+    uint64_t tat = atomic_load_explicit(&k->tat, memory_order_relaxed), next;
+    do {
+        next = (tat > now_ns ? tat : now_ns) + step;
+        if (next - now_ns > burst) {
+            stat_add(&a->st.rate_limited, 1);
+            return 0;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&k->tat, &tat, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return 1;
 }
 
 int auth_can_publish(const struct auth_key *k, const char *t, size_t len)

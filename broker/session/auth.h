@@ -44,7 +44,9 @@ struct auth_config {
     uint32_t npublics;
     const char *anons[AUTH_PATTERNS_MAX]; /* --anonymous: read by every connection */
     uint32_t nanons;
-    const char *pub_keys_file;    /* --pub-keys: "NAME SECRET [PATTERN ...]" per line */
+    const char *pub_keys_file;    /* --pub-keys: "NAME SECRET [rate=N] [PATTERN ...]" per line */
+    uint32_t pub_rate;            /* --pub-rate: publishes/s per key without its own rate=; 0 =
+                                     unbounded */
     const char *admin_token_file; /* --admin-token-file */
 };
 
@@ -58,6 +60,8 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
 struct auth_key {
     char name[64];
     uint8_t hash[32];                  /* SHA-256 of the secret: compared in constant time */
+    uint32_t rate;                     /* publishes per second (and burst), 0 = unbounded */
+    _Atomic uint64_t tat;              /* with a rate: the GCRA's theoretical arrival time, ns */
     uint32_t npatterns;                /* 0 = any topic */
     char *patterns[AUTH_KEY_PATTERNS]; /* owned by struct auth */
 };
@@ -68,6 +72,7 @@ struct auth_stats {
     stat_t token_required;  /* hello without a token where anonymous reading is not configured */
     stat_t forbidden;       /* subscriptions and publishes refused by the namespace rules */
     stat_t pub_refused;     /* publisher hellos with a missing or unknown key */
+    stat_t rate_limited;    /* publishes refused by their key's rate */
     stat_t admin_refused;   /* admin requests without the bearer token */
     stat_t expired;         /* connections closed with 4002 */
     stat_t refreshed;       /* tokens refreshed on a live connection */
@@ -123,8 +128,12 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
 
 /* Publisher hello: raw msgpack of "auth" (NULL = none). Returns 0 with *out (NULL in
  * development mode: everything allowed) or WIRE_C_UNAUTHORIZED with *why. */
-int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, const struct auth_key **out,
+int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct auth_key **out,
                    const char **why);
+/* May key k (NULL: open) publish once more at now_ns (monotonic)? Keys with a rate allow `rate`
+ * publishes a second with bursts of up to `rate` (a GCRA on one atomic word: any thread, no
+ * lock). 1, or 0 (counted in a->st.rate_limited). */
+int auth_pub_allow(struct auth *a, struct auth_key *k, uint64_t now_ns);
 /* May key k (NULL: open) publish to topic t[0..len)? 1 or 0. */
 int auth_can_publish(const struct auth_key *k, const char *t, size_t len);
 

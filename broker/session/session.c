@@ -165,6 +165,12 @@ void session_pub_gone(struct session *s, struct conn *c)
 static void on_publish(struct session *s, struct conn *c, const struct pub_msg *pm, uint64_t now)
 {
     char msg[128];
+    if (!auth_pub_allow(s->auth, c->key, now * 1000000)) {
+        snprintf(msg, sizeof(msg), "over the publish rate of API key %.40s (%u a second)",
+                 c->key->name, c->key->rate);
+        pub_error(s, c, pm->id, WIRE_C_RATE_LIMITED, msg);
+        return;
+    }
     for (uint32_t i = 0; i < pm->ntopics; i++)
         if (!auth_can_publish(c->key, pm->topics[i].p, pm->topics[i].len)) {
             stat_add(&s->auth->st.forbidden, 1);

@@ -658,3 +658,92 @@ Test(security, with_no_secrets_the_broker_says_it_is_in_development_mode)
     wsc_close(&w, 2000);
     nudged_stop(&d);
 }
+
+/* The CLI with its credentials: nudge pub --key-file, nudge sub --token-file, nudge stats
+ * --token-file; each refused without them. */
+Test(security, the_cli_publishes_subscribes_and_reads_stats_with_credential_files)
+{
+    struct nudged d = {0};
+    start(&d, NULL);
+    char bin[256], pubaddr[32], url[64], admaddr[32], keyfile[128], tokfile[128], admfile[128];
+    cr_assert_eq(nudge_bin_path("nudge", bin, sizeof bin), 0);
+    snprintf(pubaddr, sizeof pubaddr, "127.0.0.1:%u", d.pub_port);
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/", d.ws_port);
+    snprintf(admaddr, sizeof admaddr, "127.0.0.1:%u", d.admin_port);
+    write_file(keyfile, "cli-key", KEY_BILLING "\n");
+    char *t = token_for("lee", 600, "");
+    write_file(tokfile, "cli-token", t);
+    free(t);
+    snprintf(admfile, sizeof admfile, "%s", path_admin);
+    char *out = NULL, *err = NULL;
+    const char *nokey[] = {bin, "pub", "--addr", pubaddr, "invoice:1", NULL};
+    cr_expect_eq(run_cmd(nokey, NULL, &out, &err, 10000), 1);
+    cr_expect(err && strstr(err, "API key"), "%s", err ? err : "");
+    free(out);
+    free(err);
+    const char *pub[] = {bin, "pub", "--addr", pubaddr, "--key-file", keyfile, "invoice:1", NULL};
+    cr_expect_eq(run_cmd(pub, NULL, &out, &err, 10000), 0, "%s", err ? err : "");
+    cr_expect(out && strstr(out, "invoice:1 1"), "%s", out ? out : "");
+    free(out);
+    free(err);
+    const char *outside[] = {bin,          "pub",   "--addr",    pubaddr,
+                             "--key-file", keyfile, "project:1", NULL};
+    cr_expect_eq(run_cmd(outside, NULL, &out, &err, 10000), 1);
+    cr_expect(err && strstr(err, "forbidden"), "%s", err ? err : "");
+    free(out);
+    free(err);
+    /* sub: the token names lee; user:lee is subscribed, user:kim refused. */
+    const char *sub[] = {bin,         "sub", "--url",   url, "--token-file", tokfile,
+                         "--timeout", "1",   "--count", "1", "user:lee",     NULL};
+    int rc = run_cmd(sub, NULL, &out, &err, 10000);
+    cr_expect(err && strstr(err, "subscribed user:lee"), "exit %d: %s", rc, err ? err : "");
+    free(out);
+    free(err);
+    const char *stats[] = {bin, "stats", "--addr", admaddr, "--json", NULL};
+    cr_expect_eq(run_cmd(stats, NULL, &out, &err, 10000), 1);
+    cr_expect(err && strstr(err, "401"), "%s", err ? err : "");
+    free(out);
+    free(err);
+    const char *stats2[] = {bin,      "stats",        "--addr", admaddr,
+                            "--json", "--token-file", admfile,  NULL};
+    cr_expect_eq(run_cmd(stats2, NULL, &out, &err, 10000), 0, "%s", err ? err : "");
+    cr_expect(out && strstr(out, "\"auth\""), "%.200s", out ? out : "");
+    free(out);
+    free(err);
+    nudged_stop(&d);
+}
+
+Test(security, a_key_over_its_publish_rate_gets_code_19_and_nothing_is_applied)
+{
+    char keys[128];
+    write_file(keys, "rate-keys", "capped capped-key-0123456789 rate=3\n");
+    struct nudged d = {0};
+    const char *more[] = {"--pub-keys", keys, NULL};
+    start(&d, more); /* the later --pub-keys wins */
+    nudge_client_t *p = publisher(&d, "capped-key-0123456789", NULL);
+    cr_assert_not_null(p);
+    int ok = 0, limited = 0;
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 10; i++) {
+        const char *t[1] = {"feed:rate"};
+        uint64_t seq = 0;
+        int rc = nudge_publish(p, t, 1, NULL, &seq);
+        if (rc == NUDGE_OK) {
+            ok++;
+            cr_expect_eq(seq, (uint64_t)ok, "refused publishes take no seq");
+        } else {
+            cr_expect_eq(rc, NUDGE_EBROKER);
+            cr_expect_eq(nudge_last_code(p), 19, "%s", nudge_last_error(p));
+            limited++;
+        }
+    }
+    int64_t ms = now_ms() - t0;
+    cr_expect_geq(ok, 3, "the burst");
+    cr_expect_leq(ok, 3 + 1 + (int)(ms * 3 / 1000), "%d accepted in %lld ms", ok, (long long)ms);
+    cr_expect_gt(limited, 0);
+    cr_expect_eq(nudged_wait_stat(&d, "auth.rate_limited", limited, 3000), limited);
+    sleep_ms(400);
+    pub1(p, "feed:rate");
+    nudge_close(p);
+    nudged_stop(&d);
+}

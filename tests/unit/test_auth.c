@@ -251,7 +251,7 @@ Test(auth, publisher_keys_are_found_by_secret_and_scoped_by_their_patterns, .ini
     load_ok(&a, &c);
     cr_assert_eq(a.npub_keys, 2);
     cr_assert(!a.pubs_open);
-    const struct auth_key *k = NULL;
+    struct auth_key *k = NULL;
     const char *why = "";
     uint8_t mp[64];
     mp[0] = 0xa0 | 26;
@@ -300,5 +300,35 @@ Test(auth, the_admin_token_is_checked_as_a_bearer_token, .init = setup, .fini = 
     cr_expect(!auth_admin_ok(&a, "Bearer admin-token-012345678", 28));
     cr_expect(!auth_admin_ok(&a, "Basic admin-token-0123456789", 28));
     cr_expect_eq(stat_get(&a.st.admin_refused), 3);
+    auth_free(&a);
+}
+
+Test(auth, a_keys_rate_allows_a_second_of_burst_then_one_publish_per_interval, .init = setup,
+     .fini = teardown)
+{
+    struct auth_config c;
+    struct auth a;
+    auth_config_default(&c);
+    c.pub_rate = 1000; /* for keys without their own rate= */
+    c.pub_keys_file = write_file("keys", "slow slow-secret-0123456789 rate=4 feed:*\n"
+                                         "fast fast-secret-0123456789\n");
+    load_ok(&a, &c);
+    struct auth_key *slow = &a.pub_keys[0], *fast = &a.pub_keys[1];
+    cr_assert_eq(slow->rate, 4);
+    cr_assert_eq(fast->rate, 1000);
+    cr_assert_eq(slow->npatterns, 1, "rate= is not a pattern");
+    uint64_t t = 5000000000ull; /* ns */
+    for (int i = 0; i < 4; i++)
+        cr_expect(auth_pub_allow(&a, slow, t), "burst publish %d", i);
+    cr_expect(!auth_pub_allow(&a, slow, t), "the fifth within the same instant");
+    cr_expect(!auth_pub_allow(&a, slow, t + 200000000ull), "a fifth of a second later: not yet");
+    cr_expect(auth_pub_allow(&a, slow, t + 250000000ull), "a quarter second later: one more");
+    cr_expect(!auth_pub_allow(&a, slow, t + 260000000ull));
+    cr_expect(auth_pub_allow(&a, slow, t + 10000000000ull), "ten seconds later");
+    cr_expect_eq(stat_get(&a.st.rate_limited), 3);
+    for (int i = 0; i < 1000; i++)
+        cr_expect(auth_pub_allow(&a, fast, t), "fast %d", i);
+    cr_expect(!auth_pub_allow(&a, fast, t));
+    cr_expect(auth_pub_allow(&a, NULL, t), "no key (development mode): no rate");
     auth_free(&a);
 }
