@@ -2,7 +2,8 @@
 # tests/valgrind.sh BUILD_DIR — `make valgrind` runs it as `tests/valgrind.sh build`.
 #
 # Runs BUILD_DIR/nudged on ephemeral loopback ports under valgrind (full leak check; definite,
-# indirect and possible leaks count as errors), drives it with the CLI — two `nudge sub --count 3`
+# indirect and possible leaks count as errors) with a token secret, a publisher key and an admin
+# token, drives it with the CLI, every client with its credentials — two `nudge sub --count 3`
 # subscribers (JSON and msgpack) in the background, three `nudge pub`, one `nudge stats` — then
 # sends SIGTERM. Passes only when the subscribers got their 3 hints, the broker exited 0 and
 # valgrind reported 0 errors (NUDGE_VALGRIND_KEEP=1 keeps the logs). Every wait is bounded; only processes started here are signalled.
@@ -63,12 +64,26 @@ command -v valgrind >/dev/null 2>&1 || fail "valgrind is not installed (apt-get 
 [ -x "$NUDGED" ] || fail "$NUDGED not built (make $NUDGED)"
 [ -x "$NUDGE" ] || fail "$NUDGE not built (make $NUDGE)"
 
+# ---- credentials: a token secret, a publisher key, an admin token; an HS256 token made with the
+# openssl command (base64url of header.claims, HMAC-SHA256), so every client authenticates ----------
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+command -v openssl >/dev/null 2>&1 || fail "the openssl command is not installed"
+printf '%s' 'valgrind-token-secret-0123456789abcdef' >"$TMP/secret"
+printf 'vg vg-publisher-key-0123456789\n' >"$TMP/keys"
+printf '%s' 'vg-publisher-key-0123456789' >"$TMP/key"
+printf '%s' 'vg-admin-token-0123456789' >"$TMP/admin"
+hdr=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+clm=$(printf '{"sub":"vg","exp":%d,"topics":["vg/a","vg/b","vgw:*"]}' $(($(date +%s) + 3600)) | b64url)
+sig=$(printf '%s.%s' "$hdr" "$clm" | openssl dgst -sha256 -hmac 'valgrind-token-secret-0123456789abcdef' -binary | b64url)
+printf '%s.%s.%s' "$hdr" "$clm" "$sig" >"$TMP/token"
+
 # ---- broker under valgrind ----------------------------------------------------------------------
 valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
     --track-fds=no --log-file="$TMP/vg.log" \
     "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --coalesce 'vgw:*=200' \
-    --data-dir "$TMP/data" \
+    --data-dir "$TMP/data" --token-secret-file "$TMP/secret" --pub-keys "$TMP/keys" \
+    --admin-token-file "$TMP/admin" \
     >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
 VG_PID=$!
 
@@ -82,15 +97,15 @@ ADMIN=$(echo "$line" | sed -n 's/.* admin=\([^ ]*\).*/\1/p')
 [ -n "$PUB" ] && [ -n "$WS" ] && [ -n "$ADMIN" ] || fail "cannot parse ready line: $line"
 
 # ---- two subscribers (JSON and msgpack), 3 hints each -----------------------------------------
-"$NUDGE" sub --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
+"$NUDGE" sub --token-file "$TMP/token" --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
     >"$TMP/sub1.out" 2>"$TMP/sub1.err" &
 SUB1_PID=$!
-"$NUDGE" sub --msgpack --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
+"$NUDGE" sub --token-file "$TMP/token" --msgpack --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
     >"$TMP/sub2.out" 2>"$TMP/sub2.err" &
 SUB2_PID=$!
 # A wildcard subscriber on a windowed pattern: history, the match trie and a held hint are all
 # alive at shutdown, so their cleanup is checked too.
-"$NUDGE" sub --url "ws://$WS/" --count 1 --timeout 120 'vgw:*' >"$TMP/sub3.out" 2>"$TMP/sub3.err" &
+"$NUDGE" sub --token-file "$TMP/token" --url "ws://$WS/" --count 1 --timeout 120 'vgw:*' >"$TMP/sub3.out" 2>"$TMP/sub3.err" &
 SUB3_PID=$!
 # Both topics confirmed (or the subscriber already gave up).
 subscribed() { [ "$(grep -c 'subscribed' "$TMP/$1" 2>/dev/null)" -ge 2 ] || ! kill -0 "$2" 2>/dev/null; }
@@ -102,15 +117,15 @@ subscribed1() { grep -q 'subscribed' "$TMP/$1" 2>/dev/null || ! kill -0 "$2" 2>/
 wait_until 60 subscribed1 sub3.err "$SUB3_PID" || fail "wildcard subscriber not subscribed within 60 s"
 
 # ---- three publishes --------------------------------------------------------------------------
-"$NUDGE" pub --addr "$PUB" --timeout 30 vg/a >"$TMP/pub.out" 2>&1 || fail "nudge pub #1 failed: $(cat "$TMP/pub.out")"
-"$NUDGE" pub --addr "$PUB" --timeout 30 --data '{"by":42,"tags":["x","ü"]}' vg/b >>"$TMP/pub.out" 2>&1 ||
+"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 vg/a >"$TMP/pub.out" 2>&1 || fail "nudge pub #1 failed: $(cat "$TMP/pub.out")"
+"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 --data '{"by":42,"tags":["x","ü"]}' vg/b >>"$TMP/pub.out" 2>&1 ||
     fail "nudge pub #2 failed: $(cat "$TMP/pub.out")"
-"$NUDGE" pub --addr "$PUB" --timeout 30 --data '[1,2.5,null,true]' vg/a >>"$TMP/pub.out" 2>&1 ||
+"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 --data '[1,2.5,null,true]' vg/a >>"$TMP/pub.out" 2>&1 ||
     fail "nudge pub #3 failed: $(cat "$TMP/pub.out")"
 
 # Two publishes to a windowed topic: the first goes out, the second is still held at SIGTERM.
-"$NUDGE" pub --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
-"$NUDGE" pub --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
+"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
+"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
 
 for s in 1 2; do
     eval "pid=\$SUB${s}_PID"
@@ -128,7 +143,7 @@ SUB1_PID=
 SUB2_PID=
 SUB3_PID=
 
-"$NUDGE" stats --json --addr "$ADMIN" --timeout 30 >"$TMP/stats.out" 2>&1 || fail "nudge stats failed: $(cat "$TMP/stats.out")"
+"$NUDGE" stats --token-file "$TMP/admin" --json --addr "$ADMIN" --timeout 30 >"$TMP/stats.out" 2>&1 || fail "nudge stats failed: $(cat "$TMP/stats.out")"
 grep -q '"publishes": *5' "$TMP/stats.out" || fail "stats do not show 5 publishes: $(cat "$TMP/stats.out")"
 
 # ---- SIGTERM, exit status, valgrind's verdict -------------------------------------------------
@@ -146,5 +161,5 @@ errors=$(grep -o 'ERROR SUMMARY: [0-9]*' "$TMP/vg.log" | tail -n 1 | grep -o '[0
 [ -n "$errors" ] || fail "no ERROR SUMMARY in the valgrind log (exit status $rc)"
 [ "$rc" -eq 0 ] && [ "$errors" -eq 0 ] ||
     fail "nudged exit status $rc, valgrind errors $errors (99 = valgrind found errors)"
-echo "valgrind: PASS — nudged under valgrind: 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), stats, SIGTERM; exit 0, 0 errors, no leaks"
+echo "valgrind: PASS — nudged under valgrind, every client authenticated (token, API key, admin token): 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), stats, SIGTERM; exit 0, 0 errors, no leaks"
 exit 0
