@@ -232,10 +232,10 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
 # fuzz_match includes broker/engine/match.c and table.c itself, fuzz_journal journal.c,
-# fuzz_record record.c (see their top comments).
+# fuzz_record record.c, fuzz_token broker/session/token.c (see their top comments).
 FUZZ_DEPS := $(PROTO_SRC) $(wildcard protocol/*.h) broker/engine/match.c broker/engine/table.c \
              broker/engine/journal.c broker/engine/record.c \
-             $(wildcard broker/engine/*.h)
+             $(wildcard broker/engine/*.h) broker/session/token.c broker/session/token.h
 $(F)/%: tests/fuzz/%.c $(FUZZ_DEPS) | deps-test
 	@mkdir -p $(F)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PROTO_SRC) $(PKG_LIBS) -lm
