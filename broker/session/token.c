@@ -149,7 +149,7 @@ int token_keys_add_pem(struct token_keys *k, const char *path, char *err, size_t
     bio = BIO_new_mem_buf(text, (int)len);
     if (!bio) {
         rc = -ENOMEM;
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
