@@ -18,6 +18,7 @@
 #include "hub.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,15 @@
 #include "sub.h"
 
 #define CLOSE_SLOW 4001
+/* Freed subscription memory past which the hub hands free pages back to the OS (malloc_trim):
+ * glibc keeps what a worker thread's arena freed, so 8 hostile connections' 180 MB of pattern
+ * nodes stayed resident after they closed (#14). Trimming walks the arenas: not per free. */
+#define TRIM_BYTES (4u << 20)
 
 void hub_config_default(struct hub_config *cfg)
 {
     cfg->max_subs = 1024;
+    cfg->max_sub_bytes = 1u << 20;
     cfg->max_queue = 1024;
 }
 
@@ -180,10 +186,31 @@ static void dirty_add(struct hub *hub, struct conn *c)
     hub->dirty = c;
 }
 
+/* glibc's chunk for a request of n bytes: rounded to 16 with its header. */
+static uint64_t chunk(uint64_t n)
+{
+    return (n + 8 + 15) & ~(uint64_t)15;
+}
+
+/* What one subscription costs the broker at most, in bytes, as allocated: the struct sub; for an
+ * exact topic the hub's and the engine's topic records with the name twice and their table
+ * slots (charged even when shared: what this subscription may add); for a pattern its copy and
+ * its path in the match trie (match_cost: per segment, not per byte). */
+static uint64_t sub_cost(int pattern, struct wire_str t)
+{
+    uint64_t c = chunk(sizeof(struct sub));
+    if (pattern) return c + chunk(t.len + 1) + match_cost(t.p, t.len);
+    return c + chunk(sizeof(struct htopic) + t.len + 1) + chunk(sizeof(struct etopic) + t.len + 1) +
+           4 * sizeof(void *);
+}
+
 /* The last exact subscriber of a topic on this hub lets go of it (and of the engine's topic). */
 static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
 {
     struct htopic *ht = s->topic;
+    c->lim.sub_bytes -= s->cost;
+    metrics_sub(&hub->metrics, METRICS_SUB_BYTES, s->cost);
+    hub->freed += s->cost;
     if (s->pat) match_remove(hub->match, s->pat, s->patlen, s);
     sub_remove(s, &c->subs);
     c->nsubs--;
@@ -196,11 +223,21 @@ static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
     }
 }
 
+/* Give freed memory back to the OS once enough subscription memory was freed (TRIM_BYTES). */
+static void maybe_trim(struct hub *hub)
+{
+    if (hub->freed < TRIM_BYTES) return;
+    hub->freed = 0;
+    malloc_trim(0);
+    metrics_add(&hub->metrics, METRICS_MALLOC_TRIMS, 1);
+}
+
 void hub_conn_gone(struct hub *hub, struct conn *c)
 {
     if (!c->ops) return; /* never opened */
     while (c->subs)
         drop_sub(hub, c, c->subs);
+    maybe_trim(hub);
     dirty_remove(hub, c);
     conn_queue_free(c);
     if (c->prev)
@@ -649,6 +686,14 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
                   "subscriptions per connection over max_subs");
         return;
     }
+    uint64_t cost = sub_cost(kind, t);
+    if (hub->cfg.max_sub_bytes && c->lim.sub_bytes + cost > hub->cfg.max_sub_bytes) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_SUB_BYTES, 1);
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_OVER_BUDGET,
+                  "subscription memory of this connection over --max-sub-bytes (patterns cost "
+                  "per segment)");
+        return;
+    }
     /* Under the engine lock from here: the position confirmed, the replay bounded by it and the
      * live point are one step for every other thread's publishes (docs/architecture.md). */
     struct engine *e = hub->engine;
@@ -685,6 +730,9 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     }
     c->nsubs++;
     stat_add(&hub->st.subs, 1);
+    s->cost = (uint32_t)cost;
+    c->lim.sub_bytes += cost;
+    metrics_add(&hub->metrics, METRICS_SUB_BYTES, cost);
     uint64_t given;
     if (!kind && pattern_position(hub, c, ht, &given)) {
         /* The connection already follows the topic through a pattern that brought it hints of
@@ -778,6 +826,7 @@ void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id, s
     if (!s->pat) hand_over(hub, c, s);
     if (c->closing) return;
     drop_sub(hub, c, s);
+    maybe_trim(hub);
     wire_buf_reset(&hub->tmp);
     if (sub_encode_unsubscribed(c->fmt, &hub->tmp, id, t) == 0) push_tmp(hub, c);
 }

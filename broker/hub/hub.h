@@ -24,9 +24,12 @@
 struct match;
 
 struct hub_config {
-    uint32_t max_subs;  /* subscriptions per connection; default 1024 */
-    uint32_t max_queue; /* queue entries per connection before hints coalesce; default 1024.
-                           Hard limit max_queue + max_subs, then the connection is closed. */
+    uint32_t max_subs;      /* subscriptions per connection; default 1024 */
+    uint64_t max_sub_bytes; /* memory of one connection's subscriptions and patterns as the hub
+                               and the match trie allocate it (hub.c sub_cost); 0 = no bound;
+                               default 1 MiB */
+    uint32_t max_queue;     /* queue entries per connection before hints coalesce; default 1024.
+                               Hard limit max_queue + max_subs, then the connection is closed. */
 };
 
 /* Counters of one hub, written only by its thread, read by any (stat.h). */
@@ -70,6 +73,7 @@ struct hub {
     struct metrics_shard metrics; /* latency histogram and other shard slots (metrics.h) */
     struct hintbag bag;           /* hint releases of the flush pass in progress */
     uint64_t stamp;               /* fan-out stamp (one delivery per publish per connection) */
+    uint64_t freed;               /* subscription bytes freed since the last malloc_trim */
     struct conn *conns;           /* every open connection */
     struct conn *dirty;           /* connections with queued output */
     struct wire_buf tmp;          /* scratch for encoding */

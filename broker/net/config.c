@@ -54,6 +54,10 @@ static void usage(FILE *out)
           "                      add a topic are refused (code 14)          (default 1000000)\n"
           "  --max-conns N       open publisher + WebSocket connections, handshakes\n"
           "                      in progress included                        (default 10000)\n"
+          "abuse limits (docs/operations.md §Abuse limits; 0 = no bound):\n"
+          "  --max-sub-bytes N   memory of one connection's subscriptions and patterns\n"
+          "                      (a pattern costs per segment); past it code 20\n"
+          "                                                                  (default 1048576)\n"
           "timeouts:\n"
           "  --hello-timeout MS  a WebSocket upgrade, or a publisher's hello, must be done\n"
           "                      within MS of connecting, or the connection is closed\n"
@@ -220,6 +224,18 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 return -1;
             }
             cfg->engine.hist.max_bytes = x;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--max-sub-bytes")) {
+            char *end;
+            errno = 0;
+            unsigned long long x = v && *v != '-' ? strtoull(v, &end, 10) : 0;
+            if (!v || errno || *end || !*v || (x && x < 1024)) {
+                snprintf(err, errlen, "%s wants 0 (no bound) or a byte count >= 1024", a);
+                return -1;
+            }
+            cfg->hub.max_sub_bytes = x;
             i++;
             continue;
         }

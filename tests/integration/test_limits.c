@@ -50,3 +50,116 @@ Test(listen_loopback, a_listener_on_every_address_is_announced_loudly_at_start, 
     cr_assert_eq(nudged_log_count(&q, "NOT loopback", NULL), 0, "loopback listeners are quiet");
     cr_assert_eq(nudged_stop(&q), 0);
 }
+
+/* ---- subscription memory ------------------------------------------------------------------- */
+
+/* A pattern of nseg one-byte segments ending in "*", its first segment unique to i. */
+static void long_pattern(char *buf, size_t cap, unsigned i, unsigned nseg)
+{
+    size_t n = (size_t)snprintf(buf, cap, "%x", i);
+    for (unsigned k = 1; k + 1 < nseg && n + 2 < cap; k++)
+        n += (size_t)snprintf(buf + n, cap - n, ":a");
+    snprintf(buf + n, cap - n, ":*");
+}
+
+Test(sub_budget, long_patterns_hit_the_memory_budget_with_over_budget_and_the_connection_stays,
+     .timeout = 60)
+{
+    struct nudged d = {0};
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    /* The attack of #14: 1,024 distinct patterns of 127 segments (254 bytes) cost 21.8 MiB. */
+    char pat[300];
+    unsigned ok = 0, refused = 0;
+    for (unsigned i = 0; i < 1024; i++) {
+        long_pattern(pat, sizeof pat, i, 127);
+        const char *t[] = {pat};
+        int rc = wsc_subscribe(&w, t, 1, NULL);
+        if (rc == WSC_OK) {
+            ok++;
+            continue;
+        }
+        cr_assert_eq(rc, WSC_UNEXPECTED, "pattern %u: %d", i, rc);
+        cr_assert_eq(w.last_error, 20, "over_budget expected, got code %d", w.last_error);
+        refused++;
+    }
+    cr_assert_gt(ok, 0);
+    cr_assert_lt(ok, 100, "%u patterns of 127 segments fit in 1 MiB", ok);
+    cr_assert_eq(ok + refused, 1024);
+    /* The connection stays and a plain topic still fits (exact topics are cheap). */
+    cr_assert_eq(wsc_subscribe_v(&w, "small:topic", NULL), WSC_OK);
+    json_t *st = nudged_stats(&d);
+    cr_assert_not_null(st);
+    int64_t bytes = stats_int(st, "abuse.sub_bytes");
+    cr_assert_gt(bytes, 0);
+    cr_assert_leq(bytes, 1 << 20, "charged %lld bytes, over the 1 MiB default", (long long)bytes);
+    cr_assert_eq(stats_int(st, "abuse.refused.sub_bytes"), refused);
+    json_decref(st);
+    wsc_close(&w, 2000);
+    cr_assert_eq(nudged_wait_stat(&d, "abuse.sub_bytes", 0, 5000), 0, "charge not given back");
+    char why[256];
+    cr_assert_eq(nudged_probe(&d, 5000, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(sub_budget, max_subs_plain_topics_fit_the_default_budget, .timeout = 60)
+{
+    struct nudged d = {0};
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    /* 1,024 (--max-subs) topics of 200 bytes, 64 per sub message */
+    static char names[64][256];
+    const char *t[64];
+    for (unsigned b = 0; b < 16; b++) {
+        for (unsigned k = 0; k < 64; k++) {
+            int n = snprintf(names[k], sizeof names[k], "tenant:%04u:", b * 64 + k);
+            memset(names[k] + n, 'x', 200 - (size_t)n);
+            names[k][200] = '\0';
+            t[k] = names[k];
+        }
+        cr_assert_eq(wsc_subscribe(&w, t, 64, NULL), WSC_OK, "block %u: code %d", b, w.last_error);
+    }
+    /* and realistic patterns alongside: a 16-segment one and short ones are not refused */
+    cr_assert_eq(nudged_wait_stat(&d, "subscriptions", 1024, 5000), 1024);
+    wsc_close(&w, 2000);
+    struct wsc p;
+    cr_assert_eq(wsc_open(&p, d.ws_port, NULL), WSC_OK);
+    cr_assert_eq(
+        wsc_subscribe_v(&p, "project:*", "org:3:**", "a:b:c:d:e:f:g:h:i:j:k:l:m:n:o:*", NULL),
+        WSC_OK);
+    wsc_close(&p, 2000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(sub_budget, the_budget_is_a_flag_zero_lifts_it_and_freed_memory_is_trimmed, .timeout = 60)
+{
+    struct nudged d = {0};
+    const char *args[] = {"--max-sub-bytes", "4096", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    char pat[300];
+    long_pattern(pat, sizeof pat, 1, 16);
+    const char *t[] = {pat};
+    cr_assert_eq(wsc_subscribe(&w, t, 1, NULL), WSC_OK, "a 16-segment pattern fits 4 KiB");
+    long_pattern(pat, sizeof pat, 2, 16);
+    cr_assert_eq(wsc_subscribe(&w, t, 1, NULL), WSC_UNEXPECTED);
+    cr_assert_eq(w.last_error, 20);
+    wsc_close(&w, 2000);
+    cr_assert_eq(nudged_stop(&d), 0);
+
+    const char *off[] = {"--max-sub-bytes", "0", NULL};
+    cr_assert_eq(nudged_start(&d, off), 0);
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    for (unsigned i = 0; i < 200; i++) {
+        long_pattern(pat, sizeof pat, i, 127);
+        cr_assert_eq(wsc_subscribe(&w, t, 1, NULL), WSC_OK, "pattern %u", i);
+    }
+    cr_assert_gt(nudged_wait_stat(&d, "abuse.sub_bytes", -2, 100), 4 << 20);
+    /* What they held goes back to the OS once they are gone (glibc kept it: #14). */
+    wsc_close(&w, 2000);
+    cr_assert_eq(nudged_wait_stat(&d, "abuse.malloc_trims", 1, 5000), 1);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
