@@ -36,6 +36,7 @@ void hub_config_default(struct hub_config *cfg)
 {
     cfg->max_subs = 1024;
     cfg->max_sub_bytes = 1u << 20;
+    cfg->replay_rate = 256u << 10;
     cfg->max_queue = 1024;
 }
 
@@ -512,6 +513,14 @@ static void send_subscribed(struct hub *hub, struct conn *c, const struct hub_su
     if (sub_encode_subscribed(c->fmt, &hub->tmp, r->id, r->topic, cur) == 0) push_tmp(hub, c);
 }
 
+/* What a hint queued by a resume costs to send: its encoded payload in c's format (a frame
+ * header aside), or an estimate when it was not sealed. Summed into hub->replay_bytes. */
+static void count_replay(struct hub *hub, const struct conn *c, const struct hint *h)
+{
+    const struct msg *m = hint_payload(h, c->fmt);
+    hub->replay_bytes += m ? m->len : (uint64_t)h->data_len + h->topic_len + 48;
+}
+
 struct replay {
     struct hub *hub;
     struct conn *c;
@@ -521,6 +530,7 @@ static void on_replay(void *arg, struct hint *h)
 {
     struct replay *r = arg;
     stat_add(&r->hub->st.replayed, 1);
+    count_replay(r->hub, r->c, h);
     push_hint(r->hub, r->c, h, 1, 0, NULL);
 }
 
@@ -534,6 +544,7 @@ static void catch_up(struct hub *hub, struct conn *c, struct etopic *et, uint32_
         return;
     }
     stat_add(&hub->st.caught_up, 1);
+    count_replay(hub, c, h);
     push_hint(hub, c, h, n, 0, NULL);
     hint_unref(h);
 }
@@ -569,6 +580,7 @@ static void on_change(void *arg, const struct store_change *ch)
      * broker remembers of it (from its base), the newest data when history holds it. */
     uint64_t n = ch->seq - ch->base;
     stat_add(&hub->st.caught_up, 1);
+    count_replay(hub, c, h);
     push_hint(hub, c, h, n == 0 ? 1 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, 0, NULL);
     hint_unref(h);
 }
@@ -686,6 +698,17 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
                   "subscriptions per connection over max_subs");
         return;
     }
+    /* A resume may queue up to a topic's history (replay all) or a hint per changed topic under
+     * a pattern: the connection's replay bucket must not be empty. Refused, not deferred: the
+     * client may resume again later (docs/operations.md §Abuse limits). */
+    uint64_t now = limit_now_ms();
+    if (r->has_pos &&
+        !limit_take(&c->lim.replay, hub->cfg.replay_rate, hub->cfg.replay_rate, 0, now)) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_REPLAY, 1);
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_OVER_BUDGET,
+                  "replay budget of this connection spent (--replay-rate): resume later");
+        return;
+    }
     uint64_t cost = sub_cost(kind, t);
     if (hub->cfg.max_sub_bytes && c->lim.sub_bytes + cost > hub->cfg.max_sub_bytes) {
         metrics_add(&hub->metrics, METRICS_LIMIT_SUB_BYTES, 1);
@@ -748,6 +771,7 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     uint64_t cur = ht ? engine_seq(e, ht->et) : engine_safe_gpos(e);
     if (kind) s->covered = e->store->st.gpos; /* its live hints: every change after this */
     send_subscribed(hub, c, r, cur);
+    hub->replay_bytes = 0;
     if (r->has_pos) {
         uint64_t pos = r->pos;
         if (!epoch_ok(hub, r->epoch))
@@ -770,6 +794,7 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
         else
             catch_up(hub, c, ht->et, (uint32_t)(cur - pos));
     }
+    if (hub->replay_bytes) limit_charge(&c->lim.replay, hub->replay_bytes);
     /* Live from here: anything newer, nothing older. */
     if (ht)
         s->since = cur;

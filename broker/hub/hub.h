@@ -28,6 +28,10 @@ struct hub_config {
     uint64_t max_sub_bytes; /* memory of one connection's subscriptions and patterns as the hub
                                and the match trie allocate it (hub.c sub_cost); 0 = no bound;
                                default 1 MiB */
+    uint64_t replay_rate;   /* bytes per second of catch-up and replay one connection's own
+                               subscribe-with-resume requests may cause (a bucket of as many
+                               bytes); a resume past it is refused (over_budget); 0 = no bound;
+                               default 256 KiB */
     uint32_t max_queue;     /* queue entries per connection before hints coalesce; default 1024.
                                Hard limit max_queue + max_subs, then the connection is closed. */
 };
@@ -74,6 +78,7 @@ struct hub {
     struct hintbag bag;           /* hint releases of the flush pass in progress */
     uint64_t stamp;               /* fan-out stamp (one delivery per publish per connection) */
     uint64_t freed;               /* subscription bytes freed since the last malloc_trim */
+    uint64_t replay_bytes;        /* bytes queued by the resume being answered (limit.h) */
     struct conn *conns;           /* every open connection */
     struct conn *dirty;           /* connections with queued output */
     struct wire_buf tmp;          /* scratch for encoding */

@@ -58,6 +58,8 @@ static void usage(FILE *out)
           "  --max-sub-bytes N   memory of one connection's subscriptions and patterns\n"
           "                      (a pattern costs per segment); past it code 20\n"
           "                                                                  (default 1048576)\n"
+          "  --replay-rate N     bytes/s of catch-up and replay one connection's resumes\n"
+          "                      may cause; a resume past it gets code 20    (default 262144)\n"
           "timeouts:\n"
           "  --hello-timeout MS  a WebSocket upgrade, or a publisher's hello, must be done\n"
           "                      within MS of connecting, or the connection is closed\n"
@@ -227,7 +229,10 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
             i++;
             continue;
         }
-        if (!strcmp(a, "--max-sub-bytes")) {
+        uint64_t *bytes = !strcmp(a, "--max-sub-bytes") ? &cfg->hub.max_sub_bytes
+                          : !strcmp(a, "--replay-rate") ? &cfg->hub.replay_rate
+                                                        : NULL;
+        if (bytes) {
             char *end;
             errno = 0;
             unsigned long long x = v && *v != '-' ? strtoull(v, &end, 10) : 0;
@@ -235,7 +240,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 snprintf(err, errlen, "%s wants 0 (no bound) or a byte count >= 1024", a);
                 return -1;
             }
-            cfg->hub.max_sub_bytes = x;
+            *bytes = x;
             i++;
             continue;
         }

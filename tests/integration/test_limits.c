@@ -163,3 +163,75 @@ Test(sub_budget, the_budget_is_a_flag_zero_lifts_it_and_freed_memory_is_trimmed,
     cr_assert_eq(nudged_wait_stat(&d, "abuse.malloc_trims", 1, 5000), 1);
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+/* ---- replay budget ------------------------------------------------------------------------- */
+
+/* Receive whatever is there (timeout_ms for the first message), counting errors with code. */
+static void drain_count(struct wsc *w, int timeout_ms, int code, unsigned *n)
+{
+    struct sub_msg m;
+    while (wsc_recv_msg(w, &m, timeout_ms) == WSC_OK) {
+        if (m.type == SUB_ERROR && m.code == code) (*n)++;
+        sub_msg_clear(&m);
+        timeout_ms = 0;
+    }
+}
+
+Test(replay_budget, a_stream_of_resumes_cannot_make_the_broker_write_more_than_its_budget,
+     .timeout = 60)
+{
+    struct nudged d = {0};
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    nudge_client_t *pub = subcheck_publisher(&d, "replayer");
+    char data[1024];
+    int n = snprintf(data, sizeof data, "{\"pad\":\"");
+    memset(data + n, 'x', 900);
+    snprintf(data + n + 900, sizeof data - (size_t)n - 900, "\"}");
+    const char *topic[] = {"r:t"};
+    for (int i = 0; i < 64; i++)
+        cr_assert_eq(nudge_publish(pub, topic, 1, data, NULL), 0);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    json_t *st = nudged_stats(&d);
+    int64_t out0 = stats_int(st, "bytes_out");
+    json_decref(st);
+
+    /* #14's attack: sub with resume from 0, replay all, then unsub, over and over; each round
+     * trip of ~150 bytes asks for 64 hints of ~950 bytes (60 KB). */
+    int64_t t0 = now_ms();
+    unsigned refused = 0;
+    const int64_t pos[] = {0};
+    for (uint64_t i = 1; i <= 200; i++) {
+        subcheck_send_sub_mode(&w, i, topic, 1, w.epoch, pos, 1);
+        char unsub[96];
+        snprintf(unsub, sizeof unsub, "{\"type\":\"unsub\",\"id\":%llu,\"topics\":[\"r:t\"]}",
+                 (unsigned long long)i);
+        cr_assert_eq(wsc_send_text(&w, unsub), 0);
+        drain_count(&w, 0, 20, &refused);
+    }
+    int64_t secs_x1000 = now_ms() - t0;
+    drain_count(&w, 1000, 20, &refused);
+    st = nudged_stats(&d);
+    int64_t wrote = stats_int(st, "bytes_out") - out0;
+    int64_t hits = stats_int(st, "abuse.refused.replay");
+    json_decref(st);
+    /* The bound (docs/operations.md §Abuse limits): one bucket (256 KiB), one replay's overdraft
+     * (64 hints), the refill over the time taken, and the control replies (~100 B each). */
+    int64_t bound = 262144 + 64 * 1000 + 262144 * (secs_x1000 + 1000) / 1000 + 400 * 120;
+    cr_assert_leq(wrote, bound,
+                  "the broker wrote %lld bytes for 200 resumes in %lld ms (bound %lld)",
+                  (long long)wrote, (long long)secs_x1000, (long long)bound);
+    cr_assert_gt(refused, 0, "no over_budget error");
+    cr_assert_geq(hits, refused); /* some may still be on their way */
+    /* The connection stays and, once the bucket refilled, resumes again. */
+    sleep_ms(1100);
+    subcheck_send_sub_mode(&w, 999, topic, 1, w.epoch, pos, 1);
+    struct sub_msg m;
+    cr_assert_eq(wsc_expect(&w, SUB_SUBSCRIBED, &m, 5000), 0);
+    sub_msg_clear(&m);
+    cr_assert_eq(wsc_expect(&w, SUB_HINT, &m, 5000), 0);
+    sub_msg_clear(&m);
+    wsc_close(&w, 2000);
+    nudge_close(pub);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
