@@ -209,15 +209,24 @@ def replay(ws_port, pub_port, seconds=2.0):
 
 def fanin(ws_port, pub_port, npat, conns, pubs=200):
     topic = ":".join(["s"] * 16)
-    # distinct patterns matching s:s:...:s (16 segments): each segment s or *, plus ** tails
-    pats = []
-    i = 0
-    while len(pats) < npat:
-        bits = format(i, "016b")
-        pats.append(":".join("*" if b == "1" else "s" for b in bits))
-        i += 1
-    ws = []
+    # distinct patterns matching s:s:...:s (16 segments): each segment s or *; with MAXSTARS set,
+    # every pattern of at most that many '*' (and the "prefix:**" ones), repeated over the
+    # connections to reach npat (the worst a broker with --max-pattern-stars allows)
+    maxstars = int(os.environ.get("MAXSTARS", "0"))
+    distinct = []
+    if maxstars:
+        for i in range(1 << 16):
+            if bin(i).count("1") <= maxstars:
+                distinct.append(":".join("*" if b == "1" else "s" for b in format(i, "016b")))
+        for L in range(1, 16):
+            for i in range(1 << L):
+                if bin(i).count("1") <= maxstars:
+                    distinct.append(":".join(["*" if b == "1" else "s" for b in format(i, f"0{L}b")] + ["**"]))
+    else:
+        distinct = [":".join("*" if b == "1" else "s" for b in format(i, "016b")) for i in range(npat)]
     per = (npat + conns - 1) // conns
+    pats = [distinct[(c * per + k) % len(distinct)] for c in range(conns) for k in range(per)]
+    ws = []
     refused = 0
     for c in range(conns):
         w = WS(ws_port)

@@ -37,6 +37,8 @@ void hub_config_default(struct hub_config *cfg)
     cfg->max_subs = 1024;
     cfg->max_sub_bytes = 1u << 20;
     cfg->replay_rate = 256u << 10;
+    cfg->max_pattern_segments = 16;
+    cfg->max_pattern_stars = 3;
     cfg->max_queue = 1024;
 }
 
@@ -649,6 +651,23 @@ static int pattern_position(const struct hub *hub, const struct conn *c, const s
     return 0;
 }
 
+/* A publish walks every trie path its topic matches: one per way the registered patterns put
+ * '*' in its segments. Bounding a pattern's segments and stars bounds that walk for any topic,
+ * whatever patterns all connections hold (16k patterns matching one topic made a publish cost
+ * 11x, #14); "**" adds no path (its subs hang on the nodes already on the walk). */
+static int pattern_shape_ok(const struct hub *hub, struct wire_str t)
+{
+    uint32_t segs = 1, stars = 0;
+    for (uint32_t i = 0; i < t.len; i++) {
+        if (t.p[i] == ':') segs++;
+        /* a '*' segment: a lone '*' between separators (match_kind vetted the rest) */
+        if (t.p[i] == '*' && (i == 0 || t.p[i - 1] == ':') && (i + 1 == t.len || t.p[i + 1] == ':'))
+            stars++;
+    }
+    return (!hub->cfg.max_pattern_segments || segs <= hub->cfg.max_pattern_segments) &&
+           (!hub->cfg.max_pattern_stars || stars <= hub->cfg.max_pattern_stars);
+}
+
 static int epoch_ok(const struct hub *hub, struct wire_str epoch)
 {
     const char *mine = engine_epoch(hub->engine);
@@ -682,6 +701,13 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
         hub_error(hub, c, r->has_id, r->id, t, WIRE_C_BAD_TOPIC,
                   "topic empty, too long, bad UTF-8, holds a space or control char, or uses '*' "
                   "other than as a whole segment or a final '**'");
+        return;
+    }
+    if (kind && !pattern_shape_ok(hub, t)) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_PATTERN, 1);
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_BAD_TOPIC,
+                  "pattern has more segments than --max-pattern-segments or more '*' than "
+                  "--max-pattern-stars");
         return;
     }
     struct htopic *ht =

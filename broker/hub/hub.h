@@ -32,8 +32,14 @@ struct hub_config {
                                subscribe-with-resume requests may cause (a bucket of as many
                                bytes); a resume past it is refused (over_budget); 0 = no bound;
                                default 256 KiB */
-    uint32_t max_queue;     /* queue entries per connection before hints coalesce; default 1024.
-                               Hard limit max_queue + max_subs, then the connection is closed. */
+    uint32_t max_pattern_segments; /* segments of a pattern ("**" included); 0 = no bound;
+                                      default 16 */
+    uint32_t max_pattern_stars;    /* "*" segments of a pattern ("**" not counted); 0 = no
+                                      bound; default 3. With both, the trie nodes one publish
+                                      visits are at most sum over L <= segments of the ways to
+                                      put <= stars stars in L segments: 3,212 (match.h) */
+    uint32_t max_queue; /* queue entries per connection before hints coalesce; default 1024.
+                           Hard limit max_queue + max_subs, then the connection is closed. */
 };
 
 /* Counters of one hub, written only by its thread, read by any (stat.h). */

@@ -60,6 +60,10 @@ static void usage(FILE *out)
           "                                                                  (default 1048576)\n"
           "  --replay-rate N     bytes/s of catch-up and replay one connection's resumes\n"
           "                      may cause; a resume past it gets code 20    (default 262144)\n"
+          "  --max-pattern-segments N  segments in a wildcard pattern; more: code 5\n"
+          "                                                                  (default 16)\n"
+          "  --max-pattern-stars N  '*' segments in a pattern ('**' not counted); more:\n"
+          "                      code 5                                      (default 3)\n"
           "timeouts:\n"
           "  --hello-timeout MS  a WebSocket upgrade, or a publisher's hello, must be done\n"
           "                      within MS of connecting, or the connection is closed\n"
@@ -133,6 +137,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-subs", &cfg->hub.max_subs, 1, 1u << 20},
         {"--max-queue", &cfg->hub.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
+        {"--max-pattern-segments", &cfg->hub.max_pattern_segments, 0, WIRE_TOPIC_LEN_MAX},
+        {"--max-pattern-stars", &cfg->hub.max_pattern_stars, 0, WIRE_TOPIC_LEN_MAX},
         {"--max-topics-total", &cfg->engine.max_topics, 1, UINT32_MAX},
         {"--workers", &cfg->workers, 1, NUDGE_WORKERS_MAX},
         {"--hello-timeout", &cfg->hello_timeout_ms, 50, 3600000},

@@ -66,7 +66,9 @@ Test(sub_budget, long_patterns_hit_the_memory_budget_with_over_budget_and_the_co
      .timeout = 60)
 {
     struct nudged d = {0};
-    cr_assert_eq(nudged_start(&d, NULL), 0);
+    /* the attack of #14 (127 segments): the budget alone, past the pattern shape limit */
+    const char *args[] = {"--max-pattern-segments", "0", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
     /* The attack of #14: 1,024 distinct patterns of 127 segments (254 bytes) cost 21.8 MiB. */
@@ -150,7 +152,7 @@ Test(sub_budget, the_budget_is_a_flag_zero_lifts_it_and_freed_memory_is_trimmed,
     wsc_close(&w, 2000);
     cr_assert_eq(nudged_stop(&d), 0);
 
-    const char *off[] = {"--max-sub-bytes", "0", NULL};
+    const char *off[] = {"--max-sub-bytes", "0", "--max-pattern-segments", "0", NULL};
     cr_assert_eq(nudged_start(&d, off), 0);
     cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
     for (unsigned i = 0; i < 200; i++) {
@@ -233,5 +235,38 @@ Test(replay_budget, a_stream_of_resumes_cannot_make_the_broker_write_more_than_i
     sub_msg_clear(&m);
     wsc_close(&w, 2000);
     nudge_close(pub);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+/* ---- pattern shape ------------------------------------------------------------------------- */
+
+Test(pattern_shape, patterns_past_the_segment_or_star_bound_are_bad_topic_and_counted,
+     .timeout = 30)
+{
+    struct nudged d = {0};
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    /* within: 16 segments, 3 stars, and a "**" tail that adds no walk */
+    cr_assert_eq(wsc_subscribe_v(&w, "a:*:b:*:c:*:d:e:f:g:h:i:j:k:l:m", "a:*:*:*:**", NULL),
+                 WSC_OK);
+    const char *four[] = {"*:*:*:*"};
+    cr_assert_eq(wsc_subscribe(&w, four, 1, NULL), WSC_UNEXPECTED);
+    cr_assert_eq(w.last_error, 5, "code %d", w.last_error);
+    const char *seventeen[] = {"a:b:c:d:e:f:g:h:i:j:k:l:m:n:o:p:*"};
+    cr_assert_eq(wsc_subscribe(&w, seventeen, 1, NULL), WSC_UNEXPECTED);
+    cr_assert_eq(w.last_error, 5, "code %d", w.last_error);
+    /* a plain topic of many segments is not a pattern: not bounded here */
+    cr_assert_eq(wsc_subscribe_v(&w, "a:b:c:d:e:f:g:h:i:j:k:l:m:n:o:p:q:r", NULL), WSC_OK);
+    cr_assert_eq(nudged_wait_stat(&d, "abuse.refused.pattern", 2, 5000), 2);
+    wsc_close(&w, 2000);
+    cr_assert_eq(nudged_stop(&d), 0);
+
+    const char *off[] = {"--max-pattern-segments", "0", "--max-pattern-stars", "0", NULL};
+    cr_assert_eq(nudged_start(&d, off), 0);
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    cr_assert_eq(wsc_subscribe(&w, four, 1, NULL), WSC_OK);
+    cr_assert_eq(wsc_subscribe(&w, seventeen, 1, NULL), WSC_OK);
+    wsc_close(&w, 2000);
     cr_assert_eq(nudged_stop(&d), 0);
 }
