@@ -20,6 +20,7 @@ void config_default(struct config *cfg)
     engine_config_default(&cfg->engine);
     hub_config_default(&cfg->hub);
     cfg->max_conns = 10000;
+    cfg->max_conns_per_ip = 1024;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = ncpu < 1 ? 1 : ncpu > NUDGE_WORKERS_MAX ? NUDGE_WORKERS_MAX : (uint32_t)ncpu;
     cfg->hello_timeout_ms = 10000;
@@ -55,6 +56,9 @@ static void usage(FILE *out)
           "  --max-conns N       open publisher + WebSocket connections, handshakes\n"
           "                      in progress included                        (default 10000)\n"
           "abuse limits (docs/operations.md §Abuse limits; 0 = no bound):\n"
+          "  --max-conns-per-ip N  open publisher + WebSocket connections from one\n"
+          "                      address; more are refused (WebSocket: HTTP 429)\n"
+          "                                                                  (default 1024)\n"
           "  --max-sub-bytes N   memory of one connection's subscriptions and patterns\n"
           "                      (a pattern costs per segment); past it code 20\n"
           "                                                                  (default 1048576)\n"
@@ -137,6 +141,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-subs", &cfg->hub.max_subs, 1, 1u << 20},
         {"--max-queue", &cfg->hub.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
+        {"--max-conns-per-ip", &cfg->max_conns_per_ip, 0, 1u << 24},
         {"--max-pattern-segments", &cfg->hub.max_pattern_segments, 0, WIRE_TOPIC_LEN_MAX},
         {"--max-pattern-stars", &cfg->hub.max_pattern_stars, 0, WIRE_TOPIC_LEN_MAX},
         {"--max-topics-total", &cfg->engine.max_topics, 1, UINT32_MAX},

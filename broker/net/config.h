@@ -18,6 +18,8 @@ struct config {
     struct hub_config hub;
     uint32_t workers;          /* worker threads; default: the number of online CPUs */
     uint32_t max_conns;        /* open connections (all transports); default 10000 */
+    uint32_t max_conns_per_ip; /* open publisher + WebSocket connections from one address;
+                                  0 = no bound; default 1024 */
     uint32_t hello_timeout_ms; /* accept -> WebSocket upgrade done / publisher hello; 10000 */
     uint32_t pub_idle_ms;      /* publisher silent (or mid-frame) this long is dropped; 0 = never */
     uint32_t ws_ping;          /* seconds without proof of life before a subscriber is pinged; it is

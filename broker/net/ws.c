@@ -67,13 +67,16 @@ struct ws {
     int sweeping;
 };
 
-/* An adopted socket whose WebSocket upgrade is not done yet; lws's opaque user data points here.
- * Freed when the upgrade completes (ESTABLISHED) or the wsi goes (WSI_DESTROY). */
+/* An adopted socket, from accept until lws frees it (WSI_DESTROY); lws's opaque user data points
+ * here. On the pending list (its upgrade not done yet) until ESTABLISHED. Holds the socket's
+ * slot in the broker's per-address count for its whole life. */
 struct pend {
     struct lws *wsi;
     uint64_t deadline;
-    struct pend *prev, *next; /* on ws->pend_*, unless killed */
+    struct pend *prev, *next; /* on ws->pend_*, unless killed or done */
     int killed;
+    int done; /* upgraded: no longer pending */
+    struct peer_key peer;
 };
 
 /* Per-connection state: lws allocates it zeroed (per_session_data_size) and frees it after
@@ -100,6 +103,22 @@ static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
                                    "Content-Length: 52\r\n"
                                    "\r\n"
                                    "nudged: this port speaks WebSocket only (see docs)\r\n";
+
+/* Refusals written at accept, before lws reads the request: the client's upgrade is answered
+ * with a status it can act on, and nothing it sends is read. */
+static const char http_too_many[] = "HTTP/1.1 429 Too Many Requests\r\n"
+                                    "Connection: close\r\n"
+                                    "Content-Type: text/plain\r\n"
+                                    "Content-Length: 48\r\n"
+                                    "\r\n"
+                                    "nudged: too many connections from your address\r\n";
+
+static void send_refusal(int fd, const char *p, size_t n)
+{
+    /* Best effort, non-blocking: a fresh socket's send buffer takes it. */
+    ssize_t r = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)r;
+}
 
 static size_t frame_header(uint8_t *h, int binary, size_t len)
 {
@@ -248,14 +267,24 @@ static void pend_unlink(struct ws *w, struct pend *p)
 }
 
 /* The upgrade finished or the socket is gone: it no longer counts as pending. */
-static void pend_done(struct ws *w, struct lws *wsi)
+static void pend_done(struct ws *w, struct pend *p)
+{
+    if (p->done) return;
+    p->done = 1;
+    pend_unlink(w, p);
+    p->killed = 1; /* off the list for good: pend_unlink is a no-op from now on */
+    stat_sub(&w->srv->ws_pending, 1);
+}
+
+/* lws frees the wsi: give back its slot in the per-address count. */
+static void pend_destroy(struct ws *w, struct lws *wsi)
 {
     struct pend *p = lws_get_opaque_user_data(wsi);
     if (!p) return;
     lws_set_opaque_user_data(wsi, NULL);
-    pend_unlink(w, p);
+    pend_done(w, p);
+    peers_remove(&w->srv->broker->peers, &p->peer);
     free(p);
-    stat_sub(&w->srv->ws_pending, 1);
 }
 
 static void on_pend_timer(uv_timer_t *t)
@@ -274,13 +303,8 @@ static void on_pend_timer(uv_timer_t *t)
     if (p) uv_timer_start(t, on_pend_timer, p->deadline - now, 0);
 }
 
-static void pend_add(struct ws *w, struct lws *wsi)
+static void pend_add(struct ws *w, struct lws *wsi, struct pend *p)
 {
-    struct pend *p = calloc(1, sizeof(*p));
-    if (!p) { /* cannot track it: do not keep it either */
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return;
-    }
     p->wsi = wsi;
     p->deadline = uv_now(w->srv->loop) + w->srv->cfg.hello_timeout_ms;
     p->prev = w->pend_tail;
@@ -383,10 +407,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        pend_done(w, wsi);
+        pend_destroy(w, wsi);
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
-        pend_done(w, wsi);
+        if (lws_get_opaque_user_data(wsi)) pend_done(w, lws_get_opaque_user_data(wsi));
         memset(wc, 0, sizeof(*wc));
         wc->wsi = wsi;
         wc->w = w;
@@ -449,11 +473,30 @@ static void on_accept(void *data, int fd)
         close(fd);
         return;
     }
+    struct pend *p = calloc(1, sizeof(*p));
+    if (!p) { /* cannot track it: do not keep it either */
+        close(fd);
+        return;
+    }
+    peers_key(fd, &p->peer);
+    int prc = peers_add(&srv->broker->peers, &p->peer, srv->cfg.max_conns_per_ip);
+    if (prc == -EBUSY) {
+        metrics_add(&srv->hub.metrics, METRICS_LIMIT_IP, 1);
+        LOGF(srv->cfg.log_level, LOG_DEBUG, "WebSocket refused: --max-conns-per-ip reached");
+        send_refusal(fd, http_too_many, sizeof(http_too_many) - 1);
+        close(fd);
+        free(p);
+        return;
+    }
+    if (prc < 0) p->peer.valid = 0; /* not counted (no memory): let it in, never uncount it */
     struct lws *wsi = lws_adopt_socket_vhost(w->vh, fd);
-    if (!wsi)
+    if (!wsi) {
         LOGF(w->srv->cfg.log_level, LOG_WARN, "ws: lws could not adopt a connection");
-    else
-        pend_add(w, wsi);
+        peers_remove(&srv->broker->peers, &p->peer);
+        free(p);
+    } else {
+        pend_add(w, wsi, p);
+    }
 }
 
 static void lws_log(int level, const char *line)

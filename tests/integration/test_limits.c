@@ -270,3 +270,48 @@ Test(pattern_shape, patterns_past_the_segment_or_star_bound_are_bad_topic_and_co
     wsc_close(&w, 2000);
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+/* ---- connections per address --------------------------------------------------------------- */
+
+Test(ip_conns, connections_past_the_per_address_limit_are_refused_and_slots_come_back,
+     .timeout = 60)
+{
+    struct nudged d = {0};
+    const char *args[] = {"--max-conns-per-ip", "4", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    struct wsc w[4];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(wsc_open(&w[i], d.ws_port, NULL), WSC_OK, "conn %d", i);
+    /* a socket still in its handshake holds a slot too */
+    int raw = tcp_connect(d.ws_port);
+    cr_assert_geq(raw, 0);
+    sleep_ms(100);
+    struct wsc x;
+    int status = 0;
+    cr_assert_eq(wsc_connect_ex(&x, d.ws_port, "/", NULL, &status), WSC_EIO);
+    cr_assert_eq(status, 429, "HTTP status %d", status);
+    /* publishers count in the same limit: refused at once (closed) */
+    struct pubraw pr;
+    int fd = tcp_connect(d.pub_port);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(wait_closed(fd, 3000), 1, "a publisher past the limit stays connected");
+    close(fd);
+    cr_assert_eq(nudged_wait_stat(&d, "abuse.refused.ip_conns", 2, 5000), 2);
+    /* a slot comes back when a connection goes, handshake or not */
+    close(raw);
+    int64_t end = now_ms() + 5000, rc = -1;
+    while (now_ms() < end && (rc = wsc_open(&w[3], d.ws_port, NULL)) != WSC_OK)
+        sleep_ms(50);
+    cr_assert_eq(rc, WSC_OK, "the closed socket's slot did not come back");
+    wsc_close(&w[0], 2000);
+    end = now_ms() + 5000;
+    while (now_ms() < end && (rc = pubraw_connect(&pr, d.pub_port, 1)) != PUBRAW_OK)
+        sleep_ms(50);
+    cr_assert_eq(rc, PUBRAW_OK, "the closed WebSocket's slot did not come back");
+    pubraw_close(&pr, 0);
+    for (int i = 1; i < 4; i++)
+        wsc_close(&w[i], 2000);
+    char why[256];
+    cr_assert_eq(nudged_probe(&d, 5000, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
