@@ -37,6 +37,8 @@ void hub_config_default(struct hub_config *cfg)
     cfg->max_subs = 1024;
     cfg->max_sub_bytes = 1u << 20;
     cfg->replay_rate = 256u << 10;
+    cfg->sub_rate = 100;
+    cfg->msg_rate = 100;
     cfg->max_pattern_segments = 16;
     cfg->max_pattern_stars = 3;
     cfg->max_queue = 1024;
@@ -651,6 +653,29 @@ static int pattern_position(const struct hub *hub, const struct conn *c, const s
     return 0;
 }
 
+/* A request over a rate: counted, and a connection a whole bucket in debt is closed (4008). */
+static void rate_refused(struct hub *hub, struct conn *c, struct limit_bucket *b, uint64_t burst,
+                         enum metrics_slot slot)
+{
+    metrics_add(&hub->metrics, slot, 1);
+    if (limit_overdrawn(b, burst)) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_RATE_CLOSES, 1);
+        hub_conn_close(hub, c, LIMIT_CLOSE_RATE, "rate limit: too many requests");
+    }
+}
+
+int hub_limit_message(struct hub *hub, struct conn *c)
+{
+    uint64_t burst = 2 * (uint64_t)hub->cfg.msg_rate;
+    if (c->closing) return -1;
+    if (limit_take(&c->lim.msgs, hub->cfg.msg_rate, burst, 1, limit_now_ms())) return 0;
+    rate_refused(hub, c, &c->lim.msgs, burst, METRICS_LIMIT_MSG_RATE);
+    if (!c->closing)
+        hub_error(hub, c, 0, 0, (struct wire_str){NULL, 0}, WIRE_C_RATE_LIMITED,
+                  "messages over --msg-rate: dropped unread");
+    return -1;
+}
+
 /* A publish walks every trie path its topic matches: one per way the registered patterns put
  * '*' in its segments. Bounding a pattern's segments and stars bounds that walk for any topic,
  * whatever patterns all connections hold (16k patterns matching one topic made a publish cost
@@ -733,6 +758,13 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
         metrics_add(&hub->metrics, METRICS_LIMIT_REPLAY, 1);
         hub_error(hub, c, r->has_id, r->id, t, WIRE_C_OVER_BUDGET,
                   "replay budget of this connection spent (--replay-rate): resume later");
+        return;
+    }
+    if (!limit_take(&c->lim.subs, hub->cfg.sub_rate, hub->cfg.max_subs, 1, now)) {
+        rate_refused(hub, c, &c->lim.subs, hub->cfg.max_subs, METRICS_LIMIT_SUB_RATE);
+        if (!c->closing)
+            hub_error(hub, c, r->has_id, r->id, t, WIRE_C_RATE_LIMITED,
+                      "subscriptions over --sub-rate: try again later");
         return;
     }
     uint64_t cost = sub_cost(kind, t);

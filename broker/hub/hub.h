@@ -32,6 +32,12 @@ struct hub_config {
                                subscribe-with-resume requests may cause (a bucket of as many
                                bytes); a resume past it is refused (over_budget); 0 = no bound;
                                default 256 KiB */
+    uint32_t sub_rate;      /* topics and patterns one connection may subscribe per second, in a
+                               bucket of max_subs (a reconnect resubscribes all at once); past it
+                               rate_limited; 0 = no bound; default 100 */
+    uint32_t msg_rate;      /* messages one WebSocket connection may send per second, in a bucket of
+                               2 x msg_rate; past it the message is dropped unread (rate_limited); 0 =
+                               no bound; default 100 */
     uint32_t max_pattern_segments; /* segments of a pattern ("**" included); 0 = no bound;
                                       default 16 */
     uint32_t max_pattern_stars;    /* "*" segments of a pattern ("**" not counted); 0 = no
@@ -142,6 +148,10 @@ void hub_conn_reply(struct hub *hub, struct conn *c);
 /* Subscribe c to one topic or pattern: queues `subscribed` (or an error), then a replay or a
  * `reset` when a position was given; live hints follow with nothing lost or doubled. */
 void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *req);
+/* A transport received a message from subscriber c: 0 to hand it to the session, -1 when it is
+ * over --msg-rate (dropped unread: an `error` rate_limited is queued, or, once c is a whole
+ * bucket in debt, c is closed with LIMIT_CLOSE_RATE). */
+int hub_limit_message(struct hub *hub, struct conn *c);
 /* Unsubscribe c from one topic or pattern: queues `unsubscribed` or an error. */
 void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id,
                      struct wire_str topic);

@@ -64,6 +64,10 @@ static void usage(FILE *out)
           "                                                                  (default 1048576)\n"
           "  --replay-rate N     bytes/s of catch-up and replay one connection's resumes\n"
           "                      may cause; a resume past it gets code 20    (default 262144)\n"
+          "  --sub-rate N        topics a connection may subscribe per second (bursts\n"
+          "                      of --max-subs); past it code 19, then close 4008 (default 100)\n"
+          "  --msg-rate N        messages a WebSocket connection may send per second\n"
+          "                      (bursts of 2N); past it code 19, then close 4008 (default 100)\n"
           "  --max-pattern-segments N  segments in a wildcard pattern; more: code 5\n"
           "                                                                  (default 16)\n"
           "  --max-pattern-stars N  '*' segments in a pattern ('**' not counted); more:\n"
@@ -142,6 +146,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-queue", &cfg->hub.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
         {"--max-conns-per-ip", &cfg->max_conns_per_ip, 0, 1u << 24},
+        {"--sub-rate", &cfg->hub.sub_rate, 0, 1u << 24},
+        {"--msg-rate", &cfg->hub.msg_rate, 0, 1u << 24},
         {"--max-pattern-segments", &cfg->hub.max_pattern_segments, 0, WIRE_TOPIC_LEN_MAX},
         {"--max-pattern-stars", &cfg->hub.max_pattern_stars, 0, WIRE_TOPIC_LEN_MAX},
         {"--max-topics-total", &cfg->engine.max_topics, 1, UINT32_MAX},

@@ -356,6 +356,7 @@ static void refuse_http(struct lws *wsi)
 static void deliver(struct wsconn *wc, const uint8_t *p, size_t len, int binary)
 {
     struct server *srv = wc->w->srv;
+    if (hub_limit_message(&srv->hub, &wc->c) < 0) return; /* over --msg-rate */
     session_sub_message(&srv->session, &wc->c, p, len, binary, uv_now(srv->loop));
 }
 

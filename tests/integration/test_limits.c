@@ -66,8 +66,10 @@ Test(sub_budget, long_patterns_hit_the_memory_budget_with_over_budget_and_the_co
      .timeout = 60)
 {
     struct nudged d = {0};
-    /* the attack of #14 (127 segments): the budget alone, past the pattern shape limit */
-    const char *args[] = {"--max-pattern-segments", "0", NULL};
+    /* the attack of #14 (127 segments): the budget alone, past the pattern shape limit; one
+     * sub message per pattern: the rates are not what this test is about */
+    const char *args[] = {
+        "--max-pattern-segments", "0", "--msg-rate", "0", "--sub-rate", "0", NULL};
     cr_assert_eq(nudged_start(&d, args), 0);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
@@ -139,6 +141,15 @@ Test(sub_budget, the_budget_is_a_flag_zero_lifts_it_and_freed_memory_is_trimmed,
 {
     struct nudged d = {0};
     const char *args[] = {"--max-sub-bytes", "4096", NULL};
+    const char *off[] = {"--max-sub-bytes",
+                         "0",
+                         "--max-pattern-segments",
+                         "0",
+                         "--msg-rate",
+                         "0",
+                         "--sub-rate",
+                         "0",
+                         NULL};
     cr_assert_eq(nudged_start(&d, args), 0);
     struct wsc w;
     cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
@@ -152,7 +163,6 @@ Test(sub_budget, the_budget_is_a_flag_zero_lifts_it_and_freed_memory_is_trimmed,
     wsc_close(&w, 2000);
     cr_assert_eq(nudged_stop(&d), 0);
 
-    const char *off[] = {"--max-sub-bytes", "0", "--max-pattern-segments", "0", NULL};
     cr_assert_eq(nudged_start(&d, off), 0);
     cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
     for (unsigned i = 0; i < 200; i++) {
@@ -183,7 +193,8 @@ Test(replay_budget, a_stream_of_resumes_cannot_make_the_broker_write_more_than_i
      .timeout = 60)
 {
     struct nudged d = {0};
-    cr_assert_eq(nudged_start(&d, NULL), 0);
+    const char *args[] = {"--msg-rate", "0", "--sub-rate", "0", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
     nudge_client_t *pub = subcheck_publisher(&d, "replayer");
     char data[1024];
     int n = snprintf(data, sizeof data, "{\"pad\":\"");
@@ -313,5 +324,85 @@ Test(ip_conns, connections_past_the_per_address_limit_are_refused_and_slots_come
         wsc_close(&w[i], 2000);
     char why[256];
     cr_assert_eq(nudged_probe(&d, 5000, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+/* ---- rates --------------------------------------------------------------------------------- */
+
+/* Send n pings; count the pongs and the rate_limited errors that come back, until the connection
+ * closes (returns its close code) or nothing more arrives (returns 0). */
+static int ping_flood(struct wsc *w, unsigned n, unsigned *pongs, unsigned *limited)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (wsc_send_text(w, "{\"type\":\"ping\"}") != 0) break;
+    struct sub_msg m;
+    int rc;
+    while ((rc = wsc_recv_msg(w, &m, 500)) == WSC_OK) {
+        if (m.type == SUB_PONG) (*pongs)++;
+        if (m.type == SUB_ERROR && m.code == 19) (*limited)++;
+        sub_msg_clear(&m);
+    }
+    return rc == WSC_CLOSED ? w->close_code : 0;
+}
+
+Test(rates, messages_past_the_rate_are_dropped_with_rate_limited_then_the_connection_is_closed,
+     .timeout = 60)
+{
+    struct nudged d = {0};
+    const char *args[] = {"--msg-rate", "10", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK); /* hello: 1 message of the 20 */
+    unsigned pongs = 0, limited = 0;
+    cr_assert_eq(ping_flood(&w, 25, &pongs, &limited), 0, "closed after 25 messages");
+    cr_assert_geq(pongs, 18, "%u pongs", pongs);
+    cr_assert_leq(pongs, 21, "%u pongs: the burst is 2 x 10", pongs);
+    cr_assert_geq(limited, 4, "%u rate_limited", limited);
+    /* keeping on: closed with 4008 once the debt reaches a bucket */
+    int code = ping_flood(&w, 100, &pongs, &limited);
+    cr_assert_eq(code, 4008, "close code %d", code);
+    json_t *st = nudged_stats(&d);
+    cr_assert_geq(stats_int(st, "abuse.refused.msg_rate"), limited);
+    cr_assert_eq(stats_int(st, "abuse.refused.rate_close"), 1);
+    json_decref(st);
+    wsc_free(&w, 0);
+    /* a polite client is untouched */
+    struct wsc p;
+    cr_assert_eq(wsc_open(&p, d.ws_port, NULL), WSC_OK);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(wsc_subscribe_v(&p, "calm", NULL), WSC_OK);
+    wsc_close(&p, 2000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(rates, subscriptions_past_the_rate_get_rate_limited_then_the_connection_is_closed,
+     .timeout = 60)
+{
+    struct nudged d = {0};
+    const char *args[] = {"--sub-rate", "2", "--max-subs", "8", "--msg-rate", "0", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, d.ws_port, NULL), WSC_OK);
+    const char *t[] = {"churn"};
+    /* a burst of --max-subs: a reconnect resubscribes everything at once */
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(wsc_subscribe(&w, t, 1, NULL), WSC_OK, "sub %d", i);
+        cr_assert_eq(wsc_unsubscribe(&w, t, 1), WSC_OK, "unsub %d", i);
+    }
+    cr_assert_eq(wsc_subscribe(&w, t, 1, NULL), WSC_UNEXPECTED);
+    cr_assert_eq(w.last_error, 19, "code %d", w.last_error);
+    /* churning on: closed with 4008 */
+    int code = 0;
+    for (uint64_t i = 100; i < 200 && !code; i++) {
+        wsc_send_sub(&w, i, t, 1);
+        struct sub_msg m;
+        int rc;
+        while ((rc = wsc_recv_msg(&w, &m, 200)) == WSC_OK)
+            sub_msg_clear(&m);
+        if (rc == WSC_CLOSED) code = w.close_code;
+    }
+    cr_assert_eq(code, 4008, "close code %d", code);
+    cr_assert_geq(nudged_wait_stat(&d, "abuse.refused.sub_rate", 9, 5000), 9);
+    wsc_free(&w, 0);
     cr_assert_eq(nudged_stop(&d), 0);
 }
