@@ -59,6 +59,9 @@ static void usage(FILE *out)
           "  --max-conns-per-ip N  open publisher + WebSocket connections from one\n"
           "                      address; more are refused (WebSocket: HTTP 429)\n"
           "                                                                  (default 1024)\n"
+          "  --allow-origin ORIGIN  browsers' WebSocket upgrades must come from this Origin\n"
+          "                      (scheme://host[:port]; repeatable, 16 at most); others\n"
+          "                      get HTTP 403; none given: any origin         (default none)\n"
           "  --max-sub-bytes N   memory of one connection's subscriptions and patterns\n"
           "                      (a pattern costs per segment); past it code 20\n"
           "                                                                  (default 1048576)\n"
@@ -258,6 +261,19 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 return -1;
             }
             *bytes = x;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--allow-origin")) {
+            if (cfg->nallow_origin >= CONFIG_ORIGINS_MAX || !v || !*v ||
+                strlen(v) >= CONFIG_ORIGIN_LEN || strchr(v, ' ')) {
+                snprintf(err, errlen,
+                         "--allow-origin wants an origin such as https://app.example.com (at "
+                         "most %d of them), got '%s'",
+                         CONFIG_ORIGINS_MAX, v ? v : "");
+                return -1;
+            }
+            snprintf(cfg->allow_origin[cfg->nallow_origin++], CONFIG_ORIGIN_LEN, "%s", v);
             i++;
             continue;
         }

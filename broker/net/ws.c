@@ -36,6 +36,7 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -112,6 +113,13 @@ static const char http_too_many[] = "HTTP/1.1 429 Too Many Requests\r\n"
                                     "Content-Length: 48\r\n"
                                     "\r\n"
                                     "nudged: too many connections from your address\r\n";
+
+static const char http_forbidden[] = "HTTP/1.1 403 Forbidden\r\n"
+                                     "Connection: close\r\n"
+                                     "Content-Type: text/plain\r\n"
+                                     "Content-Length: 45\r\n"
+                                     "\r\n"
+                                     "nudged: this Origin may not use this broker\r\n";
 
 static void send_refusal(int fd, const char *p, size_t n)
 {
@@ -345,6 +353,23 @@ static void on_sweep(uv_timer_t *t)
     lws_callback_all_protocol_vhost_args(w->vh, NULL, LWS_CALLBACK_USER, NULL, 0);
 }
 
+/* --allow-origin: a browser always sends Origin with a WebSocket upgrade, so a page of another
+ * site (cross-site WebSocket hijacking) is refused; a client without Origin is not a browser
+ * and gets in (the allow-list is no authentication: tokens are). Compared case-insensitively
+ * (scheme and host are), exactly otherwise: "https://app.example.com" does not admit
+ * "https://app.example.com.evil.net". No list: any origin, as before. */
+static int origin_allowed(const struct config *cfg, struct lws *wsi)
+{
+    if (cfg->nallow_origin == 0) return 1;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0) return 1;
+    char o[CONFIG_ORIGIN_LEN];
+    if (n >= (int)sizeof(o) || lws_hdr_copy(wsi, o, sizeof(o), WSI_TOKEN_ORIGIN) != n) return 0;
+    for (uint32_t i = 0; i < cfg->nallow_origin; i++)
+        if (strcasecmp(o, cfg->allow_origin[i]) == 0) return 1;
+    return 0;
+}
+
 static void refuse_http(struct lws *wsi)
 {
     /* Best effort, non-blocking: the answer fits any fresh socket's send buffer. */
@@ -404,6 +429,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* --max-conns was checked at accept, this socket already counted as pending. */
         if (w->srv->stopping) {
             LOGF(w->srv->cfg.log_level, LOG_INFO, "WebSocket refused: shutting down");
+            return -1;
+        }
+        if (!origin_allowed(&w->srv->cfg, wsi)) {
+            metrics_add(&w->srv->hub.metrics, METRICS_LIMIT_ORIGIN, 1);
+            LOGF(w->srv->cfg.log_level, LOG_DEBUG, "WebSocket refused: Origin not allowed");
+            send_refusal(lws_get_socket_fd(wsi), http_forbidden, sizeof(http_forbidden) - 1);
             return -1;
         }
         return 0;

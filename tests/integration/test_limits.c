@@ -406,3 +406,46 @@ Test(rates, subscriptions_past_the_rate_get_rate_limited_then_the_connection_is_
     wsc_free(&w, 0);
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+/* ---- Origin allow-list --------------------------------------------------------------------- */
+
+/* The HTTP status a WebSocket upgrade with this Origin header (NULL: none) gets. */
+static int upgrade_status(uint16_t port, const char *origin)
+{
+    char req[512], hdr[300] = "";
+    if (origin) snprintf(hdr, sizeof hdr, "Origin: %s\r\n", origin);
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     hdr);
+    size_t len = 0;
+    char *resp = http_raw(port, req, (size_t)n, &len, 1000);
+    int status = -1;
+    if (resp && len > 12 && !strncmp(resp, "HTTP/1.1 ", 9)) status = atoi(resp + 9);
+    free(resp);
+    return status;
+}
+
+Test(origin, browsers_from_an_origin_not_on_the_allow_list_get_403, .timeout = 30)
+{
+    struct nudged d = {0};
+    const char *args[] = {"--allow-origin", "https://app.example.com", "--allow-origin",
+                          "http://localhost:3000", NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    cr_assert_eq(upgrade_status(d.ws_port, "https://app.example.com"), 101);
+    cr_assert_eq(upgrade_status(d.ws_port, "HTTPS://APP.example.com"), 101);
+    cr_assert_eq(upgrade_status(d.ws_port, "http://localhost:3000"), 101);
+    cr_assert_eq(upgrade_status(d.ws_port, "https://evil.example"), 403);
+    cr_assert_eq(upgrade_status(d.ws_port, "https://app.example.com.evil.net"), 403);
+    cr_assert_eq(upgrade_status(d.ws_port, "null"), 403);
+    cr_assert_eq(upgrade_status(d.ws_port, NULL), 101, "no Origin: not a browser");
+    cr_assert_eq(nudged_wait_stat(&d, "abuse.refused.origin", 3, 5000), 3);
+    char why[256];
+    cr_assert_eq(nudged_probe(&d, 5000, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(nudged_stop(&d), 0);
+
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    cr_assert_eq(upgrade_status(d.ws_port, "https://evil.example"), 101, "no list: any origin");
+    cr_assert_eq(nudged_stop(&d), 0);
+}
