@@ -449,3 +449,38 @@ Test(origin, browsers_from_an_origin_not_on_the_allow_list_get_403, .timeout = 3
     cr_assert_eq(upgrade_status(d.ws_port, "https://evil.example"), 101, "no list: any origin");
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+/* ---- admin port ---------------------------------------------------------------------------- */
+
+Test(admin_slots, stats_answers_while_64_idle_connections_are_open, .timeout = 60)
+{
+    struct nudged d = {0};
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    int idle[64];
+    for (int i = 0; i < 64; i++) {
+        idle[i] = tcp_connect(d.admin_port);
+        cr_assert_geq(idle[i], 0, "idle %d", i);
+    }
+    sleep_ms(200); /* all accepted */
+    for (int k = 0; k < 3; k++) {
+        int64_t t0 = now_ms();
+        int status = 0;
+        char *body = http_get(d.admin_port, "/stats", &status);
+        cr_assert_not_null(body, "/stats unanswered with 64 idle admin connections");
+        cr_assert_eq(status, 200);
+        cr_assert_lt(now_ms() - t0, 1000, "/stats took %lld ms", (long long)(now_ms() - t0));
+        free(body);
+    }
+    json_t *st = nudged_stats(&d);
+    cr_assert_geq(stats_int(st, "abuse.refused.admin"), 48);
+    cr_assert_leq(stats_int(st, "connections.admin"), 16);
+    json_decref(st);
+    /* idle ones are dropped by the 2 s head timeout anyway */
+    int closed = 0;
+    for (int i = 0; i < 64; i++) {
+        closed += wait_closed(idle[i], 4000);
+        close(idle[i]);
+    }
+    cr_assert_eq(closed, 64);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
