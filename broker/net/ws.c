@@ -218,13 +218,13 @@ static void op_flush(struct conn *c)
 
 #define CLOSE_LOG_PER_SEC 20
 
-/* Closes the broker decides on (slow consumer 4001, out of memory 1011) are an operator's
- * business: one warn line each, with the connection id and the reason, at most
+/* Closes the broker decides on (slow consumer 4001, out of memory 1011, rate limit 4008) are an
+ * operator's business: one warn line each, with the connection id and the reason, at most
  * CLOSE_LOG_PER_SEC a second so a mass disconnect cannot flood the log (the rest are counted). */
 static void log_close(struct wsconn *wc, int code, const char *reason)
 {
     struct ws *w = wc->w;
-    if (code != 4001 && code != 1011) return;
+    if (code != 4001 && code != 1011 && code != LIMIT_CLOSE_RATE) return;
     if (!LOG_ON(w->srv->cfg.log_level, LOG_WARN)) return;
     uint64_t sec = uv_now(w->srv->loop) / 1000;
     if (sec != w->log_sec) {
