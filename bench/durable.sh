@@ -167,7 +167,7 @@ catchup() {
       l=$(load)
       rm -rf "$tmp/data-cu"
       # shellcheck disable=SC2086 # flags are words
-      start "$tmp/data-cu" ${bargs[$v]}
+      start "$tmp/data-cu" --replay-rate 0 ${bargs[$v]} # measures catch-up, not its budget
       # shellcheck disable=SC2086
       line=$(bench catchup --topics "$cu_topics" --publishes "$cu_publishes" ${cargs[$v]} \
         --timeout 300 | grep '^catchup ')

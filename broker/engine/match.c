@@ -357,6 +357,30 @@ void match_free(struct match *m)
     free(m);
 }
 
+/* glibc's malloc rounds a request up to 16 bytes and adds an 8-byte header (16 on the whole):
+ * what a chunk of n bytes really takes. */
+static size_t chunk(size_t n)
+{
+    return (n + 8 + 15) & ~(size_t)15;
+}
+
+size_t match_segments(const char *s, size_t len)
+{
+    size_t n = 1;
+    for (const char *p = s, *end = s + len; (p = memchr(p, ':', (size_t)(end - p))) != NULL; p++)
+        n++;
+    return n;
+}
+
+size_t match_cost(const char *pat, size_t len)
+{
+    size_t segs = match_segments(pat, len);
+    /* Per segment: the node with its bytes (at most the pattern's length over all of them), the
+     * parent's child table at its smallest; then the list holding the sub (grown to 2). */
+    return segs * (chunk(sizeof(struct node)) + chunk(TAB_MIN * sizeof(struct node *))) + len +
+           chunk(2 * sizeof(void *));
+}
+
 size_t match_count(const struct match *m)
 {
     return m->count;

@@ -43,6 +43,14 @@ int match_remove(struct match *m, const char *pat, size_t len, void *sub);
  * calls; independent of the number of registered patterns. */
 void match_each(const struct match *m, const char *topic, size_t len,
                 void (*fn)(void *sub, void *arg), void *arg);
+/* The most memory registering pat[0..len) can take, in bytes, counting the allocator's
+ * overhead: a node, its segment and a child table for every segment (as if no other pattern
+ * shared its path), plus its sub list entry. What a per-connection budget charges for a pattern:
+ * the real cost of a pattern is its segments, not its length ("a:a:...:*" of 254 bytes is 127
+ * nodes, ~25 KB). pat must be a valid pattern. */
+size_t match_cost(const char *pat, size_t len);
+/* Segments of s[0..len) (1 + the number of ':'). */
+size_t match_segments(const char *s, size_t len);
 /* Registered (pattern, sub) pairs. */
 size_t match_count(const struct match *m);
 

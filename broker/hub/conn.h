@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "hint.h"
+#include "limit.h"
 #include "msg.h"
 #include "stat.h"
 #include "sub.h"
@@ -73,7 +74,8 @@ struct conn {
     struct hintbag *bag; /* the hub's gathered hint releases (hint.h), or NULL */
     struct pslot *pm;    /* topic -> newest queued hint position (coalescing index) */
     uint32_t pm_cap, pm_used;
-    struct sub *subs; /* this connection's subscriptions (topic.h) */
+    struct conn_limits lim; /* abuse limits: subscription bytes, rate buckets (limit.h) */
+    struct sub *subs;       /* this connection's subscriptions (topic.h) */
     uint32_t nsubs;
     uint64_t stamp;           /* hub's fan-out stamp: one delivery per publish per connection */
     struct conn *prev, *next; /* hub's list of all connections */

@@ -18,6 +18,7 @@
 #include "hub.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,20 @@
 #include "sub.h"
 
 #define CLOSE_SLOW 4001
+/* Freed subscription memory past which the hub hands free pages back to the OS (malloc_trim):
+ * glibc keeps what a worker thread's arena freed, so 8 hostile connections' 180 MB of pattern
+ * nodes stayed resident after they closed (#14). Trimming walks the arenas: not per free. */
+#define TRIM_BYTES (4u << 20)
 
 void hub_config_default(struct hub_config *cfg)
 {
     cfg->max_subs = 1024;
+    cfg->max_sub_bytes = 1u << 20;
+    cfg->replay_rate = 256u << 10;
+    cfg->sub_rate = 100;
+    cfg->msg_rate = 100;
+    cfg->max_pattern_segments = 16;
+    cfg->max_pattern_stars = 3;
     cfg->max_queue = 1024;
 }
 
@@ -180,10 +191,31 @@ static void dirty_add(struct hub *hub, struct conn *c)
     hub->dirty = c;
 }
 
+/* glibc's chunk for a request of n bytes: rounded to 16 with its header. */
+static uint64_t chunk(uint64_t n)
+{
+    return (n + 8 + 15) & ~(uint64_t)15;
+}
+
+/* What one subscription costs the broker at most, in bytes, as allocated: the struct sub; for an
+ * exact topic the hub's and the engine's topic records with the name twice and their table
+ * slots (charged even when shared: what this subscription may add); for a pattern its copy and
+ * its path in the match trie (match_cost: per segment, not per byte). */
+static uint64_t sub_cost(int pattern, struct wire_str t)
+{
+    uint64_t c = chunk(sizeof(struct sub));
+    if (pattern) return c + chunk(t.len + 1) + match_cost(t.p, t.len);
+    return c + chunk(sizeof(struct htopic) + t.len + 1) + chunk(sizeof(struct etopic) + t.len + 1) +
+           4 * sizeof(void *);
+}
+
 /* The last exact subscriber of a topic on this hub lets go of it (and of the engine's topic). */
 static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
 {
     struct htopic *ht = s->topic;
+    c->lim.sub_bytes -= s->cost;
+    metrics_sub(&hub->metrics, METRICS_SUB_BYTES, s->cost);
+    hub->freed += s->cost;
     if (s->pat) match_remove(hub->match, s->pat, s->patlen, s);
     sub_remove(s, &c->subs);
     c->nsubs--;
@@ -196,11 +228,21 @@ static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
     }
 }
 
+/* Give freed memory back to the OS once enough subscription memory was freed (TRIM_BYTES). */
+static void maybe_trim(struct hub *hub)
+{
+    if (hub->freed < TRIM_BYTES) return;
+    hub->freed = 0;
+    malloc_trim(0);
+    metrics_add(&hub->metrics, METRICS_MALLOC_TRIMS, 1);
+}
+
 void hub_conn_gone(struct hub *hub, struct conn *c)
 {
     if (!c->ops) return; /* never opened */
     while (c->subs)
         drop_sub(hub, c, c->subs);
+    maybe_trim(hub);
     dirty_remove(hub, c);
     conn_queue_free(c);
     if (c->prev)
@@ -475,6 +517,14 @@ static void send_subscribed(struct hub *hub, struct conn *c, const struct hub_su
     if (sub_encode_subscribed(c->fmt, &hub->tmp, r->id, r->topic, cur) == 0) push_tmp(hub, c);
 }
 
+/* What a hint queued by a resume costs to send: its encoded payload in c's format (a frame
+ * header aside), or an estimate when it was not sealed. Summed into hub->replay_bytes. */
+static void count_replay(struct hub *hub, const struct conn *c, const struct hint *h)
+{
+    const struct msg *m = hint_payload(h, c->fmt);
+    hub->replay_bytes += m ? m->len : (uint64_t)h->data_len + h->topic_len + 48;
+}
+
 struct replay {
     struct hub *hub;
     struct conn *c;
@@ -484,6 +534,7 @@ static void on_replay(void *arg, struct hint *h)
 {
     struct replay *r = arg;
     stat_add(&r->hub->st.replayed, 1);
+    count_replay(r->hub, r->c, h);
     push_hint(r->hub, r->c, h, 1, 0, NULL);
 }
 
@@ -497,6 +548,7 @@ static void catch_up(struct hub *hub, struct conn *c, struct etopic *et, uint32_
         return;
     }
     stat_add(&hub->st.caught_up, 1);
+    count_replay(hub, c, h);
     push_hint(hub, c, h, n, 0, NULL);
     hint_unref(h);
 }
@@ -532,6 +584,7 @@ static void on_change(void *arg, const struct store_change *ch)
      * broker remembers of it (from its base), the newest data when history holds it. */
     uint64_t n = ch->seq - ch->base;
     stat_add(&hub->st.caught_up, 1);
+    count_replay(hub, c, h);
     push_hint(hub, c, h, n == 0 ? 1 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, 0, NULL);
     hint_unref(h);
 }
@@ -600,6 +653,46 @@ static int pattern_position(const struct hub *hub, const struct conn *c, const s
     return 0;
 }
 
+/* A request over a rate: counted, and a connection a whole bucket in debt is closed (4008). */
+static void rate_refused(struct hub *hub, struct conn *c, struct limit_bucket *b, uint64_t burst,
+                         enum metrics_slot slot)
+{
+    metrics_add(&hub->metrics, slot, 1);
+    if (limit_overdrawn(b, burst)) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_RATE_CLOSES, 1);
+        hub_conn_close(hub, c, LIMIT_CLOSE_RATE, "rate limit: too many requests");
+    }
+}
+
+int hub_limit_message(struct hub *hub, struct conn *c)
+{
+    uint64_t burst = 2 * (uint64_t)hub->cfg.msg_rate;
+    if (c->closing) return -1;
+    if (limit_take(&c->lim.msgs, hub->cfg.msg_rate, burst, 1, limit_now_ms())) return 0;
+    rate_refused(hub, c, &c->lim.msgs, burst, METRICS_LIMIT_MSG_RATE);
+    if (!c->closing)
+        hub_error(hub, c, 0, 0, (struct wire_str){NULL, 0}, WIRE_C_RATE_LIMITED,
+                  "messages over --msg-rate: dropped unread");
+    return -1;
+}
+
+/* A publish walks every trie path its topic matches: one per way the registered patterns put
+ * '*' in its segments. Bounding a pattern's segments and stars bounds that walk for any topic,
+ * whatever patterns all connections hold (16k patterns matching one topic made a publish cost
+ * 11x, #14); "**" adds no path (its subs hang on the nodes already on the walk). */
+static int pattern_shape_ok(const struct hub *hub, struct wire_str t)
+{
+    uint32_t segs = 1, stars = 0;
+    for (uint32_t i = 0; i < t.len; i++) {
+        if (t.p[i] == ':') segs++;
+        /* a '*' segment: a lone '*' between separators (match_kind vetted the rest) */
+        if (t.p[i] == '*' && (i == 0 || t.p[i - 1] == ':') && (i + 1 == t.len || t.p[i + 1] == ':'))
+            stars++;
+    }
+    return (!hub->cfg.max_pattern_segments || segs <= hub->cfg.max_pattern_segments) &&
+           (!hub->cfg.max_pattern_stars || stars <= hub->cfg.max_pattern_stars);
+}
+
 static int epoch_ok(const struct hub *hub, struct wire_str epoch)
 {
     const char *mine = engine_epoch(hub->engine);
@@ -635,6 +728,13 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
                   "other than as a whole segment or a final '**'");
         return;
     }
+    if (kind && !pattern_shape_ok(hub, t)) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_PATTERN, 1);
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_BAD_TOPIC,
+                  "pattern has more segments than --max-pattern-segments or more '*' than "
+                  "--max-pattern-stars");
+        return;
+    }
     struct htopic *ht =
         kind ? NULL : htopic_find(&hub->topics, t.p, t.len, engine_hash(hub->engine, t.p, t.len));
     struct sub *s = kind ? sub_pattern(c->subs, t.p, t.len) : (ht ? sub_of(c->subs, ht) : NULL);
@@ -647,6 +747,32 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     if (c->nsubs >= hub->cfg.max_subs) {
         hub_error(hub, c, r->has_id, r->id, t, WIRE_C_TOO_MANY_SUBS,
                   "subscriptions per connection over max_subs");
+        return;
+    }
+    /* A resume may queue up to a topic's history (replay all) or a hint per changed topic under
+     * a pattern: the connection's replay bucket must not be empty. Refused, not deferred: the
+     * client may resume again later (docs/operations.md §Abuse limits). */
+    uint64_t now = limit_now_ms();
+    if (r->has_pos &&
+        !limit_take(&c->lim.replay, hub->cfg.replay_rate, hub->cfg.replay_rate, 0, now)) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_REPLAY, 1);
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_OVER_BUDGET,
+                  "replay budget of this connection spent (--replay-rate): resume later");
+        return;
+    }
+    if (!limit_take(&c->lim.subs, hub->cfg.sub_rate, hub->cfg.max_subs, 1, now)) {
+        rate_refused(hub, c, &c->lim.subs, hub->cfg.max_subs, METRICS_LIMIT_SUB_RATE);
+        if (!c->closing)
+            hub_error(hub, c, r->has_id, r->id, t, WIRE_C_RATE_LIMITED,
+                      "subscriptions over --sub-rate: try again later");
+        return;
+    }
+    uint64_t cost = sub_cost(kind, t);
+    if (hub->cfg.max_sub_bytes && c->lim.sub_bytes + cost > hub->cfg.max_sub_bytes) {
+        metrics_add(&hub->metrics, METRICS_LIMIT_SUB_BYTES, 1);
+        hub_error(hub, c, r->has_id, r->id, t, WIRE_C_OVER_BUDGET,
+                  "subscription memory of this connection over --max-sub-bytes (patterns cost "
+                  "per segment)");
         return;
     }
     /* Under the engine lock from here: the position confirmed, the replay bounded by it and the
@@ -685,6 +811,9 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     }
     c->nsubs++;
     stat_add(&hub->st.subs, 1);
+    s->cost = (uint32_t)cost;
+    c->lim.sub_bytes += cost;
+    metrics_add(&hub->metrics, METRICS_SUB_BYTES, cost);
     uint64_t given;
     if (!kind && pattern_position(hub, c, ht, &given)) {
         /* The connection already follows the topic through a pattern that brought it hints of
@@ -700,6 +829,7 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     uint64_t cur = ht ? engine_seq(e, ht->et) : engine_safe_gpos(e);
     if (kind) s->covered = e->store->st.gpos; /* its live hints: every change after this */
     send_subscribed(hub, c, r, cur);
+    hub->replay_bytes = 0;
     if (r->has_pos) {
         uint64_t pos = r->pos;
         if (!epoch_ok(hub, r->epoch))
@@ -722,6 +852,7 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
         else
             catch_up(hub, c, ht->et, (uint32_t)(cur - pos));
     }
+    if (hub->replay_bytes) limit_charge(&c->lim.replay, hub->replay_bytes);
     /* Live from here: anything newer, nothing older. */
     if (ht)
         s->since = cur;
@@ -778,6 +909,7 @@ void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id, s
     if (!s->pat) hand_over(hub, c, s);
     if (c->closing) return;
     drop_sub(hub, c, s);
+    maybe_trim(hub);
     wire_buf_reset(&hub->tmp);
     if (sub_encode_unsubscribed(c->fmt, &hub->tmp, id, t) == 0) push_tmp(hub, c);
 }

@@ -24,7 +24,26 @@
 struct match;
 
 struct hub_config {
-    uint32_t max_subs;  /* subscriptions per connection; default 1024 */
+    uint32_t max_subs;      /* subscriptions per connection; default 1024 */
+    uint64_t max_sub_bytes; /* memory of one connection's subscriptions and patterns as the hub
+                               and the match trie allocate it (hub.c sub_cost); 0 = no bound;
+                               default 1 MiB */
+    uint64_t replay_rate;   /* bytes per second of catch-up and replay one connection's own
+                               subscribe-with-resume requests may cause (a bucket of as many
+                               bytes); a resume past it is refused (over_budget); 0 = no bound;
+                               default 256 KiB */
+    uint32_t sub_rate;      /* topics and patterns one connection may subscribe per second, in a
+                               bucket of max_subs (a reconnect resubscribes all at once); past it
+                               rate_limited; 0 = no bound; default 100 */
+    uint32_t msg_rate;      /* messages one WebSocket connection may send per second, in a bucket of
+                               2 x msg_rate; past it the message is dropped unread (rate_limited); 0 =
+                               no bound; default 100 */
+    uint32_t max_pattern_segments; /* segments of a pattern ("**" included); 0 = no bound;
+                                      default 16 */
+    uint32_t max_pattern_stars;    /* "*" segments of a pattern ("**" not counted); 0 = no
+                                      bound; default 3. With both, the trie nodes one publish
+                                      visits are at most sum over L <= segments of the ways to
+                                      put <= stars stars in L segments: 3,212 (match.h) */
     uint32_t max_queue; /* queue entries per connection before hints coalesce; default 1024.
                            Hard limit max_queue + max_subs, then the connection is closed. */
 };
@@ -70,6 +89,8 @@ struct hub {
     struct metrics_shard metrics; /* latency histogram and other shard slots (metrics.h) */
     struct hintbag bag;           /* hint releases of the flush pass in progress */
     uint64_t stamp;               /* fan-out stamp (one delivery per publish per connection) */
+    uint64_t freed;               /* subscription bytes freed since the last malloc_trim */
+    uint64_t replay_bytes;        /* bytes queued by the resume being answered (limit.h) */
     struct conn *conns;           /* every open connection */
     struct conn *dirty;           /* connections with queued output */
     struct wire_buf tmp;          /* scratch for encoding */
@@ -127,6 +148,10 @@ void hub_conn_reply(struct hub *hub, struct conn *c);
 /* Subscribe c to one topic or pattern: queues `subscribed` (or an error), then a replay or a
  * `reset` when a position was given; live hints follow with nothing lost or doubled. */
 void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *req);
+/* A transport received a message from subscriber c: 0 to hand it to the session, -1 when it is
+ * over --msg-rate (dropped unread: an `error` rate_limited is queued, or, once c is a whole
+ * bucket in debt, c is closed with LIMIT_CLOSE_RATE). */
+int hub_limit_message(struct hub *hub, struct conn *c);
 /* Unsubscribe c from one topic or pattern: queues `unsubscribed` or an error. */
 void hub_unsubscribe(struct hub *hub, struct conn *c, int has_id, uint64_t id,
                      struct wire_str topic);

@@ -23,6 +23,7 @@ const struct metrics_hist metrics_latency = {latency_bounds_ms, METRICS_LATENCY_
 #define G METRICS_GAUGE
 #define H METRICS_HISTOGRAM
 #define T(k) "transport=\"" k "\""
+#define L(k) "limit=\"" k "\""
 
 static const struct metrics_desc rows[] = {
     {"nudge_connections", G, "", "Open connections by transport (an admin request counts itself)",
@@ -73,6 +74,32 @@ static const struct metrics_desc rows[] = {
      "caught_up", METRICS_CAUGHT_UP, NULL},
     {"nudge_resets_total", C, "", "Reset messages sent (resume impossible)", NULL, "resets",
      METRICS_RESETS, NULL},
+    {"nudge_subscription_bytes", G, "bytes",
+     "Memory charged to connections for their subscriptions and patterns (--max-sub-bytes each)",
+     NULL, "abuse.sub_bytes", METRICS_SUB_BYTES, NULL},
+    {"nudge_limit_hits_total", C, "",
+     "Requests or connections refused by an abuse limit (docs/operations.md Abuse limits), by "
+     "limit",
+     L("sub_bytes"), "abuse.refused.sub_bytes", METRICS_LIMIT_SUB_BYTES, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("replay"), "abuse.refused.replay",
+     METRICS_LIMIT_REPLAY, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("pattern"), "abuse.refused.pattern",
+     METRICS_LIMIT_PATTERN, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("sub_rate"), "abuse.refused.sub_rate",
+     METRICS_LIMIT_SUB_RATE, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("msg_rate"), "abuse.refused.msg_rate",
+     METRICS_LIMIT_MSG_RATE, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("rate_close"), "abuse.refused.rate_close",
+     METRICS_LIMIT_RATE_CLOSES, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("ip_conns"), "abuse.refused.ip_conns",
+     METRICS_LIMIT_IP, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("origin"), "abuse.refused.origin",
+     METRICS_LIMIT_ORIGIN, NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("admin"), "abuse.refused.admin", METRICS_LIMIT_ADMIN,
+     NULL},
+    {"nudge_malloc_trims_total", C, "",
+     "Times freed subscription memory was handed back to the OS (malloc_trim)", NULL,
+     "abuse.malloc_trims", METRICS_MALLOC_TRIMS, NULL},
     {"nudge_queued_messages", G, "", "Entries waiting in all connection output queues now", NULL,
      "queued", METRICS_QUEUED, NULL},
     {"nudge_history_entries", G, "", "Hints held in history now", NULL, "history.entries",
@@ -147,6 +174,7 @@ static const struct metrics_desc rows[] = {
 #undef G
 #undef H
 #undef T
+#undef L
 
 const struct metrics_table metrics_table = {rows, sizeof(rows) / sizeof(rows[0]), METRICS_SLOTS};
 

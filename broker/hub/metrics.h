@@ -80,6 +80,17 @@ enum metrics_slot {
     METRICS_REPLAYED,
     METRICS_CAUGHT_UP,
     METRICS_RESETS,
+    METRICS_SUB_BYTES,       /* gauge: subscription memory charged to connections (limit.h) */
+    METRICS_LIMIT_SUB_BYTES, /* refusals per abuse limit (docs/operations.md §Abuse limits) */
+    METRICS_LIMIT_REPLAY,
+    METRICS_LIMIT_PATTERN,
+    METRICS_LIMIT_SUB_RATE,
+    METRICS_LIMIT_MSG_RATE,
+    METRICS_LIMIT_RATE_CLOSES,
+    METRICS_LIMIT_IP,
+    METRICS_LIMIT_ORIGIN,
+    METRICS_LIMIT_ADMIN,
+    METRICS_MALLOC_TRIMS,
     METRICS_LATENCY, /* histogram: METRICS_LATENCY_BOUNDS + 2 slots */
     METRICS_SHARD_SLOTS = METRICS_LATENCY + METRICS_LATENCY_BOUNDS + 2,
     /* Read-time slots: filled by the caller before rendering. */

@@ -27,7 +27,8 @@ struct sub {
                                   newest change with a global position > covered (a catch-up
                                   from its resume position, then live hints) */
     uint32_t patlen;
-    char *pat; /* wildcard pattern (owned), or NULL */
+    uint32_t cost; /* bytes charged to the connection's budget for it (hub.c, limit.h) */
+    char *pat;     /* wildcard pattern (owned), or NULL */
 };
 
 /* A topic followed on this hub: holds the engine's topic (et) while it has subscribers. */

@@ -1,7 +1,10 @@
 /* admin: a deliberately tiny HTTP/1.1 server for operators. It reads one request head (at most
- * 8 KiB, within 5 s), answers from the request line alone and closes the connection: no
+ * 8 KiB, within 2 s), answers from the request line alone and closes the connection: no
  * keep-alive, no request bodies, nothing that could be pipelined — so it cannot inherit the
- * lws 4.1.6 HTTP stall (shared/NOTES.md) and a slow client costs one timer. */
+ * lws 4.1.6 HTTP stall (shared/NOTES.md) and a slow client costs one timer.
+ * At most ADMIN_CONNS_MAX requests at once; when full, a new connection takes the place of the
+ * oldest one still silent (no complete head yet), so idle sockets cannot hold the port: 64 of
+ * them used to keep /stats unanswered until their 5 s timeout (#14). */
 #include "admin.h"
 
 #include <errno.h>
@@ -18,8 +21,8 @@
 #include "server.h"
 
 #define HEAD_MAX 8192
-#define HEAD_TIMEOUT_MS 5000
-#define ADMIN_CONNS_MAX 64 /* concurrent admin requests; not counted in --max-conns */
+#define HEAD_TIMEOUT_MS 2000 /* a request head must be complete this long after connecting */
+#define ADMIN_CONNS_MAX 16   /* concurrent admin requests; not counted in --max-conns */
 #define ADMIN_PROM_TYPE "text/plain; version=0.0.4; charset=utf-8" /* exposition format */
 
 struct admin {
@@ -206,6 +209,13 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     set_u64(lim, "max_queue", hub->cfg.max_queue);
     set_u64(lim, "max_conns", srv->cfg.max_conns);
     set_u64(lim, "max_topics_total", e->cfg.max_topics);
+    set_u64(lim, "max_conns_per_ip", srv->cfg.max_conns_per_ip);
+    set_u64(lim, "max_sub_bytes", hub->cfg.max_sub_bytes);
+    set_u64(lim, "replay_rate", hub->cfg.replay_rate);
+    set_u64(lim, "sub_rate", hub->cfg.sub_rate);
+    set_u64(lim, "msg_rate", hub->cfg.msg_rate);
+    set_u64(lim, "max_pattern_segments", hub->cfg.max_pattern_segments);
+    set_u64(lim, "max_pattern_stars", hub->cfg.max_pattern_stars);
     json_object_set(o, "limits", lim);
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (!text) goto out;
@@ -345,13 +355,32 @@ static void on_timeout(uv_timer_t *t)
     aconn_close(t->data);
 }
 
+/* Full: close the oldest connection that has not sent its request head (the list is newest
+ * first). 0 when every slot is answering, which takes no longer than a write. */
+static int evict_silent(struct admin *a)
+{
+    struct aconn *old = NULL;
+    for (struct aconn *ac = a->list; ac; ac = ac->next)
+        if (ac->counted && !ac->answered) old = ac;
+    if (!old) return 0;
+    aconn_close(old);
+    return 1;
+}
+
 static void on_connection(void *data, int fd)
 {
     struct admin *a = data;
     struct server *srv = a->srv;
-    if (a->stopping || a->open >= ADMIN_CONNS_MAX) {
+    if (a->stopping) {
         close(fd);
         return;
+    }
+    if (a->open >= ADMIN_CONNS_MAX) {
+        metrics_add(&srv->hub.metrics, METRICS_LIMIT_ADMIN, 1);
+        if (!evict_silent(a)) {
+            close(fd);
+            return;
+        }
     }
     struct aconn *ac = calloc(1, sizeof(*ac));
     if (!ac) {

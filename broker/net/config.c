@@ -20,6 +20,7 @@ void config_default(struct config *cfg)
     engine_config_default(&cfg->engine);
     hub_config_default(&cfg->hub);
     cfg->max_conns = 10000;
+    cfg->max_conns_per_ip = 1024;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = ncpu < 1 ? 1 : ncpu > NUDGE_WORKERS_MAX ? NUDGE_WORKERS_MAX : (uint32_t)ncpu;
     cfg->hello_timeout_ms = 10000;
@@ -55,6 +56,26 @@ static void usage(FILE *out)
           "                      add a topic are refused (code 14)          (default 1000000)\n"
           "  --max-conns N       open publisher + WebSocket connections, handshakes\n"
           "                      in progress included                        (default 10000)\n"
+          "abuse limits (docs/operations.md §Abuse limits; 0 = no bound):\n"
+          "  --max-conns-per-ip N  open publisher + WebSocket connections from one\n"
+          "                      address; more are refused (WebSocket: HTTP 429)\n"
+          "                                                                  (default 1024)\n"
+          "  --allow-origin ORIGIN  browsers' WebSocket upgrades must come from this Origin\n"
+          "                      (scheme://host[:port]; repeatable, 16 at most); others\n"
+          "                      get HTTP 403; none given: any origin         (default none)\n"
+          "  --max-sub-bytes N   memory of one connection's subscriptions and patterns\n"
+          "                      (a pattern costs per segment); past it code 20\n"
+          "                                                                  (default 1048576)\n"
+          "  --replay-rate N     bytes/s of catch-up and replay one connection's resumes\n"
+          "                      may cause; a resume past it gets code 20    (default 262144)\n"
+          "  --sub-rate N        topics a connection may subscribe per second (bursts\n"
+          "                      of --max-subs); past it code 19, then close 4008 (default 100)\n"
+          "  --msg-rate N        messages a WebSocket connection may send per second\n"
+          "                      (bursts of 2N); past it code 19, then close 4008 (default 100)\n"
+          "  --max-pattern-segments N  segments in a wildcard pattern; more: code 5\n"
+          "                                                                  (default 16)\n"
+          "  --max-pattern-stars N  '*' segments in a pattern ('**' not counted); more:\n"
+          "                      code 5                                      (default 3)\n"
           "timeouts:\n"
           "  --hello-timeout MS  a WebSocket upgrade, or a publisher's hello, must be done\n"
           "                      within MS of connecting, or the connection is closed\n"
@@ -143,6 +164,11 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-subs", &cfg->hub.max_subs, 1, 1u << 20},
         {"--max-queue", &cfg->hub.max_queue, 8, 1u << 24},
         {"--max-conns", &cfg->max_conns, 1, 1u << 24},
+        {"--max-conns-per-ip", &cfg->max_conns_per_ip, 0, 1u << 24},
+        {"--sub-rate", &cfg->hub.sub_rate, 0, 1u << 24},
+        {"--msg-rate", &cfg->hub.msg_rate, 0, 1u << 24},
+        {"--max-pattern-segments", &cfg->hub.max_pattern_segments, 0, WIRE_TOPIC_LEN_MAX},
+        {"--max-pattern-stars", &cfg->hub.max_pattern_stars, 0, WIRE_TOPIC_LEN_MAX},
         {"--max-topics-total", &cfg->engine.max_topics, 1, UINT32_MAX},
         {"--workers", &cfg->workers, 1, NUDGE_WORKERS_MAX},
         {"--hello-timeout", &cfg->hello_timeout_ms, 50, 3600000},
@@ -236,6 +262,34 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 return -1;
             }
             cfg->engine.hist.max_bytes = x;
+            i++;
+            continue;
+        }
+        uint64_t *bytes = !strcmp(a, "--max-sub-bytes") ? &cfg->hub.max_sub_bytes
+                          : !strcmp(a, "--replay-rate") ? &cfg->hub.replay_rate
+                                                        : NULL;
+        if (bytes) {
+            char *end;
+            errno = 0;
+            unsigned long long x = v && *v != '-' ? strtoull(v, &end, 10) : 0;
+            if (!v || errno || *end || !*v || (x && x < 1024)) {
+                snprintf(err, errlen, "%s wants 0 (no bound) or a byte count >= 1024", a);
+                return -1;
+            }
+            *bytes = x;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--allow-origin")) {
+            if (cfg->nallow_origin >= CONFIG_ORIGINS_MAX || !v || !*v ||
+                strlen(v) >= CONFIG_ORIGIN_LEN || strchr(v, ' ')) {
+                snprintf(err, errlen,
+                         "--allow-origin wants an origin such as https://app.example.com (at "
+                         "most %d of them), got '%s'",
+                         CONFIG_ORIGINS_MAX, v ? v : "");
+                return -1;
+            }
+            snprintf(cfg->allow_origin[cfg->nallow_origin++], CONFIG_ORIGIN_LEN, "%s", v);
             i++;
             continue;
         }

@@ -10,6 +10,8 @@
 #include "hub.h"
 
 #define NUDGE_WORKERS_MAX 64
+#define CONFIG_ORIGINS_MAX 16 /* --allow-origin values */
+#define CONFIG_ORIGIN_LEN 256
 
 struct config {
     char pub[256];   /* publisher TCP listener, HOST:PORT; default 127.0.0.1:7400 */
@@ -19,6 +21,12 @@ struct config {
     struct hub_config hub;
     uint32_t workers;          /* worker threads; default: the number of online CPUs */
     uint32_t max_conns;        /* open connections (all transports); default 10000 */
+    uint32_t max_conns_per_ip; /* open publisher + WebSocket connections from one address;
+                                  0 = no bound; default 1024 */
+    char allow_origin[CONFIG_ORIGINS_MAX][CONFIG_ORIGIN_LEN]; /* --allow-origin, repeatable:
+                                  a WebSocket upgrade with an Origin header not listed gets 403;
+                                  none listed = any origin */
+    uint32_t nallow_origin;
     uint32_t hello_timeout_ms; /* accept -> WebSocket upgrade done / publisher hello; 10000 */
     uint32_t pub_idle_ms;      /* publisher silent (or mid-frame) this long is dropped; 0 = never */
     uint32_t ws_ping;          /* seconds without proof of life before a subscriber is pinged; it is

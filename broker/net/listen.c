@@ -41,6 +41,44 @@ int listen_parse(const char *addr, char *host, size_t hostlen, unsigned *port)
     return 0;
 }
 
+static int sa_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+int listen_is_loopback(const char *addr)
+{
+    char host[256];
+    unsigned port;
+    struct in6_addr a6;
+    size_t n = strlen(addr);
+    if (inet_pton(AF_INET6, addr, &a6) == 1) { /* a bare IPv6 literal: "::1" is no HOST:PORT */
+        snprintf(host, sizeof(host), "%s", addr);
+    } else if (listen_parse(addr, host, sizeof(host), &port) < 0) {
+        if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') { /* a bare "[v6]" */
+            addr++;
+            n -= 2;
+        }
+        if (n == 0 || n >= sizeof(host)) return -1;
+        memcpy(host, addr, n);
+        host[n] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return -1;
+    int lo = 1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if (!sa_is_loopback(ai->ai_addr)) lo = 0;
+    freeaddrinfo(res);
+    return lo;
+}
+
 int listen_open(const char *addr, int backlog, int share, int *fd_out, char *bound, size_t boundlen)
 {
     char host[256], portstr[8];
@@ -89,6 +127,12 @@ int listen_open(const char *addr, int backlog, int share, int *fd_out, char *bou
         snprintf(bound, boundlen, "[%s]:%u", ip, bport);
     else
         snprintf(bound, boundlen, "%s:%u", ip, bport);
+    /* Loud, whatever --log-level: an exposed port should never be a surprise (issue #14). */
+    if (!share && !sa_is_loopback((struct sockaddr *)&ss))
+        log_emit(LOG_WARN,
+                 "listening on %s (asked: %s): NOT loopback, reachable from other machines "
+                 "(its credentials are configured: docs/security.md)",
+                 bound, addr);
     *fd_out = fd;
     return 0;
 }

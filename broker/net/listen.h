@@ -14,8 +14,17 @@
 
 /* Parse "HOST:PORT" into host (NUL-terminated, brackets stripped) and port. 0 or -EINVAL. */
 int listen_parse(const char *addr, char *host, size_t hostlen, unsigned *port);
+/* Whether every address HOST (of "HOST:PORT", or a bare host) stands for is a loopback address
+ * (127.0.0.0/8, ::1, ::ffff:127.x): 1 if so, 0 when any is not (0.0.0.0, [::], a LAN or public
+ * address, a name that resolves elsewhere), -1 when it does not parse or resolve (its bind will
+ * fail with its own message). No side effects; main's secure-defaults check uses it (a listener
+ * off loopback needs its secrets, docs/security.md). */
+int listen_is_loopback(const char *addr);
 /* Open, bind and listen (non-blocking, close-on-exec). On success *fd is the socket (owned by
- * the caller) and bound holds "HOST:PORT" with the real port. Returns 0 or -errno. */
+ * the caller) and bound holds "HOST:PORT" with the real port. Returns 0 or -errno. When share is
+ * 0 and the address is not loopback (listen_is_loopback), a warning line says the port is
+ * reachable from other machines (once per listener: listen_open_group binds its probe with
+ * share 0, the workers' sockets with share 1). */
 int listen_open(const char *addr, int backlog, int share, int *fd, char *bound, size_t boundlen);
 /* n listening sockets on one address for n workers (SO_REUSEPORT when n > 1). The address is
  * first bound without SO_REUSEPORT, so a port that anything else holds — another nudged

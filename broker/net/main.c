@@ -10,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -41,28 +39,11 @@ static void raise_nofile(const struct config *cfg)
              cfg->max_conns, (unsigned long long)rl.rlim_cur);
 }
 
-/* Could others reach a listener on addr: does its host resolve to any address outside the
- * loopback networks (127.0.0.0/8, ::1)? A host that does not resolve is left to the bind, which
- * fails with its own message. */
+/* Could others reach a listener on addr? (An address that does not resolve is left to its
+ * bind, which fails with its own message.) */
 static int exposed(const char *addr)
 {
-    char host[256];
-    unsigned port;
-    struct addrinfo hints = {.ai_flags = AI_PASSIVE}, *res = NULL;
-    if (listen_parse(addr, host, sizeof(host), &port) < 0) return 0;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0) return 0;
-    int out = 0;
-    for (struct addrinfo *r = res; r && !out; r = r->ai_next) {
-        if (r->ai_family == AF_INET) {
-            const struct sockaddr_in *a = (const struct sockaddr_in *)r->ai_addr;
-            out = (ntohl(a->sin_addr.s_addr) >> 24) != 127;
-        } else if (r->ai_family == AF_INET6) {
-            const struct in6_addr *a = &((const struct sockaddr_in6 *)r->ai_addr)->sin6_addr;
-            out = !IN6_IS_ADDR_LOOPBACK(a) && !(IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-        }
-    }
-    freeaddrinfo(res);
-    return out;
+    return listen_is_loopback(addr) == 0;
 }
 
 /* Secure defaults (docs/security.md): a listener others can reach needs its secrets; without
@@ -97,14 +78,6 @@ static int check_exposure(const struct config *cfg, const struct auth *a, char *
     if (a->pubs_open)
         LOGF(cfg->log_level, LOG_WARN,
              "DEVELOPMENT MODE: any publisher may publish to every topic (no --pub-keys)");
-    for (int i = 0; i < 3; i++) {
-        const char *addr = i == 0 ? cfg->pub : i == 1 ? cfg->ws : cfg->admin;
-        if (exposed(addr))
-            LOGF(cfg->log_level, LOG_WARN,
-                 "listening on %s, not a loopback address: reachable "
-                 "from other machines",
-                 addr);
-    }
     return 0;
 }
 

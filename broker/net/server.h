@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "listen.h"
+#include "peers.h"
 #include "engine.h"
 #include "hub.h"
 #include "session.h"
@@ -37,6 +38,7 @@ struct server {
 struct broker {
     struct config cfg;
     struct listen_shared pub_listen, ws_listen; /* the workers' listeners of each port */
+    struct peers peers; /* open connections per client address (--max-conns-per-ip) */
     struct engine engine;
     struct auth auth; /* credentials and namespace rules, read by every worker's session */
     struct worker **workers;

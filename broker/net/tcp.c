@@ -48,6 +48,7 @@ struct pconn {
     int closing;
     int close_after_write;
     int reading;
+    struct peer_key peer; /* counted in the broker's peers (--max-conns-per-ip) */
 };
 
 struct wreq {
@@ -65,6 +66,7 @@ static void on_pconn_closed(uv_handle_t *h)
     struct pconn *pc = h->data;
     struct tcp *t = pc->t;
     if (--pc->open_handles) return;
+    peers_remove(&t->srv->broker->peers, &pc->peer);
     session_pub_gone(&t->srv->session, &pc->c);
     session_conn_gone(&t->srv->session, &pc->c);
     hub_conn_gone(&t->srv->hub, &pc->c);
@@ -291,11 +293,23 @@ static void on_connection(void *data, int fd)
         close(fd);
         return;
     }
-    struct pconn *pc = calloc(1, sizeof(*pc));
-    if (!pc) {
+    struct peer_key peer;
+    peers_key(fd, &peer);
+    int prc = peers_add(&srv->broker->peers, &peer, srv->cfg.max_conns_per_ip);
+    if (prc == -EBUSY) {
+        metrics_add(&srv->hub.metrics, METRICS_LIMIT_IP, 1);
+        LOGF(srv->cfg.log_level, LOG_DEBUG, "publisher refused: --max-conns-per-ip reached");
         close(fd);
         return;
     }
+    if (prc < 0) peer.valid = 0; /* not counted (no memory): let it in, never uncount it */
+    struct pconn *pc = calloc(1, sizeof(*pc));
+    if (!pc) {
+        peers_remove(&srv->broker->peers, &peer);
+        close(fd);
+        return;
+    }
+    pc->peer = peer;
     pc->t = t;
     uv_tcp_init(srv->loop, &pc->h);
     uv_timer_init(srv->loop, &pc->timer);

@@ -36,6 +36,7 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,13 +68,16 @@ struct ws {
     int sweeping;
 };
 
-/* An adopted socket whose WebSocket upgrade is not done yet; lws's opaque user data points here.
- * Freed when the upgrade completes (ESTABLISHED) or the wsi goes (WSI_DESTROY). */
+/* An adopted socket, from accept until lws frees it (WSI_DESTROY); lws's opaque user data points
+ * here. On the pending list (its upgrade not done yet) until ESTABLISHED. Holds the socket's
+ * slot in the broker's per-address count for its whole life. */
 struct pend {
     struct lws *wsi;
     uint64_t deadline;
-    struct pend *prev, *next; /* on ws->pend_*, unless killed */
+    struct pend *prev, *next; /* on ws->pend_*, unless killed or done */
     int killed;
+    int done; /* upgraded: no longer pending */
+    struct peer_key peer;
 };
 
 /* Per-connection state: lws allocates it zeroed (per_session_data_size) and frees it after
@@ -100,6 +104,29 @@ static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
                                    "Content-Length: 52\r\n"
                                    "\r\n"
                                    "nudged: this port speaks WebSocket only (see docs)\r\n";
+
+/* Refusals written at accept, before lws reads the request: the client's upgrade is answered
+ * with a status it can act on, and nothing it sends is read. */
+static const char http_too_many[] = "HTTP/1.1 429 Too Many Requests\r\n"
+                                    "Connection: close\r\n"
+                                    "Content-Type: text/plain\r\n"
+                                    "Content-Length: 48\r\n"
+                                    "\r\n"
+                                    "nudged: too many connections from your address\r\n";
+
+static const char http_forbidden[] = "HTTP/1.1 403 Forbidden\r\n"
+                                     "Connection: close\r\n"
+                                     "Content-Type: text/plain\r\n"
+                                     "Content-Length: 45\r\n"
+                                     "\r\n"
+                                     "nudged: this Origin may not use this broker\r\n";
+
+static void send_refusal(int fd, const char *p, size_t n)
+{
+    /* Best effort, non-blocking: a fresh socket's send buffer takes it. */
+    ssize_t r = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)r;
+}
 
 static size_t frame_header(uint8_t *h, int binary, size_t len)
 {
@@ -191,13 +218,13 @@ static void op_flush(struct conn *c)
 
 #define CLOSE_LOG_PER_SEC 20
 
-/* Closes the broker decides on (slow consumer 4001, out of memory 1011) are an operator's
- * business: one warn line each, with the connection id and the reason, at most
+/* Closes the broker decides on (slow consumer 4001, out of memory 1011, rate limit 4008) are an
+ * operator's business: one warn line each, with the connection id and the reason, at most
  * CLOSE_LOG_PER_SEC a second so a mass disconnect cannot flood the log (the rest are counted). */
 static void log_close(struct wsconn *wc, int code, const char *reason)
 {
     struct ws *w = wc->w;
-    if (code != 4001 && code != 1011) return;
+    if (code != 4001 && code != 1011 && code != LIMIT_CLOSE_RATE) return;
     if (!LOG_ON(w->srv->cfg.log_level, LOG_WARN)) return;
     uint64_t sec = uv_now(w->srv->loop) / 1000;
     if (sec != w->log_sec) {
@@ -248,14 +275,24 @@ static void pend_unlink(struct ws *w, struct pend *p)
 }
 
 /* The upgrade finished or the socket is gone: it no longer counts as pending. */
-static void pend_done(struct ws *w, struct lws *wsi)
+static void pend_done(struct ws *w, struct pend *p)
+{
+    if (p->done) return;
+    p->done = 1;
+    pend_unlink(w, p);
+    p->killed = 1; /* off the list for good: pend_unlink is a no-op from now on */
+    stat_sub(&w->srv->ws_pending, 1);
+}
+
+/* lws frees the wsi: give back its slot in the per-address count. */
+static void pend_destroy(struct ws *w, struct lws *wsi)
 {
     struct pend *p = lws_get_opaque_user_data(wsi);
     if (!p) return;
     lws_set_opaque_user_data(wsi, NULL);
-    pend_unlink(w, p);
+    pend_done(w, p);
+    peers_remove(&w->srv->broker->peers, &p->peer);
     free(p);
-    stat_sub(&w->srv->ws_pending, 1);
 }
 
 static void on_pend_timer(uv_timer_t *t)
@@ -274,13 +311,8 @@ static void on_pend_timer(uv_timer_t *t)
     if (p) uv_timer_start(t, on_pend_timer, p->deadline - now, 0);
 }
 
-static void pend_add(struct ws *w, struct lws *wsi)
+static void pend_add(struct ws *w, struct lws *wsi, struct pend *p)
 {
-    struct pend *p = calloc(1, sizeof(*p));
-    if (!p) { /* cannot track it: do not keep it either */
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return;
-    }
     p->wsi = wsi;
     p->deadline = uv_now(w->srv->loop) + w->srv->cfg.hello_timeout_ms;
     p->prev = w->pend_tail;
@@ -321,6 +353,23 @@ static void on_sweep(uv_timer_t *t)
     lws_callback_all_protocol_vhost_args(w->vh, NULL, LWS_CALLBACK_USER, NULL, 0);
 }
 
+/* --allow-origin: a browser always sends Origin with a WebSocket upgrade, so a page of another
+ * site (cross-site WebSocket hijacking) is refused; a client without Origin is not a browser
+ * and gets in (the allow-list is no authentication: tokens are). Compared case-insensitively
+ * (scheme and host are), exactly otherwise: "https://app.example.com" does not admit
+ * "https://app.example.com.evil.net". No list: any origin, as before. */
+static int origin_allowed(const struct config *cfg, struct lws *wsi)
+{
+    if (cfg->nallow_origin == 0) return 1;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0) return 1;
+    char o[CONFIG_ORIGIN_LEN];
+    if (n >= (int)sizeof(o) || lws_hdr_copy(wsi, o, sizeof(o), WSI_TOKEN_ORIGIN) != n) return 0;
+    for (uint32_t i = 0; i < cfg->nallow_origin; i++)
+        if (strcasecmp(o, cfg->allow_origin[i]) == 0) return 1;
+    return 0;
+}
+
 static void refuse_http(struct lws *wsi)
 {
     /* Best effort, non-blocking: the answer fits any fresh socket's send buffer. */
@@ -332,6 +381,7 @@ static void refuse_http(struct lws *wsi)
 static void deliver(struct wsconn *wc, const uint8_t *p, size_t len, int binary)
 {
     struct server *srv = wc->w->srv;
+    if (hub_limit_message(&srv->hub, &wc->c) < 0) return; /* over --msg-rate */
     session_sub_message(&srv->session, &wc->c, p, len, binary, uv_now(srv->loop));
 }
 
@@ -381,12 +431,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             LOGF(w->srv->cfg.log_level, LOG_INFO, "WebSocket refused: shutting down");
             return -1;
         }
+        if (!origin_allowed(&w->srv->cfg, wsi)) {
+            metrics_add(&w->srv->hub.metrics, METRICS_LIMIT_ORIGIN, 1);
+            LOGF(w->srv->cfg.log_level, LOG_DEBUG, "WebSocket refused: Origin not allowed");
+            send_refusal(lws_get_socket_fd(wsi), http_forbidden, sizeof(http_forbidden) - 1);
+            return -1;
+        }
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        pend_done(w, wsi);
+        pend_destroy(w, wsi);
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
-        pend_done(w, wsi);
+        if (lws_get_opaque_user_data(wsi)) pend_done(w, lws_get_opaque_user_data(wsi));
         memset(wc, 0, sizeof(*wc));
         wc->wsi = wsi;
         wc->w = w;
@@ -450,11 +506,30 @@ static void on_accept(void *data, int fd)
         close(fd);
         return;
     }
+    struct pend *p = calloc(1, sizeof(*p));
+    if (!p) { /* cannot track it: do not keep it either */
+        close(fd);
+        return;
+    }
+    peers_key(fd, &p->peer);
+    int prc = peers_add(&srv->broker->peers, &p->peer, srv->cfg.max_conns_per_ip);
+    if (prc == -EBUSY) {
+        metrics_add(&srv->hub.metrics, METRICS_LIMIT_IP, 1);
+        LOGF(srv->cfg.log_level, LOG_DEBUG, "WebSocket refused: --max-conns-per-ip reached");
+        send_refusal(fd, http_too_many, sizeof(http_too_many) - 1);
+        close(fd);
+        free(p);
+        return;
+    }
+    if (prc < 0) p->peer.valid = 0; /* not counted (no memory): let it in, never uncount it */
     struct lws *wsi = lws_adopt_socket_vhost(w->vh, fd);
-    if (!wsi)
+    if (!wsi) {
         LOGF(w->srv->cfg.log_level, LOG_WARN, "ws: lws could not adopt a connection");
-    else
-        pend_add(w, wsi);
+        peers_remove(&srv->broker->peers, &p->peer);
+        free(p);
+    } else {
+        pend_add(w, wsi, p);
+    }
 }
 
 static void lws_log(int level, const char *line)

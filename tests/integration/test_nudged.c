@@ -56,6 +56,14 @@ Test(nudged, help_lists_every_flag_and_exits_0)
         "--disk-segment",
         "--horizon",
         "--max-positions",
+        "--max-conns-per-ip",
+        "--allow-origin",
+        "--max-sub-bytes",
+        "--replay-rate",
+        "--sub-rate",
+        "--msg-rate",
+        "--max-pattern-segments",
+        "--max-pattern-stars",
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_expect(strstr(out, flags[i]), "--help does not mention %s", flags[i]);

@@ -637,7 +637,7 @@ Test(security, with_its_secrets_a_broker_listens_on_every_address_and_says_so)
     struct nudged d = {0};
     const char *more[] = {"--ws", "0.0.0.0:0", "--pub", "0.0.0.0:0", "--admin", "0.0.0.0:0", NULL};
     start(&d, more);
-    cr_expect(nudged_wait_log(&d, "not a loopback address", 3000));
+    cr_expect(nudged_wait_log(&d, "NOT loopback", 3000));
     char *t = token_for("kim", 600, "");
     struct wsc w;
     open_as(&w, &d, t);

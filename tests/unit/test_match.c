@@ -536,3 +536,43 @@ Test(match, a_lookup_among_100000_patterns_visits_only_its_own_path)
     cr_expect_eq(match__nodes(m), 1);
     match_free(m);
 }
+
+static void count_call(void *sub, void *arg)
+{
+    (void)sub;
+    (*(size_t *)arg)++;
+}
+
+/* The hub's default pattern shape (--max-pattern-segments 16, --max-pattern-stars 3) bounds what
+ * one publish walks, whatever patterns are registered: every pattern of that shape matching a
+ * 16-segment topic registered at once — 696 of 16 segments and 2,515 "prefix:**" — walks 3,212
+ * trie nodes (the prefixes of at most 3 stars), plus one chain entry compared per literal edge. */
+Test(match, every_pattern_of_the_default_shape_matching_a_topic_costs_a_bounded_walk)
+{
+    struct match *m = match_new();
+    char pat[64];
+    size_t npat = 0;
+    for (unsigned len = 1; len <= 16; len++) {
+        for (unsigned bits = 0; bits < (1u << len); bits++) {
+            if (__builtin_popcount(bits) > 3) continue;
+            size_t n = 0;
+            for (unsigned k = 0; k < len; k++)
+                n += (size_t)snprintf(pat + n, sizeof pat - n, "%s%s", k ? ":" : "",
+                                      bits >> (len - 1 - k) & 1 ? "*" : "s");
+            if (len == 16) { /* full length: a pattern of its own when it has a star */
+                if (bits) cr_assert_eq(match_add(m, pat, n, (void *)(uintptr_t)(npat++ + 1)), 0);
+            }
+            if (len < 16) { /* prefix:** */
+                snprintf(pat + n, sizeof pat - n, ":**");
+                cr_assert_eq(match_add(m, pat, n + 3, (void *)(uintptr_t)(npat++ + 1)), 0);
+            }
+        }
+    }
+    cr_assert_eq(npat, 696 + 2515);
+    const char *topic = "s:s:s:s:s:s:s:s:s:s:s:s:s:s:s:s";
+    size_t calls = 0;
+    size_t visits = match__each_visits(m, topic, strlen(topic), count_call, &calls);
+    cr_assert_eq(calls, npat, "every pattern matches");
+    cr_assert_leq(visits, 2 * 3213, "walk touched %zu nodes and chain entries", visits);
+    match_free(m);
+}
