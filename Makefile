@@ -182,7 +182,8 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # cores; TSan slows the broker 5-15x, hence the longer per-test timeout. libuv, libwebsockets
 # and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (nothing yet).
 TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers topics \
-               descriptors handshake publisher_deadlines slow_log security
+               descriptors handshake publisher_deadlines slow_log security ip_conns sub_budget \
+               replay_budget rates origin
 empty :=
 space := $(empty) $(empty)
 test-tsan: asan tsan
