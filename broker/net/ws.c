@@ -92,6 +92,7 @@ struct wsconn {
     int blocked;      /* lws holds part of a write: wait for WRITEABLE */
     int close_code;   /* close requested with this code */
     uint64_t open_ms; /* wall clock at ESTABLISHED (latency metric: replays are older) */
+    uint64_t est_ms;  /* loop time at ESTABLISHED: hello is due --hello-timeout later */
     const char *close_reason;
     uint64_t acked;        /* the socket's tcpi_bytes_acked at the last liveness sweep */
     uint64_t confirmed_ms; /* loop time of our last lws_validity_confirmed */
@@ -332,6 +333,14 @@ static void pend_add(struct ws *w, struct lws *wsi, struct pend *p)
  * need not be. Connections with nothing waiting are left to lws's ping. */
 static void sweep_conn(struct wsconn *wc)
 {
+    struct server *srv = wc->w->srv;
+    /* An upgraded connection that never says hello holds a descriptor and a slot for nothing:
+     * it goes like a handshake that never ends (checked here, every --ws-ping / 6 s). */
+    if (!wc->c.hello && !wc->c.closing &&
+        uv_now(srv->loop) - wc->est_ms >= srv->cfg.hello_timeout_ms) {
+        hub_conn_close(&srv->hub, &wc->c, 1008, "no hello within --hello-timeout");
+        return;
+    }
     uint64_t acked;
     int waiting, fd = lws_get_socket_fd(wc->wsi);
     if (fd < 0 || sock_progress(fd, &acked, &waiting) < 0) return;
@@ -448,6 +457,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         wc->w = w;
         wc->established = 1;
         wc->open_ms = store_wall_ms();
+        wc->est_ms = uv_now(w->srv->loop);
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);

@@ -229,6 +229,28 @@ Test(handshake, sockets_still_in_their_handshake_count_against_max_conns, .timeo
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
+Test(handshake, a_websocket_that_never_says_hello_is_closed_with_1008, .timeout = 30)
+{
+    struct nudged d;
+    /* --ws-ping 3: the sweep that checks the deadline runs every 0.5 s */
+    const char *args[] = {"--hello-timeout", "600", "--ws-ping", "3", NULL};
+    subcheck_start(&d, args);
+    struct wsc quiet, polite;
+    cr_assert_eq(wsc_connect(&quiet, d.ws_port, NULL), WSC_OK);
+    cr_assert_eq(wsc_open(&polite, d.ws_port, NULL), WSC_OK);
+    int64_t t0 = now_ms();
+    struct sub_msg m;
+    int rc = wsc_recv_msg(&quiet, &m, 5000);
+    cr_assert_eq(rc, WSC_CLOSED, "no hello, still open after 5 s (%d)", rc);
+    cr_expect_eq(quiet.close_code, 1008);
+    cr_expect_geq(now_ms() - t0, 400, "closed before --hello-timeout");
+    wsc_free(&quiet, 0);
+    /* The one that said hello stays. */
+    cr_assert_eq(wsc_subscribe_v(&polite, "still:here", NULL), WSC_OK);
+    wsc_close(&polite, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
 /* ---- publisher deadlines ------------------------------------------------------------------- */
 
 static const char *const pub_args[] = {"--hello-timeout", "300", "--pub-idle", "600", NULL};
