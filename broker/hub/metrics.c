@@ -97,6 +97,8 @@ static const struct metrics_desc rows[] = {
      METRICS_LIMIT_ORIGIN, NULL},
     {"nudge_limit_hits_total", C, "", NULL, L("admin"), "abuse.refused.admin", METRICS_LIMIT_ADMIN,
      NULL},
+    {"nudge_limit_hits_total", C, "", NULL, L("deadline"), "abuse.refused.deadline",
+     METRICS_LIMIT_HELLO, NULL},
     {"nudge_malloc_trims_total", C, "",
      "Times freed subscription memory was handed back to the OS (malloc_trim)", NULL,
      "abuse.malloc_trims", METRICS_MALLOC_TRIMS, NULL},

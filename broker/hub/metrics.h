@@ -90,6 +90,7 @@ enum metrics_slot {
     METRICS_LIMIT_IP,
     METRICS_LIMIT_ORIGIN,
     METRICS_LIMIT_ADMIN,
+    METRICS_LIMIT_HELLO, /* connections closed by a deadline: --hello-timeout, --pub-idle */
     METRICS_MALLOC_TRIMS,
     METRICS_LATENCY, /* histogram: METRICS_LATENCY_BOUNDS + 2 slots */
     METRICS_SHARD_SLOTS = METRICS_LATENCY + METRICS_LATENCY_BOUNDS + 2,

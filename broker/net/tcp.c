@@ -123,6 +123,7 @@ static void on_deadline(uv_timer_t *timer)
     /* A publisher that did its hello is a real client: say why it goes. */
     LOGF(srv->cfg.log_level, pc->c.hello ? LOG_INFO : LOG_DEBUG, "publisher %s dropped: %s",
          pc->c.name, why);
+    metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
     pconn_close(pc);
 }
 

@@ -305,6 +305,7 @@ static void on_pend_timer(uv_timer_t *t)
         pend_unlink(w, p);
         p->killed = 1; /* still counted until lws frees the wsi (WSI_DESTROY) */
         LOGF(w->srv->cfg.log_level, LOG_DEBUG, "ws: handshake not done within --hello-timeout");
+        metrics_add(&w->srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
         int fd = lws_get_socket_fd(p->wsi);
         if (fd >= 0) shutdown(fd, SHUT_RDWR);
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -338,6 +339,7 @@ static void sweep_conn(struct wsconn *wc)
      * it goes like a handshake that never ends (checked here, every --ws-ping / 6 s). */
     if (!wc->c.hello && !wc->c.closing &&
         uv_now(srv->loop) - wc->est_ms >= srv->cfg.hello_timeout_ms) {
+        metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
         hub_conn_close(&srv->hub, &wc->c, 1008, "no hello within --hello-timeout");
         return;
     }

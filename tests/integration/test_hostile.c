@@ -245,6 +245,7 @@ Test(handshake, a_websocket_that_never_says_hello_is_closed_with_1008, .timeout 
     cr_expect_eq(quiet.close_code, 1008);
     cr_expect_geq(now_ms() - t0, 400, "closed before --hello-timeout");
     wsc_free(&quiet, 0);
+    cr_expect_eq(nudged_wait_stat(&d, "abuse.refused.deadline", 1, 3000), 1);
     /* The one that said hello stays. */
     cr_assert_eq(wsc_subscribe_v(&polite, "still:here", NULL), WSC_OK);
     wsc_close(&polite, 1000);
@@ -267,6 +268,7 @@ Test(publisher_deadlines, a_publisher_that_never_says_hello_is_dropped, .timeout
     cr_expect_geq(took, 250, "dropped after %lld ms, before --hello-timeout 300", (long long)took);
     pubraw_close(&p, 0);
     cr_expect_eq(nudged_wait_stat(&d, "connections.pub", 0, 3000), 0);
+    cr_expect_eq(nudged_wait_stat(&d, "abuse.refused.deadline", 1, 3000), 1);
     subcheck_probe(&d);
     cr_assert_eq(nudged_stop(&d), 0);
 }
