@@ -128,7 +128,7 @@ $(B)/libnudge.a: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
 	ar rcs $@ $^
 
 $(B)/libnudge.so: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
-	$(CC) -shared -o $@ $^ $(shell pkg-config --libs msgpack jansson 2>/dev/null) -lm
+	$(CC) -shared -o $@ $^ $(shell pkg-config --libs msgpack jansson openssl 2>/dev/null) -lm
 
 $(B)/nudge: $(call obj,$(B),$(CLI_SRC)) $(B)/libnudge.a
 	$(CC) -o $@ $^ $(PKG_LIBS) -lm

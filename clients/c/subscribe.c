@@ -33,7 +33,7 @@ enum {
 
 static const char USAGE_SUB[] =
     "Usage: nudge sub [--url ws://HOST:PORT/] [--msgpack] [--count N] [--timeout SEC]\n"
-    "                 TOPIC...\n"
+    "                 [--tls] [--cafile PATH] TOPIC...\n"
     "\n"
     "Subscribe to every TOPIC over WebSocket and print each hint as one line of compact JSON\n"
     "on stdout, e.g. {\"type\":\"hint\",\"topic\":\"project:17\",\"seq\":3,\"data\":{\"by\":42}}.\n"
@@ -47,6 +47,10 @@ static const char USAGE_SUB[] =
     "                 JSON text (nudge.json.v1); the output is the same JSON\n"
     "  --count N      exit 0 after N hints\n"
     "  --timeout SEC  stop after SEC seconds: exit 1 if --count was not reached, else 0\n"
+    "  --tls          speak TLS (as a wss:// URL does); the broker's certificate and the\n"
+    "                 URL's host name are always verified\n"
+    "  --cafile PATH  PEM file of the CAs (or the self-signed certificate) to trust;\n"
+    "                 implies --tls (default: the system's trust store)\n"
     "  -h, --help     show this help\n"
     "\n"
     "Exits 1 when the connection fails or the broker closes it, 0 on Ctrl-C.\n"
@@ -62,6 +66,8 @@ struct watch {
     struct lws *wsi;
     enum sub_fmt fmt;
     const char *url;
+    const char *cafile; /* --cafile, or NULL */
+    int tls;            /* --tls or --cafile */
     char *const *topics;
     uint32_t ntopics;
     long count;     /* 0 = no limit */
@@ -397,6 +403,7 @@ static int watch__run(struct watch *w)
     if (watch__parse_url(w->url, &tls, host, sizeof host, &port, authority, sizeof authority,
                          &path) != 0)
         return cli_usage_err("sub", "bad URL \"%s\" (want ws://HOST:PORT/PATH)", w->url);
+    tls |= w->tls;
 
     lws_set_log_level(LLL_ERR, watch__log);
     struct lws_context_creation_info info;
@@ -408,6 +415,7 @@ static int watch__run(struct watch *w)
     info.uid = -1;
     info.fd_limit_per_thread = 1 + 1 + 1;
     if (tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.client_ssl_ca_filepath = w->cafile;
     w->ctx = lws_create_context(&info);
     if (!w->ctx) {
         cli_err("cannot create the WebSocket context");
@@ -482,6 +490,11 @@ int cli_sub(int argc, char **argv)
             i++;
             continue;
         }
+        if (!opts_done && strcmp(a, "--tls") == 0) {
+            w.tls = 1;
+            i++;
+            continue;
+        }
         if (!opts_done && strcmp(a, "--msgpack") == 0) {
             w.fmt = SUB_MSGPACK;
             i++;
@@ -490,7 +503,8 @@ int cli_sub(int argc, char **argv)
         if (!opts_done && a[0] == '-' && a[1] != '\0') {
             if ((r = cli_opt("sub", argc, argv, &i, "--url", &w.url)) ||
                 (r = cli_opt("sub", argc, argv, &i, "--count", &count)) ||
-                (r = cli_opt("sub", argc, argv, &i, "--timeout", &tmo))) {
+                (r = cli_opt("sub", argc, argv, &i, "--timeout", &tmo)) ||
+                (r = cli_opt("sub", argc, argv, &i, "--cafile", &w.cafile))) {
                 if (r < 0) return CLI_USAGE;
                 continue;
             }
@@ -509,6 +523,7 @@ int cli_sub(int argc, char **argv)
                              tmo);
     w.topics = topics;
     w.ntopics = ntopics;
+    if (w.cafile) w.tls = 1;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

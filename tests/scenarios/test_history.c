@@ -186,7 +186,7 @@ static void *load_main(void *arg)
     struct loader *L = arg;
     char addr[64];
     nudge_client_t *c = NULL;
-    struct nudge_opts o = {"history-load", 10000};
+    struct nudge_opts o = {.client_name = "history-load", .timeout_ms = 10000};
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)L->port);
     if (nudge_connect(addr, &o, &c) != NUDGE_OK) {
         L->err = 1;

@@ -75,7 +75,7 @@ static void *publisher(void *arg)
     char addr[64], name[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)p->d->pub_port);
     snprintf(name, sizeof name, "threads-pub-%d", p->index);
-    struct nudge_opts o = {name, 20000};
+    struct nudge_opts o = {.client_name = name, .timeout_ms = 20000};
     nudge_client_t *c = NULL;
     int rc = nudge_connect_ex(addr, &o, &c, p->why, sizeof p->why);
     if (rc != NUDGE_OK) return NULL;

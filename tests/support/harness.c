@@ -453,7 +453,7 @@ int nudged_probe(const struct nudged *d, int timeout_ms, char *why, size_t cap)
                  (int)w.last_error, (unsigned long long)sseq);
         goto out;
     }
-    struct nudge_opts o = {"nudge-probe", timeout_ms};
+    struct nudge_opts o = {.client_name = "nudge-probe", .timeout_ms = timeout_ms};
     int nrc = nudge_connect(addr, &o, &c);
     if (nrc != NUDGE_OK) {
         snprintf(why, cap, "probe: nudge_connect failed (%s)", nudge_strerror(nrc));

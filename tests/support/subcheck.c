@@ -27,7 +27,7 @@ nudge_client_t *subcheck_publisher(const struct nudged *d, const char *name)
 {
     nudge_client_t *c;
     char addr[64];
-    struct nudge_opts o = {name, 10000};
+    struct nudge_opts o = {.client_name = name, .timeout_ms = 10000};
     snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d->pub_port);
     cr_assert_eq(nudge_connect(addr, name ? &o : NULL, &c), NUDGE_OK, "publisher connect");
     return c;
