@@ -15,6 +15,7 @@
 #include "cert.h"
 #include "harness.h"
 #include "nudge.h"
+#include "subcheck.h"
 #include "wsc.h"
 
 TestSuite(tls, .timeout = 60);
@@ -342,6 +343,89 @@ Test(tls, tls_listeners_pub_leaves_the_websocket_port_plain)
     cr_expect(json_is_true(json_object_get(json_object_get(st, "tls"), "pub")));
     json_decref(st);
     wsc_close(&w, 2000);
+    cr_expect_eq(nudged_stop(&d), 0);
+    cert_remove(&c);
+}
+
+/* The batched direct write over TLS: a wss subscriber that stops reading makes lws keep part of
+ * a write (OpenSSL could not finish it), the hub coalesces behind it, and once it reads again it
+ * gets every change (the hints' counts add up), while a reading subscriber is not held back. */
+Test(tls, a_congested_wss_subscriber_is_coalesced_and_catches_up)
+{
+    struct cert c;
+    struct nudged d = {0};
+    cr_assert_eq(cert_make(&c), 0);
+    const char *more[] = {"--max-queue", "8", NULL};
+    start_tls(&d, &c, more);
+    char err[256] = "";
+    struct wsc slow, fast;
+    /* the slow one's window stays small, so the broker's writes stall as soon as it stops */
+    int fd = subcheck_small_rcvbuf_socket(d.ws_port);
+    cr_assert_eq(wsc_handshake_tls(&slow, fd, d.ws_port, c.cert, SUB_PROTO_JSON, err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(wsc_hello(&slow), 0);
+    cr_assert_eq(wsc_subscribe_v(&slow, "tls:slow", NULL), 0);
+    wss_sub(&fast, &d, &c, "tls:slow");
+    char addr[32], data[1024];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", d.pub_port);
+    data[0] = '"';
+    memset(data + 1, 'x', 900);
+    snprintf(data + 901, sizeof data - 901, "\"");
+    struct nudge_opts o = {.timeout_ms = 10000, .tls = 1, .cafile = c.cert};
+    nudge_client_t *p = NULL;
+    cr_assert_eq(nudge_connect_ex(addr, &o, &p, err, sizeof err), NUDGE_OK, "%s", err);
+    enum { N = 3000 };
+    const char *t[] = {"tls:slow"};
+    struct nudge_pub pb = {.topics = t, .ntopics = 1, .data_json = data};
+    uint64_t fast_n = 0, fast_seq = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(nudge_send(p, &pb, NULL), NUDGE_OK, "%s", nudge_last_error(p));
+        if (i % 64 == 63 || i == N - 1) { /* collect acks, and let the fast one read */
+            while (1) {
+                uint64_t id, seq;
+                size_t n;
+                int rc = nudge_recv_ack(p, &id, &seq, 1, &n);
+                if (rc == NUDGE_EINVAL) break; /* none pending */
+                cr_assert_eq(rc, NUDGE_OK, "%s", nudge_last_error(p));
+            }
+            struct sub_msg m;
+            while (wsc_recv_msg(&fast, &m, 0) == WSC_OK) {
+                if (m.type == SUB_HINT) {
+                    fast_n += m.count;
+                    fast_seq = m.seq;
+                }
+                sub_msg_clear(&m);
+            }
+        }
+    }
+    nudge_close(p);
+    json_t *st = nudged_stats(&d);
+    cr_assert(st);
+    cr_expect_gt(stats_int(st, "coalesced"), 0, "the slow subscriber was never congested");
+    json_decref(st);
+    uint64_t slow_n = 0, slow_seq = 0;
+    int64_t until = now_ms() + 20000;
+    while ((slow_seq < N || fast_seq < N) && now_ms() < until) {
+        struct sub_msg m;
+        struct wsc *w[2] = {&slow, &fast};
+        for (int k = 0; k < 2; k++) {
+            while (wsc_recv_msg(w[k], &m, 50) == WSC_OK) {
+                if (m.type == SUB_HINT) {
+                    *(k ? &fast_n : &slow_n) += m.count;
+                    *(k ? &fast_seq : &slow_seq) = m.seq;
+                }
+                sub_msg_clear(&m);
+            }
+        }
+    }
+    cr_expect_eq(slow_seq, N, "slow subscriber last seq %llu n %llu, fast %llu n %llu",
+                 (unsigned long long)slow_seq, (unsigned long long)slow_n,
+                 (unsigned long long)fast_seq, (unsigned long long)fast_n);
+    cr_expect_eq(slow_n, N, "slow subscriber's hints cover every change");
+    cr_expect_eq(fast_seq, N, "fast subscriber's last seq");
+    cr_expect_eq(fast_n, N, "fast subscriber's hints cover every change");
+    wsc_close(&slow, 2000);
+    wsc_close(&fast, 2000);
     cr_expect_eq(nudged_stop(&d), 0);
     cert_remove(&c);
 }

@@ -162,8 +162,14 @@ static int tls_wait(struct wsc *w, int e, int64_t deadline)
 int wsc_connect_tls(struct wsc *w, uint16_t port, const char *cafile, const char *subprotocol,
                     char *err, size_t errcap)
 {
+    return wsc_handshake_tls(w, tcp_connect(port), port, cafile, subprotocol, err, errcap);
+}
+
+int wsc_handshake_tls(struct wsc *w, int fd, uint16_t port, const char *cafile,
+                      const char *subprotocol, char *err, size_t errcap)
+{
     memset(w, 0, sizeof *w);
-    w->fd = tcp_connect(port);
+    w->fd = fd;
     if (err && errcap) err[0] = '\0';
     if (w->fd < 0) goto fail;
     int fl = fcntl(w->fd, F_GETFL, 0);

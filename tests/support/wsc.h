@@ -65,6 +65,9 @@ int wsc_connect(struct wsc *w, uint16_t port, const char *subprotocol);
  * or WSC_EIO (why in err, e.g. the certificate verification error; err may be NULL). */
 int wsc_connect_tls(struct wsc *w, uint16_t port, const char *cafile, const char *subprotocol,
                     char *err, size_t errcap);
+/* Same on an fd the caller connected (taken over, closed on failure too; -1 fails). */
+int wsc_handshake_tls(struct wsc *w, int fd, uint16_t port, const char *cafile,
+                      const char *subprotocol, char *err, size_t errcap);
 /* Same with a path and the HTTP status seen (may be NULL; 0 when none was read). */
 int wsc_connect_ex(struct wsc *w, uint16_t port, const char *path, const char *subprotocol,
                    int *http_status);
