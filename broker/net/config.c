@@ -121,7 +121,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
 {
     uint32_t hist_age = (uint32_t)(cfg->engine.hist.max_age_ms / 1000);
     uint32_t horizon = (uint32_t)(cfg->engine.hist.horizon_ms / 1000);
-    unsigned tls_listeners = CONFIG_TLS_WS | CONFIG_TLS_PUB;
+    unsigned tls_listeners = CONFIG_TLS_WS | CONFIG_TLS_PUB, tls_listeners_given = 0;
     struct {
         const char *name;
         uint32_t *v;
@@ -202,6 +202,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 return -1;
             }
             tls_listeners = l;
+            tls_listeners_given = 1;
             i++;
             continue;
         }
@@ -298,6 +299,10 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
         snprintf(err, errlen, "--tls-cert and --tls-key go together (got only %s)",
                  cfg->tls_cert[0] ? "--tls-cert" : "--tls-key");
+        return -1;
+    }
+    if (tls_listeners_given && !cfg->tls_cert[0]) {
+        snprintf(err, errlen, "--tls-listeners needs --tls-cert and --tls-key");
         return -1;
     }
     cfg->tls = cfg->tls_cert[0] ? tls_listeners : 0;

@@ -228,6 +228,7 @@ static void send_tls(struct pconn *pc)
         if (rc == TLS_OK) {
             hub_count_bytes(&pc->t->srv->hub, 0, out->len);
             wire_buf_reset(out);
+            if (out->cap > READ_BUF) wire_buf_free(out); /* a burst's buffer is not kept */
         }
     }
     uint8_t *data;
@@ -327,6 +328,7 @@ static void consume_tls(struct pconn *pc, const uint8_t *p, size_t len, uint64_t
         size_t got;
         int handshake;
         int rc = tls_conn_read(pc->ssl, t->rbuf, READ_BUF, &got, &handshake);
+        hub_count_bytes(&t->srv->hub, got, 0); /* frames' bytes, as on plain TCP */
         if (got) consume(pc, t->rbuf, got, now);
         if (pc->closing || pc->close_after_write || rc == TLS_WANT) return;
         if (rc == TLS_FAIL) {
@@ -353,7 +355,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0 || pc->close_after_write) return;
-    hub_count_bytes(&srv->hub, (uint64_t)nread, 0);
+    if (!pc->ssl) hub_count_bytes(&srv->hub, (uint64_t)nread, 0);
     uint64_t now = pc->active_ms = uv_now(srv->loop);
     if (pc->ssl)
         consume_tls(pc, (const uint8_t *)buf->base, (size_t)nread, now);

@@ -271,6 +271,7 @@ Test(tls, bad_cert_or_key_files_refuse_to_start_naming_the_file)
         {c.key, c.key, c.key},               /* a key where the certificate should be */
         {c.cert, c.other, "does not match"}, /* key of another certificate */
         {c.cert, NULL, "--tls-key"},         /* only one of the two */
+        {NULL, NULL, "--tls-cert"},          /* --tls-listeners alone */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[] = {bin,
@@ -281,8 +282,8 @@ Test(tls, bad_cert_or_key_files_refuse_to_start_naming_the_file)
                               "127.0.0.1:0",
                               "--admin",
                               "127.0.0.1:0",
-                              "--tls-cert",
-                              cases[i].cert,
+                              cases[i].cert ? "--tls-cert" : "--tls-listeners",
+                              cases[i].cert ? cases[i].cert : "ws",
                               cases[i].key ? "--tls-key" : NULL,
                               cases[i].key,
                               NULL};
