@@ -180,9 +180,9 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # broker with 4 workers whatever the machine has. A report ends the broker at once (exit 66):
 # the test fails, and the report is in the broker's log, printed below. About 1-2 minutes on 2
 # cores; TSan slows the broker 5-15x, hence the longer per-test timeout. libuv, libwebsockets
-# and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (nothing yet).
+# and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (one glibc race).
 TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers topics \
-               descriptors handshake publisher_deadlines slow_log
+               descriptors handshake publisher_deadlines slow_log tls
 empty :=
 space := $(empty) $(empty)
 test-tsan: asan tsan
