@@ -6,9 +6,12 @@
  * Each test makes its own self-signed certificate (tests/support/cert.h) in a temporary
  * directory and removes it at the end; no key is ever committed. */
 #include <criterion/criterion.h>
+#include <openssl/ssl.h>
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -427,6 +430,56 @@ Test(tls, a_congested_wss_subscriber_is_coalesced_and_catches_up)
     cr_expect_eq(fast_n, N, "fast subscriber's hints cover every change");
     wsc_close(&slow, 2000);
     wsc_close(&fast, 2000);
+    cr_expect_eq(nudged_stop(&d), 0);
+    cert_remove(&c);
+}
+
+/* Two POSTs with bodies in one TLS write on the wss port: lws 4.1.6's HTTP server would loop at
+ * 100 % CPU on that in plain text (shared/NOTES.md); over TLS the same refusal must hold: the
+ * connection is closed, the broker does not spin, and others are served. */
+Test(tls, pipelined_posts_over_tls_on_the_wss_port_are_closed_without_a_stall)
+{
+    struct cert c;
+    struct nudged d = {0};
+    cr_assert_eq(cert_make(&c), 0);
+    start_tls(&d, &c, NULL);
+    int fd = tcp_connect(d.ws_port);
+    cr_assert(fd >= 0);
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv); /* bounds the blocking TLS calls */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    cr_assert(ctx && SSL_CTX_load_verify_locations(ctx, c.cert, NULL) == 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL *ssl = SSL_new(ctx);
+    cr_assert(ssl && SSL_set_fd(ssl, fd) == 1);
+    cr_assert_eq(SSL_connect(ssl), 1, "TLS handshake with the wss port");
+    const char two[] = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                       "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nworld";
+    cr_assert_eq(SSL_write(ssl, two, (int)sizeof two - 1), (int)sizeof two - 1);
+    char buf[512];
+    int64_t t0 = now_ms();
+    int n;
+    while ((n = SSL_read(ssl, buf, sizeof buf)) > 0 && now_ms() - t0 < 3000) {
+    }
+    cr_expect_leq(n, 0, "the connection stayed open");
+    cr_expect_lt(now_ms() - t0, 3000, "not closed within 3 s");
+    int64_t cpu0 = nudged_cpu_ms(&d), w0 = now_ms();
+    struct wsc w;
+    wss_sub(&w, &d, &c, "tls:post");
+    uint64_t seq;
+    char err[256] = "";
+    cr_assert_eq(publish_tls(&d, c.cert, NULL, "tls:post", &seq, err, sizeof err), NUDGE_OK, "%s",
+                 err);
+    expect_hint(&w, "tls:post", 1);
+    sleep_ms(500);
+    int64_t cpu = nudged_cpu_ms(&d) - cpu0, wall = now_ms() - w0;
+    cr_expect_lt(cpu, wall / 2, "broker burnt %lld ms CPU in %lld ms", (long long)cpu,
+                 (long long)wall);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    wsc_close(&w, 2000);
     cr_expect_eq(nudged_stop(&d), 0);
     cert_remove(&c);
 }
