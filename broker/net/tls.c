@@ -3,7 +3,8 @@
  * publisher path's backpressure (libuv's write queue) also bounds the encrypted output. The
  * read side is bounded by the transport: it feeds at most one read (64 KiB) before draining the
  * plaintext. Renegotiation is off (a peer could otherwise make us work for free) and no session
- * tickets are issued (no resumption state to rotate). */
+ * tickets are issued (no resumption state to rotate); record buffers are released between
+ * records, as libwebsockets does for wss: an idle TLS publisher holds ~17 KiB instead of ~31. */
 #include "tls.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ int tls_ctx_new(const char *cert, const char *key, SSL_CTX **out, char *err, siz
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* an idle publisher keeps no record buffers */
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         last_error(why, sizeof(why));
         snprintf(err, errlen, "--tls-cert %s: not a usable PEM certificate (%s)", cert, why);
