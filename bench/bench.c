@@ -19,14 +19,20 @@
  *
  *   nudge-bench --ws 127.0.0.1:7401 --pub 127.0.0.1:7400 [--subs N] [--topics T]
  *               [--publishes P] [--window W] [--pubs N] [--multi K] [--msgpack]
- *               [--timeout SEC] [--broker-pid PID]
+ *               [--timeout SEC] [--broker-pid PID] [--cafile PEM]
  *   nudge-bench catchup ... (catchup.c)
+ *
+ * --cafile PEM: TLS on both ports (a broker with --tls-cert), trusting PEM. Subscribers do their
+ * TLS handshake one at a time during setup (blocking, bounded), then read through OpenSSL,
+ * draining what it buffers before going back to epoll; their writes (hello, sub, pongs) go
+ * through the SSL of their fd (bench_ssl below), so send_all keeps one signature.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +42,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "bench.h"
 #include "nudge.h"
@@ -53,7 +63,13 @@ struct opts {
     int pubs;  /* publisher connections (threads), publishes dealt round-robin */
     int multi; /* topics per publish */
     long publishes;
+    const char *cafile; /* TLS when set */
 };
+
+/* TLS subscribers: the SSL of each fd (NULL = plain), and the context they share. */
+#define BENCH_FDS 65536
+static SSL *bench_ssl[BENCH_FDS];
+static SSL_CTX *bench_ctx;
 
 enum bstate { B_IDLE, B_CONNECTING, B_UPGRADING, B_SUBSCRIBING, B_READY };
 
@@ -145,6 +161,18 @@ static double own_cpu_s(void)
 int send_all(int fd, const void *p, size_t n)
 {
     const uint8_t *b = p;
+    SSL *ssl = fd >= 0 && fd < BENCH_FDS ? bench_ssl[fd] : NULL;
+    while (n && ssl) {
+        size_t w = 0;
+        if (SSL_write_ex(ssl, b, n, &w) == 1) {
+            b += w;
+            n -= w;
+            continue;
+        }
+        int e = SSL_get_error(ssl, 0);
+        if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) return -1;
+        usleep(100);
+    }
     while (n) {
         ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
         if (w < 0) {
@@ -276,7 +304,10 @@ static void *publisher(void *arg)
     struct pubarg *pa = arg;
     const struct opts *o = pa->o;
     nudge_client_t *c;
-    struct nudge_opts no = {.client_name = "nudge-bench", .timeout_ms = o->timeout_s * 1000};
+    struct nudge_opts no = {.client_name = "nudge-bench",
+                            .timeout_ms = o->timeout_s * 1000,
+                            .tls = o->cafile != NULL,
+                            .cafile = o->cafile};
     double *sent = calloc((size_t)o->window, sizeof(*sent));
     pa->lat = calloc((size_t)(o->publishes / o->pubs + 1), sizeof(*pa->lat));
     if (!sent || !pa->lat) {
@@ -363,7 +394,8 @@ static void usage(void)
           "1 topic per publish, JSON, 60 s. --subs 0: publishers only.\n"
           "--pubs N: N publisher connections, each with its own window, publishes dealt\n"
           "round-robin. --multi K: K topics per publish (publish i: topics i*K .. i*K+K-1 mod T).\n"
-          "--broker-pid: also report the broker's CPU time over the measured interval.\n",
+          "--broker-pid: also report the broker's CPU time over the measured interval.\n"
+          "--cafile PEM: TLS on both ports (broker started with --tls-cert), trusting PEM.\n",
           stderr);
 }
 
@@ -406,6 +438,8 @@ static int parse(struct opts *o, int argc, char **argv)
             o->pubs = atoi(v);
         else if (!strcmp(a, "--multi"))
             o->multi = atoi(v);
+        else if (!strcmp(a, "--cafile"))
+            o->cafile = v;
         else
             return -1;
     }
@@ -433,6 +467,45 @@ static int sub_connect(const struct opts *o, int ep, struct bsub *s)
     return epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev);
 }
 
+/* TLS handshake on a connected non-blocking socket, waiting up to 5 s. 0 or -1. */
+static int sub_tls(struct bsub *s)
+{
+    SSL *ssl = SSL_new(bench_ctx);
+    if (!ssl || s->fd >= BENCH_FDS || SSL_set_fd(ssl, s->fd) != 1) {
+        SSL_free(ssl);
+        return -1;
+    }
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1");
+    bench_ssl[s->fd] = ssl;
+    double until = now_s() + 5;
+    for (;;) {
+        int r = SSL_connect(ssl);
+        if (r == 1) return 0;
+        int e = SSL_get_error(ssl, r);
+        if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || now_s() > until) {
+            ERR_print_errors_fp(stderr);
+            return -1;
+        }
+        struct pollfd pfd = {s->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
+        poll(&pfd, 1, 100);
+    }
+}
+
+/* Read what there is into s->buf: recv, or through OpenSSL. Like recv(). */
+static ssize_t sub_read(struct bsub *s)
+{
+    SSL *ssl = bench_ssl[s->fd];
+    if (!ssl) return recv(s->fd, s->buf + s->len, sizeof(s->buf) - s->len, 0);
+    size_t got = 0;
+    if (SSL_read_ex(ssl, s->buf + s->len, sizeof(s->buf) - s->len, &got) == 1) return (ssize_t)got;
+    int e = SSL_get_error(ssl, 0);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
 /* Connected: send the upgrade request, then wait for input only. */
 static int sub_upgrade(const struct opts *o, int ep, struct bsub *s)
 {
@@ -440,6 +513,10 @@ static int sub_upgrade(const struct opts *o, int ep, struct bsub *s)
     socklen_t el = sizeof(err);
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
         errno = err ? err : errno;
+        return -1;
+    }
+    if (o->cafile && sub_tls(s) < 0) {
+        errno = EPROTO;
         return -1;
     }
     char req[512];
@@ -490,6 +567,16 @@ int main(int argc, char **argv)
     if (parse(&o, argc, argv) < 0) {
         usage();
         return 2;
+    }
+    if (o.cafile) {
+        bench_ctx = SSL_CTX_new(TLS_client_method());
+        if (!bench_ctx || SSL_CTX_load_verify_locations(bench_ctx, o.cafile, NULL) != 1) {
+            fprintf(stderr, "nudge-bench: cannot load --cafile %s\n", o.cafile);
+            return 1;
+        }
+        SSL_CTX_set_verify(bench_ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_options(bench_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        SSL_CTX_set_mode(bench_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
     }
     struct bsub *subs = calloc((size_t)(o.subs ? o.subs : 1), sizeof(*subs));
     int ep = epoll_create1(0);
@@ -553,31 +640,35 @@ int main(int argc, char **argv)
                 }
                 continue;
             }
-            ssize_t r = recv(s->fd, s->buf + s->len, sizeof(s->buf) - s->len, 0);
-            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-            if (r <= 0) {
-                fprintf(stderr, "nudge-bench: subscriber %d was disconnected: %s\n", s->idx,
-                        r < 0 ? strerror(errno) : "end of stream");
-                failed = 1;
-                break;
-            }
-            s->len += (size_t)r;
-            if (s->state == B_UPGRADING) {
-                int rc = sub_subscribe(&o, s);
-                if (rc < 0) failed = 1;
-                if (rc != 0) continue;
-            }
-            int was = s->acks;
-            long before = s->covered, fbefore = s->frames;
-            if (eat_frames(&o, s) < 0) failed = 1;
-            if (was < 2 && s->acks >= 2) {
-                s->state = B_READY;
-                ready++;
-                pending--;
-            }
-            covered += s->covered - before;
-            frames += s->frames - fbefore;
-            if (s->covered != before) t_last = now_s();
+            /* TLS: OpenSSL may hold more than one read took (epoll cannot see it) */
+            SSL *ssl = bench_ssl[s->fd];
+            do {
+                ssize_t r = sub_read(s);
+                if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+                if (r <= 0) {
+                    fprintf(stderr, "nudge-bench: subscriber %d was disconnected: %s\n", s->idx,
+                            r < 0 ? strerror(errno) : "end of stream");
+                    failed = 1;
+                    break;
+                }
+                s->len += (size_t)r;
+                if (s->state == B_UPGRADING) {
+                    int rc = sub_subscribe(&o, s);
+                    if (rc < 0) failed = 1;
+                    if (rc != 0) continue;
+                }
+                int was = s->acks;
+                long before = s->covered, fbefore = s->frames;
+                if (eat_frames(&o, s) < 0) failed = 1;
+                if (was < 2 && s->acks >= 2) {
+                    s->state = B_READY;
+                    ready++;
+                    pending--;
+                }
+                covered += s->covered - before;
+                frames += s->frames - fbefore;
+                if (s->covered != before) t_last = now_s();
+            } while (!failed && ssl && SSL_pending(ssl) > 0);
         }
     }
     if (started) {
@@ -599,7 +690,11 @@ int main(int argc, char **argv)
         t_c1 = now_s();
     }
     for (int i = 0; i < o.subs; i++)
-        if (subs[i].fd >= 0) close(subs[i].fd);
+        if (subs[i].fd >= 0) {
+            if (subs[i].fd < BENCH_FDS) SSL_free(bench_ssl[subs[i].fd]);
+            close(subs[i].fd);
+        }
+    SSL_CTX_free(bench_ctx);
     free(subs);
     close(ep);
     if (!started || prc < 0) {

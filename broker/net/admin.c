@@ -115,6 +115,7 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
         v[METRICS_SUBSCRIPTIONS] += stat_get(&st->subs);
         v[METRICS_QUEUED] += stat_get(&st->queued);
         v[METRICS_WS_PENDING] += stat_get(&w->ws_pending);
+        v[METRICS_TLS_FAILURES] += stat_get(&w->tls_failures);
     }
     v[METRICS_CONNS_ADMIN] = srv->admin ? srv->admin->open : 0;
     v[METRICS_ACCEPTED_ADMIN] = srv->admin ? srv->admin->accepted : 0;
@@ -217,6 +218,12 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     set_u64(lim, "max_pattern_segments", hub->cfg.max_pattern_segments);
     set_u64(lim, "max_pattern_stars", hub->cfg.max_pattern_stars);
     json_object_set(o, "limits", lim);
+    json_t *tls = json_object(); /* which listeners speak TLS */
+    if (tls) {
+        json_object_set_new(tls, "ws", json_boolean(srv->cfg.tls & CONFIG_TLS_WS));
+        json_object_set_new(tls, "pub", json_boolean(srv->cfg.tls & CONFIG_TLS_PUB));
+        json_object_set_new(o, "tls", tls);
+    }
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (!text) goto out;
     rc = wire_buf_append(out, text, strlen(text));

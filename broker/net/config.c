@@ -10,6 +10,7 @@
 
 #include "listen.h"
 #include "log.h"
+#include "tls.h"
 
 void config_default(struct config *cfg)
 {
@@ -43,6 +44,11 @@ static void usage(FILE *out)
           "  --pub ADDR          publisher TCP protocol        (default 127.0.0.1:7400)\n"
           "  --ws ADDR           WebSocket subscribers         (default 127.0.0.1:7401)\n"
           "  --admin ADDR        admin HTTP: GET /stats        (default 127.0.0.1:7402)\n"
+          "TLS (docs/operations.md §TLS; the admin listener stays plain HTTP):\n"
+          "  --tls-cert PATH     PEM certificate (chain) for the TLS listeners\n"
+          "  --tls-key PATH      PEM private key of that certificate (both or neither)\n"
+          "  --tls-listeners L   which listeners speak TLS: ws, pub or ws,pub\n"
+          "                                                                  (default ws,pub)\n"
           "limits:\n"
           "  --max-frame N       bytes per publisher frame / WebSocket message (default 65536)\n"
           "  --max-topic N       bytes per topic name                        (default 256)\n"
@@ -153,6 +159,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
 {
     uint32_t hist_age = (uint32_t)(cfg->engine.hist.max_age_ms / 1000);
     uint32_t horizon = (uint32_t)(cfg->engine.hist.horizon_ms / 1000);
+    unsigned tls_listeners = CONFIG_TLS_WS | CONFIG_TLS_PUB, tls_listeners_given = 0;
     struct {
         const char *name;
         uint32_t *v;
@@ -213,6 +220,32 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 return -1;
             }
             snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", v);
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--tls-cert") || !strcmp(a, "--tls-key")) {
+            char *dst = !strcmp(a, "--tls-cert") ? cfg->tls_cert : cfg->tls_key;
+            if (!v || !*v || strlen(v) >= sizeof(cfg->tls_cert)) {
+                snprintf(err, errlen, "%s wants a file path", a);
+                return -1;
+            }
+            snprintf(dst, sizeof(cfg->tls_cert), "%s", v);
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--tls-listeners")) {
+            unsigned l = !v                  ? 0
+                         : !strcmp(v, "ws")  ? CONFIG_TLS_WS
+                         : !strcmp(v, "pub") ? CONFIG_TLS_PUB
+                         : !strcmp(v, "ws,pub") || !strcmp(v, "pub,ws")
+                             ? CONFIG_TLS_WS | CONFIG_TLS_PUB
+                             : 0;
+            if (!l) {
+                snprintf(err, errlen, "--tls-listeners wants ws, pub or ws,pub");
+                return -1;
+            }
+            tls_listeners = l;
+            tls_listeners_given = 1;
             i++;
             continue;
         }
@@ -336,6 +369,18 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
     }
     cfg->engine.hist.max_age_ms = (uint64_t)hist_age * 1000;
     cfg->engine.hist.horizon_ms = (uint64_t)horizon * 1000;
+    /* TLS: both files or neither, and a broker that cannot use them does not start. */
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together (got only %s)",
+                 cfg->tls_cert[0] ? "--tls-cert" : "--tls-key");
+        return -1;
+    }
+    if (tls_listeners_given && !cfg->tls_cert[0]) {
+        snprintf(err, errlen, "--tls-listeners needs --tls-cert and --tls-key");
+        return -1;
+    }
+    cfg->tls = cfg->tls_cert[0] ? tls_listeners : 0;
+    if (cfg->tls && tls_check(cfg->tls_cert, cfg->tls_key, err, errlen) < 0) return -1;
     /* Every publish is one record of a segment: the largest must fit one. */
     uint64_t record = (uint64_t)cfg->engine.lim.max_data + cfg->engine.lim.max_topic + 128;
     if (cfg->data_dir[0] && cfg->disk.segment_bytes < record + 64) {

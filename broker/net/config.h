@@ -35,7 +35,12 @@ struct config {
     char data_dir[4096];       /* --data-dir, default "nudge-data"; "" = in memory (--memory) */
     struct store_disk disk;    /* --fsync, --fsync-ms, --disk-max, --disk-segment */
     struct auth_config auth;   /* security flags (auth.h, docs/security.md) */
+    char tls_cert[4096];       /* --tls-cert PEM path; "" = no TLS */
+    char tls_key[4096];        /* --tls-key PEM path (checked against the cert at start) */
+    unsigned tls;              /* CONFIG_TLS_*: listeners that speak TLS (0 without a cert) */
 };
+
+enum { CONFIG_TLS_WS = 1, CONFIG_TLS_PUB = 2 }; /* --tls-listeners ws,pub (default both) */
 
 void config_default(struct config *cfg);
 /* Parse argv. Returns 0 to run, 1 when --help/--version was printed to out (exit 0), or -1 with

@@ -31,6 +31,7 @@ struct server {
     struct admin *admin; /* worker 0 only */
     uint64_t start_ms;   /* uv_now() at start, for uptime */
     stat_t ws_pending;   /* accepted WebSocket sockets whose upgrade is not done (ws.c) */
+    stat_t tls_failures; /* TLS handshakes that failed on the publisher listener (tcp.c) */
     int stopping;
 };
 

@@ -9,7 +9,14 @@
  * Deadlines (one uv_timer per publisher, re-armed lazily rather than on every read): hello within
  * --hello-timeout of connecting; then no more than --pub-idle without any progress (a byte read,
  * a reply written), and no frame left half-received for longer than that either, so a silent or
- * trickling peer cannot hold a --max-conns slot forever. docs/operations.md, docs/protocol.md. */
+ * trickling peer cannot hold a --max-conns slot forever. docs/operations.md, docs/protocol.md.
+ *
+ * TLS (--tls-cert with pub in --tls-listeners): each connection carries an SSL on memory BIOs
+ * (tls.c). A read is fed to it and decrypted back into the same 64 KiB buffer, which then goes
+ * through the same frame decoder; replies are encrypted and what OpenSSL produced leaves in one
+ * uv_write, so the backpressure above bounds ciphertext too. The handshake must finish before
+ * the hello, so --hello-timeout is its deadline; a failed handshake (its alert is sent) closes
+ * the connection and counts in tls_handshake_failures. Without TLS nothing of this runs. */
 #include "tcp.h"
 
 #include <errno.h>
@@ -21,6 +28,7 @@
 #include "log.h"
 #include "pub.h"
 #include "server.h"
+#include "tls.h"
 
 #define READ_BUF (64 * 1024)
 #define WQ_HIGH (1024 * 1024)
@@ -31,7 +39,8 @@ struct tcp {
     struct listener listener;
     int listening;
     int stopping;
-    uint64_t nconns; /* pconns not yet freed */
+    uint64_t nconns;        /* pconns not yet freed */
+    struct ssl_ctx_st *tls; /* NULL = plain TCP */
     uint8_t rbuf[READ_BUF];
 };
 
@@ -41,6 +50,7 @@ struct pconn {
     struct conn c;
     struct tcp *t;
     struct wire_buf in; /* partial frame carried over between reads */
+    struct ssl_st *ssl; /* TLS state, NULL on a plain listener */
     uint64_t opened_ms;
     uint64_t active_ms;      /* last byte read or reply written */
     uint64_t frame_start_ms; /* first byte of the frame in `in` */
@@ -58,7 +68,10 @@ struct wreq {
 
 static void maybe_free(struct tcp *t)
 {
-    if (t->stopping && !t->listening && t->nconns == 0) free(t);
+    if (t->stopping && !t->listening && t->nconns == 0) {
+        tls_ctx_free(t->tls);
+        free(t);
+    }
 }
 
 static void on_pconn_closed(uv_handle_t *h)
@@ -71,6 +84,7 @@ static void on_pconn_closed(uv_handle_t *h)
     session_conn_gone(&t->srv->session, &pc->c);
     hub_conn_gone(&t->srv->hub, &pc->c);
     wire_buf_free(&pc->in);
+    tls_conn_free(pc->ssl);
     free(pc);
     t->nconns--;
     maybe_free(t);
@@ -180,22 +194,17 @@ static void on_written(uv_write_t *req, int status)
     maybe_resume(pc);
 }
 
-/* Hand the connection's reply bytes to libuv (which then owns them) and apply backpressure. */
-static void send_out(struct pconn *pc)
+/* Hand data[0..len) (malloc'd; libuv owns it from now on) to the socket and apply backpressure. */
+static void write_bytes(struct pconn *pc, uint8_t *data, size_t len)
 {
-    struct server *srv = pc->t->srv;
-    struct wire_buf *out = &pc->c.out;
-    if (out->len == 0 || pc->closing) return;
     struct wreq *w = malloc(sizeof(*w));
     if (!w) {
+        free(data);
         pconn_close(pc);
         return;
     }
-    w->data = out->data;
-    uv_buf_t b = uv_buf_init((char *)out->data, (unsigned)out->len);
-    hub_count_bytes(&srv->hub, 0, out->len);
-    out->data = NULL;
-    out->len = out->cap = 0;
+    w->data = data;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (uv_write(&w->req, (uv_stream_t *)&pc->h, &b, 1, on_written) < 0) {
         free(w->data);
         free(w);
@@ -208,25 +217,59 @@ static void send_out(struct pconn *pc)
     }
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* TLS: encrypt the replies (kept until the handshake is done) and send whatever OpenSSL has
+ * produced, handshake records and alerts included. */
+static void send_tls(struct pconn *pc)
 {
-    struct pconn *pc = s->data;
-    struct server *srv = pc->t->srv;
-    struct session *ss = &srv->session;
-    if (nread < 0) {
-        if (nread != UV_EOF)
-            LOGF(srv->cfg.log_level, LOG_DEBUG, "publisher %s: read: %s", pc->c.name,
-                 uv_strerror((int)nread));
+    struct wire_buf *out = &pc->c.out;
+    if (pc->closing) return;
+    if (out->len) {
+        int rc = tls_conn_write(pc->ssl, out->data, out->len);
+        if (rc == TLS_FAIL) {
+            pconn_close(pc);
+            return;
+        }
+        if (rc == TLS_OK) {
+            hub_count_bytes(&pc->t->srv->hub, 0, out->len);
+            wire_buf_reset(out);
+            if (out->cap > READ_BUF) wire_buf_free(out); /* a burst's buffer is not kept */
+        }
+    }
+    uint8_t *data;
+    size_t n;
+    if (tls_conn_take(pc->ssl, &data, &n) < 0) {
         pconn_close(pc);
         return;
     }
-    if (nread == 0 || pc->close_after_write) return;
-    hub_count_bytes(&srv->hub, (uint64_t)nread, 0);
-    uint64_t now = pc->active_ms = uv_now(srv->loop);
-    size_t had_tail = pc->in.len;
+    if (n) write_bytes(pc, data, n);
+}
 
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t len = (size_t)nread, off = 0;
+/* Hand the connection's reply bytes to libuv (which then owns them) and apply backpressure. */
+static void send_out(struct pconn *pc)
+{
+    struct server *srv = pc->t->srv;
+    struct wire_buf *out = &pc->c.out;
+    if (pc->ssl) {
+        send_tls(pc);
+        return;
+    }
+    if (out->len == 0 || pc->closing) return;
+    uint8_t *data = out->data;
+    size_t len = out->len;
+    hub_count_bytes(&srv->hub, 0, len);
+    out->data = NULL;
+    out->len = out->cap = 0;
+    write_bytes(pc, data, len);
+}
+
+/* Run the frames in p[0..len) (plaintext: the read buffer, or TLS's output in it) through the
+ * session; a partial frame at the end is kept in pc->in. */
+static void consume(struct pconn *pc, const uint8_t *p, size_t len, uint64_t now)
+{
+    struct server *srv = pc->t->srv;
+    struct session *ss = &srv->session;
+    uv_stream_t *s = (uv_stream_t *)&pc->h;
+    size_t had_tail = pc->in.len, off = 0;
     if (pc->in.len) { /* finish the frame carried over from the previous read */
         if (wire_buf_append(&pc->in, p, len) < 0) {
             pconn_close(pc);
@@ -274,6 +317,55 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     /* A new frame started in this read: its clock starts now. */
     if (pc->in.len && (!had_tail || off > 0)) pc->frame_start_ms = now;
+}
+
+/* TLS: feed the ciphertext, then decrypt into the read buffer (free again: the BIO copied it)
+ * and consume. */
+static void consume_tls(struct pconn *pc, const uint8_t *p, size_t len, uint64_t now)
+{
+    struct tcp *t = pc->t;
+    if (tls_conn_feed(pc->ssl, p, len) < 0) {
+        pconn_close(pc);
+        return;
+    }
+    for (;;) {
+        size_t got;
+        int handshake;
+        int rc = tls_conn_read(pc->ssl, t->rbuf, READ_BUF, &got, &handshake);
+        hub_count_bytes(&t->srv->hub, got, 0); /* frames' bytes, as on plain TCP */
+        if (got) consume(pc, t->rbuf, got, now);
+        if (pc->closing || pc->close_after_write || rc == TLS_WANT) return;
+        if (rc == TLS_FAIL) {
+            if (handshake) stat_add(&t->srv->tls_failures, 1);
+            LOGF(t->srv->cfg.log_level, LOG_DEBUG, "publisher %s: TLS %s failed", pc->c.name,
+                 handshake ? "handshake" : "record");
+            pc->close_after_write = 1; /* once the alert OpenSSL queued, if any, is out */
+            uv_read_stop((uv_stream_t *)&pc->h);
+            pc->reading = 0;
+            return;
+        }
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct pconn *pc = s->data;
+    struct server *srv = pc->t->srv;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            LOGF(srv->cfg.log_level, LOG_DEBUG, "publisher %s: read: %s", pc->c.name,
+                 uv_strerror((int)nread));
+        pconn_close(pc);
+        return;
+    }
+    if (nread == 0 || pc->close_after_write) return;
+    if (!pc->ssl) hub_count_bytes(&srv->hub, (uint64_t)nread, 0);
+    uint64_t now = pc->active_ms = uv_now(srv->loop);
+    if (pc->ssl)
+        consume_tls(pc, (const uint8_t *)buf->base, (size_t)nread, now);
+    else
+        consume(pc, (const uint8_t *)buf->base, (size_t)nread, now);
+    if (pc->closing) return;
     send_out(pc); /* every reply of this read in one write */
     if (pc->close_after_write && !pc->closing &&
         uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) == 0)
@@ -323,6 +415,10 @@ static void on_connection(void *data, int fd)
         return;
     }
     uv_tcp_nodelay(&pc->h, 1);
+    if (t->tls && !(pc->ssl = tls_conn_new(t->tls))) {
+        pconn_close(pc);
+        return;
+    }
     hub_conn_open(&srv->hub, &pc->c, CONN_PUB, &pub_ops, pc);
     pc->opened_ms = pc->active_ms = uv_now(srv->loop);
     const char *why;
@@ -343,10 +439,21 @@ int tcp_start(struct server *srv, int fd, struct tcp **out)
         return -ENOMEM;
     }
     t->srv = srv;
+    if (srv->cfg.tls & CONFIG_TLS_PUB) {
+        char err[512];
+        /* config_parse checked the files; they may have changed since */
+        if (tls_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, &t->tls, err, sizeof(err)) < 0) {
+            log_emit(LOG_ERROR, "%s", err);
+            close(fd);
+            free(t);
+            return -EINVAL;
+        }
+    }
     listen_share(&t->listener, &srv->broker->pub_listen);
     if ((rc = listen_watch(&t->listener, srv->loop, fd, "pub", srv->cfg.log_level, on_connection,
                            t)) < 0) {
         close(fd);
+        tls_ctx_free(t->tls);
         free(t);
         return rc;
     }

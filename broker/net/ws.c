@@ -29,11 +29,20 @@
  * Handshake deadline: lws's own timeouts are cleared on some paths (CONNECT above), so every
  * adopted socket is on our list (struct pend, in accept order = deadline order, one uv_timer)
  * from accept until its upgrade is done, and is killed at --hello-timeout. Pending sockets count
- * in --max-conns (server->ws_pending). */
+ * in --max-conns (server->ws_pending).
+ *
+ * TLS (--tls-cert with ws in --tls-listeners): lws's own OpenSSL support loads the files into
+ * the default vhost; the context is then made with CONTEXT_PORT_NO_LISTEN_SERVER, since lws
+ * 4.1.6 leaves a vhost of a CONTEXT_PORT_NO_LISTEN context in plain mode whatever it is given,
+ * and adopted sockets do the TLS handshake inside the pending window above. The direct batched
+ * write is the same: lws_write(LWS_WRITE_RAW) encrypts, and a write OpenSSL could not finish is
+ * a partial write lws keeps, as on plain TCP. The 426 answer is not sent on TLS (it would be
+ * plaintext inside the TLS stream): such a connection is just closed. */
 #include "ws.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -65,6 +74,7 @@ struct ws {
     size_t batch_cap;
     lws_retry_bo_t idle; /* ping / hang-up policy: lws keeps a pointer to it */
     uv_timer_t sweep;    /* liveness sweep (see the top of this file) */
+    SSL_CTX *client_ctx; /* TLS only: an empty client context given to lws (see ws_start) */
     int sweeping;
 };
 
@@ -383,6 +393,7 @@ static int origin_allowed(const struct config *cfg, struct lws *wsi)
 
 static void refuse_http(struct lws *wsi)
 {
+    if (lws_is_ssl(wsi)) return;
     /* Best effort, non-blocking: the answer fits any fresh socket's send buffer. */
     ssize_t r = send(lws_get_socket_fd(wsi), http_refusal, sizeof(http_refusal) - 1,
                      MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -429,6 +440,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct wsconn *wc = user;
     struct ws *w = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        /* user is the vhost's SSL_CTX here: TLS 1.2 at least, no renegotiation */
+        SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
+        SSL_CTX_set_options((SSL_CTX *)user, SSL_OP_NO_RENEGOTIATION);
+        return 0;
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
     case LWS_CALLBACK_HTTP:
     case LWS_CALLBACK_RAW_ADOPT: /* CONNECT: lws made it a raw socket (see top) */
@@ -593,6 +609,20 @@ int ws_start(struct server *srv, int fd, struct ws **out)
     w->idle.secs_since_valid_hangup = (uint16_t)(ping + (ping >= 6 ? ping / 3 : 1));
     info.retry_and_idle_policy = &w->idle;
     info.max_http_header_data = 4096;
+    if (srv->cfg.tls & CONFIG_TLS_WS) {
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* see the top of this file */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = srv->cfg.tls_cert;
+        info.ssl_private_key_filepath = srv->cfg.tls_key;
+        /* Without a client context of ours, lws makes one per vhost and loads the system's
+         * CA bundle into it (~0.5 MB per worker, which it does not free with several contexts
+         * in one process): we never connect out, so give it an empty one. */
+        if (!(w->client_ctx = SSL_CTX_new(TLS_client_method()))) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        info.provided_client_ssl_ctx = w->client_ctx;
+    }
     if (!w->batch || !(w->ctx = lws_create_context(&info)) ||
         !(w->vh = lws_get_vhost_by_name(w->ctx, "default"))) {
         rc = -ENOMEM;
@@ -620,6 +650,7 @@ fail:
         lws_context_destroy(w->ctx);
     }
     close(fd);
+    SSL_CTX_free(w->client_ctx);
     free(w->batch);
     free(w);
     return rc;
@@ -649,6 +680,7 @@ void ws_free(struct ws *w)
 {
     if (!w) return;
     lws_context_destroy(w->ctx);
+    SSL_CTX_free(w->client_ctx);
     free(w->batch);
     free(w);
 }

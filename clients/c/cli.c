@@ -38,7 +38,8 @@ static const char USAGE_MAIN[] =
 
 static const char USAGE_PUB[] =
     "Usage: nudge pub [--addr HOST:PORT] [--data JSON] [--origin CONNID [--skip-origin]]\n"
-    "                 [--key-file FILE] [--timeout SEC] TOPIC...\n"
+    "                 [--key-file FILE] [--timeout SEC] [--tls [--cafile PATH]\n"
+    "                 [--server-name NAME]] TOPIC...\n"
     "\n"
     "Publish one change to every TOPIC and print the sequence number the broker assigned to\n"
     "each, one \"TOPIC SEQ\" line per topic.\n"
@@ -53,6 +54,11 @@ static const char USAGE_PUB[] =
     "  --key-file FILE   the publisher API key, when the broker wants one\n"
     "                    (default $NUDGE_API_KEY)\n"
     "  --timeout SEC     connect and ack timeout in seconds (default 5)\n"
+    "  --tls             speak TLS (a broker started with --tls-cert); the broker's\n"
+    "                    certificate and name are always verified\n"
+    "  --cafile PATH     PEM file of the CAs (or the self-signed certificate) to trust;\n"
+    "                    implies --tls (default: the system's trust store)\n"
+    "  --server-name NAME  name the certificate must carry (default: the host of --addr)\n"
     "  -h, --help        show this help\n"
     "\n"
     "Example:\n"
@@ -210,9 +216,10 @@ const char *cli_env_or(const char *name, const char *def)
 int cli_pub(int argc, char **argv)
 {
     const char *addr = cli_env_or("NUDGE_ADDR", CLI_PUB_ADDR);
-    const char *data = NULL, *origin = NULL, *tmo = NULL, *key_file = NULL;
+    const char *data = NULL, *origin = NULL, *tmo = NULL, *key_file = NULL, *cafile = NULL,
+               *server_name = NULL;
     char *key = NULL;
-    int skip_origin = 0;
+    int skip_origin = 0, tls = 0;
     const char **topics = NULL;
     size_t ntopics = 0;
     int timeout_ms = 5000;
@@ -241,12 +248,19 @@ int cli_pub(int argc, char **argv)
             i++;
             continue;
         }
+        if (!opts_done && strcmp(a, "--tls") == 0) {
+            tls = 1;
+            i++;
+            continue;
+        }
         if (!opts_done && a[0] == '-' && a[1] != '\0') {
             if ((r = cli_opt("pub", argc, argv, &i, "--addr", &addr)) ||
                 (r = cli_opt("pub", argc, argv, &i, "--data", &data)) ||
                 (r = cli_opt("pub", argc, argv, &i, "--origin", &origin)) ||
                 (r = cli_opt("pub", argc, argv, &i, "--key-file", &key_file)) ||
-                (r = cli_opt("pub", argc, argv, &i, "--timeout", &tmo))) {
+                (r = cli_opt("pub", argc, argv, &i, "--timeout", &tmo)) ||
+                (r = cli_opt("pub", argc, argv, &i, "--cafile", &cafile)) ||
+                (r = cli_opt("pub", argc, argv, &i, "--server-name", &server_name))) {
                 if (r < 0) goto out;
                 continue;
             }
@@ -293,7 +307,12 @@ int cli_pub(int argc, char **argv)
     rc = CLI_FAIL;
     nudge_client_t *c = NULL;
     char err[256];
-    struct nudge_opts o = {.client_name = "nudge-cli", .timeout_ms = timeout_ms, .api_key = key};
+    struct nudge_opts o = {.client_name = "nudge-cli",
+                           .timeout_ms = timeout_ms,
+                           .api_key = key,
+                           .tls = tls || cafile || server_name,
+                           .cafile = cafile,
+                           .server_name = server_name};
     r = nudge_connect_ex(addr, &o, &c, err, sizeof err);
     if (r != NUDGE_OK) {
         cli_err("%s", err[0] ? err : nudge_strerror(r));

@@ -23,9 +23,16 @@
  *
  * Limits: publishes are checked locally against the broker's welcome limits (max_frame,
  * max_topics, max_data, max_topic) so an oversize publish fails with NUDGE_EINVAL before it is
- * sent. A broker that announces no max_topic leaves the protocol ceiling (WIRE_TOPIC_LEN_MAX). */
+ * sent. A broker that announces no max_topic leaves the protocol ceiling (WIRE_TOPIC_LEN_MAX).
+ *
+ * TLS (opts->tls): OpenSSL on the same non-blocking socket, through a BIO of our own that
+ * sends with MSG_NOSIGNAL; the handshake is bounded by the connect deadline and verifies the
+ * broker's certificate (cafile, else the system's store) and name (server_name, else the host
+ * connected to; an IP address is checked against the certificate's IP SANs). The TLS read
+ * drains OpenSSL completely, so poll() on the socket never waits while plaintext is buffered. */
 #include "nudge.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -39,6 +46,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "pub.h"
 #include "wire.h"
@@ -62,6 +73,9 @@ static const char CLIENT_DEFAULT_PORT[] = "7400";
 
 struct nudge_client {
     int fd;
+    SSL_CTX *ssl_ctx; /* TLS only (opts->tls), else NULL */
+    SSL *ssl;
+    BIO_METHOD *bio_meth;
     int timeout_ms;
     int dead;         /* stream unusable: every call returns NUDGE_EIO */
     int eof;          /* peer closed its side; frames already in `in` are still served */
@@ -272,6 +286,172 @@ static int client__connect_one(const struct addrinfo *ai, int64_t deadline)
     return fd;
 }
 
+/* ---- TLS (opts->tls) ----------------------------------------------------------------------- */
+
+/* OpenSSL's socket BIO writes with write(), which raises SIGPIPE on a closed peer; a library
+ * must not change the process's signals, so the TLS records go through send(MSG_NOSIGNAL). */
+static int client__bio_write(BIO *b, const char *p, int n)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    ssize_t r = send(fd, p, (size_t)n, CLIENT_SEND_FLAGS);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(b);
+    return (int)r;
+}
+
+static int client__bio_read(BIO *b, char *p, int n)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    ssize_t r = recv(fd, p, (size_t)n, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
+    return (int)r;
+}
+
+static long client__bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int client__is_ip(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* Handshake on c->fd, verifying the broker's certificate against cafile (or the system's
+ * store) and its name (server_name, else the host connected to). */
+static int client__wait(struct nudge_client *c, short events, int64_t deadline, short *revents);
+
+static int client__tls_start(struct nudge_client *c, const char *host,
+                             const struct nudge_opts *opts, int64_t deadline)
+{
+    char why[160];
+    const char *name = opts->server_name ? opts->server_name : host;
+    SSL_CTX *ctx = c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) return client__fail(c, NUDGE_ENOMEM, "out of memory (TLS)");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* a broker closes without close_notify: that is an end of stream, not an error */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (opts->cafile) {
+        if (SSL_CTX_load_verify_locations(ctx, opts->cafile, NULL) != 1) {
+            ERR_clear_error();
+            return client__fail(c, NUDGE_ETLS, "cannot load CA file %.200s", opts->cafile);
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        ERR_clear_error();
+    }
+    c->bio_meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "nudge socket");
+    if (!c->bio_meth || !(c->ssl = SSL_new(ctx)))
+        return client__fail(c, NUDGE_ENOMEM, "out of memory (TLS)");
+    BIO_meth_set_write(c->bio_meth, client__bio_write);
+    BIO_meth_set_read(c->bio_meth, client__bio_read);
+    BIO_meth_set_ctrl(c->bio_meth, client__bio_ctrl);
+    BIO *bio = BIO_new(c->bio_meth);
+    if (!bio) return client__fail(c, NUDGE_ENOMEM, "out of memory (TLS)");
+    BIO_set_data(bio, (void *)(intptr_t)c->fd);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(c->ssl, bio, bio); /* c->ssl owns it */
+    if (client__is_ip(name)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, name);
+        SSL_set1_host(c->ssl, name);
+    }
+    for (;;) {
+        int r = SSL_connect(c->ssl);
+        if (r == 1) return NUDGE_OK;
+        int e = SSL_get_error(c->ssl, r);
+        short ev = 0, want = e == SSL_ERROR_WANT_READ    ? POLLIN
+                             : e == SSL_ERROR_WANT_WRITE ? POLLOUT
+                                                         : 0;
+        if (want) {
+            int n = client__wait(c, want, deadline, &ev);
+            if (n < 0) return n;
+            if (n == 0) return client__fail(c, NUDGE_ETIMEOUT, "timed out in the TLS handshake");
+            continue;
+        }
+        long v = SSL_get_verify_result(c->ssl);
+        if (v != X509_V_OK) {
+            ERR_clear_error();
+            return client__fail(c, NUDGE_ETLS, "TLS: certificate of %.100s not accepted: %s", name,
+                                X509_verify_cert_error_string(v));
+        }
+        unsigned long ec = ERR_get_error();
+        if (ec)
+            ERR_error_string_n(ec, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s", errno ? strerror(errno) : "connection closed");
+        ERR_clear_error();
+        return client__fail(c, NUDGE_ETLS, "TLS handshake with %.100s failed: %s", name, why);
+    }
+}
+
+/* client__read_some for TLS: drain every decrypted byte, so that nothing waits inside OpenSSL
+ * while poll() waits on the socket. */
+static int client__tls_read(struct nudge_client *c)
+{
+    int got = 0;
+    for (;;) {
+        if (wire_buf_reserve(&c->in, 16384) != 0)
+            return client__fail(c, NUDGE_ENOMEM, "out of memory (receive buffer)");
+        size_t n = 0;
+        errno = 0;
+        if (SSL_read_ex(c->ssl, c->in.data + c->in.len, c->in.cap - c->in.len, &n) == 1) {
+            c->in.len += n;
+            got = 1;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return got;
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
+            ERR_clear_error();
+            c->eof = 1;
+            return got;
+        }
+        unsigned long ec = ERR_get_error();
+        char why[160];
+        if (ec)
+            ERR_error_string_n(ec, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s", strerror(errno));
+        ERR_clear_error();
+        return client__kill(c, NUDGE_EIO, "connection lost: TLS: %s", why);
+    }
+}
+
+/* client__write_some for TLS. */
+static int client__tls_write(struct nudge_client *c)
+{
+    while (c->out_off < c->out.len) {
+        size_t n = 0;
+        errno = 0;
+        if (SSL_write_ex(c->ssl, c->out.data + c->out_off, c->out.len - c->out_off, &n) == 1) {
+            c->out_off += n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) return 0;
+        unsigned long ec = ERR_get_error();
+        char why[160];
+        if (ec)
+            ERR_error_string_n(ec, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s", errno ? strerror(errno) : "connection closed");
+        ERR_clear_error();
+        return client__kill(c, NUDGE_EIO, "connection lost: TLS: %s", why);
+    }
+    wire_buf_reset(&c->out);
+    c->out_off = 0;
+    return 0;
+}
+
 /* ---- raw I/O ------------------------------------------------------------------------------ */
 
 /* Read what the socket has now (non-blocking). 1 = got bytes, 0 = nothing yet (EAGAIN),
@@ -279,6 +459,7 @@ static int client__connect_one(const struct addrinfo *ai, int64_t deadline)
 static int client__read_some(struct nudge_client *c)
 {
     if (c->eof) return 0;
+    if (c->ssl) return client__tls_read(c);
     /* Compact once the consumed prefix dominates, so `in` does not grow without bound. */
     if (c->in_off > 0 && c->in_off >= c->in.len / 2) {
         memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
@@ -306,6 +487,7 @@ static int client__read_some(struct nudge_client *c)
 /* Write what the kernel takes now. 0 = ok (maybe partial), <0 = fatal. */
 static int client__write_some(struct nudge_client *c)
 {
+    if (c->ssl) return client__tls_write(c);
     while (c->out_off < c->out.len) {
         ssize_t n =
             send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, CLIENT_SEND_FLAGS);
@@ -569,6 +751,8 @@ const char *nudge_strerror(int err)
         return "broker error";
     case NUDGE_ENOMEM:
         return "out of memory";
+    case NUDGE_ETLS:
+        return "TLS failure";
     default:
         return "unknown error";
     }
@@ -593,6 +777,9 @@ const char *nudge_epoch(const nudge_client_t *c)
 void nudge_close(nudge_client_t *c)
 {
     if (!c) return;
+    SSL_free(c->ssl); /* frees its BIO */
+    SSL_CTX_free(c->ssl_ctx);
+    BIO_meth_free(c->bio_meth);
     if (c->fd >= 0) close(c->fd);
     wire_buf_free(&c->out);
     wire_buf_free(&c->in);
@@ -694,6 +881,8 @@ int nudge_connect_ex(const char *addr, const struct nudge_opts *opts, nudge_clie
                           last == ETIMEDOUT ? "timed out" : strerror(last));
         goto out;
     }
+    if (opts && opts->tls && (rc = client__tls_start(c, host, opts, deadline)) != NUDGE_OK)
+        goto out;
     rc = client__handshake(c, opts && opts->client_name ? opts->client_name : "libnudge",
                            opts ? opts->api_key : NULL, deadline);
 out:

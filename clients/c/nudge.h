@@ -28,12 +28,20 @@ enum nudge_err {
     NUDGE_EPROTO = -5,   /* broker sent something undecodable or unexpected */
     NUDGE_EBROKER = -6,  /* broker answered with an error: nudge_last_code()/nudge_last_error() */
     NUDGE_ENOMEM = -7,
+    NUDGE_ETLS = -8, /* TLS: handshake failed, certificate or name not trusted, bad cafile */
 };
 
 struct nudge_opts {
     const char *client_name; /* sent in hello; NULL = "libnudge" */
     int timeout_ms;          /* per blocking call; <= 0 = 5000 */
     const char *api_key;     /* sent in hello as "auth" when the broker wants keys; NULL = none */
+    /* TLS (a broker started with --tls-cert): the broker's certificate is always verified, and
+     * its name: server_name if set, else the host of the address (an IP address must be in the
+     * certificate's IP SANs). cafile: PEM file of trusted CAs (or the self-signed certificate);
+     * NULL = the system's store. Strings are only read during nudge_connect. */
+    int tls;
+    const char *cafile;
+    const char *server_name;
 };
 
 /* One publish. data_json is a JSON value (e.g. "{\"by\":42}") converted to msgpack, or NULL;

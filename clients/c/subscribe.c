@@ -33,7 +33,7 @@ enum {
 
 static const char USAGE_SUB[] =
     "Usage: nudge sub [--url ws://HOST:PORT/] [--msgpack] [--count N] [--timeout SEC]\n"
-    "                 [--token-file FILE] TOPIC...\n"
+    "                 [--token-file FILE] [--tls] [--cafile PATH] TOPIC...\n"
     "\n"
     "Subscribe to every TOPIC over WebSocket and print each hint as one line of compact JSON\n"
     "on stdout, e.g. {\"type\":\"hint\",\"topic\":\"project:17\",\"seq\":3,\"data\":{\"by\":42}}.\n"
@@ -49,6 +49,10 @@ static const char USAGE_SUB[] =
     "  --timeout SEC  stop after SEC seconds: exit 1 if --count was not reached, else 0\n"
     "  --token-file FILE  the subscriber token (a JWT), when the broker wants one\n"
     "                 (default $NUDGE_TOKEN)\n"
+    "  --tls          speak TLS (as a wss:// URL does); the broker's certificate and the\n"
+    "                 URL's host name are always verified\n"
+    "  --cafile PATH  PEM file of the CAs (or the self-signed certificate) to trust;\n"
+    "                 implies --tls (default: the system's trust store)\n"
     "  -h, --help     show this help\n"
     "\n"
     "Exits 1 when the connection fails or the broker closes it, 0 on Ctrl-C.\n"
@@ -64,7 +68,9 @@ struct watch {
     struct lws *wsi;
     enum sub_fmt fmt;
     const char *url;
-    char *token; /* sent in hello, or NULL */
+    char *token;        /* sent in hello, or NULL */
+    const char *cafile; /* --cafile, or NULL */
+    int tls;            /* --tls or --cafile */
     char *const *topics;
     uint32_t ntopics;
     long count;     /* 0 = no limit */
@@ -401,6 +407,7 @@ static int watch__run(struct watch *w)
     if (watch__parse_url(w->url, &tls, host, sizeof host, &port, authority, sizeof authority,
                          &path) != 0)
         return cli_usage_err("sub", "bad URL \"%s\" (want ws://HOST:PORT/PATH)", w->url);
+    tls |= w->tls;
 
     lws_set_log_level(LLL_ERR, watch__log);
     struct lws_context_creation_info info;
@@ -412,6 +419,7 @@ static int watch__run(struct watch *w)
     info.uid = -1;
     info.fd_limit_per_thread = 1 + 1 + 1;
     if (tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.client_ssl_ca_filepath = w->cafile;
     w->ctx = lws_create_context(&info);
     if (!w->ctx) {
         cli_err("cannot create the WebSocket context");
@@ -486,6 +494,11 @@ int cli_sub(int argc, char **argv)
             i++;
             continue;
         }
+        if (!opts_done && strcmp(a, "--tls") == 0) {
+            w.tls = 1;
+            i++;
+            continue;
+        }
         if (!opts_done && strcmp(a, "--msgpack") == 0) {
             w.fmt = SUB_MSGPACK;
             i++;
@@ -495,7 +508,8 @@ int cli_sub(int argc, char **argv)
             if ((r = cli_opt("sub", argc, argv, &i, "--url", &w.url)) ||
                 (r = cli_opt("sub", argc, argv, &i, "--count", &count)) ||
                 (r = cli_opt("sub", argc, argv, &i, "--token-file", &token_file)) ||
-                (r = cli_opt("sub", argc, argv, &i, "--timeout", &tmo))) {
+                (r = cli_opt("sub", argc, argv, &i, "--timeout", &tmo)) ||
+                (r = cli_opt("sub", argc, argv, &i, "--cafile", &w.cafile))) {
                 if (r < 0) return CLI_USAGE;
                 continue;
             }
@@ -514,6 +528,7 @@ int cli_sub(int argc, char **argv)
                              tmo);
     w.topics = topics;
     w.ntopics = ntopics;
+    if (w.cafile) w.tls = 1;
     int terr = 0;
     w.token = cli_secret("sub", token_file, "NUDGE_TOKEN", &terr);
     if (terr) return CLI_USAGE;

@@ -3,12 +3,19 @@
  * Deliberately small and explicit: the handshake is written and parsed by hand, frames are built
  * by hand, so a test can send anything at all. Receiving keeps a byte buffer (w->in) and parses
  * whole frames out of it; a message is returned only once complete. Timeouts are absolute per
- * call: no call blocks longer than its timeout_ms (plus one send). */
+ * call: no call blocks longer than its timeout_ms (plus one send).
+ *
+ * TLS (wsc_connect_tls): OpenSSL on the same socket, made non-blocking so every wait is still a
+ * poll() with the call's deadline; fill() reads what OpenSSL already holds before polling. */
 #include "wsc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,11 +88,23 @@ static int fill(struct wsc *w, int64_t deadline)
         int64_t left = deadline - now_ms();
         if (left < 0) left = 0;
         struct pollfd pfd = {w->fd, POLLIN, 0};
-        int r = poll(&pfd, 1, (int)left);
+        int r = w->ssl && SSL_pending(w->ssl) > 0 ? 1 : poll(&pfd, 1, (int)left);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return WSC_EIO;
         if (r == 0) return WSC_TIMEOUT;
         if (wire_buf_reserve(&w->in, 65536) != 0) return WSC_EIO;
+        if (w->ssl) {
+            int got = SSL_read(w->ssl, w->in.data + w->in.len, 65536);
+            if (got > 0) {
+                w->in.len += (size_t)got;
+                return WSC_OK;
+            }
+            int e = SSL_get_error(w->ssl, got);
+            ERR_clear_error();
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) continue;
+            w->closed = 1;
+            return WSC_EOF;
+        }
         ssize_t got = recv(w->fd, w->in.data + w->in.len, 65536, MSG_DONTWAIT);
         if (got == 0) {
             w->closed = 1;
@@ -114,11 +133,81 @@ int wsc_connect_ex(struct wsc *w, uint16_t port, const char *path, const char *s
     return wsc_handshake(w, fd, port, path, subprotocol, http_status);
 }
 
+static int upgrade(struct wsc *w, uint16_t port, const char *path, const char *subprotocol,
+                   int *http_status);
+
 int wsc_handshake(struct wsc *w, int fd, uint16_t port, const char *path, const char *subprotocol,
                   int *http_status)
 {
     memset(w, 0, sizeof *w);
     w->fd = fd;
+    return upgrade(w, port, path, subprotocol, http_status);
+}
+
+/* Wait for fd to be ready for what OpenSSL asked (e), until deadline. 1 ready, 0 not. */
+static int tls_wait(struct wsc *w, int e, int64_t deadline)
+{
+    short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    if (!ev) return 0;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) return 0;
+        struct pollfd pfd = {w->fd, ev, 0};
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR) continue;
+        return r > 0;
+    }
+}
+
+int wsc_connect_tls(struct wsc *w, uint16_t port, const char *cafile, const char *subprotocol,
+                    char *err, size_t errcap)
+{
+    return wsc_handshake_tls(w, tcp_connect(port), port, cafile, subprotocol, err, errcap);
+}
+
+int wsc_handshake_tls(struct wsc *w, int fd, uint16_t port, const char *cafile,
+                      const char *subprotocol, char *err, size_t errcap)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = fd;
+    if (err && errcap) err[0] = '\0';
+    if (w->fd < 0) goto fail;
+    int fl = fcntl(w->fd, F_GETFL, 0);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    w->ssl_ctx = ctx;
+    if (fl < 0 || fcntl(w->fd, F_SETFL, fl | O_NONBLOCK) < 0 || !ctx) goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1
+               : SSL_CTX_set_default_verify_paths(ctx) != 1)
+        goto fail;
+    if (!(w->ssl = SSL_new(ctx)) || SSL_set_fd(w->ssl, w->fd) != 1) goto fail;
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(w->ssl), "127.0.0.1");
+    int64_t deadline = now_ms() + handshake_timeout_ms;
+    for (;;) {
+        int r = SSL_connect(w->ssl);
+        if (r == 1) break;
+        int e = SSL_get_error(w->ssl, r);
+        if (tls_wait(w, e, deadline)) continue;
+        if (err && errcap) {
+            long v = SSL_get_verify_result(w->ssl);
+            snprintf(err, errcap, "%s",
+                     v != X509_V_OK ? X509_verify_cert_error_string(v) : "handshake failed");
+        }
+        goto fail;
+    }
+    return upgrade(w, port, "/", subprotocol, NULL);
+fail:
+    ERR_clear_error();
+    wsc_free(w, 0);
+    return WSC_EIO;
+}
+
+static int upgrade(struct wsc *w, uint16_t port, const char *path, const char *subprotocol,
+                   int *http_status)
+{
     w->auto_pong = 1;
     w->next_id = 1;
     wire_limits_default(&w->lim);
@@ -200,6 +289,10 @@ void wsc_free(struct wsc *w, int abort)
         close(w->fd);
     }
     w->fd = -1;
+    SSL_free(w->ssl);
+    SSL_CTX_free(w->ssl_ctx);
+    w->ssl = NULL;
+    w->ssl_ctx = NULL;
     wire_buf_free(&w->in);
     wire_buf_free(&w->msg);
 }
@@ -224,6 +317,22 @@ void wsc_close(struct wsc *w, int timeout_ms)
 int wsc_send_raw(struct wsc *w, const void *p, size_t n)
 {
     if (w->fd < 0) return WSC_EIO;
+    if (w->ssl) { /* non-blocking: wait for room, at most handshake_timeout_ms in all */
+        int64_t deadline = now_ms() + handshake_timeout_ms;
+        const uint8_t *b = p;
+        while (n > 0) {
+            size_t done = 0;
+            if (SSL_write_ex(w->ssl, b, n, &done) == 1) {
+                b += done;
+                n -= done;
+                continue;
+            }
+            int e = SSL_get_error(w->ssl, 0);
+            ERR_clear_error();
+            if (!tls_wait(w, e, deadline)) return WSC_EIO;
+        }
+        return WSC_OK;
+    }
     return send_all(w->fd, p, n) == 0 ? WSC_OK : WSC_EIO;
 }
 

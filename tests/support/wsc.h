@@ -36,12 +36,14 @@ enum wsc_rc {
 
 struct wsc {
     int fd;
-    enum sub_fmt fmt;    /* SUB_MSGPACK when "nudge.msgpack.v1" was negotiated */
-    char protocol[32];   /* Sec-WebSocket-Protocol the server chose ("" = none) */
-    struct wire_buf in;  /* received bytes not yet parsed */
-    struct wire_buf msg; /* payload of the last message returned by wsc_recv (owned) */
-    int msg_op;          /* its opcode (WSC_OP_TEXT / BINARY / CLOSE) */
-    uint16_t close_code; /* from the server's close frame */
+    struct ssl_st *ssl;         /* TLS (wsc_connect_tls) or NULL */
+    struct ssl_ctx_st *ssl_ctx; /* owned with ssl */
+    enum sub_fmt fmt;           /* SUB_MSGPACK when "nudge.msgpack.v1" was negotiated */
+    char protocol[32];          /* Sec-WebSocket-Protocol the server chose ("" = none) */
+    struct wire_buf in;         /* received bytes not yet parsed */
+    struct wire_buf msg;        /* payload of the last message returned by wsc_recv (owned) */
+    int msg_op;                 /* its opcode (WSC_OP_TEXT / BINARY / CLOSE) */
+    uint16_t close_code;        /* from the server's close frame */
     char close_reason[128];
     int closed;     /* 1 once a close frame or EOF was seen */
     int sent_close; /* 1 once we sent a close frame */
@@ -58,6 +60,14 @@ struct wsc {
 /* Connect to ws://127.0.0.1:port/ offering subprotocol (NULL = none offered), check the 101 and
  * Sec-WebSocket-Accept. *w is overwritten. Returns 0 or WSC_EIO (w->fd closed). */
 int wsc_connect(struct wsc *w, uint16_t port, const char *subprotocol);
+/* wss://127.0.0.1:port/: TLS handshake verifying the broker's certificate against cafile
+ * (NULL = the system's store) and the IP 127.0.0.1, then the upgrade as wsc_connect. Returns 0
+ * or WSC_EIO (why in err, e.g. the certificate verification error; err may be NULL). */
+int wsc_connect_tls(struct wsc *w, uint16_t port, const char *cafile, const char *subprotocol,
+                    char *err, size_t errcap);
+/* Same on an fd the caller connected (taken over, closed on failure too; -1 fails). */
+int wsc_handshake_tls(struct wsc *w, int fd, uint16_t port, const char *cafile,
+                      const char *subprotocol, char *err, size_t errcap);
 /* Same with a path and the HTTP status seen (may be NULL; 0 when none was read). */
 int wsc_connect_ex(struct wsc *w, uint16_t port, const char *path, const char *subprotocol,
                    int *http_status);
