@@ -3,7 +3,8 @@
 #
 # Runs BUILD_DIR/nudged on ephemeral loopback ports under valgrind (full leak check; definite,
 # indirect and possible leaks count as errors) with a token secret, a publisher key and an admin
-# token, drives it with the CLI, every client with its credentials — two `nudge sub --count 3`
+# token, TLS on both listeners (a self-signed certificate made with the openssl command), drives
+# it with the CLI, every client with its credentials over TLS — two `nudge sub --count 3`
 # subscribers (JSON and msgpack) in the background, three `nudge pub`, one `nudge stats` — then
 # sends SIGTERM. Passes only when the subscribers got their 3 hints, the broker exited 0 and
 # valgrind reported 0 errors (NUDGE_VALGRIND_KEEP=1 keeps the logs). Every wait is bounded; only processes started here are signalled.
@@ -76,6 +77,10 @@ hdr=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
 clm=$(printf '{"sub":"vg","exp":%d,"topics":["vg/a","vg/b","vgw:*"]}' $(($(date +%s) + 3600)) | b64url)
 sig=$(printf '%s.%s' "$hdr" "$clm" | openssl dgst -sha256 -hmac 'valgrind-token-secret-0123456789abcdef' -binary | b64url)
 printf '%s.%s.%s' "$hdr" "$clm" "$sig" >"$TMP/token"
+# A self-signed P-256 certificate for 127.0.0.1 and localhost: both listeners speak TLS.
+openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 1 \
+    -subj /CN=localhost -addext 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
+    -keyout "$TMP/tls.key" -out "$TMP/tls.crt" >/dev/null 2>&1 || fail "openssl req failed"
 
 # ---- broker under valgrind ----------------------------------------------------------------------
 valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
@@ -83,7 +88,7 @@ valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --track-fds=no --log-file="$TMP/vg.log" \
     "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --coalesce 'vgw:*=200' \
     --data-dir "$TMP/data" --token-secret-file "$TMP/secret" --pub-keys "$TMP/keys" \
-    --admin-token-file "$TMP/admin" \
+    --admin-token-file "$TMP/admin" --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
     >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
 VG_PID=$!
 
@@ -97,15 +102,15 @@ ADMIN=$(echo "$line" | sed -n 's/.* admin=\([^ ]*\).*/\1/p')
 [ -n "$PUB" ] && [ -n "$WS" ] && [ -n "$ADMIN" ] || fail "cannot parse ready line: $line"
 
 # ---- two subscribers (JSON and msgpack), 3 hints each -----------------------------------------
-"$NUDGE" sub --token-file "$TMP/token" --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
+"$NUDGE" sub --token-file "$TMP/token" --cafile "$TMP/tls.crt" --url "wss://localhost:${WS##*:}/" --count 3 --timeout 120 vg/a vg/b \
     >"$TMP/sub1.out" 2>"$TMP/sub1.err" &
 SUB1_PID=$!
-"$NUDGE" sub --token-file "$TMP/token" --msgpack --url "ws://$WS/" --count 3 --timeout 120 vg/a vg/b \
+"$NUDGE" sub --token-file "$TMP/token" --msgpack --cafile "$TMP/tls.crt" --url "wss://localhost:${WS##*:}/" --count 3 --timeout 120 vg/a vg/b \
     >"$TMP/sub2.out" 2>"$TMP/sub2.err" &
 SUB2_PID=$!
 # A wildcard subscriber on a windowed pattern: history, the match trie and a held hint are all
 # alive at shutdown, so their cleanup is checked too.
-"$NUDGE" sub --token-file "$TMP/token" --url "ws://$WS/" --count 1 --timeout 120 'vgw:*' >"$TMP/sub3.out" 2>"$TMP/sub3.err" &
+"$NUDGE" sub --token-file "$TMP/token" --cafile "$TMP/tls.crt" --url "wss://localhost:${WS##*:}/" --count 1 --timeout 120 'vgw:*' >"$TMP/sub3.out" 2>"$TMP/sub3.err" &
 SUB3_PID=$!
 # Both topics confirmed (or the subscriber already gave up).
 subscribed() { [ "$(grep -c 'subscribed' "$TMP/$1" 2>/dev/null)" -ge 2 ] || ! kill -0 "$2" 2>/dev/null; }
@@ -117,15 +122,15 @@ subscribed1() { grep -q 'subscribed' "$TMP/$1" 2>/dev/null || ! kill -0 "$2" 2>/
 wait_until 60 subscribed1 sub3.err "$SUB3_PID" || fail "wildcard subscriber not subscribed within 60 s"
 
 # ---- three publishes --------------------------------------------------------------------------
-"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 vg/a >"$TMP/pub.out" 2>&1 || fail "nudge pub #1 failed: $(cat "$TMP/pub.out")"
-"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 --data '{"by":42,"tags":["x","ü"]}' vg/b >>"$TMP/pub.out" 2>&1 ||
+"$NUDGE" pub --key-file "$TMP/key" --cafile "$TMP/tls.crt" --addr "$PUB" --timeout 30 vg/a >"$TMP/pub.out" 2>&1 || fail "nudge pub #1 failed: $(cat "$TMP/pub.out")"
+"$NUDGE" pub --key-file "$TMP/key" --cafile "$TMP/tls.crt" --addr "$PUB" --timeout 30 --data '{"by":42,"tags":["x","ü"]}' vg/b >>"$TMP/pub.out" 2>&1 ||
     fail "nudge pub #2 failed: $(cat "$TMP/pub.out")"
-"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 --data '[1,2.5,null,true]' vg/a >>"$TMP/pub.out" 2>&1 ||
+"$NUDGE" pub --key-file "$TMP/key" --cafile "$TMP/tls.crt" --addr "$PUB" --timeout 30 --data '[1,2.5,null,true]' vg/a >>"$TMP/pub.out" 2>&1 ||
     fail "nudge pub #3 failed: $(cat "$TMP/pub.out")"
 
 # Two publishes to a windowed topic: the first goes out, the second is still held at SIGTERM.
-"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
-"$NUDGE" pub --key-file "$TMP/key" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
+"$NUDGE" pub --key-file "$TMP/key" --cafile "$TMP/tls.crt" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
+"$NUDGE" pub --key-file "$TMP/key" --cafile "$TMP/tls.crt" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
 
 for s in 1 2; do
     eval "pid=\$SUB${s}_PID"
@@ -161,5 +166,5 @@ errors=$(grep -o 'ERROR SUMMARY: [0-9]*' "$TMP/vg.log" | tail -n 1 | grep -o '[0
 [ -n "$errors" ] || fail "no ERROR SUMMARY in the valgrind log (exit status $rc)"
 [ "$rc" -eq 0 ] && [ "$errors" -eq 0 ] ||
     fail "nudged exit status $rc, valgrind errors $errors (99 = valgrind found errors)"
-echo "valgrind: PASS — nudged under valgrind, every client authenticated (token, API key, admin token): 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), stats, SIGTERM; exit 0, 0 errors, no leaks"
+echo "valgrind: PASS — nudged under valgrind, every client authenticated (token, API key, admin token) over TLS (wss, TLS publishers): 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), stats, SIGTERM; exit 0, 0 errors, no leaks"
 exit 0
