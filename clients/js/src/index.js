@@ -394,7 +394,7 @@ export function createClient(opts) {
     save();
     if (!want) return;
     if (code === 4003) return (badToken = token), retry('unauthorized');
-    if (code === 4002 && wasLive) return connect(); // expired: a new token, at once
+    if (code === 4002 && wasLive) return setState('reconnecting'), connect(); // expired: a new token, at once
     retry();
   }
 
