@@ -57,6 +57,7 @@ export function createClient(opts) {
   // carried a position, known: subscribed on some connection}
   const subs = new Map();
   const unsubs = new Set(); // names to unsub on the current connection
+  const stale = new Set(); // stored positions of another epoch, not subscribed yet
   let pos = new Map(); // name -> seq (topic) or global position (pattern), in `epoch`
   let epoch = null;
   let ws = null; // the current socket, null when none
@@ -260,7 +261,9 @@ export function createClient(opts) {
         flush(); // resumes with the positions of `epoch`
         if (old !== m.epoch) {
           // Another epoch: the broker answers each resumed topic with a reset. Positions kept
-          // from the old epoch would be wrong in this one, so forget them.
+          // from the old epoch would be wrong in this one, so forget them; a stored one not
+          // subscribed yet gets its reset from the client when it is.
+          for (const n of pos.keys()) if (!subs.has(n)) stale.add(n);
           pos = new Map();
           epoch = m.epoch;
         }
@@ -276,7 +279,11 @@ export function createClient(opts) {
           pos.set(t, m.seq);
           // Subscribed again without a position (lost with an epoch change): the changes
           // in between are unknown, so say so as a reset (guarantees.md §Client checklist).
-          if (s.known) deliver(s, { type: 'reset', topic: t, seq: m.seq, reason: 'resubscribed' });
+          if (s.known || stale.delete(t)) {
+            const r = { type: 'reset', topic: t, seq: m.seq, reason: s.known ? 'resubscribed' : 'epoch' };
+            emit('reset', r);
+            deliver(s, r);
+          }
         }
         s.known = s.ok = true;
         queueSave();

@@ -211,3 +211,23 @@ test('the client state goes connecting, reconnecting while the broker is down, l
   assert.deepEqual(r.states, ['connecting', 'live', 'reconnecting', 'live', 'offline']);
   assert.equal(r.c.connId, null);
 });
+
+test('stored positions of another epoch: a topic subscribed later gets a reset, not a resume in the new epoch', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const p = await publisher(b.pub);
+  await p.pub(['s:a', 's:b']);
+  const stored = { epoch: '0123456789abcdef', seqs: { 's:a': 1, 's:b': 1 } };
+  const r = rec({ url: b.url, store: { load: () => stored, save() {} } });
+  const a = [], bb = [];
+  r.c.subscribe('s:a', (m) => a.push(m));
+  await r.live();
+  await until(() => a.length === 1, 5000, 'the reset of s:a');
+  assert.deepEqual(a[0], { type: 'reset', topic: 's:a', seq: 1, reason: 'epoch' });
+  const n = r.sent.length;
+  r.c.subscribe('s:b', (m) => bb.push(m));
+  await until(() => bb.length === 1, 5000, 'the reset of s:b');
+  assert.deepEqual(bb[0], { type: 'reset', topic: 's:b', seq: 1, reason: 'epoch' });
+  assert.equal(r.sent.slice(n).find((m) => m.type === 'sub').resume, undefined);
+  assert.equal(r.resets.length, 2);
+  p.close();
+});
