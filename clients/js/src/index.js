@@ -256,6 +256,7 @@ export function createClient(opts) {
         c.connId = m.conn;
         c.epoch = m.epoch;
         for (const x of subs.values()) x.sent = x.ok = false;
+        for (const n of unsubs) pos.delete(n); // left while disconnected
         unsubs.clear();
         const old = epoch;
         flush(); // resumes with the positions of `epoch`

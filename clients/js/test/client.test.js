@@ -231,3 +231,20 @@ test('stored positions of another epoch: a topic subscribed later gets a reset, 
   assert.equal(r.resets.length, 2);
   p.close();
 });
+
+test('a topic left while disconnected is neither resubscribed nor kept in the positions', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const r = rec({ url: b.url });
+  const off = r.c.subscribe('gone:1', () => {});
+  r.c.subscribe('kept:1', () => {});
+  await r.live();
+  await until(() => Object.keys(r.c.positions().seqs).length === 2, 5000, 'both subscribed');
+  await r.c.pause();
+  off();
+  const n = r.sent.length;
+  r.c.resume();
+  await r.live();
+  await sleep(100);
+  assert.deepEqual(r.sent.slice(n).filter((m) => m.type !== 'hello').map((m) => [m.type, m.topics]), [['sub', ['kept:1']]]);
+  assert.deepEqual(r.c.positions().seqs, { 'kept:1': 0 });
+});
