@@ -133,9 +133,10 @@ export function createClient(opts) {
       if (!ws) connect();
     },
     close() {
+      if (closed) return;
       closed = true;
       want = false;
-      if (net) net('removeEventListener');
+      if (net) net(rm);
       drop(1000);
       setState('offline');
       save();
@@ -287,6 +288,7 @@ export function createClient(opts) {
           }
         }
         s.known = s.ok = true;
+        s.tries = 0;
         queueSave();
         break;
       case 'hint': {
@@ -336,9 +338,11 @@ export function createClient(opts) {
           return retry('unauthorized');
         }
         if ((m.code === 19 || m.code === 20) && s) {
-          // Rate or replay budget: subscribe (resume) again a second later (protocol.md §Limits).
+          // Rate or replay budget: subscribe (resume) again a second later (protocol.md §Limits),
+          // then later and later while refused.
           s.sent = false;
-          setTimeout(queueFlush, 1000 + Math.random() * 1000);
+          s.tries = (s.tries || 0) + 1;
+          setTimeout(queueFlush, Math.min(30000, 500 * 2 ** s.tries) * (1 + Math.random()));
         }
         emit('error', m);
         if (s) deliver(s, m);
@@ -417,11 +421,11 @@ export function createClient(opts) {
   const g = globalThis;
   const onOnline = () => want && !ws && ((attempt = 0), connect());
   const onOffline = () => want && (drop(1000), setState('offline'));
-  const net =
-    g.addEventListener && g.navigator && 'onLine' in g.navigator
-      ? (f) => (g[f]('online', onOnline), g[f]('offline', onOffline))
-      : null;
-  if (net) net('addEventListener');
+  const add = g.addEventListener, rm = g.removeEventListener;
+  const net = add && rm && g.navigator && 'onLine' in g.navigator
+    ? (f) => (f.call(g, 'online', onOnline), f.call(g, 'offline', onOffline))
+    : null;
+  if (net) net(add);
 
   Promise.resolve().then(connect);
   return c;

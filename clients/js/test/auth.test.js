@@ -111,3 +111,23 @@ test('a refresh refused by the broker (another user: close 4003) is unauthorized
   await r.live(5000);
   assert.deepEqual(r.states, ['connecting', 'live', 'unauthorized', 'reconnecting', 'live']);
 });
+
+test('a forbidden subscription reaches its callback and the error event; the others work', { timeout: 20000 }, async () => {
+  const { b, secret } = await secured();
+  const p = await publisher(b.pub);
+  const r = rec({ url: b.url, token: async () => mint(secret, 'u1', 600) });
+  const theirs = [], mine = [];
+  r.c.subscribe('user:u2:inbox', (m) => theirs.push(m));
+  r.c.subscribe('user:u1:inbox', (m) => mine.push(m));
+  await r.live();
+  await until(() => theirs.length === 1, 5000, 'the refusal');
+  assert.equal(theirs[0].type, 'error');
+  assert.equal(theirs[0].code, 17);
+  assert.equal(r.errors[0].topic, 'user:u2:inbox');
+  await p.pub(['user:u2:inbox', 'user:u1:inbox']);
+  await until(() => mine.length === 1, 5000, 'my hint');
+  await sleep(100);
+  assert.equal(theirs.length, 1);
+  assert.equal(r.c.state, 'live');
+  p.close();
+});

@@ -248,3 +248,46 @@ test('a topic left while disconnected is neither resubscribed nor kept in the po
   assert.deepEqual(r.sent.slice(n).filter((m) => m.type !== 'hello').map((m) => [m.type, m.topics]), [['sub', ['kept:1']]]);
   assert.deepEqual(r.c.positions().seqs, { 'kept:1': 0 });
 });
+
+test('a subscription refused for its rate (19) is sent again later until it is accepted', { timeout: 20000 }, async () => {
+  const b = await broker({ args: ['--max-subs', '2', '--sub-rate', '1'] });
+  const p = await publisher(b.pub);
+  const r = rec({ url: b.url });
+  const offs = [r.c.subscribe('r:1', () => {}), r.c.subscribe('r:2', () => {})];
+  await r.live();
+  await until(() => Object.keys(r.c.positions().seqs).length === 2, 5000, 'the burst subscribed');
+  offs.forEach((off) => off());
+  const got = [];
+  r.c.subscribe('r:3', (m) => got.push(m));
+  await until(() => got.length === 1, 5000, 'the refusal');
+  assert.equal(got[0].code, 19);
+  await until(() => r.c.positions().seqs['r:3'] === 0, 10000, 'subscribed by a later try');
+  await p.pub('r:3');
+  await until(() => got.some((m) => m.type === 'hint'), 5000, 'a hint');
+  assert.equal(r.c.state, 'live');
+  p.close();
+});
+
+test('the browser going offline closes the socket; back online it reconnects at once', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const target = new EventTarget();
+  globalThis.addEventListener = target.addEventListener.bind(target);
+  globalThis.removeEventListener = target.removeEventListener.bind(target);
+  const hadNavigator = 'navigator' in globalThis;
+  if (!hadNavigator) globalThis.navigator = { onLine: true };
+  try {
+    const r = rec({ url: b.url, backoff: { min: 60000, max: 60000 } });
+    await r.live();
+    target.dispatchEvent(new Event('offline'));
+    assert.equal(r.c.state, 'offline');
+    assert.equal(r.c.connId, null);
+    target.dispatchEvent(new Event('online'));
+    await r.live(3000); // no 60 s backoff
+    assert.deepEqual(r.states, ['connecting', 'live', 'offline', 'reconnecting', 'live']);
+    r.c.close();
+  } finally {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+    if (!hadNavigator) delete globalThis.navigator;
+  }
+});
