@@ -357,7 +357,7 @@ export function createClient(opts) {
   function ping() {
     send({ type: 'ping' });
     clearTimeout(pongWait);
-    pongWait = setTimeout(() => ws && ws.close(), 10000); // dead connection: reconnect
+    pongWait = setTimeout(() => ws && ws.close(), Math.min(10000, pingMs)); // dead: reconnect
   }
 
   // Refresh the token ~30 s or 10% of its lifetime (whichever is less) before `exp`; while
