@@ -181,10 +181,10 @@ export function createClient(opts) {
   function flush() {
     flushQueued = false;
     if (!live) return;
-    const drop = [...unsubs];
+    const gone = [...unsubs];
     unsubs.clear();
-    for (const n of drop) pos.delete(n);
-    for (let i = 0; i < drop.length; i += 64) send({ type: 'unsub', topics: drop.slice(i, i + 64) });
+    for (const n of gone) pos.delete(n);
+    for (let i = 0; i < gone.length; i += 64) send({ type: 'unsub', topics: gone.slice(i, i + 64) });
     const names = [...subs.keys()].filter((n) => !subs.get(n).sent);
     names.sort((a, b) => isPattern(a) - isPattern(b));
     for (let i = 0; i < names.length; i += 64) {
@@ -198,7 +198,7 @@ export function createClient(opts) {
       }
       send(resumed ? { type: 'sub', topics, resume: { epoch, seqs } } : { type: 'sub', topics });
     }
-    if (drop.length) queueSave();
+    if (gone.length) queueSave();
   }
 
   async function connect() {
@@ -312,6 +312,7 @@ export function createClient(opts) {
         break;
       case 'pong':
         clearTimeout(pongWait);
+        pongWait = null;
         if (m.g !== undefined) for (const [n, x] of subs) if (isPattern(n) && x.ok) pos.set(n, m.g);
         if (pongCb) pongCb(), (pongCb = null);
         queueSave();
@@ -354,10 +355,10 @@ export function createClient(opts) {
     for (const e of [...s.fns]) e.fn(m);
   }
 
+  // Counted from the oldest unanswered ping: no pong for that long, the socket is dead.
   function ping() {
     send({ type: 'ping' });
-    clearTimeout(pongWait);
-    pongWait = setTimeout(() => ws && ws.close(), Math.min(10000, pingMs)); // dead: reconnect
+    pongWait = pongWait || setTimeout(() => ws && ws.close(), Math.min(10000, pingMs));
   }
 
   // Refresh the token ~30 s or 10% of its lifetime (whichever is less) before `exp`; while
@@ -389,6 +390,7 @@ export function createClient(opts) {
     clearInterval(pinger);
     clearTimeout(pongWait);
     clearTimeout(timer);
+    pongWait = null;
     const s = ws;
     ws = null;
     if (s) {
