@@ -51,7 +51,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
-.PHONY: all deps deps-test run test test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
+.PHONY: all deps deps-test run test test-js test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
         clean format lint help
 .DEFAULT_GOAL := all
 
@@ -62,6 +62,7 @@ help:
 	@echo "make run        build and start the broker on its defaults (127.0.0.1:7400/7401/7402)"
 	@echo "make test       install deps, build with ASan+UBSan, run every test, then the"
 	@echo "                cross-thread suites against a ThreadSanitizer broker (make test-tsan)"
+	@echo "make test-js    the JavaScript client's tests against the ASan broker (npm ci first)"
 	@echo "make tsan       build build/tsan/nudged and nudge with ThreadSanitizer (clang)"
 	@echo "make valgrind   run a pub/sub scenario against the release broker under valgrind"
 	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
@@ -210,7 +211,14 @@ test: asan
 	$(TEST_ENV) NUDGE_BUSY=1 NUDGE_WORKERS=4 $(A)/tests --filter 'busy/*' --timeout=120
 	@for w in 1 4; do echo "test: every suite against nudged --workers $$w"; \
 	  NUDGE_WORKERS=$$w $(TEST_ENV) $(A)/tests --jobs=2 --timeout=120 || exit 1; done
+	@$(MAKE) --no-print-directory test-js
 	@$(MAKE) --no-print-directory test-tsan
+
+# The JavaScript client (clients/js, docs/clients.md): npm ci (package-lock.json), then its
+# node:test suites against $(A)/nudged, the bundle-size check (min+gzip <= 6 KiB) and tsc on the
+# declarations. Needs node >= 20 and npm.
+test-js: $(A)/nudged
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && NUDGE_BIN=$(CURDIR)/$(A) npm test
 
 # The model-based test with a random seed and longer runs (the seed is printed with a one-line
 # repro); `make test` runs it with a fixed seed.

@@ -1,0 +1,32 @@
+// Type-checked (tsc --noEmit, `npm run types`), never run: the declarations fit typical use.
+import { createClient, webStorage, type Hint, type State } from '../src/index.js';
+
+declare const WS: new (url: string, protocol: string) => WebSocket;
+const c = createClient({
+  url: 'wss://nudge.example.com/',
+  token: async () => 'jwt',
+  WebSocket: WS,
+  format: 'msgpack',
+  store: webStorage(localStorage),
+  backoff: { min: 100, max: 10000 },
+});
+const off = c.subscribe('project:*', (m) => {
+  if (m.type === 'hint') {
+    const seq: number = m.seq;
+    const n: number = m.n ?? 1;
+    void [seq, n, m.own === true];
+  } else if (m.type === 'reset') {
+    const why: string = m.reason;
+    void why;
+  } else {
+    const code: number = m.code;
+    void code;
+  }
+});
+c.on('state', (s: State, prev: State) => void [s, prev]);
+c.on('hint', (h: Hint) => void h.topic);
+const id: string | null = c.connId;
+void id;
+off();
+void c.pause().then(() => c.resume());
+c.close();
