@@ -1,5 +1,5 @@
 // Types of the nudge TanStack Query adapter (src/index.js); usage: docs/clients.md §TanStack Query.
-import type { QueryClient, QueryKey } from '@tanstack/query-core';
+import type { QueryKey } from '@tanstack/query-core';
 import type { Client, Hint } from '../../src/index.js';
 
 /**
@@ -8,6 +8,14 @@ import type { Client, Hint } from '../../src/index.js';
  * by prefix: `['project', id]` also refetches `['project', id, 'tasks']`.
  */
 export type Route = QueryKey | ((...captures: string[]) => QueryKey);
+
+/**
+ * What the adapter calls: a TanStack QueryClient, or a shim that maps the key to another cache
+ * (SWR's `mutate`, RTK Query's `invalidateTags`: docs/clients.md §TanStack Query).
+ */
+export interface QueryClientLike {
+  invalidateQueries(filters: { queryKey: QueryKey }): unknown;
+}
 
 export interface ConnectOptions {
   /**
@@ -33,13 +41,13 @@ export interface ConnectOptions {
  * Subscribe the routes through `nudge` and invalidate `queryClient`'s queries on their hints and
  * resets. Returns a function that unsubscribes them and drops pending invalidations.
  */
-export function connectQueryClient(nudge: Client, queryClient: QueryClient, opts: ConnectOptions): () => void;
+export function connectQueryClient(nudge: Client, queryClient: QueryClientLike, opts: ConnectOptions): () => void;
 
 /**
  * A mutation `onError` that invalidates `key` (or `key(variables)`), so a rolled-back
  * optimistic update shows the server's truth.
  */
 export function invalidateOnError<V = unknown>(
-  queryClient: QueryClient,
+  queryClient: QueryClientLike,
   key: QueryKey | ((variables: V) => QueryKey),
-): (error: unknown, variables: V, ...rest: unknown[]) => Promise<void>;
+): (error: unknown, variables: V, ...rest: unknown[]) => unknown;

@@ -26,3 +26,16 @@ new MutationObserver(queryClient, {
   onError: invalidateOnError(queryClient, ['feed']),
 });
 stop();
+
+// The shims of the SWR and RTK Query recipes.
+declare function mutate(filter: (key: unknown) => boolean): Promise<unknown[]>;
+connectQueryClient(nudge, {
+  invalidateQueries: ({ queryKey }) =>
+    mutate((k) => Array.isArray(k) && queryKey.every((e, i) => k[i] === e)),
+}, { routes: { 'project:*': (id) => ['project', id] } });
+declare const store: { dispatch(action: unknown): unknown };
+declare const api: { util: { invalidateTags(tags: (string | { type: string; id: string })[]): unknown } };
+connectQueryClient(nudge, {
+  invalidateQueries: ({ queryKey: [type, id] }) =>
+    store.dispatch(api.util.invalidateTags([id === undefined ? String(type) : { type: String(type), id: String(id) }])),
+}, { routes: { 'project:*': (id) => ['Project', id] } });
