@@ -56,7 +56,9 @@ export function connectQueryClient(nudge, queryClient, opts) {
     timers.add(t);
     return t;
   };
-  const invalidate = (queryKey) => queryClient.invalidateQueries({ queryKey });
+  // A refetch's failure is the query's (TanStack keeps it in the query's state); a shim's
+  // rejection must not become an unhandled one.
+  const invalidate = (queryKey) => Promise.resolve(queryClient.invalidateQueries({ queryKey })).catch(() => {});
 
   function soon(key) {
     const h = JSON.stringify(key);
@@ -74,7 +76,15 @@ export function connectQueryClient(nudge, queryClient, opts) {
       if (m.type === 'hint') {
         const caps = captures(r.segs, m.topic);
         if (!caps) return;
-        const key = r.keyOf(...caps);
+        let key;
+        try {
+          key = r.keyOf(...caps);
+        } catch (e) {
+          // A route's bug: report it without breaking the client's delivery to other callbacks.
+          return void setTimeout(() => {
+            throw e;
+          });
+        }
         if (m.own && !(m.n > 1) && skipOwn) return onOwn && onOwn(m, key);
         soon(key);
       } else if (m.type === 'reset' && !resetting.has(pattern)) {

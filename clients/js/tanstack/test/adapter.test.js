@@ -86,6 +86,24 @@ test('a burst of 20 hints for one key refetches it once', { timeout: 20000 }, as
   p.close();
 });
 
+test('a steady stream of hints still refetches while it lasts, every 4 × debounceMs at most', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const p = await publisher(b.pub);
+  const c = client({ url: b.url });
+  const q = await queryClient([['project', '1']]);
+  cleanups.push(connectQueryClient(c, q.qc, { routes: { 'project:*': (id) => ['project', id] }, debounceMs: 100 }));
+  await c.live();
+  await sleep(150);
+  // A hint every 20 ms for 1 s: never 100 ms apart, so only the cap (400 ms) lets it refetch.
+  const end = Date.now() + 1000;
+  while (Date.now() < end) await Promise.all([p.pub('project:1'), sleep(20)]);
+  const during = q.fetches(['project', '1']);
+  await settle();
+  assert.ok(during >= 1, 'refetched during the stream');
+  assert.ok(q.fetches(['project', '1']) <= 5, 'not once per hint: ' + q.fetches(['project', '1']));
+  p.close();
+});
+
 test('after a broker restart on the same data directory the catch-up refetches each changed key once', { timeout: 30000 }, async () => {
   const dir = tempDir();
   let b = await broker({ args: ['--data-dir', dir] });
