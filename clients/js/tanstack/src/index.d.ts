@@ -1,4 +1,5 @@
-// Types of the nudge TanStack Query adapter (src/index.js); usage: docs/clients.md §TanStack Query.
+// Types of the nudge TanStack Query adapter (src/index.js).
+// Usage: docs/clients.md §TanStack Query.
 import type { QueryKey } from '@tanstack/query-core';
 import type { Client, Hint } from '../../src/index.js';
 
@@ -23,7 +24,10 @@ export interface ConnectOptions {
    * 'user:*:inbox': (u) => ['inbox', u], 'feed:**': ['feed'] }`. Each entry is one subscription.
    */
   routes: Record<string, Route>;
-  /** Hints for one key that come less than this apart invalidate once (at most 4× this late). Default 50 ms. */
+  /**
+   * Hints for one key that come less than this apart invalidate once (at most 4× this after the
+   * first). Default 50 ms.
+   */
   debounceMs?: number;
   /**
    * A reset invalidates the route's key up to its first capture (`project:*` → `['project']`)
@@ -41,7 +45,11 @@ export interface ConnectOptions {
  * Subscribe the routes through `nudge` and invalidate `queryClient`'s queries on their hints and
  * resets. Returns a function that unsubscribes them and drops pending invalidations.
  */
-export function connectQueryClient(nudge: Client, queryClient: QueryClientLike, opts: ConnectOptions): () => void;
+export function connectQueryClient(
+  nudge: Client,
+  queryClient: QueryClientLike,
+  opts: ConnectOptions,
+): () => void;
 
 /**
  * A mutation `onError` that invalidates `key` (or `key(variables)`), so a rolled-back

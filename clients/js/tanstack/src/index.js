@@ -8,7 +8,8 @@
 //   catch-up hints of a resume arrive together and so invalidate each key once.
 // - A reset covers the whole route: its key with no capture in it (the elements before the
 //   first one that depends on a capture), invalidated after a uniform random delay in
-//   [0, resetJitterMs], so that many clients reset at once (an epoch change) spread their refetches.
+//   [0, resetJitterMs], so that many clients reset at once (an epoch change) spread their
+//   refetches.
 // - A hint that says `own` (this tab's change, published with its connId as origin) changes
 //   nothing by default: the tab already applied it optimistically. It goes to onOwn. A hint
 //   with n > 1 may include other changes and always invalidates.
@@ -48,7 +49,7 @@ function captures(segs, topic) {
 export function connectQueryClient(nudge, queryClient, opts) {
   const { routes, debounceMs = 50, resetJitterMs = 5000, skipOwn = true, onOwn } = opts;
   const timers = new Set();
-  const pending = new Map(); // key hash → {key, timer, first}
+  const pending = new Map(); // key hash → {timer, first}
   const resetting = new Set();
   let stopped = false;
   const later = (ms, f) => {
@@ -58,7 +59,8 @@ export function connectQueryClient(nudge, queryClient, opts) {
   };
   // A refetch's failure is the query's (TanStack keeps it in the query's state); a shim's
   // rejection must not become an unhandled one.
-  const invalidate = (queryKey) => Promise.resolve(queryClient.invalidateQueries({ queryKey })).catch(() => {});
+  const invalidate = (queryKey) =>
+    Promise.resolve(queryClient.invalidateQueries({ queryKey })).catch(() => {});
 
   function soon(key) {
     const h = JSON.stringify(key);
@@ -89,7 +91,8 @@ export function connectQueryClient(nudge, queryClient, opts) {
         soon(key);
       } else if (m.type === 'reset' && !resetting.has(pattern)) {
         resetting.add(pattern);
-        later(Math.random() * resetJitterMs, () => (resetting.delete(pattern), invalidate(r.whole)));
+        const run = () => (resetting.delete(pattern), invalidate(r.whole));
+        later(Math.random() * resetJitterMs, run);
       }
     });
   });
