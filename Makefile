@@ -212,6 +212,7 @@ test: asan
 	@for w in 1 4; do echo "test: every suite against nudged --workers $$w"; \
 	  NUDGE_WORKERS=$$w $(TEST_ENV) $(A)/tests --jobs=2 --timeout=120 || exit 1; done
 	@$(MAKE) --no-print-directory test-js
+	cd clients/js/tanstack && npm ci --no-audit --no-fund --loglevel=error && NUDGE_BIN=$(CURDIR)/$(A) npm test
 	@$(MAKE) --no-print-directory test-tsan
 
 # The JavaScript client (clients/js, docs/clients.md): npm ci (package-lock.json), then its
