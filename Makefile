@@ -212,14 +212,16 @@ test: asan
 	@for w in 1 4; do echo "test: every suite against nudged --workers $$w"; \
 	  NUDGE_WORKERS=$$w $(TEST_ENV) $(A)/tests --jobs=2 --timeout=120 || exit 1; done
 	@$(MAKE) --no-print-directory test-js
-	cd clients/js/tanstack && npm ci --no-audit --no-fund --loglevel=error && NUDGE_BIN=$(CURDIR)/$(A) npm test
 	@$(MAKE) --no-print-directory test-tsan
 
-# The JavaScript client (clients/js, docs/clients.md): npm ci (package-lock.json), then its
-# node:test suites against $(A)/nudged, the bundle-size check (min+gzip <= 6 KiB) and tsc on the
-# declarations. Needs node >= 20 and npm.
+# The JavaScript client (clients/js, docs/clients.md) and its TanStack Query adapter
+# (clients/js/tanstack): npm ci (package-lock.json), then their node:test suites against
+# $(A)/nudged, the bundle-size checks (core min+gzip <= 6 KiB) and tsc on the declarations.
+# Needs node >= 20 and npm.
 test-js: $(A)/nudged
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && NUDGE_BIN=$(CURDIR)/$(A) npm test
+	cd clients/js/tanstack && npm ci --no-audit --no-fund --loglevel=error && \
+	  NUDGE_BIN=$(CURDIR)/$(A) npm test
 
 # The model-based test with a random seed and longer runs (the seed is printed with a one-line
 # repro); `make test` runs it with a fixed seed.
