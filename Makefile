@@ -215,7 +215,8 @@ test: asan
 	@$(MAKE) --no-print-directory test-tsan
 
 # The JavaScript client (clients/js, docs/clients.md) and its TanStack Query adapter
-# (clients/js/tanstack): npm ci (package-lock.json), then their node:test suites against
+# (clients/js/tanstack, whose tests reuse the core's test support and so its node_modules): npm ci
+# (package-lock.json), then their node:test suites against
 # $(A)/nudged, the bundle-size checks (core min+gzip <= 6 KiB) and tsc on the declarations.
 # Needs node >= 20 and npm.
 test-js: $(A)/nudged

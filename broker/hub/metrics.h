@@ -109,9 +109,13 @@ enum metrics_slot {
     METRICS_WS_PENDING,
     METRICS_WORKERS,
     METRICS_TOPICS_REFUSED,
-    METRICS_AUTH_REFUSED, /* AUTH_REFUSED_REASONS slots: token errors (-1..-9), token_required,
-                             api_key, admin_token */
-    METRICS_AUTH_FORBIDDEN = METRICS_AUTH_REFUSED + 12,
+    /* credentials refused, one slot per reason (metrics.c's rows, in this order): the 9 token
+     * errors TOKEN_EMALFORMED..TOKEN_ECLAIMS (token.h), then these three */
+    METRICS_AUTH_REFUSED,
+    METRICS_AUTH_TOKEN_REQUIRED = METRICS_AUTH_REFUSED + 9,
+    METRICS_AUTH_API_KEY,
+    METRICS_AUTH_ADMIN_TOKEN,
+    METRICS_AUTH_FORBIDDEN,
     METRICS_AUTH_EXPIRED,
     METRICS_AUTH_REFRESHED,
     METRICS_AUTH_REFRESH_REFUSED,

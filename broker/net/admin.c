@@ -121,11 +121,11 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_ACCEPTED_ADMIN] = srv->admin ? srv->admin->accepted : 0;
     v[METRICS_WORKERS] = b->nworkers;
     const struct auth_stats *as = &b->auth.st;
-    for (int i = 0; i < 9; i++)
-        v[METRICS_AUTH_REFUSED + i] = stat_get(&as->token_refused[i + 1]);
-    v[METRICS_AUTH_REFUSED + 9] = stat_get(&as->token_required);
-    v[METRICS_AUTH_REFUSED + 10] = stat_get(&as->pub_refused);
-    v[METRICS_AUTH_REFUSED + 11] = stat_get(&as->admin_refused);
+    for (int e = -TOKEN_EMALFORMED; e <= -TOKEN_ECLAIMS; e++)
+        v[METRICS_AUTH_REFUSED + e - 1] = stat_get(&as->token_refused[e]);
+    v[METRICS_AUTH_TOKEN_REQUIRED] = stat_get(&as->token_required);
+    v[METRICS_AUTH_API_KEY] = stat_get(&as->pub_refused);
+    v[METRICS_AUTH_ADMIN_TOKEN] = stat_get(&as->admin_refused);
     v[METRICS_AUTH_FORBIDDEN] = stat_get(&as->forbidden);
     v[METRICS_AUTH_EXPIRED] = stat_get(&as->expired);
     v[METRICS_AUTH_REFRESHED] = stat_get(&as->refreshed);

@@ -24,50 +24,56 @@ void auth_config_default(struct auth_config *c)
     c->leeway_s = AUTH_LEEWAY_DEFAULT;
 }
 
+/* A repeatable flag's next place in its list, or NULL (with err) when the list is full. */
+static const char **list_slot(const char *flag, const char **list, uint32_t *n, uint32_t max,
+                              char *err, size_t errlen)
+{
+    if (*n < max) return &list[(*n)++];
+    snprintf(err, errlen, "%s: at most %u of them", flag, max);
+    return NULL;
+}
+
+/* A flag taking an integer in [0, max]. Returns 1, or -1 with err. */
+static int num_flag(const char *flag, const char *v, unsigned long max, uint32_t *out, int *i,
+                    char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    unsigned long x = v && *v && *v != '-' ? strtoul(v, &end, 10) : 0;
+    if (!v || !*v || *v == '-' || errno || *end || x > max) {
+        snprintf(err, errlen, "%s wants an integer in [0, %lu]", flag, max);
+        return -1;
+    }
+    *out = (uint32_t)x;
+    (*i)++;
+    return 1;
+}
+
 int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char *err, size_t errlen)
 {
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    const char **slot = NULL;
-    if (!strcmp(a, "--token-secret-file") || !strcmp(a, "--token-public-key")) {
-        int pem = a[8] == 'p';
-        uint32_t *n = pem ? &c->npem_files : &c->nsecret_files;
-        if (*n >= AUTH_FILES_MAX) {
-            snprintf(err, errlen, "%s: at most %d of them", a, AUTH_FILES_MAX);
-            return -1;
-        }
-        slot = pem ? &c->pem_files[(*n)++] : &c->secret_files[(*n)++];
-    } else if (!strcmp(a, "--public") || !strcmp(a, "--anonymous")) {
-        int pub = a[2] == 'p';
-        uint32_t *n = pub ? &c->npublics : &c->nanons;
-        if (*n >= AUTH_PATTERNS_MAX) {
-            snprintf(err, errlen, "%s: at most %d patterns", a, AUTH_PATTERNS_MAX);
-            return -1;
-        }
-        slot = pub ? &c->publics[(*n)++] : &c->anons[(*n)++];
-    } else if (!strcmp(a, "--token-aud")) {
+    const char **slot;
+    if (!strcmp(a, "--token-leeway")) return num_flag(a, v, 600, &c->leeway_s, i, err, errlen);
+    if (!strcmp(a, "--pub-rate")) return num_flag(a, v, 100000000, &c->pub_rate, i, err, errlen);
+    if (!strcmp(a, "--token-secret-file"))
+        slot = list_slot(a, c->secret_files, &c->nsecret_files, AUTH_FILES_MAX, err, errlen);
+    else if (!strcmp(a, "--token-public-key"))
+        slot = list_slot(a, c->pem_files, &c->npem_files, AUTH_FILES_MAX, err, errlen);
+    else if (!strcmp(a, "--public"))
+        slot = list_slot(a, c->publics, &c->npublics, AUTH_PATTERNS_MAX, err, errlen);
+    else if (!strcmp(a, "--anonymous"))
+        slot = list_slot(a, c->anons, &c->nanons, AUTH_PATTERNS_MAX, err, errlen);
+    else if (!strcmp(a, "--token-aud"))
         slot = &c->aud;
-    } else if (!strcmp(a, "--token-iss")) {
+    else if (!strcmp(a, "--token-iss"))
         slot = &c->iss;
-    } else if (!strcmp(a, "--pub-keys")) {
+    else if (!strcmp(a, "--pub-keys"))
         slot = &c->pub_keys_file;
-    } else if (!strcmp(a, "--admin-token-file")) {
+    else if (!strcmp(a, "--admin-token-file"))
         slot = &c->admin_token_file;
-    } else if (!strcmp(a, "--token-leeway") || !strcmp(a, "--pub-rate")) {
-        int leeway = a[2] == 't';
-        unsigned long max = leeway ? 600 : 100000000;
-        char *end;
-        errno = 0;
-        unsigned long x = v && *v && *v != '-' ? strtoul(v, &end, 10) : 0;
-        if (!v || !*v || *v == '-' || errno || *end || x > max) {
-            snprintf(err, errlen, "%s wants an integer in [0, %lu]", a, max);
-            return -1;
-        }
-        *(leeway ? &c->leeway_s : &c->pub_rate) = (uint32_t)x;
-        (*i)++;
-        return 1;
-    } else {
+    else
         return 0;
-    }
+    if (!slot) return -1;
     if (!v || !*v) {
         snprintf(err, errlen, "%s wants a value", a);
         return -1;
@@ -231,6 +237,7 @@ static int load_pub_keys(struct auth *a, const char *path, uint32_t rate, char *
                 rc = -1;
                 break;
             }
+            k->pattern_len[k->npatterns] = (uint32_t)strlen(w[p]);
             if (!(k->patterns[k->npatterns++] = strdup(w[p]))) {
                 snprintf(err, errlen, "out of memory");
                 rc = -1;
@@ -535,7 +542,7 @@ int auth_can_publish(const struct auth_key *k, const char *t, size_t len)
 {
     if (!k || k->npatterns == 0) return 1;
     for (uint32_t i = 0; i < k->npatterns; i++)
-        if (auth_covers(k->patterns[i], strlen(k->patterns[i]), t, len)) return 1;
+        if (auth_covers(k->patterns[i], k->pattern_len[i], t, len)) return 1;
     return 0;
 }
 

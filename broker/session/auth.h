@@ -64,6 +64,7 @@ struct auth_key {
     _Atomic uint64_t tat;              /* with a rate: the GCRA's theoretical arrival time, ns */
     uint32_t npatterns;                /* 0 = any topic */
     char *patterns[AUTH_KEY_PATTERNS]; /* owned by struct auth */
+    uint32_t pattern_len[AUTH_KEY_PATTERNS]; /* strlen of each: checked on every publish */
 };
 
 /* Refusal counters (/stats "auth", /metrics). */
