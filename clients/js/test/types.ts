@@ -1,5 +1,6 @@
 // Type-checked (tsc --noEmit, `npm run types`), never run: the declarations fit typical use.
 import { createClient, webStorage, type Hint, type State } from '../src/index.js';
+import { createSharedClient, serveTabs, type SharedClient } from '../src/shared.js';
 
 declare const WS: new (url: string, protocol: string) => WebSocket;
 const c = createClient({
@@ -30,3 +31,19 @@ void id;
 off();
 void c.pause().then(() => c.resume());
 c.close();
+
+// The shared entry (src/shared.d.ts): the same Client, plus the mode.
+const sc: SharedClient = createSharedClient({
+  url: 'wss://nudge.example.com/',
+  token: () => 'jwt',
+  name: 'app',
+  mode: 'auto',
+  worker: () => new SharedWorker('/nudge-worker.js', { type: 'module', name: 'app' }),
+});
+const client: import('../src/index.js').Client = sc;
+void client;
+const mode: 'worker' | 'leader' | 'alone' = sc.mode;
+void mode;
+sc.subscribe('doc:1', (m) => void m.type);
+declare const scope: { addEventListener(type: 'connect', fn: (e: MessageEvent) => void): void };
+serveTabs(scope);
