@@ -12,6 +12,7 @@ DEB_BUILD := pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libm
              libjansson-dev libssl-dev
 DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind
 DEB_PROM  := prometheus
+DEB_BROWSER := chromium
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -51,7 +52,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
-.PHONY: all deps deps-test run test test-js test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
+.PHONY: all deps deps-test deps-chromium example run test test-js test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
         clean format lint help
 .DEFAULT_GOAL := all
 
@@ -62,7 +63,8 @@ help:
 	@echo "make run        build and start the broker on its defaults (127.0.0.1:7400/7401/7402)"
 	@echo "make test       install deps, build with ASan+UBSan, run every test, then the"
 	@echo "                cross-thread suites against a ThreadSanitizer broker (make test-tsan)"
-	@echo "make test-js    the JavaScript client's tests against the ASan broker (npm ci first)"
+	@echo "make test-js    the JavaScript client's tests and browser stories against the ASan broker"
+	@echo "make example    the example app (React + TanStack Query) on http://127.0.0.1:8080/"
 	@echo "make tsan       build build/tsan/nudged and nudge with ThreadSanitizer (clang)"
 	@echo "make valgrind   run a pub/sub scenario against the release broker under valgrind"
 	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
@@ -214,15 +216,33 @@ test: asan
 	@$(MAKE) --no-print-directory test-js
 	@$(MAKE) --no-print-directory test-tsan
 
-# The JavaScript client (clients/js, docs/clients.md) and its TanStack Query adapter
-# (clients/js/tanstack, whose tests reuse the core's test support and so its node_modules): npm ci
-# (package-lock.json), then their node:test suites against
-# $(A)/nudged, the bundle-size checks (core min+gzip <= 6 KiB) and tsc on the declarations.
+# The JavaScript client (clients/js, docs/clients.md), its TanStack Query adapter
+# (clients/js/tanstack) and the example app with the browser stories (clients/js/example; both
+# reuse the core's test support and so its node_modules): npm ci (package-lock.json), then their
+# node:test suites against $(A)/nudged, the bundle-size checks (core min+gzip <= 6 KiB) and tsc on
+# the declarations. The browser stories run Debian's chromium headless (installed here as root).
 # Needs node >= 20 and npm.
-test-js: $(A)/nudged
+test-js: $(A)/nudged deps-chromium
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && NUDGE_BIN=$(CURDIR)/$(A) npm test
 	cd clients/js/tanstack && npm ci --no-audit --no-fund --loglevel=error && \
 	  NUDGE_BIN=$(CURDIR)/$(A) npm test
+	cd clients/js/example && npm ci --no-audit --no-fund --loglevel=error && \
+	  NUDGE_BIN=$(CURDIR)/$(A) npm test
+
+deps-chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps-chromium: installing $(DEB_BROWSER) (headless, for the browser stories)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(DEB_BROWSER) >/dev/null || exit 1; \
+	  else echo "deps-chromium: missing; as root run: apt-get install $(DEB_BROWSER)"; exit 1; fi; \
+	fi
+
+# The example app (docs/clients.md §Example app): nudged and the demo backend, on
+# http://127.0.0.1:8080/ (open it in two windows).
+example: all
+	cd clients/js/example && npm ci --no-audit --no-fund --loglevel=error && \
+	  node server.js --nudged $(CURDIR)/$(B)/nudged
 
 # The model-based test with a random seed and longer runs (the seed is printed with a one-line
 # repro); `make test` runs it with a fixed seed.

@@ -25,6 +25,12 @@ export interface ConnectOptions {
    */
   routes: Record<string, Route>;
   /**
+   * false: do not subscribe the routes; they only map the hints and resets of whatever the app
+   * follows (`useNudge` in components, `client.subscribe`), the first matching route taking each.
+   * A reset of one topic then invalidates that topic's key. Default true.
+   */
+  subscribe?: boolean;
+  /**
    * Hints for one key that come less than this apart invalidate once (at most 4× this after the
    * first). Default 50 ms.
    */

@@ -72,30 +72,53 @@ export function connectQueryClient(nudge, queryClient, opts) {
     p.timer = later(wait, () => (pending.delete(h), invalidate(key)));
   }
 
-  const offs = Object.entries(routes).map(([pattern, to]) => {
-    const r = compile(pattern, to);
-    return nudge.subscribe(pattern, (m) => {
-      if (m.type === 'hint') {
-        const caps = captures(r.segs, m.topic);
-        if (!caps) return;
-        let key;
-        try {
-          key = r.keyOf(...caps);
-        } catch (e) {
-          // A route's bug: report it without breaking the client's delivery to other callbacks.
-          return void setTimeout(() => {
-            throw e;
-          });
-        }
-        if (m.own && !(m.n > 1) && skipOwn) return onOwn && onOwn(m, key);
-        soon(key);
-      } else if (m.type === 'reset' && !resetting.has(pattern)) {
-        resetting.add(pattern);
-        const run = () => (resetting.delete(pattern), invalidate(r.whole));
-        later(Math.random() * resetJitterMs, run);
-      }
-    });
-  });
+  function hint(r, m) {
+    const caps = captures(r.segs, m.topic);
+    if (!caps) return false;
+    let key;
+    try {
+      key = r.keyOf(...caps);
+    } catch (e) {
+      // A route's bug: report it without breaking the client's delivery to other callbacks.
+      setTimeout(() => {
+        throw e;
+      });
+      return true;
+    }
+    if (m.own && !(m.n > 1) && skipOwn) onOwn && onOwn(m, key);
+    else soon(key);
+    return true;
+  }
+  // A reset of the route's own pattern covers all of it; of one topic, that topic's key.
+  function reset(r, name, m) {
+    const caps = name === m.topic && captures(r.segs, m.topic);
+    if (caps && name !== r.pattern) {
+      try {
+        return void soon(r.keyOf(...caps));
+      } catch (e) {}
+    }
+    if (resetting.has(name)) return;
+    resetting.add(name);
+    later(Math.random() * resetJitterMs, () => (resetting.delete(name), invalidate(r.whole)));
+  }
+
+  const table = Object.entries(routes).map(([pattern, to]) => ({ pattern, ...compile(pattern, to) }));
+  // subscribe: false: the routes only map; what is followed comes from elsewhere (useNudge,
+  // client.subscribe), and the first route that matches a hint's topic takes it.
+  const offs = opts.subscribe === false
+    ? [
+        nudge.on('hint', (m) => table.some((r) => hint(r, m))),
+        nudge.on('reset', (m) => {
+          const r = table.find((x) => x.pattern === m.topic || captures(x.segs, m.topic));
+          if (r) reset(r, m.topic, m);
+        }),
+      ]
+    : table.map((r) =>
+        nudge.subscribe(r.pattern, (m) => {
+          if (m.type === 'hint') hint(r, m);
+          else if (m.type === 'reset') reset(r, r.pattern, m);
+        }),
+      );
 
   return () => {
     stopped = true;

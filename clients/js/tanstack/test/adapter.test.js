@@ -230,3 +230,31 @@ test('invalidateOnError refetches the key of a failed optimistic mutation, showi
   assert.equal(q.qc.getQueryData(['project', '1']), before, 'server truth again');
   assert.equal(q.fetches(['project', '2']), 0);
 });
+
+test('with subscribe: false the routes map only what the app follows, and a topic reset invalidates its own key', { timeout: 30000 }, async () => {
+  let b = await broker();
+  const p = await publisher(b.pub);
+  const c = client({ url: b.url });
+  const keys = [['project', '1'], ['project', '2'], ['feed']];
+  const q = await queryClient(keys);
+  cleanups.push(connectQueryClient(c, q.qc, {
+    routes: { 'project:*': (id) => ['project', id], 'feed:**': ['feed'] },
+    subscribe: false,
+    resetJitterMs: 0,
+  }));
+  const off = c.subscribe('project:1', () => {}); // what a mounted component follows
+  await c.live();
+  await until(() => c.positions().seqs['project:1'] !== undefined, 5000, 'project:1 subscribed');
+  await p.pub(['project:1', 'project:2', 'feed:x']);
+  await until(() => q.fetches(['project', '1']) === 1, 5000, 'the refetch of project 1');
+  await settle();
+  // Not followed: no hint, no refetch (the routes did not subscribe project:* or feed:**).
+  assert.deepEqual(q.counts(), { [h(['project', '1'])]: 1, [h(['project', '2'])]: 0, [h(['feed'])]: 0 });
+  p.close();
+  await b.stop();
+  b = await broker({ ws: b.ws }); // a new epoch: the followed topic's reset
+  await until(() => q.fetches(['project', '1']) === 2, 10000, 'the reset refetch of project 1');
+  await settle();
+  assert.deepEqual(q.counts(), { [h(['project', '1'])]: 2, [h(['project', '2'])]: 0, [h(['feed'])]: 0 });
+  off();
+});
