@@ -4,6 +4,7 @@
 import { MutationObserver, QueryClient, QueryObserver } from '@tanstack/query-core';
 import { createClient, matches, webStorage } from '../../src/index.js';
 import { connectQueryClient, invalidateOnError } from '../../tanstack/src/index.js';
+import { createSharedClient } from '../../src/shared.js';
 
 async function api(path, init) {
   const r = await fetch(path, init && { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(init) });
@@ -14,6 +15,7 @@ async function api(path, init) {
 
 window.lab = {
   createClient,
+  createSharedClient,
   matches,
   webStorage,
   connectQueryClient,

@@ -1,0 +1,161 @@
+// App story (e) "Many tabs" (issue #15): the tabs of one origin share one WebSocket
+// (@nudge/client/shared, docs/clients.md §One socket for all tabs), in headless Chromium against
+// the real nudged and the demo backend. Each page is the lab page running createSharedClient with
+// a token from the backend; the SharedWorker is the backend's bundle of src/worker.js.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { sleep, until, world } from './browser.js';
+
+let w, b;
+before(async () => {
+  w = await world();
+  b = await w.browser();
+});
+after(async () => w && w.close());
+
+/**
+ * A tab of `ctx` following `topics` with createSharedClient in `mode`; window.t records its hints
+ * ({topic, seq, n, own}) and states. `strip` removes SharedWorker and Web Locks first (an old
+ * browser). Resolves once its state is live.
+ */
+async function tab(ctx, mode, topics, strip = false) {
+  const page = await w.lab(ctx);
+  await page.evaluate(
+    async ({ mode, topics, strip }) => {
+      if (strip) {
+        delete window.SharedWorker;
+        Object.defineProperty(Navigator.prototype, 'locks', { value: undefined });
+      }
+      const { url } = await lab.config();
+      const c = lab.createSharedClient({
+        url,
+        mode,
+        token: lab.tokenFor('ann'),
+        worker: () => new SharedWorker('/worker.js', { type: 'module', name: 'nudge' }),
+        backoff: { min: 50, max: 500 },
+      });
+      const t = (window.t = { c, hints: [], states: [c.state], calls: {} });
+      c.on('hint', (h) => t.hints.push({ topic: h.topic, seq: h.seq, n: h.n || 1, own: !!h.own }));
+      c.on('state', (s) => t.states.push(s));
+      for (const n of topics) c.subscribe(n, () => (t.calls[n] = (t.calls[n] || 0) + 1));
+    },
+    { mode, topics, strip },
+  );
+  await page.waitForFunction(() => window.t.c.state === 'live', null, { timeout: 10000 });
+  return page;
+}
+const hintsOf = (page) => page.evaluate(() => window.t.hints);
+const statsUntil = (pred, what) => until(async () => pred(await w.stats()), 5000, what);
+
+test('eight tabs of one origin hold one WebSocket and each gets the hints of its own subscriptions', { timeout: 30000 }, async () => {
+  const ctx = await b.newContext();
+  // Tabs 0-3 follow board:shared, every tab its own board:own:i, tabs 6 and 7 the pattern board:p:*.
+  const follow = (i) => [...(i < 4 ? ['board:shared'] : []), `board:own:${i}`, ...(i >= 6 ? ['board:p:*'] : [])];
+  const pages = await Promise.all([...Array(8).keys()].map((i) => tab(ctx, 'worker', follow(i))));
+  assert.equal(await pages[0].evaluate(() => window.t.c.mode), 'worker');
+  await statsUntil((s) => s.subscriptions === 10, '10 subscriptions (board:shared, 8 own, the pattern)');
+  const s = await w.stats();
+  assert.equal(s.connections.ws, 1, 'one WebSocket for eight tabs');
+  const conns = await Promise.all(pages.map((p) => p.evaluate(() => window.t.c.connId)));
+  assert.equal(new Set(conns).size, 1, 'every tab has the shared connection id');
+
+  const own = [...Array(8).keys()].map((i) => `board:own:${i}`);
+  await w.demo.publish(['board:shared', ...own, 'board:p:x', 'board:nobody'], { origin: conns[0] });
+  const want = (i) => [...(i < 4 ? ['board:shared'] : []), `board:own:${i}`, ...(i >= 6 ? ['board:p:x'] : [])];
+  await until(async () => {
+    const n = await Promise.all(pages.map(async (p) => (await hintsOf(p)).length));
+    return n.every((x, i) => x >= want(i).length);
+  }, 5000, 'every tab its hints');
+  await sleep(300); // room for a hint a tab should not get
+  for (let i = 0; i < 8; i++) {
+    const h = await hintsOf(pages[i]);
+    assert.deepEqual(h.map((x) => x.topic).sort(), want(i).sort(), `tab ${i} gets exactly its own topics`);
+    assert.ok(h.every((x) => !x.own), `tab ${i}: no own hint while eight tabs share the connection`);
+  }
+  await ctx.close();
+});
+
+test('closing the leader tab loses no hint for the other seven, and one socket serves them again', { timeout: 40000 }, async () => {
+  const ctx = await b.newContext();
+  const topics = ['board:a', 'board:b', 'board:c'];
+  const follow = (i) => [topics[i % 3], ...(i % 2 ? [topics[(i + 1) % 3]] : [])];
+  // The first tab, alone, takes the leader lock; the seven others open together.
+  const pages = [await tab(ctx, 'leader', follow(0))];
+  pages.push(...(await Promise.all([1, 2, 3, 4, 5, 6, 7].map((i) => tab(ctx, 'leader', follow(i))))));
+  assert.equal(await pages[0].evaluate(() => window.t.c.mode), 'leader');
+  await statsUntil((s) => s.subscriptions === 3 && s.connections.ws === 1, 'one socket, 3 subscriptions');
+  const accepted = (await w.stats()).accepted.ws;
+
+  // Close the leader while publishing.
+  const last = {};
+  for (let k = 0; k < 120; k++) {
+    if (k === 40) await pages[0].close();
+    const seqs = await w.demo.publish(topics);
+    topics.forEach((tp, j) => (last[tp] = seqs[j]));
+    await sleep(10);
+  }
+  const covered = (hints, tp) => {
+    const seen = new Set();
+    for (const h of hints) if (h.topic === tp) for (let s = h.seq - h.n + 1; s <= h.seq; s++) seen.add(s);
+    return seen;
+  };
+  const rest = pages.slice(1);
+  await until(async () => {
+    for (let i = 1; i < 8; i++) {
+      const h = await hintsOf(pages[i]);
+      if (!follow(i).every((tp) => covered(h, tp).has(last[tp]))) return false;
+    }
+    return true;
+  }, 10000, 'every tab the last seq of each of its topics');
+  for (let i = 1; i < 8; i++) {
+    const h = await hintsOf(pages[i]);
+    for (const tp of follow(i)) {
+      const seen = covered(h, tp);
+      const missing = [];
+      for (let s = 1; s <= last[tp]; s++) if (!seen.has(s)) missing.push(s);
+      assert.deepEqual(missing, [], `tab ${i} ${tp}: every seq covered by a hint`);
+    }
+    assert.equal(h.filter((x) => !follow(i).includes(x.topic)).length, 0, `tab ${i}: only its topics`);
+  }
+  const states = await rest[0].evaluate(() => window.t.states);
+  assert.deepEqual(states.slice(-2), ['reconnecting', 'live'], 'the tabs saw the hand-over');
+  await statsUntil((s) => s.connections.ws === 1 && s.subscriptions === 3, 'one socket again, 3 subscriptions');
+  assert.equal((await w.stats()).accepted.ws, accepted + 1, 'the new leader opened one new socket');
+  await ctx.close();
+});
+
+test('a tab that closes drops its subscriptions from the hub; the socket stays for the others', { timeout: 30000 }, async () => {
+  const ctx = await b.newContext();
+  const x = await tab(ctx, 'worker', ['board:x']);
+  const xy = await tab(ctx, 'worker', ['board:x', 'board:y']);
+  const z = await tab(ctx, 'worker', ['board:z']);
+  await statsUntil((s) => s.subscriptions === 3 && s.connections.ws === 1, '3 subscriptions on one socket');
+  await z.close(); // the only tab on board:z
+  await statsUntil((s) => s.subscriptions === 2, 'board:z unsubscribed');
+  await x.close(); // board:x is still followed by the other tab
+  await sleep(300);
+  let s = await w.stats();
+  assert.equal(s.subscriptions, 2, 'board:x stays for the tab still following it');
+  assert.equal(s.connections.ws, 1);
+  await w.demo.publish(['board:x', 'board:y', 'board:z']);
+  await xy.waitForFunction(() => window.t.hints.length === 2, null, { timeout: 5000 });
+  s = await w.stats();
+  assert.equal(s.connections.ws, 1, 'one socket all along');
+  await ctx.close();
+});
+
+test("'alone' works: a tab forced alone, and one without SharedWorker or Web Locks, each hold their own socket", { timeout: 30000 }, async () => {
+  const ctx = await b.newContext();
+  const before = (await w.stats()).connections.ws;
+  const forced = await tab(ctx, 'alone', ['board:solo']);
+  const old = await tab(ctx, 'auto', ['board:solo'], true);
+  assert.equal(await forced.evaluate(() => window.t.c.mode), 'alone');
+  assert.equal(await old.evaluate(() => window.t.c.mode), 'alone');
+  await statsUntil((s) => s.connections.ws === before + 2, 'a socket each');
+  const conn = await forced.evaluate(() => window.t.c.connId);
+  await w.demo.publish(['board:solo'], { origin: conn });
+  for (const p of [forced, old]) await p.waitForFunction(() => window.t.hints.length === 1, null, { timeout: 5000 });
+  assert.equal((await hintsOf(forced))[0].own, true, 'alone, its own change is own');
+  assert.equal((await hintsOf(old))[0].own, false);
+  await ctx.close();
+});
