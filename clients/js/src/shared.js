@@ -210,8 +210,7 @@ export function createSharedClient(opts) {
   let kept = { epoch: null, seqs: {} }; // the hub's last positions (what a new hub resumes from)
   let started = false, closed = false, paused = false, everLive = false;
   let flushQueued = false, saveQueued = false, reqId = 0;
-  let unlockTab = () => {}, leader = null, port = null, bc = null, post;
-  const leaderWait = new AbortController();
+  let unlockTab = () => {}, leader = null, leaderWait = null, port = null, bc = null, post;
 
   const c = {
     mode,
@@ -262,8 +261,7 @@ export function createSharedClient(opts) {
       closed = true;
       send({ t: 'bye' });
       unlockTab();
-      leaderWait.abort();
-      if (leader) leader.stop(), leader.release();
+      stepDown();
       if (bc) bc.close();
       if (port) port.close();
       setState('offline');
@@ -367,25 +365,42 @@ export function createSharedClient(opts) {
       if (s && s.epoch && s.seqs) kept = { epoch: s.epoch, seqs: { ...s.seqs } };
       started = true;
       announce();
-      if (mode !== 'leader' || closed) return;
-      // The leader holds the lock for the tab's life; the next waiting tab gets it when it goes.
-      locks
-        .request(chan + ':leader', { signal: leaderWait.signal }, () => {
-          if (closed) return;
-          const hb = new BroadcastChannel(chan);
-          const h = hub((m, to) => hb.postMessage(to ? { ...m, to } : m), { locks, WebSocket: opts.WebSocket, self: id });
-          hb.onmessage = (e) => e.data.tab !== undefined && h.receive(e.data);
-          return new Promise((release) => {
-            leader = { stop: () => (h.stop(), hb.close()), release };
-            hb.postMessage({ t: 'who' }); // every tab (this one too) says hello with its names and positions
-          });
-        })
-        .catch(() => {});
+      if (mode === 'leader') elect();
     });
+
+  // The leader holds the lock for the tab's life; the next waiting tab gets it when it goes.
+  function elect() {
+    if (closed) return;
+    const wait = (leaderWait = new AbortController());
+    locks
+      .request(chan + ':leader', { signal: wait.signal }, () => {
+        if (closed || wait.signal.aborted) return;
+        const hb = new BroadcastChannel(chan);
+        const h = hub((m, to) => hb.postMessage(to ? { ...m, to } : m), { locks, WebSocket: opts.WebSocket, self: id });
+        hb.onmessage = (e) => e.data.tab !== undefined && h.receive(e.data);
+        return new Promise((release) => {
+          leader = { stop: () => (h.stop(), hb.close()), release };
+          hb.postMessage({ t: 'who' }); // every tab (this one too) says hello with its names and positions
+        });
+      })
+      .catch(() => {});
+  }
+  function stepDown() {
+    if (leaderWait) leaderWait.abort();
+    if (leader) leader.stop(), leader.release(), (leader = null);
+  }
+
   if (g.addEventListener) {
     // A page going into the back-forward cache leaves the hub, and says hello again on return.
     g.addEventListener('pagehide', (e) => (e.persisted ? send({ t: 'bye' }) : c.close()));
     g.addEventListener('pageshow', (e) => e.persisted && announce());
+  }
+  if (mode === 'leader' && g.document) {
+    // A frozen page runs nothing (Chrome freezes background tabs, always on Android, which has no
+    // SharedWorker): a leader steps down and leaves the queue, so that a live tab owns the socket.
+    // On resume the tab answers the new leader's `who` (queued meanwhile) and queues again.
+    g.document.addEventListener('freeze', stepDown);
+    g.document.addEventListener('resume', () => started && leaderWait && leaderWait.signal.aborted && elect());
   }
   return c;
 }

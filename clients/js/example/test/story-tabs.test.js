@@ -159,3 +159,41 @@ test("'alone' works: a tab forced alone, and one without SharedWorker or Web Loc
   assert.equal((await hintsOf(old))[0].own, false);
   await ctx.close();
 });
+
+test('a leader tab about to be frozen steps down: another tab owns the socket, nothing is lost', { timeout: 30000 }, async () => {
+  const ctx = await b.newContext();
+  const lead = await tab(ctx, 'leader', ['board:f']);
+  const others = await Promise.all([0, 1].map(() => tab(ctx, 'leader', ['board:f', 'board:g'])));
+  await statsUntil((s) => s.connections.ws === 1 && s.subscriptions === 2, 'one socket');
+  const accepted = (await w.stats()).accepted.ws;
+  // Chrome fires `freeze` before freezing a background page (always on Android). Headless Chromium
+  // does not freeze a visible page (CDP Page.setWebLifecycleState leaves it running), so the test
+  // fires the event: what is checked is the step-down, not the freezing.
+  await lead.evaluate(() => document.dispatchEvent(new Event('freeze')));
+  let last = {};
+  for (let k = 0; k < 20; k++) {
+    const [f, g] = await w.demo.publish(['board:f', 'board:g']);
+    last = { 'board:f': f, 'board:g': g };
+    await sleep(10);
+  }
+  const covers = (h, tp) => {
+    const seen = new Set();
+    for (const x of h) if (x.topic === tp) for (let s = x.seq - x.n + 1; s <= x.seq; s++) seen.add(s);
+    return [...Array(last[tp]).keys()].every((i) => seen.has(i + 1));
+  };
+  for (const p of others) {
+    await until(async () => { const h = await hintsOf(p); return covers(h, 'board:f') && covers(h, 'board:g'); }, 8000, 'every seq');
+  }
+  await until(async () => covers(await hintsOf(lead), 'board:f'), 8000, 'the old leader, a tab now, every seq too');
+  await statsUntil((s) => s.connections.ws === 1 && s.accepted.ws === accepted + 1, 'one socket, opened by the new leader');
+  // On `resume` it queues for the lock again: closing the new leader's tab hands the socket on.
+  await lead.evaluate(() => document.dispatchEvent(new Event('resume')));
+  await sleep(200);
+  await others[0].close();
+  await others[1].close();
+  await statsUntil((s) => s.connections.ws === 1 && s.accepted.ws >= accepted + 2 && s.subscriptions === 1, 'the resumed tab leads');
+  const [f] = await w.demo.publish(['board:f']);
+  last['board:f'] = f;
+  await until(async () => covers(await hintsOf(lead), 'board:f'), 5000, 'its hints');
+  await ctx.close();
+});
