@@ -25,7 +25,8 @@ const isPattern = (n) => n.includes('*');
 const follows = (n, topic) => n === topic || (isPattern(n) && matches(n, topic));
 
 // The hub. post(msg, ids): send to these tabs, or to all when ids is null. env: {locks,
-// WebSocket, self: the id of the tab in this context (asked first for tokens), gone(id)}.
+// WebSocket, gone(id), and in leader mode self: this tab's id (asked first for tokens) and
+// load(): this tab's positions}.
 function hub(post, env) {
   const tabs = new Map(); // id -> {subs: Set of names, paused}
   const names = new Map(); // name -> the core subscription's off()
@@ -53,7 +54,10 @@ function hub(post, env) {
     send({ t: 'pos', p: (sent = p) });
   }
 
+  // p: the positions of the first hello; a leader uses its own tab's instead (the oldest tab
+  // waits first for the lock, so it has heard the last leader; a tab opened meanwhile has not).
   function start(o, p, tk) {
+    if (env.load) p = env.load();
     const WS = env.WebSocket || globalThis.WebSocket;
     class Tap extends WS {
       constructor(u, proto) {
@@ -376,7 +380,12 @@ export function createSharedClient(opts) {
       .request(chan + ':leader', { signal: wait.signal }, () => {
         if (closed || wait.signal.aborted) return;
         const hb = new BroadcastChannel(chan);
-        const h = hub((m, to) => hb.postMessage(to ? { ...m, to } : m), { locks, WebSocket: opts.WebSocket, self: id });
+        const h = hub((m, to) => hb.postMessage(to ? { ...m, to } : m), {
+          locks,
+          WebSocket: opts.WebSocket,
+          self: id,
+          load: c.positions,
+        });
         hb.onmessage = (e) => e.data.tab !== undefined && h.receive(e.data);
         return new Promise((release) => {
           leader = { stop: () => (h.stop(), hb.close()), release };

@@ -46,9 +46,16 @@ async function tab(ctx, mode, topics, strip = false) {
 }
 const hintsOf = (page) => page.evaluate(() => window.t.hints);
 const statsUntil = (pred, what) => until(async () => pred(await w.stats()), 5000, what);
-
-test('eight tabs of one origin hold one WebSocket and each gets the hints of its own subscriptions', { timeout: 30000 }, async () => {
+/** A browser context (the tabs of one origin) closed after test `t`, once no socket is left from an earlier test. */
+async function context(t) {
+  await statsUntil((s) => s.connections.ws === 0, 'no socket left from the test before');
   const ctx = await b.newContext();
+  t.after(() => ctx.close().catch(() => {}));
+  return ctx;
+}
+
+test('eight tabs of one origin hold one WebSocket and each gets the hints of its own subscriptions', { timeout: 30000 }, async (t) => {
+  const ctx = await context(t);
   // Tabs 0-3 follow board:shared, every tab its own board:own:i, tabs 6 and 7 the pattern board:p:*.
   const follow = (i) => [...(i < 4 ? ['board:shared'] : []), `board:own:${i}`, ...(i >= 6 ? ['board:p:*'] : [])];
   const pages = await Promise.all([...Array(8).keys()].map((i) => tab(ctx, 'worker', follow(i))));
@@ -72,11 +79,10 @@ test('eight tabs of one origin hold one WebSocket and each gets the hints of its
     assert.deepEqual(h.map((x) => x.topic).sort(), want(i).sort(), `tab ${i} gets exactly its own topics`);
     assert.ok(h.every((x) => !x.own), `tab ${i}: no own hint while eight tabs share the connection`);
   }
-  await ctx.close();
 });
 
-test('closing the leader tab loses no hint for the other seven, and one socket serves them again', { timeout: 40000 }, async () => {
-  const ctx = await b.newContext();
+test('closing the leader tab loses no hint for the other seven, and one socket serves them again', { timeout: 40000 }, async (t) => {
+  const ctx = await context(t);
   const topics = ['board:a', 'board:b', 'board:c'];
   const follow = (i) => [topics[i % 3], ...(i % 2 ? [topics[(i + 1) % 3]] : [])];
   // The first tab, alone, takes the leader lock; the seven others open together.
@@ -121,11 +127,10 @@ test('closing the leader tab loses no hint for the other seven, and one socket s
   assert.deepEqual(states.slice(-2), ['reconnecting', 'live'], 'the tabs saw the hand-over');
   await statsUntil((s) => s.connections.ws === 1 && s.subscriptions === 3, 'one socket again, 3 subscriptions');
   assert.equal((await w.stats()).accepted.ws, accepted + 1, 'the new leader opened one new socket');
-  await ctx.close();
 });
 
-test('a tab that closes drops its subscriptions from the hub; the socket stays for the others', { timeout: 30000 }, async () => {
-  const ctx = await b.newContext();
+test('a tab that closes drops its subscriptions from the hub; the socket stays for the others', { timeout: 30000 }, async (t) => {
+  const ctx = await context(t);
   const x = await tab(ctx, 'worker', ['board:x']);
   const xy = await tab(ctx, 'worker', ['board:x', 'board:y']);
   const z = await tab(ctx, 'worker', ['board:z']);
@@ -141,27 +146,24 @@ test('a tab that closes drops its subscriptions from the hub; the socket stays f
   await xy.waitForFunction(() => window.t.hints.length === 2, null, { timeout: 5000 });
   s = await w.stats();
   assert.equal(s.connections.ws, 1, 'one socket all along');
-  await ctx.close();
 });
 
-test("'alone' works: a tab forced alone, and one without SharedWorker or Web Locks, each hold their own socket", { timeout: 30000 }, async () => {
-  const ctx = await b.newContext();
-  const before = (await w.stats()).connections.ws;
+test("'alone' works: a tab forced alone, and one without SharedWorker or Web Locks, each hold their own socket", { timeout: 30000 }, async (t) => {
+  const ctx = await context(t);
   const forced = await tab(ctx, 'alone', ['board:solo']);
   const old = await tab(ctx, 'auto', ['board:solo'], true);
   assert.equal(await forced.evaluate(() => window.t.c.mode), 'alone');
   assert.equal(await old.evaluate(() => window.t.c.mode), 'alone');
-  await statsUntil((s) => s.connections.ws === before + 2, 'a socket each');
+  await statsUntil((s) => s.connections.ws === 2, 'a socket each');
   const conn = await forced.evaluate(() => window.t.c.connId);
   await w.demo.publish(['board:solo'], { origin: conn });
   for (const p of [forced, old]) await p.waitForFunction(() => window.t.hints.length === 1, null, { timeout: 5000 });
   assert.equal((await hintsOf(forced))[0].own, true, 'alone, its own change is own');
   assert.equal((await hintsOf(old))[0].own, false);
-  await ctx.close();
 });
 
-test('a leader tab about to be frozen steps down: another tab owns the socket, nothing is lost', { timeout: 30000 }, async () => {
-  const ctx = await b.newContext();
+test('a leader tab about to be frozen steps down: another tab owns the socket, nothing is lost', { timeout: 30000 }, async (t) => {
+  const ctx = await context(t);
   const lead = await tab(ctx, 'leader', ['board:f']);
   const others = await Promise.all([0, 1].map(() => tab(ctx, 'leader', ['board:f', 'board:g'])));
   await statsUntil((s) => s.connections.ws === 1 && s.subscriptions === 2, 'one socket');
@@ -195,5 +197,4 @@ test('a leader tab about to be frozen steps down: another tab owns the socket, n
   const [f] = await w.demo.publish(['board:f']);
   last['board:f'] = f;
   await until(async () => covers(await hintsOf(lead), 'board:f'), 5000, 'its hints');
-  await ctx.close();
 });
