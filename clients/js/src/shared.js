@@ -50,7 +50,8 @@ function hub(post, env) {
     // A new epoch: the core dropped the old positions and waits for the broker's resets. Until
     // each followed name has its new position the tabs keep the old ones, so that a hub gone
     // meanwhile is followed by one that resumes from them and gets those resets too.
-    if (p.epoch !== sent.epoch && Object.keys(sent.seqs).some((n) => names.has(n) && !(n in p.seqs))) return;
+    const waiting = (n) => names.has(n) && !(n in p.seqs);
+    if (p.epoch !== sent.epoch && Object.keys(sent.seqs).some(waiting)) return;
     send({ t: 'pos', p: (sent = p) });
   }
 
@@ -72,7 +73,8 @@ function hub(post, env) {
     core = createClient(opts);
     core.on('state', () => send(snap()));
     core.on('hint', (m) => {
-      const to = [...tabs].filter(([, t]) => [...t.subs].some((n) => follows(n, m.topic))).map(([id]) => id);
+      const to = [];
+      for (const [id, t] of tabs) if ([...t.subs].some((n) => follows(n, m.topic))) to.push(id);
       // The broker marks `own` for the whole shared connection: with several tabs it cannot say
       // which one made the change, so none is told (each refetches: safe).
       if (m.own && tabs.size > 1) (m = { ...m }), delete m.own;
@@ -143,7 +145,8 @@ function hub(post, env) {
       if (m.t === 'hello') {
         if (!t) {
           tabs.set(id, (t = { subs: new Set(), paused: false }));
-          if (env.locks && m.lk) env.locks.request(m.lk, { signal: watch.signal }, () => gone(id)).catch(() => {});
+          const w = { signal: watch.signal };
+          if (env.locks && m.lk) env.locks.request(m.lk, w, () => gone(id)).catch(() => {});
         }
         if (!core) start(m.o, m.p, m.tk);
         t.paused = !!m.pz;
@@ -306,7 +309,8 @@ export function createSharedClient(opts) {
     for (const k of DATA_OPTS) if (opts[k] !== undefined) o[k] = opts[k];
     told.clear();
     for (const n of subs.keys()) told.add(n);
-    send({ t: 'hello', o, p: c.positions(), subs: [...told], lk: chan + ':tab:' + id, tk: !!opts.token, pz: paused });
+    const lk = chan + ':tab:' + id;
+    send({ t: 'hello', o, p: c.positions(), subs: [...told], lk, tk: !!opts.token, pz: paused });
   }
   function queueSave() {
     if (opts.store && !saveQueued) {
@@ -324,7 +328,10 @@ export function createSharedClient(opts) {
     else if (m.t === 'tok') {
       Promise.resolve()
         .then(() => (opts.token ? opts.token() : null))
-        .then((token) => send({ t: 'tok', id: m.id, token }), (e) => send({ t: 'tok', id: m.id, err: String(e) }));
+        .then(
+          (token) => send({ t: 'tok', id: m.id, token }),
+          (e) => send({ t: 'tok', id: m.id, err: String(e) }),
+        );
     } else if (m.t === 'm') {
       const x = m.m, t = x.topic;
       if (x.type === 'hint') {
@@ -350,10 +357,12 @@ export function createSharedClient(opts) {
     port = w.port;
     port.onmessage = (e) => receive(e.data);
     post = (m) => port.postMessage(m);
-    if (w.addEventListener) w.addEventListener('error', () => emit('error', { code: 0, msg: 'the SharedWorker failed' }));
+    const fail = () => emit('error', { code: 0, msg: 'the SharedWorker failed' });
+    if (w.addEventListener) w.addEventListener('error', fail);
   } else {
     bc = new BroadcastChannel(chan);
-    bc.onmessage = (e) => e.data.tab === undefined && (!e.data.to || e.data.to.includes(id)) && receive(e.data);
+    const mine = (m) => m.tab === undefined && (!m.to || m.to.includes(id)); // from the hub, to me
+    bc.onmessage = (e) => mine(e.data) && receive(e.data);
     post = (m) => bc.postMessage(m);
   }
 
@@ -389,7 +398,7 @@ export function createSharedClient(opts) {
         hb.onmessage = (e) => e.data.tab !== undefined && h.receive(e.data);
         return new Promise((release) => {
           leader = { stop: () => (h.stop(), hb.close()), release };
-          hb.postMessage({ t: 'who' }); // every tab (this one too) says hello with its names and positions
+          hb.postMessage({ t: 'who' }); // every tab (this one too) says hello with its names
         });
       })
       .catch(() => {});
@@ -399,17 +408,22 @@ export function createSharedClient(opts) {
     if (leader) leader.stop(), leader.release(), (leader = null);
   }
 
-  if (g.addEventListener) {
-    // A page going into the back-forward cache leaves the hub, and says hello again on return.
-    g.addEventListener('pagehide', (e) => (e.persisted ? send({ t: 'bye' }) : c.close()));
-    g.addEventListener('pageshow', (e) => e.persisted && announce());
+  // A page that stops running, frozen (Chrome freezes background tabs, always on Android, which
+  // has no SharedWorker) or kept in the back-forward cache, must not own the socket: a leader
+  // steps down and leaves the queue, so that a running tab owns it. A frozen tab keeps its names
+  // (what is sent to it waits in its queue); a cached one leaves the hub. Back, it says hello
+  // again (answering a new leader's `who`, queued meanwhile) and queues for the lock again.
+  function back() {
+    announce();
+    if (mode === 'leader' && leaderWait && leaderWait.signal.aborted) elect();
   }
-  if (mode === 'leader' && g.document) {
-    // A frozen page runs nothing (Chrome freezes background tabs, always on Android, which has no
-    // SharedWorker): a leader steps down and leaves the queue, so that a live tab owns the socket.
-    // On resume the tab answers the new leader's `who` (queued meanwhile) and queues again.
+  if (g.addEventListener) {
+    g.addEventListener('pagehide', (e) => (e.persisted ? (stepDown(), send({ t: 'bye' })) : c.close()));
+    g.addEventListener('pageshow', (e) => e.persisted && !closed && back());
+  }
+  if (g.document) {
     g.document.addEventListener('freeze', stepDown);
-    g.document.addEventListener('resume', () => started && leaderWait && leaderWait.signal.aborted && elect());
+    g.document.addEventListener('resume', () => started && !closed && back());
   }
   return c;
 }
