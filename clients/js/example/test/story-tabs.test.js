@@ -129,12 +129,38 @@ test('closing the leader tab loses no hint for the other seven, and one socket s
   assert.equal((await w.stats()).accepted.ws, accepted + 1, 'the new leader opened one new socket');
 });
 
-test('a tab that closes drops its subscriptions from the hub; the socket stays for the others', { timeout: 30000 }, async (t) => {
+test('a leader tab that crashes (no pagehide, no bye) hands over too, without losing a hint', { timeout: 30000 }, async (t) => {
+  const ctx = await context(t);
+  const lead = await tab(ctx, 'leader', ['board:k']);
+  const others = await Promise.all([0, 1].map(() => tab(ctx, 'leader', ['board:k'])));
+  await statsUntil((s) => s.connections.ws === 1 && s.subscriptions === 1, 'one socket');
+  const cdp = await ctx.newCDPSession(lead);
+  cdp.send('Page.crash').catch(() => {}); // answers only by the target going away
+  let last = 0;
+  for (let k = 0; k < 30; k++) {
+    [last] = await w.demo.publish(['board:k']);
+    await sleep(10);
+  }
+  const covers = (h) => {
+    const seen = new Set();
+    for (const x of h) for (let s = x.seq - x.n + 1; s <= x.seq; s++) seen.add(s);
+    return [...Array(last).keys()].every((i) => seen.has(i + 1));
+  };
+  for (const p of others) await until(async () => covers(await hintsOf(p)), 8000, 'every seq in the other tabs');
+  await statsUntil((s) => s.connections.ws === 1, 'one socket again');
+});
+
+test('a tab that closes or crashes drops its subscriptions from the hub; the socket stays for the others', { timeout: 30000 }, async (t) => {
   const ctx = await context(t);
   const x = await tab(ctx, 'worker', ['board:x']);
   const xy = await tab(ctx, 'worker', ['board:x', 'board:y']);
   const z = await tab(ctx, 'worker', ['board:z']);
-  await statsUntil((s) => s.subscriptions === 3 && s.connections.ws === 1, '3 subscriptions on one socket');
+  const v = await tab(ctx, 'worker', ['board:v']);
+  await statsUntil((s) => s.subscriptions === 4 && s.connections.ws === 1, '4 subscriptions on one socket');
+  // A crashed tab says nothing: the worker learns it from the tab's Web Lock, released.
+  const cdp = await ctx.newCDPSession(v);
+  cdp.send('Page.crash').catch(() => {});
+  await statsUntil((s) => s.subscriptions === 3, 'board:v unsubscribed');
   await z.close(); // the only tab on board:z
   await statsUntil((s) => s.subscriptions === 2, 'board:z unsubscribed');
   await x.close(); // board:x is still followed by the other tab
