@@ -207,6 +207,7 @@ export function createSharedClient(opts) {
     mode = opts.worker && g.SharedWorker ? 'worker' : g.BroadcastChannel && locks ? 'leader' : 'alone';
   }
   if (mode === 'alone') return Object.assign(createClient(opts), { mode });
+  if (mode === 'leader' && !locks) throw new Error('nudge: leader mode needs Web Locks (navigator.locks)');
 
   const chan = 'nudge:' + (opts.name || 'nudge');
   const id = Math.random().toString(36).slice(2) + Date.now().toString(36);
