@@ -30,3 +30,14 @@ void id;
 off();
 void c.pause().then(() => c.resume());
 c.close();
+
+// React bindings (src/react.d.ts), as a component uses them.
+import { NudgeProvider, useNudge, useNudgeClient, useNudgeState } from '../src/react.js';
+function Project(id: string) {
+  useNudge(`project:${id}`);
+  useNudge(['a', 'b'], (m) => void (m.type === 'hint' && m.seq));
+  const live: boolean = useNudgeState() === 'live';
+  const conn: string | null = useNudgeClient().connId;
+  return NudgeProvider({ client: c, children: [live, conn] });
+}
+void Project;
