@@ -134,8 +134,7 @@ struct nudge_outbox_stats {
 /* A new outbox for addr (NULL = "127.0.0.1:7400"); connects at once but succeeds whether or not
  * the broker answers. Strings in opts are copied. *out is owned by the caller (free with
  * nudge_outbox_close). Returns 0, NUDGE_EINVAL (bad address or arguments) or NUDGE_ENOMEM. */
-int nudge_outbox_new(const char *addr, const struct nudge_outbox_opts *opts,
-                     nudge_outbox_t **out);
+int nudge_outbox_new(const char *addr, const struct nudge_outbox_opts *opts, nudge_outbox_t **out);
 /* Publish p (copied). Sends what the buffer holds first, then p, and waits up to the ack timeout
  * for p's ack: seqs_out[0..p->ntopics) (may be NULL) get its seqs. When the broker is
  * unreachable or too slow, or refused p, it returns 0 all the same with seqs_out all 0 (a seq is
