@@ -69,6 +69,16 @@ static int64_t publish_one(nudge_outbox_t *ob, const char *topic, uint64_t *seq)
     return now_ms() - t0;
 }
 
+/* The port of a broker that was started and stopped again: nothing listens there now. */
+static uint16_t dead_port(void)
+{
+    struct nudged d = {0};
+    start_on(&d, 0, NULL);
+    uint16_t port = d.pub_port;
+    nudged_stop(&d);
+    return port;
+}
+
 /* Publish until one is acknowledged (the outbox retries connecting on a backoff), up to 5 s. */
 static uint64_t publish_until_acked(nudge_outbox_t *ob, const char *topic)
 {
@@ -86,10 +96,7 @@ Test(outbox,
      .timeout = 60)
 {
     struct nudged d = {0};
-    start_on(&d, 0, NULL);
-    uint16_t port = d.pub_port;
-    nudged_stop(&d);
-
+    uint16_t port = dead_port();
     struct logcap l = {0};
     nudge_outbox_t *ob = outbox(port, &l, 0, 1000, NULL);
     uint64_t seq;
@@ -125,10 +132,7 @@ Test(outbox,
 Test(outbox, a_full_buffer_drops_the_oldest_and_counts_them, .timeout = 60)
 {
     struct nudged d = {0};
-    start_on(&d, 0, NULL);
-    uint16_t port = d.pub_port;
-    nudged_stop(&d);
-
+    uint16_t port = dead_port();
     struct logcap l = {0};
     nudge_outbox_t *ob = outbox(port, &l, 5, 1000, NULL);
     char topic[16];
