@@ -58,6 +58,7 @@ export function createClient(opts) {
   const subs = new Map();
   const unsubs = new Set(); // names to unsub on the current connection
   const stale = new Set(); // stored positions of another epoch, not subscribed yet
+  const waits = new Set(); // seen() calls: {need: Map topic → seq, res}
   let pos = new Map(); // name -> seq (topic) or global position (pattern), in `epoch`
   let epoch = null;
   let ws = null; // the current socket, null when none
@@ -107,6 +108,20 @@ export function createClient(opts) {
       for (const [k, v] of pos) seqs[k] = v;
       return { epoch, seqs };
     },
+    /**
+     * Resolves true once this client has seen, for every topic of `seqs` ({topic: seq}, e.g. a
+     * publish's ack handed back by the backend), that seq or a later one (a hint, a catch-up
+     * hint or a reset of the topic), or false after `ms`: read your writes.
+     */
+    seen(seqs, ms = 10000) {
+      const need = new Map(Object.entries(seqs).filter(([t, q]) => !(pos.get(t) >= q)));
+      if (!need.size) return Promise.resolve(true);
+      return new Promise((res) => {
+        const w = { need, res: (v) => (clearTimeout(w.t), waits.delete(w), res(v)) };
+        w.t = setTimeout(() => w.res(false), ms);
+        waits.add(w);
+      });
+    },
     /** Close the socket and keep every position (an app going to the background). */
     pause() {
       if (!want) return Promise.resolve();
@@ -144,6 +159,11 @@ export function createClient(opts) {
   };
 
   function emit(ev, a, b) {
+    if (ev === 'hint' || ev === 'reset')
+      for (const w of waits) {
+        if (ev === 'reset' || w.need.get(a.topic) <= a.seq) w.need.delete(a.topic);
+        if (!w.need.size) w.res(true);
+      }
     if (listeners[ev]) for (const fn of [...listeners[ev]]) fn(a, b);
   }
   function setState(st) {

@@ -291,3 +291,25 @@ test('the browser going offline closes the socket; back online it reconnects at 
     if (!hadNavigator) delete globalThis.navigator;
   }
 });
+
+test('seen(seqs) resolves once the client has the acked seqs (through a pattern too), at once when it has them, false after its timeout', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const p = await publisher(b.pub);
+  const r = rec({ url: b.url });
+  r.c.subscribe('doc:1', () => {});
+  r.c.subscribe('team:*', () => {});
+  await r.live();
+  await until(() => r.c.positions().seqs['doc:1'] !== undefined, 5000, 'doc:1 subscribed');
+  await sleep(100);
+  // The backend's ack, before the hints reach the client: not seen yet.
+  const seqs = await p.pub(['doc:1', 'team:7']);
+  const ack = { 'doc:1': seqs[0], 'team:7': seqs[1] };
+  const order = [];
+  const done = r.c.seen(ack).then((v) => order.push(['seen', v, r.hints.length]));
+  await done;
+  assert.deepEqual(order, [['seen', true, 2]], 'resolved after both hints arrived');
+  assert.equal(await r.c.seen({ 'doc:1': 1 }), true, 'already seen: at once');
+  const t0 = Date.now();
+  assert.equal(await r.c.seen({ 'doc:1': 99 }, 200), false, 'never seen: false after the timeout');
+  assert.ok(Date.now() - t0 < 1000);
+});
