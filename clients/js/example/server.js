@@ -108,6 +108,8 @@ export async function startDemo(opts) {
           else docs.set(key, b.value);
           const extra = b.origin ? { origin: b.origin } : {};
           if (b.data !== undefined) extra.data = b.data;
+          // stamp: the publish time in data.t (a test times publish → hint in a page).
+          if (b.stamp) extra.data = { ...extra.data, t: Date.now() };
           const seqs = b.topics && b.topics.length ? await pub.pub(b.topics, extra) : {};
           return json(res, 200, { seqs });
         }
