@@ -22,7 +22,7 @@ import { hiddenApp, routesFor, startApp } from './social.js';
 
 const BROKER = ['--public', 'post:*', '--anonymous', 'feed:public', '--anonymous', 'leaderboard'];
 let w;
-const who = {}; // name → {ctx, page}
+const who = {}; // name → {ctx, page, user, topics: its routes' topics, probes}
 
 before(async () => {
   w = await world({ brokerArgs: BROKER });
