@@ -42,11 +42,16 @@ export async function launch() {
       ch.stderr.on('data', (d) => {
         err += d;
         const m = /DevTools listening on (ws:\S+)/.exec(err);
-        if (m) clearTimeout(t), res(m[1]);
+        if (!m) return;
+        clearTimeout(t);
+        ch.stderr.removeAllListeners('data');
+        ch.stderr.resume(); // drained, not kept
+        res(m[1]);
       });
     });
-    sock = new WebSocket(wsUrl, { perMessageDeflate: false, maxPayload: 256 << 20 });
+    sock = new WebSocket(wsUrl, { perMessageDeflate: false, maxPayload: 256 << 20, handshakeTimeout: TIMEOUT });
     await new Promise((res, rej) => (sock.once('open', res), sock.once('error', rej)));
+    sock.on('error', () => {}); // a lost connection rejects what is pending (on 'close')
   } catch (e) {
     ch.kill('SIGKILL');
     await exited;
