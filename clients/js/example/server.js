@@ -110,6 +110,8 @@ export async function startDemo(opts) {
           else docs.set(key, b.value);
           const extra = b.origin ? { origin: b.origin } : {};
           if (b.data !== undefined) extra.data = b.data;
+          // stamp: the publish time in data.t (a test times publish → hint in a page).
+          if (b.stamp) extra.data = { ...extra.data, t: Date.now() };
           const seqs = b.topics && b.topics.length ? await pub.pub(b.topics, extra) : [];
           // The ack's seqs are in the order of the topics: answered as {topic: seq}, the position
           // the client that made the change can wait for (read your writes).

@@ -137,10 +137,10 @@ export function mint(secret, sub, ttl = 600, extra = {}) {
   return body + '.' + createHmac('sha256', secret).update(body).digest('base64url');
 }
 
-/** Resolve when pred() is true (checked every 10 ms), reject after ms. */
+/** Resolve when pred() (which may be async) is true (checked every 10 ms), reject after ms. */
 export async function until(pred, ms = 5000, what = 'condition') {
   const end = Date.now() + ms;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(10);
   }
