@@ -59,6 +59,7 @@ export function createClient(opts) {
   const unsubs = new Set(); // names to unsub on the current connection
   const stale = new Set(); // stored positions of another epoch, not subscribed yet
   const waits = new Set(); // seen() calls: {need: Map topic → seq, res}
+  const heard = new Map(); // topic → seq of hints that came through a pattern since the last pong
   let pos = new Map(); // name -> seq (topic) or global position (pattern), in `epoch`
   let epoch = null;
   let ws = null; // the current socket, null when none
@@ -287,6 +288,7 @@ export function createClient(opts) {
           // subscribed yet gets its reset from the client when it is.
           for (const n of pos.keys()) if (!subs.has(n)) stale.add(n);
           pos = new Map();
+          heard.clear();
           epoch = m.epoch;
         }
         if ([...subs.keys()].some(isPattern)) send({ type: 'ping' }); // fresh `g` after catch-up
@@ -312,8 +314,12 @@ export function createClient(opts) {
         queueSave();
         break;
       case 'hint': {
+        // Heard through a pattern since the last pong: a resume from the pattern's position
+        // (that pong's `g`) sends it again. Not new: drop it.
+        if (!s && heard.get(t) >= m.seq) break;
         let any = false;
         if (s) pos.set(t, m.seq);
+        else heard.set(t, m.seq);
         for (const [n, x] of subs) {
           if (n === t || (isPattern(n) && matches(n, t))) {
             if (!any) emit('hint', m), (any = true);
@@ -333,7 +339,10 @@ export function createClient(opts) {
       case 'pong':
         clearTimeout(pongWait);
         pongWait = null;
-        if (m.g !== undefined) for (const [n, x] of subs) if (isPattern(n) && x.ok) pos.set(n, m.g);
+        if (m.g !== undefined) {
+          for (const [n, x] of subs) if (isPattern(n) && x.ok) pos.set(n, m.g);
+          heard.clear(); // all older than `g`: a resume from it cannot repeat them
+        }
         if (pongCb) pongCb(), (pongCb = null);
         queueSave();
         break;
