@@ -44,7 +44,7 @@ LDFLAGS_ASAN = -fsanitize=address,undefined
 PROTO_SRC := $(wildcard protocol/*.c)
 LAYER_SRC := $(wildcard broker/engine/*.c broker/hub/*.c broker/session/*.c)
 CORE_SRC  := $(LAYER_SRC) $(filter-out broker/net/main.c,$(wildcard broker/net/*.c))
-LIB_SRC   := clients/c/nudge.c
+LIB_SRC   := clients/c/nudge.c clients/c/outbox.c
 CLI_SRC   := $(filter-out $(LIB_SRC),$(wildcard clients/c/*.c))
 TEST_SRC  := $(wildcard tests/unit/*.c tests/integration/*.c tests/scenarios/*.c tests/support/*.c)
 BENCH_SRC := $(wildcard bench/*.c)

@@ -1077,6 +1077,11 @@ int nudge_publish(nudge_client_t *c, const char *const *topics, size_t n, const 
     return nudge_publish_ex(c, &p, seqs_out);
 }
 
+void nudge_set_timeout(nudge_client_t *c, int timeout_ms)
+{
+    if (c) c->timeout_ms = timeout_ms > 0 ? timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+}
+
 int nudge_ping(nudge_client_t *c)
 {
     if (!c) return NUDGE_EINVAL;

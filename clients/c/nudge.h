@@ -89,6 +89,8 @@ int nudge_recv_ack(nudge_client_t *c, uint64_t *id_out, uint64_t *seqs_out, size
 
 /* Round trip: ping, wait for pong. */
 int nudge_ping(nudge_client_t *c);
+/* Change the timeout of c's later blocking calls (<= 0: 5000 ms). */
+void nudge_set_timeout(nudge_client_t *c, int timeout_ms);
 
 /* Detail of the last error on c ("bad_topic: topic 2 contains a space"); owned by c. */
 const char *nudge_last_error(const nudge_client_t *c);
@@ -96,6 +98,56 @@ const char *nudge_last_error(const nudge_client_t *c);
 int nudge_last_code(const nudge_client_t *c);
 /* Static text for an enum nudge_err value. */
 const char *nudge_strerror(int err);
+
+/* ---- Fail-open publishing (outbox.c; docs/clients.md §Fail open) ---------------------------
+ * For app backends: a publish must never fail or stall the app's request because the broker is
+ * down, stalled or restarting. A nudge_outbox_t holds a connection it makes and remakes itself
+ * (backoff 100 ms .. 5 s with jitter) and a bounded buffer of publishes not yet acknowledged:
+ * while the broker is unreachable they wait there (the oldest dropped past buffer_max, counted)
+ * and go out, in order, when a later call finds the broker back. One log line when an outage
+ * starts and one when it ends, never one per publish. Blocking and single-threaded like the
+ * rest of libnudge: the buffer is flushed by the next nudge_outbox_publish() or
+ * nudge_outbox_flush() call. Not thread-safe: one per thread, or a lock around it. */
+typedef struct nudge_outbox nudge_outbox_t;
+
+struct nudge_outbox_opts {
+    struct nudge_opts conn; /* as for nudge_connect; conn.timeout_ms is the connect timeout
+                               (default 1000 ms) */
+    int ack_timeout_ms;     /* how long a publish waits for its ack; <= 0: 2000 */
+    size_t buffer_max;      /* publishes held while unacknowledged; 0: 10000 */
+    /* One line per outage start and end, and per refusal (at most one a second); NULL: written
+     * to stderr as "nudge: ...". line is only valid during the call. */
+    void (*log)(void *arg, const char *line);
+    void *log_arg;
+};
+
+struct nudge_outbox_stats {
+    uint64_t sent;       /* publishes written to a broker (a resend after an outage counts again) */
+    uint64_t acked;      /* publishes the broker acknowledged */
+    uint64_t buffered;   /* now waiting: not yet acknowledged */
+    uint64_t dropped;    /* pushed out of a full buffer: never published */
+    uint64_t refused;    /* answered with an error by the broker (forbidden, bad topic, ...) */
+    uint64_t reconnects; /* connections made after the first */
+    uint64_t outages;    /* times the broker became unreachable */
+};
+
+/* A new outbox for addr (NULL = "127.0.0.1:7400"); connects at once but succeeds whether or not
+ * the broker answers. Strings in opts are copied. *out is owned by the caller (free with
+ * nudge_outbox_close). Returns 0, NUDGE_EINVAL (bad address or arguments) or NUDGE_ENOMEM. */
+int nudge_outbox_new(const char *addr, const struct nudge_outbox_opts *opts, nudge_outbox_t **out);
+/* Publish p (copied). Sends what the buffer holds first, then p, and waits up to the ack timeout
+ * for p's ack: seqs_out[0..p->ntopics) (may be NULL) get its seqs. When the broker is
+ * unreachable or too slow, or refused p, it returns 0 all the same with seqs_out all 0 (a seq is
+ * never 0): p waits in the buffer (or, refused, is dropped, logged and counted). Only a bad
+ * publish (no topics, a bad topic or data JSON: NUDGE_EINVAL) or NUDGE_ENOMEM is an error. */
+int nudge_outbox_publish(nudge_outbox_t *o, const struct nudge_pub *p, uint64_t *seqs_out);
+/* Try to send what the buffer holds now (waits up to the ack timeout). Returns 0, or
+ * NUDGE_ECONNECT / NUDGE_ETIMEOUT / NUDGE_EIO when publishes are still waiting. */
+int nudge_outbox_flush(nudge_outbox_t *o);
+/* Counters now. */
+void nudge_outbox_stats(const nudge_outbox_t *o, struct nudge_outbox_stats *out);
+/* Flush for up to the ack timeout, then close and free. NULL is fine. */
+void nudge_outbox_close(nudge_outbox_t *o);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 // The demo backend of nudge's example app, and the app backend of the browser stories
 // (test/*.test.js). It plays the part a real backend plays (docs/clients.md §Example app):
-// - mints HS256 tokens for a user (GET /api/token?user=ann; no user: anonymous);
+// - mints HS256 tokens for a user (GET /api/token?user=ann[&topics=a,b]; no user: anonymous);
 // - keeps documents in memory (GET /api/doc/KEY) and, on a change (PUT /api/doc/KEY with
 //   {value | append, topics, origin}), stores it (append: pushes onto a list) and then publishes the topics to nudge with the origin,
 //   answering the seqs; {fail: true} answers 500 and changes nothing (a failed mutation);
@@ -91,7 +91,9 @@ export async function startDemo(opts) {
         const user = u.searchParams.get('user');
         if (!user || !opts.secret) return json(res, 200, { token: null });
         const ttl = +(u.searchParams.get('ttl') || 600);
-        return json(res, 200, { token: mintToken(opts.secret, user, ttl) });
+        const topics = u.searchParams.get('topics'); // group topics, comma-separated
+        const extra = topics ? { topics: topics.split(',') } : {};
+        return json(res, 200, { token: mintToken(opts.secret, user, ttl, extra) });
       }
       if (p === '/api/fetches') return json(res, 200, Object.fromEntries(fetches));
       if (p.startsWith('/api/doc/')) {
@@ -108,8 +110,12 @@ export async function startDemo(opts) {
           else docs.set(key, b.value);
           const extra = b.origin ? { origin: b.origin } : {};
           if (b.data !== undefined) extra.data = b.data;
-          const seqs = b.topics && b.topics.length ? await pub.pub(b.topics, extra) : {};
-          return json(res, 200, { seqs });
+          // stamp: the publish time in data.t (a test times publish → hint in a page).
+          if (b.stamp) extra.data = { ...extra.data, t: Date.now() };
+          const seqs = b.topics && b.topics.length ? await pub.pub(b.topics, extra) : [];
+          // The ack's seqs are in the order of the topics: answered as {topic: seq}, the position
+          // the client that made the change can wait for (read your writes).
+          return json(res, 200, { seqs: Object.fromEntries(seqs.map((q, i) => [b.topics[i], q])) });
         }
       }
       json(res, 404, { error: 'no such path' });

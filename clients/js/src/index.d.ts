@@ -119,6 +119,12 @@ export interface Client {
   /** The positions the next resume will use (what `store.save` gets). */
   positions(): Positions;
   /**
+   * Read your writes: resolves true once the client has seen, for every topic of `seqs` (a
+   * publish's ack as {topic: seq}, handed back by the backend), that seq or a later one (a hint,
+   * a catch-up hint, or a reset of the topic); false after `ms` (default 10000).
+   */
+  seen(seqs: Record<string, number>, ms?: number): Promise<boolean>;
+  /**
    * Close the socket and keep every position (an app going to the background). Asks the broker
    * for a fresh pattern position first when there are patterns (up to 2 s).
    */

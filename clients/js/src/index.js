@@ -58,6 +58,8 @@ export function createClient(opts) {
   const subs = new Map();
   const unsubs = new Set(); // names to unsub on the current connection
   const stale = new Set(); // stored positions of another epoch, not subscribed yet
+  const waits = new Set(); // seen() calls: {need: Map topic → seq, res}
+  const heard = new Map(); // topic → seq of hints that came through a pattern since the last pong
   let pos = new Map(); // name -> seq (topic) or global position (pattern), in `epoch`
   let epoch = null;
   let ws = null; // the current socket, null when none
@@ -107,6 +109,20 @@ export function createClient(opts) {
       for (const [k, v] of pos) seqs[k] = v;
       return { epoch, seqs };
     },
+    /**
+     * Resolves true once this client has seen, for every topic of `seqs` ({topic: seq}, e.g. a
+     * publish's ack handed back by the backend), that seq or a later one (a hint, a catch-up
+     * hint or a reset of the topic), or false after `ms`: read your writes.
+     */
+    seen(seqs, ms = 10000) {
+      const need = new Map(Object.entries(seqs).filter(([t, q]) => !(pos.get(t) >= q)));
+      if (!need.size) return Promise.resolve(true);
+      return new Promise((res) => {
+        const w = { need, res: (v) => (clearTimeout(w.t), waits.delete(w), res(v)) };
+        w.t = setTimeout(() => w.res(false), ms);
+        waits.add(w);
+      });
+    },
     /** Close the socket and keep every position (an app going to the background). */
     pause() {
       if (!want) return Promise.resolve();
@@ -144,6 +160,11 @@ export function createClient(opts) {
   };
 
   function emit(ev, a, b) {
+    if (ev === 'hint' || ev === 'reset')
+      for (const w of waits) {
+        if (ev === 'reset' || w.need.get(a.topic) <= a.seq) w.need.delete(a.topic);
+        if (!w.need.size) w.res(true);
+      }
     if (listeners[ev]) for (const fn of [...listeners[ev]]) fn(a, b);
   }
   function setState(st) {
@@ -267,6 +288,7 @@ export function createClient(opts) {
           // subscribed yet gets its reset from the client when it is.
           for (const n of pos.keys()) if (!subs.has(n)) stale.add(n);
           pos = new Map();
+          heard.clear();
           epoch = m.epoch;
         }
         if ([...subs.keys()].some(isPattern)) send({ type: 'ping' }); // fresh `g` after catch-up
@@ -292,8 +314,12 @@ export function createClient(opts) {
         queueSave();
         break;
       case 'hint': {
+        // Heard through a pattern since the last pong: a resume from the pattern's position
+        // (that pong's `g`) sends it again. Not new: drop it.
+        if (!s && heard.get(t) >= m.seq) break;
         let any = false;
         if (s) pos.set(t, m.seq);
+        else heard.set(t, m.seq);
         for (const [n, x] of subs) {
           if (n === t || (isPattern(n) && matches(n, t))) {
             if (!any) emit('hint', m), (any = true);
@@ -313,7 +339,10 @@ export function createClient(opts) {
       case 'pong':
         clearTimeout(pongWait);
         pongWait = null;
-        if (m.g !== undefined) for (const [n, x] of subs) if (isPattern(n) && x.ok) pos.set(n, m.g);
+        if (m.g !== undefined) {
+          for (const [n, x] of subs) if (isPattern(n) && x.ok) pos.set(n, m.g);
+          heard.clear(); // all older than `g`: a resume from it cannot repeat them
+        }
         if (pongCb) pongCb(), (pongCb = null);
         queueSave();
         break;

@@ -291,3 +291,51 @@ test('the browser going offline closes the socket; back online it reconnects at 
     if (!hadNavigator) delete globalThis.navigator;
   }
 });
+
+test('seen(seqs) resolves once the client has the acked seqs (through a pattern too), at once when it has them, false after its timeout', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const p = await publisher(b.pub);
+  const r = rec({ url: b.url });
+  r.c.subscribe('doc:1', () => {});
+  r.c.subscribe('team:*', () => {});
+  await r.live();
+  await until(() => r.c.positions().seqs['doc:1'] !== undefined, 5000, 'doc:1 subscribed');
+  await sleep(100);
+  // The backend's ack, before the hints reach the client: not seen yet.
+  const seqs = await p.pub(['doc:1', 'team:7']);
+  const ack = { 'doc:1': seqs[0], 'team:7': seqs[1] };
+  const order = [];
+  const done = r.c.seen(ack).then((v) => order.push(['seen', v, r.hints.length]));
+  await done;
+  assert.deepEqual(order, [['seen', true, 2]], 'resolved after both hints arrived');
+  assert.equal(await r.c.seen({ 'doc:1': 1 }), true, 'already seen: at once');
+  const t0 = Date.now();
+  assert.equal(await r.c.seen({ 'doc:1': 99 }, 200), false, 'never seen: false after the timeout');
+  assert.ok(Date.now() - t0 < 1000);
+});
+
+test('a hint heard through a pattern is not delivered again by the resume after a lost connection', { timeout: 30000 }, async () => {
+  const dir = tempDir();
+  let b = await broker({ args: ['--data-dir', dir] });
+  let p = await publisher(b.pub);
+  const r = rec({ url: b.url });
+  const got = [];
+  r.c.subscribe('post:*', (m) => m.type === 'hint' && got.push(`${m.topic}@${m.seq}`));
+  await r.live();
+  await until(() => r.c.positions().seqs['post:*'] !== undefined, 5000, 'the pattern position');
+  await sleep(100); // the fresh-position pong after welcome has come
+  await p.pub('post:8');
+  await until(() => got.length === 1, 5000, 'the live hint');
+  // The connection is lost before the next pong: the pattern still resumes from before post:8.
+  p.close();
+  await b.stop();
+  b = await broker({ args: ['--data-dir', dir], ws: b.ws });
+  p = await publisher(b.pub);
+  await until(() => r.c.state === 'live', 10000, 'live again');
+  await sleep(300); // the resume's catch-up, if any, has come
+  await p.pub('post:9');
+  await until(() => got.length >= 2, 5000, 'the next live hint');
+  await sleep(100);
+  assert.deepEqual(got, ['post:8@1', 'post:9@1'], 'post:8 once, not again from the resume');
+  p.close();
+});

@@ -137,7 +137,7 @@ export function mint(secret, sub, ttl = 600, extra = {}) {
   return body + '.' + createHmac('sha256', secret).update(body).digest('base64url');
 }
 
-/** Resolve when pred() is true (checked every 10 ms; it may return a promise), reject after ms. */
+/** Resolve when pred() (which may be async) is true (checked every 10 ms), reject after ms. */
 export async function until(pred, ms = 5000, what = 'condition') {
   const end = Date.now() + ms;
   while (!(await pred())) {

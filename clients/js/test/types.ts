@@ -47,3 +47,14 @@ void mode;
 sc.subscribe('doc:1', (m) => void m.type);
 declare const scope: { addEventListener(type: 'connect', fn: (e: MessageEvent) => void): void };
 serveTabs(scope);
+
+// React bindings (src/react.d.ts), as a component uses them.
+import { NudgeProvider, useNudge, useNudgeClient, useNudgeState } from '../src/react.js';
+function Project(id: string) {
+  useNudge(`project:${id}`);
+  useNudge(['a', 'b'], (m) => void (m.type === 'hint' && m.seq));
+  const live: boolean = useNudgeState() === 'live';
+  const conn: string | null = useNudgeClient().connId;
+  return NudgeProvider({ client: c, children: [live, conn] });
+}
+void Project;

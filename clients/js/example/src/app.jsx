@@ -29,7 +29,9 @@ const nudge = createClient({
   url,
   token: () => fetch('/api/token?user=' + encodeURIComponent(me)).then((r) => r.json()).then((j) => j.token),
 });
-const queryClient = new QueryClient();
+// Fresh until nudge says otherwise: no refetch on focus or reconnect (the client's catch-up
+// covers what changed meanwhile), polling only while the socket is down (Board).
+const queryClient = new QueryClient({ defaultOptions: { queries: { staleTime: Infinity } } });
 connectQueryClient(nudge, queryClient, {
   routes: { 'board:*': (id) => ['board', id], 'user:*:inbox': (u) => ['inbox', u] },
   subscribe: false, // components follow what they show, with useNudge

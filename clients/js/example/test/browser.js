@@ -16,7 +16,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 /**
  * Start a story's world. opts.brokerArgs: extra nudged flags (default: tokens required, every
  * token may read `board:**`); opts.fetchDelayMs: the backend's delay per document GET.
- * Resolves to {broker, demo, secret, browser(): a new browser, stats(): the broker's /stats,
+ * Resolves to {broker, demo, secret, browser(): the Chromium (contexts are the users), stats(): the broker's /stats,
  * close()}.
  */
 export async function world(opts = {}) {
@@ -38,11 +38,15 @@ export async function world(opts = {}) {
     broker,
     demo,
     secret,
-    /** A new headless Chromium (a separate user or device: its own storage and cookies). */
+    /**
+     * The headless Chromium of this world, launched on first use. Each user or device of a story
+     * is a context of it (`newContext()`): its own storage, cookies, workers and connections, as
+     * a separate browser would have, at a fraction of a launch's cost.
+     */
     async browser() {
-      const b = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: 30000 });
-      browsers.push(b);
-      return b;
+      if (!browsers.length)
+        browsers.push(chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: 30000 }));
+      return browsers[0];
     },
     /** A page of `ctx` (a browser or a context) on the lab page, ready: window.lab is set. */
     async lab(ctx) {
@@ -58,7 +62,7 @@ export async function world(opts = {}) {
       return r.json();
     },
     async close() {
-      for (const b of browsers) await b.close().catch(() => {});
+      for (const b of browsers) await (await b).close().catch(() => {});
       await demo.close();
       await broker.stop();
     },
