@@ -215,6 +215,7 @@ export function createSharedClient(opts) {
   const subs = new Map(); // name -> Set of {fn}
   const told = new Set(); // names the hub knows this tab follows
   const pauses = new Map(); // pause request id -> resolve
+  const waits = new Set(); // seen() calls: {need: Map topic -> seq, res}
   let kept = { epoch: null, seqs: {} }; // the hub's last positions (what a new hub resumes from)
   let started = false, closed = false, paused = false, everLive = false;
   let flushQueued = false, saveQueued = false, reqId = 0;
@@ -243,6 +244,16 @@ export function createSharedClient(opts) {
     },
     positions() {
       return { epoch: kept.epoch, seqs: { ...kept.seqs } };
+    },
+    /** As the core's: the hints and resets this tab got, and the positions the hub sent. */
+    seen(seqs, ms = 10000) {
+      const need = new Map(Object.entries(seqs).filter(([t, q]) => !(kept.seqs[t] >= q)));
+      if (!need.size) return Promise.resolve(true);
+      return new Promise((res) => {
+        const w = { need, res: (v) => (clearTimeout(w.t), waits.delete(w), res(v)) };
+        w.t = setTimeout(() => w.res(false), ms);
+        waits.add(w);
+      });
     },
     /**
      * This tab no longer needs the socket; the hub closes it (keeping positions) once every tab
@@ -278,7 +289,15 @@ export function createSharedClient(opts) {
   };
 
   function emit(ev, a, b) {
+    if (ev === 'hint' || ev === 'reset') heard((t, q) => a.topic === t && (ev === 'reset' || a.seq >= q));
     if (listeners[ev]) for (const fn of [...listeners[ev]]) fn(a, b);
+  }
+  // Settle the seen() calls: drop each needed topic for which done(topic, seq) holds.
+  function heard(done) {
+    for (const w of waits) {
+      for (const [t, q] of w.need) if (done(t, q)) w.need.delete(t);
+      if (!w.need.size) w.res(true);
+    }
   }
   function setState(st) {
     const prev = c.state;
@@ -324,7 +343,7 @@ export function createSharedClient(opts) {
     if (closed) return;
     if (m.t === 'who') announce();
     else if (m.t === 'st') (c.connId = m.connId), (c.epoch = m.epoch), setState(m.state);
-    else if (m.t === 'pos') (kept = m.p), queueSave();
+    else if (m.t === 'pos') (kept = m.p), queueSave(), heard((t, q) => kept.seqs[t] >= q);
     else if (m.t === 'paused') pauses.has(m.id) && (pauses.get(m.id)(), pauses.delete(m.id));
     else if (m.t === 'tok') {
       Promise.resolve()

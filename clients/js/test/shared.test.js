@@ -63,7 +63,11 @@ test('tabs of one worker share one socket and each gets the hints of its own sub
   assert.equal(s.connections.ws, 1, 'one WebSocket for the three tabs');
   assert.ok(t1.c.connId && t1.c.connId === t2.c.connId && t2.c.connId === t3.c.connId, 'one connId');
 
-  await p.pub(['doc:1', 'proj:7', 'doc:3', 'other:1'], { origin: t1.c.connId });
+  const ack = await p.pub(['doc:1', 'proj:7', 'doc:3', 'other:1'], { origin: t1.c.connId });
+  // Read your writes, as with createClient: resolves once the tab has the acked seqs.
+  assert.equal(await t2.c.seen({ 'doc:1': ack[0], 'proj:7': ack[1] }), true);
+  assert.ok(t2.hints.length === 2, 'seen() resolved after the two hints');
+  assert.equal(await t3.c.seen({ 'doc:3': 99 }, 200), false, 'never: false after its timeout');
   await until(() => t1.hints.length + t2.hints.length + t3.hints.length === 4, 5000, 'the hints');
   await sleep(100);
   assert.deepEqual(topicsOf(t1), ['doc:1@1']);
