@@ -18,7 +18,7 @@ const TIMEOUT = 15000; // every CDP command and every wait here is bounded
 
 /**
  * Launch headless Chromium with a fresh profile. Resolves to {newTab(url), close()}. newTab
- * resolves to {targetId, evaluate(expr), waitFor(expr, ms), close()}: evaluate runs `expr` in
+ * resolves to {targetId, evaluate(expr), waitFor(expr, ms), close(), cdp(method, params)}: evaluate runs `expr` in
  * the page (awaiting a promise) and resolves to its value (JSON-able), or rejects with the
  * page's exception.
  */
@@ -116,6 +116,8 @@ export async function launch() {
           }
         },
         close: () => send('Target.closeTarget', { targetId }),
+        /** Any CDP command on this tab's session (e.g. Page.setWebLifecycleState). */
+        cdp: (method, params) => send(method, params, sessionId),
       };
     },
     /** Close the browser (Browser.close, then SIGKILL by PID after 5 s) and remove its profile. */
