@@ -37,7 +37,7 @@ async function tab(ctx, mode, topics, strip = false) {
       });
       const t = (window.t = { c, hints: [], states: [c.state], calls: {} });
       c.on('hint', (h) => t.hints.push({ topic: h.topic, seq: h.seq, n: h.n || 1, own: !!h.own }));
-      c.on('state', (s) => t.states.push(s));
+      c.on('state', (s) => (t.states.push(s), s === 'live' && (t.liveAt = Date.now())));
       for (const n of topics) c.subscribe(n, () => (t.calls[n] = (t.calls[n] || 0) + 1));
     },
     { mode, topics, strip },
@@ -95,8 +95,9 @@ test('closing the leader tab loses no hint for the other seven, and one socket s
 
   // Close the leader while publishing.
   const last = {};
+  let closedAt;
   for (let k = 0; k < 120; k++) {
-    if (k === 40) await pages[0].close();
+    if (k === 40) (closedAt = Date.now()), await pages[0].close();
     const seqs = await w.demo.publish(topics);
     topics.forEach((tp, j) => (last[tp] = seqs[j]));
     await sleep(10);
@@ -126,6 +127,7 @@ test('closing the leader tab loses no hint for the other seven, and one socket s
   }
   const states = await rest[0].evaluate(() => window.t.states);
   assert.deepEqual(states.slice(-2), ['reconnecting', 'live'], 'the tabs saw the hand-over');
+  t.diagnostic(`hand-over: live again ${(await rest[0].evaluate(() => window.t.liveAt)) - closedAt} ms after the leader's close`);
   await statsUntil((s) => s.connections.ws === 1 && s.subscriptions === 3, 'one socket again, 3 subscriptions');
   assert.equal((await w.stats()).accepted.ws, accepted + 1, 'the new leader opened one new socket');
 });
