@@ -92,7 +92,8 @@ export class Publisher {
     this.everUp = false;
     this.outage = null; // {since, dropped} while one is known
     this.flushing = false;
-    this.closed = false;
+    this.closed = false; // close() called: publishes are refused
+    this.done = false; // close() finished: no more connections
     this.refusalLog = { at: 0, quiet: 0 };
     this.retry = setTimeout(() => this.connect(), 0);
     this.retry.unref();
@@ -142,6 +143,7 @@ export class Publisher {
     this.closed = true;
     this.closing = new Promise((done) => {
       const finish = () => {
+        this.done = true;
         clearTimeout(t);
         clearTimeout(this.ackTimer);
         clearTimeout(this.retry);
@@ -166,7 +168,7 @@ export class Publisher {
   // ---- connection ----------------------------------------------------------------------------
 
   connect() {
-    if (this.closed) return;
+    if (this.done) return; // closed and flushed (while close() flushes, connecting still helps)
     const t = this.tls;
     const sock = t
       ? tls.connect({ host: this.host, port: this.port, servername: net.isIP(this.host) ? undefined : this.host, ...t })
@@ -204,7 +206,7 @@ export class Publisher {
       this.queue = [...this.inflight.values(), ...this.queue];
       this.inflight.clear();
     }
-    if (this.closed) return;
+    if (this.done) return;
     if (!wasLive) this.down(sock.why || reason);
     this.trim();
     // A live connection lost (the broker's idle close, a restart) is retried at once, and only a

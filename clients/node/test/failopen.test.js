@@ -105,3 +105,19 @@ test('a stalled broker (SIGSTOP) costs the request the ack timeout once, and not
   assert.deepEqual(await nudge.publish(['doc:2']), { 'doc:2': 5 });
   assert.equal(nudge.stats().reconnects, 0, 'the stalled connection was kept');
 });
+
+test('publishes in flight when the connection is lost are written again on the next one', { timeout: 30000 }, async () => {
+  const dir = tempDir();
+  let b = await broker({ args: ['--data-dir', dir] });
+  const nudge = pub(b.pub, { ackTimeoutMs: 300 });
+  assert.deepEqual(await nudge.publish(['doc:3']), { 'doc:3': 1 });
+  process.kill(b.pid, 'SIGSTOP');
+  assert.equal(await nudge.publish(['doc:3'], 'in flight'), null); // written, never read
+  assert.equal(nudge.stats().sent, 2);
+  await b.stop('SIGKILL'); // the bytes in its socket die with it
+  b = await broker({ args: ['--data-dir', dir], pub: b.pub });
+  await until(() => nudge.stats().buffered === 0, 10000, 'the buffer flushed');
+  assert.deepEqual(await nudge.publish(['doc:3'], null, { wait: true }), { 'doc:3': 3 });
+  const s = nudge.stats();
+  assert.deepEqual([s.sent, s.acked, s.dropped], [4, 3, 0], 'the one in flight was sent twice');
+});

@@ -70,3 +70,24 @@ test('a pipelined burst is acked in order in far fewer socket writes than publis
   assert.ok(writes <= 5, `${writes} socket writes for ${N} publishes`);
   assert.equal(nudge.stats().acked, N + 1);
 });
+
+test('close() flushes what is queued and in flight, and returns within the ack timeout', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const nudge = pub(b.pub, { ackTimeoutMs: 3000 });
+  const ps = [];
+  for (let i = 0; i < 100; i++) ps.push(nudge.publish(['closing'], { i }));
+  await nudge.close();
+  assert.equal(nudge.stats().acked, 100);
+  assert.deepEqual(await ps[99], { closing: 100 });
+  assert.equal(await nudge.publish(['closing']), null, 'a publish after close() is dropped, not thrown');
+
+  const stopped = await broker();
+  await stopped.stop();
+  const down = pub(stopped.pub, { ackTimeoutMs: 400 });
+  assert.equal(await down.publish(['x']), null);
+  const t0 = performance.now();
+  await down.close();
+  const ms = performance.now() - t0;
+  assert.ok(ms >= 350 && ms < 1000, `close() with the broker down took ${ms} ms`);
+  assert.deepEqual([down.stats().buffered, down.stats().dropped], [0, 1]);
+});
