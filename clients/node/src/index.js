@@ -81,6 +81,7 @@ export class Publisher {
     // a Timeout per publish costs more than the publish in a burst.
     this.waiting = [];
     this.wHead = 0;
+    this.unsettled = 0; // of `waiting`: at 0 the timer goes, so a script can exit once acked
     this.ackTimer = null;
     this.counts = { sent: 0, acked: 0, dropped: 0, refused: 0, reconnects: 0, outages: 0 };
     this.sock = null;
@@ -118,7 +119,7 @@ export class Publisher {
     if (skipOrigin) m.skip_origin = true;
     const body = encode(m); // throws on data msgpack cannot carry (functions, BigInt, symbols)
     return new Promise((resolve, reject) => {
-      const p = { topics, body, id: 0, deadline: 0, settled: false, resolve, reject, wait };
+      const p = { topics: topics.slice(), body, id: 0, deadline: 0, settled: false, resolve, reject, wait };
       if (this.closed) return this.drop(p, 'publisher closed');
       this.queue.push(p);
       if (this.outage || !this.ready) this.trim();
@@ -126,6 +127,7 @@ export class Publisher {
       else {
         p.deadline = Date.now() + this.ackTimeoutMs;
         this.waiting.push(p);
+        this.unsettled++;
         if (!this.ackTimer) this.armAckTimer();
       }
       this.schedule();
@@ -353,17 +355,17 @@ export class Publisher {
   /** The ack timer for the first caller still waiting (it keeps the process alive). */
   armAckTimer() {
     const w = this.waiting;
-    while (this.wHead < w.length && w[this.wHead].settled) this.wHead++;
+    while (w[this.wHead].settled) this.wHead++; // there is an unsettled one: called only then
     if (this.wHead > 1024 && this.wHead * 2 > w.length) w.splice(0, this.wHead), (this.wHead = 0);
-    if (this.wHead === w.length) return void ((w.length = 0), (this.wHead = 0), (this.ackTimer = null));
     this.ackTimer = setTimeout(() => this.expire(), Math.max(0, w[this.wHead].deadline - Date.now()));
   }
 
   expire() {
-    const now = Date.now();
-    for (let p; this.wHead < this.waiting.length && (p = this.waiting[this.wHead]).deadline <= now; this.wHead++)
-      this.ackTimeout(p);
-    this.armAckTimer();
+    this.ackTimer = null;
+    const now = Date.now(), w = this.waiting;
+    // (settling the last unsettled one empties `waiting`, which ends the loop)
+    while (this.wHead < w.length && w[this.wHead].deadline <= now) this.ackTimeout(w[this.wHead++]);
+    if (this.unsettled) this.armAckTimer();
   }
 
   ackTimeout(p) {
@@ -401,6 +403,11 @@ export class Publisher {
   settle(p, value, err) {
     if (p.settled) return;
     p.settled = true;
+    if (p.deadline && --this.unsettled === 0) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+      this.waiting.length = this.wHead = 0;
+    }
     if (err && p.wait) p.reject(err);
     else p.resolve(err ? null : value);
   }

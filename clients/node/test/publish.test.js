@@ -1,6 +1,7 @@
 // Publishing against the real nudged: acks as {topic: seq}, data and origin reaching a
 // subscriber, and a pipelined burst written in a handful of socket writes.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { test } from 'node:test';
 import { broker, pub, sleep, sub, until } from './support.js';
@@ -90,4 +91,17 @@ test('close() flushes what is queued and in flight, and returns within the ack t
   const ms = performance.now() - t0;
   assert.ok(ms >= 350 && ms < 1000, `close() with the broker down took ${ms} ms`);
   assert.deepEqual([down.stats().buffered, down.stats().dropped], [0, 1]);
+});
+
+test('a script exits once its publishes are acked, without close()', { timeout: 20000 }, async () => {
+  const b = await broker();
+  const script = `import { createPublisher } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+    const nudge = createPublisher({ address: '127.0.0.1:${b.pub}', ackTimeoutMs: 8000 });
+    console.log(JSON.stringify(await nudge.publish(['script:1'])));`;
+  const t0 = performance.now();
+  const out = await new Promise((res, rej) =>
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 10000 }, (e, o) => (e ? rej(e) : res(o))));
+  const ms = performance.now() - t0;
+  assert.equal(out.trim(), '{"script:1":1}');
+  assert.ok(ms < 4000, `the script took ${ms} ms: held by an ack timer or the socket`);
 });
