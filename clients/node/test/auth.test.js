@@ -37,6 +37,16 @@ test('a refusal answers null and counts; with wait it rejects with the broker co
   assert.match(nudge.lines[0], /^nudge: publish to user:1 refused: 17 /);
 });
 
+test('a publish over the broker max_frame is refused here, and the connection stays', { timeout: 20000 }, async () => {
+  const b = await broker({ args: ['--max-frame', '256'] });
+  const nudge = pub(b.pub);
+  assert.deepEqual(await nudge.publish(['a']), { a: 1 });
+  await assert.rejects(nudge.publish(['a'], 'x'.repeat(300), { wait: true }), (e) => e instanceof NudgeError && e.code === 4);
+  assert.deepEqual(await nudge.publish(['a'], 'small'), { a: 2 });
+  const s = nudge.stats();
+  assert.deepEqual([s.refused, s.reconnects, s.outages, s.buffered], [1, 0, 0, 0]);
+});
+
 test('wait: true rejects when the broker is down or does not ack in time', { timeout: 20000 }, async () => {
   const first = await broker();
   await first.stop();
