@@ -32,8 +32,10 @@ const encode = (v) => encoder.encode(v), decode = (b) => decoder.decode(b);
 
 const NAME = '@nudge/node/0.1.0';
 const BACKOFF_MIN = 100, BACKOFF_MAX = 5000;
+const LIVE_MS = 1000; // a connection up this long, once lost, is retried at once
 const STALL_CLOSE_MS = 10000; // a live connection silent this long with publishes waiting is dead
 const PING_MS = 30000; // below the broker's --pub-idle (120 s), so a quiet connection is kept
+const MAX_FRAME = 16 << 20; // the protocol's largest max_frame: past it the stream is garbage
 const LOG_REFUSALS_MS = 10000; // at most one line per this for refused publishes
 
 /** A broker refusal (code from docs/protocol.md §Errors) or, code 0, a local failure. */
@@ -73,7 +75,11 @@ export class Publisher {
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 2000;
     this.bufferMax = opts.bufferMax ?? 10000;
     const lg = opts.logger ?? console.warn;
-    this.log = typeof lg === 'function' ? lg : (line) => lg.warn(line);
+    this.log = (line) => {
+      try {
+        typeof lg === 'function' ? lg(line) : lg.warn(line);
+      } catch (e) {} // a throwing logger must not break a socket handler (and crash the app)
+    };
 
     this.queue = [];
     this.inflight = new Map();
@@ -89,7 +95,7 @@ export class Publisher {
     this.epoch = null;
     this.maxFrame = 65536;
     this.nextId = 1;
-    this.attempt = 0; // failed attempts since the last welcome, for the backoff
+    this.attempt = 0; // for the backoff: reset by a connection that stayed up LIVE_MS
     this.everUp = false;
     this.outage = null; // {since, dropped} while one is known
     this.flushing = false;
@@ -201,7 +207,8 @@ export class Publisher {
     clearTimeout(sock.timer);
     clearTimeout(this.stall);
     sock.destroy();
-    const wasLive = this.ready && !this.outage;
+    const wasReady = this.ready; // (a failed attempt starts an outage; a lost connection, not yet)
+    const wasLive = wasReady && !this.outage && Date.now() - sock.upAt >= LIVE_MS;
     this.ready = false;
     if (this.inflight.size) {
       for (const p of this.inflight.values()) p.id = 0;
@@ -209,10 +216,12 @@ export class Publisher {
       this.inflight.clear();
     }
     if (this.done) return;
-    if (!wasLive) this.down(sock.why || reason);
+    if (!wasReady) this.down(sock.why || reason);
     this.trim();
     // A live connection lost (the broker's idle close, a restart) is retried at once, and only a
-    // failed retry is an outage; then exponential backoff with full jitter.
+    // failed retry is an outage; then exponential backoff with full jitter. One that dies soon
+    // after its welcome backs off too, so a broker that accepts and drops is not hammered.
+    if (wasLive) this.attempt = 0;
     const delay = wasLive ? 0 : Math.random() * Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt++);
     this.retry = setTimeout(() => this.connect(), delay);
     this.retry.unref();
@@ -223,13 +232,13 @@ export class Publisher {
     this.rx = this.rx.length ? Buffer.concat([this.rx, d]) : d;
     while (this.rx.length >= 4) {
       const n = this.rx.readUInt32BE(0);
+      if (n > MAX_FRAME) return this.lost(sock, `a ${n}-byte frame from the broker`);
       if (this.rx.length < 4 + n) break;
       let m;
       try {
         m = decode(this.rx.subarray(4, 4 + n));
-      } catch (e) {
-        return this.lost(sock, 'undecodable frame from the broker');
-      }
+      } catch (e) {}
+      if (!m || typeof m !== 'object') return this.lost(sock, 'undecodable frame from the broker');
       this.rx = this.rx.subarray(4 + n);
       this.frame(sock, m);
       if (sock !== this.sock) return;
@@ -245,6 +254,7 @@ export class Publisher {
     if (this.outage) this.up(); // a stalled broker answers again
     const p = m.id ? this.inflight.get(m.id) : undefined;
     if (m.type === 'ack' && p) {
+      if (!Array.isArray(m.seqs)) return this.lost(sock, 'an ack without seqs from the broker');
       this.inflight.delete(m.id);
       this.counts.acked++;
       const seqs = {};
@@ -263,12 +273,12 @@ export class Publisher {
 
   welcome(sock, m) {
     clearTimeout(sock.timer);
+    sock.upAt = Date.now();
     this.ready = true;
     this.epoch = m.epoch;
     this.maxFrame = m.max_frame || this.maxFrame;
     if (this.everUp) this.counts.reconnects++;
     this.everUp = true;
-    this.attempt = 0;
     this.up();
     this.flush();
   }

@@ -121,3 +121,16 @@ test('publishes in flight when the connection is lost are written again on the n
   const s = nudge.stats();
   assert.deepEqual([s.sent, s.acked, s.dropped], [4, 3, 0], 'the one in flight was sent twice');
 });
+
+test('a live connection the broker closes (--pub-idle) is opened again at once, without an outage', { timeout: 20000 }, async () => {
+  const b = await broker({ args: ['--pub-idle', '1200'] });
+  const nudge = pub(b.pub);
+  assert.deepEqual(await nudge.publish(['idle']), { idle: 1 });
+  await sleep(1700); // closed by the broker after 1.2 s, and reconnected
+  const { v, ms } = await timed(nudge.publish(['idle']));
+  assert.deepEqual(v, { idle: 2 });
+  assert.ok(ms < 500, `${ms} ms`);
+  const s = nudge.stats();
+  assert.ok(s.reconnects >= 1, 'the broker closed the idle connection');
+  assert.deepEqual([s.outages, nudge.lines], [0, []]);
+});
