@@ -17,7 +17,8 @@ app.put('/api/projects/:id/tasks/:task', async (req, res) => {
   const task = { ...req.body, id: req.params.task, project: req.params.id };
   tasks.set(`${task.project}/${task.id}`, task); // 1. the change, committed
   // 2. the hint: never throws for nudge being down; null then (and sent once it is back).
-  const seqs = await nudge.publish([`project:${task.project}`], { task: task.id }, { origin: req.get('x-nudge-conn') });
+  const seqs = await nudge.publish([`project:${task.project}`], { task: task.id },
+    { origin: req.get('x-nudge-conn') });
   res.json({ task, seqs });
 });
 

@@ -12,7 +12,9 @@ export interface PublisherOptions {
    * TLS (broker --tls-cert): true for the system CAs and the host name, or node:tls connect
    * options such as {ca, servername}. The certificate and name are always verified.
    */
-  tls?: boolean | { ca?: string | Uint8Array | Array<string | Uint8Array>; servername?: string; [option: string]: unknown };
+  tls?:
+    | boolean
+    | { ca?: string | Uint8Array | Array<string | Uint8Array>; servername?: string; [option: string]: unknown };
   /** Client name sent in `hello`, for the broker's logs; default "@nudge/node/0.1.0". */
   client?: string;
   /** Connect, TLS handshake and `welcome`, in ms; default 1000. */
@@ -64,7 +66,9 @@ export class Publisher {
    * is down, stalled, slow (after ackTimeoutMs at most) or refuses it. Throws only for bad
    * arguments. The publish stays buffered and is sent once the broker is back.
    */
-  publish(topics: readonly string[], data?: unknown, opts?: PublishOptions & { wait?: false }): Promise<Seqs | null>;
+  publish(
+    topics: readonly string[], data?: unknown, opts?: PublishOptions & { wait?: false },
+  ): Promise<Seqs | null>;
   publish(topics: readonly string[], data: unknown, opts: PublishOptions & { wait: true }): Promise<Seqs>;
   publish(topics: readonly string[], data?: unknown, opts?: PublishOptions): Promise<Seqs | null>;
   stats(): PublisherStats;

@@ -178,15 +178,17 @@ export class Publisher {
   connect() {
     if (this.done) return; // closed and flushed (while close() flushes, connecting still helps)
     const t = this.tls;
+    const { host, port } = this;
     const sock = t
-      ? tls.connect({ host: this.host, port: this.port, servername: net.isIP(this.host) ? undefined : this.host, ...t })
-      : net.connect(this.port, this.host);
+      ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ...t })
+      : net.connect(port, host);
     this.sock = sock;
     this.ready = false;
     this.rx = Buffer.alloc(0);
     sock.unref();
     sock.setNoDelay(true);
-    sock.timer = setTimeout(() => this.lost(sock, `no welcome in ${this.connectTimeoutMs} ms`), this.connectTimeoutMs);
+    const ms = this.connectTimeoutMs;
+    sock.timer = setTimeout(() => this.lost(sock, `no welcome in ${ms} ms`), ms);
     sock.timer.unref();
     sock.once(t ? 'secureConnect' : 'connect', () => {
       const hello = { type: 'hello', v: 1, client: this.client };
@@ -288,7 +290,8 @@ export class Publisher {
     if (this.outage) return;
     this.outage = { since: Date.now(), dropped: this.counts.dropped };
     this.counts.outages++;
-    this.log(`nudge: broker ${this.where} unreachable (${reason}); buffering up to ${this.bufferMax} publishes`);
+    this.log(`nudge: broker ${this.where} unreachable (${reason}); ` +
+      `buffering up to ${this.bufferMax} publishes`);
     const err = this.downError(reason);
     for (const p of this.inflight.values()) this.settle(p, null, err);
     for (const p of this.queue) this.settle(p, null, err);
@@ -327,7 +330,8 @@ export class Publisher {
       if (p.body.length + 8 > this.maxFrame) {
         // It would make the broker close the connection (too_large), and then again after each
         // reconnect: refuse it here instead.
-        this.refused(p, 4, `publish of ${p.body.length} bytes over the broker's max_frame (${this.maxFrame})`);
+        const what = `publish of ${p.body.length} bytes over the broker's max_frame (${this.maxFrame})`;
+        this.refused(p, 4, what);
         p.body = null;
       } else size += 12 + p.body.length;
     }
@@ -402,7 +406,8 @@ export class Publisher {
   trim() {
     const over = this.queue.length + this.inflight.size - this.bufferMax;
     if (over <= 0) return;
-    for (const p of this.queue.splice(0, Math.min(over, this.queue.length))) this.drop(p, 'dropped: buffer full');
+    const oldest = this.queue.splice(0, Math.min(over, this.queue.length));
+    for (const p of oldest) this.drop(p, 'dropped: buffer full');
   }
 
   drop(p, why) {
