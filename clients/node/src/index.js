@@ -5,10 +5,11 @@
 // - A publish is a record {body, settle}: `body` is its msgpack map without `id`, encoded once in
 //   publish() (so bad data throws there, in the caller); the id is spliced in when it is written,
 //   because ids belong to a connection and a record may be written on several.
-// - `queue` holds records not yet written, `inflight` (a Map by id, in write order: acks come in
-//   order) those written and unanswered. A lost connection puts `inflight` back at the head of
-//   `queue`, so everything is written again in order after the reconnect (at-least-once: a publish
-//   whose ack was lost may be applied twice, which costs subscribers one extra refetch).
+// - `queue` holds records not yet written, `inflight[iHead..]` those written and unanswered, in
+//   write order (acks come in order: the next answer is the oldest's). A lost connection puts
+//   them back at the head of `queue`, so everything is written again in order after the
+//   reconnect (at-least-once: a publish whose ack was lost may be applied twice, which costs
+//   subscribers one extra refetch).
 // - publish() only queues; one setImmediate flush writes all that a turn of the event loop queued
 //   as ONE socket write, so a burst of publishes costs one syscall, not one each.
 // - The caller's promise is apart from delivery: it settles with the ack, or with null at the
@@ -82,7 +83,8 @@ export class Publisher {
     };
 
     this.queue = [];
-    this.inflight = new Map();
+    this.inflight = [];
+    this.iHead = 0;
     // Callers waiting for an ack, in deadline order (one ack timeout for all), under ONE timer:
     // a Timeout per publish costs more than the publish in a burst.
     this.waiting = [];
@@ -142,7 +144,7 @@ export class Publisher {
 
   /** Counters; `buffered` is what is held now, unsent or unacked. */
   stats() {
-    return { ...this.counts, buffered: this.queue.length + this.inflight.size };
+    return { ...this.counts, buffered: this.queue.length + this.flying() };
   }
 
   /** Flush what is queued or in flight for up to the ack timeout, then close for good. */
@@ -160,13 +162,12 @@ export class Publisher {
         const sock = this.sock;
         this.sock = null;
         if (sock) sock.destroy();
-        for (const p of [...this.inflight.values(), ...this.queue]) this.drop(p, 'publisher closed');
-        this.inflight.clear();
+        for (const p of [...this.unacked(), ...this.queue]) this.drop(p, 'publisher closed');
         this.queue = [];
         done();
       };
       const t = setTimeout(finish, this.ackTimeoutMs);
-      this.drained = () => !this.queue.length && !this.inflight.size && finish();
+      this.drained = () => !this.queue.length && !this.flying() && finish();
       this.flush();
       this.drained();
     });
@@ -212,10 +213,10 @@ export class Publisher {
     const wasReady = this.ready; // (a failed attempt starts an outage; a lost connection, not yet)
     const wasLive = wasReady && !this.outage && Date.now() - sock.upAt >= LIVE_MS;
     this.ready = false;
-    if (this.inflight.size) {
-      for (const p of this.inflight.values()) p.id = 0;
-      this.queue = [...this.inflight.values(), ...this.queue];
-      this.inflight.clear();
+    if (this.flying()) {
+      const back = this.unacked();
+      for (const p of back) p.id = 0;
+      this.queue = back.concat(this.queue);
     }
     if (this.done) return;
     if (!wasReady) this.down(sock.why || reason);
@@ -254,16 +255,14 @@ export class Publisher {
       return;
     }
     if (this.outage) this.up(); // a stalled broker answers again
-    const p = m.id ? this.inflight.get(m.id) : undefined;
+    if (m.type === 'ack' && !Array.isArray(m.seqs)) return this.lost(sock, 'an ack without seqs');
+    const p = m.id && (m.type === 'ack' || m.type === 'error') ? this.answered(m.id) : undefined;
     if (m.type === 'ack' && p) {
-      if (!Array.isArray(m.seqs)) return this.lost(sock, 'an ack without seqs from the broker');
-      this.inflight.delete(m.id);
       this.counts.acked++;
       const seqs = {};
       p.topics.forEach((t, i) => (seqs[t] = m.seqs[i]));
       this.settle(p, seqs);
     } else if (m.type === 'error' && p) {
-      this.inflight.delete(m.id);
       this.refused(p, m.code, m.msg);
     } else if (m.type === 'error') {
       this.logRefusal(`broker error ${m.code}: ${m.msg}`);
@@ -293,7 +292,7 @@ export class Publisher {
     this.log(`nudge: broker ${this.where} unreachable (${reason}); ` +
       `buffering up to ${this.bufferMax} publishes`);
     const err = this.downError(reason);
-    for (const p of this.inflight.values()) this.settle(p, null, err);
+    for (let i = this.iHead; i < this.inflight.length; i++) this.settle(this.inflight[i], null, err);
     for (const p of this.queue) this.settle(p, null, err);
   }
 
@@ -301,7 +300,7 @@ export class Publisher {
     if (!this.outage) return;
     clearTimeout(this.stall);
     const s = ((Date.now() - this.outage.since) / 1000).toFixed(1);
-    const n = this.queue.length + this.inflight.size;
+    const n = this.queue.length + this.flying();
     this.log(`nudge: broker ${this.where} back after ${s} s; ${n} publishes flushed, ` +
       `${this.counts.dropped - this.outage.dropped} dropped`);
     this.outage = null;
@@ -340,14 +339,15 @@ export class Publisher {
       if (!p.body) continue;
       p.id = this.nextId;
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-      this.inflight.set(p.id, p);
+      this.inflight.push(p);
       // {type, topics, ...} with `id` spliced in as the first key: the fixmap header (encode()
       // wrote one: at most 5 keys) counts one entry more, then "id" and a uint32.
       buf.writeUInt32BE(8 + p.body.length, n);
       buf[n + 4] = p.body[0] + 1;
       buf[n + 5] = 0xa2, buf[n + 6] = 0x69, buf[n + 7] = 0x64, buf[n + 8] = 0xce;
       buf.writeUInt32BE(p.id, n + 9);
-      buf.set(p.body.subarray(1), n + 13);
+      const b = p.body; // (a loop: TypedArray.set and subarray cost more for ~30 bytes)
+      for (let j = 1, o = n + 12; j < b.length; j++) buf[o + j] = b[j];
       n += 12 + p.body.length;
       this.counts.sent++;
     }
@@ -384,7 +384,7 @@ export class Publisher {
 
   ackTimeout(p) {
     if (p.settled) return;
-    const written = p.id && this.inflight.get(p.id) === p;
+    const written = p.id !== 0; // (0 until written, and again once put back in `queue`)
     this.settle(p, null, new NudgeError(0, `nudge: no ack in ${this.ackTimeoutMs} ms from ${this.where}`));
     if (written && this.ready && !this.outage) {
       // The broker took the bytes and says nothing: stalled or overloaded. Stop writing, answer
@@ -402,9 +402,36 @@ export class Publisher {
     this.settle(p, null, new NudgeError(code, `nudge: ${msg}`));
   }
 
+  flying() {
+    return this.inflight.length - this.iHead;
+  }
+
+  /** Written and unanswered, oldest first; empties `inflight`. */
+  unacked() {
+    const l = this.inflight.slice(this.iHead);
+    this.inflight = [];
+    this.iHead = 0;
+    return l;
+  }
+
+  /** The record answer `id` is for, taken out of `inflight` (the oldest, unless the order broke). */
+  answered(id) {
+    const f = this.inflight;
+    let p = f[this.iHead];
+    if (p && p.id === id) f[this.iHead++] = undefined;
+    else {
+      const i = f.findIndex((q, k) => k >= this.iHead && q.id === id);
+      if (i < 0) return undefined;
+      p = f.splice(i, 1)[0];
+    }
+    if (this.iHead === f.length) (f.length = 0), (this.iHead = 0);
+    else if (this.iHead > 1024 && this.iHead * 2 > f.length) f.splice(0, this.iHead), (this.iHead = 0);
+    return p;
+  }
+
   /** Drop the oldest unsent publishes past bufferMax. */
   trim() {
-    const over = this.queue.length + this.inflight.size - this.bufferMax;
+    const over = this.queue.length + this.flying() - this.bufferMax;
     if (over <= 0) return;
     const oldest = this.queue.splice(0, Math.min(over, this.queue.length));
     for (const p of oldest) this.drop(p, 'dropped: buffer full');
