@@ -161,6 +161,7 @@ export class Publisher {
         this.drained = null;
         const sock = this.sock;
         this.sock = null;
+        this.ready = false;
         if (sock) sock.destroy();
         for (const p of [...this.unacked(), ...this.queue]) this.drop(p, 'publisher closed');
         this.queue = [];
