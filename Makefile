@@ -52,7 +52,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
-.PHONY: all deps deps-test deps-chromium example run test test-js test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
+.PHONY: all deps deps-test deps-chromium example run test test-js test-node test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
         clean format lint help
 .DEFAULT_GOAL := all
 
@@ -64,6 +64,7 @@ help:
 	@echo "make test       install deps, build with ASan+UBSan, run every test, then the"
 	@echo "                cross-thread suites against a ThreadSanitizer broker (make test-tsan)"
 	@echo "make test-js    the JavaScript client's tests and browser stories against the ASan broker"
+	@echo "make test-node  the Node publisher's tests (clients/node) against the ASan broker"
 	@echo "make example    the example app (React + TanStack Query) on http://127.0.0.1:8080/"
 	@echo "make tsan       build build/tsan/nudged and nudge with ThreadSanitizer (clang)"
 	@echo "make valgrind   run a pub/sub scenario against the release broker under valgrind"
@@ -214,6 +215,7 @@ test: asan
 	@for w in 1 4; do echo "test: every suite against nudged --workers $$w"; \
 	  NUDGE_WORKERS=$$w $(TEST_ENV) $(A)/tests --jobs=2 --timeout=120 || exit 1; done
 	@$(MAKE) --no-print-directory test-js
+	@$(MAKE) --no-print-directory test-node
 	@$(MAKE) --no-print-directory test-tsan
 
 # The JavaScript client (clients/js, docs/clients.md), its TanStack Query adapter
@@ -228,6 +230,14 @@ test-js: $(A)/nudged deps-chromium
 	  NUDGE_BIN=$(CURDIR)/$(A) npm test
 	cd clients/js/example && npm ci --no-audit --no-fund --loglevel=error && \
 	  NUDGE_BIN=$(CURDIR)/$(A) npm test
+
+# The Node publisher (clients/node, docs/clients.md §Node publisher): npm ci, then its node:test
+# suites against $(A)/nudged, node --check on the examples and tsc on the declarations. The tests
+# reuse the core's test support and typescript, so clients/js's packages come first (npm ci
+# there when test-js has not run). Needs node >= 20, npm and the openssl command.
+test-node: $(A)/nudged
+	@[ -d clients/js/node_modules/ws ] || (cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error && NUDGE_BIN=$(CURDIR)/$(A) npm test
 
 deps-chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \

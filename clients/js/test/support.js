@@ -33,13 +33,13 @@ process.on('exit', () => {
 });
 
 /**
- * Start nudged; resolves once it printed its ready line. opts.args: extra flags; opts.ws: a
- * WebSocket port to reuse (a restart keeps the client's URL); default --memory unless args
- * name --data-dir.
+ * Start nudged; resolves once it printed its ready line. opts.args: extra flags; opts.ws and
+ * opts.pub: a WebSocket or publisher port to reuse (a restart keeps the clients' addresses);
+ * default --memory unless args name --data-dir.
  */
 export function startBroker(opts = {}) {
   const args = [
-    '--pub', '127.0.0.1:0', '--ws', `127.0.0.1:${opts.ws || 0}`, '--admin', '127.0.0.1:0',
+    '--pub', `127.0.0.1:${opts.pub || 0}`, '--ws', `127.0.0.1:${opts.ws || 0}`, '--admin', '127.0.0.1:0',
     '--workers', '1', '--log-level', 'warn', ...(opts.args || []),
   ];
   if (!args.includes('--data-dir')) args.push('--memory');
