@@ -86,7 +86,7 @@ openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 
 valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
     --track-fds=no --log-file="$TMP/vg.log" \
-    "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --coalesce 'vgw:*=200' \
+    "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0 --coalesce 'vgw:*=200' \
     --data-dir "$TMP/data" --token-secret-file "$TMP/secret" --pub-keys "$TMP/keys" \
     --admin-token-file "$TMP/admin" --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
     >"$TMP/nudged.out" 2>"$TMP/nudged.err" &

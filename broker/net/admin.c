@@ -116,7 +116,16 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
         v[METRICS_QUEUED] += stat_get(&st->queued);
         v[METRICS_WS_PENDING] += stat_get(&w->ws_pending);
         v[METRICS_TLS_FAILURES] += stat_get(&w->tls_failures);
+        v[METRICS_CONNS_HTTP] += stat_get(&w->http_conns);
+        v[METRICS_ACCEPTED_HTTP] += stat_get(&w->http_accepted);
     }
+    /* HTTP publishers are hub publishers too: pub counts the TCP ones only. (Read without a
+     * lock while workers run: never let a race show a wrapped gauge.) */
+    v[METRICS_CONNS_PUB] -=
+        v[METRICS_CONNS_HTTP] < v[METRICS_CONNS_PUB] ? v[METRICS_CONNS_HTTP] : v[METRICS_CONNS_PUB];
+    v[METRICS_ACCEPTED_PUB] -= v[METRICS_ACCEPTED_HTTP] < v[METRICS_ACCEPTED_PUB]
+                                   ? v[METRICS_ACCEPTED_HTTP]
+                                   : v[METRICS_ACCEPTED_PUB];
     v[METRICS_CONNS_ADMIN] = srv->admin ? srv->admin->open : 0;
     v[METRICS_ACCEPTED_ADMIN] = srv->admin ? srv->admin->accepted : 0;
     v[METRICS_WORKERS] = b->nworkers;
@@ -222,6 +231,7 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     if (tls) {
         json_object_set_new(tls, "ws", json_boolean(srv->cfg.tls & CONFIG_TLS_WS));
         json_object_set_new(tls, "pub", json_boolean(srv->cfg.tls & CONFIG_TLS_PUB));
+        json_object_set_new(tls, "http", json_boolean(srv->cfg.tls & CONFIG_TLS_HTTP));
         json_object_set_new(o, "tls", tls);
     }
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
