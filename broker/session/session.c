@@ -315,12 +315,22 @@ void session_pub_http(struct session *s, struct conn *c, const char *key, size_t
     }
     int err = hpub_decode(body, len, limits(s), pm);
     if (err < 0) {
+        char msg[128];
         code = wire_code_of(err);
-        pub_error(s, c, 0, code,
-                  err == WIRE_EMALFORMED ? "the body is not a JSON object"
-                  : err == WIRE_EFIELD   ? "\"topics\" must be a non-empty array of strings; "
-                                           "\"origin\" a string, \"skip_origin\" a boolean"
-                                         : wire_code_name(code));
+        if (err == WIRE_EMALFORMED)
+            snprintf(msg, sizeof(msg), "the body is not a JSON object (in UTF-8)");
+        else if (err == WIRE_EFIELD)
+            snprintf(msg, sizeof(msg),
+                     "\"topics\" must be a non-empty array of strings, "
+                     "\"origin\" a string, \"skip_origin\" a boolean");
+        else if (err == WIRE_ETOOMANY)
+            snprintf(msg, sizeof(msg), "more than max_topics (%u) topics", limits(s)->max_topics);
+        else if (err == WIRE_EDATA)
+            snprintf(msg, sizeof(msg), "data over max_data (%u bytes as msgpack)",
+                     limits(s)->max_data);
+        else
+            snprintf(msg, sizeof(msg), "%s", wire_code_name(code));
+        pub_error(s, c, 0, code, msg);
         goto out;
     }
     on_publish(s, c, pm, now_ms);

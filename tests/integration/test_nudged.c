@@ -33,6 +33,9 @@ Test(nudged, help_lists_every_flag_and_exits_0)
         "--pub",
         "--ws",
         "--admin",
+        "--http",
+        "--http-max-body",
+        "--http-timeout",
         "--max-frame",
         "--max-topic",
         "--max-data",
@@ -98,6 +101,10 @@ Test(nudged, bad_flags_exit_2_with_a_message)
         {bin, "--max-subs", NULL},
         {bin, "--hello-timeout", "0", NULL},
         {bin, "--pub-idle", "1s", NULL},
+        {bin, "--http", "localhost", NULL},
+        {bin, "--http-max-body", "10", NULL},
+        {bin, "--http-timeout", "0", NULL},
+        {bin, "--tls-listeners", "ws,smtp", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = NULL, *err = NULL;
