@@ -265,7 +265,7 @@ valgrind: all
 # ---- fuzzing (clang + libFuzzer) ------------------------------------------------------------
 F := $(B)/fuzz
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(FUZZ_SRC))
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol $(PKG_CFLAGS) \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol -Ibroker/vendor $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
 # fuzz_match includes broker/engine/match.c and table.c itself, fuzz_journal journal.c,
