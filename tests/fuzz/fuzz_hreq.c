@@ -60,16 +60,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(head, buf, r.head_len);
         one(head, r.head_len, max_body, &r2, &rc2);
         CHECK(rc2 == 1 && r2.status == r.status && r2.close == r.close &&
-              r2.body_len == r.body_len && r2.head_len == r.head_len &&
-              r2.has_auth == r.has_auth && r2.auth_len == r.auth_len);
+              r2.body_len == r.body_len && r2.head_len == r.head_len && r2.has_auth == r.has_auth &&
+              r2.auth_len == r.auth_len);
         free(head);
     }
     /* Request after request, as http.c consumes them. */
     size_t off = 0;
     for (int n = 0; n < 64 && off < len; n++) {
         one(buf + off, len - off, max_body, &r, &rc);
-        if (rc <= 0 || (r.close && r.status && r.status != 404 && r.status != 405 &&
-                        r.status != 415))
+        if (rc <= 0 ||
+            (r.close && r.status && r.status != 404 && r.status != 405 && r.status != 415))
             break;
         size_t used = r.head_len + r.body_len;
         if (used > len - off) break; /* the body is still to come */
