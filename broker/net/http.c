@@ -19,6 +19,12 @@
  * then, whatever the others do. Between requests a kept-alive connection may stay silent for
  * --pub-idle. The timer never fires while the store holds the request's publish.
  *
+ * Closing. A client that half-closes (sends its requests, then FIN) gets every answer, then the
+ * close. A connection the broker closes after an answer (Connection: close, 413, a bad head)
+ * may still have unread bytes in the kernel, and closing such a socket sends a reset that can
+ * destroy the answer in flight: on plain TCP the broker sends FIN first and drops what still
+ * comes until the client's EOF or LINGER_MS (the lingering close of HTTP servers).
+ *
  * TLS (http in --tls-listeners): as in tcp.c, memory BIOs; plaintext goes through `in` alike. */
 #include "http.h"
 
@@ -38,6 +44,7 @@
 #define READ_BUF (64 * 1024)
 #define WQ_HIGH (256 * 1024)
 #define WQ_LOW (64 * 1024)
+#define LINGER_MS 1000 /* a closing connection's unread bytes are drained this long at most */
 
 struct http {
     struct server *srv;
@@ -71,6 +78,10 @@ struct hconn {
     int open_handles;
     int closing;
     int close_after_write;
+    int eof;      /* the peer closed its side: answer what came, then close */
+    int draining; /* lingering close: FIN sent, reading and dropping until EOF or LINGER_MS */
+    uint64_t drain_ms;
+    uv_shutdown_t shut;
     int reading;
     int continued; /* "100 Continue" sent for the current request */
     int served;    /* requests answered so far */
@@ -129,6 +140,10 @@ static uint64_t next_deadline(const struct hconn *hc, uint64_t now, const char *
 {
     const struct config *cfg = &hc->t->srv->cfg;
     uint64_t due = UINT64_MAX;
+    if (hc->draining) {
+        *why = "lingering close done";
+        return hc->drain_ms + LINGER_MS > now ? hc->drain_ms + LINGER_MS - now : 0;
+    }
     if (hc->state == H_WAIT) return UINT64_MAX; /* the store has it: its completion comes */
     if (hc->req_ms) {
         due = hc->req_ms + cfg->http_timeout_ms;
@@ -165,6 +180,10 @@ static void on_deadline(uv_timer_t *timer)
         uv_timer_start(timer, on_deadline, left, 0);
         return;
     }
+    if (hc->draining) {
+        hconn_close(hc);
+        return;
+    }
     LOGF(srv->cfg.log_level, LOG_DEBUG, "http publisher %s dropped: %s", hc->c.name, why);
     metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
     if (hc->req_ms && !hc->ssl) { /* best effort: say why, without waiting for the peer */
@@ -179,10 +198,44 @@ static void on_deadline(uv_timer_t *timer)
 
 /* ---- output --------------------------------------------------------------------------------- */
 
-static void advance(struct hconn *hc, uint64_t now);
-static void maybe_read(struct hconn *hc);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void on_shut(uv_shutdown_t *req, int status)
+{
+    struct hconn *hc = req->data;
+    if (hc->closing) return;
+    if (status < 0) {
+        hconn_close(hc);
+        return;
+    }
+    if (!hc->reading) uv_read_start((uv_stream_t *)&hc->h, on_alloc, on_read);
+    hc->reading = 1;
+}
+
+/* The last answer is written: close. A socket closed with unread bytes (a body the broker did
+ * not read, pipelined requests after a Connection: close) is reset, and a reset can destroy the
+ * answer before the client reads it; so, on plain TCP, send FIN first and read and drop what
+ * still comes, until the client's EOF or LINGER_MS (as HTTP servers' lingering close). */
+static void close_after_answer(struct hconn *hc)
+{
+    if (hc->closing || hc->draining) return;
+    if (hc->ssl || hc->eof) {
+        hconn_close(hc);
+        return;
+    }
+    hc->draining = 1;
+    hc->drain_ms = uv_now(hc->t->srv->loop);
+    hc->shut.data = hc;
+    if (uv_shutdown(&hc->shut, (uv_stream_t *)&hc->h, on_shut) < 0) {
+        hconn_close(hc);
+        return;
+    }
+    arm(hc, hc->drain_ms);
+}
+
+static void advance(struct hconn *hc, uint64_t now);
+static void maybe_read(struct hconn *hc);
 
 static void on_written(uv_write_t *req, int status)
 {
@@ -193,8 +246,12 @@ static void on_written(uv_write_t *req, int status)
     free(w);
     if (hc->closing) return;
     hc->active_ms = uv_now(hc->t->srv->loop);
-    if (status < 0 || (hc->close_after_write && uv_stream_get_write_queue_size(s) == 0)) {
+    if (status < 0) {
         hconn_close(hc);
+        return;
+    }
+    if (hc->close_after_write) {
+        if (uv_stream_get_write_queue_size(s) == 0) close_after_answer(hc);
         return;
     }
     if (queued(hc) < WQ_LOW) advance(hc, hc->active_ms); /* requests held back by output */
@@ -334,11 +391,14 @@ static void advance(struct hconn *hc, uint64_t now)
 {
     struct server *srv = hc->t->srv;
     size_t max_body = srv->cfg.http_max_body;
+    int need_bytes = 0; /* stopped for want of input (not for the store or for output) */
     while (!hc->closing && !hc->close_after_write && hc->state != H_WAIT && queued(hc) < WQ_HIGH) {
         if (hc->state == H_HEAD) {
+            need_bytes = 1;
             if (hc->in.len == 0) break;
             int rc = hreq_parse(hc->in.data, hc->in.len, max_body, &hc->req);
             if (rc == 0) break;
+            need_bytes = 0;
             if (rc < 0) {
                 answer_error(hc, hc->req.status, hc->req.why);
                 break;
@@ -351,7 +411,8 @@ static void advance(struct hconn *hc, uint64_t now)
             hc->state = H_BODY;
         }
         if (hc->in.len < hc->req.head_len + hc->req.body_len) {
-            if (hc->req.expect && !hc->continued) {
+            need_bytes = 1;
+            if (hc->req.expect && !hc->continued && !hc->eof) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 hc->continued = 1;
                 if (wire_buf_append(&hc->resp, cont, sizeof(cont) - 1) < 0) hconn_close(hc);
@@ -359,17 +420,25 @@ static void advance(struct hconn *hc, uint64_t now)
             break;
         }
         run_request(hc, now);
+        need_bytes = 0;
     }
     if (hc->closing) return;
+    /* The peer sent all it will: once what it sent is answered, close (a half-sent request is
+     * dropped). */
+    if (hc->eof && need_bytes) hc->close_after_write = 1;
     send_out(hc);
-    maybe_read(hc);
+    if (hc->closing) return;
+    if (hc->close_after_write && uv_stream_get_write_queue_size((uv_stream_t *)&hc->h) == 0)
+        close_after_answer(hc); /* nothing left to write (e.g. a TLS failure without an alert) */
+    else
+        maybe_read(hc);
 }
 
 /* Read while there is room for the current request and the answers are being taken. */
 static void maybe_read(struct hconn *hc)
 {
     size_t room = HREQ_HEAD_MAX + hc->t->srv->cfg.http_max_body;
-    int want = !hc->closing && !hc->close_after_write && hc->state != H_WAIT &&
+    int want = !hc->closing && !hc->close_after_write && !hc->eof && hc->state != H_WAIT &&
                queued(hc) < WQ_HIGH && hc->in.len < room;
     if (want && !hc->reading)
         uv_read_start((uv_stream_t *)&hc->h, on_alloc, on_read);
@@ -446,6 +515,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct hconn *hc = s->data;
     struct server *srv = hc->t->srv;
+    if (hc->draining) { /* lingering close: drop what comes until EOF */
+        if (nread < 0) hconn_close(hc);
+        return;
+    }
+    if (nread == UV_EOF && !hc->ssl && !hc->eof) { /* half-closed: answer what came first */
+        hc->eof = 1;
+        uv_read_stop(s);
+        hc->reading = 0;
+        advance(hc, uv_now(srv->loop));
+        return;
+    }
     if (nread < 0) {
         if (nread != UV_EOF)
             LOGF(srv->cfg.log_level, LOG_DEBUG, "http publisher %s: read: %s", hc->c.name,
@@ -467,11 +547,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     advance(hc, now);
-    if (hc->close_after_write && !hc->closing &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&hc->h) == 0 && !hc->resp.len) {
-        send_out(hc); /* a TLS alert, if any */
-        if (uv_stream_get_write_queue_size((uv_stream_t *)&hc->h) == 0) hconn_close(hc);
-    }
 }
 
 /* ---- accepting ------------------------------------------------------------------------------ */

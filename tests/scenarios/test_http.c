@@ -512,3 +512,24 @@ Test(http, off_means_no_listener_and_a_reachable_one_needs_keys)
     free(out);
     free(err);
 }
+
+Test(http, a_client_that_half_closes_gets_every_answer_then_eof)
+{
+    struct nudged d;
+    start(&d, NULL);
+    struct hcli c;
+    hcli_open(&c, &d);
+    char reqs[1024];
+    size_t n = post_req(reqs, sizeof reqs, "{\"topics\":[\"half\"]}", "");
+    n += post_req(reqs + n, sizeof reqs - n, "{\"topics\":[\"half\"]}", "");
+    cr_assert_eq(send_all(c.fd, reqs, n), 0);
+    shutdown(c.fd, SHUT_WR); /* as `printf ... | nc -N` does */
+    struct resp r;
+    cr_assert_eq(hcli_read(&c, &r, 5000), 0, "no first answer after a half-close");
+    cr_expect_str_eq(r.body, "{\"seqs\":[1]}");
+    cr_assert_eq(hcli_read(&c, &r, 5000), 0, "no second answer after a half-close");
+    cr_expect_str_eq(r.body, "{\"seqs\":[2]}");
+    cr_expect(wait_closed(c.fd, 3000), "not closed once everything was answered");
+    hcli_close(&c);
+    cr_expect_eq(nudged_stop(&d), 0);
+}
