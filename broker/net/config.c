@@ -218,6 +218,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                      : !strcmp(a, "--admin") ? cfg->admin
                      : !strcmp(a, "--http")  ? cfg->http
                                              : NULL;
+        if (addr == cfg->http) cfg->http_given = 1;
         if (addr == cfg->http && v && (!*v || !strcmp(v, "off"))) {
             cfg->http[0] = '\0';
             i++;

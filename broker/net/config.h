@@ -18,6 +18,7 @@ struct config {
     char ws[256];    /* WebSocket listener; default 127.0.0.1:7401 */
     char admin[256]; /* admin HTTP listener; default 127.0.0.1:7402 */
     char http[256];  /* HTTP publish listener; default 127.0.0.1:7403; "" = off (--http off) */
+    int http_given;  /* --http was on the command line (else a busy default port is skipped) */
     uint32_t http_max_body;   /* bytes of one HTTP publish body; default 65536 (413 past it) */
     uint32_t http_timeout_ms; /* an HTTP request's head and body, from its first byte (and the
                                  first request, from the accept); default 5000 */

@@ -155,7 +155,21 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < n; i++)
         httpfds[i] = -1;
     if (b.cfg.http[0] &&
-        (rc = listen_open_group(b.cfg.http, 511, (int)n, httpfds, http, sizeof(http))) < 0) {
+        (rc = listen_open_group(b.cfg.http, 511, (int)n, httpfds, http, sizeof(http))) < 0 &&
+        !b.cfg.http_given) {
+        /* The default port of a listener newer than the others: brokers and scripts that give
+         * --pub, --ws and --admin for several brokers on one machine must not stop starting. */
+        LOGF(b.cfg.log_level, LOG_WARN,
+             "HTTP publish listener not started: the default %s: %s (give --http ADDR, or "
+             "--http off)",
+             b.cfg.http, uv_strerror(rc));
+        b.cfg.http[0] = '\0';
+        http[0] = '\0';
+        for (uint32_t i = 0; i < n; i++)
+            httpfds[i] = -1;
+        rc = 0;
+    }
+    if (rc < 0) {
         for (uint32_t i = 0; i < n; i++) {
             close(pubfds[i]);
             close(wsfds[i]);

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -532,4 +534,37 @@ Test(http, a_client_that_half_closes_gets_every_answer_then_eof)
     cr_expect(wait_closed(c.fd, 3000), "not closed once everything was answered");
     hcli_close(&c);
     cr_expect_eq(nudged_stop(&d), 0);
+}
+
+Test(http, a_busy_default_port_is_skipped_with_a_warning_but_a_given_one_fails_loudly)
+{
+    /* Hold 127.0.0.1:7403 (or find it held already). */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(7403)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int held = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 1) == 0;
+    cr_assert(held || errno == EADDRINUSE, "cannot hold port 7403: %s", strerror(errno));
+    char bin[512];
+    cr_assert_eq(nudge_bin_path("nudged", bin, sizeof bin), 0);
+    /* An older launcher: --pub, --ws and --admin only. */
+    const char *args[] = {"--pub",       "127.0.0.1:0", "--ws",      "127.0.0.1:0", "--admin",
+                          "127.0.0.1:0", "--memory",    "--workers", "2",           NULL};
+    struct nudged d;
+    cr_assert_eq(nudged_start_ex(&d, bin, 0, args), 0, "a busy default http port stopped nudged");
+    cr_expect_eq(d.http_port, 0);
+    cr_expect(!strstr(d.ready_line, "http="), "%s", d.ready_line);
+    cr_expect(nudged_wait_log(&d, "HTTP publish listener not started", 2000));
+    cr_expect_eq(nudged_stop(&d), 0);
+    /* Asked for explicitly: exit 1 naming the flag. */
+    const char *argv[] = {bin,       "--pub",       "127.0.0.1:0", "--ws",           "127.0.0.1:0",
+                          "--admin", "127.0.0.1:0", "--http",      "127.0.0.1:7403", "--memory",
+                          NULL};
+    char *out = NULL, *err = NULL;
+    int rc = run_cmd(argv, NULL, &out, &err, 10000);
+    cr_expect_eq(rc, 1, "exit %d: %s", rc, err ? err : "");
+    cr_expect(err && strstr(err, "--http"), "%s", err ? err : "");
+    free(out);
+    free(err);
+    close(fd);
 }
