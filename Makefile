@@ -27,7 +27,7 @@ INC_PROTO   := -Iprotocol
 INC_ENGINE  := $(INC_PROTO) -Ibroker/engine
 INC_HUB     := $(INC_ENGINE) -Ibroker/hub
 INC_SESSION := $(INC_HUB) -Ibroker/session
-INC_NET     := $(INC_SESSION) -Ibroker/net
+INC_NET     := $(INC_SESSION) -Ibroker/net -Ibroker/vendor
 INC_CLIENT  := $(INC_PROTO) -Iclients/c
 INC_TESTS   := $(INC_NET) -Iclients/c -Itests/support
 inc_of = $(strip $(if $(filter protocol/%,$(1)),$(INC_PROTO),\
@@ -43,7 +43,10 @@ LDFLAGS_ASAN = -fsanitize=address,undefined
 
 PROTO_SRC := $(wildcard protocol/*.c)
 LAYER_SRC := $(wildcard broker/engine/*.c broker/hub/*.c broker/session/*.c)
-CORE_SRC  := $(LAYER_SRC) $(filter-out broker/net/main.c,$(wildcard broker/net/*.c))
+# Third-party code kept as released (broker/vendor/README.md): built with the transports, with
+# the warnings its authors build it with (-Wconversion would want casts in their code).
+VENDOR_SRC := $(wildcard broker/vendor/*.c)
+CORE_SRC  := $(LAYER_SRC) $(filter-out broker/net/main.c,$(wildcard broker/net/*.c)) $(VENDOR_SRC)
 LIB_SRC   := clients/c/nudge.c clients/c/outbox.c
 CLI_SRC   := $(filter-out $(LIB_SRC),$(wildcard clients/c/*.c))
 TEST_SRC  := $(wildcard tests/unit/*.c tests/integration/*.c tests/scenarios/*.c tests/support/*.c)
@@ -51,6 +54,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
+$(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
 .PHONY: all deps deps-test deps-chromium example run test test-js test-node test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
         clean format lint help
@@ -187,7 +191,7 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (one glibc race).
 TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers topics \
                descriptors handshake publisher_deadlines slow_log security ip_conns sub_budget \
-               replay_budget rates origin tls
+               replay_budget rates origin tls http
 empty :=
 space := $(empty) $(empty)
 test-tsan: asan tsan
@@ -271,14 +275,16 @@ valgrind: all
 # ---- fuzzing (clang + libFuzzer) ------------------------------------------------------------
 F := $(B)/fuzz
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(FUZZ_SRC))
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol $(PKG_CFLAGS) \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iprotocol -Ibroker/vendor $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
 # fuzz_match includes broker/engine/match.c and table.c itself, fuzz_journal journal.c,
-# fuzz_record record.c, fuzz_token broker/session/token.c (see their top comments).
+# fuzz_record record.c, fuzz_token broker/session/token.c, fuzz_hreq broker/net/hreq.c and the
+# vendored picohttpparser (see their top comments).
 FUZZ_DEPS := $(PROTO_SRC) $(wildcard protocol/*.h) broker/engine/match.c broker/engine/table.c \
              broker/engine/journal.c broker/engine/record.c \
-             $(wildcard broker/engine/*.h) broker/session/token.c broker/session/token.h
+             $(wildcard broker/engine/*.h) broker/session/token.c broker/session/token.h \
+             broker/net/hreq.c broker/net/hreq.h $(VENDOR_SRC)
 $(F)/%: tests/fuzz/%.c $(FUZZ_DEPS) | deps-test
 	@mkdir -p $(F)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PROTO_SRC) $(PKG_LIBS) -lm
@@ -323,7 +329,8 @@ install: all
 
 # Layering, proven on the objects: nothing below the transports calls libuv or libwebsockets
 # (nm -u), no header of theirs is included there, and every source is clang-formatted.
-FMT_FILES = $(wildcard protocol/*.[ch] broker/*/*.[ch] clients/c/*.[ch] tests/*/*.[ch] bench/*.c)
+FMT_FILES = $(filter-out broker/vendor/%,\
+  $(wildcard protocol/*.[ch] broker/*/*.[ch] clients/c/*.[ch] tests/*/*.[ch] bench/*.c))
 lint: $(call obj,$(B),$(PROTO_SRC) $(LAYER_SRC))
 	@bad=$$(for o in $^; do nm -u $$o | grep -qE ' (uv|lws)_' && echo $$o; done); \
 	 if [ -n "$$bad" ]; then echo "lint: libuv/lws called from a core layer: $$bad"; exit 1; fi

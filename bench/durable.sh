@@ -55,7 +55,7 @@ start() {
   local t0 t1
   t0=$(date +%s%N)
   # shellcheck disable=SC2086 # flags are words
-  "$dir/nudged" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --log-level warn \
+  "$dir/nudged" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn \
     ${data:+--data-dir "$data"} "$@" >"$log" 2>&1 &
   pid=$!
   echo "$pid" >>"$pidfile"

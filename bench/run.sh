@@ -21,7 +21,7 @@ done
 log=$(mktemp /tmp/nudge-bench.XXXXXX)
 data=$(mktemp -d /tmp/nudge-bench-data.XXXXXX) # a fresh store (--broker-args --memory: none)
 # shellcheck disable=SC2086 # broker flags are words
-"$dir/nudged" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --log-level warn \
+"$dir/nudged" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0 --log-level warn \
   --max-conns 19000 --max-conns-per-ip 0 --data-dir "$data" $bargs >"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$log" "$data"' EXIT

@@ -3,9 +3,10 @@
 #
 # Runs BUILD_DIR/nudged on ephemeral loopback ports under valgrind (full leak check; definite,
 # indirect and possible leaks count as errors) with a token secret, a publisher key and an admin
-# token, TLS on both listeners (a self-signed certificate made with the openssl command), drives
+# token, TLS on every listener (a self-signed certificate made with the openssl command), drives
 # it with the CLI, every client with its credentials over TLS — two `nudge sub --count 3`
-# subscribers (JSON and msgpack) in the background, three `nudge pub`, one `nudge stats` — then
+# subscribers (JSON and msgpack) in the background, three `nudge pub`, two HTTPS publishes
+# (openssl s_client, one kept-alive connection), one `nudge stats` — then
 # sends SIGTERM. Passes only when the subscribers got their 3 hints, the broker exited 0 and
 # valgrind reported 0 errors (NUDGE_VALGRIND_KEEP=1 keeps the logs). Every wait is bounded; only processes started here are signalled.
 # Prints a one-line verdict (and the valgrind log's tail on failure). Exit 0 = pass.
@@ -86,7 +87,7 @@ openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 
 valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
     --track-fds=no --log-file="$TMP/vg.log" \
-    "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --coalesce 'vgw:*=200' \
+    "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0 --coalesce 'vgw:*=200' \
     --data-dir "$TMP/data" --token-secret-file "$TMP/secret" --pub-keys "$TMP/keys" \
     --admin-token-file "$TMP/admin" --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
     >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
@@ -99,7 +100,8 @@ line=$(grep '^nudged ready ' "$TMP/nudged.out")
 PUB=$(echo "$line" | sed -n 's/.* pub=\([^ ]*\).*/\1/p')
 WS=$(echo "$line" | sed -n 's/.* ws=\([^ ]*\).*/\1/p')
 ADMIN=$(echo "$line" | sed -n 's/.* admin=\([^ ]*\).*/\1/p')
-[ -n "$PUB" ] && [ -n "$WS" ] && [ -n "$ADMIN" ] || fail "cannot parse ready line: $line"
+HTTP=$(echo "$line" | sed -n 's/.* http=\([^ ]*\).*/\1/p')
+[ -n "$PUB" ] && [ -n "$WS" ] && [ -n "$ADMIN" ] && [ -n "$HTTP" ] || fail "cannot parse ready line: $line"
 
 # ---- two subscribers (JSON and msgpack), 3 hints each -----------------------------------------
 "$NUDGE" sub --token-file "$TMP/token" --cafile "$TMP/tls.crt" --url "wss://localhost:${WS##*:}/" --count 3 --timeout 120 vg/a vg/b \
@@ -132,6 +134,14 @@ wait_until 60 subscribed1 sub3.err "$SUB3_PID" || fail "wildcard subscriber not 
 "$NUDGE" pub --key-file "$TMP/key" --cafile "$TMP/tls.crt" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
 "$NUDGE" pub --key-file "$TMP/key" --cafile "$TMP/tls.crt" --addr "$PUB" --timeout 30 vgw:1 >>"$TMP/pub.out" 2>&1 || fail "nudge pub vgw:1 failed"
 
+# One publish over HTTPS (POST /publish with the key as a bearer token), two requests on one
+# kept-alive connection: the HTTP transport's paths are checked for leaks too.
+body='{"topics":["vgh:1"],"data":{"via":"http"}}'
+req="POST /publish HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer vg-publisher-key-0123456789\r\nContent-Type: application/json\r\nContent-Length: ${#body}\r\n\r\n$body"
+{ printf "$req$req"; sleep 10; } | timeout 60 openssl s_client -quiet -no_ign_eof -connect "$HTTP" \
+    -CAfile "$TMP/tls.crt" -verify_return_error >"$TMP/http.out" 2>"$TMP/http.err"
+grep -q '{"seqs":\[2\]}' "$TMP/http.out" || fail "HTTPS publish failed: $(cat "$TMP/http.out" "$TMP/http.err")"
+
 for s in 1 2; do
     eval "pid=\$SUB${s}_PID"
     wait_exit 60 "$pid" || fail "subscriber $s did not exit after 3 hints within 60 s"
@@ -149,7 +159,7 @@ SUB2_PID=
 SUB3_PID=
 
 "$NUDGE" stats --token-file "$TMP/admin" --json --addr "$ADMIN" --timeout 30 >"$TMP/stats.out" 2>&1 || fail "nudge stats failed: $(cat "$TMP/stats.out")"
-grep -q '"publishes": *5' "$TMP/stats.out" || fail "stats do not show 5 publishes: $(cat "$TMP/stats.out")"
+grep -q '"publishes": *7' "$TMP/stats.out" || fail "stats do not show 7 publishes: $(cat "$TMP/stats.out")"
 
 # ---- SIGTERM, exit status, valgrind's verdict -------------------------------------------------
 kill -TERM "$VG_PID"
@@ -166,5 +176,5 @@ errors=$(grep -o 'ERROR SUMMARY: [0-9]*' "$TMP/vg.log" | tail -n 1 | grep -o '[0
 [ -n "$errors" ] || fail "no ERROR SUMMARY in the valgrind log (exit status $rc)"
 [ "$rc" -eq 0 ] && [ "$errors" -eq 0 ] ||
     fail "nudged exit status $rc, valgrind errors $errors (99 = valgrind found errors)"
-echo "valgrind: PASS — nudged under valgrind, every client authenticated (token, API key, admin token) over TLS (wss, TLS publishers): 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), stats, SIGTERM; exit 0, 0 errors, no leaks"
+echo "valgrind: PASS — nudged under valgrind, every client authenticated (token, API key, admin token) over TLS (wss, TLS publishers): 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), 2 more over HTTPS on one connection, stats, SIGTERM; exit 0, 0 errors, no leaks"
 exit 0

@@ -65,6 +65,9 @@ struct conn {
     char name[24]; /* id as sent in welcome ("conn") and matched by publish "origin" */
     uint32_t name_len;
     struct wire_buf out; /* publishers: reply frames not yet handed to the transport */
+    int http;            /* publishers over HTTP (broker/net/http.c): replies in out are JSON
+                            answers (protocol/hpub.h), one per request, not frames */
+    int32_t code;        /* HTTP publishers: wire code of the latest answer in out, 0 = ok */
     /* Outbound queue: ring of entries, power-of-two capacity, absolute positions. */
     struct qent *q;
     uint32_t qcap, qlen;

@@ -121,6 +121,8 @@ enum metrics_slot {
     METRICS_AUTH_REFRESH_REFUSED,
     METRICS_AUTH_RATE_LIMITED,
     METRICS_TLS_FAILURES,
+    METRICS_CONNS_HTTP, /* HTTP publishers (broker/net/http.c): not in METRICS_CONNS_PUB */
+    METRICS_ACCEPTED_HTTP,
     METRICS_SLOTS
 };
 

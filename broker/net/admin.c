@@ -4,7 +4,8 @@
  * lws 4.1.6 HTTP stall (shared/NOTES.md) and a slow client costs one timer.
  * At most ADMIN_CONNS_MAX requests at once; when full, a new connection takes the place of the
  * oldest one still silent (no complete head yet), so idle sockets cannot hold the port: 64 of
- * them used to keep /stats unanswered until their 5 s timeout (#14). */
+ * them used to keep /stats unanswered until their 5 s timeout (#14). The head is parsed by
+ * picohttpparser (broker/vendor/), as the HTTP publish endpoint's is (hreq.c). */
 #include "admin.h"
 
 #include <errno.h>
@@ -18,9 +19,11 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "picohttpparser.h"
 #include "server.h"
 
 #define HEAD_MAX 8192
+#define HEADERS_MAX 32
 #define HEAD_TIMEOUT_MS 2000 /* a request head must be complete this long after connecting */
 #define ADMIN_CONNS_MAX 16   /* concurrent admin requests; not counted in --max-conns */
 #define ADMIN_PROM_TYPE "text/plain; version=0.0.4; charset=utf-8" /* exposition format */
@@ -116,7 +119,16 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
         v[METRICS_QUEUED] += stat_get(&st->queued);
         v[METRICS_WS_PENDING] += stat_get(&w->ws_pending);
         v[METRICS_TLS_FAILURES] += stat_get(&w->tls_failures);
+        v[METRICS_CONNS_HTTP] += stat_get(&w->http_conns);
+        v[METRICS_ACCEPTED_HTTP] += stat_get(&w->http_accepted);
     }
+    /* HTTP publishers are hub publishers too: pub counts the TCP ones only. (Read without a
+     * lock while workers run: never let a race show a wrapped gauge.) */
+    v[METRICS_CONNS_PUB] -=
+        v[METRICS_CONNS_HTTP] < v[METRICS_CONNS_PUB] ? v[METRICS_CONNS_HTTP] : v[METRICS_CONNS_PUB];
+    v[METRICS_ACCEPTED_PUB] -= v[METRICS_ACCEPTED_HTTP] < v[METRICS_ACCEPTED_PUB]
+                                   ? v[METRICS_ACCEPTED_HTTP]
+                                   : v[METRICS_ACCEPTED_PUB];
     v[METRICS_CONNS_ADMIN] = srv->admin ? srv->admin->open : 0;
     v[METRICS_ACCEPTED_ADMIN] = srv->admin ? srv->admin->accepted : 0;
     v[METRICS_WORKERS] = b->nworkers;
@@ -222,6 +234,7 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
     if (tls) {
         json_object_set_new(tls, "ws", json_boolean(srv->cfg.tls & CONFIG_TLS_WS));
         json_object_set_new(tls, "pub", json_boolean(srv->cfg.tls & CONFIG_TLS_PUB));
+        json_object_set_new(tls, "http", json_boolean(srv->cfg.tls & CONFIG_TLS_HTTP));
         json_object_set_new(o, "tls", tls);
     }
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
@@ -277,44 +290,39 @@ static void respond_text(struct aconn *ac, int status, const char *reason, const
 }
 
 /* The value of the request's Authorization header (trimmed), or NULL. */
-static const char *authorization(const char *head, size_t *len)
+static const char *authorization(const struct phr_header *h, size_t nh, size_t *len)
 {
-    for (const char *l = strstr(head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
-        const char *h = l + 2;
-        if (strncasecmp(h, "Authorization:", 14) != 0) continue;
-        h += 14;
-        while (*h == ' ' || *h == '\t')
-            h++;
-        const char *e = strstr(h, "\r\n");
-        if (!e) e = h + strlen(h);
-        while (e > h && (e[-1] == ' ' || e[-1] == '\t'))
+    for (size_t i = 0; i < nh; i++) {
+        if (!h[i].name || h[i].name_len != 13 || strncasecmp(h[i].name, "authorization", 13))
+            continue;
+        const char *v = h[i].value, *e = v + h[i].value_len;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        *len = (size_t)(e - h);
-        return h;
+        *len = (size_t)(e - v);
+        return v;
     }
     return NULL;
 }
 
-static void handle(struct aconn *ac)
+/* Answer the request whose head picohttpparser split (pointers into ac->head). */
+static void handle(struct aconn *ac, const char *method, size_t mlen, const char *path, size_t plen,
+                   const struct phr_header *h, size_t nh)
 {
-    char method[16], path[256];
-    if (sscanf(ac->head, "%15s %255s HTTP/1.", method, path) != 2) {
-        respond_text(ac, 400, "Bad Request", "bad request line\n");
-        return;
-    }
-    char *q = strchr(path, '?');
-    if (q) *q = '\0';
-    int metrics = strcmp(path, "/metrics") == 0;
-    if (!metrics && strcmp(path, "/stats") != 0) {
+    const char *q = memchr(path, '?', plen);
+    if (q) plen = (size_t)(q - path);
+    int metrics = plen == 8 && memcmp(path, "/metrics", 8) == 0;
+    if (!metrics && !(plen == 6 && memcmp(path, "/stats", 6) == 0)) {
         respond_text(ac, 404, "Not Found", "not found: try GET /stats or GET /metrics\n");
         return;
     }
-    if (strcmp(method, "GET") != 0) {
+    if (mlen != 3 || memcmp(method, "GET", 3) != 0) {
         respond_text(ac, 405, "Method Not Allowed", "GET only\n");
         return;
     }
     size_t alen = 0;
-    const char *av = authorization(ac->head, &alen);
+    const char *av = authorization(h, nh, &alen);
     if (!auth_admin_ok(&ac->a->srv->broker->auth, av, alen)) {
         respond_text(ac, 401, "Unauthorized",
                      "unauthorized: send 'Authorization: Bearer <admin token>' "
@@ -350,11 +358,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (ac->answered) return;
     ac->len += (size_t)nread;
     ac->head[ac->len] = '\0';
-    if (strstr(ac->head, "\r\n\r\n") || strstr(ac->head, "\n\n")) {
-        handle(ac);
-    } else if (ac->len >= HEAD_MAX - 1) {
+    const char *method, *path;
+    size_t mlen, plen, nh = HEADERS_MAX;
+    struct phr_header h[HEADERS_MAX];
+    int minor;
+    int rc = phr_parse_request(ac->head, ac->len, &method, &mlen, &path, &plen, &minor, h, &nh, 0);
+    if (rc > 0)
+        handle(ac, method, mlen, path, plen, h, nh);
+    else if (rc == -1)
+        respond_text(ac, 400, "Bad Request", "bad request head\n");
+    else if (ac->len >= HEAD_MAX - 1)
         respond_text(ac, 431, "Request Header Fields Too Large", "request head over 8 KiB\n");
-    }
 }
 
 static void on_timeout(uv_timer_t *t)

@@ -18,6 +18,9 @@ void config_default(struct config *cfg)
     snprintf(cfg->pub, sizeof(cfg->pub), "127.0.0.1:7400");
     snprintf(cfg->ws, sizeof(cfg->ws), "127.0.0.1:7401");
     snprintf(cfg->admin, sizeof(cfg->admin), "127.0.0.1:7402");
+    snprintf(cfg->http, sizeof(cfg->http), "127.0.0.1:7403");
+    cfg->http_max_body = 65536;
+    cfg->http_timeout_ms = 5000;
     engine_config_default(&cfg->engine);
     hub_config_default(&cfg->hub);
     cfg->max_conns = 10000;
@@ -38,17 +41,20 @@ static void usage(FILE *out)
     fputs("usage: nudged [options]\n"
           "\n"
           "nudge broker: publishers send hints over TCP, subscribers receive them over WebSocket.\n"
-          "Prints 'nudged ready pub=HOST:PORT ws=HOST:PORT admin=HOST:PORT' once listening.\n"
+          "Prints 'nudged ready pub=HOST:PORT ws=HOST:PORT admin=HOST:PORT http=HOST:PORT'\n"
+          "once listening (without http= when --http is off).\n"
           "\n"
           "listeners (HOST:PORT, [v6addr]:PORT; port 0 = ephemeral):\n"
           "  --pub ADDR          publisher TCP protocol        (default 127.0.0.1:7400)\n"
           "  --ws ADDR           WebSocket subscribers         (default 127.0.0.1:7401)\n"
           "  --admin ADDR        admin HTTP: GET /stats        (default 127.0.0.1:7402)\n"
+          "  --http ADDR         HTTP publish: POST /publish   (default 127.0.0.1:7403)\n"
+          "                      'off' (or '') = no HTTP publish listener\n"
           "TLS (docs/operations.md §TLS; the admin listener stays plain HTTP):\n"
           "  --tls-cert PATH     PEM certificate (chain) for the TLS listeners\n"
           "  --tls-key PATH      PEM private key of that certificate (both or neither)\n"
-          "  --tls-listeners L   which listeners speak TLS: ws, pub or ws,pub\n"
-          "                                                                  (default ws,pub)\n"
+          "  --tls-listeners L   which listeners speak TLS: a comma-separated set of\n"
+          "                      ws, pub and http                      (default ws,pub,http)\n"
           "limits:\n"
           "  --max-frame N       bytes per publisher frame / WebSocket message (default 65536)\n"
           "  --max-topic N       bytes per topic name                        (default 256)\n"
@@ -60,7 +66,9 @@ static void usage(FILE *out)
           "  --max-topics-total N  topics the broker knows at once (published, subscribed\n"
           "                      or in history); past it publishes and subscriptions that\n"
           "                      add a topic are refused (code 14)          (default 1000000)\n"
-          "  --max-conns N       open publisher + WebSocket connections, handshakes\n"
+          "  --http-max-body N   bytes of one HTTP publish body; past it 413 and close\n"
+          "                                                                  (default 65536)\n"
+          "  --max-conns N       open publisher (TCP, HTTP) + WebSocket connections, handshakes\n"
           "                      in progress included                        (default 10000)\n"
           "abuse limits (docs/operations.md §Abuse limits; 0 = no bound):\n"
           "  --max-conns-per-ip N  open publisher + WebSocket connections from one\n"
@@ -88,8 +96,12 @@ static void usage(FILE *out)
           "                      a WebSocket's hello within MS of its upgrade (1008)\n"
           "                                                                  (default 10000)\n"
           "  --pub-idle MS       a publisher that sends nothing (ping to stay) or stays in\n"
-          "                      the middle of a frame for MS is dropped; 0 = never\n"
+          "                      the middle of a frame for MS is dropped; 0 = never; also\n"
+          "                      how long a kept-alive HTTP publisher may stay silent\n"
           "                                                                  (default 120000)\n"
+          "  --http-timeout MS   an HTTP publish request (head and body) must arrive within\n"
+          "                      MS of its first byte, the first one within MS of\n"
+          "                      connecting; else 408 and close              (default 5000)\n"
           "history (replay on resume; docs/guarantees.md):\n"
           "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
           "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"
@@ -159,7 +171,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
 {
     uint32_t hist_age = (uint32_t)(cfg->engine.hist.max_age_ms / 1000);
     uint32_t horizon = (uint32_t)(cfg->engine.hist.horizon_ms / 1000);
-    unsigned tls_listeners = CONFIG_TLS_WS | CONFIG_TLS_PUB, tls_listeners_given = 0;
+    unsigned tls_listeners = CONFIG_TLS_WS | CONFIG_TLS_PUB | CONFIG_TLS_HTTP,
+             tls_listeners_given = 0;
     struct {
         const char *name;
         uint32_t *v;
@@ -181,6 +194,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--workers", &cfg->workers, 1, NUDGE_WORKERS_MAX},
         {"--hello-timeout", &cfg->hello_timeout_ms, 50, 3600000},
         {"--pub-idle", &cfg->pub_idle_ms, 0, 86400000},
+        {"--http-max-body", &cfg->http_max_body, 64, WIRE_FRAME_MAX},
+        {"--http-timeout", &cfg->http_timeout_ms, 50, 3600000},
         {"--hist-per-topic", &cfg->engine.hist.per_topic, 0, 1u << 20},
         {"--hist-age", &hist_age, 1, 7u * 24 * 3600},
         {"--horizon", &horizon, 1, 366u * 24 * 3600},
@@ -201,7 +216,14 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         char *addr = !strcmp(a, "--pub")     ? cfg->pub
                      : !strcmp(a, "--ws")    ? cfg->ws
                      : !strcmp(a, "--admin") ? cfg->admin
+                     : !strcmp(a, "--http")  ? cfg->http
                                              : NULL;
+        if (addr == cfg->http) cfg->http_given = 1;
+        if (addr == cfg->http && v && (!*v || !strcmp(v, "off"))) {
+            cfg->http[0] = '\0';
+            i++;
+            continue;
+        }
         if (addr) {
             char host[256];
             unsigned port;
@@ -234,14 +256,23 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
             continue;
         }
         if (!strcmp(a, "--tls-listeners")) {
-            unsigned l = !v                  ? 0
-                         : !strcmp(v, "ws")  ? CONFIG_TLS_WS
-                         : !strcmp(v, "pub") ? CONFIG_TLS_PUB
-                         : !strcmp(v, "ws,pub") || !strcmp(v, "pub,ws")
-                             ? CONFIG_TLS_WS | CONFIG_TLS_PUB
-                             : 0;
+            unsigned l = 0;
+            for (const char *s = v; s && *s;) {
+                size_t n = strcspn(s, ",");
+                unsigned one = n == 2 && !strncmp(s, "ws", 2)     ? CONFIG_TLS_WS
+                               : n == 3 && !strncmp(s, "pub", 3)  ? CONFIG_TLS_PUB
+                               : n == 4 && !strncmp(s, "http", 4) ? CONFIG_TLS_HTTP
+                                                                  : 0;
+                if (!one) {
+                    l = 0;
+                    break;
+                }
+                l |= one;
+                s += n + (s[n] == ',');
+            }
             if (!l) {
-                snprintf(err, errlen, "--tls-listeners wants ws, pub or ws,pub");
+                snprintf(err, errlen,
+                         "--tls-listeners wants a comma-separated set of ws, pub, http");
                 return -1;
             }
             tls_listeners = l;

@@ -17,6 +17,11 @@ struct config {
     char pub[256];   /* publisher TCP listener, HOST:PORT; default 127.0.0.1:7400 */
     char ws[256];    /* WebSocket listener; default 127.0.0.1:7401 */
     char admin[256]; /* admin HTTP listener; default 127.0.0.1:7402 */
+    char http[256];  /* HTTP publish listener; default 127.0.0.1:7403; "" = off (--http off) */
+    int http_given;  /* --http was on the command line (else a busy default port is skipped) */
+    uint32_t http_max_body;   /* bytes of one HTTP publish body; default 65536 (413 past it) */
+    uint32_t http_timeout_ms; /* an HTTP request's head and body, from its first byte (and the
+                                 first request, from the accept); default 5000 */
     struct engine_config engine;
     struct hub_config hub;
     uint32_t workers;          /* worker threads; default: the number of online CPUs */
@@ -40,7 +45,8 @@ struct config {
     unsigned tls;              /* CONFIG_TLS_*: listeners that speak TLS (0 without a cert) */
 };
 
-enum { CONFIG_TLS_WS = 1, CONFIG_TLS_PUB = 2 }; /* --tls-listeners ws,pub (default both) */
+/* --tls-listeners: a comma-separated set of ws, pub, http (default all three) */
+enum { CONFIG_TLS_WS = 1, CONFIG_TLS_PUB = 2, CONFIG_TLS_HTTP = 4 };
 
 void config_default(struct config *cfg);
 /* Parse argv. Returns 0 to run, 1 when --help/--version was printed to out (exit 0), or -1 with

@@ -65,6 +65,13 @@ static int check_exposure(const struct config *cfg, const struct auth *a, char *
                  cfg->pub);
         return -1;
     }
+    if (cfg->http[0] && exposed(cfg->http) && a->pubs_open) {
+        snprintf(err, errlen,
+                 "--http %s is not a loopback address, and publishers are not authenticated: "
+                 "configure --pub-keys first",
+                 cfg->http);
+        return -1;
+    }
     if (exposed(cfg->admin) && !a->admin_required) {
         snprintf(err, errlen,
                  "--admin %s is not a loopback address: configure --admin-token-file first",
@@ -85,8 +92,8 @@ int main(int argc, char **argv)
 {
     static struct broker b; /* zeroed; lives for the whole process, not shared state */
     struct worker *w0 = NULL;
-    char err[1024], pub[300] = "", ws[300] = "", adm[300] = "";
-    int rc, pubfds[NUDGE_WORKERS_MAX], wsfds[NUDGE_WORKERS_MAX];
+    char err[1024], pub[300] = "", ws[300] = "", adm[300] = "", http[300] = "";
+    int rc, pubfds[NUDGE_WORKERS_MAX], wsfds[NUDGE_WORKERS_MAX], httpfds[NUDGE_WORKERS_MAX];
     const char *what = "pub";
 
     config_default(&b.cfg);
@@ -144,12 +151,38 @@ int main(int argc, char **argv)
             close(pubfds[i]);
         goto fail;
     }
+    what = "http";
+    for (uint32_t i = 0; i < n; i++)
+        httpfds[i] = -1;
+    if (b.cfg.http[0] &&
+        (rc = listen_open_group(b.cfg.http, 511, (int)n, httpfds, http, sizeof(http))) < 0 &&
+        !b.cfg.http_given) {
+        /* The default port of a listener newer than the others: brokers and scripts that give
+         * --pub, --ws and --admin for several brokers on one machine must not stop starting. */
+        LOGF(b.cfg.log_level, LOG_WARN,
+             "HTTP publish listener not started: the default %s: %s (give --http ADDR, or "
+             "--http off)",
+             b.cfg.http, uv_strerror(rc));
+        b.cfg.http[0] = '\0';
+        http[0] = '\0';
+        for (uint32_t i = 0; i < n; i++)
+            httpfds[i] = -1;
+        rc = 0;
+    }
+    if (rc < 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            close(pubfds[i]);
+            close(wsfds[i]);
+        }
+        goto fail;
+    }
     b.workers = calloc(n, sizeof(*b.workers));
     for (uint32_t i = 0; i < n; i++) {
-        if (!b.workers || !(b.workers[i] = worker_new(&b, i, pubfds[i], wsfds[i]))) {
+        if (!b.workers || !(b.workers[i] = worker_new(&b, i, pubfds[i], wsfds[i], httpfds[i]))) {
             for (uint32_t j = b.workers ? i + 1 : 0; j < n; j++) {
                 close(pubfds[j]);
                 close(wsfds[j]);
+                if (httpfds[j] >= 0) close(httpfds[j]);
             }
             fprintf(stderr, "nudged: out of memory\n");
             goto out;
@@ -170,7 +203,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    printf("nudged ready pub=%s ws=%s admin=%s\n", pub, ws, adm);
+    /* http= last: scripts parse the first three with patterns that must keep matching */
+    printf("nudged ready pub=%s ws=%s admin=%s%s%s\n", pub, ws, adm, http[0] ? " http=" : "", http);
     fflush(stdout);
     LOGF(b.cfg.log_level, LOG_INFO, "epoch %s, pid %d, %u worker%s", engine_epoch(&b.engine),
          (int)getpid(), n, n == 1 ? "" : "s");
@@ -191,9 +225,10 @@ int main(int argc, char **argv)
 
 fail:
     fprintf(stderr, "nudged: cannot listen on --%s %s: %s\n", what,
-            !strcmp(what, "pub")  ? b.cfg.pub
-            : !strcmp(what, "ws") ? b.cfg.ws
-                                  : b.cfg.admin,
+            !strcmp(what, "pub")    ? b.cfg.pub
+            : !strcmp(what, "ws")   ? b.cfg.ws
+            : !strcmp(what, "http") ? b.cfg.http
+                                    : b.cfg.admin,
             uv_strerror(rc));
 out:
     engine_lock(&b.engine);

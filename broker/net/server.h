@@ -16,6 +16,7 @@
 struct tcp;
 struct ws;
 struct admin;
+struct http;
 struct worker;
 
 struct server {
@@ -28,17 +29,22 @@ struct server {
     struct config cfg;
     struct tcp *tcp;
     struct ws *ws;
-    struct admin *admin; /* worker 0 only */
-    uint64_t start_ms;   /* uv_now() at start, for uptime */
-    stat_t ws_pending;   /* accepted WebSocket sockets whose upgrade is not done (ws.c) */
-    stat_t tls_failures; /* TLS handshakes that failed on the publisher listener (tcp.c) */
+    struct http *http;    /* NULL when --http is off */
+    struct admin *admin;  /* worker 0 only */
+    uint64_t start_ms;    /* uv_now() at start, for uptime */
+    stat_t ws_pending;    /* accepted WebSocket sockets whose upgrade is not done (ws.c) */
+    stat_t tls_failures;  /* TLS handshakes that failed on the publisher listeners (tcp.c,
+                             http.c) */
+    stat_t http_conns;    /* open HTTP publisher connections (http.c; also hub CONN_PUB) */
+    stat_t http_accepted; /* HTTP publisher connections accepted */
     int stopping;
 };
 
 /* The process: the shared engine and every worker. */
 struct broker {
     struct config cfg;
-    struct listen_shared pub_listen, ws_listen; /* the workers' listeners of each port */
+    struct listen_shared pub_listen, ws_listen, http_listen; /* the workers' listeners of each
+                                                                port */
     struct peers peers; /* open connections per client address (--max-conns-per-ip) */
     struct engine engine;
     struct auth auth; /* credentials and namespace rules, read by every worker's session */

@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "log.h"
+#include "http.h"
 #include "tcp.h"
 #include "ws.h"
 
@@ -34,7 +35,7 @@ struct worker {
     uv_thread_t thread;
     uv_sem_t started;
     int start_rc;
-    int pub_fd, ws_fd;
+    int pub_fd, ws_fd, http_fd;
     atomic_int stop; /* asked to stop (by worker 0) */
     int began, finished, threaded, handles;
     uint64_t drain_start;
@@ -61,7 +62,7 @@ const struct server *server_of(const struct broker *b, uint32_t i)
     return &b->workers[i]->srv;
 }
 
-struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_fd)
+struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_fd, int http_fd)
 {
     struct worker *w = calloc(1, sizeof(*w));
     if (!w) goto fail;
@@ -71,6 +72,7 @@ struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_f
     w->srv.cfg = b->cfg;
     w->pub_fd = pub_fd;
     w->ws_fd = ws_fd;
+    w->http_fd = http_fd;
     atomic_init(&w->stop, 0);
     if (hub_init(&w->srv.hub, &b->cfg.hub, &b->engine) < 0) goto fail;
     session_init(&w->srv.session, &w->srv.hub, &b->auth);
@@ -79,6 +81,7 @@ fail:
     free(w);
     close(pub_fd);
     close(ws_fd);
+    if (http_fd >= 0) close(http_fd);
     return NULL;
 }
 
@@ -153,6 +156,7 @@ static void begin_stop(struct worker *w)
     w->began = 1;
     srv->stopping = 1;
     tcp_stop(srv->tcp);
+    http_stop(srv->http);
     admin_stop(srv->admin);
     ws_stop_listening(srv->ws);
     hub_drain(&srv->hub);
@@ -239,9 +243,14 @@ static int start_common(struct worker *w)
         uv_timer_start(&w->expiry, on_expiry, 1000, 1000);
     hub_own(&srv->hub, wake_me, w);
     uv_prepare_start(&w->before_sleep, on_before_sleep);
-    int pfd = w->pub_fd, wfd = w->ws_fd;
-    w->pub_fd = w->ws_fd = -1;
+    int pfd = w->pub_fd, wfd = w->ws_fd, hfd = w->http_fd;
+    w->pub_fd = w->ws_fd = w->http_fd = -1;
     if ((rc = tcp_start(srv, pfd, &srv->tcp)) < 0) {
+        close(wfd);
+        if (hfd >= 0) close(hfd);
+        return rc;
+    }
+    if (hfd >= 0 && (rc = http_start(srv, hfd, &srv->http)) < 0) {
         close(wfd);
         return rc;
     }
@@ -266,6 +275,7 @@ static void abort_start(struct worker *w)
     w->srv.stopping = 1;
     w->began = 1;
     tcp_stop(w->srv.tcp);
+    http_stop(w->srv.http);
     admin_stop(w->srv.admin);
     finish(w);
 }
@@ -327,6 +337,7 @@ void worker_free(struct worker *w)
     if (!w) return;
     if (w->pub_fd >= 0) close(w->pub_fd);
     if (w->ws_fd >= 0) close(w->ws_fd);
+    if (w->http_fd >= 0) close(w->http_fd);
     session_close(&w->srv.session);
     hub_close(&w->srv.hub);
     free(w);

@@ -9,9 +9,10 @@
 
 #include "server.h"
 
-/* Allocate worker index of broker b, with its hub registered as an engine sink; pub_fd and ws_fd
- * are listening sockets it takes over. NULL on failure (the fds are then closed). */
-struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_fd);
+/* Allocate worker index of broker b, with its hub registered as an engine sink; pub_fd, ws_fd
+ * and http_fd (-1 when --http is off) are listening sockets it takes over. NULL on failure (the
+ * fds are then closed). */
+struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_fd, int http_fd);
 /* Start worker w's thread (index > 0). Returns 0 once its transports are up, or < 0. */
 int worker_spawn(struct worker *w);
 /* Worker 0: bring up the transports (and admin at admin_addr, bound address into adm) on the

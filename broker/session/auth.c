@@ -493,6 +493,30 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
 
 /* ---- publishers and operators ------------------------------------------------------------ */
 
+int auth_pub_key(struct auth *a, const char *key, size_t len, struct auth_key **out,
+                 const char **why)
+{
+    *out = NULL;
+    if (a->pubs_open) return 0;
+    if (!key) {
+        stat_add(&a->st.pub_refused, 1);
+        *why = "this broker requires an API key";
+        return WIRE_C_UNAUTHORIZED;
+    }
+    uint8_t h[32];
+    digest(key, len, h);
+    struct auth_key *found = NULL;
+    for (uint32_t i = 0; i < a->npub_keys; i++) /* every key, whichever matches */
+        if (CRYPTO_memcmp(h, a->pub_keys[i].hash, sizeof(h)) == 0) found = &a->pub_keys[i];
+    if (!found) {
+        stat_add(&a->st.pub_refused, 1);
+        *why = "unknown API key";
+        return WIRE_C_UNAUTHORIZED;
+    }
+    *out = found;
+    return 0;
+}
+
 int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct auth_key **out,
                    const char **why)
 {
@@ -506,18 +530,7 @@ int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct au
                        : "this broker requires an API key in hello (\"auth\")";
         return WIRE_C_UNAUTHORIZED;
     }
-    uint8_t h[32];
-    digest(key.p, key.len, h);
-    struct auth_key *found = NULL;
-    for (uint32_t i = 0; i < a->npub_keys; i++) /* every key, whichever matches */
-        if (CRYPTO_memcmp(h, a->pub_keys[i].hash, sizeof(h)) == 0) found = &a->pub_keys[i];
-    if (!found) {
-        stat_add(&a->st.pub_refused, 1);
-        *why = "unknown API key";
-        return WIRE_C_UNAUTHORIZED;
-    }
-    *out = found;
-    return 0;
+    return auth_pub_key(a, key.p, key.len, out, why);
 }
 
 /* GCRA: each publish moves the key's theoretical arrival time (TAT) on by 1/rate s; one is

@@ -131,6 +131,10 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
  * development mode: everything allowed) or WIRE_C_UNAUTHORIZED with *why. */
 int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct auth_key **out,
                    const char **why);
+/* The same for a key given as text, key[0..len) (NULL = none): an HTTP publish's bearer key
+ * (broker/net/http.c), checked on every request. */
+int auth_pub_key(struct auth *a, const char *key, size_t len, struct auth_key **out,
+                 const char **why);
 /* May key k (NULL: open) publish once more at now_ns (monotonic)? Keys with a rate allow `rate`
  * publishes a second with bursts of up to `rate` (a GCRA on one atomic word: any thread, no
  * lock). 1, or 0 (counted in a->st.rate_limited). */

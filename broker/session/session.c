@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hpub.h"
 #include "match.h"
 #include "subs.h"
 
@@ -23,7 +24,22 @@ static const struct wire_limits *limits(const struct session *s)
 static void pub_error(struct session *s, struct conn *c, uint64_t id, int code, const char *msg)
 {
     stat_add(&s->hub->st.errors, 1);
-    pub_encode_error(&c->out, id, code, msg);
+    if (c->http) {
+        c->code = code;
+        hpub_encode_error(&c->out, code, msg);
+    } else {
+        pub_encode_error(&c->out, id, code, msg);
+    }
+}
+
+static void pub_ack(struct conn *c, uint64_t id, const uint64_t *seqs, uint32_t n)
+{
+    if (c->http) {
+        c->code = 0;
+        hpub_encode_ack(&c->out, seqs, n);
+    } else {
+        pub_encode_ack(&c->out, id, seqs, n);
+    }
 }
 
 void session_pub_stream_error(struct session *s, struct conn *c, int err)
@@ -102,7 +118,7 @@ static void req_done(struct pubreq *r)
         else if (p->err)
             pub_error(s, c, r->id, WIRE_C_INTERNAL, "out of memory");
         else
-            pub_encode_ack(&c->out, r->id, p->seqs, p->ntopics);
+            pub_ack(c, r->id, p->seqs, p->ntopics);
     }
     req_unlink(r);
     if (c) hub_conn_reply(s->hub, c);
@@ -284,6 +300,43 @@ out:
     pub_msg_clear(pm);
     hub_conn_reply(s->hub, c);
     return rc;
+}
+
+void session_pub_http(struct session *s, struct conn *c, const char *key, size_t key_len,
+                      const uint8_t *body, size_t len, uint64_t now_ms)
+{
+    struct pub_msg *pm = &s->pm;
+    const char *why = "credentials refused";
+    int code = auth_pub_key(s->auth, key, key_len, &c->key, &why);
+    if (code) {
+        pub_error(s, c, 0, code,
+                  key ? why : "this broker requires an API key: Authorization: Bearer KEY");
+        goto out;
+    }
+    int err = hpub_decode(body, len, limits(s), pm);
+    if (err < 0) {
+        char msg[128];
+        code = wire_code_of(err);
+        if (err == WIRE_EMALFORMED)
+            snprintf(msg, sizeof(msg), "the body is not a JSON object (in UTF-8)");
+        else if (err == WIRE_EFIELD)
+            snprintf(msg, sizeof(msg),
+                     "\"topics\" must be a non-empty array of strings, "
+                     "\"origin\" a string, \"skip_origin\" a boolean");
+        else if (err == WIRE_ETOOMANY)
+            snprintf(msg, sizeof(msg), "more than max_topics (%u) topics", limits(s)->max_topics);
+        else if (err == WIRE_EDATA)
+            snprintf(msg, sizeof(msg), "data over max_data (%u bytes as msgpack)",
+                     limits(s)->max_data);
+        else
+            snprintf(msg, sizeof(msg), "%s", wire_code_name(code));
+        pub_error(s, c, 0, code, msg);
+        goto out;
+    }
+    on_publish(s, c, pm, now_ms);
+    hpub_msg_clear(pm);
+out:
+    hub_conn_reply(s->hub, c);
 }
 
 /* ---- subscribers ------------------------------------------------------------------------- */

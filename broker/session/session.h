@@ -59,6 +59,16 @@ void session_pub_gone(struct session *s, struct conn *c);
  * frame to c->out. The caller closes after writing it. */
 void session_pub_stream_error(struct session *s, struct conn *c, int err);
 
+/* HTTP publisher (broker/net/http.c; c->http set): one POST /publish with its bearer key
+ * key[0..key_len) (NULL: no Authorization header), checked on every request as a TCP hello's
+ * (auth_pub_key), and its JSON body (protocol/hpub.h). The answer, one JSON body, is appended to
+ * c->out with its wire code in c->code (0 = ok): at once, or, when a persisted store completes
+ * the publish later, through the hub's job queue and c->ops->flush as for TCP (c->npubs is 1
+ * until then). One request in flight per connection: call again only once the answer came.
+ * Nothing of body is kept after the call. */
+void session_pub_http(struct session *s, struct conn *c, const char *key, size_t key_len,
+                      const uint8_t *body, size_t len, uint64_t now_ms);
+
 /* Connection c (either role) is gone: its credentials are released. Call before
  * hub_conn_gone (after session_pub_gone for publishers). */
 void session_conn_gone(struct session *s, struct conn *c);

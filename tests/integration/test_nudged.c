@@ -33,6 +33,9 @@ Test(nudged, help_lists_every_flag_and_exits_0)
         "--pub",
         "--ws",
         "--admin",
+        "--http",
+        "--http-max-body",
+        "--http-timeout",
         "--max-frame",
         "--max-topic",
         "--max-data",
@@ -98,6 +101,10 @@ Test(nudged, bad_flags_exit_2_with_a_message)
         {bin, "--max-subs", NULL},
         {bin, "--hello-timeout", "0", NULL},
         {bin, "--pub-idle", "1s", NULL},
+        {bin, "--http", "localhost", NULL},
+        {bin, "--http-max-body", "10", NULL},
+        {bin, "--http-timeout", "0", NULL},
+        {bin, "--tls-listeners", "ws,smtp", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = NULL, *err = NULL;
@@ -118,8 +125,8 @@ Test(nudged, a_port_already_in_use_exits_1_naming_the_flag)
     nudged_path(bin, sizeof bin);
     snprintf(taken, sizeof taken, "127.0.0.1:%u", (unsigned)d.pub_port);
     /* A second broker on a busy port must fail loudly, not share it (no SO_REUSEPORT). */
-    const char *argv[] = {bin,       "--pub",       taken,      "--ws", "127.0.0.1:0",
-                          "--admin", "127.0.0.1:0", "--memory", NULL};
+    const char *argv[] = {bin,           "--pub",  taken, "--ws",     "127.0.0.1:0", "--admin",
+                          "127.0.0.1:0", "--http", "off", "--memory", NULL};
     char *out = NULL, *err = NULL;
     int rc = run_cmd(argv, NULL, &out, &err, RUN_MS);
     cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
@@ -127,8 +134,9 @@ Test(nudged, a_port_already_in_use_exits_1_naming_the_flag)
     cr_expect_str_eq(out, "", "no ready line");
     free(out);
     free(err);
-    const char *bad[] = {bin,       "--pub",       "127.0.0.1:0", "--ws", "127.0.0.1:0",
-                         "--admin", "256.0.0.1:1", "--memory",    NULL};
+    const char *bad[] = {bin,           "--pub",    "127.0.0.1:0", "--ws",
+                         "127.0.0.1:0", "--admin",  "256.0.0.1:1", "--http",
+                         "off",         "--memory", NULL};
     rc = run_cmd(bad, NULL, &out, &err, RUN_MS);
     cr_expect_eq(rc, 1, "unresolvable admin address: exit %d: %s", rc, err);
     cr_expect(strstr(err, "--admin"), "the message names the flag: %s", err);
@@ -196,7 +204,7 @@ Test(nudged, a_sigterm_during_start_up_is_a_clean_stop, .timeout = 60)
         }
         /* many workers: start-up takes long enough to be interrupted */
         execl(bin, bin, "--pub", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-              "--workers", "64", "--data-dir", dir, (char *)NULL);
+              "--http", "127.0.0.1:0", "--workers", "64", "--data-dir", dir, (char *)NULL);
         _exit(127);
     }
     int64_t end = now_ms() + 10000;

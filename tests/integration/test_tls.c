@@ -483,3 +483,86 @@ Test(tls, pipelined_posts_over_tls_on_the_wss_port_are_closed_without_a_stall)
     cr_expect_eq(nudged_stop(&d), 0);
     cert_remove(&c);
 }
+
+/* Send req over ssl and read until the peer closes or want bytes of body have come. Returns the
+ * bytes read into buf (NUL-terminated). */
+static size_t https_exchange(SSL *ssl, const char *req, char *buf, size_t cap)
+{
+    cr_assert_eq(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
+    size_t n = 0;
+    int64_t t0 = now_ms();
+    while (n + 1 < cap && now_ms() - t0 < 3000) {
+        int got = SSL_read(ssl, buf + n, (int)(cap - 1 - n));
+        if (got <= 0) break;
+        n += (size_t)got;
+        buf[n] = '\0';
+        if (strstr(buf, "}}") || strstr(buf, "]}")) break; /* one JSON answer is whole */
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+Test(tls, the_http_publish_port_speaks_https_and_refuses_plain_text)
+{
+    struct cert c;
+    struct nudged d = {0};
+    cr_assert_eq(cert_make(&c), 0);
+    start_tls(&d, &c, NULL);
+    cr_assert_neq(d.http_port, 0);
+    struct wsc w;
+    wss_sub(&w, &d, &c, "tls:http");
+    int fd = tcp_connect(d.http_port);
+    cr_assert(fd >= 0);
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    cr_assert(ctx && SSL_CTX_load_verify_locations(ctx, c.cert, NULL) == 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL *ssl = SSL_new(ctx);
+    cr_assert(ssl && SSL_set_fd(ssl, fd) == 1);
+    cr_assert_eq(SSL_connect(ssl), 1, "TLS handshake with the http port");
+    const char req[] = "POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 23\r\n\r\n{\"topics\":[\"tls:http\"]}";
+    char buf[2048];
+    https_exchange(ssl, req, buf, sizeof buf);
+    cr_expect(strncmp(buf, "HTTP/1.1 200 ", 13) == 0 && strstr(buf, "{\"seqs\":[1]}"), "%s", buf);
+    https_exchange(ssl, req, buf, sizeof buf); /* kept alive, over TLS */
+    cr_expect(strstr(buf, "{\"seqs\":[2]}"), "%s", buf);
+    expect_hint(&w, "tls:http", 1);
+    expect_hint(&w, "tls:http", 2);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    /* plain text on the TLS port: closed, not answered as HTTP */
+    size_t n = 0;
+    char *resp = http_raw(d.http_port, req, sizeof req - 1, &n, 3000);
+    cr_assert_not_null(resp);
+    cr_expect(strstr(resp, "seqs") == NULL, "a plain request was served: %s", resp);
+    free(resp);
+    json_t *st = nudged_stats(&d);
+    cr_assert_not_null(st);
+    cr_expect_geq(stats_int(st, "tls_handshake_failures"), 1);
+    cr_expect(json_is_true(json_object_get(json_object_get(st, "tls"), "http")));
+    json_decref(st);
+    wsc_close(&w, 2000);
+    cr_expect_eq(nudged_stop(&d), 0);
+    cert_remove(&c);
+}
+
+Test(tls, tls_listeners_without_http_leaves_the_http_port_plain)
+{
+    struct cert c;
+    struct nudged d = {0};
+    cr_assert_eq(cert_make(&c), 0);
+    const char *more[] = {"--tls-listeners", "ws,pub", NULL};
+    start_tls(&d, &c, more);
+    const char req[] = "POST /publish HTTP/1.1\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 17\r\nConnection: close\r\n\r\n{\"topics\":[\"pl\"]}";
+    char *resp = http_raw(d.http_port, req, sizeof req - 1, NULL, 3000);
+    cr_assert_not_null(resp);
+    cr_expect(strstr(resp, "{\"seqs\":[1]}"), "%s", resp);
+    free(resp);
+    cr_expect_eq(nudged_stop(&d), 0);
+    cert_remove(&c);
+}

@@ -101,14 +101,15 @@ static int status_of(int wstatus)
     return -1;
 }
 
-/* Parse "nudged ready pub=H:P ws=H:P admin=H:P" into d's ports. 0 or -1. */
+/* Parse "nudged ready pub=H:P ws=H:P admin=H:P[ http=H:P]" into d's ports. 0 or -1. */
 static int parse_ready(struct nudged *d, const char *line)
 {
-    const char *keys[3] = {"pub=", "ws=", "admin="};
-    uint16_t *ports[3] = {&d->pub_port, &d->ws_port, &d->admin_port};
+    const char *keys[4] = {" pub=", " ws=", " admin=", " http="};
+    uint16_t *ports[4] = {&d->pub_port, &d->ws_port, &d->admin_port, &d->http_port};
     if (strncmp(line, "nudged ready", 12) != 0) return -1;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         const char *k = strstr(line, keys[i]);
+        if (!k && i == 3) break; /* --http off */
         if (!k) return -1;
         k += strlen(keys[i]);
         const char *sp = k;
@@ -190,6 +191,8 @@ static int start_common(struct nudged *d, const char *binary, int with_defaults,
         argv[n++] = "--ws";
         argv[n++] = "127.0.0.1:0";
         argv[n++] = "--admin";
+        argv[n++] = "127.0.0.1:0";
+        argv[n++] = "--http";
         argv[n++] = "127.0.0.1:0";
     }
     /* make test runs every suite with NUDGE_WORKERS=1 and =4; a test's own --workers (later on

@@ -25,7 +25,9 @@
 struct nudged {
     pid_t pid; /* 0 when not running */
     uint16_t pub_port, ws_port, admin_port;
-    char ready_line[256]; /* "nudged ready pub=127.0.0.1:P1 ws=127.0.0.1:P2 admin=127.0.0.1:P3" */
+    uint16_t http_port;   /* 0 when the broker runs with --http off */
+    char ready_line[256]; /* "nudged ready pub=127.0.0.1:P1 ws=127.0.0.1:P2 admin=127.0.0.1:P3
+                             http=127.0.0.1:P4" */
     char out_path[128];   /* broker stdout */
     char err_path[128];   /* broker stderr */
     char data_dir[128];   /* the --data-dir the harness made for it ("" when the test gave
@@ -42,12 +44,12 @@ const char *nudge_bin_dir(void);
 /* Write "<nudge_bin_dir()>/<name>" into buf. Returns 0, or -1 when it does not fit. */
 int nudge_bin_path(const char *name, char *buf, size_t cap);
 
-/* Fork/exec <bin>/nudged --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0
+/* Fork/exec <bin>/nudged --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0
  * [--workers $NUDGE_WORKERS] [--data-dir /tmp/nudge-test-PID-K.data --fsync $NUDGE_FSYNC]
  * [extra_args] (the data directory only when extra_args give neither --data-dir nor --memory;
  * it is removed when the broker is stopped, killed or waited for)
  * (extra_args: NULL-terminated array, or NULL). Waits up to 15 s for the ready line and parses
- * the three ports. Returns 0, or -1 (the child, if any, is killed and reaped). */
+ * the four ports. Returns 0, or -1 (the child, if any, is killed and reaped). */
 int nudged_start(struct nudged *d, const char *const *extra_args);
 /* Same, with an explicit binary path (e.g. "build/nudged") and no default listen arguments
  * when with_defaults is 0 (then extra_args must give --pub/--ws/--admin). */

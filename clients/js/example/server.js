@@ -161,7 +161,7 @@ Starts nudged (loopback, ephemeral ports, tokens required) and the demo backend 
   const dir = mkdtempSync(join(tmpdir(), 'nudge-example-'));
   const secret = randomBytes(32).toString('hex');
   writeFileSync(join(dir, 'secret'), secret, { mode: 0o600 });
-  const args = ['--pub', '127.0.0.1:0', '--ws', '127.0.0.1:0', '--admin', '127.0.0.1:0',
+  const args = ['--pub', '127.0.0.1:0', '--ws', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--http', '127.0.0.1:0',
     '--token-secret-file', join(dir, 'secret'), '--public', 'board:**', '--data-dir', join(dir, 'data')];
   const nudged = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = () => {

@@ -40,7 +40,7 @@ process.on('exit', () => {
 export function startBroker(opts = {}) {
   const args = [
     '--pub', `127.0.0.1:${opts.pub || 0}`, '--ws', `127.0.0.1:${opts.ws || 0}`, '--admin', '127.0.0.1:0',
-    '--workers', '1', '--log-level', 'warn', ...(opts.args || []),
+    '--http', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn', ...(opts.args || []),
   ];
   if (!args.includes('--data-dir')) args.push('--memory');
   const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' };
