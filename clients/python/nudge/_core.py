@@ -249,11 +249,11 @@ class Core:
                 self.tell(item, (OK, msg.get("seqs") or []))
         elif kind == "error":
             code, text = msg.get("code", 0), msg.get("msg", "")
-            item = self.inflight.pop(msg.get("id"), None) if msg.get("id") else None
-            if item is not None:
-                self.refuse(item, code, text)
-            else:
+            if not msg.get("id"):  # not tied to a publish (bad_frame, too_large): closing
                 return "%s (%s): %s" % (_wire.error_name(code), code, text)
+            item = self.inflight.pop(msg.get("id"), None)
+            if item is not None:  # else dropped from the buffer meanwhile
+                self.refuse(item, code, text)
         elif kind == "pong":
             if msg.get("id") == self.ping_id:
                 self.ping_id = None
