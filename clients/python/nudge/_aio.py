@@ -38,6 +38,8 @@ class AsyncPublisher:
         self._closing = False
 
     def _ensure(self):
+        if self._task is not None and self._loop is not asyncio.get_running_loop():
+            raise RuntimeError("this AsyncPublisher is bound to the event loop it was first used on")
         if self._task is None:
             self._loop = asyncio.get_running_loop()
             self._wake = None  # the writer's future while it waits (no asyncio.Event + wait_for:

@@ -313,7 +313,10 @@ class Core:
             self.tell(item, (DOWN, (code, reason)))
 
     def on_close(self):
-        """Closing: whoever still waits is told."""
+        """Closing: whoever still waits is told; what was never acked is said once."""
+        left = len(self.inflight) + len(self.pending)
+        if left:
+            self.o.logger.warning("nudge: closed with %d publishes to %s not acked", left, self.o.name)
         for item in list(self.inflight.values()) + list(self.pending):
             self.tell(item, (CLOSED, None))
 

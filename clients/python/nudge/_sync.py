@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 
 from . import _core, _wire
 from ._core import CLOSED, DOWN, TIMEOUT, Core, Options, check_topics, result
@@ -37,7 +38,11 @@ class Publisher:
         logger=None,
     ):
         self._o = Options(address, key, tls, client, connect_timeout, ack_timeout, buffer_max, logger)
+        self._fork_lock = threading.Lock()
         self._start()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _forked(ref))
 
     def _start(self):
         self._pid = os.getpid()
@@ -46,6 +51,7 @@ class Publisher:
         self._closing = False
         self._stop = threading.Event()
         self._woken = False
+        self._sock = None  # the connection, for the fork path
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -58,7 +64,13 @@ class Publisher:
         else None (the publish stays buffered); with wait=True raises NudgeError instead."""
         topics = check_topics(topics)
         if self._pid != os.getpid():
-            self._start()  # forked (gunicorn --preload): the parent's thread is not here
+            with self._fork_lock:  # forked (gunicorn --preload): the parent's thread is not here
+                if self._pid != os.getpid():
+                    # the parent's sockets: closing our copies leaves the parent's open
+                    for s in (self._wake_r, self._wake_w, self._sock):
+                        if s is not None:
+                            s.close()
+                    self._start()  # a fresh buffer: the parent's publishes are the parent's
         core = self._core
         item = core.new_item(topics, data, origin, skip_origin)
         waiter = threading.Lock()
@@ -121,6 +133,7 @@ class Publisher:
                 attempt += 1
                 continue
             started = time.monotonic()
+            self._sock = sock
             with lock:
                 core.on_welcome(welcome)
                 for m in rest:
@@ -128,6 +141,7 @@ class Publisher:
             try:
                 self._serve(sock, reader)
             finally:
+                self._sock = None
                 sock.close()
                 with lock:
                     core.on_lost()
@@ -256,6 +270,12 @@ class Publisher:
                         return False  # an error not tied to a publish: the broker closes
             if not is_ssl and len(data) < 262144:
                 return True
+
+
+def _forked(ref):
+    p = ref()
+    if p is not None:
+        p._fork_lock = threading.Lock()  # it may have been held at the fork
 
 
 def _release(item):

@@ -211,6 +211,21 @@ class Scenarios:
         self.assertEqual(p.publish(["s"]), {"s": 4})
         self.assertEqual(p.stats()["outages"], 0)
 
+    def test_close_waits_for_the_acks_of_what_is_in_flight(self):
+        b = self.broker(memory=True)
+        p = self.pub(b, ack_timeout=0.5)
+        self.assertEqual(p.publish(["c"]), {"c": 1})
+        b.stall()
+        try:
+            self.assertIsNone(p.publish(["c"]))
+            threading.Timer(0.1, b.resume).start()
+            with self.assertNoLogs("nudge", logging.WARNING):
+                p.close()  # waits until the broker, continued, acks
+        finally:
+            b.resume()
+        self.assertEqual(p.stats()["acked"], 2)
+        self.assertEqual(b.stats()["publishes"], 2)
+
     def test_a_refusal_returns_none_or_raises_with_wait_and_is_counted(self):
         keys = write_file(self.tmpdir(), "keys", "app %s proj:*\n" % KEY)
         b = self.broker("--pub-keys", keys, memory=True)
@@ -264,6 +279,22 @@ class Scenarios:
 
 class SyncPublisherTest(Scenarios, unittest.TestCase):
     API = SyncAPI
+
+    @unittest.skipUnless(hasattr(os, "fork"), "needs fork")
+    def test_a_forked_child_publishes_on_its_own_connection(self):
+        b = self.broker(memory=True)
+        p = self.pub(b)
+        self.assertEqual(p.publish(["f"]), {"f": 1})
+        pid = os.fork()
+        if pid == 0:  # the child (gunicorn --preload): the parent's I/O thread is not here
+            try:
+                os._exit(0 if p.publish(["f"]) == {"f": 2} else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual(p.publish(["f"]), {"f": 3})
+        self.assertEqual(b.stats()["accepted"]["pub"], 2)
 
 
 class AsyncPublisherTest(Scenarios, unittest.TestCase):
