@@ -41,7 +41,7 @@ class NewTask(BaseModel):
 async def add_task(project: int, body: NewTask, x_nudge_conn: Optional[str] = Header(default=None)):
     task = {"id": next(_ids), "project": project, "title": body.title}
     TASKS[task["id"]] = task  # 1. the change, committed
-    seqs = await pub.publish(["project:%d" % project], data={"task": task["id"]}, origin=x_nudge_conn)
+    seqs = await pub.publish(["project:%d" % project], data={"task": task["id"]}, origin=x_nudge_conn or None)
     return {"task": task, "seqs": seqs}  # 2. seqs: {"project:17": 19}, or None
 
 

@@ -32,7 +32,7 @@ def add_task(project):
     seqs = pub.publish(
         ["project:%d" % project],
         data={"task": task["id"]},
-        origin=request.headers.get("X-Nudge-Conn"),
+        origin=request.headers.get("X-Nudge-Conn") or None,
     )
     return jsonify(task=task, seqs=seqs)
 
