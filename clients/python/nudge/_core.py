@@ -93,7 +93,8 @@ class Options:
             raise ValueError("buffer_max must be at least 1")
         self.buffer_max = int(buffer_max)
         self.logger = logger or logging.getLogger("nudge")
-        self.name = "%s:%d" % (self.host, self.port) if ":" not in self.host else "[%s]:%d" % (self.host, self.port)
+        fmt = "[%s]:%d" if ":" in self.host else "%s:%d"
+        self.name = fmt % (self.host, self.port)  # as in the log lines
 
 
 class Item:
@@ -209,7 +210,9 @@ class Core:
         while self.pending and size < BATCH_BYTES:
             item = self.pending.popleft()
             if len(item.frame) - 4 > self.max_frame:
-                self.refuse(item, _wire.TOO_LARGE, "frame of %d bytes over max_frame %d" % (len(item.frame) - 4, self.max_frame))
+                size_ = len(item.frame) - 4
+                why = "frame of %d bytes over max_frame %d" % (size_, self.max_frame)
+                self.refuse(item, _wire.TOO_LARGE, why)  # sent, it would close the connection
                 continue
             parts.append(item.frame)
             size += len(item.frame)

@@ -242,6 +242,20 @@ class Scenarios:
         self.assertEqual(p.publish(["proj:1"]), {"proj:1": 2})
         self.assertEqual(p.stats()["outages"], 0)
 
+    def test_a_frame_over_max_frame_is_refused_here_and_the_connection_stays(self):
+        b = self.broker("--max-frame", "256", memory=True)
+        p = self.pub(b)
+        self.assertEqual(p.publish(["f"]), {"f": 1})  # welcome said max_frame 256
+        with self.assertLogs("nudge", logging.INFO):
+            self.assertIsNone(p.publish(["f"], data="x" * 300))
+            with self.assertRaises(nudge.NudgeError) as cm:
+                p.publish(["f"], data="x" * 300, wait=True)
+        self.assertEqual(cm.exception.code, 4)
+        self.assertEqual(p.publish(["f"]), {"f": 2})
+        s = p.stats()
+        self.assertEqual((s["refused"], s["reconnects"], s["outages"]), (2, 0, 0))
+        self.assertEqual(b.stats()["errors"], 0, "never sent: the broker would close the connection")
+
     def test_the_api_key_is_sent_in_hello_and_required_when_configured(self):
         keys = write_file(self.tmpdir(), "keys", "app %s\n" % KEY)
         b = self.broker("--pub-keys", keys, memory=True)
