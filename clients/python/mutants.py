@@ -22,7 +22,7 @@ M = [
  ("drop oldest", "nudge/_core.py", '                old = self.pending.popleft()', '                old = self.pending.pop()', "stopped"),
  ("one outage line", "nudge/_core.py", '        if not self.down:\n            self.down = True', '        if True:\n            self.down = True', "stopped"),
  ("ack timeout (sync)", "nudge/_sync.py", 'waiter.acquire(timeout=self._o.ack_timeout)', 'waiter.acquire(timeout=3 * self._o.ack_timeout)', "SyncPublisherTest.test_a_stalled"),
- ("ack timeout (async)", "nudge/_aio.py", 'call_later(self._o.ack_timeout, _expire, fut)', 'call_later(3 * self._o.ack_timeout, _expire, fut)', "AsyncPublisherTest.test_a_stalled"),
+ ("ack timeout (async)", "nudge/_aio.py", 'deadline = self._loop.time() + self._o.ack_timeout', 'deadline = self._loop.time() + 3 * self._o.ack_timeout', "AsyncPublisherTest.test_a_stalled"),
  ("wait raises", "nudge/_core.py", '    if not wait:\n        return None', '    if True:\n        return None', "refusal"),
  ("refusal log rate limit", "nudge/_core.py", 'REFUSAL_LOG_INTERVAL = 10.0', 'REFUSAL_LOG_INTERVAL = 0.0', "refusal"),
  ("api key in hello", "nudge/_wire.py", '        msg["auth"] = key', '        pass', "api_key"),

@@ -9,6 +9,7 @@ stalled broker does not read in our buffer (where the bound applies), not in the
 """
 
 import asyncio
+import collections
 import socket
 import time
 
@@ -36,6 +37,10 @@ class AsyncPublisher:
         self._core = Core(self._o, _settle)
         self._task = None
         self._closing = False
+        # (deadline, future) of the waiting publishes, oldest first (one ack_timeout for all,
+        # so deadlines come in order): one timer for all of them instead of one each
+        self._deadlines = collections.deque()
+        self._sweeper = None
 
     def _ensure(self):
         if self._task is not None and self._loop is not asyncio.get_running_loop():
@@ -66,12 +71,19 @@ class AsyncPublisher:
         else:
             self._kick()
         if not fut.done():
-            timer = self._loop.call_later(self._o.ack_timeout, _expire, fut)
-            try:
-                await fut
-            finally:
-                timer.cancel()
+            deadline = self._loop.time() + self._o.ack_timeout
+            self._deadlines.append((deadline, fut))
+            if self._sweeper is None:
+                self._sweeper = self._loop.call_at(deadline, self._sweep)
+            await fut
         return result(item, fut.result(), wait)
+
+    def _sweep(self):
+        """Time out the publishes whose deadline passed; the timer moves to the next one."""
+        q, now = self._deadlines, self._loop.time()
+        while q and (q[0][0] <= now or q[0][1].done()):
+            _expire(q.popleft()[1])
+        self._sweeper = self._loop.call_at(q[0][0], self._sweep) if q else None
 
     def stats(self):
         """{sent, acked, buffered, dropped, refused, reconnects, outages}"""
