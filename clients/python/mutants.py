@@ -30,6 +30,7 @@ M = [
  ("close flush (sync)", "nudge/_sync.py", 'close_by = now + o.ack_timeout', 'close_by = now', "SyncPublisherTest.test_close"),
  ("close flush (async)", "nudge/_aio.py", 'while self._core.up and not self._core.idle()', 'while False', "AsyncPublisherTest.test_close"),
  ("max_frame checked here", "nudge/_core.py", 'if len(item.frame) - 4 > self.max_frame:', 'if False:', "max_frame"),
+ ("welcome checked", "nudge/_core.py", 'if not isinstance(mf, int) or isinstance(mf, bool) or mf < 1:', 'if False:', "nonsense"),
  ("tls ca", "nudge/_core.py", 'ctx = ssl.create_default_context(cafile=tls.get("ca"))', 'ctx = ssl._create_unverified_context(cafile=tls.get("ca"))', "tls"),
 ]
 only = sys.argv[1:]

@@ -118,6 +118,18 @@ class AsyncPublisher:
 
     # ---- the connection task ----
     async def _run(self):
+        while not self._closing:
+            try:
+                await self._loop_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug: say it, and go on (else publishes would only time out)
+                o = self._o
+                o.logger.exception("nudge: unexpected error in the connection task for %s", o.name)
+                await self._sleep(1.0)
+
+    async def _loop_once(self):
+        """Connect, serve, reconnect with backoff, until aclose()."""
         core, attempt = self._core, 0
         while not self._closing:
             try:
@@ -130,10 +142,10 @@ class AsyncPublisher:
                 attempt += 1
                 continue
             started = time.monotonic()
-            core.on_welcome(welcome)
-            for m in rest:
-                core.on_message(m, started)
             try:
+                core.on_welcome(welcome)
+                for m in rest:
+                    core.on_message(m, started)
                 await self._serve(reader, writer, frames)
             finally:
                 writer.close()
@@ -206,8 +218,13 @@ class AsyncPublisher:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
-                if not t.cancelled():
-                    t.exception()  # lost connection: the next attempt names the reason
+                e = None if t.cancelled() else t.exception()
+                if e is not None and not isinstance(e, (OSError, EOFError, _wire.ProtocolError)):
+                    self._o.logger.error(  # a bug: say it, then reconnect as for a lost connection
+                        "nudge: unexpected error on the connection to %s; reconnecting",
+                        self._o.name,
+                        exc_info=e,
+                    )
         finally:
             for t in tasks:
                 t.cancel()

@@ -225,7 +225,7 @@ class Core:
 
     def on_welcome(self, msg):
         self.up = True
-        self.max_frame = int(msg.get("max_frame", self.max_frame))
+        self.max_frame = msg["max_frame"]  # checked by check_welcome
         if self.connected_once:
             self.st["reconnects"] += 1
         self.connected_once = True
@@ -361,6 +361,9 @@ def check_welcome(msgs):
     """The first message after hello: welcome, or Refused."""
     msg = msgs[0]
     if msg.get("type") == "welcome":
+        mf = msg.get("max_frame")
+        if not isinstance(mf, int) or isinstance(mf, bool) or mf < 1:
+            raise _wire.ProtocolError("welcome without a valid max_frame")
         return msg
     if msg.get("type") == "error":
         raise Refused(msg.get("code", 0), msg.get("msg", ""))

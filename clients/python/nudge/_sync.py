@@ -121,6 +121,18 @@ class Publisher:
 
     # ---- the I/O thread ----
     def _run(self):
+        while not self._closing:
+            try:
+                self._loop()
+            except Exception:  # a bug: say it, and go on (else publishes would only time out)
+                o = self._o
+                o.logger.exception("nudge: unexpected error in the I/O thread for %s", o.name)
+                self._stop.wait(1.0)
+        with self._lock:
+            self._core.on_close()
+
+    def _loop(self):
+        """Connect, serve, reconnect with backoff, until close()."""
         attempt = 0
         core, lock = self._core, self._lock
         while not self._closing:
@@ -134,11 +146,11 @@ class Publisher:
                 continue
             started = time.monotonic()
             self._sock = sock
-            with lock:
-                core.on_welcome(welcome)
-                for m in rest:
-                    core.on_message(m, started)
             try:
+                with lock:
+                    core.on_welcome(welcome)
+                    for m in rest:
+                        core.on_message(m, started)
                 self._serve(sock, reader)
             finally:
                 self._sock = None
@@ -150,8 +162,6 @@ class Publisher:
                 attempt += 1
             else:
                 attempt = 0  # the first retry after a loss is at once
-        with lock:
-            core.on_close()
 
     def _connect(self):
         o = self._o

@@ -152,3 +152,73 @@ def self_signed(dirname, name="cert"):
         check=True, capture_output=True,
     )
     return cert, key
+
+
+class FakeBroker:
+    """A scripted publisher port: connection n (from 1) answers hello with welcomes[n-1] (raw
+    bytes, or None for a good welcome), then acks every pub with seq n."""
+
+    def __init__(self, welcomes):
+        import socket
+        import struct
+        import threading
+
+        import msgpack
+
+        self._msgpack, self._struct = msgpack, struct
+        self.welcomes = list(welcomes)
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.address = "127.0.0.1:%d" % self.srv.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @staticmethod
+    def frame(msg):
+        import struct
+
+        import msgpack
+
+        body = msgpack.packb(msg)
+        return struct.pack(">I", len(body)) + body
+
+    def _accept(self):
+        import threading
+
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c, len(self.conns)), daemon=True).start()
+
+    def _serve(self, c, n):
+        buf = b""
+        good = {"type": "welcome", "v": 1, "epoch": "0" * 16, "server": "fake", "max_frame": 65536,
+                "max_topics": 64, "max_data": 1024}
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+                while len(buf) >= 4:
+                    (size,) = self._struct.unpack(">I", buf[:4])
+                    if len(buf) < 4 + size:
+                        break
+                    m = self._msgpack.unpackb(buf[4 : 4 + size])
+                    buf = buf[4 + size :]
+                    if m["type"] == "hello":
+                        w = self.welcomes[n - 1] if n <= len(self.welcomes) else None
+                        c.sendall(w if w is not None else self.frame(good))
+                    elif m["type"] == "pub":
+                        c.sendall(self.frame({"type": "ack", "id": m["id"], "seqs": [n] * len(m["topics"])}))
+        except OSError:
+            return
+
+    def close(self):
+        self.srv.close()
+        for c in self.conns:
+            c.close()

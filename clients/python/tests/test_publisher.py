@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from support import Broker, self_signed, wait_for, write_file
+from support import Broker, FakeBroker, self_signed, wait_for, write_file
 
 import nudge
 import nudge._core
@@ -255,6 +255,21 @@ class Scenarios:
         s = p.stats()
         self.assertEqual((s["refused"], s["reconnects"], s["outages"]), (2, 0, 0))
         self.assertEqual(b.stats()["errors"], 0, "never sent: the broker would close the connection")
+
+    def test_a_broker_speaking_nonsense_is_an_outage_not_a_crash(self):
+        fake = FakeBroker([
+            b"\x00\x00\x00\x00",  # a zero length prefix
+            FakeBroker.frame({"type": "welcome", "max_frame": "big"}),
+            b"\x00\x00\x00\x01\xc1",  # a body that is not msgpack
+        ])
+        self.addCleanup(fake.close)
+        p = self.pub(fake, ack_timeout=3.0)
+        with self.assertLogs("nudge", logging.INFO) as logs:
+            self.assertEqual(p.publish(["a"]), None)  # known down after the first attempt
+            wait_for(lambda: p.stats()["acked"] == 1, what="the fourth connection")
+        self.assertEqual(p.publish(["a"]), {"a": 4})
+        self.assertIn("protocol: bad frame length 0", logs.records[0].getMessage())
+        self.assertEqual(len(logs.records), 2, [r.getMessage() for r in logs.records])
 
     def test_the_api_key_is_sent_in_hello_and_required_when_configured(self):
         keys = write_file(self.tmpdir(), "keys", "app %s\n" % KEY)
