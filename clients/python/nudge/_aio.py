@@ -108,6 +108,9 @@ class AsyncPublisher:
         except asyncio.CancelledError:
             pass
         self._core.on_close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     async def __aenter__(self):
         self._ensure()
