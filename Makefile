@@ -56,7 +56,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
-.PHONY: all deps deps-test deps-chromium example run test test-js test-node test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
+.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
         clean format lint help
 .DEFAULT_GOAL := all
 
@@ -69,6 +69,7 @@ help:
 	@echo "                cross-thread suites against a ThreadSanitizer broker (make test-tsan)"
 	@echo "make test-js    the JavaScript client's tests and browser stories against the ASan broker"
 	@echo "make test-node  the Node publisher's tests (clients/node) against the ASan broker"
+	@echo "make test-python  the Python publisher's tests (clients/python) against the ASan broker"
 	@echo "make example    the example app (React + TanStack Query) on http://127.0.0.1:8080/"
 	@echo "make tsan       build build/tsan/nudged and nudge with ThreadSanitizer (clang)"
 	@echo "make valgrind   run a pub/sub scenario against the release broker under valgrind"
@@ -220,6 +221,7 @@ test: asan
 	  NUDGE_WORKERS=$$w $(TEST_ENV) $(A)/tests --jobs=2 --timeout=120 || exit 1; done
 	@$(MAKE) --no-print-directory test-js
 	@$(MAKE) --no-print-directory test-node
+	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory test-tsan
 
 # The JavaScript client (clients/js, docs/clients.md), its TanStack Query adapter
@@ -250,6 +252,23 @@ deps-chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends $(DEB_BROWSER) >/dev/null || exit 1; \
 	  else echo "deps-chromium: missing; as root run: apt-get install $(DEB_BROWSER)"; exit 1; fi; \
+	fi
+
+# The Python publisher (clients/python, docs/clients.md §Python publisher): its unittest scenarios
+# against $(A)/nudged, both the threaded and the asyncio API (~10 s). Debian's interpreter
+# (/usr/bin/python3) with Debian's python3-msgpack, installed here as root; nothing is pip-installed.
+PY := /usr/bin/python3
+test-python: $(A)/nudged deps-python
+	NUDGE_BIN=$(CURDIR)/$(A) $(PY) -m unittest discover -s clients/python/tests
+	$(PY) -m py_compile clients/python/examples/flask_app.py clients/python/examples/fastapi_app.py
+
+deps-python:
+	@if ! $(PY) -c 'import msgpack' >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps-python: installing python3-msgpack"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends python3 python3-msgpack >/dev/null || exit 1; \
+	  else echo "deps-python: missing; as root run: apt-get install python3-msgpack"; exit 1; fi; \
 	fi
 
 # The example app (docs/clients.md §Example app): nudged and the demo backend, on
