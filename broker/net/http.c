@@ -559,22 +559,11 @@ static void on_connection(void *data, int fd)
         close(fd);
         return;
     }
-    if (server_conns(srv) >= srv->cfg.max_conns) {
-        LOGF(srv->cfg.log_level, LOG_WARN,
-             "http publisher refused: %u connections open (--max-conns)", srv->cfg.max_conns);
-        close(fd);
-        return;
-    }
     struct peer_key peer;
-    peers_key(fd, &peer);
-    int prc = peers_add(&srv->broker->peers, &peer, srv->cfg.max_conns_per_ip);
-    if (prc == -EBUSY) {
-        metrics_add(&srv->hub.metrics, METRICS_LIMIT_IP, 1);
-        LOGF(srv->cfg.log_level, LOG_DEBUG, "http publisher refused: --max-conns-per-ip reached");
+    if (!server_admit(srv, fd, "http publisher", &peer)) {
         close(fd);
         return;
     }
-    if (prc < 0) peer.valid = 0; /* not counted (no memory): let it in, never uncount it */
     struct hconn *hc = calloc(1, sizeof(*hc));
     if (!hc) {
         peers_remove(&srv->broker->peers, &peer);

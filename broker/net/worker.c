@@ -57,6 +57,24 @@ uint64_t server_conns(const struct server *s)
     return n;
 }
 
+int server_admit(struct server *s, int fd, const char *what, struct peer_key *peer)
+{
+    if (server_conns(s) >= s->cfg.max_conns) {
+        LOGF(s->cfg.log_level, LOG_WARN, "%s refused: %u connections open (--max-conns)", what,
+             s->cfg.max_conns);
+        return 0;
+    }
+    peers_key(fd, peer);
+    int rc = peers_add(&s->broker->peers, peer, s->cfg.max_conns_per_ip);
+    if (rc == -EBUSY) {
+        metrics_add(&s->hub.metrics, METRICS_LIMIT_IP, 1);
+        LOGF(s->cfg.log_level, LOG_DEBUG, "%s refused: --max-conns-per-ip reached", what);
+        return 0;
+    }
+    if (rc < 0) peer->valid = 0; /* not counted (no memory): let it in, never uncount it */
+    return 1;
+}
+
 const struct server *server_of(const struct broker *b, uint32_t i)
 {
     return &b->workers[i]->srv;
