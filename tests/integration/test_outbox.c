@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cert.h"
 #include "harness.h"
 #include "nudge.h"
 
@@ -240,4 +241,47 @@ Test(outbox, a_refused_publish_is_logged_and_counted_not_returned_as_the_apps_er
     nudge_outbox_close(ob);
     nudged_stop(&d);
     unlink(keys);
+}
+
+Test(outbox,
+     over_tls_it_publishes_with_the_trusted_certificate_and_treats_an_untrusted_one_as_an_outage,
+     .timeout = 60)
+{
+    struct cert crt, other;
+    cr_assert_eq(cert_make(&crt), 0);
+    cr_assert_eq(cert_make(&other), 0);
+    const char *args[] = {"--memory", "--tls-cert", crt.cert, "--tls-key", crt.key, NULL};
+    struct nudged d = {0};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)d.pub_port);
+    uint64_t seq;
+    for (int trusted = 1; trusted >= 0; trusted--) {
+        struct logcap l = {0};
+        struct nudge_outbox_opts o = {
+            .conn = {.timeout_ms = 1000, .tls = 1, .cafile = trusted ? crt.cert : other.cert},
+            .ack_timeout_ms = 1000,
+            .log = capture,
+            .log_arg = &l};
+        nudge_outbox_t *ob = NULL;
+        cr_assert_eq(nudge_outbox_new(addr, &o, &ob), NUDGE_OK);
+        publish_one(ob, "tls:1", &seq);
+        struct nudge_outbox_stats st;
+        nudge_outbox_stats(ob, &st);
+        if (trusted) {
+            cr_expect_eq(seq, 1, "published over TLS");
+            cr_expect_eq(l.down, 0);
+        } else {
+            cr_expect_eq(seq, 0, "an untrusted broker gets nothing");
+            cr_expect_eq(st.buffered, 1);
+            cr_expect_eq(l.down, 1, "the failed verification is an outage: %s", l.last);
+            cr_expect(strstr(l.last, "certificate") || strstr(l.last, "TLS") ||
+                          strstr(l.last, "verify"),
+                      "the log says why: %s", l.last);
+        }
+        nudge_outbox_close(ob);
+    }
+    nudged_stop(&d);
+    cert_remove(&crt);
+    cert_remove(&other);
 }
