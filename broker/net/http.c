@@ -37,6 +37,7 @@
 #include "hpub.h"
 #include "hreq.h"
 #include "listen.h"
+#include "port.h"
 #include "log.h"
 #include "server.h"
 #include "tls.h"
@@ -47,12 +48,7 @@
 #define LINGER_MS 1000 /* a closing connection's unread bytes are drained this long at most */
 
 struct http {
-    struct server *srv;
-    struct listener listener;
-    int listening;
-    int stopping;
-    uint64_t nconns;        /* hconns not yet freed */
-    struct ssl_ctx_st *tls; /* NULL = plain HTTP */
+    struct port p; /* first: the port frees the transport */
     uint8_t rbuf[READ_BUF];
 };
 
@@ -93,20 +89,12 @@ struct wreq {
     uint8_t *data; /* owned: freed when the write completes */
 };
 
-static void maybe_free(struct http *t)
-{
-    if (t->stopping && !t->listening && t->nconns == 0) {
-        tls_ctx_free(t->tls);
-        free(t);
-    }
-}
-
 static void on_hconn_closed(uv_handle_t *h)
 {
     struct hconn *hc = h->data;
     struct http *t = hc->t;
     if (--hc->open_handles) return;
-    struct server *srv = t->srv;
+    struct server *srv = t->p.srv;
     peers_remove(&srv->broker->peers, &hc->peer);
     session_pub_gone(&srv->session, &hc->c);
     session_conn_gone(&srv->session, &hc->c);
@@ -116,8 +104,7 @@ static void on_hconn_closed(uv_handle_t *h)
     wire_buf_free(&hc->resp);
     tls_conn_free(hc->ssl);
     free(hc);
-    t->nconns--;
-    maybe_free(t);
+    port_conn_freed(&t->p);
 }
 
 static void hconn_close(struct hconn *hc)
@@ -138,7 +125,7 @@ static size_t queued(const struct hconn *hc)
 /* The next deadline of hc from now (ms), or 0 when one has passed (*why says which). */
 static uint64_t next_deadline(const struct hconn *hc, uint64_t now, const char **why)
 {
-    const struct config *cfg = &hc->t->srv->cfg;
+    const struct config *cfg = &hc->t->p.srv->cfg;
     uint64_t due = UINT64_MAX;
     if (hc->draining) {
         *why = "lingering close done";
@@ -172,7 +159,7 @@ static void arm(struct hconn *hc, uint64_t now)
 static void on_deadline(uv_timer_t *timer)
 {
     struct hconn *hc = timer->data;
-    struct server *srv = hc->t->srv;
+    struct server *srv = hc->t->p.srv;
     const char *why = "";
     uint64_t left = next_deadline(hc, uv_now(srv->loop), &why);
     if (left == UINT64_MAX || hc->closing) return;
@@ -225,7 +212,7 @@ static void close_after_answer(struct hconn *hc)
         return;
     }
     hc->draining = 1;
-    hc->drain_ms = uv_now(hc->t->srv->loop);
+    hc->drain_ms = uv_now(hc->t->p.srv->loop);
     hc->shut.data = hc;
     if (uv_shutdown(&hc->shut, (uv_stream_t *)&hc->h, on_shut) < 0) {
         hconn_close(hc);
@@ -245,7 +232,7 @@ static void on_written(uv_write_t *req, int status)
     free(w->data);
     free(w);
     if (hc->closing) return;
-    hc->active_ms = uv_now(hc->t->srv->loop);
+    hc->active_ms = uv_now(hc->t->p.srv->loop);
     if (status < 0) {
         hconn_close(hc);
         return;
@@ -288,7 +275,7 @@ static void send_out(struct hconn *hc)
                 return;
             }
             if (rc == TLS_OK) {
-                hub_count_bytes(&hc->t->srv->hub, 0, out->len);
+                hub_count_bytes(&hc->t->p.srv->hub, 0, out->len);
                 wire_buf_reset(out);
             }
         }
@@ -304,7 +291,7 @@ static void send_out(struct hconn *hc)
     if (out->len == 0) return;
     uint8_t *data = out->data;
     size_t len = out->len;
-    hub_count_bytes(&hc->t->srv->hub, 0, len);
+    hub_count_bytes(&hc->t->p.srv->hub, 0, len);
     out->data = NULL;
     out->len = out->cap = 0;
     write_bytes(hc, data, len);
@@ -337,7 +324,7 @@ static void answer_error(struct hconn *hc, int status, const char *why)
     int code = status == 413 || status == 431   ? WIRE_C_TOO_LARGE
                : status == 404 || status == 405 ? WIRE_C_UNEXPECTED
                                                 : WIRE_C_BAD_FRAME;
-    stat_add(&hc->t->srv->hub.st.errors, 1);
+    stat_add(&hc->t->p.srv->hub.st.errors, 1);
     if (hpub_encode_error(&b, code, why) < 0) {
         hconn_close(hc);
         return;
@@ -367,7 +354,7 @@ static void finish_request(struct hconn *hc, uint64_t now)
 /* Run the request whose head and body are in `in`. */
 static void run_request(struct hconn *hc, uint64_t now)
 {
-    struct server *srv = hc->t->srv;
+    struct server *srv = hc->t->p.srv;
     const struct hreq *r = &hc->req;
     if (r->status) {
         answer_error(hc, r->status, r->why);
@@ -389,7 +376,7 @@ static void run_request(struct hconn *hc, uint64_t now)
  * stop when more bytes are needed, the store holds a publish, or output is backed up. */
 static void advance(struct hconn *hc, uint64_t now)
 {
-    struct server *srv = hc->t->srv;
+    struct server *srv = hc->t->p.srv;
     size_t max_body = srv->cfg.http_max_body;
     int need_bytes = 0; /* stopped for want of input (not for the store or for output) */
     while (!hc->closing && !hc->close_after_write && hc->state != H_WAIT && queued(hc) < WQ_HIGH) {
@@ -437,7 +424,7 @@ static void advance(struct hconn *hc, uint64_t now)
 /* Read while there is room for the current request and the answers are being taken. */
 static void maybe_read(struct hconn *hc)
 {
-    size_t room = HREQ_HEAD_MAX + hc->t->srv->cfg.http_max_body;
+    size_t room = HREQ_HEAD_MAX + hc->t->p.srv->cfg.http_max_body;
     int want = !hc->closing && !hc->close_after_write && !hc->eof && hc->state != H_WAIT &&
                queued(hc) < WQ_HIGH && hc->in.len < room;
     if (want && !hc->reading)
@@ -453,7 +440,7 @@ static void op_flush(struct conn *c)
 {
     struct hconn *hc = c->io;
     if (hc->closing) return;
-    uint64_t now = uv_now(hc->t->srv->loop);
+    uint64_t now = uv_now(hc->t->p.srv->loop);
     if (hc->state == H_WAIT && c->npubs == 0) { /* the store completed the publish */
         finish_request(hc, now);
         advance(hc, now); /* the pipelined requests behind it */
@@ -498,12 +485,12 @@ static int take_tls(struct hconn *hc, const uint8_t *p, size_t len, uint64_t now
         size_t got;
         int handshake;
         int rc = tls_conn_read(hc->ssl, t->rbuf, READ_BUF, &got, &handshake);
-        hub_count_bytes(&t->srv->hub, got, 0);
+        hub_count_bytes(&t->p.srv->hub, got, 0);
         if (got && take(hc, t->rbuf, got, now) < 0) return -1;
         if (rc == TLS_WANT) return 0;
         if (rc == TLS_FAIL) {
-            if (handshake) stat_add(&t->srv->tls_failures, 1);
-            LOGF(t->srv->cfg.log_level, LOG_DEBUG, "http publisher %s: TLS %s failed", hc->c.name,
+            if (handshake) stat_add(&t->p.srv->tls_failures, 1);
+            LOGF(t->p.srv->cfg.log_level, LOG_DEBUG, "http publisher %s: TLS %s failed", hc->c.name,
                  handshake ? "handshake" : "record");
             hc->close_after_write = 1; /* once the alert OpenSSL queued, if any, is out */
             return 0;
@@ -514,7 +501,7 @@ static int take_tls(struct hconn *hc, const uint8_t *p, size_t len, uint64_t now
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct hconn *hc = s->data;
-    struct server *srv = hc->t->srv;
+    struct server *srv = hc->t->p.srv;
     if (hc->draining) { /* lingering close: drop what comes until EOF */
         if (nread < 0) hconn_close(hc);
         return;
@@ -554,8 +541,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_connection(void *data, int fd)
 {
     struct http *t = data;
-    struct server *srv = t->srv;
-    if (t->stopping) {
+    struct server *srv = t->p.srv;
+    if (t->p.stopping) {
         close(fd);
         return;
     }
@@ -576,7 +563,7 @@ static void on_connection(void *data, int fd)
     uv_timer_init(srv->loop, &hc->timer);
     hc->h.data = hc->timer.data = hc;
     hc->open_handles = 2;
-    t->nconns++;
+    t->p.nconns++;
     hub_conn_open(&srv->hub, &hc->c, CONN_PUB, &http_ops, hc);
     hc->c.http = 1;
     hc->c.hello = 1; /* each request carries its credentials */
@@ -588,7 +575,7 @@ static void on_connection(void *data, int fd)
         return;
     }
     uv_tcp_nodelay(&hc->h, 1);
-    if (t->tls && !(hc->ssl = tls_conn_new(t->tls))) {
+    if (t->p.tls && !(hc->ssl = tls_conn_new(t->p.tls))) {
         hconn_close(hc);
         return;
     }
@@ -597,47 +584,24 @@ static void on_connection(void *data, int fd)
     maybe_read(hc);
 }
 
-static void on_listener_closed(struct listener *l)
-{
-    struct http *t = l->data;
-    t->listening = 0;
-    maybe_free(t);
-}
-
 int http_start(struct server *srv, int fd, struct http **out)
 {
-    int rc;
     struct http *t = calloc(1, sizeof(*t));
     if (!t) {
         close(fd);
         return -ENOMEM;
     }
-    t->srv = srv;
-    if (srv->cfg.tls & CONFIG_TLS_HTTP) {
-        char err[512];
-        if (tls_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, &t->tls, err, sizeof(err)) < 0) {
-            log_emit(LOG_ERROR, "%s", err);
-            close(fd);
-            free(t);
-            return -EINVAL;
-        }
-    }
-    listen_share(&t->listener, &srv->broker->http_listen);
-    if ((rc = listen_watch(&t->listener, srv->loop, fd, "http", srv->cfg.log_level, on_connection,
-                           t)) < 0) {
-        close(fd);
-        tls_ctx_free(t->tls);
+    int rc = port_start(&t->p, srv, fd, srv->cfg.tls & CONFIG_TLS_HTTP, &srv->broker->http_listen,
+                        "http", on_connection);
+    if (rc < 0) {
         free(t);
         return rc;
     }
-    t->listening = 1;
     *out = t;
     return 0;
 }
 
 void http_stop(struct http *t)
 {
-    if (!t || t->stopping) return;
-    t->stopping = 1;
-    listen_close(&t->listener, on_listener_closed);
+    if (t) port_stop(&t->p);
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "listen.h"
+#include "port.h"
 #include "log.h"
 #include "pub.h"
 #include "server.h"
@@ -35,12 +36,7 @@
 #define WQ_LOW (256 * 1024)
 
 struct tcp {
-    struct server *srv;
-    struct listener listener;
-    int listening;
-    int stopping;
-    uint64_t nconns;        /* pconns not yet freed */
-    struct ssl_ctx_st *tls; /* NULL = plain TCP */
+    struct port p; /* first: the port frees the transport */
     uint8_t rbuf[READ_BUF];
 };
 
@@ -66,28 +62,19 @@ struct wreq {
     uint8_t *data; /* owned: freed when the write completes */
 };
 
-static void maybe_free(struct tcp *t)
-{
-    if (t->stopping && !t->listening && t->nconns == 0) {
-        tls_ctx_free(t->tls);
-        free(t);
-    }
-}
-
 static void on_pconn_closed(uv_handle_t *h)
 {
     struct pconn *pc = h->data;
     struct tcp *t = pc->t;
     if (--pc->open_handles) return;
-    peers_remove(&t->srv->broker->peers, &pc->peer);
-    session_pub_gone(&t->srv->session, &pc->c);
-    session_conn_gone(&t->srv->session, &pc->c);
-    hub_conn_gone(&t->srv->hub, &pc->c);
+    peers_remove(&t->p.srv->broker->peers, &pc->peer);
+    session_pub_gone(&t->p.srv->session, &pc->c);
+    session_conn_gone(&t->p.srv->session, &pc->c);
+    hub_conn_gone(&t->p.srv->hub, &pc->c);
     wire_buf_free(&pc->in);
     tls_conn_free(pc->ssl);
     free(pc);
-    t->nconns--;
-    maybe_free(t);
+    port_conn_freed(&t->p);
 }
 
 static void pconn_close(struct pconn *pc)
@@ -102,7 +89,7 @@ static void send_out(struct pconn *pc);
 /* The next deadline of pc from now (ms), or 0 when one has passed (*why says which). */
 static uint64_t next_deadline(const struct pconn *pc, uint64_t now, const char **why)
 {
-    const struct config *cfg = &pc->t->srv->cfg;
+    const struct config *cfg = &pc->t->p.srv->cfg;
     uint64_t due = UINT64_MAX;
     if (!pc->c.hello) {
         due = pc->opened_ms + cfg->hello_timeout_ms;
@@ -126,7 +113,7 @@ static uint64_t next_deadline(const struct pconn *pc, uint64_t now, const char *
 static void on_deadline(uv_timer_t *timer)
 {
     struct pconn *pc = timer->data;
-    struct server *srv = pc->t->srv;
+    struct server *srv = pc->t->p.srv;
     const char *why = "";
     uint64_t left = next_deadline(pc, uv_now(srv->loop), &why);
     if (left == UINT64_MAX || pc->closing) return;
@@ -186,7 +173,7 @@ static void on_written(uv_write_t *req, int status)
     free(w->data);
     free(w);
     if (pc->closing) return;
-    pc->active_ms = uv_now(pc->t->srv->loop);
+    pc->active_ms = uv_now(pc->t->p.srv->loop);
     if (status < 0 || (pc->close_after_write && uv_stream_get_write_queue_size(s) == 0)) {
         pconn_close(pc);
         return;
@@ -230,7 +217,7 @@ static void send_tls(struct pconn *pc)
             return;
         }
         if (rc == TLS_OK) {
-            hub_count_bytes(&pc->t->srv->hub, 0, out->len);
+            hub_count_bytes(&pc->t->p.srv->hub, 0, out->len);
             wire_buf_reset(out);
             if (out->cap > READ_BUF) wire_buf_free(out); /* a burst's buffer is not kept */
         }
@@ -247,7 +234,7 @@ static void send_tls(struct pconn *pc)
 /* Hand the connection's reply bytes to libuv (which then owns them) and apply backpressure. */
 static void send_out(struct pconn *pc)
 {
-    struct server *srv = pc->t->srv;
+    struct server *srv = pc->t->p.srv;
     struct wire_buf *out = &pc->c.out;
     if (pc->ssl) {
         send_tls(pc);
@@ -266,7 +253,7 @@ static void send_out(struct pconn *pc)
  * session; a partial frame at the end is kept in pc->in. */
 static void consume(struct pconn *pc, const uint8_t *p, size_t len, uint64_t now)
 {
-    struct server *srv = pc->t->srv;
+    struct server *srv = pc->t->p.srv;
     struct session *ss = &srv->session;
     uv_stream_t *s = (uv_stream_t *)&pc->h;
     size_t had_tail = pc->in.len, off = 0;
@@ -332,12 +319,12 @@ static void consume_tls(struct pconn *pc, const uint8_t *p, size_t len, uint64_t
         size_t got;
         int handshake;
         int rc = tls_conn_read(pc->ssl, t->rbuf, READ_BUF, &got, &handshake);
-        hub_count_bytes(&t->srv->hub, got, 0); /* frames' bytes, as on plain TCP */
+        hub_count_bytes(&t->p.srv->hub, got, 0); /* frames' bytes, as on plain TCP */
         if (got) consume(pc, t->rbuf, got, now);
         if (pc->closing || pc->close_after_write || rc == TLS_WANT) return;
         if (rc == TLS_FAIL) {
-            if (handshake) stat_add(&t->srv->tls_failures, 1);
-            LOGF(t->srv->cfg.log_level, LOG_DEBUG, "publisher %s: TLS %s failed", pc->c.name,
+            if (handshake) stat_add(&t->p.srv->tls_failures, 1);
+            LOGF(t->p.srv->cfg.log_level, LOG_DEBUG, "publisher %s: TLS %s failed", pc->c.name,
                  handshake ? "handshake" : "record");
             pc->close_after_write = 1; /* once the alert OpenSSL queued, if any, is out */
             uv_read_stop((uv_stream_t *)&pc->h);
@@ -350,7 +337,7 @@ static void consume_tls(struct pconn *pc, const uint8_t *p, size_t len, uint64_t
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct pconn *pc = s->data;
-    struct server *srv = pc->t->srv;
+    struct server *srv = pc->t->p.srv;
     if (nread < 0) {
         if (nread != UV_EOF)
             LOGF(srv->cfg.log_level, LOG_DEBUG, "publisher %s: read: %s", pc->c.name,
@@ -375,8 +362,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_connection(void *data, int fd)
 {
     struct tcp *t = data;
-    struct server *srv = t->srv;
-    if (t->stopping) {
+    struct server *srv = t->p.srv;
+    if (t->p.stopping) {
         close(fd);
         return;
     }
@@ -397,14 +384,14 @@ static void on_connection(void *data, int fd)
     uv_timer_init(srv->loop, &pc->timer);
     pc->h.data = pc->timer.data = pc;
     pc->open_handles = 2;
-    t->nconns++;
+    t->p.nconns++;
     if (uv_tcp_open(&pc->h, fd) < 0) {
         close(fd);
         pconn_close(pc);
         return;
     }
     uv_tcp_nodelay(&pc->h, 1);
-    if (t->tls && !(pc->ssl = tls_conn_new(t->tls))) {
+    if (t->p.tls && !(pc->ssl = tls_conn_new(t->p.tls))) {
         pconn_close(pc);
         return;
     }
@@ -417,50 +404,24 @@ static void on_connection(void *data, int fd)
     uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
 }
 
-static void on_listener_closed(struct listener *l);
-
 int tcp_start(struct server *srv, int fd, struct tcp **out)
 {
-    int rc;
     struct tcp *t = calloc(1, sizeof(*t));
     if (!t) {
         close(fd);
         return -ENOMEM;
     }
-    t->srv = srv;
-    if (srv->cfg.tls & CONFIG_TLS_PUB) {
-        char err[512];
-        /* config_parse checked the files; they may have changed since */
-        if (tls_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, &t->tls, err, sizeof(err)) < 0) {
-            log_emit(LOG_ERROR, "%s", err);
-            close(fd);
-            free(t);
-            return -EINVAL;
-        }
-    }
-    listen_share(&t->listener, &srv->broker->pub_listen);
-    if ((rc = listen_watch(&t->listener, srv->loop, fd, "pub", srv->cfg.log_level, on_connection,
-                           t)) < 0) {
-        close(fd);
-        tls_ctx_free(t->tls);
+    int rc = port_start(&t->p, srv, fd, srv->cfg.tls & CONFIG_TLS_PUB, &srv->broker->pub_listen,
+                        "pub", on_connection);
+    if (rc < 0) {
         free(t);
         return rc;
     }
-    t->listening = 1;
     *out = t;
     return 0;
 }
 
-static void on_listener_closed(struct listener *l)
-{
-    struct tcp *t = l->data;
-    t->listening = 0;
-    maybe_free(t);
-}
-
 void tcp_stop(struct tcp *t)
 {
-    if (!t || t->stopping) return;
-    t->stopping = 1;
-    listen_close(&t->listener, on_listener_closed);
+    if (t) port_stop(&t->p);
 }
