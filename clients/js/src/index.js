@@ -37,6 +37,32 @@ function expOf(token) {
   }
 }
 
+/**
+ * The waiting behind `seen()`, shared with the shared client (shared.js): wait(seqs, ms, has)
+ * resolves true once heard(done) has settled every topic that has(topic, seq) did not, false
+ * after ms. Not part of the API.
+ */
+export function seenWaits() {
+  const waits = new Set();
+  return {
+    wait(seqs, ms, has) {
+      const need = new Map(Object.entries(seqs).filter(([t, q]) => !has(t, q)));
+      if (!need.size) return Promise.resolve(true);
+      return new Promise((res) => {
+        const w = { need, res: (v) => (clearTimeout(w.t), waits.delete(w), res(v)) };
+        w.t = setTimeout(() => w.res(false), ms);
+        waits.add(w);
+      });
+    },
+    heard(done) {
+      for (const w of waits) {
+        for (const [t, q] of w.need) if (done(t, q)) w.need.delete(t);
+        if (!w.need.size) w.res(true);
+      }
+    },
+  };
+}
+
 /** A `store` over localStorage / sessionStorage (or anything with getItem/setItem). */
 export function webStorage(storage, key = 'nudge') {
   return {
@@ -58,7 +84,7 @@ export function createClient(opts) {
   const subs = new Map();
   const unsubs = new Set(); // names to unsub on the current connection
   const stale = new Set(); // stored positions of another epoch, not subscribed yet
-  const waits = new Set(); // seen() calls: {need: Map topic → seq, res}
+  const waits = seenWaits(); // seen() calls
   const heard = new Map(); // topic → seq of hints that came through a pattern since the last pong
   let pos = new Map(); // name -> seq (topic) or global position (pattern), in `epoch`
   let epoch = null;
@@ -115,13 +141,7 @@ export function createClient(opts) {
      * hint or a reset of the topic), or false after `ms`: read your writes.
      */
     seen(seqs, ms = 10000) {
-      const need = new Map(Object.entries(seqs).filter(([t, q]) => !(pos.get(t) >= q)));
-      if (!need.size) return Promise.resolve(true);
-      return new Promise((res) => {
-        const w = { need, res: (v) => (clearTimeout(w.t), waits.delete(w), res(v)) };
-        w.t = setTimeout(() => w.res(false), ms);
-        waits.add(w);
-      });
+      return waits.wait(seqs, ms, (t, q) => pos.get(t) >= q);
     },
     /** Close the socket and keep every position (an app going to the background). */
     pause() {
@@ -160,11 +180,7 @@ export function createClient(opts) {
   };
 
   function emit(ev, a, b) {
-    if (ev === 'hint' || ev === 'reset')
-      for (const w of waits) {
-        if (ev === 'reset' || w.need.get(a.topic) <= a.seq) w.need.delete(a.topic);
-        if (!w.need.size) w.res(true);
-      }
+    if (ev === 'hint' || ev === 'reset') waits.heard((t, q) => a.topic === t && (ev === 'reset' || a.seq >= q));
     if (listeners[ev]) for (const fn of [...listeners[ev]]) fn(a, b);
   }
   function setState(st) {

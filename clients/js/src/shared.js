@@ -17,7 +17,7 @@
 // - A tab holds the Web Lock `nudge:<name>:tab:<id>` while it lives; the hub asks for that lock and
 //   gets it when the tab is gone, closed or crashed: the only end a SharedWorker can see.
 // Messages: tab -> hub carry `tab` (its id); hub -> tab carry `to` (ids) on a BroadcastChannel.
-import { createClient, matches } from './index.js';
+import { createClient, matches, seenWaits } from './index.js';
 
 const TOKEN_WAIT = 5000;
 const DATA_OPTS = ['url', 'format', 'backoff', 'pingInterval', 'connectTimeout', 'client'];
@@ -215,7 +215,7 @@ export function createSharedClient(opts) {
   const subs = new Map(); // name -> Set of {fn}
   const told = new Set(); // names the hub knows this tab follows
   const pauses = new Map(); // pause request id -> resolve
-  const waits = new Set(); // seen() calls: {need: Map topic -> seq, res}
+  const waits = seenWaits(); // seen() calls
   let kept = { epoch: null, seqs: {} }; // the hub's last positions (what a new hub resumes from)
   let started = false, closed = false, paused = false, everLive = false;
   let flushQueued = false, saveQueued = false, reqId = 0;
@@ -247,13 +247,7 @@ export function createSharedClient(opts) {
     },
     /** As the core's: the hints and resets this tab got, and the positions the hub sent. */
     seen(seqs, ms = 10000) {
-      const need = new Map(Object.entries(seqs).filter(([t, q]) => !(kept.seqs[t] >= q)));
-      if (!need.size) return Promise.resolve(true);
-      return new Promise((res) => {
-        const w = { need, res: (v) => (clearTimeout(w.t), waits.delete(w), res(v)) };
-        w.t = setTimeout(() => w.res(false), ms);
-        waits.add(w);
-      });
+      return waits.wait(seqs, ms, (t, q) => kept.seqs[t] >= q);
     },
     /**
      * This tab no longer needs the socket; the hub closes it (keeping positions) once every tab
@@ -292,13 +286,7 @@ export function createSharedClient(opts) {
     if (ev === 'hint' || ev === 'reset') heard((t, q) => a.topic === t && (ev === 'reset' || a.seq >= q));
     if (listeners[ev]) for (const fn of [...listeners[ev]]) fn(a, b);
   }
-  // Settle the seen() calls: drop each needed topic for which done(topic, seq) holds.
-  function heard(done) {
-    for (const w of waits) {
-      for (const [t, q] of w.need) if (done(t, q)) w.need.delete(t);
-      if (!w.need.size) w.res(true);
-    }
-  }
+  const heard = waits.heard; // settles the seen() calls: done(topic, seq) holds for their topic
   function setState(st) {
     const prev = c.state;
     if (st === 'connecting' && everLive) st = 'reconnecting'; // a new hub's first connection
