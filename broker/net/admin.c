@@ -312,11 +312,14 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
 {
     const char *q = memchr(path, '?', plen);
     if (q) plen = (size_t)(q - path);
-    int metrics = plen == 8 && memcmp(path, "/metrics", 8) == 0;
-    if (!metrics && !(plen == 6 && memcmp(path, "/stats", 6) == 0)) {
-        respond_text(ac, 404, "Not Found", "not found: try GET /stats or GET /metrics\n");
+#define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
+    int metrics = IS("/metrics"), health = IS("/healthz"), ready = IS("/readyz");
+    if (!metrics && !health && !ready && !IS("/stats")) {
+        respond_text(ac, 404, "Not Found",
+                     "not found: try GET /stats, /metrics, /healthz or /readyz\n");
         return;
     }
+#undef IS
     if (mlen != 3 || memcmp(method, "GET", 3) != 0) {
         respond_text(ac, 405, "Method Not Allowed", "GET only\n");
         return;
@@ -327,6 +330,19 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
         respond_text(ac, 401, "Unauthorized",
                      "unauthorized: send 'Authorization: Bearer <admin token>' "
                      "(--admin-token-file)\n");
+        return;
+    }
+    /* healthz: the main loop answered, so the process is alive. readyz: and it takes new
+     * connections, which it stops doing once SIGTERM or SIGINT began the shutdown. */
+    if (health) {
+        respond_text(ac, 200, "OK", "ok\n");
+        return;
+    }
+    if (ready) {
+        if (ac->a->srv->stopping || ac->a->stopping)
+            respond_text(ac, 503, "Service Unavailable", "stopping\n");
+        else
+            respond_text(ac, 200, "OK", "ready\n");
         return;
     }
     struct wire_buf body = {0};

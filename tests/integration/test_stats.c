@@ -99,6 +99,27 @@ Test(stats, uptime_increases_and_limits_reflect_the_flags)
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
+Test(stats, healthz_and_readyz_answer_ok_and_ready_and_other_paths_404)
+{
+    struct nudged d = {0};
+    cr_assert_eq(nudged_start(&d, NULL), 0);
+    const char *paths[] = {"/healthz", "/readyz", "/readyz?verbose=1", "/health"};
+    const int want[] = {200, 200, 200, 404};
+    const char *text[] = {"ok\n", "ready\n", "ready\n", NULL};
+    for (int i = 0; i < 4; i++) {
+        int status = 0;
+        char *body = http_get(d.admin_port, paths[i], &status);
+        cr_assert_not_null(body, "%s answered", paths[i]);
+        cr_expect_eq(status, want[i], "%s: %d", paths[i], status);
+        if (text[i])
+            cr_expect_str_eq(body, text[i], "%s", paths[i]);
+        else
+            cr_expect(strstr(body, "/healthz") && strstr(body, "/readyz"), "%s", body);
+        free(body);
+    }
+    nudged_stop(&d);
+}
+
 Test(stats, counts_connections_by_transport_and_releases_them)
 {
     struct nudged d;

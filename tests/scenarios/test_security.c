@@ -579,10 +579,16 @@ Test(security, the_admin_endpoint_wants_its_bearer_token)
     start(&d, NULL);
     int status = 0;
     harness_admin_token = NULL;
-    char *body = http_get(d.admin_port, "/stats", &status);
-    cr_expect_eq(status, 401);
-    free(body);
+    const char *paths[] = {"/stats", "/metrics", "/healthz", "/readyz"};
+    for (int i = 0; i < 4; i++) {
+        char *body = http_get(d.admin_port, paths[i], &status);
+        cr_expect_eq(status, 401, "%s without the token: %d", paths[i], status);
+        free(body);
+    }
     harness_admin_token = ADMIN;
+    char *ok = http_get(d.admin_port, "/readyz", &status);
+    cr_expect_eq(status, 200, "/readyz with the token: %d", status);
+    free(ok);
     const char *reqs[] = {
         "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-0123456789\r\n\r\n",
         "GET /stats HTTP/1.1\r\nHost: x\r\nauthorization:   Bearer " ADMIN "  \r\n\r\n",
