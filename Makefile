@@ -225,7 +225,8 @@ test: asan
 	@$(MAKE) --no-print-directory test-tsan
 
 # The JavaScript client (clients/js, docs/clients.md), its TanStack Query adapter
-# (clients/js/tanstack) and the example app with the browser stories (clients/js/example; both
+# (clients/js/tanstack) and the example app with the browser stories (clients/js/example, whose
+# backend publishes with clients/node, installed first; both
 # reuse the core's test support and so its node_modules): npm ci (package-lock.json), then their
 # node:test suites against $(A)/nudged, the bundle-size checks (core min+gzip <= 6 KiB) and tsc on
 # the declarations. The browser stories run Debian's chromium headless (installed here as root).
@@ -234,6 +235,7 @@ test-js: $(A)/nudged deps-chromium
 	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && NUDGE_BIN=$(CURDIR)/$(A) npm test
 	cd clients/js/tanstack && npm ci --no-audit --no-fund --loglevel=error && \
 	  NUDGE_BIN=$(CURDIR)/$(A) npm test
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 	cd clients/js/example && npm ci --no-audit --no-fund --loglevel=error && \
 	  NUDGE_BIN=$(CURDIR)/$(A) npm test
 
@@ -274,6 +276,7 @@ deps-python:
 # The example app (docs/clients.md §Example app): nudged and the demo backend, on
 # http://127.0.0.1:8080/ (open it in two windows).
 example: all
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 	cd clients/js/example && npm ci --no-audit --no-fund --loglevel=error && \
 	  node server.js --nudged $(CURDIR)/$(B)/nudged
 

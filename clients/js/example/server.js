@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { connectPublisher } from './publisher.js';
+import { createPublisher } from '@nudge/node';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -60,10 +60,13 @@ async function bundle() {
  */
 export async function startDemo(opts) {
   const files = await bundle();
-  const pub = await connectPublisher({ port: opts.pubPort, key: opts.key });
+  // The Node publisher (clients/node); wait: an error answers the request instead of null.
+  const pub = createPublisher({ address: { host: '127.0.0.1', port: opts.pubPort }, key: opts.key });
   const docs = new Map(); // key → value
   const fetches = new Map(); // key → GET count
   const page = (f) => readFileSync(join(here, f));
+  const publish = (topics, { data, origin, skip_origin: skipOrigin } = {}) =>
+    pub.publish(topics, data, { origin, skipOrigin, wait: true });
 
   async function body(req) {
     let s = '';
@@ -112,10 +115,9 @@ export async function startDemo(opts) {
           if (b.data !== undefined) extra.data = b.data;
           // stamp: the publish time in data.t (a test times publish → hint in a page).
           if (b.stamp) extra.data = { ...extra.data, t: Date.now() };
-          const seqs = b.topics && b.topics.length ? await pub.pub(b.topics, extra) : [];
-          // The ack's seqs are in the order of the topics: answered as {topic: seq}, the position
-          // the client that made the change can wait for (read your writes).
-          return json(res, 200, { seqs: Object.fromEntries(seqs.map((q, i) => [b.topics[i], q])) });
+          // {topic: seq}: the position the client that made the change can wait for (seen()).
+          const seqs = b.topics && b.topics.length ? await publish(b.topics, extra) : {};
+          return json(res, 200, { seqs });
         }
       }
       json(res, 404, { error: 'no such path' });
@@ -132,7 +134,11 @@ export async function startDemo(opts) {
     fetches,
     /** Set a document without publishing (a test's starting data). */
     seed: (key, value) => docs.set(key, value),
-    publish: (topics, extra) => pub.pub(topics, extra),
+    /** Publish as the backend; resolves to the seqs in the order of `topics`. */
+    publish: async (topics, extra) => {
+      const seqs = await publish(topics, extra);
+      return topics.map((t) => seqs[t]);
+    },
     close: () =>
       new Promise((r) => {
         pub.close();
