@@ -33,6 +33,11 @@ struct conn_ops {
     /* Close the connection with a WebSocket-style close code and reason (static storage). The
      * transport later calls hub_conn_gone(). Called at most once per connection. */
     void (*close)(struct conn *c, int code, const char *reason);
+    /* Optional (NULL: nothing): the session refused this connection's credentials — a hello's
+     * token or API key, a refresh, an HTTP request's key — for reason (a stable name: a reason
+     * of nudge_auth_refused_total, auth_refusal_name) and why (static text, never the
+     * credential). The transport logs it with what it knows of the peer. */
+    void (*refused)(struct conn *c, const char *reason, const char *why);
 };
 
 /* One queued item: a control message of its own, or a hint covering `count` changes. */

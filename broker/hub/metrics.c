@@ -176,6 +176,26 @@ static const struct metrics_desc rows[] = {
     {"nudge_auth_rate_limited_total", C, "",
      "Publishes refused by their API key's rate (--pub-rate, rate= in --pub-keys; code 19)", NULL,
      "auth.rate_limited", METRICS_AUTH_RATE_LIMITED, NULL},
+    {"nudge_log_suppressed_total", C, "",
+     "Warn lines of connection-level events (docs/operations.md Logs) dropped by the log rate "
+     "limit (--log-rate), by event",
+     "event=\"auth_failed\"", "log.suppressed.auth_failed", METRICS_LOG_SUPPRESSED + 0, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"slow_consumer\"",
+     "log.suppressed.slow_consumer", METRICS_LOG_SUPPRESSED + 1, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"rate_limited\"",
+     "log.suppressed.rate_limited", METRICS_LOG_SUPPRESSED + 2, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"out_of_memory\"",
+     "log.suppressed.out_of_memory", METRICS_LOG_SUPPRESSED + 3, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"max_conns\"", "log.suppressed.max_conns",
+     METRICS_LOG_SUPPRESSED + 4, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"max_conns_per_ip\"",
+     "log.suppressed.max_conns_per_ip", METRICS_LOG_SUPPRESSED + 5, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"origin_refused\"",
+     "log.suppressed.origin_refused", METRICS_LOG_SUPPRESSED + 6, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"handshake_timeout\"",
+     "log.suppressed.handshake_timeout", METRICS_LOG_SUPPRESSED + 7, NULL},
+    {"nudge_log_suppressed_total", C, "", NULL, "event=\"too_large\"", "log.suppressed.too_large",
+     METRICS_LOG_SUPPRESSED + 8, NULL},
 };
 
 #undef C

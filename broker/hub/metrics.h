@@ -60,6 +60,8 @@ struct metrics_table {
 
 /* Publish -> write latency buckets, in ms: 1 ms .. 10 s. */
 #define METRICS_LATENCY_BOUNDS 12
+/* Kinds of connection-level log events (broker/net/log.h enum log_event; log.c checks). */
+#define METRICS_LOG_EVENTS 9
 
 enum metrics_slot {
     /* Per-shard slots: written by the shard's owner. */
@@ -123,7 +125,9 @@ enum metrics_slot {
     METRICS_TLS_FAILURES,
     METRICS_CONNS_HTTP, /* HTTP publishers (broker/net/http.c): not in METRICS_CONNS_PUB */
     METRICS_ACCEPTED_HTTP,
-    METRICS_SLOTS
+    /* warn lines the log's rate limit dropped, one slot per event kind in log.h's order */
+    METRICS_LOG_SUPPRESSED,
+    METRICS_SLOTS = METRICS_LOG_SUPPRESSED + METRICS_LOG_EVENTS
 };
 
 /* The broker's metrics (docs/operations.md §Metrics lists them; a test keeps the two equal). */

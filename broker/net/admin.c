@@ -138,6 +138,8 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_AUTH_TOKEN_REQUIRED] = stat_get(&as->token_required);
     v[METRICS_AUTH_API_KEY] = stat_get(&as->pub_refused);
     v[METRICS_AUTH_ADMIN_TOKEN] = stat_get(&as->admin_refused);
+    for (int e = 0; e < LOG_EV_COUNT; e++)
+        v[METRICS_LOG_SUPPRESSED + e] = log_suppressed((enum log_event)e);
     v[METRICS_AUTH_FORBIDDEN] = stat_get(&as->forbidden);
     v[METRICS_AUTH_EXPIRED] = stat_get(&as->expired);
     v[METRICS_AUTH_REFRESHED] = stat_get(&as->refreshed);
@@ -327,6 +329,11 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
     size_t alen = 0;
     const char *av = authorization(h, nh, &alen);
     if (!auth_admin_ok(&ac->a->srv->broker->auth, av, alen)) {
+        uv_os_fd_t fd = -1;
+        uv_fileno((uv_handle_t *)&ac->h, &fd);
+        LOG_EVENT(LOG_EV_AUTH, LOG_PEER(fd), LOG_S("transport", "admin"),
+                  LOG_S("reason", "admin_token"),
+                  LOG_S("detail", av ? "wrong admin token" : "no admin token"));
         respond_text(ac, 401, "Unauthorized",
                      "unauthorized: send 'Authorization: Bearer <admin token>' "
                      "(--admin-token-file)\n");
@@ -463,8 +470,7 @@ int admin_start(struct server *srv, const char *addr, struct admin **out, char *
         return -ENOMEM;
     }
     a->srv = srv;
-    if ((rc = listen_watch(&a->listener, srv->loop, fd, "admin", srv->cfg.log_level, on_connection,
-                           a)) < 0) {
+    if ((rc = listen_watch(&a->listener, srv->loop, fd, "admin", on_connection, a)) < 0) {
         close(fd);
         free(a);
         return rc;

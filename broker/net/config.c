@@ -31,6 +31,7 @@ void config_default(struct config *cfg)
     cfg->pub_idle_ms = 120000;
     cfg->ws_ping = 30;
     cfg->log_level = LOG_INFO;
+    cfg->log_rate = LOG_RATE_DEFAULT;
     store_disk_default(&cfg->disk);
     auth_config_default(&cfg->auth);
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "nudge-data");
@@ -151,6 +152,9 @@ static void usage(FILE *out)
           "                      pong, no bytes of its backlog read); drop it SEC/3\n"
           "                      (at least 1) s later without one            (default 30)\n"
           "  --log-level LEVEL   error, warn, info or debug                  (default info)\n"
+          "  --log-format F      text, logfmt or json (one object a line)    (default text)\n"
+          "  --log-rate N        warn lines a second per kind of connection event (bursts\n"
+          "                      of 5N; the rest counted); 0 = no limit      (default 10)\n"
           "  -h, --help          this text\n"
           "  -V, --version       print the version\n",
           out);
@@ -202,6 +206,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         {"--max-positions", &cfg->engine.hist.max_positions, 1, UINT32_MAX},
         {"--ws-ping", &cfg->ws_ping, 1, 3600},
         {"--fsync-ms", &cfg->disk.batch_ms, 1, 1000},
+        {"--log-rate", &cfg->log_rate, 0, 1000000},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -381,6 +386,16 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
                 return -1;
             }
             cfg->log_level = l;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--log-format")) {
+            int f = v ? log_format_parse(v) : -1;
+            if (f < 0) {
+                snprintf(err, errlen, "--log-format wants text, logfmt or json");
+                return -1;
+            }
+            cfg->log_format = f;
             i++;
             continue;
         }

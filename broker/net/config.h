@@ -37,6 +37,8 @@ struct config {
     uint32_t ws_ping;          /* seconds without proof of life before a subscriber is pinged; it is
                                   dropped ws_ping / 3 (at least 1) seconds later; default 30 */
     int log_level;             /* enum log_level; default info */
+    int log_format;            /* enum log_format (--log-format); default text */
+    uint32_t log_rate;         /* --log-rate: event lines a second per kind; 0 = no limit; 10 */
     char data_dir[4096];       /* --data-dir, default "nudge-data"; "" = in memory (--memory) */
     struct store_disk disk;    /* --fsync, --fsync-ms, --disk-max, --disk-segment */
     struct auth_config auth;   /* security flags (auth.h, docs/security.md) */

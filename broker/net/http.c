@@ -115,6 +115,13 @@ static void hconn_close(struct hconn *hc)
     uv_close((uv_handle_t *)&hc->h, on_hconn_closed);
 }
 
+/* The socket, for the peer address in log lines (-1 once closed). */
+static int fd_of(const struct hconn *hc)
+{
+    uv_os_fd_t fd = -1;
+    return uv_fileno((const uv_handle_t *)&hc->h, &fd) == 0 ? fd : -1;
+}
+
 static size_t queued(const struct hconn *hc)
 {
     return hc->resp.len + uv_stream_get_write_queue_size((const uv_stream_t *)&hc->h);
@@ -171,7 +178,12 @@ static void on_deadline(uv_timer_t *timer)
         hconn_close(hc);
         return;
     }
-    LOGF(srv->cfg.log_level, LOG_DEBUG, "http publisher %s dropped: %s", hc->c.name, why);
+    if (strncmp(why, "idle", 4) == 0) /* between requests: a client that went quiet */
+        LOGF(LOG_DEBUG, "http publisher %s dropped: %s", hc->c.name, why);
+    else /* a request (or the first) too slow to come: slowloris, or a broken client */
+        LOG_EVENT(LOG_EV_TIMEOUT, LOG_S("conn", hc->c.name), LOG_PEER(fd_of(hc)),
+                  LOG_S("transport", "http"), LOG_S("what", why),
+                  LOG_N("timeout_ms", srv->cfg.http_timeout_ms));
     metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
     if (hc->req_ms && !hc->ssl) { /* best effort: say why, without waiting for the peer */
         static const char t408[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
@@ -325,6 +337,10 @@ static void answer_error(struct hconn *hc, int status, const char *why)
                : status == 404 || status == 405 ? WIRE_C_UNEXPECTED
                                                 : WIRE_C_BAD_FRAME;
     stat_add(&hc->t->p.srv->hub.st.errors, 1);
+    if (status == 413 || status == 431)
+        LOG_EVENT(LOG_EV_TOO_LARGE, LOG_S("conn", hc->c.name), LOG_PEER(fd_of(hc)),
+                  LOG_S("transport", "http"), LOG_S("what", status == 413 ? "body" : "head"),
+                  LOG_N("limit", status == 413 ? hc->t->p.srv->cfg.http_max_body : HREQ_HEAD_MAX));
     if (hpub_encode_error(&b, code, why) < 0) {
         hconn_close(hc);
         return;
@@ -456,7 +472,14 @@ static void op_close(struct conn *c, int code, const char *reason)
     hconn_close(c->io);
 }
 
-static const struct conn_ops http_ops = {.flush = op_flush, .close = op_close};
+static void op_refused(struct conn *c, const char *reason, const char *why)
+{
+    LOG_EVENT(LOG_EV_AUTH, LOG_S("conn", c->name), LOG_PEER(fd_of(c->io)),
+              LOG_S("transport", "http"), LOG_S("reason", reason), LOG_S("detail", why));
+}
+
+static const struct conn_ops http_ops = {
+    .flush = op_flush, .close = op_close, .refused = op_refused};
 
 /* ---- input ---------------------------------------------------------------------------------- */
 
@@ -490,7 +513,7 @@ static int take_tls(struct hconn *hc, const uint8_t *p, size_t len, uint64_t now
         if (rc == TLS_WANT) return 0;
         if (rc == TLS_FAIL) {
             if (handshake) stat_add(&t->p.srv->tls_failures, 1);
-            LOGF(t->p.srv->cfg.log_level, LOG_DEBUG, "http publisher %s: TLS %s failed", hc->c.name,
+            LOGF(LOG_DEBUG, "http publisher %s: TLS %s failed", hc->c.name,
                  handshake ? "handshake" : "record");
             hc->close_after_write = 1; /* once the alert OpenSSL queued, if any, is out */
             return 0;
@@ -515,8 +538,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         if (nread != UV_EOF)
-            LOGF(srv->cfg.log_level, LOG_DEBUG, "http publisher %s: read: %s", hc->c.name,
-                 uv_strerror((int)nread));
+            LOGF(LOG_DEBUG, "http publisher %s: read: %s", hc->c.name, uv_strerror((int)nread));
         hconn_close(hc);
         return;
     }
@@ -547,7 +569,7 @@ static void on_connection(void *data, int fd)
         return;
     }
     struct peer_key peer;
-    if (!server_admit(srv, fd, "http publisher", &peer)) {
+    if (!server_admit(srv, fd, "http", &peer)) {
         close(fd);
         return;
     }

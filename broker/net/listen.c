@@ -185,7 +185,7 @@ static void pause_accepting(struct listener *l, int err)
     uint64_t last = atomic_load(&sh->warn_ms);
     if (atomic_exchange(&sh->warned, 1) == 0 && (last == 0 || now - last >= LISTEN_WARN_MS)) {
         atomic_store(&sh->warn_ms, now ? now : 1);
-        LOGF(l->log_level, LOG_WARN,
+        LOGF(LOG_WARN,
              "%s: out of file descriptors (accept: %s): not accepting new connections, "
              "retrying every %d ms",
              l->name, strerror(err), LISTEN_BACKOFF_MS);
@@ -214,7 +214,7 @@ static void on_readable(uv_poll_t *p, int status, int events)
         if (l->warned) {
             l->warned = 0;
             if (atomic_exchange(&l->shared->warned, 0) == 1)
-                LOGF(l->log_level, LOG_INFO, "%s: accepting again", l->name);
+                LOGF(LOG_INFO, "%s: accepting again", l->name);
         }
         l->cb(l->data, fd);
         if (l->closing) return;
@@ -226,8 +226,8 @@ void listen_share(struct listener *l, struct listen_shared *shared)
     l->shared = shared;
 }
 
-int listen_watch(struct listener *l, uv_loop_t *loop, int fd, const char *name, int log_level,
-                 listen_accept_cb cb, void *data)
+int listen_watch(struct listener *l, uv_loop_t *loop, int fd, const char *name, listen_accept_cb cb,
+                 void *data)
 {
     int rc;
     struct listen_shared *shared = l->shared;
@@ -235,7 +235,6 @@ int listen_watch(struct listener *l, uv_loop_t *loop, int fd, const char *name, 
     l->shared = shared ? shared : &l->own;
     l->fd = fd;
     l->name = name;
-    l->log_level = log_level;
     l->cb = cb;
     l->data = data;
     if ((rc = uv_poll_init(loop, &l->poll, fd)) < 0) return rc;

@@ -55,7 +55,6 @@ struct listener {
     uv_poll_t poll;
     uv_timer_t backoff;
     int fd;
-    int log_level;
     const char *name; /* "pub", "ws", "admin": static storage */
     listen_accept_cb cb;
     void *data;
@@ -69,8 +68,8 @@ struct listener {
 
 /* Start accepting on fd (owned by l from now on, closed by listen_close) on loop. name is used in
  * log lines. Returns 0 or a negative libuv error (fd is then still the caller's). */
-int listen_watch(struct listener *l, uv_loop_t *loop, int fd, const char *name, int log_level,
-                 listen_accept_cb cb, void *data);
+int listen_watch(struct listener *l, uv_loop_t *loop, int fd, const char *name, listen_accept_cb cb,
+                 void *data);
 /* Share the warning of l with the other workers' listeners of its port (before listen_watch). */
 void listen_share(struct listener *l, struct listen_shared *shared);
 /* Stop accepting and close the socket; on_closed (may be NULL) runs once both handles are

@@ -29,11 +29,10 @@ static void raise_nofile(const struct config *cfg)
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-            LOGF(cfg->log_level, LOG_DEBUG, "open-files limit raised to %llu",
-                 (unsigned long long)rl.rlim_cur);
+            LOGF(LOG_DEBUG, "open-files limit raised to %llu", (unsigned long long)rl.rlim_cur);
     }
     if (rl.rlim_cur != RLIM_INFINITY && (uint64_t)cfg->max_conns + 64 > rl.rlim_cur)
-        LOGF(cfg->log_level, LOG_WARN,
+        LOGF(LOG_WARN,
              "--max-conns %u exceeds the open-files limit %llu (minus 64 for the broker): "
              "connections beyond it will be refused by the kernel",
              cfg->max_conns, (unsigned long long)rl.rlim_cur);
@@ -79,11 +78,10 @@ static int check_exposure(const struct config *cfg, const struct auth *a, char *
         return -1;
     }
     if (a->subs_open)
-        LOGF(cfg->log_level, LOG_WARN,
-             "DEVELOPMENT MODE: any WebSocket client may read every topic (no "
-             "--token-secret-file, --token-public-key or --anonymous); docs/security.md");
+        LOGF(LOG_WARN, "DEVELOPMENT MODE: any WebSocket client may read every topic (no "
+                       "--token-secret-file, --token-public-key or --anonymous); docs/security.md");
     if (a->pubs_open)
-        LOGF(cfg->log_level, LOG_WARN,
+        LOGF(LOG_WARN,
              "DEVELOPMENT MODE: any publisher may publish to every topic (no --pub-keys)");
     return 0;
 }
@@ -103,6 +101,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "nudged: %s\n", err);
         return 2;
     }
+    log_set_level(b.cfg.log_level);
+    log_set_format(b.cfg.log_format);
+    log_set_rate(b.cfg.log_rate);
     if (auth_load(&b.auth, &b.cfg.auth, err, sizeof(err)) < 0 ||
         check_exposure(&b.cfg, &b.auth, err, sizeof(err)) < 0) {
         fprintf(stderr, "nudged: %s\n", err);
@@ -135,8 +136,8 @@ int main(int argc, char **argv)
             return 1;
         }
         const struct store_stats *st = &b.engine.store->st;
-        LOGF(b.cfg.log_level, LOG_INFO, "data dir %s: %s epoch, %llu topics recovered in %llu ms%s",
-             b.cfg.data_dir, st->new_epoch ? "new" : "same", (unsigned long long)st->recovered,
+        LOGF(LOG_INFO, "data dir %s: %s epoch, %llu topics recovered in %llu ms%s", b.cfg.data_dir,
+             st->new_epoch ? "new" : "same", (unsigned long long)st->recovered,
              (unsigned long long)st->recovery_ms, st->cut_bytes ? " (a corrupt tail was cut)" : "");
     } else if (engine_init(&b.engine, &b.cfg.engine, seed) < 0) {
         fprintf(stderr, "nudged: out of memory\n");
@@ -159,7 +160,7 @@ int main(int argc, char **argv)
         !b.cfg.http_given) {
         /* The default port of a listener newer than the others: brokers and scripts that give
          * --pub, --ws and --admin for several brokers on one machine must not stop starting. */
-        LOGF(b.cfg.log_level, LOG_WARN,
+        LOGF(LOG_WARN,
              "HTTP publish listener not started: the default %s: %s (give --http ADDR, or "
              "--http off)",
              b.cfg.http, uv_strerror(rc));
@@ -206,8 +207,8 @@ int main(int argc, char **argv)
     /* http= last: scripts parse the first three with patterns that must keep matching */
     printf("nudged ready pub=%s ws=%s admin=%s%s%s\n", pub, ws, adm, http[0] ? " http=" : "", http);
     fflush(stdout);
-    LOGF(b.cfg.log_level, LOG_INFO, "epoch %s, pid %d, %u worker%s", engine_epoch(&b.engine),
-         (int)getpid(), n, n == 1 ? "" : "s");
+    LOGF(LOG_INFO, "epoch %s, pid %d, %u worker%s", engine_epoch(&b.engine), (int)getpid(), n,
+         n == 1 ? "" : "s");
     pthread_sigmask(SIG_UNBLOCK, &stops, NULL); /* a pending stop is handled now */
     worker_run_main(w0);
     /* No thread publishes now: complete what the store still has on its way (its acks go to
@@ -220,7 +221,7 @@ int main(int argc, char **argv)
     free(b.workers);
     engine_close(&b.engine);
     auth_free(&b.auth);
-    LOGF(b.cfg.log_level, LOG_INFO, "stopped");
+    LOGF(LOG_INFO, "stopped");
     return 0;
 
 fail:

@@ -39,7 +39,7 @@ int port_start(struct port *p, struct server *srv, int fd, int with_tls,
         }
     }
     listen_share(&p->listener, shared);
-    int rc = listen_watch(&p->listener, srv->loop, fd, name, srv->cfg.log_level, on_conn, p);
+    int rc = listen_watch(&p->listener, srv->loop, fd, name, on_conn, p);
     if (rc < 0) {
         close(fd);
         tls_ctx_free(p->tls);

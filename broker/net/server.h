@@ -57,8 +57,8 @@ struct broker {
  * small cap (admin.c) so that /stats still answers when the broker is full. Workers accept
  * concurrently, so the bound can be passed by at most nworkers - 1. */
 uint64_t server_conns(const struct server *s);
-/* A publisher connection (TCP or HTTP, `what` names it in the log) accepted on fd: refused
- * (0) over --max-conns or --max-conns-per-ip, else admitted (1) with its address counted in
+/* A publisher connection (`what`, "pub" or "http", names its transport in the log) accepted on fd:
+ * refused (0) over --max-conns or --max-conns-per-ip, else admitted (1) with its address counted in
  * *peer (peers_remove it when the connection ends; peer->valid is 0 when it could not be
  * counted). A refused fd is left open for the caller to close. */
 int server_admit(struct server *s, int fd, const char *what, struct peer_key *peer);

@@ -86,6 +86,14 @@ static void pconn_close(struct pconn *pc)
 }
 
 static void send_out(struct pconn *pc);
+
+/* The socket, for the peer address in log lines (-1 once closed). */
+static int fd_of(const struct pconn *pc)
+{
+    uv_os_fd_t fd = -1;
+    return uv_fileno((const uv_handle_t *)&pc->h, &fd) == 0 ? fd : -1;
+}
+
 /* The next deadline of pc from now (ms), or 0 when one has passed (*why says which). */
 static uint64_t next_deadline(const struct pconn *pc, uint64_t now, const char **why)
 {
@@ -121,9 +129,14 @@ static void on_deadline(uv_timer_t *timer)
         uv_timer_start(timer, on_deadline, left, 0);
         return;
     }
-    /* A publisher that did its hello is a real client: say why it goes. */
-    LOGF(srv->cfg.log_level, pc->c.hello ? LOG_INFO : LOG_DEBUG, "publisher %s dropped: %s",
-         pc->c.name, why);
+    /* A publisher that did its hello is a real client: say why it goes. One that never did is
+     * a handshake timeout (a warn event). */
+    if (pc->c.hello)
+        LOGF(LOG_INFO, "publisher %s dropped: %s", pc->c.name, why);
+    else
+        LOG_EVENT(LOG_EV_TIMEOUT, LOG_S("conn", pc->c.name), LOG_PEER(fd_of(pc)),
+                  LOG_S("transport", "pub"), LOG_S("what", why),
+                  LOG_N("timeout_ms", srv->cfg.hello_timeout_ms));
     metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
     pconn_close(pc);
 }
@@ -156,7 +169,14 @@ static void op_close(struct conn *c, int code, const char *reason)
     pconn_close(c->io);
 }
 
-static const struct conn_ops pub_ops = {.flush = op_flush, .close = op_close};
+static void op_refused(struct conn *c, const char *reason, const char *why)
+{
+    LOG_EVENT(LOG_EV_AUTH, LOG_S("conn", c->name), LOG_PEER(fd_of(c->io)),
+              LOG_S("transport", "pub"), LOG_S("reason", reason), LOG_S("detail", why));
+}
+
+static const struct conn_ops pub_ops = {
+    .flush = op_flush, .close = op_close, .refused = op_refused};
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -274,6 +294,10 @@ static void consume(struct pconn *pc, const uint8_t *p, size_t len, uint64_t now
             pub_frame_next(p + off, len - off, srv->engine->cfg.lim.max_frame, &body, &blen, &used);
         if (rc == WIRE_EAGAIN) break;
         if (rc < 0) {
+            if (rc == WIRE_ETOOBIG)
+                LOG_EVENT(LOG_EV_TOO_LARGE, LOG_S("conn", pc->c.name), LOG_PEER(fd_of(pc)),
+                          LOG_S("transport", "pub"), LOG_S("what", "frame"),
+                          LOG_N("limit", srv->engine->cfg.lim.max_frame));
             session_pub_stream_error(ss, &pc->c, rc);
             fatal = 1;
             break;
@@ -324,7 +348,7 @@ static void consume_tls(struct pconn *pc, const uint8_t *p, size_t len, uint64_t
         if (pc->closing || pc->close_after_write || rc == TLS_WANT) return;
         if (rc == TLS_FAIL) {
             if (handshake) stat_add(&t->p.srv->tls_failures, 1);
-            LOGF(t->p.srv->cfg.log_level, LOG_DEBUG, "publisher %s: TLS %s failed", pc->c.name,
+            LOGF(LOG_DEBUG, "publisher %s: TLS %s failed", pc->c.name,
                  handshake ? "handshake" : "record");
             pc->close_after_write = 1; /* once the alert OpenSSL queued, if any, is out */
             uv_read_stop((uv_stream_t *)&pc->h);
@@ -340,8 +364,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct server *srv = pc->t->p.srv;
     if (nread < 0) {
         if (nread != UV_EOF)
-            LOGF(srv->cfg.log_level, LOG_DEBUG, "publisher %s: read: %s", pc->c.name,
-                 uv_strerror((int)nread));
+            LOGF(LOG_DEBUG, "publisher %s: read: %s", pc->c.name, uv_strerror((int)nread));
         pconn_close(pc);
         return;
     }
@@ -368,7 +391,7 @@ static void on_connection(void *data, int fd)
         return;
     }
     struct peer_key peer;
-    if (!server_admit(srv, fd, "publisher", &peer)) {
+    if (!server_admit(srv, fd, "pub", &peer)) {
         close(fd);
         return;
     }

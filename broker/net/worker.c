@@ -60,15 +60,16 @@ uint64_t server_conns(const struct server *s)
 int server_admit(struct server *s, int fd, const char *what, struct peer_key *peer)
 {
     if (server_conns(s) >= s->cfg.max_conns) {
-        LOGF(s->cfg.log_level, LOG_WARN, "%s refused: %u connections open (--max-conns)", what,
-             s->cfg.max_conns);
+        LOG_EVENT(LOG_EV_CONNS, LOG_PEER(fd), LOG_S("transport", what),
+                  LOG_N("limit", s->cfg.max_conns));
         return 0;
     }
     peers_key(fd, peer);
     int rc = peers_add(&s->broker->peers, peer, s->cfg.max_conns_per_ip);
     if (rc == -EBUSY) {
         metrics_add(&s->hub.metrics, METRICS_LIMIT_IP, 1);
-        LOGF(s->cfg.log_level, LOG_DEBUG, "%s refused: --max-conns-per-ip reached", what);
+        LOG_EVENT(LOG_EV_CONNS_IP, LOG_PEER(fd), LOG_S("transport", what),
+                  LOG_N("limit", s->cfg.max_conns_per_ip));
         return 0;
     }
     if (rc < 0) peer->valid = 0; /* not counted (no memory): let it in, never uncount it */
@@ -223,6 +224,7 @@ static void on_tick(uv_timer_t *t)
     engine_lock(e);
     uint64_t next = engine_tick(e, uv_now(&w->loop));
     engine_unlock(e);
+    log_tick(); /* how many event lines the rate limit dropped (at least every second) */
     uv_timer_start(t, on_tick, next, 0);
 }
 
@@ -238,8 +240,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     struct worker *w = s->data;
     if (w->began) return;
-    LOGF(w->srv.cfg.log_level, LOG_INFO, "%s: shutting down",
-         signum == SIGINT ? "SIGINT" : "SIGTERM");
+    LOGF(LOG_INFO, "%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     worker_stop_all(w->srv.broker);
     begin_stop(w);
 }
@@ -283,8 +284,8 @@ static void run_and_close(struct worker *w)
     w->srv.ws = NULL;
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
-        LOGF(w->srv.cfg.log_level, LOG_WARN, "worker %u: loop closed with handles open: %s",
-             w->srv.index, uv_strerror(rc));
+        LOGF(LOG_WARN, "worker %u: loop closed with handles open: %s", w->srv.index,
+             uv_strerror(rc));
 }
 
 /* A transport failed to start: stop what did, and let the loop end. */

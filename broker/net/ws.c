@@ -64,10 +64,6 @@ struct ws {
     int listening;
     struct pend *pend_head, *pend_tail; /* oldest first */
     uv_timer_t pend_timer;
-    uint64_t full_warned_ms; /* last "--max-conns reached" line */
-    uint64_t log_sec;        /* second of the close-log budget below */
-    uint32_t log_used;       /* close lines logged in that second */
-    uint64_t log_missed;     /* close lines not logged since the last one that was */
     void *loops[1];
     struct lws_protocols protocols[3];
     uint8_t *batch; /* LWS_PRE headroom + batch_cap bytes */
@@ -227,33 +223,25 @@ static void op_flush(struct conn *c)
     }
 }
 
-#define CLOSE_LOG_PER_SEC 20
-
 /* Closes the broker decides on (slow consumer 4001, out of memory 1011, rate limit 4008) are an
- * operator's business: one warn line each, with the connection id and the reason, at most
- * CLOSE_LOG_PER_SEC a second so a mass disconnect cannot flood the log (the rest are counted). */
+ * operator's business: a warn event each, with the connection id, the peer and the reason
+ * (rate-limited per kind by log.c, so a mass disconnect cannot flood the log). */
 static void log_close(struct wsconn *wc, int code, const char *reason)
 {
-    struct ws *w = wc->w;
-    if (code != 4001 && code != 1011 && code != LIMIT_CLOSE_RATE) return;
-    if (!LOG_ON(w->srv->cfg.log_level, LOG_WARN)) return;
-    uint64_t sec = uv_now(w->srv->loop) / 1000;
-    if (sec != w->log_sec) {
-        w->log_sec = sec;
-        w->log_used = 0;
-    }
-    if (w->log_used >= CLOSE_LOG_PER_SEC) {
-        w->log_missed++;
-        return;
-    }
-    w->log_used++;
-    if (w->log_missed)
-        log_emit(LOG_WARN, "subscriber %s closed with %d: %s (%llu more such closes not logged)",
-                 wc->c.name, code, reason ? reason : "", (unsigned long long)w->log_missed);
-    else
-        log_emit(LOG_WARN, "subscriber %s closed with %d: %s", wc->c.name, code,
-                 reason ? reason : "");
-    w->log_missed = 0;
+    enum log_event ev = code == 4001               ? LOG_EV_SLOW
+                        : code == LIMIT_CLOSE_RATE ? LOG_EV_RATE
+                        : code == 1011             ? LOG_EV_NOMEM
+                                                   : LOG_EV_COUNT;
+    if (ev == LOG_EV_COUNT) return;
+    LOG_EVENT(ev, LOG_S("conn", wc->c.name), LOG_PEER(lws_get_socket_fd(wc->wsi)),
+              LOG_S("transport", "ws"), LOG_N("code", code), LOG_S("reason", reason));
+}
+
+static void op_refused(struct conn *c, const char *reason, const char *why)
+{
+    struct wsconn *wc = c->io;
+    LOG_EVENT(LOG_EV_AUTH, LOG_S("conn", c->name), LOG_PEER(lws_get_socket_fd(wc->wsi)),
+              LOG_S("transport", "ws"), LOG_S("reason", reason), LOG_S("detail", why));
 }
 
 static void op_close(struct conn *c, int code, const char *reason)
@@ -269,7 +257,7 @@ static void op_close(struct conn *c, int code, const char *reason)
         lws_callback_on_writable(wc->wsi);
 }
 
-static const struct conn_ops ws_ops = {.flush = op_flush, .close = op_close};
+static const struct conn_ops ws_ops = {.flush = op_flush, .close = op_close, .refused = op_refused};
 
 static void pend_unlink(struct ws *w, struct pend *p)
 {
@@ -314,9 +302,11 @@ static void on_pend_timer(uv_timer_t *t)
     while ((p = w->pend_head) && p->deadline <= now) {
         pend_unlink(w, p);
         p->killed = 1; /* still counted until lws frees the wsi (WSI_DESTROY) */
-        LOGF(w->srv->cfg.log_level, LOG_DEBUG, "ws: handshake not done within --hello-timeout");
         metrics_add(&w->srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
         int fd = lws_get_socket_fd(p->wsi);
+        LOG_EVENT(LOG_EV_TIMEOUT, LOG_PEER(fd), LOG_S("transport", "ws"),
+                  LOG_S("what", "WebSocket upgrade not done within --hello-timeout"),
+                  LOG_N("timeout_ms", w->srv->cfg.hello_timeout_ms));
         if (fd >= 0) shutdown(fd, SHUT_RDWR);
         lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
@@ -350,6 +340,9 @@ static void sweep_conn(struct wsconn *wc)
     if (!wc->c.hello && !wc->c.closing &&
         uv_now(srv->loop) - wc->est_ms >= srv->cfg.hello_timeout_ms) {
         metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
+        LOG_EVENT(LOG_EV_TIMEOUT, LOG_S("conn", wc->c.name), LOG_PEER(lws_get_socket_fd(wc->wsi)),
+                  LOG_S("transport", "ws"), LOG_S("what", "no hello within --hello-timeout"),
+                  LOG_N("timeout_ms", srv->cfg.hello_timeout_ms));
         hub_conn_close(&srv->hub, &wc->c, 1008, "no hello within --hello-timeout");
         return;
     }
@@ -391,6 +384,18 @@ static int origin_allowed(const struct config *cfg, struct lws *wsi)
     return 0;
 }
 
+/* The refused Origin is the peer's bytes: logged as they came (log.c escapes them and cuts them
+ * at LOG_VALUE_MAX). */
+static void log_origin(struct lws *wsi)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    char *o = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (o) n = lws_hdr_copy(wsi, o, n + 1, WSI_TOKEN_ORIGIN);
+    LOG_EVENT(LOG_EV_ORIGIN, LOG_PEER(lws_get_socket_fd(wsi)), LOG_S("transport", "ws"),
+              LOG_B("origin", o ? o : "", o && n > 0 ? (size_t)n : 0));
+    free(o);
+}
+
 static void refuse_http(struct lws *wsi)
 {
     if (lws_is_ssl(wsi)) return;
@@ -417,6 +422,9 @@ static int on_receive(struct wsconn *wc, const uint8_t *in, size_t len)
     if (wc->rx.len == 0) wc->rx_binary = lws_frame_is_binary(wc->wsi);
     if (wc->rx.len + len > srv->engine->cfg.lim.max_frame) {
         stat_add(&srv->hub.st.errors, 1);
+        LOG_EVENT(LOG_EV_TOO_LARGE, LOG_S("conn", wc->c.name), LOG_PEER(lws_get_socket_fd(wc->wsi)),
+                  LOG_S("transport", "ws"), LOG_S("what", "message"),
+                  LOG_N("limit", srv->engine->cfg.lim.max_frame));
         lws_close_reason(wc->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message over max_frame", 22);
         return -1;
@@ -455,12 +463,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         /* --max-conns was checked at accept, this socket already counted as pending. */
         if (w->srv->stopping) {
-            LOGF(w->srv->cfg.log_level, LOG_INFO, "WebSocket refused: shutting down");
+            LOGF(LOG_INFO, "WebSocket refused: shutting down");
             return -1;
         }
         if (!origin_allowed(&w->srv->cfg, wsi)) {
             metrics_add(&w->srv->hub.metrics, METRICS_LIMIT_ORIGIN, 1);
-            LOGF(w->srv->cfg.log_level, LOG_DEBUG, "WebSocket refused: Origin not allowed");
+            log_origin(wsi);
             send_refusal(lws_get_socket_fd(wsi), http_forbidden, sizeof(http_forbidden) - 1);
             return -1;
         }
@@ -524,13 +532,9 @@ static void on_accept(void *data, int fd)
     struct ws *w = data;
     struct server *srv = w->srv;
     if (srv->stopping || server_conns(srv) >= srv->cfg.max_conns) {
-        uint64_t now = uv_now(srv->loop);
-        if (!srv->stopping && (w->full_warned_ms == 0 || now - w->full_warned_ms >= 10000)) {
-            w->full_warned_ms = now ? now : 1; /* once per 10 s: refusals come in floods */
-            LOGF(srv->cfg.log_level, LOG_WARN,
-                 "WebSocket refused: %u connections open or in their handshake (--max-conns)",
-                 srv->cfg.max_conns);
-        }
+        if (!srv->stopping)
+            LOG_EVENT(LOG_EV_CONNS, LOG_PEER(fd), LOG_S("transport", "ws"),
+                      LOG_N("limit", srv->cfg.max_conns));
         close(fd);
         return;
     }
@@ -543,7 +547,8 @@ static void on_accept(void *data, int fd)
     int prc = peers_add(&srv->broker->peers, &p->peer, srv->cfg.max_conns_per_ip);
     if (prc == -EBUSY) {
         metrics_add(&srv->hub.metrics, METRICS_LIMIT_IP, 1);
-        LOGF(srv->cfg.log_level, LOG_DEBUG, "WebSocket refused: --max-conns-per-ip reached");
+        LOG_EVENT(LOG_EV_CONNS_IP, LOG_PEER(fd), LOG_S("transport", "ws"),
+                  LOG_N("limit", srv->cfg.max_conns_per_ip));
         send_refusal(fd, http_too_many, sizeof(http_too_many) - 1);
         close(fd);
         free(p);
@@ -552,7 +557,7 @@ static void on_accept(void *data, int fd)
     if (prc < 0) p->peer.valid = 0; /* not counted (no memory): let it in, never uncount it */
     struct lws *wsi = lws_adopt_socket_vhost(w->vh, fd);
     if (!wsi) {
-        LOGF(w->srv->cfg.log_level, LOG_WARN, "ws: lws could not adopt a connection");
+        LOGF(LOG_WARN, "ws: lws could not adopt a connection");
         peers_remove(&srv->broker->peers, &p->peer);
         free(p);
     } else {
@@ -592,8 +597,7 @@ int ws_start(struct server *srv, int fd, struct ws **out)
     /* lws keeps its log level and emitter in process globals that every worker's lws reads:
      * set them once, on worker 0, which starts before any other worker's thread exists. */
     if (srv->index == 0)
-        lws_set_log_level(srv->cfg.log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : LLL_ERR,
-                          lws_log);
+        lws_set_log_level(log_level() >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : LLL_ERR, lws_log);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -629,9 +633,7 @@ int ws_start(struct server *srv, int fd, struct ws **out)
         goto fail;
     }
     listen_share(&w->listener, &srv->broker->ws_listen);
-    if ((rc = listen_watch(&w->listener, srv->loop, fd, "ws", srv->cfg.log_level, on_accept, w)) <
-        0)
-        goto fail;
+    if ((rc = listen_watch(&w->listener, srv->loop, fd, "ws", on_accept, w)) < 0) goto fail;
     w->listening = 1;
     /* Only now, with nothing left to fail: a handle on the loop cannot be freed without a close
      * callback. Nothing is accepted before uv_run, so the timer is ready before any pend_add. */

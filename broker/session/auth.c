@@ -571,3 +571,28 @@ int auth_admin_ok(struct auth *a, const char *v, size_t len)
     if (!ok) stat_add(&a->st.admin_refused, 1);
     return ok;
 }
+
+/* The texts this file's refusals set (above) and their names; a token error's text comes from
+ * token_err_text. test_auth checks every refusal maps to a name. */
+const char *auth_refusal_name(const char *why)
+{
+    static const struct {
+        const char *why, *name;
+    } own[] = {
+        {"this broker requires a token in hello", "token_required"},
+        {"this broker has no token keys: connect without a token", "alg"},
+        {"token \"topics\" holds an invalid pattern or one reaching into \"user:\"", "claims"},
+        {"a refresh must carry a token for the same sub", "sub_changed"},
+        {"this broker requires an API key", "api_key"},
+        {"unknown API key", "api_key"},
+        {"\"auth\" must be the API key as a string", "api_key"},
+        {"this broker requires an API key in hello (\"auth\")", "api_key"},
+        {"out of memory", "nomem"},
+    };
+    if (!why) return "refused";
+    for (int e = -1; e >= -TOKEN_NERR; e--)
+        if (strcmp(why, token_err_text(e)) == 0) return token_err_name(e);
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(why, own[i].why) == 0) return own[i].name;
+    return "refused";
+}

@@ -142,6 +142,12 @@ int auth_pub_allow(struct auth *a, struct auth_key *k, uint64_t now_ns);
 /* May key k (NULL: open) publish to topic t[0..len)? 1 or 0. */
 int auth_can_publish(const struct auth_key *k, const char *t, size_t len);
 
+/* The stable name of a refusal from its why (as set by auth_sub_hello, auth_refresh,
+ * auth_pub_hello, auth_pub_key): a reason of /metrics nudge_auth_refused_total (token errors by
+ * token_err_name, "token_required", "api_key"), "sub_changed" for a refresh naming another
+ * sub, "nomem", or "refused" for a text it does not know. For logs. */
+const char *auth_refusal_name(const char *why);
+
 /* Admin request: v[0..len) is the Authorization header's value (NULL when absent). 1 when no
  * admin token is configured or v is "Bearer <token>" with the right token; else 0 (counted). */
 int auth_admin_ok(struct auth *a, const char *v, size_t len);

@@ -21,6 +21,12 @@ static const struct wire_limits *limits(const struct session *s)
 
 /* ---- publishers -------------------------------------------------------------------------- */
 
+/* Credentials refused: the transport logs it (conn_ops.refused), with the peer it knows. */
+static void refused(struct conn *c, const char *why)
+{
+    if (c->ops && c->ops->refused) c->ops->refused(c, auth_refusal_name(why), why);
+}
+
 static void pub_error(struct session *s, struct conn *c, uint64_t id, int code, const char *msg)
 {
     stat_add(&s->hub->st.errors, 1);
@@ -276,6 +282,7 @@ int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, si
             const char *why = "credentials refused";
             int code = auth_pub_hello(s->auth, pm->auth, pm->auth_len, &c->key, &why);
             if (code) {
+                refused(c, why);
                 pub_error(s, c, 0, code, why);
                 rc = -EPROTO;
                 break;
@@ -309,6 +316,7 @@ void session_pub_http(struct session *s, struct conn *c, const char *key, size_t
     const char *why = "credentials refused";
     int code = auth_pub_key(s->auth, key, key_len, &c->key, &why);
     if (code) {
+        refused(c, why);
         pub_error(s, c, 0, code,
                   key ? why : "this broker requires an API key: Authorization: Bearer KEY");
         goto out;
@@ -460,6 +468,7 @@ static void on_refresh(struct session *s, struct conn *c, const struct sub_msg *
     const char *why = "credentials refused";
     int code = auth_refresh(s->auth, old, sm->token, s->now_s(), &g, &why);
     if (code) {
+        refused(c, why);
         sub_error(s, c, sm, code, why);
         end_conn(s, c, 4003, "token refresh refused");
         return;
@@ -531,6 +540,7 @@ void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, si
             const char *why = "credentials refused";
             int code = auth_sub_hello(s->auth, sm->token, s->now_s(), &c->grant, &why);
             if (code) { /* the client may say hello again with other credentials */
+                refused(c, why);
                 sub_error(s, c, sm, code, why);
                 break;
             }

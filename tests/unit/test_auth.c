@@ -332,3 +332,61 @@ Test(auth, a_keys_rate_allows_a_second_of_burst_then_one_publish_per_interval, .
     cr_expect(auth_pub_allow(&a, NULL, t), "no key (development mode): no rate");
     auth_free(&a);
 }
+
+/* The log names each refusal (auth_refusal_name): every why these functions set has a name,
+ * none falls back to "refused". */
+Test(auth, every_refusal_has_a_reason_name_for_the_log, .init = setup, .fini = teardown)
+{
+    struct auth_config c;
+    struct auth a;
+    auth_config_default(&c);
+    c.secret_files[c.nsecret_files++] = write_file("s", SECRET);
+    c.pub_keys_file = write_file("keys", "k key-secret-0123456789\n");
+    load_ok(&a, &c);
+    struct auth_grant *g = NULL;
+    struct auth_key *k = NULL;
+    const char *why = "";
+    int64_t now = time(NULL);
+    cr_assert_eq(auth_sub_hello(&a, (struct wire_str){NULL, 0}, now, &g, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "token_required");
+    char *forged = jwt_mint("HS256", "not-the-secret-0123456789abcdef0123", 35, NULL,
+                            "{\"sub\":\"1\",\"exp\":9999999999}");
+    cr_assert_eq(
+        auth_sub_hello(&a, (struct wire_str){forged, (uint32_t)strlen(forged)}, now, &g, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "signature");
+    char *reach = jwt_mint("HS256", SECRET, strlen(SECRET), NULL,
+                           "{\"sub\":\"1\",\"exp\":9999999999,\"topics\":[\"user:*\"]}");
+    cr_assert_eq(
+        auth_sub_hello(&a, (struct wire_str){reach, (uint32_t)strlen(reach)}, now, &g, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "claims");
+    struct auth_grant *mine = grant_for(&a, "1", NULL);
+    char *other =
+        jwt_mint("HS256", SECRET, strlen(SECRET), NULL, "{\"sub\":\"2\",\"exp\":9999999999}");
+    cr_assert_eq(
+        auth_refresh(&a, mine, (struct wire_str){other, (uint32_t)strlen(other)}, now, &g, &why),
+        16);
+    cr_expect_str_eq(auth_refusal_name(why), "sub_changed");
+    uint8_t notstr = 0x01;
+    cr_assert_eq(auth_pub_hello(&a, &notstr, 1, &k, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "api_key");
+    cr_assert_eq(auth_pub_hello(&a, NULL, 0, &k, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "api_key");
+    cr_assert_eq(auth_pub_key(&a, "wrong", 5, &k, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "api_key");
+    cr_assert_eq(auth_pub_key(&a, NULL, 0, &k, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "api_key");
+    cr_expect_str_eq(auth_refusal_name("something else"), "refused");
+    auth_grant_free(mine);
+    free(forged);
+    free(reach);
+    free(other);
+    auth_free(&a);
+
+    /* Anonymous reading and no token keys: a token cannot be checked. */
+    auth_config_default(&c);
+    c.anons[c.nanons++] = "news:*";
+    load_ok(&a, &c);
+    cr_assert_eq(auth_sub_hello(&a, (struct wire_str){"x.y.z", 5}, now, &g, &why), 16);
+    cr_expect_str_eq(auth_refusal_name(why), "alg");
+    auth_free(&a);
+}
