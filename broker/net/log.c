@@ -138,7 +138,6 @@ static size_t utf8_seq(const unsigned char *p, size_t len)
 static void put_escaped(struct line *l, const char *s, size_t len, int quoted)
 {
     const unsigned char *p = (const unsigned char *)s;
-    if (len > LOG_VALUE_MAX) len = LOG_VALUE_MAX;
     for (size_t i = 0; i < len;) {
         unsigned char c = p[i];
         char esc[8];
@@ -176,7 +175,6 @@ static void put_escaped(struct line *l, const char *s, size_t len, int quoted)
 static int needs_quotes(const char *s, size_t len)
 {
     if (len == 0) return 1;
-    if (len > LOG_VALUE_MAX) len = LOG_VALUE_MAX;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c >= 0x7f || c == '=' || c == '"' || c == '\\') return 1;
@@ -249,7 +247,10 @@ static void put_field(struct line *l, const struct log_field *f)
         put_str_value(l, tmp, strlen(tmp));
         break;
     default:
-        put_str_value(l, f->s ? f->s : "", f->s ? f->len : 0);
+        put_str_value(l, f->s ? f->s : "",
+                      !f->s                    ? 0
+                      : f->len > LOG_VALUE_MAX ? LOG_VALUE_MAX
+                                               : f->len);
     }
 }
 
@@ -284,6 +285,7 @@ static void record(int level, const char *msg, size_t msg_len, const char *event
     snprintf(t, sizeof(t), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     const char *lv = log_level_name(level);
+    if (msg_len > LOG_MSG_MAX) msg_len = LOG_MSG_MAX;
     if (l.fmt == LOG_JSON) {
         puts_(&l, "{\"ts\":\"");
         puts_(&l, t);
@@ -318,7 +320,7 @@ static void record(int level, const char *msg, size_t msg_len, const char *event
 
 void log_emit(int level, const char *fmt, ...)
 {
-    char msg[LOG_VALUE_MAX + 1];
+    char msg[LOG_MSG_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -10,9 +10,9 @@
  * record is always one line and, in JSON, valid UTF-8: control characters as \n, \t, \u001b...,
  * '"' and '\' as \" and \\, and each byte that is not part of well-formed UTF-8 as \ufffd (as
  * Go's encoding/json and go-logfmt do). logfmt and text quote a value that is empty or holds a
- * space, '=', '"', '\' or anything escaped. A value longer than LOG_VALUE_MAX bytes is cut
- * there; a line never passes LOG_LINE_MAX bytes and is written with one write(2) under a mutex,
- * so lines from worker threads never interleave.
+ * space, '=', '"', '\' or anything escaped. A value longer than LOG_VALUE_MAX bytes (a message:
+ * LOG_MSG_MAX) is cut there; a line never passes LOG_LINE_MAX bytes and is written with one
+ * write(2) under a mutex, so lines from worker threads never interleave.
  *
  * The level and the format are process-wide (atomics): log_set_level may be called from any
  * thread at any time (SIGHUP reload); callers check LOG_ON before formatting.
@@ -34,7 +34,8 @@
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 enum log_format { LOG_TEXT = 0, LOG_LOGFMT = 1, LOG_JSON = 2 };
 
-#define LOG_VALUE_MAX 512 /* bytes of one value (or message) kept; the rest is cut */
+#define LOG_VALUE_MAX 512 /* bytes of one field's value kept; the rest is cut */
+#define LOG_MSG_MAX 1024  /* bytes of one message kept */
 #define LOG_LINE_MAX 8192 /* bytes of one line, newline included */
 #define LOG_RATE_DEFAULT 10
 
