@@ -67,7 +67,11 @@ struct log_field {
     size_t len;
     long long n; /* LOG_F_NUM; LOG_F_PEER: the fd */
 };
-#define LOG_S(k, v) ((struct log_field){(k), LOG_F_STR, (v) ? (v) : "", (v) ? strlen(v) : 0, 0})
+static inline struct log_field log_field_str(const char *k, const char *v)
+{
+    return (struct log_field){k, LOG_F_STR, v ? v : "", v ? strlen(v) : 0, 0};
+}
+#define LOG_S(k, v) log_field_str((k), (v))
 #define LOG_B(k, p, l) ((struct log_field){(k), LOG_F_STR, (const char *)(p), (l), 0})
 #define LOG_N(k, v) ((struct log_field){(k), LOG_F_NUM, NULL, 0, (long long)(v)})
 #define LOG_PEER(fd) ((struct log_field){"peer", LOG_F_PEER, NULL, 0, (long long)(fd)})
