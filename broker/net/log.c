@@ -276,7 +276,7 @@ static void record(int level, const char *msg, size_t msg_len, const char *event
     struct line l;
     struct timespec ts;
     struct tm tm;
-    char t[40];
+    char t[96]; /* 24 used; room for what gcc thinks an int may print */
     l.n = 0;
     l.full = 0;
     l.fmt = log_format();
