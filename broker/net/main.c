@@ -97,17 +97,25 @@ int main(int argc, char **argv)
     const char *what = "pub";
 
     config_default(&b.cfg);
-    rc = config_parse(&b.cfg, argc, argv, stdout, err, sizeof(err));
-    if (rc == 1) return 0;
-    if (rc < 0) {
-        fprintf(stderr, "nudged: %s\n", err);
-        return 2;
+    rc = config_parse(&b.cfg, argc, argv, environ, stdout, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "nudged: %s\n", err);
+        config_free(&b.cfg);
+        return rc < 0 ? 2 : 0;
     }
     if (auth_load(&b.auth, &b.cfg.auth, err, sizeof(err)) < 0 ||
         check_exposure(&b.cfg, &b.auth, err, sizeof(err)) < 0) {
         fprintf(stderr, "nudged: %s\n", err);
         auth_free(&b.auth);
+        config_free(&b.cfg);
         return 2;
+    }
+    if (b.cfg.check_only) {
+        /* what a start would check before it binds and opens the data directory */
+        printf("%s: configuration ok\n", b.cfg.file);
+        auth_free(&b.auth);
+        config_free(&b.cfg);
+        return 0;
     }
     signal(SIGPIPE, SIG_IGN);
     /* SIGINT/SIGTERM stay pending until worker 0 handles them: a stop asked for during start-up
@@ -124,6 +132,7 @@ int main(int argc, char **argv)
     if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
         fprintf(stderr, "nudged: getrandom: %s\n", strerror(errno));
         auth_free(&b.auth);
+        config_free(&b.cfg);
         return 1;
     }
     if (b.cfg.data_dir[0]) {
@@ -132,6 +141,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "nudged: --data-dir %s: %s\n", b.cfg.data_dir,
                     rc == -EBUSY ? "in use by another nudged" : strerror(-rc));
             auth_free(&b.auth);
+            config_free(&b.cfg);
             return 1;
         }
         const struct store_stats *st = &b.engine.store->st;
@@ -141,6 +151,7 @@ int main(int argc, char **argv)
     } else if (engine_init(&b.engine, &b.cfg.engine, seed) < 0) {
         fprintf(stderr, "nudged: out of memory\n");
         auth_free(&b.auth);
+        config_free(&b.cfg);
         return 1;
     }
     uint32_t n = b.cfg.workers;
@@ -221,6 +232,7 @@ int main(int argc, char **argv)
     engine_close(&b.engine);
     auth_free(&b.auth);
     LOGF(b.cfg.log_level, LOG_INFO, "stopped");
+    config_free(&b.cfg);
     return 0;
 
 fail:
@@ -239,5 +251,6 @@ out:
     free(b.workers);
     engine_close(&b.engine);
     auth_free(&b.auth);
+    config_free(&b.cfg);
     return 1;
 }
