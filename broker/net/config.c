@@ -448,6 +448,54 @@ static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int
     return 0;
 }
 
+/* Could others reach a listener on addr? (An address that does not resolve is left to its
+ * bind, which fails with its own message.) */
+static int exposed(const char *addr)
+{
+    return listen_is_loopback(addr) == 0;
+}
+
+int config_exposure(const struct config *cfg, const struct auth *a, int warn, char *err,
+                    size_t errlen)
+{
+    if (exposed(cfg->ws) && a->subs_open) {
+        snprintf(err, errlen,
+                 "--ws %s is not a loopback address, and subscribers are not authenticated: "
+                 "configure --token-secret-file or --token-public-key (and --public/--anonymous "
+                 "patterns) first",
+                 cfg->ws);
+        return -1;
+    }
+    if (exposed(cfg->pub) && a->pubs_open) {
+        snprintf(err, errlen,
+                 "--pub %s is not a loopback address, and publishers are not authenticated: "
+                 "configure --pub-keys first",
+                 cfg->pub);
+        return -1;
+    }
+    if (cfg->http[0] && exposed(cfg->http) && a->pubs_open) {
+        snprintf(err, errlen,
+                 "--http %s is not a loopback address, and publishers are not authenticated: "
+                 "configure --pub-keys first",
+                 cfg->http);
+        return -1;
+    }
+    if (exposed(cfg->admin) && !a->admin_required) {
+        snprintf(err, errlen,
+                 "--admin %s is not a loopback address: configure --admin-token-file first",
+                 cfg->admin);
+        return -1;
+    }
+    if (a->subs_open && warn)
+        LOGF(cfg->log_level, LOG_WARN,
+             "DEVELOPMENT MODE: any WebSocket client may read every topic (no "
+             "--token-secret-file, --token-public-key or --anonymous); docs/security.md");
+    if (a->pubs_open && warn)
+        LOGF(cfg->log_level, LOG_WARN,
+             "DEVELOPMENT MODE: any publisher may publish to every topic (no --pub-keys)");
+    return 0;
+}
+
 /* ---- sources: the config file, the environment and the command line ------------------------ */
 
 enum { K_VALUE = 1, K_BOOL = 2, K_LIST = 4, K_PATH = 8 };

@@ -71,6 +71,11 @@ int config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *o
                  size_t errlen);
 /* Free the strings cfg keeps (not cfg itself). */
 void config_free(struct config *cfg);
+/* Secure defaults (docs/security.md): a listener others can reach needs its secrets; without
+ * any, the broker is in development mode, and says so (when warn). Returns 0, or -1 with a
+ * message. */
+int config_exposure(const struct config *cfg, const struct auth *a, int warn, char *err,
+                    size_t errlen);
 /* Is name (a flag without its "--") a setting a config file or NUDGE_* variable may give? */
 int config_known(const char *name);
 
