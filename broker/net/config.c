@@ -682,21 +682,9 @@ oom:
 static int read_config_file(struct config *cfg, struct items *L, const char *file, char *err,
                             size_t errlen)
 {
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", file, strerror(errno));
-        return -1;
-    }
-    char *buf = malloc(CONFIG_FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad || n > CONFIG_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", file, bad ? "cannot be read" : "larger than 1 MiB");
-        free(buf);
-        return -1;
-    }
-    buf[n] = '\0';
+    size_t n;
+    char *buf = auth_read_file(file, CONFIG_FILE_MAX, &n, err, errlen);
+    if (!buf) return -1;
     /* the file's directory, for relative paths in it */
     const char *slash = strrchr(file, '/');
     char *dir = slash ? keep(cfg, file, (size_t)(slash - file) + (slash == file)) : NULL;

@@ -83,20 +83,22 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
     return 1;
 }
 
-/* The whole file (at most FILE_MAX bytes) in a malloc'd NUL-terminated buffer. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+char *auth_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, FILE_MAX + 1, f) : 0;
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
     int bad = !buf || ferror(f);
     fclose(f);
-    if (bad || n > FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", path, bad ? "cannot be read" : "larger than 64 KiB");
+    if (bad || n > max) {
+        if (bad)
+            snprintf(err, errlen, "%s: cannot be read", path);
+        else
+            snprintf(err, errlen, "%s: larger than %zu KiB", path, max / 1024);
         free(buf);
         return NULL;
     }
@@ -178,7 +180,7 @@ static char **copy_patterns(const char *const *src, uint32_t n, const char *flag
 static int load_pub_keys(struct auth *a, const char *path, uint32_t rate, char *err, size_t errlen)
 {
     size_t len;
-    char *buf = read_file(path, &len, err, errlen);
+    char *buf = auth_read_file(path, FILE_MAX, &len, err, errlen);
     if (!buf) return -1;
     if (!(a->pub_keys = calloc(AUTH_KEYS_MAX, sizeof(*a->pub_keys)))) {
         free(buf);
@@ -264,7 +266,7 @@ int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t err
     }
     for (uint32_t i = 0; i < c->nsecret_files; i++) {
         size_t len;
-        char *s = read_file(c->secret_files[i], &len, err, errlen);
+        char *s = auth_read_file(c->secret_files[i], FILE_MAX, &len, err, errlen);
         if (!s) return -1;
         trim_newline(s, &len);
         char kerr[160];
@@ -300,7 +302,7 @@ int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t err
         return -1;
     if (c->admin_token_file) {
         size_t len;
-        char *s = read_file(c->admin_token_file, &len, err, errlen);
+        char *s = auth_read_file(c->admin_token_file, FILE_MAX, &len, err, errlen);
         if (!s) return -1;
         trim_newline(s, &len);
         int shortish = len < AUTH_SECRET_MIN || memchr(s, ' ', len) != NULL;

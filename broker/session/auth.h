@@ -51,6 +51,9 @@ struct auth_config {
 };
 
 void auth_config_default(struct auth_config *c);
+/* The whole file at path, at most max bytes, in a malloc'd NUL-terminated buffer (the caller
+ * frees it) of *len bytes; NULL with a message naming path in err. */
+char *auth_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 /* If argv[*i] is one of auth's flags, consume it (and its value: *i advances) and return 1; 0
  * when it is not; -1 with a message in err when its value is missing or out of range. */
 int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char *err,
