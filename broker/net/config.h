@@ -43,6 +43,12 @@ struct config {
     char tls_cert[4096];       /* --tls-cert PEM path; "" = no TLS */
     char tls_key[4096];        /* --tls-key PEM path (checked against the cert at start) */
     unsigned tls;              /* CONFIG_TLS_*: listeners that speak TLS (0 without a cert) */
+
+    /* SIGTERM (docs/operations.md §Stop): WebSockets get their close (1012) spread over
+     * drain_window_ms (0 = all at once; default 10000); what is still open drain_deadline_ms
+     * after the signal is cut and the process exits (>= the window; default 30000). */
+    uint32_t drain_window_ms;
+    uint32_t drain_deadline_ms;
 };
 
 /* --tls-listeners: a comma-separated set of ws, pub, http (default all three) */
