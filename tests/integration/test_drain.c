@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -318,4 +319,66 @@ Test(drain, every_publish_read_before_the_stop_is_acked_and_in_the_journal, .tim
     wsc_close(&w, 1000);
     cr_assert_eq(nudged_stop(&d2), 0);
     nudged_rm_dir(dir);
+}
+
+/* Read from fd until EOF (or timeout_ms): the bytes, NUL-terminated, in buf. 1 when EOF came. */
+static int read_to_eof(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    size_t len = 0;
+    int64_t end = now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(end - now_ms());
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, left) <= 0) break;
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            buf[len] = '\0';
+            return 1;
+        }
+        len += (size_t)n;
+        if (len == cap - 1) break;
+    }
+    buf[len] = '\0';
+    return 0;
+}
+
+/* HTTP publishers at a drain: a request in progress is completed and answered with Connection:
+ * close, then the connection closes; an idle kept-alive connection is closed. */
+Test(drain, http_request_in_progress_is_answered_with_connection_close, .timeout = 30)
+{
+    const char *args[] = {"--drain-window", "0", NULL};
+    struct nudged d;
+    subcheck_start(&d, args);
+    static const char body[] = "{\"topics\":[\"h\"]}";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof body - 1);
+    int idle = tcp_connect(d.http_port), busy = tcp_connect(d.http_port);
+    cr_assert(idle >= 0 && busy >= 0);
+    /* The idle one has had an answer already (kept alive); the busy one sends half a request. */
+    char whole[1024], resp[4096];
+    int wn = snprintf(whole, sizeof whole, "%s%s", req, body);
+    cr_assert_eq(send_all(idle, whole, (size_t)wn), 0);
+    struct pollfd p = {.fd = idle, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 5000), 1);
+    ssize_t got = recv(idle, resp, sizeof resp - 1, 0);
+    cr_assert_gt(got, 0);
+    resp[got] = '\0';
+    cr_assert(strstr(resp, "200") && !strstr(resp, "Connection: close"), "%s", resp);
+    cr_assert_eq(send_all(busy, req, (size_t)n), 0);
+    cr_assert_eq(send_all(busy, body, 5), 0);
+    sleep_ms(100);
+    cr_assert_eq(nudged_signal(&d, SIGTERM), 0);
+    cr_expect(wait_closed(idle, 3000), "the idle kept-alive connection stayed open");
+    sleep_ms(100);
+    cr_assert_eq(send_all(busy, body + 5, sizeof body - 1 - 5), 0);
+    int eof = read_to_eof(busy, resp, sizeof resp, 5000);
+    cr_expect(strstr(resp, "HTTP/1.1 200") != NULL, "the request in progress: '%s'", resp);
+    cr_expect(strstr(resp, "Connection: close") != NULL, "no Connection: close in '%s'", resp);
+    cr_expect(eof, "the connection stayed open after its last answer");
+    cr_assert_eq(nudged_wait(&d, 10000), 0);
+    close(idle);
+    close(busy);
 }
