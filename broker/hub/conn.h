@@ -33,6 +33,9 @@ struct conn_ops {
     /* Close the connection with a WebSocket-style close code and reason (static storage). The
      * transport later calls hub_conn_gone(). Called at most once per connection. */
     void (*close)(struct conn *c, int code, const char *reason);
+    /* Publishers, at a drain (docs/operations.md §Stop): read nothing more, answer what was
+     * read (acks of publishes still with the store included), then close. NULL = close. */
+    void (*finish)(struct conn *c);
 };
 
 /* One queued item: a control message of its own, or a hint covering `count` changes. */

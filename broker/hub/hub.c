@@ -365,6 +365,19 @@ void hub_close_all(struct hub *hub, int code, const char *reason)
         hub_conn_close(hub, c, code, reason);
 }
 
+void hub_finish_pubs(struct hub *hub)
+{
+    struct conn *next;
+    for (struct conn *c = hub->conns; c; c = next) {
+        next = c->next; /* a finish may close c at once */
+        if (c->role != CONN_PUB || c->closing) continue;
+        if (c->ops->finish)
+            c->ops->finish(c);
+        else
+            hub_conn_close(hub, c, 1001, "broker shutting down");
+    }
+}
+
 /* ---- fan-out ----------------------------------------------------------------------------- */
 
 struct fan {

@@ -182,6 +182,9 @@ void hub_drain(struct hub *hub);
 void hub_flush(struct hub *hub);
 /* Close every connection with code/reason (shutdown). */
 void hub_close_all(struct hub *hub, int code, const char *reason);
+/* Drain: every publisher connection finishes (conn_ops.finish: what it sent is answered, then
+ * it closes); subscribers are left open. */
+void hub_finish_pubs(struct hub *hub);
 /* Transports count their traffic here. */
 static inline void hub_count_bytes(struct hub *hub, uint64_t in, uint64_t out)
 {

@@ -1,9 +1,9 @@
 /* main: nudged's entry point. Parses flags, brings up the engine, binds the shared listening
  * sockets and starts --workers workers (worker 0 on this thread, the others on their own;
- * worker.c), prints the ready line, and on SIGINT/SIGTERM drains: listeners close, every
- * WebSocket gets a 1001 close frame, lws is destroyed in its two calls around the last uv_run,
- * threads are joined and the process exits 0 with every resource freed (make valgrind checks
- * that). */
+ * worker.c), prints the ready line, and on SIGINT/SIGTERM drains (worker.c): listeners close,
+ * WebSockets get 1012 spread over --drain-window, publishers finish, lws is destroyed in its two
+ * calls around the last uv_run, threads are joined and the process exits 0 with every resource
+ * freed (make valgrind checks that). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>

@@ -125,6 +125,8 @@ int reload_apply(struct server *srv, struct reload *r)
     c->http_timeout_ms = n->http_timeout_ms;
     c->http_max_body = n->http_max_body;
     c->log_level = n->log_level;
+    c->drain_window_ms = n->drain_window_ms;
+    c->drain_deadline_ms = n->drain_deadline_ms;
     c->hub = n->hub;
     srv->hub.cfg = n->hub;
     session_reload(&srv->session, r->auth);

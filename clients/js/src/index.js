@@ -13,9 +13,12 @@
 //   connection before its `exp` (read from the JWT, not verified: the broker verifies).
 // - A refused token (16 at hello, close 4003) parks the client in `unauthorized`: it asks the
 //   provider again with backoff and connects only once it returns a different token.
+// - Close 1012 (the broker drains for a restart and already spread its closes over a window):
+//   reconnect at once, after a jitter of at most RESTART_JITTER ms, with the backoff reset.
 
 const V = 1;
 const NAME = 'nudge-js/0.1';
+const RESTART_JITTER = 250; // ms: close 1012 (protocol.md §WebSocket close codes)
 
 /** Does `pattern` (with `*` / final `**` segments) match `topic`? protocol.md §Wildcard patterns */
 export function matches(pattern, topic) {
@@ -454,6 +457,13 @@ export function createClient(opts) {
     if (!want) return;
     if (code === 4003) return (badToken = token), retry('unauthorized');
     if (code === 4002 && wasLive) return setState('reconnecting'), connect(); // expired: a new token, at once
+    if (code === 1012 && wasLive) {
+      // Restart: the broker spread the closes; a failed attempt backs off from the start.
+      attempt = 0;
+      setState('reconnecting');
+      timer = setTimeout(connect, Math.random() * RESTART_JITTER);
+      return;
+    }
     retry();
   }
 
