@@ -238,6 +238,24 @@ double engine_rate(const struct engine *e, const struct etopic *t, uint64_t now_
     return rate_of(&e->rates, &t->rate, now_ms);
 }
 
+static void add_hist(void *arg, struct hint *x)
+{
+    struct engine_hist *h = arg;
+    if (!h->hints++) {
+        h->first_seq = x->seq;
+        h->oldest_ms = x->time_ms;
+    }
+    h->last_seq = x->seq;
+    h->bytes += hint_size(x);
+}
+
+void engine_history(struct engine *e, const struct etopic *t, struct engine_hist *h)
+{
+    memset(h, 0, sizeof(*h));
+    uint64_t oldest = e->store->ops->oldest(e->store, t->st);
+    if (oldest) e->store->ops->since(e->store, t->st, oldest - 1, engine_seq(e, t), add_hist, h);
+}
+
 uint64_t engine_seq(const struct engine *e, const struct etopic *t)
 {
     return e->store->ops->seq(e->store, t->st);

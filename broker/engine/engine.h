@@ -232,6 +232,17 @@ uint32_t engine_top(struct engine *e, struct etopic **out, uint32_t max);
  * RATE_WINDOW_S (rate.h). */
 double engine_rate(const struct engine *e, const struct etopic *t, uint64_t now_ms);
 
+/* What history holds of a topic now (engine_history); zeros when nothing. */
+struct engine_hist {
+    uint32_t hints;     /* retained hints */
+    uint64_t first_seq; /* the oldest one's seq */
+    uint64_t last_seq;  /* the newest one's */
+    uint64_t bytes;     /* memory they account for (hint_size, as --hist-bytes counts) */
+    uint64_t oldest_ms; /* the oldest one's wall-clock time (ms since the epoch) */
+};
+/* Fill h for t: O(hints retained), at most --hist-per-topic. */
+void engine_history(struct engine *e, const struct etopic *t, struct engine_hist *h);
+
 /* Close due windows (at now_ms, caller's clock) and age out history (wall clock). Returns the
  * ms until it wants to run again (10 when windows are configured, else 1000). */
 uint64_t engine_tick(struct engine *e, uint64_t now_ms);

@@ -408,6 +408,70 @@ static void get_topics(struct aconn *ac, const char *q, size_t qlen)
     respond_json(ac, 200, "OK", o);
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode in[0..len) into out (cap bytes, NUL-terminated). Returns the decoded length,
+ * or -1 for a bad escape, a NUL, or more than cap - 1 bytes. */
+static int pct_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)in[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? hexval(in[i + 1]) : -1, lo = hi >= 0 ? hexval(in[i + 2]) : -1;
+            if (lo < 0) return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || n + 1 >= cap) return -1;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+/* GET /topics/NAME: one topic's position, subscribers, rate and history window. */
+static void get_topic(struct aconn *ac, const char *raw, size_t rawlen)
+{
+    struct server *srv = ac->a->srv;
+    struct engine *e = srv->engine;
+    char name[WIRE_TOPIC_LEN_MAX + 1];
+    int len = pct_decode(raw, rawlen, name, sizeof(name));
+    if (len <= 0 || (uint32_t)len > e->cfg.lim.max_topic) {
+        respond_error(ac, 400, "Bad Request",
+                      "the topic name (percent-encoded after /topics/) is empty, too long or "
+                      "badly encoded");
+        return;
+    }
+    uint64_t now = uv_now(srv->loop), wall = store_wall_ms();
+    engine_lock(e);
+    struct etopic *t = engine_find(e, name, (size_t)len);
+    if (!t) {
+        engine_unlock(e);
+        respond_error(ac, 404, "Not Found",
+                      "unknown topic: the broker holds nothing of it now (no subscriber, no "
+                      "history, no publish in flight)");
+        return;
+    }
+    struct engine_hist h;
+    engine_history(e, t, &h);
+    json_t *o = json_pack(
+        "{s:s%,s:s,s:I,s:I,s:f,s:{s:I,s:I,s:I,s:I,s:I}}", "topic", name, (size_t)len, "epoch",
+        engine_epoch(e), "seq", (json_int_t)engine_seq(e, t), "subscribers",
+        (json_int_t)atomic_load_explicit(&t->subscribers, memory_order_relaxed), "rate",
+        rate_shown(engine_rate(e, t, now)), "history", "hints", (json_int_t)h.hints, "first_seq",
+        (json_int_t)h.first_seq, "last_seq", (json_int_t)h.last_seq, "bytes", (json_int_t)h.bytes,
+        "oldest_age_ms", (json_int_t)(h.hints && wall > h.oldest_ms ? wall - h.oldest_ms : 0));
+    engine_unlock(e);
+    respond_json(ac, 200, "OK", o);
+}
+
 /* ---- routing ----------------------------------------------------------------------------- */
 
 enum route {
@@ -417,10 +481,19 @@ enum route {
     ROUTE_HEALTH,
     ROUTE_READY,
     ROUTE_TOPICS,
+    ROUTE_TOPIC,
 };
 
-static enum route route_of(const char *path, size_t plen)
+/* The route of path[0..plen); *arg[0..*alen) the raw (encoded) name in it, for those that
+ * have one. */
+static enum route route_of(const char *path, size_t plen, const char **arg, size_t *alen)
 {
+    static const char topics[] = "/topics/";
+    if (plen > sizeof(topics) - 1 && memcmp(path, topics, sizeof(topics) - 1) == 0) {
+        *arg = path + sizeof(topics) - 1;
+        *alen = plen - (sizeof(topics) - 1);
+        return ROUTE_TOPIC;
+    }
 #define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
     if (IS("/stats")) return ROUTE_STATS;
     if (IS("/metrics")) return ROUTE_METRICS;
@@ -443,8 +516,10 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
         qlen = plen - (size_t)(query - path);
         plen = (size_t)(q - path);
     }
-    enum route r = route_of(path, plen);
-    int json = r == ROUTE_TOPICS;
+    const char *arg = NULL;
+    size_t alen_arg = 0;
+    enum route r = route_of(path, plen, &arg, &alen_arg);
+    int json = r == ROUTE_TOPICS || r == ROUTE_TOPIC;
     if (r == ROUTE_NONE) {
         respond_text(ac, 404, "Not Found",
                      "not found: try GET /stats, /metrics, /healthz, /readyz or /topics\n");
@@ -485,6 +560,9 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
         return;
     case ROUTE_TOPICS:
         get_topics(ac, query, qlen);
+        return;
+    case ROUTE_TOPIC:
+        get_topic(ac, arg, alen_arg);
         return;
     default:
         break;
