@@ -372,6 +372,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "sub") == 0) return cli_sub(argc - 1, argv + 1);
     if (strcmp(cmd, "tail") == 0) return cli_tail(argc - 1, argv + 1);
     if (strcmp(cmd, "stats") == 0) return cli_stats(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0) return cli_top(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_err(NULL, "unknown option %s", cmd);
     return cli_usage_err(NULL, "unknown command \"%s\"", cmd);
 }

@@ -61,5 +61,7 @@ struct cli_http {
  * unless 0 is returned. */
 int cli_admin_get(const char *addr, const char *path, const char *token, int timeout_ms,
                   struct cli_http *res, char *err, size_t cap);
+/* 0 when addr is HOST:PORT or [v6]:PORT, else -1. */
+int cli_addr_check(const char *addr);
 
 #endif

@@ -236,6 +236,12 @@ static long stats__dechunk(char *body, size_t len)
     return (long)out;
 }
 
+int cli_addr_check(const char *addr)
+{
+    char host[256], port[16];
+    return stats__split(addr, host, sizeof host, port, sizeof port);
+}
+
 int cli_admin_get(const char *addr, const char *path, const char *token, int timeout_ms,
                   struct cli_http *res, char *err, size_t cap)
 {
