@@ -175,7 +175,8 @@ static void run_top_in_shell(struct term *t, const struct nudged *d, uint16_t ad
 static void assert_top_ended_cleanly(struct term *t)
 {
     char *s = term_wait(t, "\nTTY-", WAIT_MS); /* the output, not the typed command */
-    cr_assert_not_null(s, "top did not end");
+    cr_assert_not_null(s, "top did not end, or the shell ended with it (a terminal left "
+                          "non-canonical with VMIN 0 reads as EOF)");
     cr_assert(strstr(s, "\nTOP-EXIT=0\n"), "top did not exit 0:\n%s", s);
     cr_assert(strstr(s, "\nTTY-SAME"), "terminal settings not restored:\n%s", s);
     /* The shell's own screen is back (the alternate screen was left): the command line typed
