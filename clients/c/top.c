@@ -556,6 +556,7 @@ static int top__live(struct top *t)
 
     top__raw();
     top__size(t);
+    int keys_tty = isatty(STDIN_FILENO);
     int64_t next = 0;
     while (!top_quit) {
         int64_t now = top__now_ms();
@@ -566,7 +567,8 @@ static int top__live(struct top *t)
         }
         int64_t left = next - now;
         struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (long)(left % 1000) * 1000000};
-        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        /* Keys only from a terminal: stdin from /dev/null or a pipe would read as EOF at once. */
+        struct pollfd pfd = {.fd = keys_tty ? STDIN_FILENO : -1, .events = POLLIN};
         int r = ppoll(&pfd, 1, &ts, &old);
         if (top_quit) break;
         if (top_tstp) { /* Ctrl-Z: give the terminal back while stopped */
