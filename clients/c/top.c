@@ -74,6 +74,7 @@ struct top_sample {
     json_t *topics_doc;
     double window_s;   /* /topics' window_s */
     int topics_status; /* HTTP status of /topics, or -1 when it did not answer */
+    int stats_status;  /* HTTP status of a /stats that failed (401: a token is wanted), or -1 */
     char err[320];     /* why /stats gave nothing (ok == 0) */
 };
 
@@ -209,6 +210,7 @@ static void top__fetch(struct top *t, int want_topics)
     int status;
     char err[320];
     if (top__get_json(t, "/stats", &s->stats, &status, s->err, sizeof s->err) != 0) {
+        s->stats_status = status;
         s->at_ms = top__now_ms();
         s->wall = time(NULL);
         return;
@@ -352,7 +354,8 @@ static void top__build(struct top *t)
             localtime_r(&t->last_ok.wall, &tm);
             strftime(as_of, sizeof as_of, "%H:%M:%S", &tm);
         }
-        top__line(t, "BROKER NOT ANSWERING%s%s%s: %s; retrying every %g s",
+        top__line(t, "%s%s%s%s: %s; retrying every %g s",
+                  t->cur.stats_status > 0 ? "NO STATS" : "BROKER NOT ANSWERING",
                   as_of[0] ? " (figures as of " : "", as_of, as_of[0] ? ")" : "", t->cur.err,
                   t->interval_ms / 1000.0);
     } else if (t->tty) {
