@@ -78,6 +78,7 @@ static void free_htopic(void *arg, struct tnode *n)
 {
     struct hub *hub = arg;
     struct htopic *ht = (struct htopic *)n;
+    atomic_fetch_sub_explicit(&ht->et->subscribers, ht->nsubs, memory_order_relaxed);
     while (ht->subs) {
         struct sub *s = ht->subs;
         ht->subs = s->tnext;
@@ -217,6 +218,7 @@ static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
     metrics_sub(&hub->metrics, METRICS_SUB_BYTES, s->cost);
     hub->freed += s->cost;
     if (s->pat) match_remove(hub->match, s->pat, s->patlen, s);
+    if (ht) atomic_fetch_sub_explicit(&ht->et->subscribers, 1, memory_order_relaxed);
     sub_remove(s, &c->subs);
     c->nsubs--;
     stat_sub(&hub->st.subs, 1);
@@ -813,6 +815,7 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
             htopic_free(&hub->topics, ht);
         }
     }
+    if (s && ht) atomic_fetch_add_explicit(&ht->et->subscribers, 1, memory_order_relaxed);
     if (!s) {
         engine_unlock(e);
         if (rc == -ENOSPC)

@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 #define HEADERS_MAX 32
 #define HEAD_TIMEOUT_MS 2000 /* a request head must be complete this long after connecting */
 #define ADMIN_CONNS_MAX 16   /* concurrent admin requests; not counted in --max-conns */
+#define ADMIN_TOP_DEFAULT 10 /* GET /topics without top= */
 #define ADMIN_PROM_TYPE "text/plain; version=0.0.4; charset=utf-8" /* exposition format */
 
 struct admin {
@@ -308,45 +311,265 @@ static const char *authorization(const struct phr_header *h, size_t nh, size_t *
     return NULL;
 }
 
+/* ---- JSON endpoints ---------------------------------------------------------------------- */
+
+/* Answer with o as the JSON body (o is decref'd). */
+static void respond_json(struct aconn *ac, int status, const char *reason, json_t *o)
+{
+    char *text =
+        o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(o);
+    struct wire_buf body = {0};
+    if (!text || wire_buf_append(&body, text, strlen(text)) < 0 ||
+        wire_buf_append(&body, "\n", 1) < 0) {
+        free(text);
+        wire_buf_free(&body);
+        respond_text(ac, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    free(text);
+    respond(ac, status, reason, "application/json", &body);
+    wire_buf_free(&body);
+}
+
+/* {"error": msg} with status. */
+static void respond_error(struct aconn *ac, int status, const char *reason, const char *msg)
+{
+    respond_json(ac, status, reason, json_pack("{s:s}", "error", msg));
+}
+
+/* The value of key in query q[0..len) ("a=1&b=2"), raw; NULL when absent. */
+static const char *query_value(const char *q, size_t len, const char *key, size_t *vlen)
+{
+    size_t klen = strlen(key);
+    for (const char *p = q, *end = q + len; p && p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
+        if ((size_t)(e - p) > klen && p[klen] == '=' && memcmp(p, key, klen) == 0) {
+            *vlen = (size_t)(e - p) - klen - 1;
+            return p + klen + 1;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Rates are shown to the thousandth; a topic whose rate rounds to 0 is left out of the top. */
+static double rate_shown(double r)
+{
+    return round(r * 1000.0) / 1000.0;
+}
+
+/* GET /topics?top=N: the busiest topics by publish rate (engine_top: the engine keeps them in
+ * order as it publishes, so this costs O(N) under the lock, not O(topics)). */
+static void get_topics(struct aconn *ac, const char *q, size_t qlen)
+{
+    struct server *srv = ac->a->srv;
+    uint32_t top = ADMIN_TOP_DEFAULT;
+    size_t vlen = 0;
+    const char *v = q ? query_value(q, qlen, "top", &vlen) : NULL;
+    if (v) {
+        char buf[16];
+        char *end;
+        unsigned long x = 0;
+        if (vlen && vlen < sizeof(buf)) {
+            memcpy(buf, v, vlen);
+            buf[vlen] = '\0';
+            x = buf[0] >= '0' && buf[0] <= '9' ? strtoul(buf, &end, 10) : 0;
+            if (*end) x = 0;
+        }
+        if (x < 1 || x > RATE_TOP_MAX) {
+            respond_error(ac, 400, "Bad Request", "top must be an integer from 1 to 1000");
+            return;
+        }
+        top = (uint32_t)x;
+    }
+    json_t *o = json_object(), *list = json_array();
+    if (!o || !list) {
+        json_decref(o);
+        json_decref(list);
+        respond_text(ac, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    json_object_set_new(o, "window_s", json_integer(RATE_WINDOW_S));
+    json_object_set_new(o, "topics", list);
+    static struct etopic *t[RATE_TOP_MAX]; /* worker 0's thread only */
+    struct engine *e = srv->engine;
+    uint64_t now = uv_now(srv->loop);
+    engine_lock(e);
+    uint32_t n = engine_top(e, t, top);
+    for (uint32_t i = 0; i < n; i++) {
+        double r = rate_shown(engine_rate(e, t[i], now));
+        if (r <= 0) continue;
+        json_array_append_new(
+            list,
+            json_pack("{s:s%,s:f,s:I,s:I}", "topic", t[i]->name, (size_t)t[i]->node.len, "rate", r,
+                      "seq", (json_int_t)engine_seq(e, t[i]), "subscribers",
+                      (json_int_t)atomic_load_explicit(&t[i]->subscribers, memory_order_relaxed)));
+    }
+    engine_unlock(e);
+    respond_json(ac, 200, "OK", o);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode in[0..len) into out (cap bytes, NUL-terminated). Returns the decoded length,
+ * or -1 for a bad escape, a NUL, or more than cap - 1 bytes. */
+static int pct_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)in[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? hexval(in[i + 1]) : -1, lo = hi >= 0 ? hexval(in[i + 2]) : -1;
+            if (lo < 0) return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || n + 1 >= cap) return -1;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+/* GET /topics/NAME: one topic's position, subscribers, rate and history window. */
+static void get_topic(struct aconn *ac, const char *raw, size_t rawlen)
+{
+    struct server *srv = ac->a->srv;
+    struct engine *e = srv->engine;
+    char name[WIRE_TOPIC_LEN_MAX + 1];
+    int len = pct_decode(raw, rawlen, name, sizeof(name));
+    if (len <= 0 || (uint32_t)len > e->cfg.lim.max_topic) {
+        respond_error(ac, 400, "Bad Request",
+                      "the topic name (percent-encoded after /topics/) is empty, too long or "
+                      "badly encoded");
+        return;
+    }
+    uint64_t now = uv_now(srv->loop), wall = store_wall_ms();
+    engine_lock(e);
+    struct etopic *t = engine_find(e, name, (size_t)len);
+    if (!t) {
+        engine_unlock(e);
+        respond_error(ac, 404, "Not Found",
+                      "unknown topic: the broker holds nothing of it now (no subscriber, no "
+                      "history, no publish in flight)");
+        return;
+    }
+    struct engine_hist h;
+    engine_history(e, t, &h);
+    json_t *o = json_pack(
+        "{s:s%,s:s,s:I,s:I,s:f,s:{s:I,s:I,s:I,s:I,s:I}}", "topic", name, (size_t)len, "epoch",
+        engine_epoch(e), "seq", (json_int_t)engine_seq(e, t), "subscribers",
+        (json_int_t)atomic_load_explicit(&t->subscribers, memory_order_relaxed), "rate",
+        rate_shown(engine_rate(e, t, now)), "history", "hints", (json_int_t)h.hints, "first_seq",
+        (json_int_t)h.first_seq, "last_seq", (json_int_t)h.last_seq, "bytes", (json_int_t)h.bytes,
+        "oldest_age_ms", (json_int_t)(h.hints && wall > h.oldest_ms ? wall - h.oldest_ms : 0));
+    engine_unlock(e);
+    respond_json(ac, 200, "OK", o);
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+enum route {
+    ROUTE_NONE,
+    ROUTE_STATS,
+    ROUTE_METRICS,
+    ROUTE_HEALTH,
+    ROUTE_READY,
+    ROUTE_TOPICS,
+    ROUTE_TOPIC,
+};
+
+/* The route of path[0..plen); *arg[0..*alen) the raw (encoded) name in it, for those that
+ * have one. */
+static enum route route_of(const char *path, size_t plen, const char **arg, size_t *alen)
+{
+    static const char topics[] = "/topics/";
+    if (plen > sizeof(topics) - 1 && memcmp(path, topics, sizeof(topics) - 1) == 0) {
+        *arg = path + sizeof(topics) - 1;
+        *alen = plen - (sizeof(topics) - 1);
+        return ROUTE_TOPIC;
+    }
+#define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
+    if (IS("/stats")) return ROUTE_STATS;
+    if (IS("/metrics")) return ROUTE_METRICS;
+    if (IS("/healthz")) return ROUTE_HEALTH;
+    if (IS("/readyz")) return ROUTE_READY;
+    if (IS("/topics")) return ROUTE_TOPICS;
+#undef IS
+    return ROUTE_NONE;
+}
+
 /* Answer the request whose head picohttpparser split (pointers into ac->head). */
 static void handle(struct aconn *ac, const char *method, size_t mlen, const char *path, size_t plen,
                    const struct phr_header *h, size_t nh)
 {
+    const char *query = NULL;
+    size_t qlen = 0;
     const char *q = memchr(path, '?', plen);
-    if (q) plen = (size_t)(q - path);
-#define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
-    int metrics = IS("/metrics"), health = IS("/healthz"), ready = IS("/readyz");
-    if (!metrics && !health && !ready && !IS("/stats")) {
+    if (q) {
+        query = q + 1;
+        qlen = plen - (size_t)(query - path);
+        plen = (size_t)(q - path);
+    }
+    const char *arg = NULL;
+    size_t alen_arg = 0;
+    enum route r = route_of(path, plen, &arg, &alen_arg);
+    int json = r == ROUTE_TOPICS || r == ROUTE_TOPIC;
+    if (r == ROUTE_NONE) {
         respond_text(ac, 404, "Not Found",
-                     "not found: try GET /stats, /metrics, /healthz or /readyz\n");
+                     "not found: try GET /stats, /metrics, /healthz, /readyz or /topics\n");
         return;
     }
-#undef IS
     if (mlen != 3 || memcmp(method, "GET", 3) != 0) {
-        respond_text(ac, 405, "Method Not Allowed", "GET only\n");
+        if (json)
+            respond_error(ac, 405, "Method Not Allowed", "GET only");
+        else
+            respond_text(ac, 405, "Method Not Allowed", "GET only\n");
         return;
     }
     size_t alen = 0;
     const char *av = authorization(h, nh, &alen);
     if (!auth_admin_ok(ac->a->srv->broker->auth, av, alen)) {
-        respond_text(ac, 401, "Unauthorized",
-                     "unauthorized: send 'Authorization: Bearer <admin token>' "
-                     "(--admin-token-file)\n");
+        const char *msg = "unauthorized: send 'Authorization: Bearer <admin token>' "
+                          "(--admin-token-file)";
+        if (json)
+            respond_error(ac, 401, "Unauthorized", msg);
+        else
+            respond_text(ac, 401, "Unauthorized",
+                         "unauthorized: send 'Authorization: Bearer <admin token>' "
+                         "(--admin-token-file)\n");
         return;
     }
-    /* healthz: the main loop answered, so the process is alive. readyz: and it takes new
-     * connections, which it stops doing once SIGTERM or SIGINT began the shutdown. */
-    if (health) {
+    switch (r) {
+    case ROUTE_HEALTH:
+        /* The main loop answered, so the process is alive. */
         respond_text(ac, 200, "OK", "ok\n");
         return;
-    }
-    if (ready) {
+    case ROUTE_READY:
+        /* And it takes new connections, which it stops doing once SIGTERM or SIGINT began the
+         * shutdown. */
         if (ac->a->srv->stopping || ac->a->stopping)
             respond_text(ac, 503, "Service Unavailable", "stopping\n");
         else
             respond_text(ac, 200, "OK", "ready\n");
         return;
+    case ROUTE_TOPICS:
+        get_topics(ac, query, qlen);
+        return;
+    case ROUTE_TOPIC:
+        get_topic(ac, arg, alen_arg);
+        return;
+    default:
+        break;
     }
+    int metrics = r == ROUTE_METRICS;
     struct wire_buf body = {0};
     int rc = metrics ? admin_metrics_text(ac->a->srv, &body) : admin_stats_json(ac->a->srv, &body);
     if (rc < 0 || (!metrics && wire_buf_append(&body, "\n", 1) < 0)) {
