@@ -140,7 +140,13 @@ void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 
 void hub_post(struct hub *hub, struct hub_job *j)
 {
+    hub_post_fn(hub, j, NULL);
+}
+
+void hub_post_fn(struct hub *hub, struct hub_job *j, hub_job_fn *fn)
+{
     j->next = NULL;
+    j->fn = fn;
     pthread_mutex_lock(&hub->in_lock);
     int wake = !hub->jobs && hub->in_len == 0 &&
                !(hub->owned && pthread_equal(hub->owner, pthread_self()));
@@ -497,7 +503,7 @@ void hub_drain(struct hub *hub)
         while (jobs) {
             struct hub_job *j = jobs;
             jobs = j->next;
-            hub->job_fn(hub->job_arg, j);
+            (j->fn ? j->fn : hub->job_fn)(hub->job_arg, j);
         }
         if (n == 0 && !had_jobs) return;
     }

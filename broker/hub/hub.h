@@ -22,6 +22,7 @@
 #include "wire.h"
 
 struct match;
+struct hub_job;
 
 struct hub_config {
     uint32_t max_subs;      /* subscriptions per connection; default 1024 */
@@ -64,12 +65,13 @@ struct hub_stats {
     stat_t queued;               /* entries waiting in queues, all connections */
 };
 
+typedef void hub_job_fn(void *arg, struct hub_job *j);
 /* Work another thread hands to a hub's thread (hub_post), e.g. a publish the store completed
  * on another thread, whose ack belongs to a connection of this hub. Embedded by its owner. */
 struct hub_job {
     struct hub_job *next;
+    hub_job_fn *fn; /* run instead of the hub's job function (hub_post_fn), or NULL */
 };
-typedef void hub_job_fn(void *arg, struct hub_job *j);
 
 /* A released hint waiting for its hub's thread. */
 struct hub_in {
@@ -172,6 +174,10 @@ void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg);
 /* Hand j to the hub's thread (any thread; j stays the caller's to free in fn). Wakes the hub
  * as hub_deliver does. */
 void hub_post(struct hub *hub, struct hub_job *j);
+/* The same, run by fn(arg given to hub_on_job, j) instead of the hub's job function: work of
+ * another kind for the hub's thread (e.g. the admin endpoint's questions about its
+ * connections). */
+void hub_post_fn(struct hub *hub, struct hub_job *j, hub_job_fn *fn);
 /* Engine sink (any thread, engine lock held): queue hint h for this hub's thread. */
 void hub_deliver(void *hub, struct hint *h, uint32_t count, struct wire_str origin,
                  int skip_origin);

@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "picohttpparser.h"
 #include "server.h"
+#include "worker.h"
 
 #define HEAD_MAX 8192
 #define HEADERS_MAX 32
@@ -53,9 +54,13 @@ struct aconn {
     int closing;
     int open_handles;
     int answered;
+    struct ureq *ureq; /* a question to every worker being answered (users), or NULL */
+    uint64_t ureq_ms;  /* when it was asked */
     size_t len;
     char head[HEAD_MAX];
 };
+
+static void ureq_unref(struct ureq *u);
 
 static void maybe_free(struct admin *a)
 {
@@ -84,6 +89,8 @@ static void aconn_close(struct aconn *ac)
     else if (a->list == ac)
         a->list = ac->next;
     if (ac->next) ac->next->prev = ac->prev;
+    if (ac->ureq) ureq_unref(ac->ureq); /* the workers' answers are no longer awaited */
+    ac->ureq = NULL;
     uv_close((uv_handle_t *)&ac->timer, on_aconn_handle_closed);
     uv_close((uv_handle_t *)&ac->h, on_aconn_handle_closed);
 }
@@ -367,12 +374,12 @@ static void get_topics(struct aconn *ac, const char *q, size_t qlen)
     const char *v = q ? query_value(q, qlen, "top", &vlen) : NULL;
     if (v) {
         char buf[16];
-        char *end;
         unsigned long x = 0;
-        if (vlen && vlen < sizeof(buf)) {
+        if (vlen && vlen < sizeof(buf) && v[0] >= '0' && v[0] <= '9') {
             memcpy(buf, v, vlen);
             buf[vlen] = '\0';
-            x = buf[0] >= '0' && buf[0] <= '9' ? strtoul(buf, &end, 10) : 0;
+            char *end;
+            x = strtoul(buf, &end, 10);
             if (*end) x = 0;
         }
         if (x < 1 || x > RATE_TOP_MAX) {
@@ -472,6 +479,141 @@ static void get_topic(struct aconn *ac, const char *raw, size_t rawlen)
     respond_json(ac, 200, "OK", o);
 }
 
+/* ---- users: questions to every worker ------------------------------------------------------ */
+
+/* A user's connections live on every worker's hub, which only its own thread may touch. So
+ * the request posts one job to each hub (hub_post_fn: the hub's thread runs it between loop
+ * turns, as it runs a publish the store completed elsewhere), each job fills its own slot and
+ * counts down `pending` (release), and the request's timer looks at `pending` every
+ * UREQ_POLL_MS (acquire) and answers once it is 0. Polling instead of a wake-up posted back to
+ * worker 0: a job may run after worker 0's loop ended (in worker_free's last drain, at
+ * shutdown), and then nothing of the admin may be touched. So a struct ureq belongs to nobody
+ * in particular: one reference for the request, one per job, the last one frees it. */
+#define UREQ_POLL_MS 1
+#define UREQ_WAIT_MS 5000 /* a worker that has not answered by then: 503 */
+
+struct ujob {
+    struct hub_job job;
+    struct ureq *u;
+    struct session_uconn *conns; /* found on this worker (realloc'd, owned) */
+    uint32_t n;
+    int err;
+};
+
+struct ureq {
+    _Atomic uint32_t refs;
+    _Atomic uint32_t pending; /* jobs not done */
+    int revoke;               /* POST /users/USER/disconnect */
+    uint32_t nworkers;
+    size_t ulen;
+    char user[TOKEN_SUB_MAX + 1];
+    struct ujob jobs[]; /* one per worker, by index */
+};
+
+static void ureq_unref(struct ureq *u)
+{
+    if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) != 1) return;
+    for (uint32_t i = 0; i < u->nworkers; i++)
+        free(u->jobs[i].conns);
+    free(u);
+}
+
+/* On worker i's thread (arg: its session). */
+static void on_ujob(void *arg, struct hub_job *j)
+{
+    struct ujob *uj = (struct ujob *)j;
+    struct ureq *u = uj->u;
+    uj->err = session_user(arg, u->user, u->ulen, u->revoke, &uj->conns, &uj->n);
+    atomic_fetch_sub_explicit(&u->pending, 1, memory_order_release);
+    ureq_unref(u);
+}
+
+static void ureq_answer(struct aconn *ac, const struct ureq *u)
+{
+    json_t *list = json_array();
+    uint32_t n = 0;
+    int err = 0;
+    for (uint32_t i = 0; list && i < u->nworkers; i++) {
+        const struct ujob *uj = &u->jobs[i];
+        err |= uj->err;
+        for (uint32_t k = 0; k < uj->n; k++, n++) {
+            const struct session_uconn *c = &uj->conns[k];
+            json_array_append_new(list,
+                                  json_pack("{s:s,s:i,s:s,s:I,s:i}", "id", c->id, "worker", (int)i,
+                                            "peer", c->peer, "since_ms", (json_int_t)c->since_ms,
+                                            "subscriptions", (int)c->subs));
+        }
+    }
+    json_t *o;
+    if (u->revoke) {
+        json_decref(list);
+        o = json_pack("{s:s%,s:i}", "user", u->user, u->ulen, "closed", (int)n);
+        LOGF(ac->a->srv->cfg.log_level, LOG_INFO, "admin: user %s disconnected: %u connections",
+             u->user, n);
+    } else {
+        o = list ? json_pack("{s:s%,s:o}", "user", u->user, u->ulen, "connections", list) : NULL;
+    }
+    if (err)
+        respond_error(ac, 500, "Internal Server Error", "out of memory");
+    else
+        respond_json(ac, 200, "OK", o);
+}
+
+static void on_ureq_tick(uv_timer_t *t)
+{
+    struct aconn *ac = t->data;
+    struct ureq *u = ac->ureq;
+    if (!u) return;
+    int done = atomic_load_explicit(&u->pending, memory_order_acquire) == 0;
+    if (!done && uv_now(ac->a->srv->loop) - ac->ureq_ms < UREQ_WAIT_MS) return;
+    ac->ureq = NULL; /* ours now: respond() may close ac (and stops the timer) */
+    if (done)
+        ureq_answer(ac, u);
+    else
+        respond_error(ac, 503, "Service Unavailable",
+                      "a worker did not answer within 5 s (the broker is overloaded or stopping)");
+    ureq_unref(u);
+}
+
+/* Ask every worker about user[0..len) (decoded); the answer comes from on_ureq_tick. */
+static void ask_workers(struct aconn *ac, const char *user, size_t len, int revoke)
+{
+    struct server *srv = ac->a->srv;
+    struct broker *b = srv->broker;
+    struct ureq *u = calloc(1, sizeof(*u) + b->nworkers * sizeof(u->jobs[0]));
+    if (!u) {
+        respond_error(ac, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    atomic_init(&u->refs, b->nworkers + 1);
+    atomic_init(&u->pending, b->nworkers);
+    u->revoke = revoke;
+    u->nworkers = b->nworkers;
+    memcpy(u->user, user, len);
+    u->ulen = len;
+    ac->ureq = u;
+    ac->ureq_ms = uv_now(srv->loop);
+    uv_timer_start(&ac->timer, on_ureq_tick, UREQ_POLL_MS, UREQ_POLL_MS);
+    for (uint32_t i = 0; i < b->nworkers; i++) {
+        u->jobs[i].u = u;
+        hub_post_fn(&worker_server(b->workers[i])->hub, &u->jobs[i].job, on_ujob);
+    }
+}
+
+/* /users/USER/connections and /users/USER/disconnect. */
+static void user_request(struct aconn *ac, const char *raw, size_t rawlen, int revoke)
+{
+    char user[TOKEN_SUB_MAX + 1];
+    int len = pct_decode(raw, rawlen, user, sizeof(user));
+    if (len <= 0) {
+        respond_error(ac, 400, "Bad Request",
+                      "the user (a token's sub, percent-encoded after /users/) is empty, longer "
+                      "than 128 bytes or badly encoded");
+        return;
+    }
+    ask_workers(ac, user, (size_t)len, revoke);
+}
+
 /* ---- routing ----------------------------------------------------------------------------- */
 
 enum route {
@@ -482,7 +624,18 @@ enum route {
     ROUTE_READY,
     ROUTE_TOPICS,
     ROUTE_TOPIC,
+    ROUTE_USER_CONNS,
+    ROUTE_USER_DISCONNECT,
 };
+
+/* Whether p[0..n) ends with lit; then *n is cut before it. */
+static int cut_suffix(const char *p, size_t *n, const char *lit)
+{
+    size_t l = strlen(lit);
+    if (*n < l || memcmp(p + *n - l, lit, l) != 0) return 0;
+    *n -= l;
+    return 1;
+}
 
 /* The route of path[0..plen); *arg[0..*alen) the raw (encoded) name in it, for those that
  * have one. */
@@ -493,6 +646,16 @@ static enum route route_of(const char *path, size_t plen, const char **arg, size
         *arg = path + sizeof(topics) - 1;
         *alen = plen - (sizeof(topics) - 1);
         return ROUTE_TOPIC;
+    }
+    static const char users[] = "/users/";
+    if (plen > sizeof(users) - 1 && memcmp(path, users, sizeof(users) - 1) == 0) {
+        size_t n = plen - (sizeof(users) - 1);
+        *arg = path + sizeof(users) - 1;
+        enum route r = cut_suffix(*arg, &n, "/connections")  ? ROUTE_USER_CONNS
+                       : cut_suffix(*arg, &n, "/disconnect") ? ROUTE_USER_DISCONNECT
+                                                             : ROUTE_NONE;
+        *alen = n;
+        if (r != ROUTE_NONE && n > 0) return r;
     }
 #define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
     if (IS("/stats")) return ROUTE_STATS;
@@ -519,15 +682,17 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
     const char *arg = NULL;
     size_t alen_arg = 0;
     enum route r = route_of(path, plen, &arg, &alen_arg);
-    int json = r == ROUTE_TOPICS || r == ROUTE_TOPIC;
+    int json = r >= ROUTE_TOPICS, post = r == ROUTE_USER_DISCONNECT;
     if (r == ROUTE_NONE) {
         respond_text(ac, 404, "Not Found",
-                     "not found: try GET /stats, /metrics, /healthz, /readyz or /topics\n");
+                     "not found: try GET /stats, /metrics, /healthz, /readyz, /topics, "
+                     "/topics/NAME, /users/USER/connections or POST /users/USER/disconnect\n");
         return;
     }
-    if (mlen != 3 || memcmp(method, "GET", 3) != 0) {
+    if (post ? mlen != 4 || memcmp(method, "POST", 4) != 0
+             : mlen != 3 || memcmp(method, "GET", 3) != 0) {
         if (json)
-            respond_error(ac, 405, "Method Not Allowed", "GET only");
+            respond_error(ac, 405, "Method Not Allowed", post ? "POST only" : "GET only");
         else
             respond_text(ac, 405, "Method Not Allowed", "GET only\n");
         return;
@@ -564,6 +729,10 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
     case ROUTE_TOPIC:
         get_topic(ac, arg, alen_arg);
         return;
+    case ROUTE_USER_CONNS:
+    case ROUTE_USER_DISCONNECT:
+        user_request(ac, arg, alen_arg, post);
+        return;
     default:
         break;
     }
@@ -594,7 +763,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         aconn_close(ac);
         return;
     }
-    if (ac->answered) return;
+    if (ac->answered || ac->ureq) return; /* a body, or more: not read */
     ac->len += (size_t)nread;
     ac->head[ac->len] = '\0';
     const char *method, *path;
@@ -621,7 +790,7 @@ static int evict_silent(struct admin *a)
 {
     struct aconn *old = NULL;
     for (struct aconn *ac = a->list; ac; ac = ac->next)
-        if (ac->counted && !ac->answered) old = ac;
+        if (ac->counted && !ac->answered && !ac->ureq) old = ac;
     if (!old) return 0;
     aconn_close(old);
     return 1;

@@ -2,6 +2,7 @@
  * the busiest topics, one topic's state, a user's connections over every worker, and
  * disconnecting a user with the revocation of the tokens issued before. Against the real
  * nudged; every figure is one the test caused itself. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,11 +240,172 @@ static void stop_guarded(struct nudged *d)
     nudged_rm_dir(tmpdir);
 }
 
+/* A broker with the admin token, token secret SECRET, --workers 2 (whatever NUDGE_WORKERS
+ * says) and more args. */
+#define SECRET "hs-secret-for-the-admin-tests-0123456789abcdef"
+static char secret_path[128];
+
+static void start_tokens(struct nudged *d, const char *const *more)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/nudge-admin-%d", (int)getpid());
+    mkdir(tmpdir, 0700);
+    write_file(secret_path, sizeof secret_path, "secret", SECRET "\n");
+    const char *args[32] = {"--token-secret-file", secret_path, "--workers", "2"};
+    int n = 4;
+    for (int i = 0; more && more[i] && n < 31; i++)
+        args[n++] = more[i];
+    args[n] = NULL;
+    start_guarded(d, args);
+}
+
+/* A token for sub, valid 10 minutes, issued iat_ago seconds ago (-1: no iat). Caller frees. */
+static char *token(const char *sub, long iat_ago)
+{
+    char claims[256];
+    long long now = (long long)time(NULL);
+    if (iat_ago < 0)
+        snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%lld}", sub, now + 600);
+    else
+        snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%lld,\"iat\":%lld}", sub,
+                 now + 600, now - iat_ago);
+    char *t = jwt_mint("HS256", SECRET, strlen(SECRET), NULL, claims);
+    cr_assert_not_null(t);
+    return t;
+}
+
+/* Say hello with tok on a fresh connection; the answer's type, *m holds it (caller clears). */
+static enum sub_type hello_with(struct wsc *w, const struct nudged *d, const char *tok,
+                                struct sub_msg *m)
+{
+    cr_assert_eq(wsc_connect(w, d->ws_port, NULL), 0);
+    char buf[2048];
+    snprintf(buf, sizeof buf, "{\"type\":\"hello\",\"v\":1,\"token\":\"%s\"}", tok);
+    cr_assert_eq(wsc_send_text(w, buf), 0);
+    int rc = wsc_recv_msg(w, m, 5000);
+    cr_assert_eq(rc, WSC_OK, "no answer to hello: %d", rc);
+    if (m->type == SUB_WELCOME)
+        snprintf(w->conn_id, sizeof w->conn_id, "%.*s", (int)m->conn.len, m->conn.p);
+    return m->type;
+}
+
+/* A connection of tok's user; asserts the welcome. */
+static void open_with(struct wsc *w, const struct nudged *d, const char *tok)
+{
+    struct sub_msg m;
+    enum sub_type t = hello_with(w, d, tok, &m);
+    cr_assert_eq(t, SUB_WELCOME, "hello refused: %d %.*s", m.code, (int)m.msg.len,
+                 m.msg.p ? m.msg.p : "");
+    sub_msg_clear(&m);
+}
+
+/* Open connections of tok's user into w[0..) until both workers hold one (/stats per_worker),
+ * at least min and at most max of them. Returns how many. */
+static int open_on_both_workers(struct wsc *w, const struct nudged *d, const char *tok, int min,
+                                int max)
+{
+    int n = 0;
+    for (;;) {
+        open_with(&w[n++], d, tok);
+        json_t *st = get_ok(d, "/stats", ADMIN);
+        const json_t *pw = json_object_get(st, "per_worker");
+        int both = json_array_size(pw) == 2 &&
+                   json_integer_value(json_object_get(json_array_get(pw, 0), "ws")) > 0 &&
+                   json_integer_value(json_object_get(json_array_get(pw, 1), "ws")) > 0;
+        json_decref(st);
+        if ((both && n >= min) || n == max) break;
+    }
+    return n;
+}
+
+/* The local port of w's socket. */
+static unsigned local_port(const struct wsc *w)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof a;
+    cr_assert_eq(getsockname(w->fd, (struct sockaddr *)&a, &l), 0);
+    return ntohs(a.sin_port);
+}
+
+Test(admin, a_users_connections_are_listed_over_every_worker)
+{
+    struct nudged d = {0};
+    start_tokens(&d, NULL);
+    int64_t t0 = (int64_t)time(NULL) * 1000;
+    char *t1 = token("u1", 0), *t2 = token("u2", 0);
+    struct wsc w[16], other;
+    int n = open_on_both_workers(w, &d, t1, 3, 16);
+    cr_assert(n < 16, "16 connections, all on one worker");
+    open_with(&other, &d, t2);
+    const char *topics[2] = {"user:u1:a", "user:u1:b"};
+    cr_assert_eq(wsc_subscribe(&w[0], topics, 2, NULL), 0);
+
+    json_t *j = get_ok(&d, "/users/u1/connections", ADMIN);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "user")), "u1");
+    const json_t *list = json_object_get(j, "connections");
+    cr_assert_eq(json_array_size(list), (size_t)n, "%d connections of u1 listed", n);
+    int seen_worker[2] = {0, 0};
+    int64_t t1ms = (int64_t)time(NULL) * 1000 + 1000;
+    for (int i = 0; i < n; i++) {
+        const json_t *c = NULL;
+        for (size_t k = 0; k < json_array_size(list); k++)
+            if (!strcmp(json_string_value(json_object_get(json_array_get(list, k), "id")),
+                        w[i].conn_id))
+                c = json_array_get(list, k);
+        cr_assert_not_null(c, "connection %s (its welcome's conn) is listed", w[i].conn_id);
+        json_int_t wk = json_integer_value(json_object_get(c, "worker"));
+        cr_assert(wk == 0 || wk == 1, "worker %lld", (long long)wk);
+        seen_worker[wk] = 1;
+        char peer[32];
+        snprintf(peer, sizeof peer, "127.0.0.1:%u", local_port(&w[i]));
+        cr_expect_str_eq(json_string_value(json_object_get(c, "peer")), peer);
+        json_int_t since = json_integer_value(json_object_get(c, "since_ms"));
+        cr_expect(since >= t0 - 1000 && since <= t1ms, "since_ms %lld", (long long)since);
+        cr_expect_eq(json_integer_value(json_object_get(c, "subscriptions")), i == 0 ? 2 : 0);
+    }
+    cr_expect(seen_worker[0] && seen_worker[1], "connections on both workers listed");
+    json_decref(j);
+
+    j = get_ok(&d, "/users/u2/connections", ADMIN);
+    list = json_object_get(j, "connections");
+    cr_assert_eq(json_array_size(list), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")),
+                     other.conn_id);
+    json_decref(j);
+    j = get_ok(&d, "/users/nobody/connections", ADMIN);
+    cr_expect_eq(json_array_size(json_object_get(j, "connections")), 0);
+    json_decref(j);
+
+    /* Gone connections are gone from the list. */
+    wsc_close(&w[0], 1000);
+    int64_t deadline = now_ms() + 5000;
+    size_t left = 0;
+    do {
+        j = get_ok(&d, "/users/u1/connections", ADMIN);
+        left = json_array_size(json_object_get(j, "connections"));
+        json_decref(j);
+    } while (left != (size_t)n - 1 && now_ms() < deadline && (sleep_ms(20), 1));
+    cr_expect_eq(left, (size_t)n - 1);
+
+    int status = 0;
+    j = admin_req(&d, "POST", "/users/u1/connections", ADMIN, &status);
+    cr_expect_eq(status, 405);
+    json_decref(j);
+    j = admin_req(&d, "GET", "/users/%zz/connections", ADMIN, &status);
+    cr_expect_eq(status, 400);
+    json_decref(j);
+    for (int i = 1; i < n; i++)
+        wsc_close(&w[i], 1000);
+    wsc_close(&other, 1000);
+    free(t1);
+    free(t2);
+    stop_guarded(&d);
+}
+
 Test(admin, every_introspection_request_wants_the_admin_token)
 {
     struct nudged d = {0};
     start_guarded(&d, NULL);
-    const char *paths[] = {"/topics", "/topics?top=3", "/topics/doc:1"};
+    const char *paths[] = {"/topics", "/topics?top=3", "/topics/doc:1", "/users/u1/connections"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         int status = 0;
         json_t *j = admin_req(&d, "GET", paths[i], NULL, &status);
