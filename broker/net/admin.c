@@ -148,6 +148,8 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_AUTH_TOKEN_REQUIRED] = stat_get(&as->token_required);
     v[METRICS_AUTH_API_KEY] = stat_get(&as->pub_refused);
     v[METRICS_AUTH_ADMIN_TOKEN] = stat_get(&as->admin_refused);
+    v[METRICS_AUTH_REVOKED] = stat_get(&as->revoked);
+    v[METRICS_AUTH_REVOKED_USERS] = revoke_count(&srv->broker->auth.revoked);
     v[METRICS_AUTH_FORBIDDEN] = stat_get(&as->forbidden);
     v[METRICS_AUTH_EXPIRED] = stat_get(&as->expired);
     v[METRICS_AUTH_REFRESHED] = stat_get(&as->refreshed);
@@ -504,6 +506,7 @@ struct ureq {
     _Atomic uint32_t refs;
     _Atomic uint32_t pending; /* jobs not done */
     int revoke;               /* POST /users/USER/disconnect */
+    int64_t before_s;         /* revoke: tokens issued before this are refused */
     uint32_t nworkers;
     size_t ulen;
     char user[TOKEN_SUB_MAX + 1];
@@ -547,9 +550,13 @@ static void ureq_answer(struct aconn *ac, const struct ureq *u)
     json_t *o;
     if (u->revoke) {
         json_decref(list);
-        o = json_pack("{s:s%,s:i}", "user", u->user, u->ulen, "closed", (int)n);
-        LOGF(ac->a->srv->cfg.log_level, LOG_INFO, "admin: user %s disconnected: %u connections",
-             u->user, n);
+        o = json_pack("{s:s%,s:i,s:I}", "user", u->user, u->ulen, "closed", (int)n,
+                      "revoked_before", (json_int_t)u->before_s);
+        LOGF(ac->a->srv->cfg.log_level, LOG_INFO,
+             "admin: user %s disconnected (%u connections closed); its tokens issued before "
+             "%lld refused for %lld s",
+             u->user, n, (long long)u->before_s,
+             (long long)ac->a->srv->broker->auth.revoked.keep_s);
     } else {
         o = list ? json_pack("{s:s%,s:o}", "user", u->user, u->ulen, "connections", list) : NULL;
     }
@@ -576,7 +583,8 @@ static void on_ureq_tick(uv_timer_t *t)
 }
 
 /* Ask every worker about user[0..len) (decoded); the answer comes from on_ureq_tick. */
-static void ask_workers(struct aconn *ac, const char *user, size_t len, int revoke)
+static void ask_workers(struct aconn *ac, const char *user, size_t len, int revoke,
+                        int64_t before_s)
 {
     struct server *srv = ac->a->srv;
     struct broker *b = srv->broker;
@@ -588,6 +596,7 @@ static void ask_workers(struct aconn *ac, const char *user, size_t len, int revo
     atomic_init(&u->refs, b->nworkers + 1);
     atomic_init(&u->pending, b->nworkers);
     u->revoke = revoke;
+    u->before_s = before_s;
     u->nworkers = b->nworkers;
     memcpy(u->user, user, len);
     u->ulen = len;
@@ -611,7 +620,23 @@ static void user_request(struct aconn *ac, const char *raw, size_t rawlen, int r
                       "than 128 bytes or badly encoded");
         return;
     }
-    ask_workers(ac, user, (size_t)len, revoke);
+    int64_t now_s = (int64_t)(store_wall_ms() / 1000);
+    if (revoke) {
+        /* Refused from now on, before any connection is closed: a client reconnecting at once
+         * with its old token meets the refusal on whichever worker it lands. */
+        int rc = auth_revoke(&ac->a->srv->broker->auth, user, (size_t)len, now_s, now_s);
+        if (rc == -ENOSPC) {
+            respond_error(ac, 503, "Service Unavailable",
+                          "the revocation table is full (65536 users revoked within "
+                          "--revoke-keep): nothing was done");
+            return;
+        }
+        if (rc < 0) {
+            respond_error(ac, 500, "Internal Server Error", "out of memory");
+            return;
+        }
+    }
+    ask_workers(ac, user, (size_t)len, revoke, now_s);
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */

@@ -422,3 +422,107 @@ Test(admin, every_introspection_request_wants_the_admin_token)
     }
     stop_guarded(&d);
 }
+
+/* The next messages on w are `error` unauthorized, then the close code, within 5 s. */
+static void expect_revoked_close(struct wsc *w, int code)
+{
+    struct sub_msg m;
+    int rc = wsc_recv_msg(w, &m, 5000);
+    cr_assert_eq(rc, WSC_OK, "%s: no error before the close (%d)", w->conn_id, rc);
+    cr_expect_eq(m.type, SUB_ERROR, "%s: type %s", w->conn_id, subcheck_type_name(m.type));
+    cr_expect_eq(m.code, WIRE_C_UNAUTHORIZED, "%s: code %d", w->conn_id, m.code);
+    sub_msg_clear(&m);
+    rc = wsc_recv_msg(w, &m, 5000);
+    cr_assert_eq(rc, WSC_CLOSED, "%s: closed (%d)", w->conn_id, rc);
+    cr_expect_eq(w->close_code, code, "%s: close code %u", w->conn_id, w->close_code);
+}
+
+Test(admin, disconnecting_a_user_closes_its_connections_with_4010_and_refuses_its_older_tokens)
+{
+    struct nudged d = {0};
+    start_tokens(&d, NULL);
+    char *old = token("u1", 10), *other = token("u2", 10);
+    struct wsc w[16], w2;
+    int n = open_on_both_workers(w, &d, old, 2, 16);
+    cr_assert(n < 16, "16 connections, all on one worker");
+    open_with(&w2, &d, other);
+    const char *mine[1] = {"user:u1:a"};
+    cr_assert_eq(wsc_subscribe(&w[0], mine, 1, NULL), 0);
+
+    int status = 0;
+    json_t *j = admin_req(&d, "GET", "/users/u1/disconnect", ADMIN, &status);
+    cr_expect_eq(status, 405, "GET disconnect: %d", status);
+    json_decref(j);
+    j = admin_req(&d, "POST", "/users/u1/disconnect", NULL, &status);
+    cr_expect_eq(status, 401, "POST disconnect without the admin token: %d", status);
+    json_decref(j);
+    /* Nothing happened without the token. */
+    j = get_ok(&d, "/users/u1/connections", ADMIN);
+    cr_assert_eq(json_array_size(json_object_get(j, "connections")), (size_t)n);
+    json_decref(j);
+
+    int64_t before = (int64_t)time(NULL);
+    j = admin_req(&d, "POST", "/users/u1/disconnect", ADMIN, &status);
+    int64_t after = (int64_t)time(NULL);
+    cr_assert_eq(status, 200, "POST disconnect: %d", status);
+    cr_assert_not_null(j);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "user")), "u1");
+    cr_expect_eq(json_integer_value(json_object_get(j, "closed")), n, "closed %lld of %d",
+                 (long long)json_integer_value(json_object_get(j, "closed")), n);
+    json_int_t cut = json_integer_value(json_object_get(j, "revoked_before"));
+    cr_expect(cut >= before && cut <= after, "revoked_before %lld", (long long)cut);
+    json_decref(j);
+    for (int i = 0; i < n; i++)
+        expect_revoked_close(&w[i], 4010);
+
+    /* The other user is untouched. */
+    const char *theirs[1] = {"user:u2:a"};
+    cr_expect_eq(wsc_subscribe(&w2, theirs, 1, NULL), 0, "u2 still served");
+
+    /* The old token, and one without "iat", are refused at hello (16, the connection stays at
+     * hello); a token issued since is welcome. */
+    char *no_iat = token("u1", -1);
+    const char *refused[2] = {old, no_iat};
+    for (int i = 0; i < 2; i++) {
+        struct wsc r;
+        struct sub_msg m;
+        enum sub_type t = hello_with(&r, &d, refused[i], &m);
+        cr_expect_eq(t, SUB_ERROR, "token %d: %s", i, subcheck_type_name(t));
+        cr_expect_eq(m.code, WIRE_C_UNAUTHORIZED);
+        cr_expect(m.msg.p && memmem(m.msg.p, m.msg.len, "revoked", 7), "token %d: %.*s", i,
+                  (int)m.msg.len, m.msg.p ? m.msg.p : "");
+        sub_msg_clear(&m);
+        wsc_close(&r, 1000);
+    }
+    while ((int64_t)time(NULL) < cut) /* the broker's second may be ahead of ours */
+        sleep_ms(50);
+    char *fresh = token("u1", 0);
+    struct wsc again;
+    open_with(&again, &d, fresh);
+    j = get_ok(&d, "/users/u1/connections", ADMIN);
+    const json_t *list = json_object_get(j, "connections");
+    cr_assert_eq(json_array_size(list), 1, "only the new connection");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")),
+                     again.conn_id);
+    json_decref(j);
+    /* A refresh back to the old token is refused too (4003). */
+    char buf[2048];
+    snprintf(buf, sizeof buf, "{\"type\":\"refresh\",\"id\":1,\"token\":\"%s\"}", old);
+    cr_assert_eq(wsc_send_text(&again, buf), 0);
+    expect_revoked_close(&again, 4003);
+
+    j = get_ok(&d, "/stats", ADMIN);
+    cr_expect_eq(stats_int(j, "auth.refused.revoked"), 3, "three tokens refused as revoked");
+    cr_expect_eq(stats_int(j, "auth.revoked_users"), 1);
+    json_decref(j);
+
+    for (int i = 0; i < n; i++)
+        wsc_free(&w[i], 0);
+    wsc_free(&again, 0);
+    wsc_close(&w2, 1000);
+    free(old);
+    free(other);
+    free(no_iat);
+    free(fresh);
+    stop_guarded(&d);
+}
