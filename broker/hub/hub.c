@@ -132,6 +132,27 @@ int hub_has_pattern(const struct conn *c)
     return 0;
 }
 
+struct followers {
+    uint64_t stamp;
+    uint32_t n;
+};
+
+static void count_follower(void *subp, void *arg)
+{
+    struct conn *c = ((struct sub *)subp)->conn;
+    struct followers *f = arg;
+    if (c->stamp == f->stamp || c->closing) return;
+    c->stamp = f->stamp; /* a fresh stamp: fan-out compares stamps for equality only */
+    f->n++;
+}
+
+uint32_t hub_pattern_followers(struct hub *hub, const char *topic, size_t len)
+{
+    struct followers f = {++hub->stamp, 0};
+    if (match_count(hub->match)) match_each(hub->match, topic, len, count_follower, &f);
+    return f.n;
+}
+
 void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 {
     hub->job_fn = fn;

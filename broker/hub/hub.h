@@ -166,6 +166,10 @@ void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg);
  * is written: every released hint is drained into the queues first (engine lock taken). A
  * client resumes its patterns from the last one it read ("g" in pong). */
 uint64_t hub_pattern_mark(struct hub *hub);
+/* How many of this hub's connections follow topic[0..len) through a wildcard pattern (each
+ * counted once, however many of its patterns match; one with an exact subscription too is
+ * counted). One walk of the match trie, as a publish makes. The hub's thread. */
+uint32_t hub_pattern_followers(struct hub *hub, const char *topic, size_t len);
 /* Whether c has a pattern subscription. */
 int hub_has_pattern(const struct conn *c);
 /* Jobs posted to this hub are run by fn(arg, job) on the hub's thread (in hub_drain, in post

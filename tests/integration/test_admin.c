@@ -154,10 +154,12 @@ Test(admin, a_topic_shows_its_seq_subscribers_rate_and_history_window)
     struct wsc w[3];
     for (int i = 0; i < 3; i++)
         cr_assert_eq(wsc_open(&w[i], d.ws_port, NULL), WSC_OK);
-    const char *t[1] = {"doc:1/\xc3\xa4"}, *pat[1] = {"doc:*"};
+    const char *t[1] = {"doc:1/\xc3\xa4"}, *pat[2] = {"doc:*", "**"}, *other[1] = {"x:*"};
     cr_assert_eq(wsc_subscribe(&w[0], t, 1, NULL), 0);
     cr_assert_eq(wsc_subscribe(&w[1], t, 1, NULL), 0);
-    cr_assert_eq(wsc_subscribe(&w[2], pat, 1, NULL), 0);
+    cr_assert_eq(wsc_subscribe(&w[1], pat + 1, 1, NULL), 0); /* exact and pattern: both counts */
+    cr_assert_eq(wsc_subscribe(&w[2], pat, 2, NULL), 0);     /* two patterns: counted once */
+    cr_assert_eq(wsc_subscribe(&w[0], other, 1, NULL), 0);   /* no match */
     nudge_client_t *p = subcheck_publisher(&d, NULL);
     for (int i = 1; i <= 8; i++) {
         char data[32];
@@ -172,6 +174,8 @@ Test(admin, a_topic_shows_its_seq_subscribers_rate_and_history_window)
     cr_expect_str_eq(json_string_value(json_object_get(j, "epoch")), w[0].epoch);
     cr_expect_eq(json_integer_value(json_object_get(j, "seq")), 8);
     cr_expect_eq(json_integer_value(json_object_get(j, "subscribers")), 2, "exact subscribers");
+    cr_expect_eq(json_integer_value(json_object_get(j, "pattern_subscribers")), 2,
+                 "pattern subscribers: doc:* and **, once each connection");
     double rate = json_number_value(json_object_get(j, "rate"));
     cr_expect(rate > 0.4 && rate <= 0.81, "rate %.3f after 8 publishes", rate);
     const json_t *h = json_object_get(j, "history");
@@ -192,6 +196,11 @@ Test(admin, a_topic_shows_its_seq_subscribers_rate_and_history_window)
     j = get_ok(&d, "/topics/doc:2", NULL);
     cr_expect_eq(json_integer_value(json_object_get(j, "seq")), 1);
     cr_expect_eq(json_integer_value(json_object_get(j, "subscribers")), 0);
+    cr_expect_eq(json_integer_value(json_object_get(j, "pattern_subscribers")), 2);
+    char *text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    cr_expect(text && strstr(text, "\"subscribers\":0,\"pattern_subscribers\":2,\"rate\""), "%s",
+              text);
+    free(text);
     json_decref(j);
     const char *paths[] = {"/topics/doc:3", "/topics/doc%3", "/topics/doc%00", "/topics/%zz"};
     const int want[] = {404, 400, 400, 400};
