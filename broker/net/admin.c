@@ -402,8 +402,9 @@ static void get_topics(struct aconn *ac, const char *q, size_t qlen)
     }
     json_object_set_new(o, "window_s", json_integer(RATE_WINDOW_S));
     json_object_set_new(o, "topics", list);
-    static struct etopic *t[RATE_TOP_MAX]; /* worker 0's thread only */
+    struct etopic *t[RATE_TOP_MAX];
     struct engine *e = srv->engine;
+    uv_update_time(srv->loop); /* publishes on other workers stamped their loop's time */
     uint64_t now = uv_now(srv->loop);
     engine_lock(e);
     uint32_t n = engine_top(e, t, top);
@@ -627,6 +628,7 @@ static void get_topic(struct aconn *ac, const char *raw, size_t rawlen)
                       "badly encoded");
         return;
     }
+    uv_update_time(srv->loop); /* as in get_topics */
     uint64_t now = uv_now(srv->loop), wall = store_wall_ms();
     engine_lock(e);
     struct etopic *t = engine_find(e, name, (size_t)len);
