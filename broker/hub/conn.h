@@ -92,6 +92,8 @@ struct conn {
     struct auth_grant *grant; /* subscribers: what it may read (session.c, auth.h), or NULL */
     struct auth_key *key;     /* publishers: its API key (shared, rate state atomic), NULL when keys
                                  are not required */
+    uint64_t open_ms; /* wall clock (ms since the epoch) when the transport opened it, or 0 */
+    char peer[64];    /* the client's "address:port" ("[v6]:port") as the transport saw it, or "" */
 };
 
 /* Append a control message (takes the caller's reference). Returns 0 or -ENOMEM (the reference

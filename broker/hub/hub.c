@@ -132,6 +132,27 @@ int hub_has_pattern(const struct conn *c)
     return 0;
 }
 
+struct followers {
+    uint64_t stamp;
+    uint32_t n;
+};
+
+static void count_follower(void *subp, void *arg)
+{
+    struct conn *c = ((struct sub *)subp)->conn;
+    struct followers *f = arg;
+    if (c->stamp == f->stamp || c->closing) return;
+    c->stamp = f->stamp; /* a fresh stamp: fan-out compares stamps for equality only */
+    f->n++;
+}
+
+uint32_t hub_pattern_followers(struct hub *hub, const char *topic, size_t len)
+{
+    struct followers f = {++hub->stamp, 0};
+    if (match_count(hub->match)) match_each(hub->match, topic, len, count_follower, &f);
+    return f.n;
+}
+
 void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 {
     hub->job_fn = fn;
@@ -140,7 +161,13 @@ void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 
 void hub_post(struct hub *hub, struct hub_job *j)
 {
+    hub_post_fn(hub, j, NULL);
+}
+
+void hub_post_fn(struct hub *hub, struct hub_job *j, hub_job_fn *fn)
+{
     j->next = NULL;
+    j->fn = fn;
     pthread_mutex_lock(&hub->in_lock);
     int wake = !hub->jobs && hub->in_len == 0 &&
                !(hub->owned && pthread_equal(hub->owner, pthread_self()));
@@ -510,7 +537,7 @@ void hub_drain(struct hub *hub)
         while (jobs) {
             struct hub_job *j = jobs;
             jobs = j->next;
-            hub->job_fn(hub->job_arg, j);
+            (j->fn ? j->fn : hub->job_fn)(hub->job_arg, j);
         }
         if (n == 0 && !had_jobs) return;
     }

@@ -168,6 +168,8 @@ static void usage(FILE *out)
           "  --pub-rate N        publishes a second per key without rate=; 0 = unbounded\n"
           "                                                                  (default 0)\n"
           "  --admin-token-file FILE  /stats and /metrics want 'Authorization: Bearer' it\n"
+          "  --revoke-keep SEC   a user's revocation (POST /users/USER/disconnect) is kept\n"
+          "                      SEC s: the longest life of a token, 60..2592000 (default 86400)\n"
           "other:\n"
           "  --ws-ping SEC       ping a subscriber after SEC s with no sign of life (no\n"
           "                      pong, no bytes of its backlog read); drop it SEC/3\n"
@@ -574,6 +576,7 @@ static const struct {
     {"log-level", K_VALUE},
     {"drain-window", K_VALUE},
     {"drain-deadline", K_VALUE},
+    {"revoke-keep", K_VALUE},
 };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 

@@ -47,6 +47,7 @@ static void free_auth(struct broker *b)
     if (b->auth) auth_free(b->auth);
     free(b->auth);
     b->auth = NULL;
+    revoke_free(&b->revoked);
 }
 
 int main(int argc, char **argv)
@@ -78,7 +79,14 @@ int main(int argc, char **argv)
         config_free(&b.cfg);
         return 2;
     }
-    b.auth->st = &b.auth_st; /* counters that outlive a reload */
+    b.auth->st = &b.auth_st; /* counters and revocations that outlive a reload */
+    if (revoke_init(&b.revoked, b.cfg.auth.revoke_keep_s) < 0) {
+        fprintf(stderr, "nudged: out of memory\n");
+        free_auth(&b);
+        config_free(&b.cfg);
+        return 1;
+    }
+    b.auth->revoked = &b.revoked;
     if (b.cfg.check_only) {
         /* what a start would check before it binds and opens the data directory */
         printf("%s: configuration ok\n", b.cfg.file);

@@ -99,6 +99,7 @@ int reload_begin(struct broker *b)
         return -1;
     }
     r->auth->st = &b->auth_st;
+    r->auth->revoked = &b->revoked;
     /* a certificate renewed in place has the same paths: always load it again */
     r->tls = r->cfg.tls && b->cfg.tls;
     restart_only(&b->cfg, &r->cfg, r->restart, sizeof(r->restart));
@@ -157,6 +158,7 @@ void reload_finish(struct broker *b, struct reload *r)
     b->cfg.kept = r->cfg.kept;
     r->cfg.kept = old_kept;
     b->auth = r->auth;
+    revoke_set_keep(&b->revoked, r->cfg.auth.revoke_keep_s);
     auth_free(r->old);
     free(r->old);
     config_free(&r->cfg);

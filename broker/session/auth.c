@@ -22,6 +22,7 @@ void auth_config_default(struct auth_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->leeway_s = AUTH_LEEWAY_DEFAULT;
+    c->revoke_keep_s = REVOKE_KEEP_DEFAULT;
 }
 
 /* A repeatable flag's next place in its list, or NULL (with err) when the list is full. */
@@ -55,6 +56,14 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
     const char **slot;
     if (!strcmp(a, "--token-leeway")) return num_flag(a, v, 600, &c->leeway_s, i, err, errlen);
     if (!strcmp(a, "--pub-rate")) return num_flag(a, v, 100000000, &c->pub_rate, i, err, errlen);
+    if (!strcmp(a, "--revoke-keep")) {
+        int rc = num_flag(a, v, REVOKE_KEEP_MAX, &c->revoke_keep_s, i, err, errlen);
+        if (rc == 1 && c->revoke_keep_s < 60) {
+            snprintf(err, errlen, "%s wants an integer in [60, %u]", a, REVOKE_KEEP_MAX);
+            return -1;
+        }
+        return rc;
+    }
     if (!strcmp(a, "--token-secret-file"))
         slot = list_slot(a, c->secret_files, &c->nsecret_files, AUTH_FILES_MAX, err, errlen);
     else if (!strcmp(a, "--token-public-key"))
@@ -260,7 +269,8 @@ int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t err
 {
     memset(a, 0, sizeof(*a));
     a->st = &a->own_st;
-    if (token_keys_new(&a->keys) < 0) {
+    a->revoked = &a->own_revoked;
+    if (token_keys_new(&a->keys) < 0 || revoke_init(&a->own_revoked, c->revoke_keep_s) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -335,6 +345,7 @@ void auth_free(struct auth *a)
         for (uint32_t p = 0; p < a->pub_keys[i].npatterns; p++)
             free(a->pub_keys[i].patterns[p]);
     free(a->pub_keys);
+    revoke_free(&a->own_revoked);
     memset(a, 0, sizeof(*a));
 }
 
@@ -414,10 +425,24 @@ static int verify(struct auth *a, struct wire_str token, int64_t now_s, struct a
         auth_grant_free(g);
         return rc;
     }
+    int64_t before;
+    if (revoke_check(a->revoked, g->claims.sub, g->claims.sub_len, g->claims.has_iat, g->claims.iat,
+                     now_s, &before)) {
+        atomic_fetch_add_explicit(&a->st->revoked, 1, memory_order_relaxed);
+        auth_grant_free(g);
+        *why = "the operator revoked this user's tokens issued before a moment (\"iat\"): get a "
+               "new token";
+        return WIRE_C_UNAUTHORIZED;
+    }
     g->kind = AUTH_USER;
     g->exp = g->claims.exp;
     *out = g;
     return 0;
+}
+
+int auth_revoke(struct auth *a, const char *user, size_t len, int64_t before_s, int64_t now_s)
+{
+    return revoke_add(a->revoked, user, len, before_s, now_s);
 }
 
 int auth_sub_hello(struct auth *a, struct wire_str token, int64_t now_s, struct auth_grant **out,
