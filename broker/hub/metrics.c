@@ -139,7 +139,7 @@ static const struct metrics_desc rows[] = {
     {"nudge_auth_refused_total", C, "",
      "Credentials refused, by reason: subscriber tokens (malformed, too_big, alg, signature, "
      "expired, not_yet_valid, audience, issuer, claims), a hello without a required token, a "
-     "publisher API key, an admin bearer token",
+     "publisher API key, an admin bearer token, a token of a revoked user",
      "reason=\"malformed\"", "auth.refused.malformed", METRICS_AUTH_REFUSED + 0, NULL},
     {"nudge_auth_refused_total", C, "", NULL, "reason=\"too_big\"", "auth.refused.too_big",
      METRICS_AUTH_REFUSED + 1, NULL},
@@ -163,6 +163,8 @@ static const struct metrics_desc rows[] = {
      METRICS_AUTH_API_KEY, NULL},
     {"nudge_auth_refused_total", C, "", NULL, "reason=\"admin_token\"", "auth.refused.admin_token",
      METRICS_AUTH_ADMIN_TOKEN, NULL},
+    {"nudge_auth_refused_total", C, "", NULL, "reason=\"revoked\"", "auth.refused.revoked",
+     METRICS_AUTH_REVOKED, NULL},
     {"nudge_auth_forbidden_total", C, "",
      "Subscriptions and publishes refused because the credentials do not allow the topic (code 17)",
      NULL, "auth.forbidden", METRICS_AUTH_FORBIDDEN, NULL},
@@ -176,6 +178,16 @@ static const struct metrics_desc rows[] = {
     {"nudge_auth_rate_limited_total", C, "",
      "Publishes refused by their API key's rate (--pub-rate, rate= in --pub-keys; code 19)", NULL,
      "auth.rate_limited", METRICS_AUTH_RATE_LIMITED, NULL},
+    {"nudge_reloads_total", C, "",
+     "Configuration reloads (SIGHUP), by result: refused ones left the running configuration "
+     "as it was",
+     "result=\"ok\"", "reloads.ok", METRICS_RELOADS_OK, NULL},
+    {"nudge_reloads_total", C, "", NULL, "result=\"refused\"", "reloads.refused",
+     METRICS_RELOADS_FAILED, NULL},
+    {"nudge_auth_revoked_users", G, "",
+     "Users whose tokens issued before their revocation are refused (POST "
+     "/users/USER/disconnect; kept --revoke-keep seconds)",
+     NULL, "auth.revoked_users", METRICS_AUTH_REVOKED_USERS, NULL},
     {"nudge_log_suppressed_total", C, "",
      "Warn lines of connection-level events (docs/operations.md Logs) dropped by the log rate "
      "limit (--log-rate), by event",

@@ -1,9 +1,9 @@
 /* main: nudged's entry point. Parses flags, brings up the engine, binds the shared listening
  * sockets and starts --workers workers (worker 0 on this thread, the others on their own;
- * worker.c), prints the ready line, and on SIGINT/SIGTERM drains: listeners close, every
- * WebSocket gets a 1001 close frame, lws is destroyed in its two calls around the last uv_run,
- * threads are joined and the process exits 0 with every resource freed (make valgrind checks
- * that). */
+ * worker.c), prints the ready line, and on SIGINT/SIGTERM drains (worker.c): listeners close,
+ * WebSockets get 1012 spread over --drain-window, publishers finish, lws is destroyed in its two
+ * calls around the last uv_run, threads are joined and the process exits 0 with every resource
+ * freed (make valgrind checks that). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "log.h"
 #include "listen.h"
+#include "reload.h"
 #include "server.h"
 #include "worker.h"
 
@@ -38,52 +39,14 @@ static void raise_nofile(const struct config *cfg)
              cfg->max_conns, (unsigned long long)rl.rlim_cur);
 }
 
-/* Could others reach a listener on addr? (An address that does not resolve is left to its
- * bind, which fails with its own message.) */
-static int exposed(const char *addr)
+/* The running credentials, and those of a reload that never finished (loops have ended). */
+static void free_auth(struct broker *b)
 {
-    return listen_is_loopback(addr) == 0;
-}
-
-/* Secure defaults (docs/security.md): a listener others can reach needs its secrets; without
- * any, the broker is in development mode, and says so. Returns 0, or -1 with a message. */
-static int check_exposure(const struct config *cfg, const struct auth *a, char *err, size_t errlen)
-{
-    if (exposed(cfg->ws) && a->subs_open) {
-        snprintf(err, errlen,
-                 "--ws %s is not a loopback address, and subscribers are not authenticated: "
-                 "configure --token-secret-file or --token-public-key (and --public/--anonymous "
-                 "patterns) first",
-                 cfg->ws);
-        return -1;
-    }
-    if (exposed(cfg->pub) && a->pubs_open) {
-        snprintf(err, errlen,
-                 "--pub %s is not a loopback address, and publishers are not authenticated: "
-                 "configure --pub-keys first",
-                 cfg->pub);
-        return -1;
-    }
-    if (cfg->http[0] && exposed(cfg->http) && a->pubs_open) {
-        snprintf(err, errlen,
-                 "--http %s is not a loopback address, and publishers are not authenticated: "
-                 "configure --pub-keys first",
-                 cfg->http);
-        return -1;
-    }
-    if (exposed(cfg->admin) && !a->admin_required) {
-        snprintf(err, errlen,
-                 "--admin %s is not a loopback address: configure --admin-token-file first",
-                 cfg->admin);
-        return -1;
-    }
-    if (a->subs_open)
-        LOGF(LOG_WARN, "DEVELOPMENT MODE: any WebSocket client may read every topic (no "
-                       "--token-secret-file, --token-public-key or --anonymous); docs/security.md");
-    if (a->pubs_open)
-        LOGF(LOG_WARN,
-             "DEVELOPMENT MODE: any publisher may publish to every topic (no --pub-keys)");
-    return 0;
+    reload_abandon(b);
+    if (b->auth) auth_free(b->auth);
+    free(b->auth);
+    b->auth = NULL;
+    revoke_free(&b->revoked);
 }
 
 int main(int argc, char **argv)
@@ -95,20 +58,43 @@ int main(int argc, char **argv)
     const char *what = "pub";
 
     config_default(&b.cfg);
-    rc = config_parse(&b.cfg, argc, argv, stdout, err, sizeof(err));
-    if (rc == 1) return 0;
-    if (rc < 0) {
-        fprintf(stderr, "nudged: %s\n", err);
-        return 2;
+    rc = config_parse(&b.cfg, argc, argv, environ, stdout, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "nudged: %s\n", err);
+        config_free(&b.cfg);
+        return rc < 0 ? 2 : 0;
     }
+    b.argc = argc;
+    b.argv = argv;
     log_set_level(b.cfg.log_level);
     log_set_format(b.cfg.log_format);
     log_set_rate(b.cfg.log_rate);
-    if (auth_load(&b.auth, &b.cfg.auth, err, sizeof(err)) < 0 ||
-        check_exposure(&b.cfg, &b.auth, err, sizeof(err)) < 0) {
+    if (!(b.auth = calloc(1, sizeof(*b.auth)))) {
+        fprintf(stderr, "nudged: out of memory\n");
+        config_free(&b.cfg);
+        return 1;
+    }
+    if (auth_load(b.auth, &b.cfg.auth, err, sizeof(err)) < 0 ||
+        config_exposure(&b.cfg, b.auth, 1, err, sizeof(err)) < 0) {
         fprintf(stderr, "nudged: %s\n", err);
-        auth_free(&b.auth);
+        free_auth(&b);
+        config_free(&b.cfg);
         return 2;
+    }
+    b.auth->st = &b.auth_st; /* counters and revocations that outlive a reload */
+    if (revoke_init(&b.revoked, b.cfg.auth.revoke_keep_s) < 0) {
+        fprintf(stderr, "nudged: out of memory\n");
+        free_auth(&b);
+        config_free(&b.cfg);
+        return 1;
+    }
+    b.auth->revoked = &b.revoked;
+    if (b.cfg.check_only) {
+        /* what a start would check before it binds and opens the data directory */
+        printf("%s: configuration ok\n", b.cfg.file);
+        free_auth(&b);
+        config_free(&b.cfg);
+        return 0;
     }
     signal(SIGPIPE, SIG_IGN);
     /* SIGINT/SIGTERM stay pending until worker 0 handles them: a stop asked for during start-up
@@ -118,13 +104,15 @@ int main(int argc, char **argv)
     sigemptyset(&stops);
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGHUP); /* reload: worker 0's too */
     pthread_sigmask(SIG_BLOCK, &stops, NULL);
     raise_nofile(&b.cfg);
 
     uint8_t seed[32];
     if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
         fprintf(stderr, "nudged: getrandom: %s\n", strerror(errno));
-        auth_free(&b.auth);
+        free_auth(&b);
+        config_free(&b.cfg);
         return 1;
     }
     if (b.cfg.data_dir[0]) {
@@ -132,7 +120,8 @@ int main(int argc, char **argv)
         if ((rc = engine_init_disk(&b.engine, &b.cfg.engine, seed, &b.cfg.disk)) < 0) {
             fprintf(stderr, "nudged: --data-dir %s: %s\n", b.cfg.data_dir,
                     rc == -EBUSY ? "in use by another nudged" : strerror(-rc));
-            auth_free(&b.auth);
+            free_auth(&b);
+            config_free(&b.cfg);
             return 1;
         }
         const struct store_stats *st = &b.engine.store->st;
@@ -141,7 +130,8 @@ int main(int argc, char **argv)
              (unsigned long long)st->recovery_ms, st->cut_bytes ? " (a corrupt tail was cut)" : "");
     } else if (engine_init(&b.engine, &b.cfg.engine, seed) < 0) {
         fprintf(stderr, "nudged: out of memory\n");
-        auth_free(&b.auth);
+        free_auth(&b);
+        config_free(&b.cfg);
         return 1;
     }
     uint32_t n = b.cfg.workers;
@@ -220,8 +210,9 @@ int main(int argc, char **argv)
         worker_free(b.workers[i]);
     free(b.workers);
     engine_close(&b.engine);
-    auth_free(&b.auth);
+    free_auth(&b);
     LOGF(LOG_INFO, "stopped");
+    config_free(&b.cfg);
     return 0;
 
 fail:
@@ -239,6 +230,7 @@ out:
         worker_free(b.workers[i]);
     free(b.workers);
     engine_close(&b.engine);
-    auth_free(&b.auth);
+    free_auth(&b);
+    config_free(&b.cfg);
     return 1;
 }

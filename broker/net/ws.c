@@ -40,9 +40,11 @@
  * plaintext inside the TLS stream): such a connection is just closed. */
 #include "ws.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -53,6 +55,7 @@
 #include "log.h"
 #include "server.h"
 #include "sock.h"
+#include "tls.h"
 
 #define BATCH_MAX (64 * 1024) /* bytes per lws_write; also the protocols' tx_packet_size */
 
@@ -71,6 +74,7 @@ struct ws {
     lws_retry_bo_t idle; /* ping / hang-up policy: lws keeps a pointer to it */
     uv_timer_t sweep;    /* liveness sweep (see the top of this file) */
     SSL_CTX *client_ctx; /* TLS only: an empty client context given to lws (see ws_start) */
+    SSL_CTX *server_ctx; /* TLS only: the vhost's context, lws's (ws_reload_tls) */
     int sweeping;
 };
 
@@ -220,6 +224,25 @@ static void op_flush(struct conn *c)
             lws_callback_on_writable(wc->wsi);
             return;
         }
+    }
+}
+
+/* "address:port" ("[v6]:port") of fd's peer into out, or "" (GET /users/USER/connections). */
+static void peer_name(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "";
+    out[0] = '\0';
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        snprintf(out, cap, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        snprintf(out, cap, "[%s]:%u", host, ntohs(a->sin6_port));
     }
 }
 
@@ -450,6 +473,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* user is the vhost's SSL_CTX here: TLS 1.2 at least, no renegotiation */
+        w->server_ctx = (SSL_CTX *)user; /* for ws_reload_tls */
         SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
         SSL_CTX_set_options((SSL_CTX *)user, SSL_OP_NO_RENEGOTIATION);
         return 0;
@@ -487,6 +511,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);
+        wc->c.open_ms = wc->open_ms;
+        peer_name(lws_get_socket_fd(wsi), wc->c.peer, sizeof(wc->c.peer));
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return wc && wc->established ? on_receive(wc, in, len) : -1;
@@ -656,6 +682,22 @@ fail:
     free(w->batch);
     free(w);
     return rc;
+}
+
+int ws_reload_tls(struct ws *w, const char *cert, const char *key, char *err, size_t errlen)
+{
+    if (!w || !w->server_ctx) return 0;
+    /* Check the pair in a context of our own first: the vhost's must never be left half
+     * changed. On this worker's thread, the only one that uses its context; an SSL copies the
+     * certificate and key when it is made, so open connections keep theirs. */
+    if (tls_check(cert, key, err, errlen) < 0) return -1;
+    if (SSL_CTX_use_certificate_chain_file(w->server_ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(w->server_ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(w->server_ctx) != 1) {
+        snprintf(err, errlen, "%s / %s: cannot be loaded for the WebSocket listener", cert, key);
+        return -1;
+    }
+    return 0;
 }
 
 void ws_stop_listening(struct ws *w)

@@ -22,6 +22,7 @@ void auth_config_default(struct auth_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->leeway_s = AUTH_LEEWAY_DEFAULT;
+    c->revoke_keep_s = REVOKE_KEEP_DEFAULT;
 }
 
 /* A repeatable flag's next place in its list, or NULL (with err) when the list is full. */
@@ -55,6 +56,14 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
     const char **slot;
     if (!strcmp(a, "--token-leeway")) return num_flag(a, v, 600, &c->leeway_s, i, err, errlen);
     if (!strcmp(a, "--pub-rate")) return num_flag(a, v, 100000000, &c->pub_rate, i, err, errlen);
+    if (!strcmp(a, "--revoke-keep")) {
+        int rc = num_flag(a, v, REVOKE_KEEP_MAX, &c->revoke_keep_s, i, err, errlen);
+        if (rc == 1 && c->revoke_keep_s < 60) {
+            snprintf(err, errlen, "%s wants an integer in [60, %u]", a, REVOKE_KEEP_MAX);
+            return -1;
+        }
+        return rc;
+    }
     if (!strcmp(a, "--token-secret-file"))
         slot = list_slot(a, c->secret_files, &c->nsecret_files, AUTH_FILES_MAX, err, errlen);
     else if (!strcmp(a, "--token-public-key"))
@@ -83,20 +92,22 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
     return 1;
 }
 
-/* The whole file (at most FILE_MAX bytes) in a malloc'd NUL-terminated buffer. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+char *auth_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, FILE_MAX + 1, f) : 0;
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
     int bad = !buf || ferror(f);
     fclose(f);
-    if (bad || n > FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", path, bad ? "cannot be read" : "larger than 64 KiB");
+    if (bad || n > max) {
+        if (bad)
+            snprintf(err, errlen, "%s: cannot be read", path);
+        else
+            snprintf(err, errlen, "%s: larger than %zu KiB", path, max / 1024);
         free(buf);
         return NULL;
     }
@@ -178,7 +189,7 @@ static char **copy_patterns(const char *const *src, uint32_t n, const char *flag
 static int load_pub_keys(struct auth *a, const char *path, uint32_t rate, char *err, size_t errlen)
 {
     size_t len;
-    char *buf = read_file(path, &len, err, errlen);
+    char *buf = auth_read_file(path, FILE_MAX, &len, err, errlen);
     if (!buf) return -1;
     if (!(a->pub_keys = calloc(AUTH_KEYS_MAX, sizeof(*a->pub_keys)))) {
         free(buf);
@@ -257,13 +268,15 @@ static int load_pub_keys(struct auth *a, const char *path, uint32_t rate, char *
 int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t errlen)
 {
     memset(a, 0, sizeof(*a));
-    if (token_keys_new(&a->keys) < 0) {
+    a->st = &a->own_st;
+    a->revoked = &a->own_revoked;
+    if (token_keys_new(&a->keys) < 0 || revoke_init(&a->own_revoked, c->revoke_keep_s) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     for (uint32_t i = 0; i < c->nsecret_files; i++) {
         size_t len;
-        char *s = read_file(c->secret_files[i], &len, err, errlen);
+        char *s = auth_read_file(c->secret_files[i], FILE_MAX, &len, err, errlen);
         if (!s) return -1;
         trim_newline(s, &len);
         char kerr[160];
@@ -299,7 +312,7 @@ int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t err
         return -1;
     if (c->admin_token_file) {
         size_t len;
-        char *s = read_file(c->admin_token_file, &len, err, errlen);
+        char *s = auth_read_file(c->admin_token_file, FILE_MAX, &len, err, errlen);
         if (!s) return -1;
         trim_newline(s, &len);
         int shortish = len < AUTH_SECRET_MIN || memchr(s, ' ', len) != NULL;
@@ -332,6 +345,7 @@ void auth_free(struct auth *a)
         for (uint32_t p = 0; p < a->pub_keys[i].npatterns; p++)
             free(a->pub_keys[i].patterns[p]);
     free(a->pub_keys);
+    revoke_free(&a->own_revoked);
     memset(a, 0, sizeof(*a));
 }
 
@@ -402,19 +416,33 @@ static int verify(struct auth *a, struct wire_str token, int64_t now_s, struct a
     int rc = token_verify(a->keys, &a->rules, token.p, token.len, now_s, &g->claims);
     if (rc < 0) {
         free(g);
-        stat_add(&a->st.token_refused[rc < -TOKEN_NERR ? 0 : -rc], 1);
+        stat_add(&a->st->token_refused[rc < -TOKEN_NERR ? 0 : -rc], 1);
         *why = token_err_text(rc);
         return rc == TOKEN_ENOMEM ? WIRE_C_INTERNAL : WIRE_C_UNAUTHORIZED;
     }
     if ((rc = claims_ok(&g->claims, why)) != 0) {
-        stat_add(&a->st.token_refused[-TOKEN_ECLAIMS], 1);
+        stat_add(&a->st->token_refused[-TOKEN_ECLAIMS], 1);
         auth_grant_free(g);
         return rc;
+    }
+    int64_t before;
+    if (revoke_check(a->revoked, g->claims.sub, g->claims.sub_len, g->claims.has_iat, g->claims.iat,
+                     now_s, &before)) {
+        atomic_fetch_add_explicit(&a->st->revoked, 1, memory_order_relaxed);
+        auth_grant_free(g);
+        *why = "the operator revoked this user's tokens issued before a moment (\"iat\"): get a "
+               "new token";
+        return WIRE_C_UNAUTHORIZED;
     }
     g->kind = AUTH_USER;
     g->exp = g->claims.exp;
     *out = g;
     return 0;
+}
+
+int auth_revoke(struct auth *a, const char *user, size_t len, int64_t before_s, int64_t now_s)
+{
+    return revoke_add(a->revoked, user, len, before_s, now_s);
 }
 
 int auth_sub_hello(struct auth *a, struct wire_str token, int64_t now_s, struct auth_grant **out,
@@ -429,12 +457,12 @@ int auth_sub_hello(struct auth *a, struct wire_str token, int64_t now_s, struct 
             *out = &anon_grant;
             return 0;
         }
-        stat_add(&a->st.token_required, 1);
+        stat_add(&a->st->token_required, 1);
         *why = "this broker requires a token in hello";
         return WIRE_C_UNAUTHORIZED;
     }
     if (token_keys_count(a->keys) == 0) {
-        stat_add(&a->st.token_refused[-TOKEN_EALG], 1);
+        stat_add(&a->st->token_refused[-TOKEN_EALG], 1);
         *why = "this broker has no token keys: connect without a token";
         return WIRE_C_UNAUTHORIZED;
     }
@@ -453,10 +481,10 @@ int auth_refresh(struct auth *a, const struct auth_grant *g, struct wire_str tok
         rc = WIRE_C_UNAUTHORIZED;
     }
     if (rc) {
-        stat_add(&a->st.refresh_refused, 1);
+        stat_add(&a->st->refresh_refused, 1);
         return rc;
     }
-    stat_add(&a->st.refreshed, 1);
+    stat_add(&a->st->refreshed, 1);
     *out = n;
     return 0;
 }
@@ -493,13 +521,22 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
 
 /* ---- publishers and operators ------------------------------------------------------------ */
 
+struct auth_key *auth_key_same(struct auth *a, const struct auth_key *k)
+{
+    for (uint32_t i = 0; i < a->npub_keys; i++)
+        if (!strcmp(a->pub_keys[i].name, k->name) &&
+            CRYPTO_memcmp(a->pub_keys[i].hash, k->hash, sizeof(k->hash)) == 0)
+            return &a->pub_keys[i];
+    return NULL;
+}
+
 int auth_pub_key(struct auth *a, const char *key, size_t len, struct auth_key **out,
                  const char **why)
 {
     *out = NULL;
     if (a->pubs_open) return 0;
     if (!key) {
-        stat_add(&a->st.pub_refused, 1);
+        stat_add(&a->st->pub_refused, 1);
         *why = "this broker requires an API key";
         return WIRE_C_UNAUTHORIZED;
     }
@@ -509,7 +546,7 @@ int auth_pub_key(struct auth *a, const char *key, size_t len, struct auth_key **
     for (uint32_t i = 0; i < a->npub_keys; i++) /* every key, whichever matches */
         if (CRYPTO_memcmp(h, a->pub_keys[i].hash, sizeof(h)) == 0) found = &a->pub_keys[i];
     if (!found) {
-        stat_add(&a->st.pub_refused, 1);
+        stat_add(&a->st->pub_refused, 1);
         *why = "unknown API key";
         return WIRE_C_UNAUTHORIZED;
     }
@@ -525,7 +562,7 @@ int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct au
     struct wire__rd r = {msgpack, len, 0};
     struct wire_str key = {NULL, 0};
     if (!msgpack || wire__rd_str(&r, &key) < 0 || r.off != len) {
-        stat_add(&a->st.pub_refused, 1);
+        stat_add(&a->st->pub_refused, 1);
         *why = msgpack ? "\"auth\" must be the API key as a string"
                        : "this broker requires an API key in hello (\"auth\")";
         return WIRE_C_UNAUTHORIZED;
@@ -543,7 +580,7 @@ int auth_pub_allow(struct auth *a, struct auth_key *k, uint64_t now_ns)
     do {
         next = (tat > now_ns ? tat : now_ns) + step;
         if (next - now_ns > burst) {
-            stat_add(&a->st.rate_limited, 1);
+            stat_add(&a->st->rate_limited, 1);
             return 0;
         }
     } while (!atomic_compare_exchange_weak_explicit(&k->tat, &tat, next, memory_order_relaxed,
@@ -568,7 +605,7 @@ int auth_admin_ok(struct auth *a, const char *v, size_t len)
         digest(v + 7, len - 7, h);
         ok = CRYPTO_memcmp(h, a->admin_hash, sizeof(h)) == 0;
     }
-    if (!ok) stat_add(&a->st.admin_refused, 1);
+    if (!ok) stat_add(&a->st->admin_refused, 1);
     return ok;
 }
 
