@@ -124,8 +124,14 @@ int reload_apply(struct server *srv, struct reload *r)
     c->pub_idle_ms = n->pub_idle_ms;
     c->http_timeout_ms = n->http_timeout_ms;
     c->http_max_body = n->http_max_body;
+    if (srv->index == 0) { /* the log's settings are process-wide (log.h): set them once */
+        log_set_level(n->log_level);
+        log_set_format(n->log_format);
+        if (n->log_rate != c->log_rate) log_set_rate(n->log_rate);
+    }
     c->log_level = n->log_level;
-    log_set_level(n->log_level); /* process-wide (log.h): every worker sets the same value */
+    c->log_format = n->log_format;
+    c->log_rate = n->log_rate;
     c->drain_window_ms = n->drain_window_ms;
     c->drain_deadline_ms = n->drain_deadline_ms;
     c->hub = n->hub;
@@ -152,6 +158,8 @@ void reload_finish(struct broker *b, struct reload *r)
     b->cfg.max_conns = r->cfg.max_conns;
     b->cfg.max_conns_per_ip = r->cfg.max_conns_per_ip;
     b->cfg.log_level = r->cfg.log_level;
+    b->cfg.log_format = r->cfg.log_format;
+    b->cfg.log_rate = r->cfg.log_rate;
     b->cfg.hub = r->cfg.hub;
     b->cfg.auth = r->cfg.auth;
     b->cfg.kept = r->cfg.kept;

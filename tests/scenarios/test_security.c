@@ -968,3 +968,37 @@ Test(reload, revocations_outlive_a_reload, .timeout = 60)
     free(old);
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+/* The log's settings are process-wide and reload at once: the format of the next line, the
+ * level of the next event. */
+Test(reload, the_log_format_and_level_change_at_once, .timeout = 60)
+{
+    char conf[128];
+    const char *base = "token-secret-file s1\n"
+                       "token-aud app\n"
+                       "token-iss backend\n"
+                       "admin-token-file admin\n";
+    write_conf(conf, base);
+    struct nudged d = {0};
+    const char *args[] = {"--config", conf, NULL};
+    subcheck_start(&d, args);
+    char *bad = token_with("not-the-secret-0123456789abcdef0123", "mallory");
+    cr_assert_eq(hello_type(&d, bad), SUB_ERROR);
+    cr_assert(nudged_wait_log(&d, "nudged warn: auth failed conn=", 3000), "no text line");
+    char text[512];
+    snprintf(text, sizeof text, "%slog-format json\n", base);
+    write_conf(conf, text);
+    sighup(&d, "ok", 1);
+    cr_assert_eq(hello_type(&d, bad), SUB_ERROR);
+    cr_assert(nudged_wait_log(&d, "{\"ts\":", 3000), "no JSON line after the reload");
+    cr_expect(nudged_wait_log(&d, "\"msg\":\"auth failed\",\"event\":\"auth_failed\"", 3000));
+    snprintf(text, sizeof text, "%slog-format json\nlog-level error\n", base);
+    write_conf(conf, text);
+    sighup(&d, "ok", 2);
+    size_t before = nudged_log_count(&d, "auth_failed", NULL);
+    cr_assert_eq(hello_type(&d, bad), SUB_ERROR);
+    sleep_ms(300);
+    cr_expect_eq(nudged_log_count(&d, "auth_failed", NULL), before, "a warn line at level error");
+    free(bad);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
