@@ -19,9 +19,9 @@
 #include "hint.h"
 #include "store.h"
 #include "table.h"
+#include "version.h"
 #include "wire.h"
 
-#define NUDGE_VERSION "0.1.0"
 #define ENGINE_WINDOWS_MAX 16
 #define ENGINE_SINKS_MAX 64
 

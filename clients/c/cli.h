@@ -5,7 +5,9 @@
 
 #include <stddef.h>
 
-#define CLI_VERSION "0.1.0"
+#include "version.h"
+
+#define CLI_VERSION NUDGE_VERSION
 
 /* Exit codes of every subcommand. */
 enum cli_exit {
