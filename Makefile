@@ -195,7 +195,7 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (one glibc race).
 TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers topics \
                descriptors handshake publisher_deadlines slow_log security ip_conns sub_budget \
-               replay_budget rates origin tls http
+               replay_budget rates origin tls http reload
 empty :=
 space := $(empty) $(empty)
 test-tsan: asan tsan

@@ -6,8 +6,8 @@
 # token, TLS on every listener (a self-signed certificate made with the openssl command), drives
 # it with the CLI, every client with its credentials over TLS — two `nudge sub --count 3`
 # subscribers (JSON and msgpack) in the background, three `nudge pub`, two HTTPS publishes
-# (openssl s_client, one kept-alive connection), one `nudge stats` — then
-# sends SIGTERM. Passes only when the subscribers got their 3 hints, the broker exited 0 and
+# (openssl s_client, one kept-alive connection), one `nudge stats`, a SIGHUP reload of its config
+# file and one refused — then sends SIGTERM. Passes only when the subscribers got their 3 hints, the broker exited 0 and
 # valgrind reported 0 errors (NUDGE_VALGRIND_KEEP=1 keeps the logs). Every wait is bounded; only processes started here are signalled.
 # Prints a one-line verdict (and the valgrind log's tail on failure). Exit 0 = pass.
 set -u
@@ -83,6 +83,8 @@ openssl req -x509 -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 
     -subj /CN=localhost -addext 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
     -keyout "$TMP/tls.key" -out "$TMP/tls.crt" >/dev/null 2>&1 || fail "openssl req failed"
 
+printf 'max-subs 100\npublic vgp:*\n' >"$TMP/n.conf"
+
 # ---- broker under valgrind ----------------------------------------------------------------------
 valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
@@ -90,7 +92,7 @@ valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
     "$NUDGED" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0 --coalesce 'vgw:*=200' \
     --data-dir "$TMP/data" --token-secret-file "$TMP/secret" --pub-keys "$TMP/keys" \
     --admin-token-file "$TMP/admin" --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key" \
-    >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
+    --config "$TMP/n.conf" >"$TMP/nudged.out" 2>"$TMP/nudged.err" &
 VG_PID=$!
 
 ready() { grep -q '^nudged ready ' "$TMP/nudged.out" 2>/dev/null || ! kill -0 "$VG_PID" 2>/dev/null; }
@@ -161,6 +163,16 @@ SUB3_PID=
 "$NUDGE" stats --token-file "$TMP/admin" --json --addr "$ADMIN" --timeout 30 >"$TMP/stats.out" 2>&1 || fail "nudge stats failed: $(cat "$TMP/stats.out")"
 grep -q '"publishes": *7' "$TMP/stats.out" || fail "stats do not show 7 publishes: $(cat "$TMP/stats.out")"
 
+# ---- SIGHUP: a reload that loads (new limits, patterns, keys, certificate), one that does not ----
+printf 'max-subs 50\npublic vgq:*\n' >"$TMP/n.conf"
+kill -HUP "$VG_PID"
+reloaded() { grep -q "SIGHUP: reloaded" "$TMP/nudged.err"; }
+wait_until 60 reloaded || fail "no reload within 60 s of SIGHUP"
+printf 'max-subs lots\n' >"$TMP/n.conf"
+kill -HUP "$VG_PID"
+refused() { grep -q "reload refused" "$TMP/nudged.err"; }
+wait_until 60 refused || fail "a bad configuration was not refused within 60 s of SIGHUP"
+
 # ---- SIGTERM, exit status, valgrind's verdict -------------------------------------------------
 kill -TERM "$VG_PID"
 if ! wait_exit 60 "$VG_PID"; then
@@ -176,5 +188,5 @@ errors=$(grep -o 'ERROR SUMMARY: [0-9]*' "$TMP/vg.log" | tail -n 1 | grep -o '[0
 [ -n "$errors" ] || fail "no ERROR SUMMARY in the valgrind log (exit status $rc)"
 [ "$rc" -eq 0 ] && [ "$errors" -eq 0 ] ||
     fail "nudged exit status $rc, valgrind errors $errors (99 = valgrind found errors)"
-echo "valgrind: PASS — nudged under valgrind, every client authenticated (token, API key, admin token) over TLS (wss, TLS publishers): 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), 2 more over HTTPS on one connection, stats, SIGTERM; exit 0, 0 errors, no leaks"
+echo "valgrind: PASS — nudged under valgrind, every client authenticated (token, API key, admin token) over TLS (wss, TLS publishers): 2 subscribers x 3 hints + a wildcard subscriber on a coalescing window, 5 publishes (history kept, one hint held at exit), 2 more over HTTPS on one connection, stats, a reload and a refused one (SIGHUP), SIGTERM; exit 0, 0 errors, no leaks"
 exit 0

@@ -176,6 +176,12 @@ static const struct metrics_desc rows[] = {
     {"nudge_auth_rate_limited_total", C, "",
      "Publishes refused by their API key's rate (--pub-rate, rate= in --pub-keys; code 19)", NULL,
      "auth.rate_limited", METRICS_AUTH_RATE_LIMITED, NULL},
+    {"nudge_reloads_total", C, "",
+     "Configuration reloads (SIGHUP), by result: refused ones left the running configuration "
+     "as it was",
+     "result=\"ok\"", "reloads.ok", METRICS_RELOADS_OK, NULL},
+    {"nudge_reloads_total", C, "", NULL, "result=\"refused\"", "reloads.refused",
+     METRICS_RELOADS_FAILED, NULL},
 };
 
 #undef C

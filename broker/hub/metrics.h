@@ -123,6 +123,8 @@ enum metrics_slot {
     METRICS_TLS_FAILURES,
     METRICS_CONNS_HTTP, /* HTTP publishers (broker/net/http.c): not in METRICS_CONNS_PUB */
     METRICS_ACCEPTED_HTTP,
+    METRICS_RELOADS_OK, /* SIGHUP reloads (broker/net/reload.c) */
+    METRICS_RELOADS_FAILED,
     METRICS_SLOTS
 };
 

@@ -132,7 +132,7 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_CONNS_ADMIN] = srv->admin ? srv->admin->open : 0;
     v[METRICS_ACCEPTED_ADMIN] = srv->admin ? srv->admin->accepted : 0;
     v[METRICS_WORKERS] = b->nworkers;
-    const struct auth_stats *as = &b->auth.st;
+    const struct auth_stats *as = &b->auth_st;
     for (int e = -TOKEN_EMALFORMED; e <= -TOKEN_ECLAIMS; e++)
         v[METRICS_AUTH_REFUSED + e - 1] = stat_get(&as->token_refused[e]);
     v[METRICS_AUTH_TOKEN_REQUIRED] = stat_get(&as->token_required);
@@ -143,6 +143,8 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_AUTH_REFRESHED] = stat_get(&as->refreshed);
     v[METRICS_AUTH_REFRESH_REFUSED] = stat_get(&as->refresh_refused);
     v[METRICS_AUTH_RATE_LIMITED] = stat_get(&as->rate_limited);
+    v[METRICS_RELOADS_OK] = stat_get(&b->reloads_ok);
+    v[METRICS_RELOADS_FAILED] = stat_get(&b->reloads_failed);
     struct engine *e = srv->engine;
     engine_lock(e);
     v[METRICS_PUBLISHES] += e->st.publishes;
@@ -326,7 +328,7 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
     }
     size_t alen = 0;
     const char *av = authorization(h, nh, &alen);
-    if (!auth_admin_ok(&ac->a->srv->broker->auth, av, alen)) {
+    if (!auth_admin_ok(ac->a->srv->broker->auth, av, alen)) {
         respond_text(ac, 401, "Unauthorized",
                      "unauthorized: send 'Authorization: Bearer <admin token>' "
                      "(--admin-token-file)\n");

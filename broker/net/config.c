@@ -1,11 +1,18 @@
-/* config: flags only (no config file yet); every limit is a flag and is documented in --help,
- * docs/protocol.md §Limits and docs/operations.md. Numbers are parsed strictly: "10k" is an
- * error, not 10. */
+/* config: the broker's settings from four sources, each overriding the one before: built-in
+ * defaults, a config file (--config FILE or NUDGE_CONFIG), NUDGE_* environment variables and
+ * command-line flags. Every source is turned into one list of flags, in that order, and read by
+ * one parser, so a setting means the same and is checked the same wherever it comes from: a
+ * later value of a single setting wins; a list setting (--public, --coalesce, ...) given by a
+ * source replaces the lists of the sources before it. Every limit is a flag documented in
+ * --help, docs/protocol.md §Limits and docs/operations.md. Numbers are parsed strictly: "10k"
+ * is an error, not 10. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "listen.h"
@@ -43,6 +50,15 @@ static void usage(FILE *out)
           "nudge broker: publishers send hints over TCP, subscribers receive them over WebSocket.\n"
           "Prints 'nudged ready pub=HOST:PORT ws=HOST:PORT admin=HOST:PORT http=HOST:PORT'\n"
           "once listening (without http= when --http is off).\n"
+          "\n"
+          "Settings come from, each overriding the one before: built-in defaults, a config\n"
+          "file, NUDGE_* environment variables, these flags (docs/operations.md\n"
+          "§Configuration). A file has one 'name value' line per setting, the name being a\n"
+          "flag below without its '--' (max-conns 20000); NUDGE_MAX_CONNS=20000 likewise.\n"
+          "  --config FILE       read settings from FILE (default $NUDGE_CONFIG, else none)\n"
+          "  --check-config FILE  check FILE (with the environment and the other flags) as a\n"
+          "                      start would, print 'FILE: configuration ok' and exit 0, or\n"
+          "                      the first problem with its FILE:LINE and exit 2\n"
           "\n"
           "listeners (HOST:PORT, [v6addr]:PORT; port 0 = ephemeral):\n"
           "  --pub ADDR          publisher TCP protocol        (default 127.0.0.1:7400)\n"
@@ -167,7 +183,10 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *v)
     return 0;
 }
 
-int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
+/* The flags argv[1..argc) (strings kept, not copied: auth_config points into them). *at is the
+ * index of the flag being read when an error is returned (0 for a check over several flags). */
+static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int *at, char *err,
+                       size_t errlen)
 {
     uint32_t hist_age = (uint32_t)(cfg->engine.hist.max_age_ms / 1000);
     uint32_t horizon = (uint32_t)(cfg->engine.hist.horizon_ms / 1000);
@@ -205,6 +224,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        *at = i;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(out);
             return 1;
@@ -398,6 +418,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         }
         i++;
     }
+    *at = 0;
     cfg->engine.hist.max_age_ms = (uint64_t)hist_age * 1000;
     cfg->engine.hist.horizon_ms = (uint64_t)horizon * 1000;
     /* TLS: both files or neither, and a broker that cannot use them does not start. */
@@ -425,4 +446,459 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err
         return -1;
     }
     return 0;
+}
+
+/* Could others reach a listener on addr? (An address that does not resolve is left to its
+ * bind, which fails with its own message.) */
+static int exposed(const char *addr)
+{
+    return listen_is_loopback(addr) == 0;
+}
+
+int config_exposure(const struct config *cfg, const struct auth *a, int warn, char *err,
+                    size_t errlen)
+{
+    if (exposed(cfg->ws) && a->subs_open) {
+        snprintf(err, errlen,
+                 "--ws %s is not a loopback address, and subscribers are not authenticated: "
+                 "configure --token-secret-file or --token-public-key (and --public/--anonymous "
+                 "patterns) first",
+                 cfg->ws);
+        return -1;
+    }
+    if (exposed(cfg->pub) && a->pubs_open) {
+        snprintf(err, errlen,
+                 "--pub %s is not a loopback address, and publishers are not authenticated: "
+                 "configure --pub-keys first",
+                 cfg->pub);
+        return -1;
+    }
+    if (cfg->http[0] && exposed(cfg->http) && a->pubs_open) {
+        snprintf(err, errlen,
+                 "--http %s is not a loopback address, and publishers are not authenticated: "
+                 "configure --pub-keys first",
+                 cfg->http);
+        return -1;
+    }
+    if (exposed(cfg->admin) && !a->admin_required) {
+        snprintf(err, errlen,
+                 "--admin %s is not a loopback address: configure --admin-token-file first",
+                 cfg->admin);
+        return -1;
+    }
+    if (a->subs_open && warn)
+        LOGF(cfg->log_level, LOG_WARN,
+             "DEVELOPMENT MODE: any WebSocket client may read every topic (no "
+             "--token-secret-file, --token-public-key or --anonymous); docs/security.md");
+    if (a->pubs_open && warn)
+        LOGF(cfg->log_level, LOG_WARN,
+             "DEVELOPMENT MODE: any publisher may publish to every topic (no --pub-keys)");
+    return 0;
+}
+
+/* ---- sources: the config file, the environment and the command line ------------------------ */
+
+enum { K_VALUE = 1, K_BOOL = 2, K_LIST = 4, K_PATH = 8 };
+
+/* Every setting, as its flag without "--": how it is written in a file (`max-conns 20000`) and
+ * in the environment (NUDGE_MAX_CONNS). K_PATH values in a file are relative to the file's
+ * directory. tests/unit/test_config.c checks that every flag of --help is here. */
+static const struct {
+    const char *name;
+    unsigned kind;
+} known[] = {
+    {"pub", K_VALUE},
+    {"ws", K_VALUE},
+    {"admin", K_VALUE},
+    {"http", K_VALUE},
+    {"tls-cert", K_VALUE | K_PATH},
+    {"tls-key", K_VALUE | K_PATH},
+    {"tls-listeners", K_VALUE},
+    {"max-frame", K_VALUE},
+    {"max-topic", K_VALUE},
+    {"max-data", K_VALUE},
+    {"max-topics", K_VALUE},
+    {"max-subs", K_VALUE},
+    {"max-queue", K_VALUE},
+    {"max-topics-total", K_VALUE},
+    {"http-max-body", K_VALUE},
+    {"max-conns", K_VALUE},
+    {"max-conns-per-ip", K_VALUE},
+    {"allow-origin", K_VALUE | K_LIST},
+    {"max-sub-bytes", K_VALUE},
+    {"replay-rate", K_VALUE},
+    {"sub-rate", K_VALUE},
+    {"msg-rate", K_VALUE},
+    {"max-pattern-segments", K_VALUE},
+    {"max-pattern-stars", K_VALUE},
+    {"hello-timeout", K_VALUE},
+    {"pub-idle", K_VALUE},
+    {"http-timeout", K_VALUE},
+    {"hist-per-topic", K_VALUE},
+    {"hist-bytes", K_VALUE},
+    {"hist-age", K_VALUE},
+    {"horizon", K_VALUE},
+    {"max-positions", K_VALUE},
+    {"data-dir", K_VALUE | K_PATH},
+    {"memory", K_BOOL},
+    {"fsync", K_VALUE},
+    {"fsync-ms", K_VALUE},
+    {"disk-max", K_VALUE},
+    {"disk-segment", K_VALUE},
+    {"coalesce", K_VALUE | K_LIST},
+    {"workers", K_VALUE},
+    {"token-secret-file", K_VALUE | K_LIST | K_PATH},
+    {"token-public-key", K_VALUE | K_LIST | K_PATH},
+    {"token-aud", K_VALUE},
+    {"token-iss", K_VALUE},
+    {"token-leeway", K_VALUE},
+    {"public", K_VALUE | K_LIST},
+    {"anonymous", K_VALUE | K_LIST},
+    {"pub-keys", K_VALUE | K_PATH},
+    {"pub-rate", K_VALUE},
+    {"admin-token-file", K_VALUE | K_PATH},
+    {"ws-ping", K_VALUE},
+    {"log-level", K_VALUE},
+};
+#define NKNOWN (sizeof(known) / sizeof(known[0]))
+
+static int known_find(const char *name, size_t len)
+{
+    for (size_t k = 0; k < NKNOWN; k++)
+        if (strlen(known[k].name) == len && !memcmp(known[k].name, name, len)) return (int)k;
+    return -1;
+}
+
+int config_known(const char *name)
+{
+    return known_find(name, strlen(name)) >= 0;
+}
+
+enum { SRC_FILE = 0, SRC_ENV = 1, SRC_ARGS = 2 };
+
+struct item {
+    int k;              /* index in known[], or -1 (a command-line flag the parser judges) */
+    int src;            /* SRC_*: a list given by a later source replaces an earlier one's */
+    char *flag, *value; /* value NULL for a boolean or a flag without one */
+    const char *where;  /* "FILE:LINE", "NUDGE_X", or NULL (command line) */
+};
+
+struct items {
+    struct item *v;
+    size_t n, cap;
+};
+
+/* A copy of s[0..n) that lives as long as cfg (config_free). NULL when out of memory. */
+static char *keep(struct config *cfg, const char *s, size_t n)
+{
+    struct config_blk *b = malloc(sizeof(*b) + n + 1);
+    if (!b) return NULL;
+    memcpy(b->data, s, n);
+    b->data[n] = '\0';
+    b->next = cfg->kept;
+    cfg->kept = b;
+    return b->data;
+}
+
+static int add(struct items *L, struct item it)
+{
+    if (L->n == L->cap) {
+        size_t cap = L->cap ? 2 * L->cap : 64;
+        struct item *v = realloc(L->v, cap * sizeof(*v));
+        if (!v) return -1;
+        L->v = v;
+        L->cap = cap;
+    }
+    L->v[L->n++] = it;
+    return 0;
+}
+
+/* "--name" for known[k], kept in cfg. */
+static char *flag_of(struct config *cfg, int k)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "--%s", known[k].name);
+    return keep(cfg, buf, strlen(buf));
+}
+
+/* A boolean's value: 1, 0, or -1 when it is neither. */
+static int truth(const char *v)
+{
+    static const char *const yes[] = {"1", "yes", "true", "on"}, *const no[] = {"0", "no", "false",
+                                                                                "off"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(v, yes[i])) return 1;
+        if (!strcasecmp(v, no[i])) return 0;
+    }
+    return -1;
+}
+
+/* One setting (known[k], value v[0..vlen)) from the file or the environment, at where. */
+static int add_setting(struct config *cfg, struct items *L, int k, int src, const char *v,
+                       size_t vlen, const char *dir, const char *where, char *err, size_t errlen)
+{
+    struct item it = {.k = k, .src = src, .where = where};
+    if (known[k].kind & K_BOOL) {
+        char b[8];
+        int t = -1;
+        if (vlen == 0)
+            t = 1;
+        else if (vlen < sizeof(b)) {
+            memcpy(b, v, vlen);
+            b[vlen] = '\0';
+            t = truth(b);
+        }
+        if (t < 0) {
+            snprintf(err, errlen, "%s: %s wants yes or no (or no value)", where, known[k].name);
+            return -1;
+        }
+        if (!t) return 0;
+    } else if (vlen == 0) {
+        snprintf(err, errlen, "%s: %s wants a value", where, known[k].name);
+        return -1;
+    } else if ((known[k].kind & K_PATH) && dir && v[0] != '/') {
+        size_t dl = strlen(dir);
+        char *p = malloc(dl + 1 + vlen);
+        if (!p) goto oom;
+        memcpy(p, dir, dl);
+        p[dl] = '/';
+        memcpy(p + dl + 1, v, vlen);
+        it.value = keep(cfg, p, dl + 1 + vlen);
+        free(p);
+        if (!it.value) goto oom;
+    } else if (!(it.value = keep(cfg, v, vlen)))
+        goto oom;
+    if (!(it.flag = flag_of(cfg, k)) || add(L, it) < 0) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+#define CONFIG_FILE_MAX (1u << 20)
+
+/* The settings of file: `key value` a line; blank lines and `#` comments (a line's, or after a
+ * blank) are skipped; a value may be in double quotes (kept as written inside them). */
+static int read_config_file(struct config *cfg, struct items *L, const char *file, char *err,
+                            size_t errlen)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", file, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
+    int bad = !buf || ferror(f);
+    fclose(f);
+    if (bad || n > CONFIG_FILE_MAX) {
+        snprintf(err, errlen, "%s: %s", file, bad ? "cannot be read" : "larger than 1 MiB");
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    /* the file's directory, for relative paths in it */
+    const char *slash = strrchr(file, '/');
+    char *dir = slash ? keep(cfg, file, (size_t)(slash - file) + (slash == file)) : NULL;
+    int rc = 0, line = 0;
+    for (char *p = buf, *nl; p && *p && rc == 0; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        char *end = nl ? nl : p + strlen(p);
+        line++;
+        char where[64 + 4096];
+        snprintf(where, sizeof(where), "%s:%d", file, line);
+        if (memchr(p, '\0', (size_t)(end - p))) break; /* a NUL ends the text */
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        /* a comment: the rest of the line from a '#' at its start or after a blank */
+        for (char *c = p; c < end; c++)
+            if (*c == '#' && (c == p || isspace((unsigned char)c[-1]))) {
+                end = c;
+                break;
+            }
+        while (end > p && isspace((unsigned char)end[-1]))
+            end--;
+        if (p == end) continue;
+        char *key = p;
+        while (p < end && !isspace((unsigned char)*p) && *p != '=')
+            p++;
+        size_t klen = (size_t)(p - key);
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        if (p < end && *p == '=') {
+            p++;
+            while (p < end && isspace((unsigned char)*p))
+                p++;
+        }
+        if (end - p >= 2 && *p == '"' && end[-1] == '"') {
+            p++;
+            end--;
+        }
+        const char *w = keep(cfg, where, strlen(where));
+        if (klen > 2 && key[0] == '-' && key[1] == '-') {
+            key += 2;
+            klen -= 2;
+        }
+        int k = known_find(key, klen);
+        if (!w) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        } else if (k < 0) {
+            snprintf(err, errlen,
+                     "%s: unknown setting '%.*s' (the settings are nudged's flags "
+                     "without --: see nudged --help)",
+                     where, (int)(klen > 64 ? 64 : klen), key);
+            rc = -1;
+        } else
+            rc = add_setting(cfg, L, k, SRC_FILE, p, (size_t)(end - p), dir, w, err, errlen);
+    }
+    free(buf);
+    return rc;
+}
+
+/* NUDGE_<NAME> for every known setting in envp; a list's values are separated by blanks (no
+ * topic, pattern or origin has one). Other NUDGE_* variables (the command-line tool's
+ * NUDGE_ADDR, ...) are not settings: they are left alone, and noted to `notes` when given. */
+static int read_env(struct config *cfg, struct items *L, char **envp, FILE *notes, char *err,
+                    size_t errlen)
+{
+    for (char **e = envp; e && *e; e++) {
+        if (strncmp(*e, "NUDGE_", 6)) continue;
+        const char *name = *e + 6, *eq = strchr(name, '=');
+        if (!eq || eq == name || eq - name >= 64 || !strncmp(name, "CONFIG=", 7)) continue;
+        char flag[64];
+        size_t len = (size_t)(eq - name);
+        for (size_t i = 0; i < len; i++)
+            flag[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
+        int k = known_find(flag, len);
+        if (k < 0) {
+            if (notes)
+                fprintf(notes, "note: %.*s is not a nudged setting (ignored)\n", (int)len + 6, *e);
+            continue;
+        }
+        const char *where = keep(cfg, *e, (size_t)(eq - *e));
+        if (!where) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        const char *v = eq + 1;
+        if (!(known[k].kind & K_LIST)) {
+            if (add_setting(cfg, L, k, SRC_ENV, v, strlen(v), NULL, where, err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        for (const char *p = v; *p;) {
+            while (*p && isspace((unsigned char)*p))
+                p++;
+            size_t n = 0;
+            while (p[n] && !isspace((unsigned char)p[n]))
+                n++;
+            if (n && add_setting(cfg, L, k, SRC_ENV, p, n, NULL, where, err, errlen) < 0) return -1;
+            p += n;
+        }
+    }
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    for (struct config_blk *b = cfg->kept, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    cfg->kept = NULL;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out, char *err,
+                 size_t errlen)
+{
+    const char *file = NULL;
+    struct items L = {0};
+    int rc = -1;
+    /* --help and --version answer whatever else is wrong; --config and --check-config name the
+     * file, wherever they are */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "-V") ||
+            !strcmp(a, "--version")) {
+            int at;
+            char *one[] = {argv[0], argv[i]};
+            return parse_flags(cfg, 2, one, out, &at, err, errlen);
+        }
+        if (!strcmp(a, "--config") || !strcmp(a, "--check-config")) {
+            if (i + 1 >= argc || !argv[i + 1][0]) {
+                snprintf(err, errlen, "%s wants a file", a);
+                return -1;
+            }
+            if (a[2] == 'c' && a[3] == 'h') cfg->check_only = 1;
+            file = argv[++i];
+        } else if (a[0] == '-' && a[1] == '-' && strcmp(a, "--memory") && i + 1 < argc)
+            i++; /* its value, which may look like anything */
+    }
+    for (char **e = envp; !file && e && *e; e++)
+        if (!strncmp(*e, "NUDGE_CONFIG=", 13) && (*e)[13]) file = *e + 13;
+    if (file) {
+        snprintf(cfg->file, sizeof(cfg->file), "%s", file);
+        if (read_config_file(cfg, &L, file, err, errlen) < 0) goto out;
+    }
+    if (read_env(cfg, &L, envp, cfg->check_only ? stderr : NULL, err, errlen) < 0) goto out;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config") || !strcmp(a, "--check-config")) {
+            i++;
+            continue;
+        }
+        int k = a[0] == '-' && a[1] == '-' ? known_find(a + 2, strlen(a + 2)) : -1;
+        struct item it = {.k = k, .src = SRC_ARGS, .flag = argv[i]};
+        if ((k < 0 || !(known[k].kind & K_BOOL)) && i + 1 < argc) it.value = argv[++i];
+        if (add(&L, it) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    /* A later value of a setting replaces an earlier one, which is not read at all (a bad
+     * value a flag overrides stops nothing); a list given by a later source replaces what
+     * earlier sources listed. */
+    for (size_t i = 0; i < L.n; i++) {
+        int k = L.v[i].k;
+        if (k < 0) continue;
+        for (size_t j = i + 1; j < L.n; j++)
+            if (L.v[j].k == k && (!(known[k].kind & K_LIST) || L.v[j].src > L.v[i].src)) {
+                L.v[i].k = -2; /* dropped */
+                break;
+            }
+    }
+    size_t n = 1;
+    char **av = calloc(2 * L.n + 1, sizeof(*av));
+    const char **where = calloc(2 * L.n + 1, sizeof(*where));
+    if (!av || !where) {
+        free(av);
+        free((void *)where);
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    av[0] = argc ? argv[0] : "nudged";
+    for (size_t i = 0; i < L.n; i++) {
+        if (L.v[i].k == -2) continue;
+        where[n] = L.v[i].where;
+        av[n++] = L.v[i].flag;
+        if (L.v[i].value) {
+            where[n] = L.v[i].where;
+            av[n++] = L.v[i].value;
+        }
+    }
+    char msg[1024];
+    int at = 0;
+    rc = parse_flags(cfg, (int)n, av, out, &at, msg, sizeof(msg));
+    if (rc < 0) {
+        if (at > 0 && (size_t)at < n && where[at])
+            snprintf(err, errlen, "%s: %s", where[at], msg);
+        else
+            snprintf(err, errlen, "%s", msg);
+    }
+    free(av);
+    free((void *)where);
+out:
+    free(L.v);
+    return rc;
 }

@@ -1,4 +1,6 @@
-/* config: the broker's settings, from built-in defaults and command-line flags (nudged --help). */
+/* config: the broker's settings, from built-in defaults, a config file, NUDGE_* environment
+ * variables and command-line flags, each overriding the one before (nudged --help,
+ * docs/operations.md §Configuration). */
 #ifndef NUDGE_CONFIG_H
 #define NUDGE_CONFIG_H
 
@@ -12,6 +14,12 @@
 #define NUDGE_WORKERS_MAX 64
 #define CONFIG_ORIGINS_MAX 16 /* --allow-origin values */
 #define CONFIG_ORIGIN_LEN 256
+
+/* A string a config keeps (a file's values, the environment's): freed by config_free. */
+struct config_blk {
+    struct config_blk *next;
+    char data[];
+};
 
 struct config {
     char pub[256];   /* publisher TCP listener, HOST:PORT; default 127.0.0.1:7400 */
@@ -43,14 +51,32 @@ struct config {
     char tls_cert[4096];       /* --tls-cert PEM path; "" = no TLS */
     char tls_key[4096];        /* --tls-key PEM path (checked against the cert at start) */
     unsigned tls;              /* CONFIG_TLS_*: listeners that speak TLS (0 without a cert) */
+    char file[4096];           /* --config / --check-config / NUDGE_CONFIG; "" = none */
+    int check_only;            /* --check-config: check, print, exit */
+    struct config_blk *kept;   /* owned strings (auth_config points into them); a copy of the
+                                  struct shares them: only the original is config_free'd */
 };
 
 /* --tls-listeners: a comma-separated set of ws, pub, http (default all three) */
 enum { CONFIG_TLS_WS = 1, CONFIG_TLS_PUB = 2, CONFIG_TLS_HTTP = 4 };
 
 void config_default(struct config *cfg);
-/* Parse argv. Returns 0 to run, 1 when --help/--version was printed to out (exit 0), or -1 with
- * a message in err (exit 2). */
-int config_parse(struct config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen);
+/* Read the config file (--config FILE, --check-config FILE, else $NUDGE_CONFIG), the NUDGE_*
+ * variables of envp (NULL = none) and the flags of argv, in that order of precedence (a later
+ * source overrides a single setting, and replaces a list setting's earlier values). Returns 0
+ * to run, 1 when --help/--version was printed to out (exit 0), or -1 with a message in err that
+ * starts with where the bad setting came from ("FILE:LINE: ", "NUDGE_X: ") (exit 2). cfg keeps
+ * strings from argv (which must outlive it) and its own (config_free), also after an error. */
+int config_parse(struct config *cfg, int argc, char **argv, char **envp, FILE *out, char *err,
+                 size_t errlen);
+/* Free the strings cfg keeps (not cfg itself). */
+void config_free(struct config *cfg);
+/* Secure defaults (docs/security.md): a listener others can reach needs its secrets; without
+ * any, the broker is in development mode, and says so (when warn). Returns 0, or -1 with a
+ * message. */
+int config_exposure(const struct config *cfg, const struct auth *a, int warn, char *err,
+                    size_t errlen);
+/* Is name (a flag without its "--") a setting a config file or NUDGE_* variable may give? */
+int config_known(const char *name);
 
 #endif

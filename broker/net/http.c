@@ -601,6 +601,11 @@ int http_start(struct server *srv, int fd, struct http **out)
     return 0;
 }
 
+int http_reload_tls(struct http *t, const char *cert, const char *key, char *err, size_t errlen)
+{
+    return t ? port_tls_reload(&t->p, cert, key, err, errlen) : 0;
+}
+
 void http_stop(struct http *t)
 {
     if (t) port_stop(&t->p);

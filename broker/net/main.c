@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "log.h"
 #include "listen.h"
+#include "reload.h"
 #include "server.h"
 #include "worker.h"
 
@@ -39,53 +40,13 @@ static void raise_nofile(const struct config *cfg)
              cfg->max_conns, (unsigned long long)rl.rlim_cur);
 }
 
-/* Could others reach a listener on addr? (An address that does not resolve is left to its
- * bind, which fails with its own message.) */
-static int exposed(const char *addr)
+/* The running credentials, and those of a reload that never finished (loops have ended). */
+static void free_auth(struct broker *b)
 {
-    return listen_is_loopback(addr) == 0;
-}
-
-/* Secure defaults (docs/security.md): a listener others can reach needs its secrets; without
- * any, the broker is in development mode, and says so. Returns 0, or -1 with a message. */
-static int check_exposure(const struct config *cfg, const struct auth *a, char *err, size_t errlen)
-{
-    if (exposed(cfg->ws) && a->subs_open) {
-        snprintf(err, errlen,
-                 "--ws %s is not a loopback address, and subscribers are not authenticated: "
-                 "configure --token-secret-file or --token-public-key (and --public/--anonymous "
-                 "patterns) first",
-                 cfg->ws);
-        return -1;
-    }
-    if (exposed(cfg->pub) && a->pubs_open) {
-        snprintf(err, errlen,
-                 "--pub %s is not a loopback address, and publishers are not authenticated: "
-                 "configure --pub-keys first",
-                 cfg->pub);
-        return -1;
-    }
-    if (cfg->http[0] && exposed(cfg->http) && a->pubs_open) {
-        snprintf(err, errlen,
-                 "--http %s is not a loopback address, and publishers are not authenticated: "
-                 "configure --pub-keys first",
-                 cfg->http);
-        return -1;
-    }
-    if (exposed(cfg->admin) && !a->admin_required) {
-        snprintf(err, errlen,
-                 "--admin %s is not a loopback address: configure --admin-token-file first",
-                 cfg->admin);
-        return -1;
-    }
-    if (a->subs_open)
-        LOGF(cfg->log_level, LOG_WARN,
-             "DEVELOPMENT MODE: any WebSocket client may read every topic (no "
-             "--token-secret-file, --token-public-key or --anonymous); docs/security.md");
-    if (a->pubs_open)
-        LOGF(cfg->log_level, LOG_WARN,
-             "DEVELOPMENT MODE: any publisher may publish to every topic (no --pub-keys)");
-    return 0;
+    reload_abandon(b);
+    if (b->auth) auth_free(b->auth);
+    free(b->auth);
+    b->auth = NULL;
 }
 
 int main(int argc, char **argv)
@@ -97,17 +58,33 @@ int main(int argc, char **argv)
     const char *what = "pub";
 
     config_default(&b.cfg);
-    rc = config_parse(&b.cfg, argc, argv, stdout, err, sizeof(err));
-    if (rc == 1) return 0;
-    if (rc < 0) {
+    rc = config_parse(&b.cfg, argc, argv, environ, stdout, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "nudged: %s\n", err);
+        config_free(&b.cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    b.argc = argc;
+    b.argv = argv;
+    if (!(b.auth = calloc(1, sizeof(*b.auth)))) {
+        fprintf(stderr, "nudged: out of memory\n");
+        config_free(&b.cfg);
+        return 1;
+    }
+    if (auth_load(b.auth, &b.cfg.auth, err, sizeof(err)) < 0 ||
+        config_exposure(&b.cfg, b.auth, 1, err, sizeof(err)) < 0) {
         fprintf(stderr, "nudged: %s\n", err);
+        free_auth(&b);
+        config_free(&b.cfg);
         return 2;
     }
-    if (auth_load(&b.auth, &b.cfg.auth, err, sizeof(err)) < 0 ||
-        check_exposure(&b.cfg, &b.auth, err, sizeof(err)) < 0) {
-        fprintf(stderr, "nudged: %s\n", err);
-        auth_free(&b.auth);
-        return 2;
+    b.auth->st = &b.auth_st; /* counters that outlive a reload */
+    if (b.cfg.check_only) {
+        /* what a start would check before it binds and opens the data directory */
+        printf("%s: configuration ok\n", b.cfg.file);
+        free_auth(&b);
+        config_free(&b.cfg);
+        return 0;
     }
     signal(SIGPIPE, SIG_IGN);
     /* SIGINT/SIGTERM stay pending until worker 0 handles them: a stop asked for during start-up
@@ -117,13 +94,15 @@ int main(int argc, char **argv)
     sigemptyset(&stops);
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGHUP); /* reload: worker 0's too */
     pthread_sigmask(SIG_BLOCK, &stops, NULL);
     raise_nofile(&b.cfg);
 
     uint8_t seed[32];
     if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
         fprintf(stderr, "nudged: getrandom: %s\n", strerror(errno));
-        auth_free(&b.auth);
+        free_auth(&b);
+        config_free(&b.cfg);
         return 1;
     }
     if (b.cfg.data_dir[0]) {
@@ -131,7 +110,8 @@ int main(int argc, char **argv)
         if ((rc = engine_init_disk(&b.engine, &b.cfg.engine, seed, &b.cfg.disk)) < 0) {
             fprintf(stderr, "nudged: --data-dir %s: %s\n", b.cfg.data_dir,
                     rc == -EBUSY ? "in use by another nudged" : strerror(-rc));
-            auth_free(&b.auth);
+            free_auth(&b);
+            config_free(&b.cfg);
             return 1;
         }
         const struct store_stats *st = &b.engine.store->st;
@@ -140,7 +120,8 @@ int main(int argc, char **argv)
              (unsigned long long)st->recovery_ms, st->cut_bytes ? " (a corrupt tail was cut)" : "");
     } else if (engine_init(&b.engine, &b.cfg.engine, seed) < 0) {
         fprintf(stderr, "nudged: out of memory\n");
-        auth_free(&b.auth);
+        free_auth(&b);
+        config_free(&b.cfg);
         return 1;
     }
     uint32_t n = b.cfg.workers;
@@ -219,8 +200,9 @@ int main(int argc, char **argv)
         worker_free(b.workers[i]);
     free(b.workers);
     engine_close(&b.engine);
-    auth_free(&b.auth);
+    free_auth(&b);
     LOGF(b.cfg.log_level, LOG_INFO, "stopped");
+    config_free(&b.cfg);
     return 0;
 
 fail:
@@ -238,6 +220,7 @@ out:
         worker_free(b.workers[i]);
     free(b.workers);
     engine_close(&b.engine);
-    auth_free(&b.auth);
+    free_auth(&b);
+    config_free(&b.cfg);
     return 1;
 }

@@ -50,6 +50,17 @@ int port_start(struct port *p, struct server *srv, int fd, int with_tls,
     return 0;
 }
 
+int port_tls_reload(struct port *p, const char *cert, const char *key, char *err, size_t errlen)
+{
+    struct ssl_ctx_st *ctx;
+    if (!p || !p->tls) return 0;
+    if (tls_ctx_new(cert, key, &ctx, err, errlen) < 0) return -1;
+    /* a connection's SSL holds its own reference to the context it began with */
+    tls_ctx_free(p->tls);
+    p->tls = ctx;
+    return 0;
+}
+
 void port_stop(struct port *p)
 {
     if (!p || p->stopping) return;

@@ -7,6 +7,7 @@
 #ifndef NUDGE_PORT_H
 #define NUDGE_PORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "listen.h"
@@ -30,6 +31,9 @@ struct port {
  * frees the transport. */
 int port_start(struct port *p, struct server *srv, int fd, int with_tls,
                struct listen_shared *shared, const char *name, listen_accept_cb on_conn);
+/* Connections accepted from now on use the certificate cert and key key (PEM paths); open ones
+ * keep theirs. A port without TLS (or NULL) is left alone. 0, or -1 with err (nothing changed). */
+int port_tls_reload(struct port *p, const char *cert, const char *key, char *err, size_t errlen);
 /* Stop accepting; the transport is freed once its connections are (port_conn_freed). */
 void port_stop(struct port *p);
 /* A connection of p was freed (count it in with p->nconns++ when it is accepted). */

@@ -18,6 +18,7 @@ struct ws;
 struct admin;
 struct http;
 struct worker;
+struct reload;
 
 struct server {
     struct broker *broker;
@@ -47,7 +48,15 @@ struct broker {
                                                                 port */
     struct peers peers; /* open connections per client address (--max-conns-per-ip) */
     struct engine engine;
-    struct auth auth; /* credentials and namespace rules, read by every worker's session */
+    struct auth *auth;         /* credentials and namespace rules: the running configuration's
+                                  (worker 0's view; each session holds its own pointer, which a
+                                  reload moves, reload.h) */
+    struct auth_stats auth_st; /* auth's counters, kept across reloads */
+    int argc;                  /* the command line, read again by a reload */
+    char **argv;
+    struct reload *reloading; /* a reload under way (worker 0), or NULL */
+    int reload_again;         /* a SIGHUP came during it */
+    stat_t reloads_ok, reloads_failed;
     struct worker **workers;
     uint32_t nworkers;
 };

@@ -421,6 +421,11 @@ int tcp_start(struct server *srv, int fd, struct tcp **out)
     return 0;
 }
 
+int tcp_reload_tls(struct tcp *t, const char *cert, const char *key, char *err, size_t errlen)
+{
+    return t ? port_tls_reload(&t->p, cert, key, err, errlen) : 0;
+}
+
 void tcp_stop(struct tcp *t)
 {
     if (t) port_stop(&t->p);

@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "log.h"
+#include "reload.h"
 #include "http.h"
 #include "tcp.h"
 #include "ws.h"
@@ -28,10 +29,13 @@ struct worker {
     uv_prepare_t before_sleep;
     uv_async_t wake;
     uv_timer_t drain;
-    uv_timer_t expiry;           /* closes connections whose token expired (session_expire) */
-    uv_timer_t tick;             /* worker 0: engine windows and history ages */
-    uv_async_t poll;             /* worker 0: the store has finished appends (engine_poll) */
-    uv_signal_t sigint, sigterm; /* worker 0 */
+    uv_timer_t expiry;                 /* closes connections whose token expired (session_expire) */
+    uv_timer_t tick;                   /* worker 0: engine windows and history ages */
+    uv_async_t poll;                   /* worker 0: the store has finished appends (engine_poll) */
+    uv_signal_t sigint, sigterm;       /* worker 0 */
+    uv_signal_t sighup;                /* worker 0: reload (reload.h) */
+    _Atomic(struct reload *) reload;   /* a reload for this worker to apply */
+    _Atomic(struct reload *) reloaded; /* worker 0: a reload every worker applied */
     uv_thread_t thread;
     uv_sem_t started;
     int start_rc;
@@ -93,7 +97,7 @@ struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_f
     w->http_fd = http_fd;
     atomic_init(&w->stop, 0);
     if (hub_init(&w->srv.hub, &b->cfg.hub, &b->engine) < 0) goto fail;
-    session_init(&w->srv.session, &w->srv.hub, &b->auth);
+    session_init(&w->srv.session, &w->srv.hub, b->auth);
     return w;
 fail:
     free(w);
@@ -148,12 +152,14 @@ static void finish(struct worker *w)
         sigemptyset(&stops);
         sigaddset(&stops, SIGINT);
         sigaddset(&stops, SIGTERM);
+        sigaddset(&stops, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &stops, NULL);
         engine_on_wake(w->srv.engine, NULL, NULL); /* no more wakes: the poll handle closes */
         close_handle(w, (uv_handle_t *)&w->poll);
         close_handle(w, (uv_handle_t *)&w->tick);
         close_handle(w, (uv_handle_t *)&w->sigint);
         close_handle(w, (uv_handle_t *)&w->sigterm);
+        close_handle(w, (uv_handle_t *)&w->sighup);
     }
 }
 
@@ -190,9 +196,23 @@ static void on_expiry(uv_timer_t *t)
     if (session_expire(&w->srv.session)) hub_flush(&w->srv.hub);
 }
 
+void worker_reload(struct worker *w, struct reload *r)
+{
+    atomic_store(&w->reload, r);
+    uv_async_send(&w->wake);
+}
+
 static void on_wake(uv_async_t *a)
 {
     struct worker *w = a->data;
+    struct broker *b = w->srv.broker;
+    struct reload *r = atomic_exchange(&w->reload, NULL);
+    if (r && reload_apply(&w->srv, r)) {
+        struct worker *w0 = b->workers[0];
+        atomic_store(&w0->reloaded, r);
+        uv_async_send(&w0->wake);
+    }
+    if (w->srv.index == 0 && (r = atomic_exchange(&w->reloaded, NULL))) reload_finish(b, r);
     if (atomic_load(&w->stop)) begin_stop(w);
     hub_drain(&w->srv.hub);
     hub_flush(&w->srv.hub);
@@ -242,6 +262,13 @@ static void on_signal(uv_signal_t *s, int signum)
          signum == SIGINT ? "SIGINT" : "SIGTERM");
     worker_stop_all(w->srv.broker);
     begin_stop(w);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    struct worker *w = s->data;
+    (void)signum;
+    if (!w->began) reload_begin(w->srv.broker);
 }
 
 /* Loop, hub ownership, loop handles and transports, on the calling thread. */
@@ -329,8 +356,9 @@ int worker_start_main(struct worker *w, const char *admin_addr, char *adm, size_
     uv_timer_init(&w->loop, &w->tick);
     uv_signal_init(&w->loop, &w->sigint);
     uv_signal_init(&w->loop, &w->sigterm);
+    uv_signal_init(&w->loop, &w->sighup);
     uv_async_init(&w->loop, &w->poll, on_poll);
-    w->tick.data = w->sigint.data = w->sigterm.data = w->poll.data = w;
+    w->tick.data = w->sigint.data = w->sigterm.data = w->sighup.data = w->poll.data = w;
     engine_on_wake(srv->engine, wake_poll, w);
     if (rc < 0) {
         abort_start(w);
@@ -338,6 +366,7 @@ int worker_start_main(struct worker *w, const char *admin_addr, char *adm, size_
     }
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sighup, on_sighup, SIGHUP);
     uv_timer_start(&w->tick, on_tick, 10, 0);
     return 0;
 }

@@ -22,6 +22,8 @@ int worker_start_main(struct worker *w, const char *admin_addr, char *adm, size_
 void worker_run_main(struct worker *w);
 /* Ask every worker to stop (any thread; worker 0 must be running its loop to act on it). */
 void worker_stop_all(struct broker *b);
+/* Have worker w apply reload r on its thread (any thread may ask; reload.h). */
+void worker_reload(struct worker *w, struct reload *r);
 /* Free a worker whose loop has ended (after every worker stopped: hubs are engine sinks). */
 void worker_free(struct worker *w);
 /* The worker's server context. */

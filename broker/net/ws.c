@@ -53,6 +53,7 @@
 #include "log.h"
 #include "server.h"
 #include "sock.h"
+#include "tls.h"
 
 #define BATCH_MAX (64 * 1024) /* bytes per lws_write; also the protocols' tx_packet_size */
 
@@ -75,6 +76,7 @@ struct ws {
     lws_retry_bo_t idle; /* ping / hang-up policy: lws keeps a pointer to it */
     uv_timer_t sweep;    /* liveness sweep (see the top of this file) */
     SSL_CTX *client_ctx; /* TLS only: an empty client context given to lws (see ws_start) */
+    SSL_CTX *server_ctx; /* TLS only: the vhost's context, lws's (ws_reload_tls) */
     int sweeping;
 };
 
@@ -442,6 +444,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* user is the vhost's SSL_CTX here: TLS 1.2 at least, no renegotiation */
+        w->server_ctx = (SSL_CTX *)user; /* for ws_reload_tls */
         SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
         SSL_CTX_set_options((SSL_CTX *)user, SSL_OP_NO_RENEGOTIATION);
         return 0;
@@ -654,6 +657,22 @@ fail:
     free(w->batch);
     free(w);
     return rc;
+}
+
+int ws_reload_tls(struct ws *w, const char *cert, const char *key, char *err, size_t errlen)
+{
+    if (!w || !w->server_ctx) return 0;
+    /* Check the pair in a context of our own first: the vhost's must never be left half
+     * changed. On this worker's thread, the only one that uses its context; an SSL copies the
+     * certificate and key when it is made, so open connections keep theirs. */
+    if (tls_check(cert, key, err, errlen) < 0) return -1;
+    if (SSL_CTX_use_certificate_chain_file(w->server_ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(w->server_ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(w->server_ctx) != 1) {
+        snprintf(err, errlen, "%s / %s: cannot be loaded for the WebSocket listener", cert, key);
+        return -1;
+    }
+    return 0;
 }
 
 void ws_stop_listening(struct ws *w)

@@ -13,6 +13,9 @@ struct ws;
 int ws_start(struct server *srv, int fd, struct ws **out);
 /* Stop accepting new connections (existing ones stay until closed). */
 void ws_stop_listening(struct ws *w);
+/* New WebSocket connections use the certificate cert and key key; open ones keep theirs. 0, or
+ * -1 with err. */
+int ws_reload_tls(struct ws *w, const char *cert, const char *key, char *err, size_t errlen);
 /* First half of lws's two-call shutdown on a foreign loop: lws starts closing its handles. */
 void ws_destroy(struct ws *w);
 /* Second half, once uv_run has returned: frees the context and w. */

@@ -257,6 +257,7 @@ static int load_pub_keys(struct auth *a, const char *path, uint32_t rate, char *
 int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t errlen)
 {
     memset(a, 0, sizeof(*a));
+    a->st = &a->own_st;
     if (token_keys_new(&a->keys) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -402,12 +403,12 @@ static int verify(struct auth *a, struct wire_str token, int64_t now_s, struct a
     int rc = token_verify(a->keys, &a->rules, token.p, token.len, now_s, &g->claims);
     if (rc < 0) {
         free(g);
-        stat_add(&a->st.token_refused[rc < -TOKEN_NERR ? 0 : -rc], 1);
+        stat_add(&a->st->token_refused[rc < -TOKEN_NERR ? 0 : -rc], 1);
         *why = token_err_text(rc);
         return rc == TOKEN_ENOMEM ? WIRE_C_INTERNAL : WIRE_C_UNAUTHORIZED;
     }
     if ((rc = claims_ok(&g->claims, why)) != 0) {
-        stat_add(&a->st.token_refused[-TOKEN_ECLAIMS], 1);
+        stat_add(&a->st->token_refused[-TOKEN_ECLAIMS], 1);
         auth_grant_free(g);
         return rc;
     }
@@ -429,12 +430,12 @@ int auth_sub_hello(struct auth *a, struct wire_str token, int64_t now_s, struct 
             *out = &anon_grant;
             return 0;
         }
-        stat_add(&a->st.token_required, 1);
+        stat_add(&a->st->token_required, 1);
         *why = "this broker requires a token in hello";
         return WIRE_C_UNAUTHORIZED;
     }
     if (token_keys_count(a->keys) == 0) {
-        stat_add(&a->st.token_refused[-TOKEN_EALG], 1);
+        stat_add(&a->st->token_refused[-TOKEN_EALG], 1);
         *why = "this broker has no token keys: connect without a token";
         return WIRE_C_UNAUTHORIZED;
     }
@@ -453,10 +454,10 @@ int auth_refresh(struct auth *a, const struct auth_grant *g, struct wire_str tok
         rc = WIRE_C_UNAUTHORIZED;
     }
     if (rc) {
-        stat_add(&a->st.refresh_refused, 1);
+        stat_add(&a->st->refresh_refused, 1);
         return rc;
     }
-    stat_add(&a->st.refreshed, 1);
+    stat_add(&a->st->refreshed, 1);
     *out = n;
     return 0;
 }
@@ -493,13 +494,22 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
 
 /* ---- publishers and operators ------------------------------------------------------------ */
 
+struct auth_key *auth_key_same(struct auth *a, const struct auth_key *k)
+{
+    for (uint32_t i = 0; i < a->npub_keys; i++)
+        if (!strcmp(a->pub_keys[i].name, k->name) &&
+            CRYPTO_memcmp(a->pub_keys[i].hash, k->hash, sizeof(k->hash)) == 0)
+            return &a->pub_keys[i];
+    return NULL;
+}
+
 int auth_pub_key(struct auth *a, const char *key, size_t len, struct auth_key **out,
                  const char **why)
 {
     *out = NULL;
     if (a->pubs_open) return 0;
     if (!key) {
-        stat_add(&a->st.pub_refused, 1);
+        stat_add(&a->st->pub_refused, 1);
         *why = "this broker requires an API key";
         return WIRE_C_UNAUTHORIZED;
     }
@@ -509,7 +519,7 @@ int auth_pub_key(struct auth *a, const char *key, size_t len, struct auth_key **
     for (uint32_t i = 0; i < a->npub_keys; i++) /* every key, whichever matches */
         if (CRYPTO_memcmp(h, a->pub_keys[i].hash, sizeof(h)) == 0) found = &a->pub_keys[i];
     if (!found) {
-        stat_add(&a->st.pub_refused, 1);
+        stat_add(&a->st->pub_refused, 1);
         *why = "unknown API key";
         return WIRE_C_UNAUTHORIZED;
     }
@@ -525,7 +535,7 @@ int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct au
     struct wire__rd r = {msgpack, len, 0};
     struct wire_str key = {NULL, 0};
     if (!msgpack || wire__rd_str(&r, &key) < 0 || r.off != len) {
-        stat_add(&a->st.pub_refused, 1);
+        stat_add(&a->st->pub_refused, 1);
         *why = msgpack ? "\"auth\" must be the API key as a string"
                        : "this broker requires an API key in hello (\"auth\")";
         return WIRE_C_UNAUTHORIZED;
@@ -543,7 +553,7 @@ int auth_pub_allow(struct auth *a, struct auth_key *k, uint64_t now_ns)
     do {
         next = (tat > now_ns ? tat : now_ns) + step;
         if (next - now_ns > burst) {
-            stat_add(&a->st.rate_limited, 1);
+            stat_add(&a->st->rate_limited, 1);
             return 0;
         }
     } while (!atomic_compare_exchange_weak_explicit(&k->tat, &tat, next, memory_order_relaxed,
@@ -568,6 +578,6 @@ int auth_admin_ok(struct auth *a, const char *v, size_t len)
         digest(v + 7, len - 7, h);
         ok = CRYPTO_memcmp(h, a->admin_hash, sizeof(h)) == 0;
     }
-    if (!ok) stat_add(&a->st.admin_refused, 1);
+    if (!ok) stat_add(&a->st->admin_refused, 1);
     return ok;
 }

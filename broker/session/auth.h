@@ -90,10 +90,12 @@ struct auth {
     struct auth_key *pub_keys; /* owned */
     uint32_t npub_keys;
     uint8_t admin_hash[32];
-    int admin_required; /* an admin token is configured */
-    int subs_open;      /* development mode for subscribers */
-    int pubs_open;      /* development mode for publishers */
-    struct auth_stats st;
+    int admin_required;    /* an admin token is configured */
+    int subs_open;         /* development mode for subscribers */
+    int pubs_open;         /* development mode for publishers */
+    struct auth_stats *st; /* &own_st after auth_load; the broker points it at counters that
+                              outlive a reload (one struct auth per configuration) */
+    struct auth_stats own_st;
 };
 
 /* Build a from c: reads every file, checks every pattern. Returns 0, or -1 with a message in err
@@ -135,9 +137,12 @@ int auth_pub_hello(struct auth *a, const uint8_t *msgpack, size_t len, struct au
  * (broker/net/http.c), checked on every request. */
 int auth_pub_key(struct auth *a, const char *key, size_t len, struct auth_key **out,
                  const char **why);
+/* The key of a with k's name and secret (k from another struct auth, before a reload), or NULL
+ * when a has no such key. */
+struct auth_key *auth_key_same(struct auth *a, const struct auth_key *k);
 /* May key k (NULL: open) publish once more at now_ns (monotonic)? Keys with a rate allow `rate`
  * publishes a second with bursts of up to `rate` (a GCRA on one atomic word: any thread, no
- * lock). 1, or 0 (counted in a->st.rate_limited). */
+ * lock). 1, or 0 (counted in a->st->rate_limited). */
 int auth_pub_allow(struct auth *a, struct auth_key *k, uint64_t now_ns);
 /* May key k (NULL: open) publish to topic t[0..len)? 1 or 0. */
 int auth_can_publish(const struct auth_key *k, const char *t, size_t len);

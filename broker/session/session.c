@@ -6,6 +6,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,7 +190,7 @@ static void on_publish(struct session *s, struct conn *c, const struct pub_msg *
     }
     for (uint32_t i = 0; i < pm->ntopics; i++)
         if (!auth_can_publish(c->key, pm->topics[i].p, pm->topics[i].len)) {
-            stat_add(&s->auth->st.forbidden, 1);
+            stat_add(&s->auth->st->forbidden, 1);
             snprintf(msg, sizeof(msg), "topic %u: outside the patterns of this API key (%.40s)",
                      (unsigned)i, c->key->name);
             pub_error(s, c, pm->id, WIRE_C_FORBIDDEN, msg);
@@ -355,7 +356,7 @@ static int forbidden(struct session *s, struct conn *c, const struct sub_msg *sm
 {
     struct wire_str t = sm->topics[i];
     if (match_kind(t.p, t.len) < 0 || auth_can_read(s->auth, c->grant, t.p, t.len)) return 0;
-    stat_add(&s->auth->st.forbidden, 1);
+    stat_add(&s->auth->st->forbidden, 1);
     hub_error(s->hub, c, sm->has_id, sm->id, t, WIRE_C_FORBIDDEN,
               c->grant->kind == AUTH_ANON
                   ? "not a public topic: anonymous connections read the --anonymous patterns"
@@ -439,11 +440,44 @@ uint32_t session_expire(struct session *s)
         if (g->exp + leeway > now || c->closing) continue;
         hub_error(s->hub, c, 0, 0, no_topic, WIRE_C_TOKEN_EXPIRED,
                   "the token expired: get a new one, then reconnect and resume");
-        stat_add(&s->auth->st.expired, 1);
+        stat_add(&s->auth->st->expired, 1);
         end_conn(s, c, 4002, "token expired");
         n++;
     }
     return n;
+}
+
+/* Unsubscribe c from what its grant no longer reads under s->auth (a refresh's new token, a
+ * reload's new rules), each with the request's id when has_id. Returns 0, or -ENOMEM (c was
+ * closed with 1011). */
+static int drop_unreadable(struct session *s, struct conn *c, int has_id, uint64_t id)
+{
+    /* Names first, then unsubscribe: dropping a subscription frees the name it holds. */
+    char *drop = NULL;
+    size_t ndrop = 0, used = 0;
+    for (struct sub *x = c->subs; x; x = x->cnext) {
+        const char *name = x->pat ? x->pat : x->topic->name;
+        size_t len = x->pat ? x->patlen : x->topic->node.len;
+        if (auth_can_read(s->auth, c->grant, name, len)) continue;
+        char *nd = realloc(drop, used + len + 1);
+        if (!nd) {
+            free(drop);
+            hub_conn_close(s->hub, c, 1011, "out of memory");
+            return -ENOMEM;
+        }
+        drop = nd;
+        memcpy(drop + used, name, len);
+        drop[used + len] = '\0';
+        used += len + 1;
+        ndrop++;
+    }
+    for (size_t i = 0, off = 0; i < ndrop && !c->closing; i++) {
+        struct wire_str t = {drop + off, (uint32_t)strlen(drop + off)};
+        hub_unsubscribe(s->hub, c, has_id, id, t);
+        off += t.len + 1;
+    }
+    free(drop);
+    return 0;
 }
 
 /* A fresh token on a live connection: the same sub, a later (or equal) expiry; subscriptions
@@ -464,39 +498,49 @@ static void on_refresh(struct session *s, struct conn *c, const struct sub_msg *
         end_conn(s, c, 4003, "token refresh refused");
         return;
     }
-    /* Names first, then unsubscribe: dropping a subscription frees the name it holds. */
-    char *drop = NULL;
-    size_t ndrop = 0, used = 0;
-    for (struct sub *x = c->subs; x; x = x->cnext) {
-        const char *name = x->pat ? x->pat : x->topic->name;
-        size_t len = x->pat ? x->patlen : x->topic->node.len;
-        if (auth_can_read(s->auth, g, name, len)) continue;
-        char *nd = realloc(drop, used + len + 1);
-        if (!nd) {
-            free(drop);
-            auth_grant_free(g);
-            hub_conn_close(s->hub, c, 1011, "out of memory");
-            return;
-        }
-        drop = nd;
-        memcpy(drop + used, name, len);
-        drop[used + len] = '\0';
-        used += len + 1;
-        ndrop++;
-    }
     grant_unlink(s, old);
     c->grant = g;
     grant_link(s, c);
-    for (size_t i = 0, off = 0; i < ndrop && !c->closing; i++) {
-        struct wire_str t = {drop + off, (uint32_t)strlen(drop + off)};
-        hub_unsubscribe(s->hub, c, sm->has_id, sm->id, t);
-        off += t.len + 1;
-    }
-    free(drop);
     auth_grant_free(old);
+    if (drop_unreadable(s, c, sm->has_id, sm->id) < 0) return;
     wire_buf_reset(&s->tmp);
     if (sub_encode_refreshed(c->fmt, &s->tmp, sm->has_id, sm->id, (uint64_t)g->exp) == 0)
         hub_push_bytes(s->hub, c, s->tmp.data, s->tmp.len);
+}
+
+void session_reload(struct session *s, struct auth *a)
+{
+    s->auth = a;
+    for (struct conn *c = s->hub->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing || !c->hello) continue;
+        if (c->role == CONN_PUB) {
+            /* HTTP publishers present their key with every request */
+            if (c->http || a->pubs_open) {
+                c->key = NULL;
+                continue;
+            }
+            struct auth_key *k = c->key ? auth_key_same(a, c->key) : NULL;
+            if (k) {
+                atomic_store(&k->tat, atomic_load(&c->key->tat)); /* its rate goes on */
+                c->key = k;
+                continue;
+            }
+            pub_error(s, c, 0, WIRE_C_UNAUTHORIZED,
+                      c->key ? "the publisher key was withdrawn"
+                             : "this broker now wants an API key");
+            end_conn(s, c, 1008, "unauthorized");
+            continue;
+        }
+        if (!c->grant) continue;
+        if (c->grant->kind == AUTH_OPEN && !a->subs_open) {
+            hub_error(s->hub, c, 0, 0, no_topic, WIRE_C_UNAUTHORIZED,
+                      "this broker now wants a token: get one, then reconnect and resume");
+            end_conn(s, c, 4003, "unauthorized");
+            continue;
+        }
+        drop_unreadable(s, c, 0, 0);
+    }
 }
 
 void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, size_t len,

@@ -72,6 +72,13 @@ void session_pub_http(struct session *s, struct conn *c, const char *key, size_t
 /* Connection c (either role) is gone: its credentials are released. Call before
  * hub_conn_gone (after session_pub_gone for publishers). */
 void session_conn_gone(struct session *s, struct conn *c);
+/* The broker's credentials changed (a reload): use a from now on (kept, not owned; it must
+ * outlive the session or the next session_reload), and hold every connection to it: a publisher
+ * whose key is gone (or that has none, where keys are now required) gets an unauthorized error
+ * and is closed; a subscriber of a development-mode broker that now wants tokens gets one and
+ * is closed (4003); other subscribers lose (unsubscribed, without an id) the subscriptions the
+ * new rules do not let them read. */
+void session_reload(struct session *s, struct auth *a);
 /* Close, with error token_expired and close code 4002, every connection whose token expired
  * (exp + leeway) by the wall clock. Call about once a second. Returns how many were closed. */
 uint32_t session_expire(struct session *s);

@@ -244,3 +244,43 @@ Test(metrics, output_passes_promtool_check_metrics)
     wsc_close(&w, 1000);
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+Test(metrics, the_sample_alert_rules_pass_promtool_and_name_only_exported_metrics)
+{
+    char tool[512];
+    cr_assert_not_null(promtool_path(tool, sizeof tool), "promtool not found");
+    const char *rules = "broker/dist/alerts.yml";
+    const char *argv[] = {tool, "check", "rules", rules, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = run_cmd(argv, NULL, &out, &err, 20000);
+    cr_expect_eq(rc, 0, "promtool check rules exit %d:\n%s%s", rc, out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    FILE *f = fopen(rules, "r");
+    cr_assert_not_null(f, "%s (tests run from the repository's top)", rules);
+    char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    struct nudged d;
+    subcheck_start(&d, NULL);
+    char *metrics = get_metrics(&d);
+    int named = 0;
+    for (char *p = text; (p = strstr(p, "nudge_"));) {
+        size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+        char name[128], want[160];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p += len;
+        const char *suffixes[] = {"_bucket", "_sum", "_count"};
+        for (int i = 0; i < 3; i++) {
+            size_t sl = strlen(suffixes[i]), nl = strlen(name);
+            if (nl > sl && !strcmp(name + nl - sl, suffixes[i])) name[nl - sl] = '\0';
+        }
+        snprintf(want, sizeof want, "# TYPE %s ", name);
+        cr_expect(strstr(metrics, want), "alerts.yml names %s, which /metrics does not have", name);
+        named++;
+    }
+    cr_expect_geq(named, 10, "read the rules' metric names");
+    free(metrics);
+    cr_assert_eq(nudged_stop(&d), 0);
+}

@@ -240,3 +240,88 @@ Test(nudged, repeated_sigterms_during_the_stop_still_exit_0, .timeout = 60)
                      round, st, sent);
     }
 }
+
+/* A file in a fresh temporary directory d (mkdtemp'd by the caller). */
+static void put_file(const char *d, const char *name, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", d, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(nudged, check_config_passes_a_good_file_and_names_the_line_of_a_bad_one)
+{
+    char bin[512], d[] = "/tmp/nudge-checkcfg-XXXXXX", good[512], bad[512], nokey[512];
+    nudged_path(bin, sizeof bin);
+    cr_assert_not_null(mkdtemp(d));
+    char secret[600];
+    put_file(d, "jwt.key", "0123456789abcdef0123456789abcdef0123456789\n", secret, sizeof secret);
+    put_file(d, "good.conf",
+             "# a broker for the board app\n"
+             "ws 127.0.0.1:0\n"
+             "max-conns 20000\n"
+             "token-secret-file jwt.key   # next to this file\n"
+             "public board:*\n"
+             "coalesce board:*=250\n",
+             good, sizeof good);
+    put_file(d, "bad.conf", "max-conns 20000\nmax-queue lots\n", bad, sizeof bad);
+    put_file(d, "nokey.conf", "token-secret-file missing.key\n", nokey, sizeof nokey);
+    char *out = NULL, *err = NULL;
+    const char *ok[] = {bin, "--check-config", good, NULL};
+    int rc = run_cmd(ok, NULL, &out, &err, RUN_MS);
+    cr_expect_eq(rc, 0, "exit %d: %s", rc, err);
+    char want[600];
+    snprintf(want, sizeof want, "%s: configuration ok\n", good);
+    cr_expect_str_eq(out, want, "no ready line: nothing was started");
+    free(out);
+    free(err);
+    const char *no[] = {bin, "--check-config", bad, NULL};
+    rc = run_cmd(no, NULL, &out, &err, RUN_MS);
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    snprintf(want, sizeof want, "nudged: %s:2: --max-queue wants an integer", bad);
+    cr_expect(strstr(err, want), "stderr: %s", err);
+    cr_expect_str_eq(out, "");
+    free(out);
+    free(err);
+    /* what a start would load: the secret file named in the config */
+    const char *nk[] = {bin, "--check-config", nokey, NULL};
+    rc = run_cmd(nk, NULL, &out, &err, RUN_MS);
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect(strstr(err, "missing.key"), "stderr: %s", err);
+    free(out);
+    free(err);
+    /* and a flag of the command line over the file's value */
+    const char *fl[] = {bin, "--check-config", bad, "--max-queue", "64", NULL};
+    rc = run_cmd(fl, NULL, &out, &err, RUN_MS);
+    cr_expect_eq(rc, 0, "the flag replaces the bad line: exit %d: %s", rc, err);
+    free(out);
+    free(err);
+    nudged_rm_dir(d);
+}
+
+Test(nudged, a_broker_started_with_a_config_file_runs_on_its_settings, .timeout = 60)
+{
+    char d[] = "/tmp/nudge-cfgrun-XXXXXX", conf[512];
+    cr_assert_not_null(mkdtemp(d));
+    put_file(d, "n.conf",
+             "max-subs 7\n"
+             "max-queue 99\n"
+             "max-conns 4321\n",
+             conf, sizeof conf);
+    setenv("NUDGE_MAX_QUEUE", "55", 1);
+    struct nudged b;
+    const char *args[] = {"--config", conf, "--memory", NULL};
+    int rc = nudged_start(&b, args);
+    unsetenv("NUDGE_MAX_QUEUE");
+    cr_assert_eq(rc, 0);
+    json_t *st = nudged_stats(&b);
+    cr_assert_not_null(st);
+    cr_expect_eq(stats_int(st, "limits.max_subs"), 7);
+    cr_expect_eq(stats_int(st, "limits.max_queue"), 55, "NUDGE_MAX_QUEUE over the file");
+    cr_expect_eq(stats_int(st, "limits.max_conns"), 4321);
+    json_decref(st);
+    cr_assert_eq(nudged_stop(&b), 0);
+    nudged_rm_dir(d);
+}

@@ -7,6 +7,7 @@
  * directory and removes it at the end; no key is ever committed. */
 #include <criterion/criterion.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -565,4 +566,58 @@ Test(tls, tls_listeners_without_http_leaves_the_http_port_plain)
     free(resp);
     cr_expect_eq(nudged_stop(&d), 0);
     cert_remove(&c);
+}
+
+/* Copy file from to file to (replacing it, as a certificate renewal does). */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    cr_assert(in && out, "%s -> %s", from, to);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+Test(tls, a_sighup_loads_a_renewed_certificate_for_new_connections_and_keeps_the_open_ones)
+{
+    struct cert a, b;
+    cr_assert_eq(cert_make(&a), 0);
+    cr_assert_eq(cert_make(&b), 0);
+    char live_cert[160], live_key[160];
+    snprintf(live_cert, sizeof live_cert, "%s/live-cert.pem", a.dir);
+    snprintf(live_key, sizeof live_key, "%s/live-key.pem", a.dir);
+    copy_file(a.cert, live_cert);
+    copy_file(a.key, live_key);
+    struct nudged d = {0};
+    const char *args[] = {"--tls-cert", live_cert, "--tls-key", live_key, NULL};
+    cr_assert_eq(nudged_start(&d, args), 0);
+    struct wsc old;
+    wss_sub(&old, &d, &a, "tls:renew");
+    /* the renewal: new files at the same paths, then SIGHUP */
+    copy_file(b.cert, live_cert);
+    copy_file(b.key, live_key);
+    cr_assert_eq(nudged_signal(&d, SIGHUP), 0);
+    cr_assert_eq(nudged_wait_stat(&d, "reloads.ok", 1, 10000), 1);
+    uint64_t seq = 0;
+    char err[256] = "";
+    for (int i = 0; i < 6; i++) { /* new connections, over every worker */
+        cr_expect_eq(publish_tls(&d, a.cert, NULL, "tls:renew", &seq, err, sizeof err), NUDGE_ETLS,
+                     "the old certificate is no longer served (%d)", i);
+        cr_assert_eq(publish_tls(&d, b.cert, NULL, "tls:renew", &seq, err, sizeof err), NUDGE_OK,
+                     "the renewed one is (%d): %s", i, err);
+        expect_hint(&old, "tls:renew", seq); /* the open connection kept its TLS session */
+        struct wsc w;
+        cr_expect_eq(wsc_connect_tls(&w, d.ws_port, b.cert, SUB_PROTO_JSON, err, sizeof err), 0,
+                     "wss with the renewed certificate (%d): %s", i, err);
+        wsc_free(&w, 1);
+    }
+    wsc_close(&old, 2000);
+    cr_expect_eq(nudged_stop(&d), 0);
+    unlink(live_cert);
+    unlink(live_key);
+    cert_remove(&a);
+    cert_remove(&b);
 }

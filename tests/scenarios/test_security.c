@@ -3,8 +3,10 @@
  * never hears user B by any route, every token refusal says why (and never echoes the token),
  * refresh keeps a connection and expiry closes it with 4002, publisher keys are scoped, the
  * admin endpoint wants its bearer token, and a listener others could reach refuses to start
- * without its secrets. */
+ * without its secrets. Suite reload: a SIGHUP rotates all of it on a running broker. */
 #include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -752,4 +754,187 @@ Test(security, a_key_over_its_publish_rate_gets_code_19_and_nothing_is_applied)
     pub1(p, "feed:rate");
     nudge_close(p);
     nudged_stop(&d);
+}
+
+/* ---- SIGHUP reload (docs/operations.md §Reload) ------------------------------------------- */
+
+TestSuite(reload, .init = setup, .fini = teardown);
+
+/* The config file the reload tests start from and rewrite: dir/n.conf. */
+static void write_conf(char *path, const char *text)
+{
+    write_file(path, "n.conf", text);
+}
+
+/* SIGHUP d, then wait until /stats counts `want` reloads with that result ("ok", "refused"). */
+static void sighup(struct nudged *d, const char *result, int64_t want)
+{
+    char path[32];
+    snprintf(path, sizeof path, "reloads.%s", result);
+    cr_assert_eq(nudged_signal(d, SIGHUP), 0);
+    cr_assert_eq(nudged_wait_stat(d, path, want, 10000), want, "no %s reload counted", result);
+}
+
+/* A hello with token on a new connection: its reply type (the connection is closed). */
+static enum sub_type hello_type(const struct nudged *d, const char *token)
+{
+    struct wsc w;
+    struct sub_msg m;
+    cr_assert_eq(wsc_connect(&w, d->ws_port, NULL), 0);
+    enum sub_type t = hello(&w, token, &m);
+    sub_msg_clear(&m);
+    wsc_free(&w, 1);
+    return t;
+}
+
+/* A token signed with secret (S1 or S2) for sub. Caller frees. */
+static char *token_with(const char *secret, const char *sub)
+{
+    char claims[256];
+    snprintf(claims, sizeof claims,
+             "{\"sub\":\"%s\",\"exp\":%lld,\"aud\":\"app\",\"iss\":\"backend\"}", sub,
+             (long long)time(NULL) + 600);
+    char *t = jwt_mint("HS256", secret, strlen(secret), NULL, claims);
+    cr_assert_not_null(t);
+    return t;
+}
+
+Test(reload, a_sighup_rotates_secrets_and_applies_new_limits_keeping_every_connection,
+     .timeout = 90)
+{
+    char conf[128];
+    write_conf(conf, "token-secret-file s1\n"
+                     "token-aud app\n"
+                     "token-iss backend\n"
+                     "public feed:*\n"
+                     "anonymous feed:public:*\n"
+                     "max-subs 10\n"
+                     "pub-keys keys\n"
+                     "admin-token-file admin\n");
+    struct nudged d = {0};
+    const char *args[] = {"--config", conf, NULL};
+    subcheck_start(&d, args);
+    char *t1 = token_with(S1, "alice"), *t2 = token_with(S2, "bob");
+    cr_expect_eq(hello_type(&d, t2), SUB_ERROR, "S2 is not configured yet");
+    /* live connections made under the old configuration */
+    struct wsc a;
+    open_as(&a, &d, t1);
+    cr_assert_eq(sub_one(&a, "feed:x"), 0);
+    cr_expect_eq(sub_one(&a, "news:1"), 17, "news:* is not public yet");
+    nudge_client_t *p = publisher(&d, KEY_ALL, NULL);
+    cr_assert_not_null(p);
+
+    write_conf(conf, "token-secret-file s2   # S1 retired\n"
+                     "token-aud app\n"
+                     "token-iss backend\n"
+                     "public feed:*\n"
+                     "public news:*\n"
+                     "anonymous feed:public:*\n"
+                     "max-subs 2\n"
+                     "pub-keys keys\n"
+                     "admin-token-file admin\n");
+    sighup(&d, "ok", 1);
+    cr_expect(nudged_log_count(&d, "SIGHUP: reloaded", NULL) >= 1);
+    /* the old connections are still there, and still hear and publish */
+    uint64_t seq = pub1(p, "feed:x");
+    struct sub_msg m;
+    cr_assert_eq(wsc_expect(&a, SUB_HINT, &m, 5000), WSC_OK, "alice's connection was kept");
+    cr_expect(wstr_eq(m.topic, "feed:x"));
+    cr_expect_eq(m.seq, seq);
+    sub_msg_clear(&m);
+    /* new connections, spread over every worker: the new secret only */
+    for (int i = 0; i < 8; i++) {
+        cr_expect_eq(hello_type(&d, t1), SUB_ERROR, "S1 was retired (connection %d)", i);
+        cr_expect_eq(hello_type(&d, t2), SUB_WELCOME, "S2 is configured (connection %d)", i);
+    }
+    /* the new limits and patterns, on new connections */
+    json_t *st = nudged_stats(&d);
+    cr_assert_not_null(st);
+    cr_expect_eq(stats_int(st, "limits.max_subs"), 2);
+    json_decref(st);
+    struct wsc b;
+    open_as(&b, &d, t2);
+    cr_expect_eq(sub_one(&b, "news:1"), 0, "news:* is public now");
+    cr_expect_eq(sub_one(&b, "feed:y"), 0);
+    cr_expect_neq(sub_one(&b, "feed:z"), 0, "max-subs 2");
+    wsc_free(&b, 1);
+    wsc_free(&a, 1);
+    nudge_close(p);
+    free(t1);
+    free(t2);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(reload, a_configuration_that_does_not_load_is_refused_and_the_running_one_stays, .timeout = 90)
+{
+    char conf[128];
+    write_conf(conf, "token-secret-file s1\n"
+                     "token-aud app\n"
+                     "token-iss backend\n"
+                     "max-subs 10\n"
+                     "admin-token-file admin\n");
+    struct nudged d = {0};
+    const char *args[] = {"--config", conf, NULL};
+    subcheck_start(&d, args);
+    char *t1 = token_with(S1, "alice");
+    struct wsc a;
+    open_as(&a, &d, t1);
+    write_conf(conf, "token-secret-file s1\nmax-subs lots\n");
+    sighup(&d, "refused", 1);
+    char want[256];
+    snprintf(want, sizeof want, "reload refused, the running configuration stays: %s:2:", conf);
+    cr_expect(nudged_wait_log(&d, want, 5000), "the log names the file and line");
+    write_conf(conf, "token-secret-file no-such-secret\n");
+    sighup(&d, "refused", 2);
+    cr_expect(nudged_wait_log(&d, "no-such-secret", 5000));
+    /* nothing changed */
+    json_t *st = nudged_stats(&d);
+    cr_assert_not_null(st);
+    cr_expect_eq(stats_int(st, "limits.max_subs"), 10);
+    cr_expect_eq(stats_int(st, "reloads.ok"), 0);
+    json_decref(st);
+    cr_expect_eq(hello_type(&d, t1), SUB_WELCOME);
+    cr_expect_eq(sub_one(&a, "user:alice"), 0, "the old connection works");
+    wsc_free(&a, 1);
+    free(t1);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
+Test(reload,
+     a_reload_closes_publishers_whose_key_was_withdrawn_and_drops_what_may_no_longer_be_read,
+     .timeout = 90)
+{
+    char conf[128], keys2[128];
+    write_file(keys2, "keys2", "all " KEY_ALL "\n");
+    write_conf(conf, "pub-keys keys\n"
+                     "anonymous feed:public:*\n"
+                     "admin-token-file admin\n");
+    struct nudged d = {0};
+    const char *args[] = {"--config", conf, NULL};
+    subcheck_start(&d, args);
+    nudge_client_t *all = publisher(&d, KEY_ALL, NULL), *billing = publisher(&d, KEY_BILLING, NULL);
+    cr_assert(all && billing);
+    pub1(billing, "invoice:1");
+    struct wsc an;
+    open_as(&an, &d, NULL);
+    cr_assert_eq(sub_one(&an, "feed:public:1"), 0);
+
+    write_conf(conf, "pub-keys keys2\nadmin-token-file admin\n");
+    sighup(&d, "ok", 1);
+    /* the anonymous reader's subscription is dropped: it hears it */
+    struct sub_msg m;
+    cr_assert_eq(wsc_expect(&an, SUB_UNSUBSCRIBED, &m, 5000), WSC_OK);
+    cr_expect(wstr_eq(m.topic, "feed:public:1"));
+    sub_msg_clear(&m);
+    /* the billing key is gone: its publisher is told and closed; the other goes on */
+    const char *t[1] = {"invoice:2"};
+    uint64_t seq;
+    cr_expect_neq(nudge_publish(billing, t, 1, NULL, &seq), NUDGE_OK);
+    pub1(all, "invoice:3");
+    int err = 0;
+    cr_expect_null(publisher(&d, KEY_BILLING, &err), "a withdrawn key is refused");
+    wsc_free(&an, 1);
+    nudge_close(all);
+    nudge_close(billing);
+    cr_assert_eq(nudged_stop(&d), 0);
 }

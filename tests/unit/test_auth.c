@@ -203,7 +203,7 @@ Test(auth, a_broker_with_token_keys_and_no_anonymous_patterns_requires_a_token, 
     cr_assert_eq(auth_sub_hello(&a, (struct wire_str){NULL, 0}, time(NULL), &g, &why),
                  WIRE_C_UNAUTHORIZED);
     cr_expect(strstr(why, "requires a token"), "%s", why);
-    cr_expect_eq(stat_get(&a.st.token_required), 1);
+    cr_expect_eq(stat_get(&a.st->token_required), 1);
     auth_free(&a);
 }
 
@@ -266,7 +266,7 @@ Test(auth, publisher_keys_are_found_by_secret_and_scoped_by_their_patterns, .ini
     cr_expect(!auth_can_publish(k, "user:42:x", 9));
     cr_expect_eq(auth_pub_hello(&a, NULL, 0, &k, &why), WIRE_C_UNAUTHORIZED, "no key");
     cr_expect(strstr(why, "requires an API key"), "%s", why);
-    cr_expect_eq(stat_get(&a.st.pub_refused), 2);
+    cr_expect_eq(stat_get(&a.st->pub_refused), 2);
     auth_free(&a);
 }
 
@@ -299,7 +299,7 @@ Test(auth, the_admin_token_is_checked_as_a_bearer_token, .init = setup, .fini = 
     cr_expect(!auth_admin_ok(&a, NULL, 0));
     cr_expect(!auth_admin_ok(&a, "Bearer admin-token-012345678", 28));
     cr_expect(!auth_admin_ok(&a, "Basic admin-token-0123456789", 28));
-    cr_expect_eq(stat_get(&a.st.admin_refused), 3);
+    cr_expect_eq(stat_get(&a.st->admin_refused), 3);
     auth_free(&a);
 }
 
@@ -325,7 +325,7 @@ Test(auth, a_keys_rate_allows_a_second_of_burst_then_one_publish_per_interval, .
     cr_expect(auth_pub_allow(&a, slow, t + 250000000ull), "a quarter second later: one more");
     cr_expect(!auth_pub_allow(&a, slow, t + 260000000ull));
     cr_expect(auth_pub_allow(&a, slow, t + 10000000000ull), "ten seconds later");
-    cr_expect_eq(stat_get(&a.st.rate_limited), 3);
+    cr_expect_eq(stat_get(&a.st->rate_limited), 3);
     for (int i = 0; i < 1000; i++)
         cr_expect(auth_pub_allow(&a, fast, t), "fast %d", i);
     cr_expect(!auth_pub_allow(&a, fast, t));
