@@ -9,11 +9,9 @@
 # ExecStart as written in the installed unit, as user nudge, umask 0077, in / -- inside a new
 # network namespace (so the packaged default ports are free), since systemd cannot run in a
 # chroot. It must print its ready line, take a publish from `nudge pub`, deliver it to a
-# `nudge sub`, answer GET /healthz and /stats, write its data directory, and stop cleanly on
-# SIGTERM. Last, apt-get purge removes it all.
+# `nudge sub`, answer GET /healthz and /stats, reload on SIGHUP (ExecReload), write its data
+# directory, and stop cleanly on SIGTERM. Last, apt-get purge removes it all.
 #
-# Until nudged parses --config, the config file's settings are given as the options they name
-# (`key value` -> `--key value`), as the file's format defines them.
 # Needs root (debootstrap, chroot, mount); skips with a message otherwise. Everything mounted is
 # unmounted and every process started is ended, also on failure. Prints "deb: N passed, N failed".
 #
@@ -142,19 +140,7 @@ check "the Depends are enough to run nudged and nudge" sh -c "chroot '$root' nud
 
 # ---- nudged as nudged.service starts it -----------------------------------------------------
 exec_start=$(sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/nudged.service")
-set -- $exec_start
-prog=$1
-shift
-args=
-while [ $# -gt 0 ]; do
-    if [ "$1" = --config ] && ! in_root "$prog" --help 2>&1 | grep -q -- '--config'; then
-        args="$args $(grep -v '^[[:space:]]*\(#\|$\)' "$root$2" | sed 's/^/--/' | tr '\n' ' ')"
-        shift 2
-        continue
-    fi
-    args="$args $1"
-    shift
-done
+prog=${exec_start%% *} args=" ${exec_start#* }"
 uid=$(in_root id -u nudge) gid=$(in_root id -g nudge)
 echo "deb: starting (as nudge, in a new network namespace):$prog$args"
 # One shell in a new network namespace runs the broker and the clients; bounded everywhere.
@@ -184,6 +170,12 @@ http() { # http PATH: GET on the admin port through bash's /dev/tcp, in the chro
 http /healthz | tee "$work/healthz.out" | head -1 | grep -q ' 200 ' || { echo "healthz not 200"; rc=1; }
 chroot --userspec=65534:65534 "$root" timeout 5 nudge stats --json >"$work/stats.out" || rc=1
 grep -q '"publishes": *1[,}]' "$work/stats.out" || { echo "stats: not 1 publish"; rc=1; }
+# ExecReload= (kill -HUP): the config file is read again, and nudged goes on serving.
+kill -HUP $pid
+i=0
+until grep -q 'SIGHUP: reloaded' "$work/nudged.err" || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q 'SIGHUP: reloaded' "$work/nudged.err" || { echo "no reload on SIGHUP"; rc=1; }
+http /healthz | head -1 | grep -q ' 200 ' || { echo "healthz not 200 after the reload"; rc=1; }
 kill -TERM $pid
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
@@ -194,7 +186,7 @@ NS
 if [ $? = 0 ]; then ok; else
     cat "$work/serve.log"
     tail -20 "$work/nudged.err"
-    bad "the installed nudged serves (publish, subscribe, /healthz, /stats, clean stop)"
+    bad "the installed nudged serves (publish, subscribe, /healthz, /stats, SIGHUP, clean stop)"
 fi
 check "nudged kept its data in /var/lib/nudge, owned by nudge" sh -c \
     "[ \"\$(chroot '$root' stat -c %U /var/lib/nudge/EPOCH)\" = nudge ]"

@@ -4,7 +4,8 @@
 #   - every option `nudged --help` names is in nudged.8 and in broker/dist/nudged.conf (as a
 #     `# key` or `key` line), but for the command-line-only ones;
 #   - every command `nudge --help` lists has a section in nudge.1, and every option of
-#     `nudge COMMAND --help` is in it.
+#     `nudge COMMAND --help` is in it;
+#   - the sample config's commented-out examples, uncommented, pass nudged --check-config.
 # Prints one line per problem and "man: N passed, N failed". Run from the repository's root.
 set -u
 bin=$1 man=$2
@@ -31,6 +32,25 @@ for o in $(help_opts nudged --help); do
         bad "broker/dist/nudged.conf lacks $k"
     fi
 done
+
+# The sample config's commented examples are values nudged accepts: uncommented (paths to files
+# left out but a token secret, which --public needs), `nudged --check-config` takes them.
+if "$bin/nudged" --help | grep -q -- '--check-config'; then
+    tmp=$(mktemp -d /tmp/nudge-man.XXXXXX)
+    head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/secret"
+    keys=$(help_opts nudged --help | sed 's/^--//')
+    grep -E '^# [a-z-]+( |$)' broker/dist/nudged.conf | sed 's/^# //' | while read -r k v; do
+        printf '%s\n' "$keys" | grep -qx -- "$k" || continue
+        case $v in /*) continue ;; esac
+        [ "$k" = tls-listeners ] && continue
+        printf '%s %s\n' "$k" "$v"
+    done >"$tmp/all.conf"
+    echo "token-secret-file $tmp/secret" >>"$tmp/all.conf"
+    if out=$("$bin/nudged" --check-config "$tmp/all.conf" 2>&1); then ok; else
+        bad "broker/dist/nudged.conf's examples, uncommented, are refused: $(printf '%s\n' "$out" | grep -v 'warn:')"
+    fi
+    rm -rf "$tmp"
+fi
 
 inpage=$(page_opts "$man/man1/nudge.1")
 cmds=$("$bin/nudge" --help | awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { on = 0 }')
