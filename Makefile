@@ -10,7 +10,7 @@ B       := build
 PKGS      := libuv libwebsockets msgpack jansson openssl
 DEB_BUILD := pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libmsgpack-dev \
              libjansson-dev libssl-dev
-DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind
+DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind tmux
 DEB_PROM  := prometheus
 DEB_BROWSER := chromium
 
@@ -95,7 +95,7 @@ deps:
 
 deps-test: deps
 	@if ! pkg-config --exists criterion || ! command -v clang >/dev/null 2>&1 \
-	    || ! command -v valgrind >/dev/null 2>&1 \
+	    || ! command -v valgrind >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1 \
 	    || ! ls /usr/lib/llvm-14/lib/clang/14*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps-test: installing $(DEB_TEST)"; \
@@ -195,7 +195,7 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (one glibc race).
 TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers topics \
                descriptors handshake publisher_deadlines slow_log security ip_conns sub_budget \
-               replay_budget rates origin tls http reload
+               replay_budget rates origin tls http reload admin
 empty :=
 space := $(empty) $(empty)
 test-tsan: asan tsan

@@ -11,6 +11,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,7 @@ static int init(struct engine *e, const struct engine_config *cfg, const uint8_t
     if (pthread_mutex_init(&e->lock, NULL) != 0) return -ENOMEM;
     if (pthread_mutex_init(&e->wake_lock, NULL) != 0) goto fail_lock;
     if (table_init(&e->topics, k0, k1) < 0) goto fail_wake;
+    rate_init(&e->rates, 0);
     if (d) {
         rc = store_disk_open(&e->cfg.hist, d, ep, k0, k1, &e->store);
     } else {
@@ -185,6 +187,7 @@ static struct etopic *create(struct engine *e, const char *name, size_t len, uin
 static void maybe_free(struct engine *e, struct etopic *t)
 {
     if (t->holds || t->win_listed || e->store->ops->oldest(e->store, t->st)) return;
+    rate_forget(&e->rates, &t->rate);
     table_remove(&e->topics, &t->node);
     e->store->ops->close(e->store, t->st);
     free(t);
@@ -214,6 +217,43 @@ void engine_release(struct engine *e, struct etopic *t)
 {
     t->holds--;
     maybe_free(e, t);
+}
+
+struct etopic *engine_find(struct engine *e, const char *name, size_t len)
+{
+    return find(e, name, len, engine_hash(e, name, len));
+}
+
+uint32_t engine_top(struct engine *e, struct etopic **out, uint32_t max)
+{
+    struct rate_node *n[RATE_TOP_MAX];
+    uint32_t k = rate_top(&e->rates, n, max < RATE_TOP_MAX ? max : RATE_TOP_MAX);
+    for (uint32_t i = 0; i < k; i++)
+        out[i] = (struct etopic *)((char *)n[i] - offsetof(struct etopic, rate));
+    return k;
+}
+
+double engine_rate(const struct engine *e, const struct etopic *t, uint64_t now_ms)
+{
+    return rate_of(&e->rates, &t->rate, now_ms);
+}
+
+static void add_hist(void *arg, struct hint *x)
+{
+    struct engine_hist *h = arg;
+    if (!h->hints++) {
+        h->first_seq = x->seq;
+        h->oldest_ms = x->time_ms;
+    }
+    h->last_seq = x->seq;
+    h->bytes += hint_size(x);
+}
+
+void engine_history(struct engine *e, const struct etopic *t, struct engine_hist *h)
+{
+    memset(h, 0, sizeof(*h));
+    uint64_t oldest = e->store->ops->oldest(e->store, t->st);
+    if (oldest) e->store->ops->since(e->store, t->st, oldest - 1, engine_seq(e, t), add_hist, h);
 }
 
 uint64_t engine_seq(const struct engine *e, const struct etopic *t)
@@ -428,6 +468,7 @@ static void appended(void *arg, struct hint *h, int err)
     } else {
         p->seqs[part - p->parts] = h->seq;
         e->st.hints++;
+        rate_hit(&e->rates, &t->rate, p->now_ms);
         release(e, t, h, p->origin, p->skip_origin, p->now_ms);
     }
     hint_unref(h);

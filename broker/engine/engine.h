@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "hint.h"
+#include "rate.h"
 #include "store.h"
 #include "table.h"
 #include "version.h"
@@ -73,6 +74,9 @@ struct etopic {
     uint8_t win_listed;
     uint8_t dead; /* freed once the store's callbacks return */
     struct etopic *win_next;
+    struct rate_node rate;        /* its publish rate (engine_top) */
+    _Atomic uint32_t subscribers; /* exact subscriptions to it over every hub, counted by the
+                                     hubs (atomic: a hub drops one without the lock) */
     char name[];
 };
 
@@ -116,6 +120,7 @@ struct engine {
     uint64_t id_base;
     uint64_t ordinal;          /* hints stamped so far: the process-wide order of publishes */
     uint64_t pat_live;         /* ordinal at which the newest pattern subscription went live */
+    struct rate_top rates;     /* the busiest topics (engine_top) */
     pthread_mutex_t wake_lock; /* guards wake/wake_arg against the store's thread */
     void (*wake)(void *arg);
     void *wake_arg;
@@ -216,6 +221,27 @@ int engine_complete(const struct engine *e, const struct etopic *t, uint64_t aft
  * store's). */
 void engine_replay(struct engine *e, const struct etopic *t, uint64_t after, uint64_t upto,
                    void (*fn)(void *arg, struct hint *h), void *arg);
+
+/* The topic named name (any thread's: lock held), or NULL when the engine does not know it now
+ * (no subscriber, no history, nothing in flight: its position may still be remembered). */
+struct etopic *engine_find(struct engine *e, const char *name, size_t len);
+/* The at most max busiest topics by publish rate, busiest first, into out (the engine's topics,
+ * valid while the lock is held); returns how many. O(RATE_TOP_MAX log RATE_TOP_MAX). */
+uint32_t engine_top(struct engine *e, struct etopic **out, uint32_t max);
+/* t's publishes per second at now_ms (the publishers' clock: uv_now), decayed over
+ * RATE_WINDOW_S (rate.h). */
+double engine_rate(const struct engine *e, const struct etopic *t, uint64_t now_ms);
+
+/* What history holds of a topic now (engine_history); zeros when nothing. */
+struct engine_hist {
+    uint32_t hints;     /* retained hints */
+    uint64_t first_seq; /* the oldest one's seq */
+    uint64_t last_seq;  /* the newest one's */
+    uint64_t bytes;     /* memory they account for (hint_size, as --hist-bytes counts) */
+    uint64_t oldest_ms; /* the oldest one's wall-clock time (ms since the epoch) */
+};
+/* Fill h for t: O(hints retained), at most --hist-per-topic. */
+void engine_history(struct engine *e, const struct etopic *t, struct engine_hist *h);
 
 /* Close due windows (at now_ms, caller's clock) and age out history (wall clock). Returns the
  * ms until it wants to run again (10 when windows are configured, else 1000). */

@@ -33,6 +33,9 @@ struct conn_ops {
     /* Close the connection with a WebSocket-style close code and reason (static storage). The
      * transport later calls hub_conn_gone(). Called at most once per connection. */
     void (*close)(struct conn *c, int code, const char *reason);
+    /* Publishers, at a drain (docs/operations.md §Stop): read nothing more, answer what was
+     * read (acks of publishes still with the store included), then close. NULL = close. */
+    void (*finish)(struct conn *c);
 };
 
 /* One queued item: a control message of its own, or a hint covering `count` changes. */
@@ -89,6 +92,8 @@ struct conn {
     struct auth_grant *grant; /* subscribers: what it may read (session.c, auth.h), or NULL */
     struct auth_key *key;     /* publishers: its API key (shared, rate state atomic), NULL when keys
                                  are not required */
+    uint64_t open_ms; /* wall clock (ms since the epoch) when the transport opened it, or 0 */
+    char peer[64];    /* the client's "address:port" ("[v6]:port") as the transport saw it, or "" */
 };
 
 /* Append a control message (takes the caller's reference). Returns 0 or -ENOMEM (the reference

@@ -78,6 +78,7 @@ static void free_htopic(void *arg, struct tnode *n)
 {
     struct hub *hub = arg;
     struct htopic *ht = (struct htopic *)n;
+    atomic_fetch_sub_explicit(&ht->et->subscribers, ht->nsubs, memory_order_relaxed);
     while (ht->subs) {
         struct sub *s = ht->subs;
         ht->subs = s->tnext;
@@ -131,6 +132,27 @@ int hub_has_pattern(const struct conn *c)
     return 0;
 }
 
+struct followers {
+    uint64_t stamp;
+    uint32_t n;
+};
+
+static void count_follower(void *subp, void *arg)
+{
+    struct conn *c = ((struct sub *)subp)->conn;
+    struct followers *f = arg;
+    if (c->stamp == f->stamp || c->closing) return;
+    c->stamp = f->stamp; /* a fresh stamp: fan-out compares stamps for equality only */
+    f->n++;
+}
+
+uint32_t hub_pattern_followers(struct hub *hub, const char *topic, size_t len)
+{
+    struct followers f = {++hub->stamp, 0};
+    if (match_count(hub->match)) match_each(hub->match, topic, len, count_follower, &f);
+    return f.n;
+}
+
 void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 {
     hub->job_fn = fn;
@@ -139,7 +161,13 @@ void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 
 void hub_post(struct hub *hub, struct hub_job *j)
 {
+    hub_post_fn(hub, j, NULL);
+}
+
+void hub_post_fn(struct hub *hub, struct hub_job *j, hub_job_fn *fn)
+{
     j->next = NULL;
+    j->fn = fn;
     pthread_mutex_lock(&hub->in_lock);
     int wake = !hub->jobs && hub->in_len == 0 &&
                !(hub->owned && pthread_equal(hub->owner, pthread_self()));
@@ -217,6 +245,7 @@ static void drop_sub(struct hub *hub, struct conn *c, struct sub *s)
     metrics_sub(&hub->metrics, METRICS_SUB_BYTES, s->cost);
     hub->freed += s->cost;
     if (s->pat) match_remove(hub->match, s->pat, s->patlen, s);
+    if (ht) atomic_fetch_sub_explicit(&ht->et->subscribers, 1, memory_order_relaxed);
     sub_remove(s, &c->subs);
     c->nsubs--;
     stat_sub(&hub->st.subs, 1);
@@ -365,6 +394,19 @@ void hub_close_all(struct hub *hub, int code, const char *reason)
         hub_conn_close(hub, c, code, reason);
 }
 
+void hub_finish_pubs(struct hub *hub)
+{
+    struct conn *next;
+    for (struct conn *c = hub->conns; c; c = next) {
+        next = c->next; /* a finish may close c at once */
+        if (c->role != CONN_PUB || c->closing) continue;
+        if (c->ops->finish)
+            c->ops->finish(c);
+        else
+            hub_conn_close(hub, c, 1001, "broker shutting down");
+    }
+}
+
 /* ---- fan-out ----------------------------------------------------------------------------- */
 
 struct fan {
@@ -495,7 +537,7 @@ void hub_drain(struct hub *hub)
         while (jobs) {
             struct hub_job *j = jobs;
             jobs = j->next;
-            hub->job_fn(hub->job_arg, j);
+            (j->fn ? j->fn : hub->job_fn)(hub->job_arg, j);
         }
         if (n == 0 && !had_jobs) return;
     }
@@ -800,6 +842,7 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
             htopic_free(&hub->topics, ht);
         }
     }
+    if (s && ht) atomic_fetch_add_explicit(&ht->et->subscribers, 1, memory_order_relaxed);
     if (!s) {
         engine_unlock(e);
         if (rc == -ENOSPC)

@@ -22,6 +22,7 @@
 #include "wire.h"
 
 struct match;
+struct hub_job;
 
 struct hub_config {
     uint32_t max_subs;      /* subscriptions per connection; default 1024 */
@@ -64,12 +65,13 @@ struct hub_stats {
     stat_t queued;               /* entries waiting in queues, all connections */
 };
 
+typedef void hub_job_fn(void *arg, struct hub_job *j);
 /* Work another thread hands to a hub's thread (hub_post), e.g. a publish the store completed
  * on another thread, whose ack belongs to a connection of this hub. Embedded by its owner. */
 struct hub_job {
     struct hub_job *next;
+    hub_job_fn *fn; /* run instead of the hub's job function (hub_post_fn), or NULL */
 };
-typedef void hub_job_fn(void *arg, struct hub_job *j);
 
 /* A released hint waiting for its hub's thread. */
 struct hub_in {
@@ -164,6 +166,10 @@ void hub_own(struct hub *hub, void (*wake)(void *arg), void *arg);
  * is written: every released hint is drained into the queues first (engine lock taken). A
  * client resumes its patterns from the last one it read ("g" in pong). */
 uint64_t hub_pattern_mark(struct hub *hub);
+/* How many of this hub's connections follow topic[0..len) through a wildcard pattern (each
+ * counted once, however many of its patterns match; one with an exact subscription too is
+ * counted). One walk of the match trie, as a publish makes. The hub's thread. */
+uint32_t hub_pattern_followers(struct hub *hub, const char *topic, size_t len);
 /* Whether c has a pattern subscription. */
 int hub_has_pattern(const struct conn *c);
 /* Jobs posted to this hub are run by fn(arg, job) on the hub's thread (in hub_drain, in post
@@ -172,6 +178,10 @@ void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg);
 /* Hand j to the hub's thread (any thread; j stays the caller's to free in fn). Wakes the hub
  * as hub_deliver does. */
 void hub_post(struct hub *hub, struct hub_job *j);
+/* The same, run by fn(arg given to hub_on_job, j) instead of the hub's job function: work of
+ * another kind for the hub's thread (e.g. the admin endpoint's questions about its
+ * connections). */
+void hub_post_fn(struct hub *hub, struct hub_job *j, hub_job_fn *fn);
 /* Engine sink (any thread, engine lock held): queue hint h for this hub's thread. */
 void hub_deliver(void *hub, struct hint *h, uint32_t count, struct wire_str origin,
                  int skip_origin);
@@ -182,6 +192,9 @@ void hub_drain(struct hub *hub);
 void hub_flush(struct hub *hub);
 /* Close every connection with code/reason (shutdown). */
 void hub_close_all(struct hub *hub, int code, const char *reason);
+/* Drain: every publisher connection finishes (conn_ops.finish: what it sent is answered, then
+ * it closes); subscribers are left open. */
+void hub_finish_pubs(struct hub *hub);
 /* Transports count their traffic here. */
 static inline void hub_count_bytes(struct hub *hub, uint64_t in, uint64_t out)
 {

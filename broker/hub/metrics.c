@@ -139,7 +139,7 @@ static const struct metrics_desc rows[] = {
     {"nudge_auth_refused_total", C, "",
      "Credentials refused, by reason: subscriber tokens (malformed, too_big, alg, signature, "
      "expired, not_yet_valid, audience, issuer, claims), a hello without a required token, a "
-     "publisher API key, an admin bearer token",
+     "publisher API key, an admin bearer token, a token of a revoked user",
      "reason=\"malformed\"", "auth.refused.malformed", METRICS_AUTH_REFUSED + 0, NULL},
     {"nudge_auth_refused_total", C, "", NULL, "reason=\"too_big\"", "auth.refused.too_big",
      METRICS_AUTH_REFUSED + 1, NULL},
@@ -163,6 +163,8 @@ static const struct metrics_desc rows[] = {
      METRICS_AUTH_API_KEY, NULL},
     {"nudge_auth_refused_total", C, "", NULL, "reason=\"admin_token\"", "auth.refused.admin_token",
      METRICS_AUTH_ADMIN_TOKEN, NULL},
+    {"nudge_auth_refused_total", C, "", NULL, "reason=\"revoked\"", "auth.refused.revoked",
+     METRICS_AUTH_REVOKED, NULL},
     {"nudge_auth_forbidden_total", C, "",
      "Subscriptions and publishes refused because the credentials do not allow the topic (code 17)",
      NULL, "auth.forbidden", METRICS_AUTH_FORBIDDEN, NULL},
@@ -182,6 +184,10 @@ static const struct metrics_desc rows[] = {
      "result=\"ok\"", "reloads.ok", METRICS_RELOADS_OK, NULL},
     {"nudge_reloads_total", C, "", NULL, "result=\"refused\"", "reloads.refused",
      METRICS_RELOADS_FAILED, NULL},
+    {"nudge_auth_revoked_users", G, "",
+     "Users whose tokens issued before their revocation are refused (POST "
+     "/users/USER/disconnect; kept --revoke-keep seconds)",
+     NULL, "auth.revoked_users", METRICS_AUTH_REVOKED_USERS, NULL},
 };
 
 #undef C

@@ -110,11 +110,12 @@ enum metrics_slot {
     METRICS_WORKERS,
     METRICS_TOPICS_REFUSED,
     /* credentials refused, one slot per reason (metrics.c's rows, in this order): the 9 token
-     * errors TOKEN_EMALFORMED..TOKEN_ECLAIMS (token.h), then these three */
+     * errors TOKEN_EMALFORMED..TOKEN_ECLAIMS (token.h), then these four */
     METRICS_AUTH_REFUSED,
     METRICS_AUTH_TOKEN_REQUIRED = METRICS_AUTH_REFUSED + 9,
     METRICS_AUTH_API_KEY,
     METRICS_AUTH_ADMIN_TOKEN,
+    METRICS_AUTH_REVOKED, /* tokens of a revoked user (POST /users/USER/disconnect) */
     METRICS_AUTH_FORBIDDEN,
     METRICS_AUTH_EXPIRED,
     METRICS_AUTH_REFRESHED,
@@ -125,6 +126,7 @@ enum metrics_slot {
     METRICS_ACCEPTED_HTTP,
     METRICS_RELOADS_OK, /* SIGHUP reloads (broker/net/reload.c) */
     METRICS_RELOADS_FAILED,
+    METRICS_AUTH_REVOKED_USERS, /* users whose older tokens are refused now */
     METRICS_SLOTS
 };
 

@@ -1,7 +1,10 @@
 /* admin: a deliberately tiny HTTP/1.1 server for operators. It reads one request head (at most
  * 8 KiB, within 2 s), answers from the request line alone and closes the connection: no
  * keep-alive, no request bodies, nothing that could be pipelined — so it cannot inherit the
- * lws 4.1.6 HTTP stall (shared/NOTES.md) and a slow client costs one timer.
+ * lws 4.1.6 HTTP stall (shared/NOTES.md) and a slow client costs one timer. Most answers are
+ * made at once on worker 0 (under the engine lock for topics); those about connections on
+ * other workers wait for every worker to answer a job posted to its hub (see "questions to
+ * every worker" below).
  * At most ADMIN_CONNS_MAX requests at once; when full, a new connection takes the place of the
  * oldest one still silent (no complete head yet), so idle sockets cannot hold the port: 64 of
  * them used to keep /stats unanswered until their 5 s timeout (#14). The head is parsed by
@@ -10,6 +13,8 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +26,13 @@
 #include "metrics.h"
 #include "picohttpparser.h"
 #include "server.h"
+#include "worker.h"
 
 #define HEAD_MAX 8192
 #define HEADERS_MAX 32
 #define HEAD_TIMEOUT_MS 2000 /* a request head must be complete this long after connecting */
 #define ADMIN_CONNS_MAX 16   /* concurrent admin requests; not counted in --max-conns */
+#define ADMIN_TOP_DEFAULT 10 /* GET /topics without top= */
 #define ADMIN_PROM_TYPE "text/plain; version=0.0.4; charset=utf-8" /* exposition format */
 
 struct admin {
@@ -50,9 +57,13 @@ struct aconn {
     int closing;
     int open_handles;
     int answered;
+    struct ureq *ureq; /* a question to every worker being answered (users), or NULL */
+    uint64_t ureq_ms;  /* when it was asked */
     size_t len;
     char head[HEAD_MAX];
 };
+
+static void ureq_release(struct ureq *u);
 
 static void maybe_free(struct admin *a)
 {
@@ -81,6 +92,8 @@ static void aconn_close(struct aconn *ac)
     else if (a->list == ac)
         a->list = ac->next;
     if (ac->next) ac->next->prev = ac->prev;
+    if (ac->ureq) ureq_release(ac->ureq); /* the workers' answers are no longer awaited */
+    ac->ureq = NULL;
     uv_close((uv_handle_t *)&ac->timer, on_aconn_handle_closed);
     uv_close((uv_handle_t *)&ac->h, on_aconn_handle_closed);
 }
@@ -138,6 +151,8 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_AUTH_TOKEN_REQUIRED] = stat_get(&as->token_required);
     v[METRICS_AUTH_API_KEY] = stat_get(&as->pub_refused);
     v[METRICS_AUTH_ADMIN_TOKEN] = stat_get(&as->admin_refused);
+    v[METRICS_AUTH_REVOKED] = stat_get(&as->revoked);
+    v[METRICS_AUTH_REVOKED_USERS] = revoke_count(&srv->broker->revoked);
     v[METRICS_AUTH_FORBIDDEN] = stat_get(&as->forbidden);
     v[METRICS_AUTH_EXPIRED] = stat_get(&as->expired);
     v[METRICS_AUTH_REFRESHED] = stat_get(&as->refreshed);
@@ -308,45 +323,494 @@ static const char *authorization(const struct phr_header *h, size_t nh, size_t *
     return NULL;
 }
 
+/* ---- JSON endpoints ---------------------------------------------------------------------- */
+
+/* Answer with o as the JSON body (o is decref'd). */
+static void respond_json(struct aconn *ac, int status, const char *reason, json_t *o)
+{
+    char *text =
+        o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(o);
+    struct wire_buf body = {0};
+    if (!text || wire_buf_append(&body, text, strlen(text)) < 0 ||
+        wire_buf_append(&body, "\n", 1) < 0) {
+        free(text);
+        wire_buf_free(&body);
+        respond_text(ac, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    free(text);
+    respond(ac, status, reason, "application/json", &body);
+    wire_buf_free(&body);
+}
+
+/* {"error": msg} with status. */
+static void respond_error(struct aconn *ac, int status, const char *reason, const char *msg)
+{
+    respond_json(ac, status, reason, json_pack("{s:s}", "error", msg));
+}
+
+/* The value of key in query q[0..len) ("a=1&b=2"), raw; NULL when absent. */
+static const char *query_value(const char *q, size_t len, const char *key, size_t *vlen)
+{
+    size_t klen = strlen(key);
+    for (const char *p = q, *end = q + len; p && p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
+        if ((size_t)(e - p) > klen && p[klen] == '=' && memcmp(p, key, klen) == 0) {
+            *vlen = (size_t)(e - p) - klen - 1;
+            return p + klen + 1;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Rates are shown to the thousandth; a topic whose rate rounds to 0 is left out of the top. */
+static double rate_shown(double r)
+{
+    return round(r * 1000.0) / 1000.0;
+}
+
+/* GET /topics?top=N: the busiest topics by publish rate (engine_top: the engine keeps them in
+ * order as it publishes, so this costs O(N) under the lock, not O(topics)). */
+static void get_topics(struct aconn *ac, const char *q, size_t qlen)
+{
+    struct server *srv = ac->a->srv;
+    uint32_t top = ADMIN_TOP_DEFAULT;
+    size_t vlen = 0;
+    const char *v = q ? query_value(q, qlen, "top", &vlen) : NULL;
+    if (v) {
+        char buf[16];
+        unsigned long x = 0;
+        if (vlen && vlen < sizeof(buf) && v[0] >= '0' && v[0] <= '9') {
+            memcpy(buf, v, vlen);
+            buf[vlen] = '\0';
+            char *end;
+            x = strtoul(buf, &end, 10);
+            if (*end) x = 0;
+        }
+        if (x < 1 || x > RATE_TOP_MAX) {
+            respond_error(ac, 400, "Bad Request", "top must be an integer from 1 to 1000");
+            return;
+        }
+        top = (uint32_t)x;
+    }
+    json_t *o = json_object(), *list = json_array();
+    if (!o || !list) {
+        json_decref(o);
+        json_decref(list);
+        respond_text(ac, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    json_object_set_new(o, "window_s", json_integer(RATE_WINDOW_S));
+    json_object_set_new(o, "topics", list);
+    struct etopic *t[RATE_TOP_MAX];
+    struct engine *e = srv->engine;
+    uv_update_time(srv->loop); /* publishes on other workers stamped their loop's time */
+    uint64_t now = uv_now(srv->loop);
+    engine_lock(e);
+    uint32_t n = engine_top(e, t, top);
+    for (uint32_t i = 0; i < n; i++) {
+        double r = rate_shown(engine_rate(e, t[i], now));
+        if (r <= 0) continue;
+        json_array_append_new(
+            list,
+            json_pack("{s:s%,s:f,s:I,s:I}", "topic", t[i]->name, (size_t)t[i]->node.len, "rate", r,
+                      "seq", (json_int_t)engine_seq(e, t[i]), "subscribers",
+                      (json_int_t)atomic_load_explicit(&t[i]->subscribers, memory_order_relaxed)));
+    }
+    engine_unlock(e);
+    respond_json(ac, 200, "OK", o);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode in[0..len) into out (cap bytes, NUL-terminated). Returns the decoded length,
+ * or -1 for a bad escape, a NUL, or more than cap - 1 bytes. */
+static int pct_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)in[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? hexval(in[i + 1]) : -1, lo = hi >= 0 ? hexval(in[i + 2]) : -1;
+            if (lo < 0) return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || n + 1 >= cap) return -1;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+/* ---- questions to every worker --------------------------------------------------------- */
+
+/* A user's connections, and a topic's pattern subscribers, live on every worker's hub, which
+ * only its own thread may touch. So the request posts one job to each hub (hub_post_fn: the
+ * hub's thread runs it between loop turns, as it runs a publish the store completed elsewhere),
+ * each job fills its own slot and counts down `pending` (release), and the request's timer looks
+ * at `pending` every UREQ_POLL_MS (acquire) and answers once it is 0. Polling instead of a
+ * wake-up posted back to worker 0: a job may run after worker 0's loop ended (in worker_free's
+ * last drain, at shutdown), and then nothing of the admin may be touched. So a struct ureq
+ * belongs to nobody in particular: one reference for the request, one per job, the last one
+ * frees it. Jobs only read what was set before they were posted and write their own slot. */
+#define UREQ_POLL_MS 1
+#define UREQ_WAIT_MS 5000 /* a worker that has not answered by then: 503 */
+
+enum ureq_kind {
+    UREQ_USER,   /* GET /users/USER/connections */
+    UREQ_REVOKE, /* POST /users/USER/disconnect */
+    UREQ_TOPIC,  /* GET /topics/NAME: its pattern subscribers */
+};
+
+struct ujob {
+    struct hub_job job;
+    struct ureq *u;
+    struct session_uconn *conns; /* users: found on this worker (realloc'd, owned) */
+    uint32_t n;                  /* users: conns; topic: pattern followers */
+    int err;
+};
+
+struct ureq {
+    _Atomic uint32_t refs;
+    _Atomic uint32_t pending; /* jobs not done */
+    enum ureq_kind kind;
+    int64_t before_s; /* revoke: tokens issued before this are refused */
+    json_t *doc;      /* topic: the answer but for the workers' part (worker 0's only) */
+    uint32_t nworkers;
+    size_t len;
+    char name[WIRE_TOPIC_LEN_MAX + 1]; /* the user or the topic */
+    struct ujob jobs[];                /* one per worker, by index */
+};
+
+static void ureq_unref(struct ureq *u)
+{
+    if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) != 1) return;
+    for (uint32_t i = 0; i < u->nworkers; i++)
+        free(u->jobs[i].conns);
+    /* doc: dropped by worker 0 before its reference (ureq_release), never by a job */
+    free(u);
+}
+
+/* Worker 0 lets go of u. */
+static void ureq_release(struct ureq *u)
+{
+    json_decref(u->doc);
+    u->doc = NULL;
+    ureq_unref(u);
+}
+
+/* On worker i's thread (arg: its session). */
+static void on_ujob(void *arg, struct hub_job *j)
+{
+    struct session *s = arg;
+    struct ujob *uj = (struct ujob *)j;
+    struct ureq *u = uj->u;
+    if (u->kind == UREQ_TOPIC)
+        uj->n = hub_pattern_followers(s->hub, u->name, u->len);
+    else
+        uj->err = session_user(s, u->name, u->len, u->kind == UREQ_REVOKE, &uj->conns, &uj->n);
+    atomic_fetch_sub_explicit(&u->pending, 1, memory_order_release);
+    ureq_unref(u);
+}
+
+static void ureq_answer(struct aconn *ac, struct ureq *u)
+{
+    if (u->kind == UREQ_TOPIC) {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < u->nworkers; i++)
+            n += u->jobs[i].n;
+        json_t *o = u->doc;
+        u->doc = NULL;
+        json_object_set_new(o, "pattern_subscribers", json_integer(n));
+        respond_json(ac, 200, "OK", o);
+        return;
+    }
+    json_t *list = json_array();
+    uint32_t n = 0;
+    int err = 0;
+    for (uint32_t i = 0; list && i < u->nworkers; i++) {
+        const struct ujob *uj = &u->jobs[i];
+        err |= uj->err;
+        for (uint32_t k = 0; k < uj->n; k++, n++) {
+            const struct session_uconn *c = &uj->conns[k];
+            json_array_append_new(list,
+                                  json_pack("{s:s,s:i,s:s,s:I,s:i}", "id", c->id, "worker", (int)i,
+                                            "peer", c->peer, "since_ms", (json_int_t)c->since_ms,
+                                            "subscriptions", (int)c->subs));
+        }
+    }
+    json_t *o;
+    if (u->kind == UREQ_REVOKE) {
+        json_decref(list);
+        o = json_pack("{s:s%,s:i,s:I}", "user", u->name, u->len, "closed", (int)n, "revoked_before",
+                      (json_int_t)u->before_s);
+        LOGF(ac->a->srv->cfg.log_level, LOG_INFO,
+             "admin: user %s disconnected (%u connections closed); its tokens issued before "
+             "%lld refused for %lld s",
+             u->name, n, (long long)u->before_s, (long long)ac->a->srv->broker->revoked.keep_s);
+    } else {
+        o = list ? json_pack("{s:s%,s:o}", "user", u->name, u->len, "connections", list) : NULL;
+    }
+    if (err) {
+        json_decref(o);
+        respond_error(ac, 500, "Internal Server Error", "out of memory");
+    } else {
+        respond_json(ac, 200, "OK", o);
+    }
+}
+
+static void on_ureq_tick(uv_timer_t *t)
+{
+    struct aconn *ac = t->data;
+    struct ureq *u = ac->ureq;
+    if (!u) return;
+    int done = atomic_load_explicit(&u->pending, memory_order_acquire) == 0;
+    if (!done && uv_now(ac->a->srv->loop) - ac->ureq_ms < UREQ_WAIT_MS) return;
+    ac->ureq = NULL; /* ours now: respond() may close ac (and stops the timer) */
+    if (done)
+        ureq_answer(ac, u);
+    else
+        respond_error(ac, 503, "Service Unavailable",
+                      "a worker did not answer within 5 s (the broker is overloaded or stopping)");
+    ureq_release(u);
+}
+
+/* Ask every worker about name[0..len) (decoded); the answer comes from on_ureq_tick. doc (topic)
+ * is taken over. */
+static void ask_workers(struct aconn *ac, enum ureq_kind kind, const char *name, size_t len,
+                        int64_t before_s, json_t *doc)
+{
+    struct server *srv = ac->a->srv;
+    struct broker *b = srv->broker;
+    struct ureq *u = calloc(1, sizeof(*u) + b->nworkers * sizeof(u->jobs[0]));
+    if (!u || len >= sizeof(u->name)) {
+        free(u);
+        json_decref(doc);
+        respond_error(ac, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    atomic_init(&u->refs, b->nworkers + 1);
+    atomic_init(&u->pending, b->nworkers);
+    u->kind = kind;
+    u->before_s = before_s;
+    u->doc = doc;
+    u->nworkers = b->nworkers;
+    memcpy(u->name, name, len);
+    u->len = len;
+    ac->ureq = u;
+    ac->ureq_ms = uv_now(srv->loop);
+    uv_timer_start(&ac->timer, on_ureq_tick, UREQ_POLL_MS, UREQ_POLL_MS);
+    for (uint32_t i = 0; i < b->nworkers; i++) {
+        u->jobs[i].u = u;
+        hub_post_fn(&worker_server(b->workers[i])->hub, &u->jobs[i].job, on_ujob);
+    }
+}
+
+/* GET /topics/NAME: one topic's position, subscribers, rate and history window (under the
+ * engine lock), then its pattern subscribers (from every worker). */
+static void get_topic(struct aconn *ac, const char *raw, size_t rawlen)
+{
+    struct server *srv = ac->a->srv;
+    struct engine *e = srv->engine;
+    char name[WIRE_TOPIC_LEN_MAX + 1];
+    int len = pct_decode(raw, rawlen, name, sizeof(name));
+    if (len <= 0 || (uint32_t)len > e->cfg.lim.max_topic) {
+        respond_error(ac, 400, "Bad Request",
+                      "the topic name (percent-encoded after /topics/) is empty, too long or "
+                      "badly encoded");
+        return;
+    }
+    uv_update_time(srv->loop); /* as in get_topics */
+    uint64_t now = uv_now(srv->loop), wall = store_wall_ms();
+    engine_lock(e);
+    struct etopic *t = engine_find(e, name, (size_t)len);
+    if (!t) {
+        engine_unlock(e);
+        respond_error(ac, 404, "Not Found",
+                      "unknown topic: the broker holds nothing of it now (no subscriber, no "
+                      "history, no publish in flight)");
+        return;
+    }
+    struct engine_hist h;
+    engine_history(e, t, &h);
+    json_t *o = json_pack(
+        "{s:s%,s:s,s:I,s:I,s:i,s:f,s:{s:I,s:I,s:I,s:I,s:I}}", "topic", name, (size_t)len, "epoch",
+        engine_epoch(e), "seq", (json_int_t)engine_seq(e, t), "subscribers",
+        (json_int_t)atomic_load_explicit(&t->subscribers, memory_order_relaxed),
+        "pattern_subscribers", 0 /* the workers' count, set by ureq_answer */, "rate",
+        rate_shown(engine_rate(e, t, now)), "history", "hints", (json_int_t)h.hints, "first_seq",
+        (json_int_t)h.first_seq, "last_seq", (json_int_t)h.last_seq, "bytes", (json_int_t)h.bytes,
+        "oldest_age_ms", (json_int_t)(h.hints && wall > h.oldest_ms ? wall - h.oldest_ms : 0));
+    engine_unlock(e);
+    if (!o) {
+        respond_error(ac, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    ask_workers(ac, UREQ_TOPIC, name, (size_t)len, 0, o); /* + pattern_subscribers */
+}
+
+/* /users/USER/connections and /users/USER/disconnect. */
+static void user_request(struct aconn *ac, const char *raw, size_t rawlen, int revoke)
+{
+    char user[TOKEN_SUB_MAX + 1];
+    int len = pct_decode(raw, rawlen, user, sizeof(user));
+    if (len <= 0) {
+        respond_error(ac, 400, "Bad Request",
+                      "the user (a token's sub, percent-encoded after /users/) is empty, longer "
+                      "than 128 bytes or badly encoded");
+        return;
+    }
+    int64_t now_s = (int64_t)(store_wall_ms() / 1000);
+    if (revoke) {
+        /* Refused from now on, before any connection is closed: a client reconnecting at once
+         * with its old token meets the refusal on whichever worker it lands. */
+        int rc = auth_revoke(ac->a->srv->broker->auth, user, (size_t)len, now_s, now_s);
+        if (rc == -ENOSPC) {
+            respond_error(ac, 503, "Service Unavailable",
+                          "the revocation table is full (65536 users revoked within "
+                          "--revoke-keep): nothing was done");
+            return;
+        }
+        if (rc < 0) {
+            respond_error(ac, 500, "Internal Server Error", "out of memory");
+            return;
+        }
+    }
+    ask_workers(ac, revoke ? UREQ_REVOKE : UREQ_USER, user, (size_t)len, now_s, NULL);
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+enum route {
+    ROUTE_NONE,
+    ROUTE_STATS,
+    ROUTE_METRICS,
+    ROUTE_HEALTH,
+    ROUTE_READY,
+    ROUTE_TOPICS,
+    ROUTE_TOPIC,
+    ROUTE_USER_CONNS,
+    ROUTE_USER_DISCONNECT,
+};
+
+/* Whether p[0..n) ends with lit; then *n is cut before it. */
+static int cut_suffix(const char *p, size_t *n, const char *lit)
+{
+    size_t l = strlen(lit);
+    if (*n < l || memcmp(p + *n - l, lit, l) != 0) return 0;
+    *n -= l;
+    return 1;
+}
+
+/* The route of path[0..plen); *arg[0..*alen) the raw (encoded) name in it, for those that
+ * have one. */
+static enum route route_of(const char *path, size_t plen, const char **arg, size_t *alen)
+{
+    static const char topics[] = "/topics/";
+    if (plen > sizeof(topics) - 1 && memcmp(path, topics, sizeof(topics) - 1) == 0) {
+        *arg = path + sizeof(topics) - 1;
+        *alen = plen - (sizeof(topics) - 1);
+        return ROUTE_TOPIC;
+    }
+    static const char users[] = "/users/";
+    if (plen > sizeof(users) - 1 && memcmp(path, users, sizeof(users) - 1) == 0) {
+        size_t n = plen - (sizeof(users) - 1);
+        *arg = path + sizeof(users) - 1;
+        enum route r = cut_suffix(*arg, &n, "/connections")  ? ROUTE_USER_CONNS
+                       : cut_suffix(*arg, &n, "/disconnect") ? ROUTE_USER_DISCONNECT
+                                                             : ROUTE_NONE;
+        *alen = n;
+        if (r != ROUTE_NONE && n > 0) return r;
+    }
+#define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
+    if (IS("/stats")) return ROUTE_STATS;
+    if (IS("/metrics")) return ROUTE_METRICS;
+    if (IS("/healthz")) return ROUTE_HEALTH;
+    if (IS("/readyz")) return ROUTE_READY;
+    if (IS("/topics")) return ROUTE_TOPICS;
+#undef IS
+    return ROUTE_NONE;
+}
+
 /* Answer the request whose head picohttpparser split (pointers into ac->head). */
 static void handle(struct aconn *ac, const char *method, size_t mlen, const char *path, size_t plen,
                    const struct phr_header *h, size_t nh)
 {
+    const char *query = NULL;
+    size_t qlen = 0;
     const char *q = memchr(path, '?', plen);
-    if (q) plen = (size_t)(q - path);
-#define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
-    int metrics = IS("/metrics"), health = IS("/healthz"), ready = IS("/readyz");
-    if (!metrics && !health && !ready && !IS("/stats")) {
+    if (q) {
+        query = q + 1;
+        qlen = plen - (size_t)(query - path);
+        plen = (size_t)(q - path);
+    }
+    const char *arg = NULL;
+    size_t alen_arg = 0;
+    enum route r = route_of(path, plen, &arg, &alen_arg);
+    int json = r >= ROUTE_TOPICS, post = r == ROUTE_USER_DISCONNECT;
+    if (r == ROUTE_NONE) {
         respond_text(ac, 404, "Not Found",
-                     "not found: try GET /stats, /metrics, /healthz or /readyz\n");
+                     "not found: try GET /stats, /metrics, /healthz, /readyz, /topics, "
+                     "/topics/NAME, /users/USER/connections or POST /users/USER/disconnect\n");
         return;
     }
-#undef IS
-    if (mlen != 3 || memcmp(method, "GET", 3) != 0) {
-        respond_text(ac, 405, "Method Not Allowed", "GET only\n");
+    if (post ? mlen != 4 || memcmp(method, "POST", 4) != 0
+             : mlen != 3 || memcmp(method, "GET", 3) != 0) {
+        if (json)
+            respond_error(ac, 405, "Method Not Allowed", post ? "POST only" : "GET only");
+        else
+            respond_text(ac, 405, "Method Not Allowed", "GET only\n");
         return;
     }
     size_t alen = 0;
     const char *av = authorization(h, nh, &alen);
     if (!auth_admin_ok(ac->a->srv->broker->auth, av, alen)) {
-        respond_text(ac, 401, "Unauthorized",
-                     "unauthorized: send 'Authorization: Bearer <admin token>' "
-                     "(--admin-token-file)\n");
+        const char *msg = "unauthorized: send 'Authorization: Bearer <admin token>' "
+                          "(--admin-token-file)";
+        if (json)
+            respond_error(ac, 401, "Unauthorized", msg);
+        else
+            respond_text(ac, 401, "Unauthorized",
+                         "unauthorized: send 'Authorization: Bearer <admin token>' "
+                         "(--admin-token-file)\n");
         return;
     }
-    /* healthz: the main loop answered, so the process is alive. readyz: and it takes new
-     * connections, which it stops doing once SIGTERM or SIGINT began the shutdown. */
-    if (health) {
+    switch (r) {
+    case ROUTE_HEALTH:
+        /* The main loop answered, so the process is alive. */
         respond_text(ac, 200, "OK", "ok\n");
         return;
-    }
-    if (ready) {
+    case ROUTE_READY:
+        /* And it takes new connections, which it stops doing once SIGTERM or SIGINT began the
+         * shutdown. */
         if (ac->a->srv->stopping || ac->a->stopping)
             respond_text(ac, 503, "Service Unavailable", "stopping\n");
         else
             respond_text(ac, 200, "OK", "ready\n");
         return;
+    case ROUTE_TOPICS:
+        get_topics(ac, query, qlen);
+        return;
+    case ROUTE_TOPIC:
+        get_topic(ac, arg, alen_arg);
+        return;
+    case ROUTE_USER_CONNS:
+    case ROUTE_USER_DISCONNECT:
+        user_request(ac, arg, alen_arg, post);
+        return;
+    default:
+        break;
     }
+    int metrics = r == ROUTE_METRICS;
     struct wire_buf body = {0};
     int rc = metrics ? admin_metrics_text(ac->a->srv, &body) : admin_stats_json(ac->a->srv, &body);
     if (rc < 0 || (!metrics && wire_buf_append(&body, "\n", 1) < 0)) {
@@ -373,7 +837,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         aconn_close(ac);
         return;
     }
-    if (ac->answered) return;
+    if (ac->answered || ac->ureq) return; /* a body, or more: not read */
     ac->len += (size_t)nread;
     ac->head[ac->len] = '\0';
     const char *method, *path;
@@ -400,7 +864,7 @@ static int evict_silent(struct admin *a)
 {
     struct aconn *old = NULL;
     for (struct aconn *ac = a->list; ac; ac = ac->next)
-        if (ac->counted && !ac->answered) old = ac;
+        if (ac->counted && !ac->answered && !ac->ureq) old = ac;
     if (!old) return 0;
     aconn_close(old);
     return 1;

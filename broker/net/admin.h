@@ -1,5 +1,6 @@
-/* admin: the operator's HTTP endpoint (GET /stats, GET /metrics), served on a plain libuv TCP
- * handle. */
+/* admin: the operator's HTTP endpoint (GET /stats, /metrics, /healthz, /readyz, /topics,
+ * /topics/NAME, /users/USER/connections; POST /users/USER/disconnect: docs/operations.md §Admin
+ * requests), served on worker 0's loop on a plain libuv TCP handle. */
 #ifndef NUDGE_ADMIN_H
 #define NUDGE_ADMIN_H
 

@@ -37,6 +37,8 @@ void config_default(struct config *cfg)
     cfg->hello_timeout_ms = 10000;
     cfg->pub_idle_ms = 120000;
     cfg->ws_ping = 30;
+    cfg->drain_window_ms = 10000;
+    cfg->drain_deadline_ms = 30000;
     cfg->log_level = LOG_INFO;
     store_disk_default(&cfg->disk);
     auth_config_default(&cfg->auth);
@@ -118,6 +120,10 @@ static void usage(FILE *out)
           "  --http-timeout MS   an HTTP publish request (head and body) must arrive within\n"
           "                      MS of its first byte, the first one within MS of\n"
           "                      connecting; else 408 and close              (default 5000)\n"
+          "  --drain-window MS   SIGTERM: WebSockets get their close (1012, reconnect now)\n"
+          "                      spread over MS; 0 = all at once             (default 10000)\n"
+          "  --drain-deadline MS SIGTERM: what is still open MS after is cut and nudged\n"
+          "                      exits 0; at least --drain-window            (default 30000)\n"
           "history (replay on resume; docs/guarantees.md):\n"
           "  --hist-per-topic N  hints kept per topic; 0 = none              (default 64)\n"
           "  --hist-bytes N      bytes kept over all topics                  (default 67108864)\n"
@@ -162,6 +168,8 @@ static void usage(FILE *out)
           "  --pub-rate N        publishes a second per key without rate=; 0 = unbounded\n"
           "                                                                  (default 0)\n"
           "  --admin-token-file FILE  /stats and /metrics want 'Authorization: Bearer' it\n"
+          "  --revoke-keep SEC   a user's revocation (POST /users/USER/disconnect) is kept\n"
+          "                      SEC s: the longest life of a token, 60..2592000 (default 86400)\n"
           "other:\n"
           "  --ws-ping SEC       ping a subscriber after SEC s with no sign of life (no\n"
           "                      pong, no bytes of its backlog read); drop it SEC/3\n"
@@ -221,6 +229,8 @@ static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int
         {"--max-positions", &cfg->engine.hist.max_positions, 1, UINT32_MAX},
         {"--ws-ping", &cfg->ws_ping, 1, 3600},
         {"--fsync-ms", &cfg->disk.batch_ms, 1, 1000},
+        {"--drain-window", &cfg->drain_window_ms, 0, 3600000},
+        {"--drain-deadline", &cfg->drain_deadline_ms, 0, 3600000},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -445,6 +455,11 @@ static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int
                  (unsigned long long)cfg->disk.segment_bytes);
         return -1;
     }
+    if (cfg->drain_deadline_ms < cfg->drain_window_ms) {
+        snprintf(err, errlen, "--drain-deadline %u is shorter than --drain-window %u",
+                 cfg->drain_deadline_ms, cfg->drain_window_ms);
+        return -1;
+    }
     return 0;
 }
 
@@ -559,6 +574,9 @@ static const struct {
     {"admin-token-file", K_VALUE | K_PATH},
     {"ws-ping", K_VALUE},
     {"log-level", K_VALUE},
+    {"drain-window", K_VALUE},
+    {"drain-deadline", K_VALUE},
+    {"revoke-keep", K_VALUE},
 };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 
@@ -682,21 +700,9 @@ oom:
 static int read_config_file(struct config *cfg, struct items *L, const char *file, char *err,
                             size_t errlen)
 {
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", file, strerror(errno));
-        return -1;
-    }
-    char *buf = malloc(CONFIG_FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad || n > CONFIG_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", file, bad ? "cannot be read" : "larger than 1 MiB");
-        free(buf);
-        return -1;
-    }
-    buf[n] = '\0';
+    size_t n;
+    char *buf = auth_read_file(file, CONFIG_FILE_MAX, &n, err, errlen);
+    if (!buf) return -1;
     /* the file's directory, for relative paths in it */
     const char *slash = strrchr(file, '/');
     char *dir = slash ? keep(cfg, file, (size_t)(slash - file) + (slash == file)) : NULL;

@@ -55,6 +55,12 @@ struct config {
     int check_only;            /* --check-config: check, print, exit */
     struct config_blk *kept;   /* owned strings (auth_config points into them); a copy of the
                                   struct shares them: only the original is config_free'd */
+
+    /* SIGTERM (docs/operations.md §Stop): WebSockets get their close (1012) spread over
+     * drain_window_ms (0 = all at once; default 10000); what is still open drain_deadline_ms
+     * after the signal is cut and the process exits (>= the window; default 30000). */
+    uint32_t drain_window_ms;
+    uint32_t drain_deadline_ms;
 };
 
 /* --tls-listeners: a comma-separated set of ws, pub, http (default all three) */

@@ -25,6 +25,10 @@
  * destroy the answer in flight: on plain TCP the broker sends FIN first and drops what still
  * comes until the client's EOF or LINGER_MS (the lingering close of HTTP servers).
  *
+ * Drain (op_finish, docs/operations.md §Stop): a connection between requests is closed at once
+ * (lingering, as above); one in the middle of a request gets that request completed and
+ * answered with Connection: close, and nothing after it is read.
+ *
  * TLS (http in --tls-listeners): as in tcp.c, memory BIOs; plaintext goes through `in` alike. */
 #include "http.h"
 
@@ -81,6 +85,7 @@ struct hconn {
     int reading;
     int continued; /* "100 Continue" sent for the current request */
     int served;    /* requests answered so far */
+    int finishing; /* drain: the request in progress is the last (op_finish) */
     struct peer_key peer;
 };
 
@@ -308,13 +313,13 @@ static void answer(struct hconn *hc, int status, int code, const uint8_t *body, 
                      code == WIRE_C_UNAUTHORIZED ? "WWW-Authenticate: Bearer\r\n" : "",
                      code == WIRE_C_RATE_LIMITED ? "Retry-After: 1\r\n" : "",
                      status == 405 ? "Allow: POST\r\n" : "",
-                     hc->req.close ? "Connection: close\r\n" : "");
+                     hc->req.close || hc->finishing ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head) || wire_buf_append(&hc->resp, head, (size_t)n) < 0 ||
         wire_buf_append(&hc->resp, body, len) < 0) {
         hconn_close(hc);
         return;
     }
-    if (hc->req.close) hc->close_after_write = 1;
+    if (hc->req.close || hc->finishing) hc->close_after_write = 1;
 }
 
 /* Answer an error the transport decided (the head's), with a JSON error body as the session's. */
@@ -456,7 +461,18 @@ static void op_close(struct conn *c, int code, const char *reason)
     hconn_close(c->io);
 }
 
-static const struct conn_ops http_ops = {.flush = op_flush, .close = op_close};
+static void op_finish(struct conn *c)
+{
+    struct hconn *hc = c->io;
+    if (hc->closing || hc->finishing) return;
+    hc->finishing = 1;
+    if (hc->close_after_write || hc->state != H_HEAD || hc->in.len) return; /* one in progress */
+    hc->close_after_write = 1;
+    maybe_read(hc);
+    if (queued(hc) == 0) close_after_answer(hc); /* else once the answers are written */
+}
+
+static const struct conn_ops http_ops = {.flush = op_flush, .close = op_close, .finish = op_finish};
 
 /* ---- input ---------------------------------------------------------------------------------- */
 

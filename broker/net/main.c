@@ -1,9 +1,9 @@
 /* main: nudged's entry point. Parses flags, brings up the engine, binds the shared listening
  * sockets and starts --workers workers (worker 0 on this thread, the others on their own;
- * worker.c), prints the ready line, and on SIGINT/SIGTERM drains: listeners close, every
- * WebSocket gets a 1001 close frame, lws is destroyed in its two calls around the last uv_run,
- * threads are joined and the process exits 0 with every resource freed (make valgrind checks
- * that). */
+ * worker.c), prints the ready line, and on SIGINT/SIGTERM drains (worker.c): listeners close,
+ * WebSockets get 1012 spread over --drain-window, publishers finish, lws is destroyed in its two
+ * calls around the last uv_run, threads are joined and the process exits 0 with every resource
+ * freed (make valgrind checks that). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -47,6 +47,7 @@ static void free_auth(struct broker *b)
     if (b->auth) auth_free(b->auth);
     free(b->auth);
     b->auth = NULL;
+    revoke_free(&b->revoked);
 }
 
 int main(int argc, char **argv)
@@ -78,7 +79,14 @@ int main(int argc, char **argv)
         config_free(&b.cfg);
         return 2;
     }
-    b.auth->st = &b.auth_st; /* counters that outlive a reload */
+    b.auth->st = &b.auth_st; /* counters and revocations that outlive a reload */
+    if (revoke_init(&b.revoked, b.cfg.auth.revoke_keep_s) < 0) {
+        fprintf(stderr, "nudged: out of memory\n");
+        free_auth(&b);
+        config_free(&b.cfg);
+        return 1;
+    }
+    b.auth->revoked = &b.revoked;
     if (b.cfg.check_only) {
         /* what a start would check before it binds and opens the data directory */
         printf("%s: configuration ok\n", b.cfg.file);

@@ -99,6 +99,7 @@ int reload_begin(struct broker *b)
         return -1;
     }
     r->auth->st = &b->auth_st;
+    r->auth->revoked = &b->revoked;
     /* a certificate renewed in place has the same paths: always load it again */
     r->tls = r->cfg.tls && b->cfg.tls;
     restart_only(&b->cfg, &r->cfg, r->restart, sizeof(r->restart));
@@ -125,6 +126,8 @@ int reload_apply(struct server *srv, struct reload *r)
     c->http_timeout_ms = n->http_timeout_ms;
     c->http_max_body = n->http_max_body;
     c->log_level = n->log_level;
+    c->drain_window_ms = n->drain_window_ms;
+    c->drain_deadline_ms = n->drain_deadline_ms;
     c->hub = n->hub;
     srv->hub.cfg = n->hub;
     session_reload(&srv->session, r->auth);
@@ -155,6 +158,7 @@ void reload_finish(struct broker *b, struct reload *r)
     b->cfg.kept = r->cfg.kept;
     r->cfg.kept = old_kept;
     b->auth = r->auth;
+    revoke_set_keep(&b->revoked, r->cfg.auth.revoke_keep_s);
     auth_free(r->old);
     free(r->old);
     config_free(&r->cfg);

@@ -52,6 +52,7 @@ struct broker {
                                   (worker 0's view; each session holds its own pointer, which a
                                   reload moves, reload.h) */
     struct auth_stats auth_st; /* auth's counters, kept across reloads */
+    struct revoke revoked;     /* auth's revoked users, kept across reloads */
     int argc;                  /* the command line, read again by a reload */
     char **argv;
     struct reload *reloading; /* a reload under way (worker 0), or NULL */

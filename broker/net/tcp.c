@@ -34,6 +34,7 @@
 #define READ_BUF (64 * 1024)
 #define WQ_HIGH (1024 * 1024)
 #define WQ_LOW (256 * 1024)
+#define LINGER_MS 1000 /* drain: after FIN, unread bytes are dropped this long at most */
 
 struct tcp {
     struct port p; /* first: the port frees the transport */
@@ -54,6 +55,9 @@ struct pconn {
     int closing;
     int close_after_write;
     int reading;
+    int finishing; /* drain: answer what was read, then close (op_finish) */
+    int lingering; /* FIN sent: reading and dropping until EOF or LINGER_MS */
+    uv_shutdown_t shut;
     struct peer_key peer; /* counted in the broker's peers (--max-conns-per-ip) */
 };
 
@@ -115,6 +119,10 @@ static void on_deadline(uv_timer_t *timer)
     struct pconn *pc = timer->data;
     struct server *srv = pc->t->p.srv;
     const char *why = "";
+    if (pc->lingering) { /* LINGER_MS passed without the publisher's EOF */
+        pconn_close(pc);
+        return;
+    }
     uint64_t left = next_deadline(pc, uv_now(srv->loop), &why);
     if (left == UINT64_MAX || pc->closing) return;
     if (left > 0) {
@@ -135,11 +143,55 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
  * store hold it back. */
 static void maybe_resume(struct pconn *pc)
 {
-    if (pc->reading || pc->closing || pc->close_after_write || pc->c.npubs >= SESSION_PUBS_LOW ||
+    if (pc->reading || pc->closing || pc->close_after_write || pc->finishing ||
+        pc->c.npubs >= SESSION_PUBS_LOW ||
         uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) >= WQ_LOW)
         return;
     uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
     pc->reading = 1;
+}
+
+static void on_shut(uv_shutdown_t *req, int status)
+{
+    struct pconn *pc = req->data;
+    if (pc->closing) return;
+    if (status < 0) {
+        pconn_close(pc);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read); /* on_read drops what comes */
+    pc->reading = 1;
+}
+
+/* Drain: once nothing read is left unanswered or unwritten, FIN and linger (top of file). */
+static void maybe_finish(struct pconn *pc)
+{
+    if (!pc->finishing || pc->lingering || pc->closing || pc->c.npubs || pc->c.out.len ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&pc->h))
+        return;
+    pc->lingering = 1;
+    pc->shut.data = pc;
+    if (uv_shutdown(&pc->shut, (uv_stream_t *)&pc->h, on_shut) < 0) {
+        pconn_close(pc);
+        return;
+    }
+    uv_timer_start(&pc->timer, on_deadline, LINGER_MS, 0);
+}
+
+static void op_finish(struct conn *c)
+{
+    struct pconn *pc = c->io;
+    if (pc->finishing || pc->closing) return;
+    pc->finishing = 1;
+    if (!c->hello) { /* nothing it sent was a publish */
+        pconn_close(pc);
+        return;
+    }
+    if (pc->reading) uv_read_stop((uv_stream_t *)&pc->h);
+    pc->reading = 0;
+    if (pc->close_after_write) return; /* already closing once its replies are out */
+    send_out(pc);
+    maybe_finish(pc);
 }
 
 static void op_flush(struct conn *c)
@@ -147,6 +199,7 @@ static void op_flush(struct conn *c)
     struct pconn *pc = c->io;
     send_out(pc); /* replies completed after their read (a store that commits later) */
     maybe_resume(pc);
+    maybe_finish(pc);
 }
 
 static void op_close(struct conn *c, int code, const char *reason)
@@ -156,7 +209,7 @@ static void op_close(struct conn *c, int code, const char *reason)
     pconn_close(c->io);
 }
 
-static const struct conn_ops pub_ops = {.flush = op_flush, .close = op_close};
+static const struct conn_ops pub_ops = {.flush = op_flush, .close = op_close, .finish = op_finish};
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -179,6 +232,7 @@ static void on_written(uv_write_t *req, int status)
         return;
     }
     maybe_resume(pc);
+    maybe_finish(pc);
 }
 
 /* Hand data[0..len) (malloc'd; libuv owns it from now on) to the socket and apply backpressure. */
@@ -345,7 +399,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         pconn_close(pc);
         return;
     }
-    if (nread == 0 || pc->close_after_write) return;
+    if (nread == 0 || pc->close_after_write || pc->lingering) return;
     if (!pc->ssl) hub_count_bytes(&srv->hub, (uint64_t)nread, 0);
     uint64_t now = pc->active_ms = uv_now(srv->loop);
     if (pc->ssl)

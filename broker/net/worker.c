@@ -1,10 +1,20 @@
 /* worker: see worker.h. A worker's loop runs, once per turn before it sleeps, hub_drain (hints
  * the engine released, from any thread) then hub_flush (one batched write per connection with
  * output). Other threads wake it through a uv_async when its inbox goes from empty to non-empty,
- * and to stop it. Shutdown: worker 0 gets the signal and asks every worker to stop; each closes
- * its listeners, sends every WebSocket a 1001 close frame, waits up to DRAIN_MS for the close
- * handshakes, destroys its lws context (first of the two calls) and lets its loop end; worker 0
- * then joins the others, and main frees hubs and the engine once no thread can publish. */
+ * and to stop it.
+ *
+ * Drain (SIGINT/SIGTERM; docs/operations.md §Stop): worker 0 gets the signal and asks every
+ * worker to stop. Each closes its listeners at once (new connections are refused) and closes its
+ * WebSockets with 1012 ("restart: reconnect now") evenly over --drain-window — the k-th of N at
+ * k/N of the window — so that the clients do not all reconnect to the next broker in the same
+ * second. Publishers are still served meanwhile, so hints still reach the WebSockets not closed
+ * yet (and are in the journal for the others' resume); at the window's end, or once no
+ * subscriber is left, every publisher finishes (what it sent is acked, then it is closed:
+ * conn_ops.finish). A worker finishes (destroys its lws context, the first of the two calls,
+ * and lets its loop end) once its connections are gone, or at --drain-deadline, when what is
+ * left is cut; worker 0 last, since the store's acks reach the others through its loop, and its
+ * admin port answers /readyz 503 until then. A second signal cuts every worker at once. Worker
+ * 0 then joins the others, and main frees hubs and the engine once no thread can publish. */
 #include "worker.h"
 
 #include <errno.h>
@@ -21,7 +31,9 @@
 #include "tcp.h"
 #include "ws.h"
 
-#define DRAIN_MS 2000 /* longest wait for WebSocket close handshakes at shutdown */
+#define DRAIN_TICK_MS 20 /* drain: how often the next WebSockets are closed */
+/* RFC 6455 "Service Restart": docs/protocol.md §WebSocket close codes */
+#define CLOSE_RESTART 1012
 
 struct worker {
     struct server srv;
@@ -41,8 +53,14 @@ struct worker {
     int start_rc;
     int pub_fd, ws_fd, http_fd;
     atomic_int stop; /* asked to stop (by worker 0) */
+    atomic_int cut;  /* a second stop signal: end the drain now */
+    atomic_int done; /* finish() ran (worker 0 finishes after every other) */
     int began, finished, threaded, handles;
     uint64_t drain_start;
+    uint64_t subs0;  /* subscribers open when the drain began */
+    uint64_t closed; /* of them, closed by the drain so far */
+    uint64_t log_ms; /* last progress line */
+    int pubs_done;   /* hub_finish_pubs ran */
 };
 
 struct server *worker_server(struct worker *w)
@@ -96,6 +114,8 @@ struct worker *worker_new(struct broker *b, uint32_t index, int pub_fd, int ws_f
     w->ws_fd = ws_fd;
     w->http_fd = http_fd;
     atomic_init(&w->stop, 0);
+    atomic_init(&w->cut, 0);
+    atomic_init(&w->done, 0);
     if (hub_init(&w->srv.hub, &b->cfg.hub, &b->engine) < 0) goto fail;
     session_init(&w->srv.session, &w->srv.hub, b->auth);
     return w;
@@ -138,6 +158,8 @@ static void finish(struct worker *w)
     if (w->finished) return;
     w->finished = 1;
     hub_own(&w->srv.hub, NULL, NULL); /* no more wakes: the async handle closes now */
+    admin_stop(w->srv.admin); /* open through the drain: /readyz said 503; it frees itself */
+    w->srv.admin = NULL;
     ws_destroy(w->srv.ws);
     close_handle(w, (uv_handle_t *)&w->before_sleep);
     close_handle(w, (uv_handle_t *)&w->wake);
@@ -161,18 +183,82 @@ static void finish(struct worker *w)
         close_handle(w, (uv_handle_t *)&w->sigterm);
         close_handle(w, (uv_handle_t *)&w->sighup);
     }
+    atomic_store(&w->done, 1);
+}
+
+static uint64_t open_conns(const struct worker *w, enum conn_role role)
+{
+    return stat_get(&w->srv.hub.st.conns[role]);
+}
+
+/* Close the subscribers due by `elapsed` ms into the drain: the k-th of subs0 at k/subs0 of
+ * the window (all at once with a window of 0). What is queued for them is written first. */
+static void spread(struct worker *w, uint64_t elapsed)
+{
+    struct hub *hub = &w->srv.hub;
+    uint64_t win = w->srv.cfg.drain_window_ms;
+    uint64_t due = win == 0 || elapsed >= win ? w->subs0 : w->subs0 * elapsed / win;
+    if (w->closed >= due) return;
+    hub_drain(hub);
+    hub_flush(hub);
+    struct conn *next;
+    for (struct conn *c = hub->conns; c && w->closed < due; c = next) {
+        next = c->next;
+        if (c->role != CONN_SUB || c->closing) continue;
+        hub_conn_close(hub, c, CLOSE_RESTART, "broker restarting: reconnect now");
+        w->closed++;
+    }
+    if (w->closed < due) w->closed = due; /* the others left by themselves */
+}
+
+static int others_done(const struct worker *w)
+{
+    const struct broker *b = w->srv.broker;
+    for (uint32_t i = 1; i < b->nworkers; i++)
+        if (b->workers[i]->threaded && !atomic_load(&b->workers[i]->done)) return 0;
+    return 1;
 }
 
 static void on_drain_tick(uv_timer_t *t)
 {
     struct worker *w = t->data;
-    if (stat_get(&w->srv.hub.st.conns[CONN_SUB]) == 0 ||
-        uv_now(&w->loop) - w->drain_start >= DRAIN_MS)
+    struct server *srv = &w->srv;
+    int level = srv->cfg.log_level;
+    uint64_t now = uv_now(&w->loop), elapsed = now - w->drain_start;
+    if (atomic_load(&w->cut) || elapsed >= srv->cfg.drain_deadline_ms) {
+        uint64_t left = open_conns(w, CONN_SUB) + open_conns(w, CONN_PUB);
+        if (left)
+            LOGF(level, LOG_WARN, "drain: worker %u: %s after %llu ms: cutting %llu connections",
+                 srv->index, atomic_load(&w->cut) ? "second stop signal" : "--drain-deadline",
+                 (unsigned long long)elapsed, (unsigned long long)left);
+        hub_close_all(&srv->hub, CLOSE_RESTART, "broker restarting: reconnect now");
+        if (srv->index == 0)
+            LOGF(level, LOG_INFO, "drain: ended after %llu ms", (unsigned long long)elapsed);
         finish(w);
+        return;
+    }
+    spread(w, elapsed);
+    if (!w->pubs_done && (elapsed >= srv->cfg.drain_window_ms || open_conns(w, CONN_SUB) == 0)) {
+        w->pubs_done = 1;
+        hub_finish_pubs(&srv->hub);
+    }
+    if (open_conns(w, CONN_SUB) == 0 && open_conns(w, CONN_PUB) == 0 &&
+        (srv->index != 0 || others_done(w))) {
+        if (srv->index == 0)
+            LOGF(level, LOG_INFO, "drain: done in %llu ms: every connection closed",
+                 (unsigned long long)elapsed);
+        finish(w);
+        return;
+    }
+    if (srv->index == 0 && now - w->log_ms >= 1000) {
+        w->log_ms = now;
+        LOGF(level, LOG_INFO, "drain: %llu ms in: %llu connections still open",
+             (unsigned long long)elapsed, (unsigned long long)server_conns(srv));
+    }
 }
 
-/* Close the listeners and every connection; the drain timer finishes once the WebSockets are
- * gone or DRAIN_MS passed. */
+/* Stop accepting on every listener and start closing the WebSockets; the drain timer does the
+ * rest (top of file). The admin port stays open. */
 static void begin_stop(struct worker *w)
 {
     struct server *srv = &w->srv;
@@ -181,13 +267,12 @@ static void begin_stop(struct worker *w)
     srv->stopping = 1;
     tcp_stop(srv->tcp);
     http_stop(srv->http);
-    admin_stop(srv->admin);
     ws_stop_listening(srv->ws);
-    hub_drain(&srv->hub);
-    hub_close_all(&srv->hub, 1001, "broker shutting down");
+    w->subs0 = open_conns(w, CONN_SUB);
+    w->drain_start = w->log_ms = uv_now(&w->loop);
+    spread(w, 0);
     hub_flush(&srv->hub);
-    w->drain_start = uv_now(&w->loop);
-    uv_timer_start(&w->drain, on_drain_tick, 0, 20);
+    uv_timer_start(&w->drain, on_drain_tick, DRAIN_TICK_MS, DRAIN_TICK_MS);
 }
 
 static void on_expiry(uv_timer_t *t)
@@ -257,10 +342,21 @@ void worker_stop_all(struct broker *b)
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct worker *w = s->data;
-    if (w->began) return;
-    LOGF(w->srv.cfg.log_level, LOG_INFO, "%s: shutting down",
-         signum == SIGINT ? "SIGINT" : "SIGTERM");
-    worker_stop_all(w->srv.broker);
+    struct broker *b = w->srv.broker;
+    const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+    if (w->began) {
+        LOGF(w->srv.cfg.log_level, LOG_INFO, "%s again: cutting the drain short", name);
+        for (uint32_t i = 0; i < b->nworkers; i++)
+            atomic_store(&b->workers[i]->cut, 1); /* seen at each worker's next drain tick */
+        return;
+    }
+    LOGF(w->srv.cfg.log_level, LOG_INFO,
+         "%s: draining %llu connections: listeners closed; WebSockets closed with 1012 over "
+         "%u ms (--drain-window), publishers finished at its end; exit by %u ms "
+         "(--drain-deadline); a second signal cuts it short",
+         name, (unsigned long long)server_conns(&w->srv), w->srv.cfg.drain_window_ms,
+         w->srv.cfg.drain_deadline_ms);
+    worker_stop_all(b);
     begin_stop(w);
 }
 
@@ -321,7 +417,6 @@ static void abort_start(struct worker *w)
     w->began = 1;
     tcp_stop(w->srv.tcp);
     http_stop(w->srv.http);
-    admin_stop(w->srv.admin);
     finish(w);
 }
 

@@ -40,9 +40,11 @@
  * plaintext inside the TLS stream): such a connection is just closed. */
 #include "ws.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -234,6 +236,25 @@ static void op_flush(struct conn *c)
 /* Closes the broker decides on (slow consumer 4001, out of memory 1011, rate limit 4008) are an
  * operator's business: one warn line each, with the connection id and the reason, at most
  * CLOSE_LOG_PER_SEC a second so a mass disconnect cannot flood the log (the rest are counted). */
+/* "address:port" ("[v6]:port") of fd's peer into out, or "" (GET /users/USER/connections). */
+static void peer_name(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "";
+    out[0] = '\0';
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        snprintf(out, cap, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        snprintf(out, cap, "[%s]:%u", host, ntohs(a->sin6_port));
+    }
+}
+
 static void log_close(struct wsconn *wc, int code, const char *reason)
 {
     struct ws *w = wc->w;
@@ -482,6 +503,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);
+        wc->c.open_ms = wc->open_ms;
+        peer_name(lws_get_socket_fd(wsi), wc->c.peer, sizeof(wc->c.peer));
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return wc && wc->established ? on_receive(wc, in, len) : -1;

@@ -22,6 +22,7 @@ void auth_config_default(struct auth_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->leeway_s = AUTH_LEEWAY_DEFAULT;
+    c->revoke_keep_s = REVOKE_KEEP_DEFAULT;
 }
 
 /* A repeatable flag's next place in its list, or NULL (with err) when the list is full. */
@@ -55,6 +56,14 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
     const char **slot;
     if (!strcmp(a, "--token-leeway")) return num_flag(a, v, 600, &c->leeway_s, i, err, errlen);
     if (!strcmp(a, "--pub-rate")) return num_flag(a, v, 100000000, &c->pub_rate, i, err, errlen);
+    if (!strcmp(a, "--revoke-keep")) {
+        int rc = num_flag(a, v, REVOKE_KEEP_MAX, &c->revoke_keep_s, i, err, errlen);
+        if (rc == 1 && c->revoke_keep_s < 60) {
+            snprintf(err, errlen, "%s wants an integer in [60, %u]", a, REVOKE_KEEP_MAX);
+            return -1;
+        }
+        return rc;
+    }
     if (!strcmp(a, "--token-secret-file"))
         slot = list_slot(a, c->secret_files, &c->nsecret_files, AUTH_FILES_MAX, err, errlen);
     else if (!strcmp(a, "--token-public-key"))
@@ -83,20 +92,22 @@ int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char 
     return 1;
 }
 
-/* The whole file (at most FILE_MAX bytes) in a malloc'd NUL-terminated buffer. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+char *auth_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, FILE_MAX + 1, f) : 0;
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
     int bad = !buf || ferror(f);
     fclose(f);
-    if (bad || n > FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", path, bad ? "cannot be read" : "larger than 64 KiB");
+    if (bad || n > max) {
+        if (bad)
+            snprintf(err, errlen, "%s: cannot be read", path);
+        else
+            snprintf(err, errlen, "%s: larger than %zu KiB", path, max / 1024);
         free(buf);
         return NULL;
     }
@@ -178,7 +189,7 @@ static char **copy_patterns(const char *const *src, uint32_t n, const char *flag
 static int load_pub_keys(struct auth *a, const char *path, uint32_t rate, char *err, size_t errlen)
 {
     size_t len;
-    char *buf = read_file(path, &len, err, errlen);
+    char *buf = auth_read_file(path, FILE_MAX, &len, err, errlen);
     if (!buf) return -1;
     if (!(a->pub_keys = calloc(AUTH_KEYS_MAX, sizeof(*a->pub_keys)))) {
         free(buf);
@@ -258,13 +269,14 @@ int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t err
 {
     memset(a, 0, sizeof(*a));
     a->st = &a->own_st;
-    if (token_keys_new(&a->keys) < 0) {
+    a->revoked = &a->own_revoked;
+    if (token_keys_new(&a->keys) < 0 || revoke_init(&a->own_revoked, c->revoke_keep_s) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     for (uint32_t i = 0; i < c->nsecret_files; i++) {
         size_t len;
-        char *s = read_file(c->secret_files[i], &len, err, errlen);
+        char *s = auth_read_file(c->secret_files[i], FILE_MAX, &len, err, errlen);
         if (!s) return -1;
         trim_newline(s, &len);
         char kerr[160];
@@ -300,7 +312,7 @@ int auth_load(struct auth *a, const struct auth_config *c, char *err, size_t err
         return -1;
     if (c->admin_token_file) {
         size_t len;
-        char *s = read_file(c->admin_token_file, &len, err, errlen);
+        char *s = auth_read_file(c->admin_token_file, FILE_MAX, &len, err, errlen);
         if (!s) return -1;
         trim_newline(s, &len);
         int shortish = len < AUTH_SECRET_MIN || memchr(s, ' ', len) != NULL;
@@ -333,6 +345,7 @@ void auth_free(struct auth *a)
         for (uint32_t p = 0; p < a->pub_keys[i].npatterns; p++)
             free(a->pub_keys[i].patterns[p]);
     free(a->pub_keys);
+    revoke_free(&a->own_revoked);
     memset(a, 0, sizeof(*a));
 }
 
@@ -412,10 +425,24 @@ static int verify(struct auth *a, struct wire_str token, int64_t now_s, struct a
         auth_grant_free(g);
         return rc;
     }
+    int64_t before;
+    if (revoke_check(a->revoked, g->claims.sub, g->claims.sub_len, g->claims.has_iat, g->claims.iat,
+                     now_s, &before)) {
+        atomic_fetch_add_explicit(&a->st->revoked, 1, memory_order_relaxed);
+        auth_grant_free(g);
+        *why = "the operator revoked this user's tokens issued before a moment (\"iat\"): get a "
+               "new token";
+        return WIRE_C_UNAUTHORIZED;
+    }
     g->kind = AUTH_USER;
     g->exp = g->claims.exp;
     *out = g;
     return 0;
+}
+
+int auth_revoke(struct auth *a, const char *user, size_t len, int64_t before_s, int64_t now_s)
+{
+    return revoke_add(a->revoked, user, len, before_s, now_s);
 }
 
 int auth_sub_hello(struct auth *a, struct wire_str token, int64_t now_s, struct auth_grant **out,

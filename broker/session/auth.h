@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "revoke.h"
 #include "stat.h"
 #include "token.h"
 #include "wire.h"
@@ -48,9 +49,13 @@ struct auth_config {
     uint32_t pub_rate;            /* --pub-rate: publishes/s per key without its own rate=; 0 =
                                      unbounded */
     const char *admin_token_file; /* --admin-token-file */
+    uint32_t revoke_keep_s;       /* --revoke-keep: seconds a revocation is kept (revoke.h) */
 };
 
 void auth_config_default(struct auth_config *c);
+/* The whole file at path, at most max bytes, in a malloc'd NUL-terminated buffer (the caller
+ * frees it) of *len bytes; NULL with a message naming path in err. */
+char *auth_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 /* If argv[*i] is one of auth's flags, consume it (and its value: *i advances) and return 1; 0
  * when it is not; -1 with a message in err when its value is missing or out of range. */
 int auth_config_flag(struct auth_config *c, int argc, char **argv, int *i, char *err,
@@ -78,6 +83,8 @@ struct auth_stats {
     stat_t expired;         /* connections closed with 4002 */
     stat_t refreshed;       /* tokens refreshed on a live connection */
     stat_t refresh_refused; /* refreshes refused (then closed with 4003) */
+    stat_t revoked;         /* tokens refused because their user was revoked (any thread: added
+                               with an atomic read-modify-write) */
 };
 
 struct auth {
@@ -90,9 +97,13 @@ struct auth {
     struct auth_key *pub_keys; /* owned */
     uint32_t npub_keys;
     uint8_t admin_hash[32];
-    int admin_required;    /* an admin token is configured */
-    int subs_open;         /* development mode for subscribers */
-    int pubs_open;         /* development mode for publishers */
+    int admin_required;     /* an admin token is configured */
+    int subs_open;          /* development mode for subscribers */
+    int pubs_open;          /* development mode for publishers */
+    struct revoke *revoked; /* users whose older tokens are refused (POST
+                               /users/USER/disconnect): &own_revoked after auth_load; the broker
+                               points it at a table that outlives a reload */
+    struct revoke own_revoked;
     struct auth_stats *st; /* &own_st after auth_load; the broker points it at counters that
                               outlive a reload (one struct auth per configuration) */
     struct auth_stats own_st;
@@ -116,6 +127,12 @@ struct auth_grant {
     struct auth_grant *prev, *next;
     void *conn;
 };
+
+/* Refuse, from now_s on, the tokens of user[0..len) issued before before_s (iat < before_s, or
+ * no iat): at every hello and refresh on any thread, for --revoke-keep seconds (revoke.h). The
+ * connections already open are the caller's to close. Returns 0, -ENOSPC (the table is full) or
+ * -ENOMEM. */
+int auth_revoke(struct auth *a, const char *user, size_t len, int64_t before_s, int64_t now_s);
 
 /* Subscriber hello: decide from token (len 0 = none) at now_s. Returns 0 with *out (static for
  * open/anonymous, else allocated) or a WIRE_C_* code with *why (static, never the token). */

@@ -480,6 +480,42 @@ static int drop_unreadable(struct session *s, struct conn *c, int has_id, uint64
     return 0;
 }
 
+int session_user(struct session *s, const char *user, size_t len, int revoke,
+                 struct session_uconn **out, uint32_t *n)
+{
+    int rc = 0;
+    uint32_t cap = *n;
+    for (struct auth_grant *g = s->tokened, *next; g; g = next) {
+        next = g->next;
+        struct conn *c = g->conn;
+        if (c->closing || g->claims.sub_len != len || memcmp(g->claims.sub, user, len)) continue;
+        if (rc == 0 && *n == cap) {
+            uint32_t ncap = cap ? 2 * cap : 8;
+            struct session_uconn *m = realloc(*out, ncap * sizeof(*m));
+            if (m) {
+                *out = m;
+                cap = ncap;
+            } else {
+                rc = -ENOMEM;
+            }
+        }
+        if (rc == 0) {
+            struct session_uconn *u = &(*out)[(*n)++];
+            memset(u, 0, sizeof(*u));
+            memcpy(u->id, c->name, c->name_len < sizeof(u->id) ? c->name_len : sizeof(u->id) - 1);
+            memcpy(u->peer, c->peer, sizeof(u->peer));
+            u->since_ms = c->open_ms;
+            u->subs = c->nsubs;
+        }
+        if (revoke) {
+            hub_error(s->hub, c, 0, 0, no_topic, WIRE_C_UNAUTHORIZED,
+                      "the operator revoked this user's tokens: get a new token, then reconnect");
+            end_conn(s, c, SESSION_CLOSE_REVOKED, "revoked");
+        }
+    }
+    return rc;
+}
+
 /* A fresh token on a live connection: the same sub, a later (or equal) expiry; subscriptions
  * the new token no longer allows are dropped (unsubscribed, with the refresh's id). */
 static void on_refresh(struct session *s, struct conn *c, const struct sub_msg *sm)

@@ -83,6 +83,25 @@ void session_reload(struct session *s, struct auth *a);
  * (exp + leeway) by the wall clock. Call about once a second. Returns how many were closed. */
 uint32_t session_expire(struct session *s);
 
+/* Close code of a connection whose user's tokens the operator revoked (session_user,
+ * docs/protocol.md §WebSocket close codes): get a new token, then reconnect. */
+#define SESSION_CLOSE_REVOKED 4010
+
+/* One subscriber connection of a user (session_user). */
+struct session_uconn {
+    char id[24];       /* its connection id, as its welcome said ("conn") */
+    char peer[64];     /* the client's address:port */
+    uint64_t since_ms; /* wall clock when it connected (ms since the epoch) */
+    uint32_t subs;     /* its subscriptions (topics and patterns) */
+};
+/* The connections of this session (the calling thread's) whose token names user[0..len) as its
+ * sub, not already closing: appended to *out (grown with realloc, owned by the caller, who frees
+ * it; *n counts them). With revoke, each is sent `error` unauthorized and closed with
+ * SESSION_CLOSE_REVOKED as well. Returns 0, or -ENOMEM (what was found so far is kept, and
+ * closed when revoking). */
+int session_user(struct session *s, const char *user, size_t len, int revoke,
+                 struct session_uconn **out, uint32_t *n);
+
 /* Subscriber: one complete message (binary: the frame opcode was binary). */
 void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, size_t len,
                          int binary, uint64_t now_ms);

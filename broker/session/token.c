@@ -405,9 +405,13 @@ static int check_claims(const json_t *c, const struct token_rules *r, int64_t no
         if (numeric_date(v, &t)) return TOKEN_ECLAIMS;
         if (add_sat(now, r->leeway_s) < t) return TOKEN_ENOTYET;
     }
+    int64_t iat = 0;
+    int has_iat = 0;
     if ((v = json_object_get(c, "iat"))) {
         if (numeric_date(v, &t)) return TOKEN_ECLAIMS;
         if (add_sat(now, r->leeway_s) < t) return TOKEN_ENOTYET;
+        iat = t;
+        has_iat = 1;
     }
     if (r->iss) {
         v = json_object_get(c, "iss");
@@ -453,6 +457,8 @@ static int check_claims(const json_t *c, const struct token_rules *r, int64_t no
     memcpy(out->sub, json_string_value(v), sublen + 1);
     out->sub_len = (uint32_t)sublen;
     out->exp = exp;
+    out->iat = iat;
+    out->has_iat = has_iat;
     return 0;
 }
 

@@ -76,6 +76,8 @@ struct token_claims {
     char sub[TOKEN_SUB_MAX + 1]; /* NUL-terminated */
     uint32_t sub_len;
     int64_t exp; /* seconds since the epoch */
+    int64_t iat; /* "iat" when has_iat (revocation: auth.h) */
+    int has_iat;
     uint32_t ntopics;
     const char *topics[TOKEN_TOPICS_MAX]; /* NUL-terminated, unvalidated as patterns */
     uint32_t topic_len[TOKEN_TOPICS_MAX];

@@ -27,14 +27,18 @@ static const char USAGE_MAIN[] =
     "Commands:\n"
     "  pub     publish one change to one or more topics (publisher TCP port)\n"
     "  sub     subscribe over WebSocket and print each hint as one JSON line\n"
+    "  tail    live tap: print the hints published to matching topics, human-readable;\n"
+    "          reconnects and resumes when the broker restarts\n"
     "  stats   print the broker's /stats (admin HTTP port)\n"
+    "  top     live view of the broker like top(1): rates, connections, top topics, slow\n"
+    "          consumers, coalescing, resets (admin HTTP port); q quits\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help (nudge COMMAND --help for a command)\n"
     "  -V, --version  print the version\n"
     "\n"
-    "Environment: NUDGE_ADDR (pub), NUDGE_URL (sub), NUDGE_ADMIN (stats) replace the default\n"
-    "addresses. Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+    "Environment: NUDGE_ADDR (pub), NUDGE_URL (sub, tail), NUDGE_ADMIN (stats, top) replace the\n"
+    "default addresses. Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
 static const char USAGE_PUB[] =
     "Usage: nudge pub [--addr HOST:PORT] [--data JSON] [--origin CONNID [--skip-origin]]\n"
@@ -148,7 +152,7 @@ int cli_check_topic(const char *cmd, const char *topic)
     wire_limits_default(&lim);
     lim.max_topic = WIRE_TOPIC_LEN_MAX;
     size_t len = strlen(topic);
-    int is_sub = strcmp(cmd, "sub") == 0;
+    int is_sub = strcmp(cmd, "sub") == 0 || strcmp(cmd, "tail") == 0;
     char buf[WIRE_TOPIC_LEN_MAX];
     const char *p = topic;
     int pattern_ok = 1;
@@ -366,7 +370,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "pub") == 0) return cli_pub(argc - 1, argv + 1);
     if (strcmp(cmd, "sub") == 0) return cli_sub(argc - 1, argv + 1);
+    if (strcmp(cmd, "tail") == 0) return cli_tail(argc - 1, argv + 1);
     if (strcmp(cmd, "stats") == 0) return cli_stats(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0) return cli_top(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_err(NULL, "unknown option %s", cmd);
     return cli_usage_err(NULL, "unknown command \"%s\"", cmd);
 }

@@ -1,5 +1,6 @@
 /* cli: what the `nudge` command's files share (cli.c: main, pub and helpers; subscribe.c: sub;
- * stats.c: stats). Internal to the CLI, not part of libnudge. */
+ * tail.c: tail; watch.c: the WebSocket subscriber both use; stats.c: stats and the admin HTTP
+ * client; top.c: top). Internal to the CLI, not part of libnudge. */
 #ifndef NUDGE_CLI_H
 #define NUDGE_CLI_H
 
@@ -8,6 +9,7 @@
 #include "version.h"
 
 #define CLI_VERSION NUDGE_VERSION
+#define CLI_ADMIN_ADDR "127.0.0.1:7402" /* admin endpoint unless --addr or $NUDGE_ADMIN */
 
 /* Exit codes of every subcommand. */
 enum cli_exit {
@@ -20,6 +22,8 @@ enum cli_exit {
 int cli_pub(int argc, char **argv);
 int cli_sub(int argc, char **argv);
 int cli_stats(int argc, char **argv);
+int cli_top(int argc, char **argv);
+int cli_tail(int argc, char **argv);
 
 /* "nudge: <message>\n" on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -44,5 +48,22 @@ int cli_check_topic(const char *cmd, const char *topic);
 char *cli_secret(const char *cmd, const char *file, const char *env, int *err);
 /* Value of environment variable name if set and non-empty, else def. */
 const char *cli_env_or(const char *name, const char *def);
+
+/* One answer of the admin endpoint. */
+struct cli_http {
+    int status;     /* e.g. 200, 404 */
+    char line[128]; /* the status line, e.g. "HTTP/1.1 404 Not Found" */
+    char *body;     /* NUL-terminated, de-chunked; malloc'd, the caller frees it */
+    size_t len;     /* bytes of body */
+};
+/* GET path from the admin endpoint addr (HOST:PORT or [v6]:PORT), one request with "Connection:
+ * close", sending token (NULL = none) as a bearer token, all within timeout_ms. 0 with *res
+ * filled (any status: a 404 is an answer), -1 when no HTTP answer came (cannot connect, timed
+ * out, not HTTP), -2 when addr is malformed; the reason is in err. *res holds nothing to free
+ * unless 0 is returned. */
+int cli_admin_get(const char *addr, const char *path, const char *token, int timeout_ms,
+                  struct cli_http *res, char *err, size_t cap);
+/* 0 when addr is HOST:PORT or [v6]:PORT, else -1. */
+int cli_addr_check(const char *addr);
 
 #endif

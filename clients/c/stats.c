@@ -1,4 +1,5 @@
-/* stats: `nudge stats` — GET /stats from the broker's admin port and print the JSON.
+/* stats: `nudge stats` — GET /stats from the broker's admin port and print the JSON; and the
+ * admin HTTP client itself (cli_admin_get), which `nudge top` polls with.
  *
  * A plain blocking-with-deadline HTTP/1.1 client: one request with "Connection: close", read
  * until EOF (bounded in size and time), then status line, headers, and the body (de-chunked if
@@ -21,7 +22,6 @@
 
 #include <jansson.h>
 
-static const char CLI_ADMIN_ADDR[] = "127.0.0.1:7402";
 enum { STATS_MAX_RESPONSE = 16 << 20 };
 
 static const char USAGE_STATS[] =
@@ -236,6 +236,72 @@ static long stats__dechunk(char *body, size_t len)
     return (long)out;
 }
 
+int cli_addr_check(const char *addr)
+{
+    char host[256], port[16];
+    return stats__split(addr, host, sizeof host, port, sizeof port);
+}
+
+int cli_admin_get(const char *addr, const char *path, const char *token, int timeout_ms,
+                  struct cli_http *res, char *err, size_t cap)
+{
+    char host[256], port[16];
+    memset(res, 0, sizeof *res);
+    if (stats__split(addr, host, sizeof host, port, sizeof port) != 0) {
+        snprintf(err, cap, "bad address \"%s\" (want HOST:PORT or [v6]:PORT)", addr);
+        return -2;
+    }
+    int64_t deadline = stats__now_ms() + timeout_ms;
+    int fd = stats__connect(host, port, deadline, err, cap);
+    if (fd < 0) return -1;
+    char req[9216];
+    int rl = snprintf(req, sizeof req,
+                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: nudge/" CLI_VERSION
+                      "\r\nAccept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
+                      path, addr, token ? "Authorization: Bearer " : "", token ? token : "",
+                      token ? "\r\n" : "");
+    if (rl < 0 || (size_t)rl >= sizeof req) {
+        close(fd);
+        snprintf(err, cap, "request too long");
+        return -1;
+    }
+    char *resp = NULL;
+    size_t len = 0;
+    int r = stats__exchange(fd, req, (size_t)rl, deadline, &resp, &len, err, cap);
+    close(fd);
+    if (r != 0) return -1;
+    char *hend = strstr(resp, "\r\n\r\n");
+    char *eol = strstr(resp, "\r\n");
+    if (!hend || !eol || sscanf(resp, "HTTP/%*d.%*d %d", &res->status) != 1) {
+        snprintf(err, cap, "not an HTTP response from %s", addr);
+        free(resp);
+        return -1;
+    }
+    snprintf(res->line, sizeof res->line, "%.*s", (int)(eol - resp), resp);
+    char *body = hend + 4;
+    size_t blen = len - (size_t)(body - resp);
+    size_t vlen = 0;
+    const char *te = stats__header(resp, hend, "Transfer-Encoding", &vlen);
+    const char *cl = stats__header(resp, hend, "Content-Length", &vlen);
+    if (te && vlen >= 7 && strncasecmp(te, "chunked", 7) == 0) {
+        long n = stats__dechunk(body, blen);
+        if (n < 0) {
+            snprintf(err, cap, "bad chunked body from %s", addr);
+            free(resp);
+            return -1;
+        }
+        blen = (size_t)n;
+    } else if (cl) {
+        unsigned long n = strtoul(cl, NULL, 10);
+        if (n < blen) blen = n;
+    }
+    memmove(resp, body, blen); /* the body alone, NUL-terminated, in the same allocation */
+    resp[blen] = '\0';
+    res->body = resp;
+    res->len = blen;
+    return 0;
+}
+
 int cli_stats(int argc, char **argv)
 {
     const char *addr = cli_env_or("NUDGE_ADMIN", CLI_ADMIN_ADDR), *tmo = NULL, *tfile = NULL;
@@ -265,64 +331,23 @@ int cli_stats(int argc, char **argv)
     if (stats__split(addr, host, sizeof host, port, sizeof port) != 0)
         return cli_usage_err("stats", "bad address \"%s\" (want HOST:PORT or [v6]:PORT)", addr);
 
-    int64_t deadline = stats__now_ms() + timeout_ms;
-    int fd = stats__connect(host, port, deadline, err, sizeof err);
-    if (fd < 0) {
-        cli_err("stats: %s", err);
-        return CLI_FAIL;
-    }
     int terr = 0;
     char *token = cli_secret("stats", tfile, "NUDGE_ADMIN_TOKEN", &terr);
-    if (terr) {
-        close(fd);
-        return CLI_USAGE;
-    }
-    char req[9216];
-    int rl = snprintf(req, sizeof req,
-                      "GET /stats HTTP/1.1\r\nHost: %s\r\nUser-Agent: nudge/" CLI_VERSION
-                      "\r\nAccept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
-                      addr, token ? "Authorization: Bearer " : "", token ? token : "",
-                      token ? "\r\n" : "");
+    if (terr) return CLI_USAGE;
+    struct cli_http res;
+    r = cli_admin_get(addr, "/stats", token, timeout_ms, &res, err, sizeof err);
     free(token);
-    char *resp = NULL;
-    size_t len = 0;
-    r = stats__exchange(fd, req, (size_t)rl, deadline, &resp, &len, err, sizeof err);
-    close(fd);
     if (r != 0) {
         cli_err("stats: %s", err);
         return CLI_FAIL;
     }
-
     int rc = CLI_FAIL;
-    char *hend = strstr(resp, "\r\n\r\n");
-    char *eol = strstr(resp, "\r\n");
-    int status = 0;
-    if (!hend || !eol || sscanf(resp, "HTTP/%*d.%*d %d", &status) != 1) {
-        cli_err("stats: not an HTTP response from %s", addr);
+    if (res.status != 200) {
+        cli_err("stats: %s", res.line);
         goto out;
-    }
-    if (status != 200) {
-        cli_err("stats: %.*s", (int)(eol - resp), resp);
-        goto out;
-    }
-    char *body = hend + 4;
-    size_t blen = len - (size_t)(body - resp);
-    size_t vlen = 0;
-    const char *te = stats__header(resp, hend, "Transfer-Encoding", &vlen);
-    const char *cl = stats__header(resp, hend, "Content-Length", &vlen);
-    if (te && vlen >= 7 && strncasecmp(te, "chunked", 7) == 0) {
-        long n = stats__dechunk(body, blen);
-        if (n < 0) {
-            cli_err("stats: bad chunked body");
-            goto out;
-        }
-        blen = (size_t)n;
-    } else if (cl) {
-        unsigned long n = strtoul(cl, NULL, 10);
-        if (n < blen) blen = n;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(body, blen, 0, &jerr);
+    json_t *root = json_loadb(res.body, res.len, 0, &jerr);
     if (!root) {
         cli_err("stats: body is not JSON (%s)", jerr.text);
         goto out;
@@ -339,6 +364,6 @@ int cli_stats(int argc, char **argv)
     free(txt);
     rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
-    free(resp);
+    free(res.body);
     return rc;
 }

@@ -468,6 +468,12 @@ Test(cli, bad_usage_exits_with_status_2, .timeout = 60)
         {bin, "sub", "wild*", NULL},
         {bin, "stats", "extra", NULL},
         {bin, "stats", "--addr", "nocolon", NULL},
+        {bin, "tail", NULL},
+        {bin, "tail", "--url", "http://127.0.0.1:1/", "t", NULL},
+        {bin, "tail", "bad topic", NULL},
+        {bin, "top", "extra", NULL},
+        {bin, "top", "--interval", "0", NULL},
+        {bin, "top", "--admin", "nocolon", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = NULL, *err = NULL;
@@ -485,15 +491,14 @@ Test(cli, help_and_version_exit_0, .timeout = 60)
 {
     char bin[512];
     cli_path(bin, sizeof bin);
-    const char *cases[][4] = {{bin, "--help", NULL},
-                              {bin, "pub", "--help", NULL},
-                              {bin, "sub", "-h", NULL},
-                              {bin, "stats", "--help", NULL},
+    const char *cases[][4] = {{bin, "--help", NULL},         {bin, "pub", "--help", NULL},
+                              {bin, "sub", "-h", NULL},      {bin, "stats", "--help", NULL},
+                              {bin, "tail", "--help", NULL}, {bin, "top", "-h", NULL},
                               {bin, "--version", NULL}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = NULL, *err = NULL;
         cr_expect_eq(run_cmd(cases[i], NULL, &out, &err, CMD_TIMEOUT_MS), 0, "case %zu", i);
-        if (i < 4)
+        if (strcmp(cases[i][1], "--version") != 0)
             cr_expect(strncmp(out, "Usage: nudge", 12) == 0, "case %zu: %s", i, out);
         else
             cr_expect_str_eq(out, "nudge 0.1.0\n");

@@ -178,8 +178,9 @@ grep -q 'SIGHUP: reloaded' "$work/nudged.err" || { echo "no reload on SIGHUP"; r
 http /healthz | head -1 | grep -q ' 200 ' || { echo "healthz not 200 after the reload"; rc=1; }
 kill -TERM $pid
 i=0
-while kill -0 $pid 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
-if kill -0 $pid 2>/dev/null; then echo "still running 15 s after SIGTERM"; kill -KILL $pid; rc=1; fi
+# (within the default --drain-deadline, 30 s, as systemd's TimeoutStopSec=60s allows)
+while kill -0 $pid 2>/dev/null && [ $i -lt 400 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 $pid 2>/dev/null; then echo "still running 40 s after SIGTERM"; kill -KILL $pid; rc=1; fi
 wait $pid || { echo "nudged exited $?"; rc=1; }
 exit $rc
 NS

@@ -938,3 +938,33 @@ Test(reload,
     nudge_close(billing);
     cr_assert_eq(nudged_stop(&d), 0);
 }
+
+Test(reload, revocations_outlive_a_reload, .timeout = 60)
+{
+    char conf[128];
+    write_conf(conf, "token-secret-file s1\n"
+                     "token-aud app\n"
+                     "token-iss backend\n"
+                     "admin-token-file admin\n");
+    struct nudged d = {0};
+    const char *args[] = {"--config", conf, NULL};
+    subcheck_start(&d, args);
+    char claims[256];
+    snprintf(claims, sizeof claims,
+             "{\"sub\":\"mallory\",\"exp\":%lld,\"iat\":%lld,\"aud\":\"app\",\"iss\":\"backend\"}",
+             (long long)time(NULL) + 600, (long long)time(NULL) - 5);
+    char *old = jwt_mint("HS256", S1, strlen(S1), NULL, claims);
+    cr_assert_not_null(old);
+    cr_assert_eq(hello_type(&d, old), SUB_WELCOME);
+    const char req[] = "POST /users/mallory/disconnect HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer " ADMIN "\r\nContent-Length: 0\r\n\r\n";
+    char *resp = http_raw(d.admin_port, req, sizeof req - 1, NULL, 5000);
+    cr_assert(resp && strstr(resp, " 200 "), "%s", resp ? resp : "no answer");
+    free(resp);
+    cr_expect_eq(hello_type(&d, old), SUB_ERROR, "revoked");
+    sighup(&d, "ok", 1);
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(hello_type(&d, old), SUB_ERROR, "still revoked after the reload (%d)", i);
+    free(old);
+    cr_assert_eq(nudged_stop(&d), 0);
+}

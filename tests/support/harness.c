@@ -202,9 +202,15 @@ static int start_common(struct nudged *d, const char *binary, int with_defaults,
         argv[n++] = "--workers";
         argv[n++] = workers;
     }
-    int own_dir = 1;
-    for (size_t i = 0; extra_args && extra_args[i]; i++)
+    int own_dir = 1, own_window = 1;
+    for (size_t i = 0; extra_args && extra_args[i]; i++) {
         if (!strcmp(extra_args[i], "--data-dir") || !strcmp(extra_args[i], "--memory")) own_dir = 0;
+        if (!strcmp(extra_args[i], "--drain-window")) own_window = 0;
+    }
+    if (own_window) { /* a stop closes the WebSockets at once unless the test asks otherwise */
+        argv[n++] = "--drain-window";
+        argv[n++] = "0";
+    }
     if (own_dir) {
         /* Every broker gets a fresh data directory of its own (the default, nudge-data, would be
          * shared by every test and locked by the first). */

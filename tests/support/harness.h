@@ -45,7 +45,8 @@ const char *nudge_bin_dir(void);
 int nudge_bin_path(const char *name, char *buf, size_t cap);
 
 /* Fork/exec <bin>/nudged --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0
- * [--workers $NUDGE_WORKERS] [--data-dir /tmp/nudge-test-PID-K.data --fsync $NUDGE_FSYNC]
+ * [--workers $NUDGE_WORKERS] [--drain-window 0, unless extra_args give --drain-window]
+ * [--data-dir /tmp/nudge-test-PID-K.data --fsync $NUDGE_FSYNC]
  * [extra_args] (the data directory only when extra_args give neither --data-dir nor --memory;
  * it is removed when the broker is stopped, killed or waited for)
  * (extra_args: NULL-terminated array, or NULL). Waits up to 15 s for the ready line and parses

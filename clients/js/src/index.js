@@ -11,11 +11,15 @@
 //   positions are sent once (the broker answers `reset` "epoch") and then forgotten.
 // - Every connection attempt asks the token provider; a token is refreshed on the live
 //   connection before its `exp` (read from the JWT, not verified: the broker verifies).
-// - A refused token (16 at hello, close 4003) parks the client in `unauthorized`: it asks the
-//   provider again with backoff and connects only once it returns a different token.
+// - A refused token (16 at hello, close 4003) or a revoked one (close 4010) parks the client in
+//   `unauthorized`: it asks the provider again with backoff and connects only once it returns a
+//   different token.
+// - Close 1012 (the broker drains for a restart and already spread its closes over a window):
+//   reconnect at once, after a jitter of at most RESTART_JITTER ms, with the backoff reset.
 
 const V = 1;
 const NAME = 'nudge-js/0.1';
+const RESTART_JITTER = 250; // ms: close 1012 (protocol.md §WebSocket close codes)
 
 /** Does `pattern` (with `*` / final `**` segments) match `topic`? protocol.md §Wildcard patterns */
 export function matches(pattern, topic) {
@@ -452,8 +456,15 @@ export function createClient(opts) {
     drop(1000);
     save();
     if (!want) return;
-    if (code === 4003) return (badToken = token), retry('unauthorized');
+    if (code === 4003 || code === 4010) return (badToken = token), retry('unauthorized');
     if (code === 4002 && wasLive) return setState('reconnecting'), connect(); // expired: a new token, at once
+    if (code === 1012 && wasLive) {
+      // Restart: the broker spread the closes; a failed attempt backs off from the start.
+      attempt = 0;
+      setState('reconnecting');
+      timer = setTimeout(connect, Math.random() * RESTART_JITTER);
+      return;
+    }
     retry();
   }
 

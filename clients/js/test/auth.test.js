@@ -1,5 +1,6 @@
 // Tokens (docs/security.md): the provider at connect, refresh before exp on the live connection,
-// a new token and a resume after close 4002, and the unauthorized state (error 16, close 4003).
+// a new token and a resume after close 4002, and the unauthorized state (error 16, close 4003,
+// close 4010 after the operator revoked the user).
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { mint, publisher, recorder, sleep, startBroker, tokenSecret, until } from './support.js';
@@ -109,6 +110,25 @@ test('a refresh refused by the broker (another user: close 4003) is unauthorized
   assert.equal(hellos(r).length, 1, 'the refused token is not tried in a hello');
   next = () => mint(secret, 'u1', 600);
   await r.live(5000);
+  assert.deepEqual(r.states, ['connecting', 'live', 'unauthorized', 'reconnecting', 'live']);
+});
+
+test('a revoked user (close 4010) is unauthorized until the provider returns a new token; the revoked one is not sent again', { timeout: 20000 }, async () => {
+  const { b, secret } = await secured();
+  let tok = mint(secret, 'u1', 600, { iat: Math.floor(Date.now() / 1000) - 10 });
+  const r = rec({ url: b.url, token: async () => tok });
+  r.c.subscribe('user:u1:inbox', () => {});
+  await r.live();
+  const res = await fetch(`http://127.0.0.1:${b.admin}/users/u1/disconnect`, { method: 'POST' });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).closed, 1);
+  await until(() => r.c.state === 'unauthorized', 5000, 'unauthorized after the revocation');
+  assert.equal(r.errors.at(-1).code, 16);
+  await sleep(400);
+  assert.equal(hellos(r).length, 1, 'the revoked token is not sent again');
+  tok = mint(secret, 'u1', 600); // issued now: after the revocation
+  await r.live(5000);
+  assert.equal(hellos(r).at(-1).token, tok);
   assert.deepEqual(r.states, ['connecting', 'live', 'unauthorized', 'reconnecting', 'live']);
 });
 

@@ -35,7 +35,7 @@ process.on('exit', () => {
 /**
  * Start nudged; resolves once it printed its ready line. opts.args: extra flags; opts.ws and
  * opts.pub: a WebSocket or publisher port to reuse (a restart keeps the clients' addresses);
- * default --memory unless args name --data-dir.
+ * default --memory unless args name --data-dir, and --drain-window 0 unless args name it.
  */
 export function startBroker(opts = {}) {
   const args = [
@@ -43,6 +43,8 @@ export function startBroker(opts = {}) {
     '--http', '127.0.0.1:0', '--workers', '1', '--log-level', 'warn', ...(opts.args || []),
   ];
   if (!args.includes('--data-dir')) args.push('--memory');
+  // A stop closes the WebSockets at once unless a test asks for a drain window.
+  if (!args.includes('--drain-window')) args.push('--drain-window', '0');
   const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' };
   const ch = spawn(join(BIN, 'nudged'), args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   children.add(ch);
