@@ -57,7 +57,7 @@ obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
 .PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
-        clean format lint help
+        install-systemd uninstall man deb test-pkg test-pkg-base clean format lint help
 .DEFAULT_GOAL := all
 
 all: deps $(B)/nudged $(B)/nudge $(B)/libnudge.a $(B)/libnudge.so $(B)/nudge-bench
@@ -77,7 +77,9 @@ help:
 	@echo "make bench      fan-out benchmark (see docs/bench.md)"
 	@echo "make bench-compare  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
 	@echo "make bench-durable  fsync modes, resume catch-up, start-up with 1M topics (docs/bench.md)"
-	@echo "make install    install binaries, library and header under PREFIX=$(PREFIX)"
+	@echo "make install    install nudged, nudge, libnudge, its headers and nudge.pc, the man pages"
+	@echo "                under PREFIX=$(PREFIX) (and DESTDIR); make install-systemd: the unit"
+	@echo "make deb        build/nudge_VERSION_ARCH.deb (docs/operations.md §Deployment)"
 	@echo "make lint       check layering (nm -u: no libuv/lws below the transports) and format"
 
 # ---- dependencies ---------------------------------------------------------------------------
@@ -137,7 +139,8 @@ $(B)/libnudge.a: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
 	ar rcs $@ $^
 
 $(B)/libnudge.so: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
-	$(CC) -shared -o $@ $^ $(shell pkg-config --libs msgpack jansson openssl 2>/dev/null) -lm
+	$(CC) -shared -Wl,-soname,libnudge.so.$(SOMAJOR) -o $@ $^ \
+	  $(shell pkg-config --libs msgpack jansson openssl 2>/dev/null) -lm
 
 $(B)/nudge: $(call obj,$(B),$(CLI_SRC)) $(B)/libnudge.a
 	$(CC) -o $@ $^ $(PKG_LIBS) -lm
@@ -207,12 +210,15 @@ test-tsan: asan tsan
 # $(A)/nudged on ephemeral loopback ports. Then the fuzz targets replay their seed corpus and the
 # benchmark smoke-runs (tiny, untimed), and the model walk (seed 1) runs alone while every core
 # is kept busy (tests/support/busy.h; ~20-40 s): timing the contract does not promise must not
-# decide a test. Then the main runs, and last, once they passed, the cross-thread suites against
-# the ThreadSanitizer broker (test-tsan, ~1-2 min).
+# decide a test. Then the main runs, the clients' suites, the packaging checks (test-pkg: ~40 s
+# once its chroot exists; as root make test starts making that first, in the background), and
+# last, once they passed, the cross-thread suites against the ThreadSanitizer broker (test-tsan,
+# ~1-2 min).
 TEST_ENV = NUDGE_BIN=$(A) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 test: asan
+	@$(MAKE) --no-print-directory test-pkg-base
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory bench-smoke
@@ -222,6 +228,7 @@ test: asan
 	@$(MAKE) --no-print-directory test-js
 	@$(MAKE) --no-print-directory test-node
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-pkg
 	@$(MAKE) --no-print-directory test-tsan
 
 # The JavaScript client (clients/js, docs/clients.md), its TanStack Query adapter
@@ -340,14 +347,113 @@ bench-compare: all
 	bench/compare.sh $(B)
 
 # ---- housekeeping ---------------------------------------------------------------------------
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+# ---- installing and packaging (docs/operations.md §Deployment) -------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the broker, the CLI, libnudge (static, and shared
+# with its soname), its headers, nudge.pc and the man pages. make install-systemd: the unit (its
+# paths rewritten for PREFIX) and, if none is there yet, /etc/nudge/nudged.conf. make deb: a
+# Debian package of all that, build/nudge_VERSION_ARCH.deb. The version is protocol/version.h's.
+VERSION  := $(shell sed -n 's/^\#define NUDGE_VERSION "\(.*\)"$$/\1/p' protocol/version.h)
+SOMAJOR  := 0
+LIBDIR   ?= $(PREFIX)/lib
+MANDIR   ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR  ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,/etc/systemd/system)
+MAN      := $(B)/man/man8/nudged.8 $(B)/man/man1/nudge.1
+
+# Man pages: the templates' OPTIONS from the binaries' own --help (docs/man/mkman.sh).
+$(B)/man/man8/%.8: docs/man/%.8.in docs/man/mkman.sh $(B)/nudged protocol/version.h
+	@mkdir -p $(dir $@)
+	docs/man/mkman.sh $< $(B) $(VERSION) >$@.tmp && mv $@.tmp $@
+$(B)/man/man1/%.1: docs/man/%.1.in docs/man/mkman.sh $(B)/nudge protocol/version.h
+	@mkdir -p $(dir $@)
+	docs/man/mkman.sh $< $(B) $(VERSION) >$@.tmp && mv $@.tmp $@
+man: $(MAN)
+
+install: all $(MAN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/nudge \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(B)/nudged $(B)/nudge $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(B)/libnudge.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(B)/libnudge.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(B)/libnudge.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(B)/libnudge.so $(DESTDIR)$(LIBDIR)/libnudge.so.$(VERSION)
+	ln -sf libnudge.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnudge.so.$(SOMAJOR)
+	ln -sf libnudge.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libnudge.so
 	install -m 644 clients/c/nudge.h $(DESTDIR)$(PREFIX)/include/
-	install -d $(DESTDIR)$(PREFIX)/include/nudge
 	install -m 644 protocol/wire.h protocol/pub.h protocol/sub.h $(DESTDIR)$(PREFIX)/include/nudge/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	  clients/c/nudge.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/nudge.pc
+	install -m 644 $(B)/man/man8/nudged.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 $(B)/man/man1/nudge.1 $(DESTDIR)$(MANDIR)/man1/
+
+install-systemd:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/nudge
+	sed -e 's|/usr/bin/nudged|$(PREFIX)/bin/nudged|' -e 's|/etc/nudge/|$(SYSCONFDIR)/nudge/|' \
+	  broker/dist/nudged.service >$(DESTDIR)$(UNITDIR)/nudged.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/nudged.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/nudge/nudged.conf ] || \
+	  install -m 644 broker/dist/nudged.conf $(DESTDIR)$(SYSCONFDIR)/nudge/nudged.conf
+
+# Leaves /etc/nudge/nudged.conf (it may hold local changes) and the data directory.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/nudged $(DESTDIR)$(PREFIX)/bin/nudge \
+	  $(DESTDIR)$(LIBDIR)/libnudge.a $(DESTDIR)$(LIBDIR)/libnudge.so \
+	  $(DESTDIR)$(LIBDIR)/libnudge.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libnudge.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/nudge.pc $(DESTDIR)$(PREFIX)/include/nudge.h \
+	  $(DESTDIR)$(MANDIR)/man8/nudged.8 $(DESTDIR)$(MANDIR)/man1/nudge.1 \
+	  $(DESTDIR)$(UNITDIR)/nudged.service
+	rm -rf $(DESTDIR)$(PREFIX)/include/nudge
+
+# The Debian package: one binary package `nudge` (broker, CLI, library, headers), built with
+# dpkg-deb from a staged make install (no debhelper). Its Depends are the packages that own the
+# shared libraries the binaries need (objdump -p, dpkg -S), plus the libuv event-lib plugin
+# libwebsockets loads at run time and passwd (useradd, for the nudge user). Files in
+# broker/dist/debian/: the maintainer scripts (user, state directory, systemd enable/start).
+DEB_ARCH  = $(shell dpkg --print-architecture)
+DEB_MA    = $(shell $(CC) -print-multiarch)
+DEB_STAGE = $(B)/pkg/stage
+DEB_FILE  = $(B)/nudge_$(VERSION)_$(DEB_ARCH).deb
+deb: $(DEB_FILE)
+$(DEB_FILE): all $(MAN) broker/dist/nudged.service broker/dist/nudged.conf clients/c/nudge.pc.in \
+             $(wildcard broker/dist/debian/*)
+	rm -rf $(DEB_STAGE)
+	$(MAKE) --no-print-directory install install-systemd DESTDIR=$(CURDIR)/$(DEB_STAGE) \
+	  PREFIX=/usr LIBDIR=/usr/lib/$(DEB_MA) SYSCONFDIR=/etc >/dev/null
+	strip --strip-unneeded $(DEB_STAGE)/usr/bin/* $(DEB_STAGE)/usr/lib/$(DEB_MA)/libnudge.so.$(VERSION)
+	gzip -9n $(DEB_STAGE)/usr/share/man/man*/*
+	install -d $(DEB_STAGE)/DEBIAN $(DEB_STAGE)/usr/share/doc/nudge
+	install -m 644 README.md $(DEB_STAGE)/usr/share/doc/nudge/
+	install -m 755 broker/dist/debian/postinst broker/dist/debian/prerm broker/dist/debian/postrm \
+	  $(DEB_STAGE)/DEBIAN/
+	install -m 644 broker/dist/debian/conffiles broker/dist/debian/triggers $(DEB_STAGE)/DEBIAN/
+	deps=$$(for f in $(DEB_STAGE)/usr/bin/* $(DEB_STAGE)/usr/lib/$(DEB_MA)/libnudge.so.$(VERSION); do \
+	    objdump -p $$f | awk '/NEEDED/ { print $$2 }'; done | sort -u | while read -r so; do \
+	    dpkg -S "*/$$so" 2>/dev/null | grep "^[^ ]*:$(DEB_ARCH): " | grep -v -- '-dev:' | \
+	      head -1 | cut -d: -f1; done | sort -u | tr '\n' ' '); \
+	  [ -n "$$deps" ] || { echo "deb: no library packages found (objdump, dpkg -S)"; exit 1; }; \
+	  deps=$$(printf '%s\n' $$deps libwebsockets-evlib-uv passwd | sort -u | paste -sd, | sed 's/,/, /g'); \
+	  sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e "s|@DEPENDS@|$$deps|" \
+	    -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_STAGE) | cut -f1)|" \
+	    broker/dist/debian/control.in >$(DEB_STAGE)/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_STAGE) $@
+	@dpkg-deb --field $@ Package Version Depends
+
+# Packaging checks (docs/operations.md §Deployment): the man pages and the sample config name
+# every option --help does (tests/pkg/man.sh), the unit passes systemd-analyze verify and
+# security (unit.sh), make install/uninstall and nudge.pc work (install.sh), and, as root, the
+# .deb installs on a clean Debian 12 and its nudged serves (deb.sh: a debootstrapped chroot
+# under build/pkg, made once, then copied afresh for each run).
+test-pkg: all $(MAN) $(DEB_FILE)
+	tests/pkg/man.sh $(B) $(B)/man
+	tests/pkg/unit.sh $(B) $(B)/man
+	tests/pkg/install.sh
+	tests/pkg/deb.sh $(DEB_FILE) $(B)/pkg
+
+# make test starts the one-time debootstrap (2-4 min) in the background, at the lowest CPU and
+# I/O priority, so that it overlaps the suites; test-pkg waits for it (deb.sh takes a lock).
+test-pkg-base:
+	@if [ "$$(id -u)" = 0 ] && [ ! -e $(B)/pkg/base/.complete ]; then mkdir -p $(B)/pkg; \
+	  echo "test: making test-pkg's Debian 12 chroot in the background ($(B)/pkg/base.log)"; \
+	  nice -n 19 ionice -c 3 tests/pkg/deb.sh --base $(B)/pkg >$(B)/pkg/base.log 2>&1 </dev/null & \
+	fi
 
 # Layering, proven on the objects: nothing below the transports calls libuv or libwebsockets
 # (nm -u), no header of theirs is included there, and every source is clang-formatted.
@@ -368,4 +474,5 @@ format:
 clean:
 	rm -rf $(B)
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+# (not into build/pkg: the Debian test's chroot has directories named *.d)
+-include $(shell find $(B) -path $(B)/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

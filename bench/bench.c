@@ -390,6 +390,7 @@ static void usage(void)
           "                   [--publishes P] [--window W] [--pubs N] [--multi K] [--msgpack]\n"
           "                   [--timeout SEC] [--broker-pid PID]\n"
           "       nudge-bench catchup --help\n"
+          "       nudge-bench --version\n"
           "Defaults: 1000 subscribers, 10 topics, 100000 publishes, window 256, 1 publisher,\n"
           "1 topic per publish, JSON, 60 s. --subs 0: publishers only.\n"
           "--pubs N: N publisher connections, each with its own window, publishes dealt\n"
@@ -563,6 +564,10 @@ static int sub_subscribe(const struct opts *o, struct bsub *s)
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "catchup")) return catchup_main(argc - 1, argv + 1);
+    if (argc > 1 && (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))) {
+        printf("nudge-bench %s\n", nudge_version());
+        return 0;
+    }
     struct opts o;
     if (parse(&o, argc, argv) < 0) {
         usage();

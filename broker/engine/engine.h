@@ -20,9 +20,9 @@
 #include "rate.h"
 #include "store.h"
 #include "table.h"
+#include "version.h"
 #include "wire.h"
 
-#define NUDGE_VERSION "0.1.0"
 #define ENGINE_WINDOWS_MAX 16
 #define ENGINE_SINKS_MAX 64
 

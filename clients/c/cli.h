@@ -6,7 +6,9 @@
 
 #include <stddef.h>
 
-#define CLI_VERSION "0.1.0"
+#include "version.h"
+
+#define CLI_VERSION NUDGE_VERSION
 #define CLI_ADMIN_ADDR "127.0.0.1:7402" /* admin endpoint unless --addr or $NUDGE_ADMIN */
 
 /* Exit codes of every subcommand. */

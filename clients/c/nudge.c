@@ -52,6 +52,7 @@
 #include <openssl/x509v3.h>
 
 #include "pub.h"
+#include "version.h"
 #include "wire.h"
 
 #ifdef MSG_NOSIGNAL
@@ -756,6 +757,11 @@ const char *nudge_strerror(int err)
     default:
         return "unknown error";
     }
+}
+
+const char *nudge_version(void)
+{
+    return NUDGE_VERSION;
 }
 
 const char *nudge_last_error(const nudge_client_t *c)

@@ -98,6 +98,8 @@ const char *nudge_last_error(const nudge_client_t *c);
 int nudge_last_code(const nudge_client_t *c);
 /* Static text for an enum nudge_err value. */
 const char *nudge_strerror(int err);
+/* The library's version ("0.1.0"), the same nudged and the nudge command print; static. */
+const char *nudge_version(void);
 
 /* ---- Fail-open publishing (outbox.c; docs/clients.md §Fail open) ---------------------------
  * For app backends: a publish must never fail or stall the app's request because the broker is
