@@ -63,6 +63,7 @@ struct opts {
     int pubs;  /* publisher connections (threads), publishes dealt round-robin */
     int multi; /* topics per publish */
     long publishes;
+    double rate;        /* publishes/s over all publishers, open loop; 0 = as fast as acks allow */
     const char *cafile; /* TLS when set */
 };
 
@@ -327,6 +328,15 @@ static void *publisher(void *arg)
     long inflight = 0, nsent = 0;
     pa->t_start = now_s();
     for (long i = pa->k; i < o->publishes; i += o->pubs) {
+        if (o->rate > 0) {
+            /* open loop: publish i is due at t_start + i / rate, whatever the broker does */
+            double due = pa->t_start + (double)i / o->rate, wait = due - now_s();
+            if (wait > 0) {
+                if ((pa->rc = nudge_flush(c)) < 0) break;
+                struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+        }
         for (int j = 0; j < o->multi; j++)
             snprintf(names[j], sizeof(names[j]), "bench:%ld", (i * o->multi + j) % o->topics);
         sent[nsent++ % o->window] = now_s();
@@ -388,7 +398,7 @@ static void usage(void)
 {
     fputs("usage: nudge-bench --ws HOST:PORT --pub HOST:PORT [--subs N] [--topics T]\n"
           "                   [--publishes P] [--window W] [--pubs N] [--multi K] [--msgpack]\n"
-          "                   [--timeout SEC] [--broker-pid PID]\n"
+          "                   [--rate R] [--timeout SEC] [--broker-pid PID]\n"
           "       nudge-bench catchup --help\n"
           "       nudge-bench --version\n"
           "Defaults: 1000 subscribers, 10 topics, 100000 publishes, window 256, 1 publisher,\n"
@@ -396,6 +406,9 @@ static void usage(void)
           "--pubs N: N publisher connections, each with its own window, publishes dealt\n"
           "round-robin. --multi K: K topics per publish (publish i: topics i*K .. i*K+K-1 mod T).\n"
           "--broker-pid: also report the broker's CPU time over the measured interval.\n"
+          "--rate R: open loop, R publishes/s over all publishers (publish i is due at i/R s,\n"
+          "whatever the broker does); lag_ms= is how long after the last publish was due the\n"
+          "last hint arrived.\n"
           "--cafile PEM: TLS on both ports (broker started with --tls-cert), trusting PEM.\n",
           stderr);
 }
@@ -435,6 +448,8 @@ static int parse(struct opts *o, int argc, char **argv)
             o->timeout_s = atoi(v);
         else if (!strcmp(a, "--broker-pid"))
             o->broker_pid = atoi(v);
+        else if (!strcmp(a, "--rate"))
+            o->rate = atof(v);
         else if (!strcmp(a, "--pubs"))
             o->pubs = atoi(v);
         else if (!strcmp(a, "--multi"))
@@ -718,6 +733,9 @@ int main(int argc, char **argv)
            o.subs, o.topics, o.publishes, o.msgpack ? "msgpack" : "json", covered, expected, span,
            (double)o.publishes / span, (double)frames / span);
     if (frames != covered) printf(" coalesced_frames=%ld", frames);
+    if (o.rate > 0 && o.subs)
+        printf(" rate=%.0f lag_ms=%.0f", o.rate,
+               (t_last - (t_start + (double)(o.publishes - 1) / o.rate)) * 1e3);
     if (o.pubs > 1 || o.multi > 1)
         printf(" pubs=%d multi=%d window=%d topic_publishes/s=%.0f", o.pubs, o.multi, o.window,
                (double)tpubs / span);

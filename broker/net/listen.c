@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,11 @@ static void on_readable(uv_poll_t *p, int status, int events)
             pause_accepting(l, e);
             return;
         }
+        /* Every transport batches its own writes (one write per connection per loop turn), so
+         * Nagle only adds delay: a small write behind unacknowledged data would wait for the
+         * peer's delayed ACK (40 ms) — the first hints of a quiet connection did (#18). */
+        static const int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (l->warned) {
             l->warned = 0;
             if (atomic_exchange(&l->shared->warned, 0) == 1)
