@@ -341,7 +341,7 @@ static void conn_read(struct lconn *c)
             conn_fail(c, "a message larger than the read buffer");
             return;
         }
-        memcpy(b, c->tail, have);
+        if (have) memcpy(b, c->tail, have);
         ssize_t r = recv(c->fd, b + have, L_RBUF - have, 0);
         if (r < 0) {
             if (errno == EAGAIN || errno == EINTR) return;
@@ -370,7 +370,7 @@ static void conn_read(struct lconn *c)
             c->tail = t;
             c->tail_cap = left;
         }
-        memmove(c->tail, b + used, left);
+        if (left) memmove(c->tail, b + used, left);
         c->tail_len = left;
         if (c->pc.out.len) conn_flush(c);
         if ((size_t)r < L_RBUF - have) return;
