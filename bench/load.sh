@@ -59,6 +59,7 @@ if [ -n "$smoke" ]; then
   run "${s[@]}" --scenario hot-topic --burst 300
   run "${s[@]}" --scenario reconnect-storm --topics 5 --rate 200 --duration 1.5
   run "${s[@]}" --scenario catch-up --topics 20 --publishes 400
+  run "${s[@]}" --scenario catch-up --topics 20 --publishes 400 --msgpack
   run "${s[@]}" --scenario idle --duration 0.5
   echo "load-smoke: ok"
 else
