@@ -31,15 +31,23 @@ data=$(mktemp -d /tmp/nudge-load-data.XXXXXX)
 pin_b=(); pin_g=()
 [ -n "$bcpu" ] && pin_b=(taskset -c "$bcpu")
 [ -n "$gcpu" ] && pin_g=(taskset -c "$gcpu")
-# shellcheck disable=SC2086 # broker flags are words
-"${pin_b[@]}" "$dir/nudged" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0 \
-  --log-level warn --max-conns 19000 --max-conns-per-ip 0 --data-dir "$data" $bargs >"$log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$log" "$data"' EXIT
-for _ in $(seq 1 100); do grep -q '^nudged ready' "$log" && break; sleep 0.1; done
-line=$(grep -m1 '^nudged ready' "$log") || { echo "load: broker did not start"; cat "$log"; exit 1; }
-pub=$(sed -E 's/.*pub=([^ ]+).*/\1/' <<<"$line")
-ws=$(sed -E 's/.*ws=([^ ]+).*/\1/' <<<"$line")
+pid=""
+stop() { if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; pid=""; }
+trap 'stop; rm -rf "$log" "$data"' EXIT
+# start [nudged flags]: a fresh broker (fresh store), sets pid, pub, ws
+start() {
+  stop
+  rm -rf "$data" && mkdir -p "$data"
+  # shellcheck disable=SC2086 # broker flags are words
+  "${pin_b[@]}" "$dir/nudged" --pub 127.0.0.1:0 --ws 127.0.0.1:0 --admin 127.0.0.1:0 --http 127.0.0.1:0 \
+    --log-level warn --max-conns 19000 --max-conns-per-ip 0 --data-dir "$data" $bargs "$@" >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q '^nudged ready' "$log" && break; sleep 0.1; done
+  line=$(grep -m1 '^nudged ready' "$log") || { echo "load: broker did not start"; cat "$log"; exit 1; }
+  pub=$(sed -E 's/.*pub=([^ ]+).*/\1/' <<<"$line")
+  ws=$(sed -E 's/.*ws=([^ ]+).*/\1/' <<<"$line")
+}
+start
 # Exit status of nudge-bench load: 0 every step sustained, 3 some step not (not an error
 # outside --smoke), other: the run failed (the broker's log says more).
 run() {
@@ -61,6 +69,8 @@ if [ -n "$smoke" ]; then
   run "${s[@]}" --scenario catch-up --topics 20 --publishes 400
   run "${s[@]}" --scenario catch-up --topics 20 --publishes 400 --msgpack
   run "${s[@]}" --scenario idle --duration 0.5
+  start --coalesce 'bench:*=20' # hot-topic with a window: fewer frames, every publish covered
+  run "${s[@]}" --scenario hot-topic --burst 300
   echo "load-smoke: ok"
 else
   rc=0; run "$@" || rc=$?
