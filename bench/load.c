@@ -911,7 +911,7 @@ static void usage(void)
         "  --drain-timeout SEC  after a step, wait at most this for stragglers (5)\n"
         "  --until-fail         stop after the first step that is not sustained\n"
         "  --p99-bound MS       sustained needs p99 latency <= MS (50)\n"
-        "  --max-lag MS         sustained needs the generator <= MS behind its schedule (25)\n"
+        "  --max-lag MS         sustained needs the generator <= MS behind its schedule (50)\n"
         "  --burst B            hot-topic: publishes in the burst (10000)\n"
         "  --publishes P        catch-up: publishes while away (100000)\n"
         "  --seed N             per-user's random topics (1)\n"
@@ -947,7 +947,7 @@ static int parse(struct lopts *o, int argc, char **argv)
                         .duration = 3,
                         .drain_timeout = 5,
                         .p99_bound_ms = 50,
-                        .max_lag_ms = 25,
+                        .max_lag_ms = 50,
                         .burst = 10000,
                         .publishes = 100000,
                         .seed = 1};
