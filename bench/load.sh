@@ -6,8 +6,9 @@
 #                 [nudge-bench load args]
 # --smoke: a tiny run of every scenario (for `make test`): exits non-zero unless each one
 #          delivered everything. Seconds in total.
-# --broker-args (or $NUDGED_ARGS): extra nudged flags, e.g. "--workers 2" or
-#          "--coalesce 'bench:*=20'" (hot-topic with a window).
+# --broker-args (or $NUDGED_ARGS): extra nudged flags, e.g. "--workers 2",
+#          "--coalesce 'bench:*=20'" (hot-topic with a window) or "--memory" (no store: what
+#          to compare with pub/sub peers; by default nudged persists to a fresh data directory)
 # --broker-cpu N / --gen-cpu N: pin the broker / the generator to CPU N with taskset.
 # Other arguments go to nudge-bench load (e.g. --scenario broadcast --subs 10000 --rates 20,40).
 set -euo pipefail
