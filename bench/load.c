@@ -97,6 +97,8 @@ struct hist {
 struct step {
     double rate;
     uint64_t expected, frames, covered, dup, resets, reset_covered, published, acked, stray;
+    uint64_t reads; /* recv() calls that brought subscriber bytes: frames/reads ~ the broker's
+                       frames per send() */
     uint64_t lag_max_ns;
     double t0, t_pub_end, t_last, t_end;
     struct hist lat;
@@ -354,6 +356,7 @@ static void conn_read(struct lconn *c)
         }
         G->now_ns = now_ns();
         c->bytes += r;
+        if (c->pc.role == PEER_SUB) G->st.reads++;
         size_t n = have + (size_t)r;
         long used = G->o.ops->input(&c->pc, b, n, &G->ev);
         if (used < 0) {
@@ -664,6 +667,7 @@ static void result_print(FILE *js, const struct step *st, const struct result *r
            (unsigned long long)st->published, (unsigned long long)st->acked,
            (double)st->lag_max_ns / 1e6, r->span, r->gen_cpu,
            st->frames ? r->gen_cpu * 1e6 / (double)st->frames : 0.0);
+    printf(" frames_per_read=%.1f", st->reads ? (double)st->frames / (double)st->reads : 0.0);
     if (st->stray) printf(" stray=%llu", (unsigned long long)st->stray);
     if (r->note) printf(" %s", r->note);
     printf("\n");
@@ -676,7 +680,7 @@ static void result_print(FILE *js, const struct step *st, const struct result *r
             "\"lost\":%llu,\"dup\":%llu,\"coalesced\":%llu,\"resets\":%llu,"
             "\"reset_covered\":%llu,\"published\":%llu,\"lag_max_ms\":%.2f,"
             "\"broker_cpu_s\":%.3f,\"cpu_per_M_deliveries\":%.4f,\"gen_cpu_s\":%.3f,"
-            "\"rss_kb\":%ld,\"hwm_kb\":%ld,\"span_s\":%.3f",
+            "\"rss_kb\":%ld,\"hwm_kb\":%ld,\"span_s\":%.3f,\"frames_per_read\":%.2f",
             o->system, scen_names[o->scen], o->subs, o->topics, o->pubs,
             isinf(st->rate) ? 0.0 : st->rate, r->rate_achieved, r->dps, (double)p50 / us,
             (double)p90 / us, (double)p99 / us, (double)p999 / us, (double)st->lat.max / us,
@@ -685,7 +689,8 @@ static void result_print(FILE *js, const struct step *st, const struct result *r
             (unsigned long long)st->dup, (unsigned long long)coalesced,
             (unsigned long long)st->resets, (unsigned long long)st->reset_covered,
             (unsigned long long)st->published, (double)st->lag_max_ns / 1e6, r->broker_cpu, cpm,
-            r->gen_cpu, r->rss, r->hwm, r->span);
+            r->gen_cpu, r->rss, r->hwm, r->span,
+            st->reads ? (double)st->frames / (double)st->reads : 0.0);
     if (o->scen == S_STORM || o->scen == S_CATCHUP)
         fprintf(js, ",\"resume_s\":%.3f,\"drop_s\":%.3f", r->storm_s, r->drop_s);
     if (o->scen == S_CATCHUP)
