@@ -35,13 +35,13 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "hist.h"
 #include "peer.h"
 
 #define L_PENDING_MAX 256 /* connections between connect() and ready at once */
 #define L_RBUF (256 * 1024)
 #define L_RATES_MAX 32
 #define L_PUBS_MAX 64
-#define L_HBUCKETS (64 * 16)
 
 enum scen { S_BROADCAST, S_PERUSER, S_HOT, S_STORM, S_CATCHUP, S_IDLE };
 static const char *const scen_names[] = {"broadcast",       "per-user", "hot-topic",
@@ -87,11 +87,6 @@ struct lconn {
     /* publishers: topics of the publishes awaiting their ack, FIFO */
     uint32_t *fifo;
     size_t fcap, fhead, fcount;
-};
-
-struct hist {
-    uint64_t b[L_HBUCKETS];
-    uint64_t n, max;
 };
 
 struct step {
@@ -144,46 +139,6 @@ static uint64_t rng_next(uint64_t *s) /* splitmix64 */
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-/* ---- latency histogram: 16 linear sub-buckets per power of two of nanoseconds ------------- */
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-    unsigned idx;
-    if (v < 16) {
-        idx = (unsigned)v;
-    } else {
-        unsigned e = 63u - (unsigned)__builtin_clzll(v);
-        idx = (e - 3) * 16 + (unsigned)((v >> (e - 4)) & 15);
-    }
-    h->b[idx]++;
-    h->n++;
-    if (v > h->max) h->max = v;
-}
-
-static uint64_t hist_low(unsigned idx)
-{
-    if (idx < 16) return idx;
-    unsigned e = idx / 16 + 3, sub = idx % 16;
-    return (1ull << e) | ((uint64_t)sub << (e - 4));
-}
-
-/* The q-quantile in ns (the middle of its bucket, at most the max). */
-static uint64_t hist_q(const struct hist *h, double q)
-{
-    if (!h->n) return 0;
-    uint64_t want = (uint64_t)ceil(q * (double)h->n), seen = 0;
-    if (want < 1) want = 1;
-    for (unsigned i = 0; i < L_HBUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= want) {
-            uint64_t lo = hist_low(i), hi = i + 1 < L_HBUCKETS ? hist_low(i + 1) : lo;
-            uint64_t mid = lo + (hi - lo) / 2;
-            return mid < h->max ? mid : h->max;
-        }
-    }
-    return h->max;
 }
 
 /* ---- /proc -------------------------------------------------------------------------------- */
