@@ -53,7 +53,6 @@
 #include "wire.h"
 
 #define PENDING_MAX 256 /* subscribers between connect() and subscribed at once */
-#define THREADS_MAX 128 /* broker threads reported one by one */
 #define PUBS_MAX 64     /* publisher threads */
 
 struct opts {
@@ -94,14 +93,6 @@ struct pubarg {
     int rc;
 };
 
-/* CPU ticks of the broker: total and per thread (tid order as /proc lists them). */
-struct cpu {
-    long long total;
-    int n;
-    int tid[THREADS_MAX];
-    long long ticks[THREADS_MAX];
-};
-
 double now_s(void)
 {
     struct timespec ts;
@@ -128,7 +119,7 @@ static long long stat_ticks(const char *path)
     return (long long)(ut + st);
 }
 
-static int cpu_read(int pid, struct cpu *c)
+int cpu_read(int pid, struct cpu *c)
 {
     char path[64];
     c->n = 0;
@@ -151,7 +142,7 @@ static int cpu_read(int pid, struct cpu *c)
     return 0;
 }
 
-static double own_cpu_s(void)
+double own_cpu_s(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -579,6 +570,7 @@ static int sub_subscribe(const struct opts *o, struct bsub *s)
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "catchup")) return catchup_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "load")) return load_main(argc - 1, argv + 1);
     if (argc > 1 && (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))) {
         printf("nudge-bench %s\n", nudge_version());
         return 0;
