@@ -12,17 +12,22 @@
  * the tail) do we ask for WRITEABLE, and we never write while that tail is pending. This is the
  * path measured at ~3M deliveries/s per core versus ~67k for one frame per WRITEABLE.
  *
- * Liveness: lws pings a connection ws_ping seconds after its last pong — traffic does not count —
- * and drops it ws_ping / 3 seconds later without one. A congested subscriber's ping waits
- * behind its backlog in the socket buffer (megabytes: the kernel autotunes it), so a phone that
- * reads, only slowly, would be dropped for being slow, which the contract forbids
- * (docs/guarantees.md §Coalescing). A sweep every ws_ping / 6 seconds therefore confirms alive
- * (lws_validity_confirmed) every connection with bytes waiting whose peer acknowledged more of
- * them since the last sweep: a peer's TCP acknowledges only what its application made room for.
- * The sweep is sliced: every SWEEP_SLICE_MS it visits the next share of the connections (a
- * cursor into the hub's list), so that a round still takes ws_ping / 6 seconds but no loop turn
- * stalls on 10,000 getsockopt calls at once (18 ms at 10,000 connections, a latency spike every
- * round, #18).
+ * Liveness: a connection is pinged once it has shown no sign of life for ws_ping seconds and is
+ * dropped ws_ping / 3 seconds later (1 s for a ws_ping under 6) without one. A sign of life is a
+ * pong, or — since a congested subscriber's ping waits behind its backlog in the socket buffer
+ * (megabytes: the kernel autotunes it), and a phone that reads, only slowly, must not be dropped
+ * for being slow (docs/guarantees.md §Coalescing) — its TCP acknowledging more of a backlog:
+ * a peer's TCP acknowledges only what its application made room for. Traffic from the peer does
+ * not count. A sweep does all of it: each round, every ws_ping / 6 seconds, visits every
+ * connection (sock_progress, then a ping or a drop when due), so the deadlines are met within
+ * a round. The sweep is sliced: every SWEEP_SLICE_MS it visits the next share of the
+ * connections (a cursor into the hub's list), so that no loop turn stalls on 10,000 getsockopt
+ * calls at once (18 ms at 10,000 connections, a latency spike every round, #18).
+ *
+ * lws's own ping ("validity") is off: lws 4.1 keeps each connection's ping timer in one sorted
+ * list and inserts by walking it from the head, so every connect, ping and pong cost O(open
+ * connections) — a third of the broker's CPU in a reconnect storm of 10,000, and ~2 x N^2 list
+ * steps every ws_ping seconds once N are open (#18).
  *
  * HTTP: lws 4.1.6's HTTP server can be stalled by pipelined requests with bodies, so a request
  * that is not a WebSocket upgrade gets a fixed 426 answer written straight to the socket and the
@@ -76,7 +81,8 @@ struct ws {
     struct lws_protocols protocols[3];
     uint8_t *batch; /* LWS_PRE headroom + batch_cap bytes */
     size_t batch_cap;
-    lws_retry_bo_t idle; /* ping / hang-up policy: lws keeps a pointer to it */
+    lws_retry_bo_t idle; /* all zero: lws's own ping is off (top of file); lws keeps a pointer */
+    uint64_t ping_ms, hup_ms; /* ping after this long without a sign of life, drop after that */
     uv_timer_t sweep;    /* liveness sweep (see the top of this file) */
     uint64_t sweep_ms;   /* a whole round of the sweep: every connection once */
     struct conn *sweep_next; /* the next WebSocket the sweep visits, in the hub's list, or NULL */
@@ -112,7 +118,8 @@ struct wsconn {
     uint64_t est_ms;  /* loop time at ESTABLISHED: hello is due --hello-timeout later */
     const char *close_reason;
     uint64_t acked;        /* the socket's tcpi_bytes_acked at the last liveness sweep */
-    uint64_t confirmed_ms; /* loop time of our last lws_validity_confirmed */
+    uint64_t heard_ms;     /* loop time of the last sign of life (see the top of this file) */
+    int ping_out;          /* a ping was sent since then */
 };
 
 static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
@@ -376,18 +383,40 @@ static void sweep_conn(struct wsconn *wc)
         hub_conn_close(&srv->hub, &wc->c, 1008, "no hello within --hello-timeout");
         return;
     }
-    uint64_t acked;
+    struct ws *w = wc->w;
+    uint64_t acked, now = uv_now(srv->loop);
     int waiting, fd = lws_get_socket_fd(wc->wsi);
-    if (fd < 0 || sock_progress(fd, &acked, &waiting) < 0) return;
-    /* At most once per half ping interval: lws re-sorts its timer list on every confirmation
-     * (O(connections)), and a ping is only due a whole interval after the last one. */
-    uint64_t now = uv_now(wc->w->srv->loop),
-             half = (uint64_t)wc->w->idle.secs_since_valid_ping * 500;
-    if ((waiting || wc->blocked) && acked > wc->acked && now - wc->confirmed_ms >= half) {
-        lws_validity_confirmed(wc->wsi);
-        wc->confirmed_ms = now;
+    if (fd >= 0 && sock_progress(fd, &acked, &waiting) == 0) {
+        if ((waiting || wc->blocked) && acked > wc->acked) {
+            wc->heard_ms = now; /* it is reading its backlog */
+            wc->ping_out = 0;
+        }
+        wc->acked = acked;
     }
-    wc->acked = acked;
+    uint64_t quiet = now - wc->heard_ms;
+    if (quiet >= w->hup_ms) {
+        kill_conn(wc); /* no close frame: a peer that answers nothing would not read it */
+        return;
+    }
+    if (quiet < w->ping_ms || wc->ping_out || wc->close_code) return;
+    /* Behind a backlog the ping would wait anyway: the backlog's progress speaks for it. */
+    if (wc->blocked || lws_partial_buffered(wc->wsi)) return;
+    /* With a payload: lws 4.1 passes a pong to LWS_CALLBACK_RECEIVE_PONG only when it carries
+     * one, and the peer must echo the ping's (RFC 6455 §5.5.3). */
+    uint8_t *f = w->batch + LWS_PRE;
+    f[0] = 0x89; /* FIN + ping */
+    f[1] = 0x01;
+    f[2] = 'n';
+    if (lws_write(wc->wsi, f, 3, LWS_WRITE_RAW) < 0) {
+        kill_conn(wc);
+        return;
+    }
+    wc->ping_out = 1;
+    if (lws_partial_buffered(wc->wsi)) {
+        wc->blocked = 1;
+        wc->c.congested = 1;
+        lws_callback_on_writable(wc->wsi);
+    }
 }
 
 /* c, or the first WebSocket after it in the hub's list, or NULL. The cursor rests only on
@@ -532,7 +561,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         wc->w = w;
         wc->established = 1;
         wc->open_ms = store_wall_ms();
-        wc->est_ms = uv_now(w->srv->loop);
+        wc->est_ms = wc->heard_ms = uv_now(w->srv->loop);
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);
@@ -561,6 +590,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         op_flush(&wc->c);
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (wc && wc->established) {
+            wc->heard_ms = uv_now(w->srv->loop);
+            wc->ping_out = 0;
+        }
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (wc && wc->established) {
@@ -656,10 +691,12 @@ int ws_start(struct server *srv, int fd, struct ws **out)
     info.foreign_loops = w->loops;
     info.user = w;
     info.timeout_secs = 10; /* handshake and close must finish within this */
-    /* a phone that left the network must not hold a subscription (and its queue) forever */
+    /* a phone that left the network must not hold a subscription (and its queue) forever: the
+     * sweep pings and drops (top of file); lws's own validity timers stay off (hangup 0) */
     uint32_t ping = srv->cfg.ws_ping ? srv->cfg.ws_ping : 30;
-    w->idle.secs_since_valid_ping = (uint16_t)ping;
-    w->idle.secs_since_valid_hangup = (uint16_t)(ping + (ping >= 6 ? ping / 3 : 1));
+    w->ping_ms = (uint64_t)ping * 1000;
+    w->hup_ms = w->ping_ms + (ping >= 6 ? ping / 3 : 1) * 1000ull;
+    memset(&w->idle, 0, sizeof(w->idle));
     info.retry_and_idle_policy = &w->idle;
     info.max_http_header_data = 4096;
     if (srv->cfg.tls & CONFIG_TLS_WS) {
