@@ -358,6 +358,10 @@ bad:
     return -EPROTO;
 }
 
+/* NUDGE_BENCH_DECODE=1: decode every hint fully (sub_decode), the cost a real client pays. */
+static int nws_decode_all = -1;
+static struct wire_limits nws_lim;
+
 static long nws_sub_input(struct peer_conn *c, struct nws *s, const uint8_t *p, size_t n,
                           const struct peer_events *ev)
 {
@@ -408,6 +412,10 @@ static long nws_sub_input(struct peer_conn *c, struct nws *s, const uint8_t *p, 
             uint64_t seq, covers;
             enum nws_kind k = nws_scan(s->fmt, m, plen, &t, &seq, &covers);
             if (k == NWS_HINT) {
+                if (nws_decode_all) { /* a client that parses every hint, as an app would */
+                    struct sub_msg dm;
+                    if (sub_decode(s->fmt, m, plen, &nws_lim, &dm) == 0) sub_msg_clear(&dm);
+                }
                 ev->message(c, t, m, plen, covers, seq);
                 break;
             }
@@ -605,6 +613,11 @@ static int nws_open(struct peer_conn *c, const struct peer_sub *sub)
 static long nws_input(struct peer_conn *c, const uint8_t *p, size_t n, const struct peer_events *ev)
 {
     struct nws *s = c->st;
+    if (nws_decode_all < 0) {
+        const char *e = getenv("NUDGE_BENCH_DECODE");
+        nws_decode_all = e && *e == '1';
+        wire_limits_default(&nws_lim);
+    }
     return c->role == PEER_SUB ? nws_sub_input(c, s, p, n, ev) : nws_pub_input(c, s, p, n, ev);
 }
 
