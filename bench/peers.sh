@@ -289,9 +289,10 @@ for sc in $scenarios; do
     run "$sys" "$sc" ladder "$(ladder "$from" 2 "$rungs")" || continue
     read -r ok bad < <(bounds "$sys" "$sc")
     if [ "$ok" = 0 ]; then # not even the first rung: go down first
-      lo=$(python3 -c "print('%.3g' % ($from / 2 ** $rungs))")
+      # at least 10 publishes per step, so that a step measures something
+      lo=$(python3 -c "print('%.3g' % max($from / 2 ** $rungs, 10 / $duration))")
       echo "peers: $sc / $sys: below the ladder, from $lo publishes/s"
-      run "$sys" "$sc" ladder "$(ladder "$lo" 2 "$rungs")" || continue
+      run "$sys" "$sc" ladder-down "$(ladder "$lo" 2 "$rungs")" || continue
       read -r ok bad < <(bounds "$sys" "$sc")
     fi
     if [ "$ok" != 0 ] && [ "$bad" != 0 ] && [ "$refine" -gt 0 ]; then
