@@ -12,8 +12,8 @@
 # pinned to CPU $BROKER_CPU, wait until both CPUs are idle enough (printing how busy they are
 # and the load average), and run the generator pinned to CPU $GEN_CPU up a geometric ladder of
 # rates with --until-fail; then, on a fresh start, refine between the highest sustained rung and
-# the first failed one. "Sustained": every message delivered, none twice, p99 <= $P99_MS, the
-# generator on schedule. Each run of the generator gets a fresh broker.
+# the first failed one. "Sustained": every message delivered, none twice, p99 within its bound
+# (below), the generator on schedule. Each run of the generator gets a fresh broker.
 #
 # Knobs (environment):
 #   SUBS=10000          subscribers (per-user: as many topics)
@@ -21,7 +21,12 @@
 #   SYSTEMS="nudge redis nats mosquitto socketio"   also: nudge-durable (nudged's default
 #                       store, fsync batch), mosquitto-tcp (MQTT subscribers over plain TCP)
 #   SCENARIOS="broadcast per-user"
-#   P99_MS=50           the latency bound of a sustained step
+#   P99_MS=50           per-user's latency bound for a sustained step (issue #18's)
+#   BCAST_P99_MS=500    broadcast's: one publish to 10,000 subscribers is 10,000 deliveries, and
+#                       the last of them waits for the whole sweep (~100 ms of send()s here for
+#                       a broker that writes one message per send()): 50 ms is out of reach for
+#                       every system at any rate, so the bound only tells keeping up from falling
+#                       behind (a backlog that grows over a 3 s step passes 500 ms)
 #   REFINE=3            refinement steps between the last sustained rung and the first failed
 #   BCAST_FROM=50000    the broadcast ladder's first rung, deliveries/s (x2 per rung, 8 rungs)
 #   PERUSER_FROM=5000   the per-user ladder's first rung, publishes/s (x2 per rung, 8 rungs)
@@ -30,6 +35,7 @@
 #   OUT=BUILD_DIR/peers where results.jsonl, table.txt, versions.txt and the plots go
 #   INSTALL=1           0: do not apt-get/npm anything (fail if something is missing)
 #   NUDGED_ARGS=""      extra nudged flags
+#   REPORT=1            run nothing: redo the table and plots from OUT's results.jsonl
 set -euo pipefail
 dir=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +43,8 @@ subs=${SUBS:-10000}
 duration=${DURATION:-3}
 systems=${SYSTEMS:-nudge redis nats mosquitto socketio}
 scenarios=${SCENARIOS:-broadcast per-user}
-p99=${P99_MS:-50}
+p99_peruser=${P99_MS:-50}
+p99_bcast=${BCAST_P99_MS:-500}
 refine=${REFINE:-3}
 bcast_from=${BCAST_FROM:-50000}
 peruser_from=${PERUSER_FROM:-5000}
@@ -49,11 +56,14 @@ idle_wait=${IDLE_WAIT:-30}
 out=${OUT:-$dir/peers}
 install=${INSTALL:-1}
 drain=${DRAIN:-3}
+report=${REPORT:-0}
 
-if [ ! -x "$dir/nudged" ] || [ ! -x "$dir/nudge-bench" ]; then echo "peers: build $dir first (make)"; exit 1; fi
+if [ "$report" != 1 ] && { [ ! -x "$dir/nudged" ] || [ ! -x "$dir/nudge-bench" ]; }; then
+  echo "peers: build $dir first (make)"; exit 1
+fi
 mkdir -p "$out"
 results=$out/results.jsonl
-: >"$results"
+[ "$report" = 1 ] || : >"$results"
 tmp=$(mktemp -d /tmp/nudge-peers.XXXXXX)
 pid=""
 stop() {
@@ -70,6 +80,7 @@ trap 'stop; rm -rf "$tmp"' EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---- install -------------------------------------------------------------------------------
+if [ "$report" != 1 ]; then
 need_debs=()
 for p in redis-server nats-server mosquitto gnuplot-nox; do
   dpkg -s "$p" >/dev/null 2>&1 || need_debs+=("$p")
@@ -95,6 +106,7 @@ fi
   echo "socketio: node $(node --version 2>/dev/null), socket.io $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$here/sio/node_modules/socket.io/package.json" 2>/dev/null | head -1)"
   echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -r)"
 } >"$out/versions.txt"
+fi
 cat "$out/versions.txt"
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -226,7 +238,8 @@ EOF
 
 # One run of the generator against a fresh $sys: run SYS SCENARIO PHASE RATES (publishes/s).
 run() {
-  local sys=$1 sc=$2 phase=$3 rates=$4
+  local sys=$1 sc=$2 phase=$3 rates=$4 p99=$p99_peruser
+  [ "$sc" = broadcast ] && p99=$p99_bcast
   wait_idle
   start "$sys" || { echo "peers: $sys did not start:"; tail -5 "$tmp/run/log"; stop; return 1; }
   rm -f "$tmp/steps.jsonl"
@@ -273,14 +286,15 @@ EOF
 }
 
 ladder() { # FROM FACTOR N: "r,r*f,..." rounded to 3 significant digits
-  python3 -c "import sys; f, k, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(','.join('%.3g' % (f * k ** i) for i in range(n)))" "$@"
+  python3 -c "import sys; f, k, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(','.join('%.10g' % float('%.3g' % (f * k ** i)) for i in range(n)))" "$@"
 }
 
 # ---- the runs ------------------------------------------------------------------------------
-echo "peers: SUBS=$subs DURATION=${duration}s P99_MS=$p99, system on cpu$bcpu, generator on cpu$gcpu; results in $out"
+if [ "$report" != 1 ]; then
+echo "peers: SUBS=$subs DURATION=${duration}s p99 bounds: broadcast ${p99_bcast} ms, per-user ${p99_peruser} ms; system on cpu$bcpu, generator on cpu$gcpu; results in $out"
 for sc in $scenarios; do
   case $sc in
-    broadcast) from=$(python3 -c "print('%.3g' % ($bcast_from / $subs))") ;;
+    broadcast) from=$(python3 -c "print('%.10g' % float('%.3g' % ($bcast_from / $subs)))") ;;
     per-user) from=$peruser_from ;;
     *) echo "peers: unknown scenario $sc"; exit 1 ;;
   esac
@@ -290,7 +304,7 @@ for sc in $scenarios; do
     read -r ok bad < <(bounds "$sys" "$sc")
     if [ "$ok" = 0 ]; then # not even the first rung: go down first
       # at least 10 publishes per step, so that a step measures something
-      lo=$(python3 -c "print('%.3g' % max($from / 2 ** $rungs, 10 / $duration))")
+      lo=$(python3 -c "print('%.10g' % float('%.3g' % max($from / 2 ** $rungs, 10 / $duration)))")
       echo "peers: $sc / $sys: below the ladder, from $lo publishes/s"
       run "$sys" "$sc" ladder-down "$(ladder "$lo" 2 "$rungs")" || continue
       read -r ok bad < <(bounds "$sys" "$sc")
@@ -298,17 +312,20 @@ for sc in $scenarios; do
     if [ "$ok" != 0 ] && [ "$bad" != 0 ] && [ "$refine" -gt 0 ]; then
       rates=$(python3 -c "
 ok, bad, n = $ok, $bad, $refine
-print(','.join('%.4g' % (ok * (bad / ok) ** (i / (n + 1))) for i in range(1, n + 1)))")
+print(','.join('%.10g' % float('%.4g' % (ok * (bad / ok) ** (i / (n + 1)))) for i in range(1, n + 1)))")
       echo "peers: $sc / $sys: refine between $ok and $bad publishes/s"
       run "$sys" "$sc" refine "$rates" || true
     fi
   done
 done
 
+fi
+
 # ---- the table and the plots ---------------------------------------------------------------
-python3 - "$results" "$out" "$subs" "$p99" <<'EOF' | tee "$out/table.txt"
+python3 - "$results" "$out" "$subs" "$p99_bcast" "$p99_peruser" <<'EOF' | tee "$out/table.txt"
 import json, sys, collections
-path, out, subs, p99 = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+path, out, subs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bound = {"broadcast": sys.argv[4], "per-user": sys.argv[5]}
 steps = [json.loads(l) for l in open(path)]
 transport = {"nudge": "WebSocket (JSON)", "nudge-durable": "WebSocket (JSON)", "redis": "TCP (RESP)",
              "nats": "WebSocket", "mosquitto": "WebSocket (MQTT 3.1.1)",
@@ -316,7 +333,8 @@ transport = {"nudge": "WebSocket (JSON)", "nudge-durable": "WebSocket (JSON)", "
 by = collections.OrderedDict()
 for d in steps:
     by.setdefault((d["scenario"], d["label"]), []).append(d)
-print(f"Highest sustained rate (every message delivered, p99 <= {p99} ms, {subs} subscribers):")
+print(f"Highest sustained rate ({subs} subscribers; every message delivered, none twice, the generator")
+print("on schedule, p99 within " + ", ".join(f"{v} ms ({k})" for k, v in bound.items()) + "):")
 hdr = ("scenario", "system", "subscribers over", "publishes/s", "deliveries/s", "p99 ms",
        "CPU s/M deliv", "broker cores", "RSS MB", "load1")
 fmt = "%-10s %-14s %-24s %11s %12s %8s %13s %12s %8s %6s"
@@ -359,6 +377,8 @@ if command -v gnuplot >/dev/null; then
   for sc in $scenarios; do
     [ -s "$out/$sc.dat" ] || continue
     n=$(grep -c '^"' "$out/$sc.dat")
+    bound=$p99_peruser
+    [ "$sc" = broadcast ] && bound=$p99_bcast
     gnuplot <<EOF || echo "peers: gnuplot failed for $sc"
 set terminal pngcairo size 900,560 font ",10"
 set output "$out/$sc.png"
@@ -368,7 +388,7 @@ set ylabel "p99 latency, ms"
 set logscale xy
 set grid
 set key top left
-set arrow from graph 0, first $p99 to graph 1, first $p99 nohead dashtype 2
+set arrow from graph 0, first $bound to graph 1, first $bound nohead dashtype 2
 f="$out/$sc.dat"
 plot for [i=0:$((n - 1))] f index i using 1:2 with lines lc i + 1 lw 2 title columnheader(1), \
      for [i=0:$((n - 1))] f index i using 1:(\$3 > 0 ? \$2 : 1/0) with points lc i + 1 pt 7 notitle, \
