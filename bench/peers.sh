@@ -372,6 +372,23 @@ for (sc, label), ds in by.items():
     best[(sc, label)] = d["deliveries_per_s"]
 print("(+: the highest rate tried was sustained: the system may go further. CPU s/M deliv =")
 print(" broker CPU-seconds per million deliveries at that rate (all its threads, from /proc).)")
+# The same offered load for everyone: the ladder's first rung (every system ran it, fresh).
+print()
+print("At the same offered load (each ladder's first rung, a fresh system):")
+fmt2 = "%-10s %-14s %11s %12s %8s %8s %13s %12s %4s"
+print(fmt2 % ("scenario", "system", "publishes/s", "deliveries/s", "p50 ms", "p99 ms",
+              "CPU s/M deliv", "broker cores", "ok"))
+for (sc, label), ds in by.items():
+    first = [d for d in ds if d["phase"] == "ladder" and d.get("step") == 0]
+    if not first:
+        continue
+    d = first[0]
+    cores = d["broker_cpu_s"] / d["span_s"] if d["span_s"] else 0
+    print(fmt2 % (sc, label, "%.0f" % d["rate_offered"], "%.0f" % d["deliveries_per_s"],
+                  "%.1f" % (d["lat_p50_us"] / 1000), "%.1f" % (d["lat_p99_us"] / 1000),
+                  "%.2f" % d["cpu_per_M_deliveries"], "%.2f" % cores,
+                  "yes" if d["sustained"] else "no"))
+print()
 for sc in sorted({k[0] for k in best}):
     n = best.get((sc, "nudge"))
     peers = {k[1]: v for k, v in best.items() if k[0] == sc and not k[1].startswith("nudge")}
