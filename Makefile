@@ -56,7 +56,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
-.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-workers bench-durable install \
+.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable install \
         install-systemd uninstall man deb test-pkg test-pkg-base clean format lint help
 .DEFAULT_GOAL := all
 
@@ -75,6 +75,7 @@ help:
 	@echo "make valgrind   run a pub/sub scenario against the release broker under valgrind"
 	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
 	@echo "make bench      fan-out benchmark (see docs/bench.md)"
+	@echo "make bench-load the load generator: broadcast and per-user to 10,000 (docs/bench.md)"
 	@echo "make bench-compare  nudge side by side with Redis, NATS, Mosquitto, Socket.IO (docs/performance.md)"
 	@echo "make bench-workers  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
 	@echo "make bench-durable  fsync modes, resume catch-up, start-up with 1M topics (docs/bench.md)"
@@ -337,6 +338,19 @@ bench: all
 bench-smoke: asan
 	bench/run.sh $(A) --smoke
 	bench/durable.sh $(A) --smoke
+	bench/load.sh $(A) --smoke
+
+# A real run of the load generator (docs/bench.md, "The load generator"): broadcast and per-user
+# over 10,000 WebSocket subscribers in open-loop rate steps, nudged pinned to CPU 0 and the
+# generator to CPU 1; JSON lines appended to build/load.json. LOAD_ARGS adds options to both.
+# Exit status 3 of a run (a step not sustained) is a result, not a failure.
+bench-load: all
+	bench/load.sh $(B) --broker-cpu 0 --gen-cpu 1 --scenario broadcast --subs 10000 \
+	  --rates 20,50,100,200,300 --duration 3 --p99-bound 1000 --json $(B)/load.json $(LOAD_ARGS) \
+	  || [ $$? = 3 ]
+	bench/load.sh $(B) --broker-cpu 0 --gen-cpu 1 --scenario per-user --subs 10000 \
+	  --rates 10000,25000,50000,75000,100000 --duration 3 --until-fail --json $(B)/load.json \
+	  $(LOAD_ARGS) || [ $$? = 3 ]
 
 # The persisted store's benchmarks: fsync modes, resume catch-up, start-up with 1M topics
 # (bench/durable.sh; REPS=3 default; docs/bench.md).

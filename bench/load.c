@@ -35,13 +35,13 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "hist.h"
 #include "peer.h"
 
 #define L_PENDING_MAX 256 /* connections between connect() and ready at once */
 #define L_RBUF (256 * 1024)
 #define L_RATES_MAX 32
 #define L_PUBS_MAX 64
-#define L_HBUCKETS (64 * 16)
 
 enum scen { S_BROADCAST, S_PERUSER, S_HOT, S_STORM, S_CATCHUP, S_IDLE };
 static const char *const scen_names[] = {"broadcast",       "per-user", "hot-topic",
@@ -89,14 +89,11 @@ struct lconn {
     size_t fcap, fhead, fcount;
 };
 
-struct hist {
-    uint64_t b[L_HBUCKETS];
-    uint64_t n, max;
-};
-
 struct step {
     double rate;
     uint64_t expected, frames, covered, dup, resets, reset_covered, published, acked, stray;
+    uint64_t reads; /* recv() calls that brought subscriber bytes: frames/reads ~ the broker's
+                       frames per send() */
     uint64_t lag_max_ns;
     double t0, t_pub_end, t_last, t_end;
     struct hist lat;
@@ -142,46 +139,6 @@ static uint64_t rng_next(uint64_t *s) /* splitmix64 */
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-/* ---- latency histogram: 16 linear sub-buckets per power of two of nanoseconds ------------- */
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-    unsigned idx;
-    if (v < 16) {
-        idx = (unsigned)v;
-    } else {
-        unsigned e = 63u - (unsigned)__builtin_clzll(v);
-        idx = (e - 3) * 16 + (unsigned)((v >> (e - 4)) & 15);
-    }
-    h->b[idx]++;
-    h->n++;
-    if (v > h->max) h->max = v;
-}
-
-static uint64_t hist_low(unsigned idx)
-{
-    if (idx < 16) return idx;
-    unsigned e = idx / 16 + 3, sub = idx % 16;
-    return (1ull << e) | ((uint64_t)sub << (e - 4));
-}
-
-/* The q-quantile in ns (the middle of its bucket, at most the max). */
-static uint64_t hist_q(const struct hist *h, double q)
-{
-    if (!h->n) return 0;
-    uint64_t want = (uint64_t)ceil(q * (double)h->n), seen = 0;
-    if (want < 1) want = 1;
-    for (unsigned i = 0; i < L_HBUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= want) {
-            uint64_t lo = hist_low(i), hi = i + 1 < L_HBUCKETS ? hist_low(i + 1) : lo;
-            uint64_t mid = lo + (hi - lo) / 2;
-            return mid < h->max ? mid : h->max;
-        }
-    }
-    return h->max;
 }
 
 /* ---- /proc -------------------------------------------------------------------------------- */
@@ -341,7 +298,7 @@ static void conn_read(struct lconn *c)
             conn_fail(c, "a message larger than the read buffer");
             return;
         }
-        memcpy(b, c->tail, have);
+        if (have) memcpy(b, c->tail, have);
         ssize_t r = recv(c->fd, b + have, L_RBUF - have, 0);
         if (r < 0) {
             if (errno == EAGAIN || errno == EINTR) return;
@@ -354,6 +311,7 @@ static void conn_read(struct lconn *c)
         }
         G->now_ns = now_ns();
         c->bytes += r;
+        if (c->pc.role == PEER_SUB) G->st.reads++;
         size_t n = have + (size_t)r;
         long used = G->o.ops->input(&c->pc, b, n, &G->ev);
         if (used < 0) {
@@ -370,7 +328,7 @@ static void conn_read(struct lconn *c)
             c->tail = t;
             c->tail_cap = left;
         }
-        memmove(c->tail, b + used, left);
+        if (left) memmove(c->tail, b + used, left);
         c->tail_len = left;
         if (c->pc.out.len) conn_flush(c);
         if ((size_t)r < L_RBUF - have) return;
@@ -565,6 +523,7 @@ static int run_until(int (*done)(void), double deadline)
                 conn_fail(c, strerror(-rc));
                 break;
             }
+            if ((G->qnext & 15) == 0) publish_due(); /* a connect() can take ms in a storm */
         }
         if (G->qnext == G->nqueue) G->qnext = G->nqueue = 0;
         publish_due();
@@ -620,7 +579,7 @@ static int never(void)
 
 struct result {
     const char *note;
-    double broker_cpu, gen_cpu, rate_achieved, dps, span, storm_s;
+    double broker_cpu, gen_cpu, rate_achieved, dps, span, storm_s, drop_s;
     long rss, hwm, rss0;
     uint64_t lost;
     int sustained;
@@ -644,9 +603,14 @@ static void result_print(FILE *js, const struct step *st, const struct result *r
             "system", "scenario", "subs", "topics", "offered", "achieved", "deliv/s", "p50ms",
             "p90ms", "p99ms", "p999ms", "max_ms", "lost", "dup", "coalesced", "resets", "cpu_s",
             "s/Mdel", "rss_MB", "ok");
-    printf("%-8s %-15s %6d %6d %9.0f %9.0f %10.0f %8.2f %8.2f %8.2f %8.2f %9.2f %7llu %5llu %9llu "
+    char offered[24];
+    if (isinf(st->rate))
+        snprintf(offered, sizeof(offered), "burst");
+    else
+        snprintf(offered, sizeof(offered), "%.0f", st->rate);
+    printf("%-8s %-15s %6d %6d %9s %9.0f %10.0f %8.2f %8.2f %8.2f %8.2f %9.2f %7llu %5llu %9llu "
            "%6llu %7.2f %7.3f %8.1f %s\n",
-           o->system, scen_names[o->scen], o->subs, o->topics, st->rate, r->rate_achieved, r->dps,
+           o->system, scen_names[o->scen], o->subs, o->topics, offered, r->rate_achieved, r->dps,
            (double)p50 / 1e6, (double)p90 / 1e6, (double)p99 / 1e6, (double)p999 / 1e6,
            (double)st->lat.max / 1e6, (unsigned long long)r->lost, (unsigned long long)st->dup,
            (unsigned long long)coalesced, (unsigned long long)st->resets, r->broker_cpu, cpm,
@@ -658,6 +622,7 @@ static void result_print(FILE *js, const struct step *st, const struct result *r
            (unsigned long long)st->published, (unsigned long long)st->acked,
            (double)st->lag_max_ns / 1e6, r->span, r->gen_cpu,
            st->frames ? r->gen_cpu * 1e6 / (double)st->frames : 0.0);
+    printf(" frames_per_read=%.1f", st->reads ? (double)st->frames / (double)st->reads : 0.0);
     if (st->stray) printf(" stray=%llu", (unsigned long long)st->stray);
     if (r->note) printf(" %s", r->note);
     printf("\n");
@@ -670,7 +635,7 @@ static void result_print(FILE *js, const struct step *st, const struct result *r
             "\"lost\":%llu,\"dup\":%llu,\"coalesced\":%llu,\"resets\":%llu,"
             "\"reset_covered\":%llu,\"published\":%llu,\"lag_max_ms\":%.2f,"
             "\"broker_cpu_s\":%.3f,\"cpu_per_M_deliveries\":%.4f,\"gen_cpu_s\":%.3f,"
-            "\"rss_kb\":%ld,\"hwm_kb\":%ld,\"span_s\":%.3f",
+            "\"rss_kb\":%ld,\"hwm_kb\":%ld,\"span_s\":%.3f,\"frames_per_read\":%.2f",
             o->system, scen_names[o->scen], o->subs, o->topics, o->pubs,
             isinf(st->rate) ? 0.0 : st->rate, r->rate_achieved, r->dps, (double)p50 / us,
             (double)p90 / us, (double)p99 / us, (double)p999 / us, (double)st->lat.max / us,
@@ -679,8 +644,10 @@ static void result_print(FILE *js, const struct step *st, const struct result *r
             (unsigned long long)st->dup, (unsigned long long)coalesced,
             (unsigned long long)st->resets, (unsigned long long)st->reset_covered,
             (unsigned long long)st->published, (double)st->lag_max_ns / 1e6, r->broker_cpu, cpm,
-            r->gen_cpu, r->rss, r->hwm, r->span);
-    if (o->scen == S_STORM || o->scen == S_CATCHUP) fprintf(js, ",\"resume_s\":%.3f", r->storm_s);
+            r->gen_cpu, r->rss, r->hwm, r->span,
+            st->reads ? (double)st->frames / (double)st->reads : 0.0);
+    if (o->scen == S_STORM || o->scen == S_CATCHUP)
+        fprintf(js, ",\"resume_s\":%.3f,\"drop_s\":%.3f", r->storm_s, r->drop_s);
     if (o->scen == S_CATCHUP)
         fprintf(js, ",\"bytes_per_client\":%ld,\"bytes_max\":%ld,\"topics_covered\":%u",
                 r->bytes_avg, r->bytes_max, r->topics_full);
@@ -754,6 +721,7 @@ static void storm(void)
     for (int i = 0; i < G->o.subs; i++) {
         struct lconn *c = &G->subs[i];
         conn_drop(c);
+        if ((i & 255) == 255) publish_due(); /* closing 10,000 sockets takes ~0.1 s */
         c->resuming = 1;
         c->catching = 1;
         c->done = 0;
@@ -785,6 +753,7 @@ static int run_steps(FILE *js)
             if (G->failed) break;
             double t_drop = now_s();
             storm();
+            r.drop_s = now_s() - t_drop;
             rc = run_until(all_caught, t_drop + o->duration + o->drain_timeout);
             r.storm_s = now_s() - t_drop;
             if (rc < 0) r.note = "not every subscriber caught up";
@@ -794,10 +763,13 @@ static int run_steps(FILE *js)
         step_finish(&r, cpu0, gen0);
         char note[96];
         if (o->scen == S_STORM) {
-            snprintf(note, sizeof(note), "resubscribed_and_caught_up_s=%.3f%s", r.storm_s,
-                     G->caught == o->subs ? "" : " (not all)");
+            snprintf(note, sizeof(note),
+                     "resubscribed_and_caught_up_s=%.3f%s (closing took %.3f s)", r.storm_s,
+                     G->caught == o->subs ? "" : " (not all)", r.drop_s);
             r.note = note;
-            if (G->caught != o->subs) r.sustained = 0;
+            /* the storm's question is "all back, nothing missed": its latency and the
+             * generator's lag while reconnecting S sockets are reported, not judged */
+            r.sustained = !G->failed && r.lost == 0 && G->st.dup == 0 && G->caught == o->subs;
         }
         if (o->scen == S_HOT) r.sustained = r.lost == 0 && G->st.dup == 0 && !G->failed;
         result_print(js, &G->st, &r, k == 0);
@@ -899,7 +871,7 @@ static void usage(void)
         "  --drain-timeout SEC  after a step, wait at most this for stragglers (5)\n"
         "  --until-fail         stop after the first step that is not sustained\n"
         "  --p99-bound MS       sustained needs p99 latency <= MS (50)\n"
-        "  --max-lag MS         sustained needs the generator <= MS behind its schedule (25)\n"
+        "  --max-lag MS         sustained needs the generator <= MS behind its schedule (50)\n"
         "  --burst B            hot-topic: publishes in the burst (10000)\n"
         "  --publishes P        catch-up: publishes while away (100000)\n"
         "  --seed N             per-user's random topics (1)\n"
@@ -935,7 +907,7 @@ static int parse(struct lopts *o, int argc, char **argv)
                         .duration = 3,
                         .drain_timeout = 5,
                         .p99_bound_ms = 50,
-                        .max_lag_ms = 25,
+                        .max_lag_ms = 50,
                         .burst = 10000,
                         .publishes = 100000,
                         .seed = 1};

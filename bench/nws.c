@@ -208,42 +208,59 @@ static uint64_t dec(const uint8_t **pp, const uint8_t *end)
     return v;
 }
 
-/* A hint's topic, seq and covers without decoding it: 1 when p is a hint read that way, 0 when
- * it must be decoded. */
-static int nws_hint_scan(enum sub_fmt fmt, const uint8_t *p, size_t n, uint32_t *topic,
-                         uint64_t *seq, uint64_t *covers)
+enum nws_kind { NWS_OTHER, NWS_HINT, NWS_SUBSCRIBED };
+
+/* A hint's or a subscribed's topic, seq (and a hint's covers) without decoding it; NWS_OTHER
+ * when the message must be decoded. JSON: the broker's encoder writes "type" first; the other
+ * keys are found by their text ("n" comes after "data", whose stamp holds no quote). */
+static enum nws_kind nws_scan(enum sub_fmt fmt, const uint8_t *p, size_t n, uint32_t *topic,
+                              uint64_t *seq, uint64_t *covers)
 {
+    enum nws_kind k;
     if (fmt == SUB_MSGPACK) {
         struct mpf f;
-        if (mp_fields(p, n, &f) < 0 || f.type_len != 4 || memcmp(f.type, "hint", 4) != 0 ||
-            !f.has_seq || !f.topic || nws_topic(f.topic, f.topic_len, topic) < 0)
-            return 0;
+        if (mp_fields(p, n, &f) < 0 || !f.has_seq || !f.topic ||
+            nws_topic(f.topic, f.topic_len, topic) < 0)
+            return NWS_OTHER;
+        if (f.type_len == 4 && !memcmp(f.type, "hint", 4))
+            k = NWS_HINT;
+        else if (f.type_len == 10 && !memcmp(f.type, "subscribed", 10))
+            k = NWS_SUBSCRIBED;
+        else
+            return NWS_OTHER;
         *seq = f.seq;
         *covers = f.n > 1 ? f.n : 1;
-        return 1;
+        return k;
     }
-    static const char head[] = "{\"type\":\"hint\",\"topic\":\"" NWS_PREFIX;
-    size_t hl = sizeof(head) - 1;
-    const uint8_t *end = p + n, *q = p + hl;
-    if (n < hl + 10 || memcmp(p, head, hl) != 0) return 0;
-    const uint8_t *d0 = q;
+    static const char th[] = "{\"type\":\"hint\",", ts[] = "{\"type\":\"subscribed\",";
+    static const char tk[] = "\"topic\":\"" NWS_PREFIX, sk[] = "\"seq\":";
+    if (n > sizeof(th) - 1 && !memcmp(p, th, sizeof(th) - 1))
+        k = NWS_HINT;
+    else if (n > sizeof(ts) - 1 && !memcmp(p, ts, sizeof(ts) - 1))
+        k = NWS_SUBSCRIBED;
+    else
+        return NWS_OTHER;
+    const uint8_t *end = p + n, *q = memmem(p, n, tk, sizeof(tk) - 1), *d0;
+    if (!q) return NWS_OTHER;
+    q += sizeof(tk) - 1;
+    d0 = q;
     uint64_t t = dec(&q, end);
-    if (q == d0 || q - d0 > 10 || t > UINT32_MAX || end - q < 8 || memcmp(q, "\",\"seq\":", 8))
-        return 0;
-    q += 8;
+    if (q == d0 || q - d0 > 10 || t > UINT32_MAX || q >= end || *q != '"') return NWS_OTHER;
+    q = memmem(p, n, sk, sizeof(sk) - 1);
+    if (!q) return NWS_OTHER;
+    q += sizeof(sk) - 1;
     d0 = q;
     *seq = dec(&q, end);
-    if (q == d0) return 0;
+    if (q == d0) return NWS_OTHER;
     *topic = (uint32_t)t;
-    /* "n" comes after "data", whose stamp never holds a quote */
-    const uint8_t *k = memmem(q, (size_t)(end - q), "\"n\":", 4);
     uint64_t c = 1;
-    if (k) {
-        k += 4;
-        c = dec(&k, end);
+    const uint8_t *nk = k == NWS_HINT ? memmem(q, (size_t)(end - q), "\"n\":", 4) : NULL;
+    if (nk) {
+        nk += 4;
+        c = dec(&nk, end);
     }
     *covers = c > 1 ? c : 1;
-    return 1;
+    return k;
 }
 
 /* ---- subscribers -------------------------------------------------------------------------- */
@@ -275,6 +292,16 @@ static int nws_send_subs(struct peer_conn *c, struct nws *s)
     return rc < 0 ? -ENOMEM : 0;
 }
 
+static void nws_subscribed(struct peer_conn *c, struct nws *s, uint32_t t, uint64_t seq,
+                           const struct peer_events *ev)
+{
+    if (ev->position) ev->position(c, t, seq, s->epoch_now);
+    if (++s->subscribed == s->n) {
+        s->phase = NWS_READY;
+        if (ev->ready) ev->ready(c);
+    }
+}
+
 /* One whole message that the fast path did not take. */
 static long nws_sub_msg(struct peer_conn *c, struct nws *s, const uint8_t *p, size_t n,
                         const struct peer_events *ev)
@@ -297,11 +324,7 @@ static long nws_sub_msg(struct peer_conn *c, struct nws *s, const uint8_t *p, si
         break;
     case SUB_SUBSCRIBED:
         if (!has_topic) goto bad;
-        if (ev->position) ev->position(c, t, m.seq, s->epoch_now);
-        if (++s->subscribed == s->n) {
-            s->phase = NWS_READY;
-            if (ev->ready) ev->ready(c);
-        }
+        nws_subscribed(c, s, t, m.seq, ev);
         break;
     case SUB_HINT:
         if (!has_topic) goto bad;
@@ -383,8 +406,13 @@ static long nws_sub_input(struct peer_conn *c, struct nws *s, const uint8_t *p, 
         case 0x2: {
             uint32_t t;
             uint64_t seq, covers;
-            if (s->phase == NWS_READY && nws_hint_scan(s->fmt, m, plen, &t, &seq, &covers)) {
+            enum nws_kind k = nws_scan(s->fmt, m, plen, &t, &seq, &covers);
+            if (k == NWS_HINT) {
                 ev->message(c, t, m, plen, covers, seq);
+                break;
+            }
+            if (k == NWS_SUBSCRIBED && s->phase == NWS_OPEN) { /* a catch-up: 1,000s of them */
+                nws_subscribed(c, s, t, seq, ev);
                 break;
             }
             long rc = nws_sub_msg(c, s, m, plen, ev);
