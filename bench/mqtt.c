@@ -34,8 +34,8 @@ struct mqtt {
     int ready;
     uint8_t *sub; /* subscriber: its SUBSCRIBE packet, sent after the CONNACK */
     size_t sub_len;
-    time_t last_tx;   /* CLOCK_MONOTONIC_COARSE s of the last packet sent */
-    struct pbuf rest; /* ws: the stream's unparsed tail */
+    time_t last_tx;       /* CLOCK_MONOTONIC_COARSE s of the last packet sent */
+    struct wsc_stream rx; /* ws: the byte stream in the frames */
 };
 
 /* CONNECT: protocol "MQTT" level 4, clean session, keepalive, an empty client id. */
@@ -170,7 +170,7 @@ static long mqtt_input(struct peer_conn *c, const uint8_t *p, size_t n,
         rc = mqtt_put(c, mqtt_connect, sizeof(mqtt_connect));
         if (rc < 0) return rc;
     }
-    long used = wsc_input(c, p + off, n - off, ev, mqtt_parse, 1, &s->rest);
+    long used = wsc_input(c, p + off, n - off, ev, mqtt_parse, &s->rx);
     return used < 0 ? used : (long)off + used;
 }
 
@@ -208,7 +208,8 @@ static int mqtt_open(struct peer_conn *c, const struct peer_sub *sub)
         return pbuf_put(&c->out, mqtt_connect, sizeof(mqtt_connect));
     }
     if (!sub || !sub->n) return -EINVAL;
-    s->ws = !getenv("NUDGE_BENCH_MQTT_TCP");
+    const char *tcp = getenv("NUDGE_BENCH_MQTT_TCP"); /* set and not "0": subscribers over TCP */
+    s->ws = !tcp || !*tcp || !strcmp(tcp, "0");
     /* SUBSCRIBE: packet id 1, then per topic its length, name and QoS 0 */
     size_t rl = 2;
     for (uint32_t i = 0; i < sub->n; i++)
@@ -242,7 +243,7 @@ static void mqtt_close(struct peer_conn *c)
     struct mqtt *s = c->st;
     if (!s) return;
     free(s->sub);
-    pbuf_free(&s->rest);
+    wsc_stream_free(&s->rx);
     free(s);
     c->st = NULL;
 }

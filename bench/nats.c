@@ -28,8 +28,8 @@ struct nats {
     int ws;       /* this connection speaks WebSocket */
     int upgraded; /* ws: the 101 has come */
     int ready;
-    struct pbuf hello; /* ws: what to send once upgraded */
-    struct pbuf rest;  /* ws: the stream's unparsed tail */
+    struct pbuf hello;    /* ws: what to send once upgraded */
+    struct wsc_stream rx; /* ws: the byte stream in the frames */
 };
 
 /* Queue protocol bytes, in a frame when over WebSocket. */
@@ -117,7 +117,7 @@ static long nats_input(struct peer_conn *c, const uint8_t *p, size_t n,
         pbuf_free(&s->hello);
         if (rc < 0) return rc;
     }
-    long used = wsc_input(c, p + off, n - off, ev, nats_parse, 1, &s->rest);
+    long used = wsc_input(c, p + off, n - off, ev, nats_parse, &s->rx);
     return used < 0 ? used : (long)off + used;
 }
 
@@ -156,7 +156,7 @@ static void nats_close(struct peer_conn *c)
     struct nats *s = c->st;
     if (!s) return;
     pbuf_free(&s->hello);
-    pbuf_free(&s->rest);
+    wsc_stream_free(&s->rx);
     free(s);
     c->st = NULL;
 }

@@ -113,7 +113,7 @@ static long sio_input(struct peer_conn *c, const uint8_t *p, size_t n, const str
         s->phase = SIO_OPEN;
     }
     s->acks = 0;
-    long used = wsc_input(c, p + off, n - off, ev, sio_parse, 0, NULL);
+    long used = wsc_input(c, p + off, n - off, ev, sio_parse, NULL);
     if (s->acks && ev->acked) ev->acked(c, s->acks, 0);
     return used < 0 ? used : (long)off + used;
 }

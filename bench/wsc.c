@@ -61,8 +61,8 @@ int wsc_frame(struct pbuf *out, uint8_t op, const void *p, size_t n)
     return rc < 0 ? rc : pbuf_put(out, p, n);
 }
 
-/* A data payload of a stream: parse in place when nothing is pending (the usual case: one packet
- * per frame), else join it to what is. */
+/* Payload bytes of a stream: parsed in place when nothing is pending (the usual case: whole
+ * packets in one frame), else joined to what is. */
 static long wsc_feed(struct peer_conn *c, const uint8_t *m, size_t len,
                      const struct peer_events *ev, wsc_parse_fn parse, struct pbuf *rest)
 {
@@ -81,12 +81,20 @@ static long wsc_feed(struct peer_conn *c, const uint8_t *m, size_t len,
 }
 
 long wsc_input(struct peer_conn *c, const uint8_t *p, size_t n, const struct peer_events *ev,
-               wsc_parse_fn parse, int stream, struct pbuf *rest)
+               wsc_parse_fn parse, struct wsc_stream *stream)
 {
     size_t off = 0;
+    if (stream && stream->left) { /* the rest of a data frame begun in an earlier read */
+        size_t k = n < stream->left ? n : stream->left;
+        long rc = wsc_feed(c, p, k, ev, parse, &stream->rest);
+        if (rc < 0) return rc;
+        stream->left -= k;
+        off = k;
+    }
     while (n - off >= 2) {
         const uint8_t *f = p + off;
         size_t avail = n - off, plen = f[1] & 0x7f, hl = 2;
+        uint8_t op = f[0] & 0x0f;
         if (f[1] & 0x80 || f[0] & 0x70) {
             fprintf(stderr, "nudge-bench: connection %d: a masked or extended server frame\n",
                     c->idx);
@@ -101,41 +109,47 @@ long wsc_input(struct peer_conn *c, const uint8_t *p, size_t n, const struct pee
             uint64_t v = 0;
             for (int i = 0; i < 8; i++)
                 v = v << 8 | f[2 + i];
-            if (v > ((uint64_t)1 << 30)) return -EMSGSIZE;
+            if (v > ((uint64_t)1 << 40)) return -EMSGSIZE;
             plen = (size_t)v;
             hl = 10;
         }
-        if (avail - hl < plen) break;
+        int data = op == 0x0 || op == WSC_TEXT || op == WSC_BINARY;
+        if (avail - hl < plen) {
+            if (!stream || !data) break; /* a whole message, or a control frame: wait for it */
+            size_t have = avail - hl;    /* a stream takes what there is of the frame */
+            long rc = wsc_feed(c, f + hl, have, ev, parse, &stream->rest);
+            if (rc < 0) return rc;
+            stream->left = plen - have;
+            return (long)n;
+        }
         const uint8_t *m = f + hl;
         off += hl + plen;
         long rc = 0;
-        switch (f[0] & 0x0f) {
-        case 0x0: /* continuation */
-        case WSC_TEXT:
-        case WSC_BINARY:
-            if (stream) {
-                rc = wsc_feed(c, m, plen, ev, parse, rest);
-            } else if (!(f[0] & 0x80) || (f[0] & 0x0f) == 0) {
+        if (data && stream) {
+            rc = wsc_feed(c, m, plen, ev, parse, &stream->rest);
+        } else if (data) {
+            if (!(f[0] & 0x80) || op == 0) {
                 fprintf(stderr, "nudge-bench: connection %d: a fragmented message\n", c->idx);
-                rc = -EPROTO;
-            } else {
-                rc = parse(c, m, plen, ev);
-                if (rc >= 0 && (size_t)rc != plen) rc = -EPROTO;
+                return -EPROTO;
             }
-            break;
-        case 0x8:
+            rc = parse(c, m, plen, ev);
+            if (rc >= 0 && (size_t)rc != plen) rc = -EPROTO;
+        } else if (op == 0x8) {
             fprintf(stderr, "nudge-bench: connection %d closed by the server: %d %.*s\n", c->idx,
                     plen >= 2 ? (m[0] << 8) | m[1] : 0, plen > 2 ? (int)plen - 2 : 0, m + 2);
             return -ECONNRESET;
-        case 0x9:
+        } else if (op == 0x9) {
             rc = wsc_frame(&c->out, 0xA, m, plen);
-            break;
-        default: /* pong */
-            break;
-        }
+        } /* else a pong */
         if (rc < 0) return rc;
     }
     return (long)off;
+}
+
+void wsc_stream_free(struct wsc_stream *s)
+{
+    pbuf_free(&s->rest);
+    s->left = 0;
 }
 
 int wsc_u32(const uint8_t *p, size_t n, uint32_t *v)

@@ -30,15 +30,22 @@ int wsc_frame(struct pbuf *out, uint8_t op, const void *p, size_t n);
 typedef long (*wsc_parse_fn)(struct peer_conn *c, const uint8_t *p, size_t n,
                              const struct peer_events *ev);
 
-/* Read the complete server frames at the front of p[0..n): pings are answered, a close ends the
- * connection (-ECONNRESET), data goes to parse. With stream set, the data frames' payloads are
- * one byte stream (MQTT and NATS over WebSocket: a packet may span frames, a frame may hold
- * several): what parse leaves is kept in *rest (owned by the caller, freed with pbuf_free) and
- * handed back, joined with the next payload, on the next call. Without, each data frame is one
- * whole message (Engine.IO) that parse must take entirely. Returns the bytes of p used (whole
- * frames), or a negative errno. */
+/* A byte stream carried in data frames (MQTT and NATS over WebSocket: a packet may span frames,
+ * a frame may hold several, and a frame may be larger than the generator's read buffer). */
+struct wsc_stream {
+    struct pbuf rest; /* what parse left: an incomplete packet, joined with what follows */
+    size_t left;      /* payload bytes of the current data frame not received yet */
+};
+
+/* Read the server frames at the front of p[0..n): pings are answered, a close ends the connection
+ * (-ECONNRESET), data goes to parse. With a stream (owned by the caller, freed with
+ * wsc_stream_free), a data frame's payload goes to parse as it arrives, even before the frame is
+ * complete, and what parse leaves waits in stream->rest. Without (NULL), each data frame is one
+ * whole message (Engine.IO) that parse must take entirely. Returns the bytes of p used, or a
+ * negative errno. */
 long wsc_input(struct peer_conn *c, const uint8_t *p, size_t n, const struct peer_events *ev,
-               wsc_parse_fn parse, int stream, struct pbuf *rest);
+               wsc_parse_fn parse, struct wsc_stream *stream);
+void wsc_stream_free(struct wsc_stream *s);
 
 /* The number written in decimal at p[0..n) (digits only, at most 10 of them, at most
  * UINT32_MAX): 0, or -1 when it is not one. */
