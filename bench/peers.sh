@@ -94,9 +94,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # ---- install -------------------------------------------------------------------------------
 if [ "$report" != 1 ]; then
 need_debs=()
-for p in redis-server nats-server mosquitto gnuplot-nox; do
+for p in redis-server nats-server mosquitto; do
   dpkg -s "$p" >/dev/null 2>&1 || need_debs+=("$p")
 done
+command -v gnuplot >/dev/null || need_debs+=(gnuplot-nox) # gnuplot without X: pngcairo is in it
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$install" != 1 ] || [ "$(id -u)" != 0 ]; then
     echo "peers: missing ${need_debs[*]} (apt-get install -y ${need_debs[*]})"; exit 1
