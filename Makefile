@@ -56,7 +56,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
-.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-durable install \
+.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable install \
         install-systemd uninstall man deb test-pkg test-pkg-base clean format lint help
 .DEFAULT_GOAL := all
 
@@ -76,7 +76,8 @@ help:
 	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
 	@echo "make bench      fan-out benchmark (see docs/bench.md)"
 	@echo "make bench-load the load generator: broadcast and per-user to 10,000 (docs/bench.md)"
-	@echo "make bench-compare  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
+	@echo "make bench-compare  nudge side by side with Redis, NATS, Mosquitto, Socket.IO (docs/performance.md)"
+	@echo "make bench-workers  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
 	@echo "make bench-durable  fsync modes, resume catch-up, start-up with 1M topics (docs/bench.md)"
 	@echo "make install    install nudged, nudge, libnudge, its headers and nudge.pc, the man pages"
 	@echo "                under PREFIX=$(PREFIX) (and DESTDIR); make install-systemd: the unit"
@@ -356,9 +357,15 @@ bench-load: all
 bench-durable: all
 	bench/durable.sh $(B)
 
-# Broker CPU per million deliveries, --workers 1 against 2 (bench/compare.sh; REPS=3 default).
+# Broker CPU per million deliveries, --workers 1 against 2 (bench/workers.sh; REPS=3 default).
+bench-workers: all
+	bench/workers.sh $(B)
+
+# nudge side by side with Redis pub/sub, NATS, Mosquitto and Socket.IO: installs the peers,
+# finds each one's highest sustained rate, one table, plots (bench/peers.sh; docs/performance.md).
+# SUBS, DURATION, SYSTEMS, SCENARIOS make it shorter.
 bench-compare: all
-	bench/compare.sh $(B)
+	bench/peers.sh $(B)
 
 # ---- housekeeping ---------------------------------------------------------------------------
 # ---- installing and packaging (docs/operations.md §Deployment) -------------------------------

@@ -8,9 +8,9 @@
 # interleaved so that a change in machine load hits both alike ($SCENARIOS picks a subset). Prints one line per run, then a
 # table of medians and the ratio to the first worker count. On a machine whose cores the load
 # generator shares, CPU per delivery is the comparable figure, not deliveries/s.
-#   bench/compare.sh BUILD_DIR
+#   bench/workers.sh BUILD_DIR
 set -euo pipefail
-dir=${1:?usage: bench/compare.sh BUILD_DIR}
+dir=${1:?usage: bench/workers.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 reps=${REPS:-3}
 workers=${WORKERS:-1 2}
@@ -18,7 +18,7 @@ subs=${SUBS:-10000}
 bcast=${BCAST_PUBS:-1000}
 one=${ONE_PUBS:-300000}
 scenarios=${SCENARIOS:-broadcast 1:1}
-out=$(mktemp /tmp/nudge-compare.XXXXXX)
+out=$(mktemp /tmp/nudge-workers.XXXXXX)
 trap 'rm -f "$out"' EXIT
 
 declare -A args=(
@@ -37,7 +37,7 @@ for rep in $(seq 1 "$reps"); do
       load=$(cut -d' ' -f1 /proc/loadavg)
       # shellcheck disable=SC2086 # nudge-bench arguments are words
       line=$("$here/run.sh" "$dir" --broker-args "--workers $w" ${args[$sc]} | grep '^subs=') || {
-        echo "compare: run failed ($sc, workers $w)"; exit 1; }
+        echo "workers: run failed ($sc, workers $w)"; exit 1; }
       printf '%-10s %3s %3s %12s %10s %12s %-14s %s\n' "$sc" "$w" "$rep" \
         "$(field deliveries/s "$line")" "$(field broker_cpu "$line")" \
         "$(field cpu_s_per_M "$line")" "$(field threads "$line")" "$load"
