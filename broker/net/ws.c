@@ -83,11 +83,11 @@ struct ws {
     size_t batch_cap;
     lws_retry_bo_t idle; /* all zero: lws's own ping is off (top of file); lws keeps a pointer */
     uint64_t ping_ms, hup_ms; /* ping after this long without a sign of life, drop after that */
-    uv_timer_t sweep;    /* liveness sweep (see the top of this file) */
-    uint64_t sweep_ms;   /* a whole round of the sweep: every connection once */
-    struct conn *sweep_next; /* the next WebSocket the sweep visits, in the hub's list, or NULL */
-    SSL_CTX *client_ctx; /* TLS only: an empty client context given to lws (see ws_start) */
-    SSL_CTX *server_ctx; /* TLS only: the vhost's context, lws's (ws_reload_tls) */
+    uv_timer_t sweep;         /* liveness sweep (see the top of this file) */
+    uint64_t sweep_ms;        /* a whole round of the sweep: every connection once */
+    struct conn *sweep_next;  /* the next WebSocket the sweep visits, in the hub's list, or NULL */
+    SSL_CTX *client_ctx;      /* TLS only: an empty client context given to lws (see ws_start) */
+    SSL_CTX *server_ctx;      /* TLS only: the vhost's context, lws's (ws_reload_tls) */
     int sweeping;
 };
 
@@ -117,9 +117,9 @@ struct wsconn {
     uint64_t open_ms; /* wall clock at ESTABLISHED (latency metric: replays are older) */
     uint64_t est_ms;  /* loop time at ESTABLISHED: hello is due --hello-timeout later */
     const char *close_reason;
-    uint64_t acked;        /* the socket's tcpi_bytes_acked at the last liveness sweep */
-    uint64_t heard_ms;     /* loop time of the last sign of life (see the top of this file) */
-    int ping_out;          /* a ping was sent since then */
+    uint64_t acked;    /* the socket's tcpi_bytes_acked at the last liveness sweep */
+    uint64_t heard_ms; /* loop time of the last sign of life (see the top of this file) */
+    int ping_out;      /* a ping was sent since then */
 };
 
 static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
