@@ -118,14 +118,21 @@ void auth_free(struct auth *a);
 enum auth_kind { AUTH_OPEN = 0, AUTH_ANON, AUTH_USER };
 
 /* What one subscriber connection may read. Token holders' grants are allocated (auth_grant_free);
- * the open and anonymous grants are static and shared. */
+ * the open and anonymous grants are static and shared. A token grant is one allocation sized to
+ * its claims (the sub, then the "topics" patterns), not a struct token_claims: it lives as long
+ * as its connection, and a connection's memory is budgeted (docs/bench.md §Memory per
+ * connection). */
 struct auth_grant {
     enum auth_kind kind;
-    int64_t exp; /* token expiry, seconds since the epoch; 0 for open and anonymous */
-    struct token_claims claims; /* AUTH_USER: sub and topics */
+    uint32_t sub_len; /* AUTH_USER: the token's "sub" */
+    int64_t exp;      /* token expiry, seconds since the epoch; 0 for open and anonymous */
     /* the session's list of token connections, walked for expiry */
     struct auth_grant *prev, *next;
     void *conn;
+    uint32_t ntopics;     /* AUTH_USER: the token's "topics" patterns */
+    const uint32_t *topic_len; /* [ntopics], in this allocation */
+    const char *const *topics; /* [ntopics], NUL-terminated, in this allocation */
+    char sub[];                /* sub_len bytes and a NUL */
 };
 
 /* Refuse, from now_s on, the tokens of user[0..len) issued before before_s (iat < before_s, or

@@ -496,7 +496,7 @@ int session_user(struct session *s, const char *user, size_t len, int revoke,
     for (struct auth_grant *g = s->tokened, *next; g; g = next) {
         next = g->next;
         struct conn *c = g->conn;
-        if (c->closing || g->claims.sub_len != len || memcmp(g->claims.sub, user, len)) continue;
+        if (c->closing || g->sub_len != len || memcmp(g->sub, user, len)) continue;
         if (rc == 0 && *n == cap) {
             uint32_t ncap = cap ? 2 * cap : 8;
             struct session_uconn *m = realloc(*out, ncap * sizeof(*m));
@@ -511,7 +511,7 @@ int session_user(struct session *s, const char *user, size_t len, int revoke,
             struct session_uconn *u = &(*out)[(*n)++];
             memset(u, 0, sizeof(*u));
             memcpy(u->id, c->name, c->name_len < sizeof(u->id) ? c->name_len : sizeof(u->id) - 1);
-            memcpy(u->peer, c->peer, sizeof(u->peer));
+            if (c->ops->peer) c->ops->peer(c, u->peer, sizeof(u->peer));
             u->since_ms = c->open_ms;
             u->subs = c->nsubs;
         }
