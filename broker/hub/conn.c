@@ -193,7 +193,7 @@ void conn_pop(struct conn *c, uint32_t n)
 void conn_queue_free(struct conn *c)
 {
     conn_pop(c, c->qlen);
-    wire_buf_free(&c->out);
+    if (c->pub) wire_buf_free(&c->pub->out);
     free(c->q);
     free(c->pm);
     c->q = NULL;

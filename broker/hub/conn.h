@@ -41,10 +41,11 @@ struct conn_ops {
      * of nudge_auth_refused_total, auth_refusal_name) and why (static text, never the
      * credential). The transport logs it with what it knows of the peer. */
     void (*refused)(struct conn *c, const char *reason, const char *why);
-    /* Optional (NULL: unknown): the client's "address:port" ("[v6]:port") into out (cap bytes,
-     * NUL-terminated; "" when unknown), asked when an operator lists a user's connections —
-     * rarely, so it is read from the socket then rather than kept per connection. */
-    void (*peer)(struct conn *c, char *out, size_t cap);
+    /* Optional (NULL: unknown): the client's "address:port" ("[v6]:port") into peer (cap
+     * bytes, NUL-terminated; "" when unknown) and the wall clock (ms since the epoch) when the
+     * transport opened it into *open_ms (0 when unknown). Asked when an operator lists a user's
+     * connections — rarely — so the transport reads or keeps them, not struct conn. */
+    void (*describe)(struct conn *c, char *peer, size_t cap, uint64_t *open_ms);
 };
 
 /* One queued item: a control message of its own, or a hint covering `count` changes. */
@@ -65,11 +66,24 @@ struct pubreq;
 struct auth_grant;
 struct auth_key;
 
+/* A publisher's own state, embedded in its transport's struct (tcp.c, http.c) and reached through
+ * conn.pub: subscribers, the many, carry none of it. */
+struct conn_pub {
+    struct wire_buf out; /* reply frames not yet handed to the transport */
+    struct pubreq *pubs; /* publishes in flight, owned by the session (session.c) */
+    uint32_t npubs;
+    int32_t code;         /* HTTP publishers: wire code of the latest answer in out, 0 = ok */
+    struct auth_key *key; /* its API key (shared, rate state atomic), NULL when keys are not
+                             required */
+    uint8_t http;         /* publishers over HTTP (broker/net/http.c): replies in out are JSON
+                             answers (protocol/hpub.h), one per request, not frames */
+};
+
 /* One connection: embedded in the transport's own state (ws.c's struct wsconn, tcp.c, http.c),
  * so its size is paid once per open connection. Idle WebSocket subscribers are the many: the
- * fields are ordered for the fan-out (the first 64 bytes are what a delivery touches) and kept
- * narrow; the budget is checked by tests/unit/test_conn.c and docs/bench.md §Memory per
- * connection has the figures. */
+ * fields are ordered for the fan-out (the first 64 bytes are what a delivery touches), kept
+ * narrow, and what only publishers need is in struct conn_pub. tests/unit/test_conn.c holds the
+ * size to a budget; docs/bench.md §Memory per connection has the figures. */
 struct conn {
     /* fan-out: a delivery reads and writes these */
     uint64_t stamp; /* hub's fan-out stamp: one delivery per publish per connection */
@@ -91,25 +105,15 @@ struct conn {
     void *io; /* the transport's state for this connection */
     enum conn_role role : 8;
     enum sub_fmt fmt : 8; /* subscribers: JSON or msgpack */
-    uint8_t http;         /* publishers over HTTP (broker/net/http.c): replies in out are JSON
-                             answers (protocol/hpub.h), one per request, not frames */
     uint32_t name_len;
     char name[20]; /* id as sent in welcome ("conn", 16 hex digits at most) and matched by
                       publish "origin" */
-    uint64_t id;
+    uint32_t nsubs;
     struct conn *prev, *next; /* hub's list of all connections */
     struct sub *subs;         /* this connection's subscriptions (topic.h) */
-    uint32_t nsubs;
-    int32_t code;            /* HTTP publishers: wire code of the latest answer in out, 0 = ok */
-    struct conn_limits lim;  /* abuse limits: subscription bytes, rate buckets (limit.h) */
+    struct conn_limits lim;   /* abuse limits: subscription bytes, rate buckets (limit.h) */
     struct auth_grant *grant; /* subscribers: what it may read (session.c, auth.h), or NULL */
-    uint64_t open_ms;         /* wall clock (ms since the epoch) when the transport opened it, or 0 */
-    /* publishers only */
-    struct wire_buf out;      /* reply frames not yet handed to the transport */
-    struct pubreq *pubs;      /* publishes in flight, owned by the session (session.c) */
-    uint32_t npubs;
-    struct auth_key *key; /* its API key (shared, rate state atomic), NULL when keys are not
-                             required */
+    struct conn_pub *pub;     /* publishers: their state (set by the transport), else NULL */
 };
 
 /* Append a control message (takes the caller's reference). Returns 0 or -ENOMEM (the reference

@@ -93,24 +93,25 @@ struct pend {
 
 /* Per-connection state: lws allocates it zeroed (per_session_data_size) and frees it after
  * LWS_CALLBACK_WSI_DESTROY; we release what it points to in CLOSED and WSI_DESTROY. One per open
- * WebSocket, so it is kept small (docs/bench.md §Memory per connection): loop times are kept in
- * 32 bits (only differences of less than 49 days are taken), flags in bytes. */
+ * WebSocket, so it is kept small (docs/bench.md §Memory per connection; tests/unit/test_conn.c
+ * holds it to a budget): loop times in 32 bits (only differences of less than 49 days are
+ * taken), flags in bytes. */
 struct wsconn {
     struct conn c;
     struct lws *wsi;
     struct ws *w;
     struct wire_buf *rx; /* message being joined from pieces, or NULL (freed once whole) */
     const char *close_reason;
-    uint64_t open_ms;      /* wall clock at ESTABLISHED (latency metric: replays are older) */
-    uint32_t est_ms;       /* loop time at ESTABLISHED: hello is due --hello-timeout later */
+    uint64_t open_ms;      /* wall clock at ESTABLISHED (latency metric: replays are older; the
+                              hello deadline) */
     uint32_t acked;        /* the socket's tcpi_bytes_acked at the last sweep (low 32 bits) */
     uint32_t confirmed_ms; /* loop time of our last lws_validity_confirmed */
-    struct peer_key peer;  /* its slot in the per-address count, while counted */
+    struct peer_key peer;  /* its slot in the per-address count while peer.valid (moved here
+                              from its struct pend at ESTABLISHED, given back at WSI_DESTROY) */
     uint16_t close_code;   /* close requested with this code */
     uint8_t rx_binary;
     uint8_t established;
     uint8_t blocked; /* lws holds part of a write: wait for WRITEABLE */
-    uint8_t counted; /* peer holds a slot: given back at WSI_DESTROY */
 };
 
 static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
@@ -285,14 +286,15 @@ static void op_close(struct conn *c, int code, const char *reason)
         lws_callback_on_writable(wc->wsi);
 }
 
-static void op_peer(struct conn *c, char *out, size_t cap)
+static void op_describe(struct conn *c, char *peer, size_t cap, uint64_t *open_ms)
 {
     struct wsconn *wc = c->io;
-    peer_name(lws_get_socket_fd(wc->wsi), out, cap);
+    peer_name(lws_get_socket_fd(wc->wsi), peer, cap);
+    *open_ms = wc->open_ms;
 }
 
 static const struct conn_ops ws_ops = {
-    .flush = op_flush, .close = op_close, .refused = op_refused, .peer = op_peer};
+    .flush = op_flush, .close = op_close, .refused = op_refused, .describe = op_describe};
 
 static void pend_unlink(struct ws *w, struct pend *p)
 {
@@ -323,9 +325,9 @@ static void pend_done(struct ws *w, struct pend *p)
 static void pend_destroy(struct ws *w, struct lws *wsi, struct wsconn *wc)
 {
     struct pend *p = lws_get_opaque_user_data(wsi);
-    if (wc && wc->counted) {
-        wc->counted = 0;
+    if (wc && wc->peer.valid) {
         peers_remove(&w->srv->broker->peers, &wc->peer);
+        wc->peer.valid = 0;
     }
     if (!p) return;
     lws_set_opaque_user_data(wsi, NULL);
@@ -378,8 +380,9 @@ static void sweep_conn(struct wsconn *wc)
     conn_queue_trim(&wc->c); /* nothing queued: an idle connection keeps no ring */
     /* An upgraded connection that never says hello holds a descriptor and a slot for nothing:
      * it goes like a handshake that never ends (checked here, every --ws-ping / 6 s). */
-    if (!wc->c.hello && !wc->c.closing &&
-        (uint32_t)uv_now(srv->loop) - wc->est_ms >= srv->cfg.hello_timeout_ms) {
+    uint64_t wall = store_wall_ms(); /* a clock stepped back only delays this */
+    if (!wc->c.hello && !wc->c.closing && wall > wc->open_ms &&
+        wall - wc->open_ms >= srv->cfg.hello_timeout_ms) {
         metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
         LOG_EVENT(LOG_EV_TIMEOUT, LOG_S("conn", wc->c.name), LOG_PEER(lws_get_socket_fd(wc->wsi)),
                   LOG_S("transport", "ws"), LOG_S("what", "no hello within --hello-timeout"),
@@ -395,7 +398,8 @@ static void sweep_conn(struct wsconn *wc)
     uint32_t now = (uint32_t)uv_now(wc->w->srv->loop),
              half = (uint32_t)wc->w->idle.secs_since_valid_ping * 500;
     /* acked only grows: a change of its low 32 bits is progress */
-    if ((waiting || wc->blocked) && (uint32_t)acked != wc->acked && now - wc->confirmed_ms >= half) {
+    if ((waiting || wc->blocked) && (uint32_t)acked != wc->acked &&
+        now - wc->confirmed_ms >= half) {
         lws_validity_confirmed(wc->wsi);
         wc->confirmed_ms = now;
     }
@@ -533,8 +537,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         memset(wc, 0, sizeof(*wc));
         if (p) { /* the peer's slot moves here; the struct pend goes */
             pend_done(w, p);
-            wc->peer = p->peer;
-            wc->counted = 1;
+            wc->peer = p->peer; /* valid: counted */
             lws_set_opaque_user_data(wsi, NULL);
             free(p);
         }
@@ -542,11 +545,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         wc->w = w;
         wc->established = 1;
         wc->open_ms = store_wall_ms();
-        wc->est_ms = (uint32_t)uv_now(w->srv->loop);
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);
-        wc->c.open_ms = wc->open_ms;
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
@@ -766,4 +767,9 @@ void ws_free(struct ws *w)
     SSL_CTX_free(w->client_ctx);
     free(w->batch);
     free(w);
+}
+
+size_t ws_conn_size(void)
+{
+    return sizeof(struct wsconn);
 }

@@ -405,41 +405,44 @@ static int claims_ok(const struct token_claims *cl, const char **why)
     return 0;
 }
 
-/* The grant for verified claims cl, in one allocation: the struct and its sub, then (aligned)
- * the topic pointers and lengths, then the topics' characters. NULL on OOM. */
+/* The grant for verified claims cl, in one allocation: the struct and its sub, then each of the
+ * "topics" as a byte of length (patterns are at most TOKEN_TOPIC_MAX = 256 bytes: stored minus
+ * one) and its NUL-terminated text. NULL on OOM. */
 static struct auth_grant *grant_new(const struct token_claims *cl)
 {
-    size_t n = cl->ntopics, chars = 0;
+    size_t n = cl->ntopics, bytes = sizeof(struct auth_grant) + cl->sub_len + 1;
     for (size_t i = 0; i < n; i++)
-        chars += cl->topic_len[i] + 1;
-    size_t head = sizeof(struct auth_grant) + cl->sub_len + 1;
-    head = (head + sizeof(char *) - 1) & ~(sizeof(char *) - 1);
-    size_t ptrs = n ? head : 0, lens = ptrs + sizeof(char *) * n,
-           text = lens + sizeof(uint32_t) * n;
-    struct auth_grant *g = malloc(n ? text + chars : sizeof(*g) + cl->sub_len + 1);
+        bytes += 1 + cl->topic_len[i] + 1;
+    struct auth_grant *g = malloc(bytes);
     if (!g) return NULL;
     memset(g, 0, sizeof(*g));
     g->kind = AUTH_USER;
     g->sub_len = cl->sub_len;
     g->exp = cl->exp;
+    g->ntopics = (uint32_t)n;
     memcpy(g->sub, cl->sub, cl->sub_len);
     g->sub[cl->sub_len] = '\0';
-    if (n) {
-        const char **tp = (const char **)((char *)g + ptrs);
-        uint32_t *tl = (uint32_t *)((char *)g + lens);
-        char *p = (char *)g + text;
-        for (size_t i = 0; i < n; i++) {
-            memcpy(p, cl->topics[i], cl->topic_len[i]);
-            p[cl->topic_len[i]] = '\0';
-            tp[i] = p;
-            tl[i] = cl->topic_len[i];
-            p += cl->topic_len[i] + 1;
-        }
-        g->ntopics = (uint32_t)n;
-        g->topics = tp;
-        g->topic_len = tl;
+    char *p = g->sub + cl->sub_len + 1;
+    for (size_t i = 0; i < n; i++) {
+        *p++ = (char)(uint8_t)(cl->topic_len[i] - 1); /* 1..TOKEN_TOPIC_MAX (token.h) */
+        memcpy(p, cl->topics[i], cl->topic_len[i]);
+        p[cl->topic_len[i]] = '\0';
+        p += cl->topic_len[i] + 1;
     }
     return g;
+}
+
+const char *auth_grant_topic(const struct auth_grant *g, uint32_t i, size_t *len)
+{
+    const char *p = g->sub + g->sub_len + 1;
+    for (;;) {
+        size_t n = (size_t)(uint8_t)*p + 1;
+        if (i-- == 0) {
+            *len = n;
+            return p + 1;
+        }
+        p += 1 + n + 1;
+    }
 }
 
 static int verify(struct auth *a, struct wire_str token, int64_t now_s, struct auth_grant **out,
@@ -546,8 +549,12 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
     int n = snprintf(own, sizeof(own), "user:%s:**", g->sub);
     if (auth_covers(own, (size_t)n, s, len) || auth_covers(own, (size_t)n - 3, s, len)) return 1;
     if (any_covers(a->publics, a->npublics, s, len)) return 1;
-    for (uint32_t i = 0; i < g->ntopics; i++)
-        if (auth_covers(g->topics[i], g->topic_len[i], s, len)) return 1;
+    const char *t = g->sub + g->sub_len + 1; /* the topics, in turn (grant_new) */
+    for (uint32_t i = 0; i < g->ntopics; i++) {
+        size_t tl = (size_t)(uint8_t)*t + 1;
+        if (auth_covers(t + 1, tl, s, len)) return 1;
+        t += 1 + tl + 1;
+    }
     return 0;
 }
 

@@ -23,7 +23,7 @@ enum { C_NONE = 0, C_CONNECTING, C_UPGRADE, C_SUBBING, C_IDLE, C_DEAD };
 struct crowd_conn {
     int fd;
     uint8_t state;
-    uint16_t len;       /* unparsed bytes in buf */
+    uint16_t len; /* unparsed bytes in buf */
     unsigned char buf[1024];
 };
 
@@ -79,7 +79,8 @@ static int send_sub(const struct crowd_opts *o, uint32_t i, int fd)
     if (o->topic)
         snprintf(topic, sizeof topic, "%s", o->topic);
     else
-        snprintf(topic, sizeof topic, "%s%u", o->topic_prefix ? o->topic_prefix : "t:", o->first + i);
+        snprintf(topic, sizeof topic, "%s%u",
+                 o->topic_prefix ? o->topic_prefix : "t:", o->first + i);
     const char *tok = o->token ? o->token(o->first + i, o->token_arg) : NULL;
     size_t at = 0;
     int n = tok ? snprintf(msg, sizeof msg, "{\"type\":\"hello\",\"v\":1,\"token\":\"%s\"}", tok)

@@ -15,11 +15,11 @@
 struct crowd_conn;
 
 struct crowd_opts {
-    uint16_t port;     /* the broker's WebSocket port on 127.0.0.1 */
-    uint32_t n;        /* connections to open */
-    uint32_t window;   /* handshakes in flight at once (0 = 256) */
-    const char *topic; /* every connection subscribes to this topic; NULL = its own,
-                          topic_prefix followed by its index */
+    uint16_t port;            /* the broker's WebSocket port on 127.0.0.1 */
+    uint32_t n;               /* connections to open */
+    uint32_t window;          /* handshakes in flight at once (0 = 256) */
+    const char *topic;        /* every connection subscribes to this topic; NULL = its own,
+                                 topic_prefix followed by its index */
     const char *topic_prefix; /* NULL = "t:" */
     uint32_t first;           /* connection i's own topic and token are numbered first + i */
     /* Optional: the token of connection first + i (NUL-terminated, the caller's storage until
