@@ -56,7 +56,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
-.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable install \
+.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-compare bench-durable bench-memory install \
         install-systemd uninstall man deb test-pkg test-pkg-base clean format lint help
 .DEFAULT_GOAL := all
 
@@ -77,6 +77,7 @@ help:
 	@echo "make bench      fan-out benchmark (see docs/bench.md)"
 	@echo "make bench-compare  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
 	@echo "make bench-durable  fsync modes, resume catch-up, start-up with 1M topics (docs/bench.md)"
+	@echo "make bench-memory   broker RSS per idle subscribed WebSocket (docs/bench.md)"
 	@echo "make install    install nudged, nudge, libnudge, its headers and nudge.pc, the man pages"
 	@echo "                under PREFIX=$(PREFIX) (and DESTDIR); make install-systemd: the unit"
 	@echo "make deb        build/nudge_VERSION_ARCH.deb (docs/operations.md §Deployment)"
@@ -345,6 +346,15 @@ bench-durable: all
 # Broker CPU per million deliveries, --workers 1 against 2 (bench/compare.sh; REPS=3 default).
 bench-compare: all
 	bench/compare.sh $(B)
+
+# Broker RSS per idle subscribed WebSocket connection, 10,000 and 18,000 of them, --workers 1
+# and 2, with tokens and resume positions (bench/memory.sh; docs/bench.md §Memory per
+# connection). nudge-idle holds the connections: the tests' crowd (tests/support/crowd.c).
+bench-memory: all $(B)/nudge-idle
+	bench/memory.sh $(B)
+
+$(B)/nudge-idle: bench/memory/idle.c tests/support/crowd.c tests/support/jwt.c
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(PKG_CFLAGS) -Itests/support -o $@ $^ $(PKG_LIBS)
 
 # ---- housekeeping ---------------------------------------------------------------------------
 # ---- installing and packaging (docs/operations.md §Deployment) -------------------------------

@@ -105,9 +105,9 @@ struct conn {
     void *io; /* the transport's state for this connection */
     enum conn_role role : 8;
     enum sub_fmt fmt : 8; /* subscribers: JSON or msgpack */
-    uint32_t name_len;
-    char name[20]; /* id as sent in welcome ("conn", 16 hex digits at most) and matched by
-                      publish "origin" */
+    uint8_t name_len;
+    char name[17]; /* id as sent in welcome ("conn", 16 hex digits at most, NUL-terminated) and
+                      matched by publish "origin" */
     uint32_t nsubs;
     struct conn *prev, *next; /* hub's list of all connections */
     struct sub *subs;         /* this connection's subscriptions (topic.h) */

@@ -188,8 +188,8 @@ void hub_conn_open(struct hub *hub, struct conn *c, enum conn_role role, const s
     c->role = role;
     c->qtotal = &hub->st.queued;
     c->bag = &hub->bag;
-    c->name_len = (uint32_t)snprintf(c->name, sizeof(c->name), "%llx",
-                                     (unsigned long long)engine_conn_id(hub->engine));
+    c->name_len = (uint8_t)snprintf(c->name, sizeof(c->name), "%llx",
+                                    (unsigned long long)engine_conn_id(hub->engine));
     c->next = hub->conns;
     if (hub->conns) hub->conns->prev = c;
     hub->conns = c;
