@@ -56,7 +56,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
-.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable install \
+.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable bench-memory install \
         install-systemd uninstall man deb test-pkg test-pkg-base clean format lint help
 .DEFAULT_GOAL := all
 
@@ -79,6 +79,7 @@ help:
 	@echo "make bench-compare  nudge side by side with Redis, NATS, Mosquitto, Socket.IO (docs/performance.md)"
 	@echo "make bench-workers  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
 	@echo "make bench-durable  fsync modes, resume catch-up, start-up with 1M topics (docs/bench.md)"
+	@echo "make bench-memory   broker RSS per idle subscribed WebSocket (docs/bench.md)"
 	@echo "make install    install nudged, nudge, libnudge, its headers and nudge.pc, the man pages"
 	@echo "                under PREFIX=$(PREFIX) (and DESTDIR); make install-systemd: the unit"
 	@echo "make deb        build/nudge_VERSION_ARCH.deb (docs/operations.md §Deployment)"
@@ -366,6 +367,15 @@ bench-workers: all
 # SUBS, DURATION, SYSTEMS, SCENARIOS make it shorter.
 bench-compare: all
 	bench/peers.sh $(B)
+
+# Broker RSS per idle subscribed WebSocket connection, 10,000 and 18,000 of them, --workers 1
+# and 2, with tokens and resume positions (bench/memory.sh; docs/bench.md §Memory per
+# connection). nudge-idle holds the connections: the tests' crowd (tests/support/crowd.c).
+bench-memory: all $(B)/nudge-idle
+	bench/memory.sh $(B)
+
+$(B)/nudge-idle: bench/memory/idle.c tests/support/crowd.c tests/support/jwt.c
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(PKG_CFLAGS) -Itests/support -o $@ $^ $(PKG_LIBS)
 
 # ---- housekeeping ---------------------------------------------------------------------------
 # ---- installing and packaging (docs/operations.md §Deployment) -------------------------------

@@ -16,7 +16,9 @@ static struct qent *at(const struct conn *c, uint64_t pos)
 
 static int grow(struct conn *c)
 {
-    uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
+    /* Start small: a connection's handshake queues two replies (welcome, subscribed), and the
+     * ring of a connection that is idle afterwards is kept until conn_queue_trim. */
+    uint32_t ncap = c->qcap ? c->qcap * 2 : 2;
     struct qent *nq = malloc(sizeof(*nq) * ncap);
     if (!nq) return -ENOMEM;
     for (uint64_t p = c->qhead; p < c->qhead + c->qlen; p++)
@@ -191,10 +193,20 @@ void conn_pop(struct conn *c, uint32_t n)
 void conn_queue_free(struct conn *c)
 {
     conn_pop(c, c->qlen);
-    wire_buf_free(&c->out);
+    if (c->pub) wire_buf_free(&c->pub->out);
     free(c->q);
     free(c->pm);
     c->q = NULL;
     c->pm = NULL;
     c->qcap = c->qlen = c->qctl = c->pm_cap = c->pm_used = 0;
+}
+
+void conn_queue_trim(struct conn *c)
+{
+    if (c->qlen) return;
+    free(c->q);
+    free(c->pm);
+    c->q = NULL;
+    c->pm = NULL;
+    c->qcap = c->pm_cap = c->pm_used = 0;
 }

@@ -41,6 +41,11 @@ struct conn_ops {
      * of nudge_auth_refused_total, auth_refusal_name) and why (static text, never the
      * credential). The transport logs it with what it knows of the peer. */
     void (*refused)(struct conn *c, const char *reason, const char *why);
+    /* Optional (NULL: unknown): the client's "address:port" ("[v6]:port") into peer (cap
+     * bytes, NUL-terminated; "" when unknown) and the wall clock (ms since the epoch) when the
+     * transport opened it into *open_ms (0 when unknown). Asked when an operator lists a user's
+     * connections — rarely — so the transport reads or keeps them, not struct conn. */
+    void (*describe)(struct conn *c, char *peer, size_t cap, uint64_t *open_ms);
 };
 
 /* One queued item: a control message of its own, or a hint covering `count` changes. */
@@ -61,44 +66,54 @@ struct pubreq;
 struct auth_grant;
 struct auth_key;
 
+/* A publisher's own state, embedded in its transport's struct (tcp.c, http.c) and reached through
+ * conn.pub: subscribers, the many, carry none of it. */
+struct conn_pub {
+    struct wire_buf out; /* reply frames not yet handed to the transport */
+    struct pubreq *pubs; /* publishes in flight, owned by the session (session.c) */
+    uint32_t npubs;
+    int32_t code;         /* HTTP publishers: wire code of the latest answer in out, 0 = ok */
+    struct auth_key *key; /* its API key (shared, rate state atomic), NULL when keys are not
+                             required */
+    uint8_t http;         /* publishers over HTTP (broker/net/http.c): replies in out are JSON
+                             answers (protocol/hpub.h), one per request, not frames */
+};
+
+/* One connection: embedded in the transport's own state (ws.c's struct wsconn, tcp.c, http.c),
+ * so its size is paid once per open connection. Idle WebSocket subscribers are the many: the
+ * fields are ordered for the fan-out (the first 64 bytes are what a delivery touches), kept
+ * narrow, and what only publishers need is in struct conn_pub. tests/unit/test_conn.c holds the
+ * size to a budget; docs/bench.md §Memory per connection has the figures. */
 struct conn {
-    const struct conn_ops *ops;
-    void *io; /* the transport's state for this connection */
-    enum conn_role role;
-    enum sub_fmt fmt; /* subscribers: JSON or msgpack */
-    int hello;        /* handshake done */
-    int closing;      /* close requested: no more output is queued */
-    int congested;    /* set by the transport while the socket does not take all we write */
-    uint64_t id;
-    char name[24]; /* id as sent in welcome ("conn") and matched by publish "origin" */
-    uint32_t name_len;
-    struct wire_buf out; /* publishers: reply frames not yet handed to the transport */
-    int http;            /* publishers over HTTP (broker/net/http.c): replies in out are JSON
-                            answers (protocol/hpub.h), one per request, not frames */
-    int32_t code;        /* HTTP publishers: wire code of the latest answer in out, 0 = ok */
+    /* fan-out: a delivery reads and writes these */
+    uint64_t stamp; /* hub's fan-out stamp: one delivery per publish per connection */
     /* Outbound queue: ring of entries, power-of-two capacity, absolute positions. */
     struct qent *q;
+    uint64_t qhead; /* absolute position of the oldest entry */
     uint32_t qcap, qlen;
-    uint64_t qhead;      /* absolute position of the oldest entry */
-    uint32_t qctl;       /* control messages queued */
     stat_t *qtotal;      /* the hub's count of queued entries (kept in step with qlen), or NULL */
     struct hintbag *bag; /* the hub's gathered hint releases (hint.h), or NULL */
     struct pslot *pm;    /* topic -> newest queued hint position (coalescing index) */
     uint32_t pm_cap, pm_used;
-    struct conn_limits lim; /* abuse limits: subscription bytes, rate buckets (limit.h) */
-    struct sub *subs;       /* this connection's subscriptions (topic.h) */
-    uint32_t nsubs;
-    uint64_t stamp;           /* hub's fan-out stamp: one delivery per publish per connection */
-    struct conn *prev, *next; /* hub's list of all connections */
+    uint8_t closing;   /* close requested: no more output is queued */
+    uint8_t congested; /* set by the transport while the socket does not take all we write */
+    uint8_t dirty;     /* on the hub's dirty list */
+    uint8_t hello;     /* handshake done */
+    uint32_t qctl;     /* control messages queued */
     struct conn *dirty_prev, *dirty_next; /* hub's list of connections with output to flush */
-    int dirty;
-    struct pubreq *pubs; /* publishers: publishes in flight, owned by the session (session.c) */
-    uint32_t npubs;
+    const struct conn_ops *ops;
+    void *io; /* the transport's state for this connection */
+    enum conn_role role : 8;
+    enum sub_fmt fmt : 8; /* subscribers: JSON or msgpack */
+    uint8_t name_len;
+    char name[17]; /* id as sent in welcome ("conn", 16 hex digits at most, NUL-terminated) and
+                      matched by publish "origin" */
+    uint32_t nsubs;
+    struct conn *prev, *next; /* hub's list of all connections */
+    struct sub *subs;         /* this connection's subscriptions (topic.h) */
+    struct conn_limits lim;   /* abuse limits: subscription bytes, rate buckets (limit.h) */
     struct auth_grant *grant; /* subscribers: what it may read (session.c, auth.h), or NULL */
-    struct auth_key *key;     /* publishers: its API key (shared, rate state atomic), NULL when keys
-                                 are not required */
-    uint64_t open_ms; /* wall clock (ms since the epoch) when the transport opened it, or 0 */
-    char peer[64];    /* the client's "address:port" ("[v6]:port") as the transport saw it, or "" */
+    struct conn_pub *pub;     /* publishers: their state (set by the transport), else NULL */
 };
 
 /* Append a control message (takes the caller's reference). Returns 0 or -ENOMEM (the reference
@@ -124,5 +139,10 @@ const uint8_t *conn_payload(struct conn *c, uint32_t i, struct wire_buf *tmp, si
 void conn_pop(struct conn *c, uint32_t n);
 /* Drop every entry, the pending replies, and free the queue's memory. */
 void conn_queue_free(struct conn *c);
+/* An idle connection's queue: when nothing is queued, free the ring and the coalescing index
+ * (the next push allocates them again). Called by transports every few seconds, not per
+ * write, so a busy connection keeps its ring and an idle one costs none (docs/bench.md §Memory
+ * per connection). */
+void conn_queue_trim(struct conn *c);
 
 #endif

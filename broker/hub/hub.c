@@ -188,8 +188,8 @@ void hub_conn_open(struct hub *hub, struct conn *c, enum conn_role role, const s
     c->role = role;
     c->qtotal = &hub->st.queued;
     c->bag = &hub->bag;
-    c->id = engine_conn_id(hub->engine);
-    c->name_len = (uint32_t)snprintf(c->name, sizeof(c->name), "%llx", (unsigned long long)c->id);
+    c->name_len = (uint8_t)snprintf(c->name, sizeof(c->name), "%llx",
+                                    (unsigned long long)engine_conn_id(hub->engine));
     c->next = hub->conns;
     if (hub->conns) hub->conns->prev = c;
     hub->conns = c;
@@ -333,7 +333,7 @@ static void push_tmp(struct hub *hub, struct conn *c)
 
 void hub_conn_reply(struct hub *hub, struct conn *c)
 {
-    if (!c->closing && c->out.len) dirty_add(hub, c);
+    if (!c->closing && c->pub && c->pub->out.len) dirty_add(hub, c);
 }
 
 void hub_error(struct hub *hub, struct conn *c, int has_id, uint64_t id, struct wire_str topic,
@@ -382,7 +382,7 @@ void hub_flush(struct hub *hub)
     hub->bag.active = 1;
     while ((c = hub->dirty)) {
         dirty_remove(hub, c);
-        if (!c->closing && (c->qlen || c->out.len)) c->ops->flush(c);
+        if (!c->closing && (c->qlen || (c->pub && c->pub->out.len))) c->ops->flush(c);
     }
     hub->bag.active = 0;
     hintbag_apply(&hub->bag);

@@ -66,6 +66,7 @@ struct hconn {
     uv_tcp_t h;
     uv_timer_t timer; /* request and idle deadlines */
     struct conn c;
+    struct conn_pub pub; /* c.pub */
     struct http *t;
     struct wire_buf in;   /* bytes read and not consumed: the current request at the front */
     struct wire_buf resp; /* answers not yet handed to libuv */
@@ -354,14 +355,13 @@ static void answer_error(struct hconn *hc, int status, const char *why)
     wire_buf_free(&b);
 }
 
-/* The session's answer is in c.out (JSON, its code in c.code): frame it, and drop the request
+/* The session's answer is in pub.out (JSON, its code in pub.code): frame it, and drop the request
  * from `in`. */
 static void finish_request(struct hconn *hc, uint64_t now)
 {
-    struct conn *c = &hc->c;
     if (hc->state == H_WAIT || hc->req.status == 0)
-        answer(hc, hpub_status(c->code), c->code, c->out.data, c->out.len);
-    wire_buf_reset(&c->out);
+        answer(hc, hpub_status(hc->pub.code), hc->pub.code, hc->pub.out.data, hc->pub.out.len);
+    wire_buf_reset(&hc->pub.out);
     size_t used = hc->req.head_len + hc->req.body_len;
     memmove(hc->in.data, hc->in.data + used, hc->in.len - used);
     hc->in.len -= used;
@@ -383,10 +383,10 @@ static void run_request(struct hconn *hc, uint64_t now)
         return;
     }
     const char *key = r->has_auth ? (const char *)hc->in.data + r->auth_off : NULL;
-    hc->c.code = 0;
+    hc->pub.code = 0;
     session_pub_http(&srv->session, &hc->c, key, r->auth_len, hc->in.data + r->head_len,
                      r->body_len, now);
-    if (hc->c.npubs) {
+    if (hc->pub.npubs) {
         hc->state = H_WAIT; /* the store answers later: op_flush */
         return;
     }
@@ -462,7 +462,7 @@ static void op_flush(struct conn *c)
     struct hconn *hc = c->io;
     if (hc->closing) return;
     uint64_t now = uv_now(hc->t->p.srv->loop);
-    if (hc->state == H_WAIT && c->npubs == 0) { /* the store completed the publish */
+    if (hc->state == H_WAIT && hc->pub.npubs == 0) { /* the store completed the publish */
         finish_request(hc, now);
         advance(hc, now); /* the pipelined requests behind it */
         return;
@@ -602,8 +602,9 @@ static void on_connection(void *data, int fd)
     hc->h.data = hc->timer.data = hc;
     hc->open_handles = 2;
     t->p.nconns++;
+    hc->c.pub = &hc->pub;
     hub_conn_open(&srv->hub, &hc->c, CONN_PUB, &http_ops, hc);
-    hc->c.http = 1;
+    hc->pub.http = 1;
     hc->c.hello = 1; /* each request carries its credentials */
     stat_add(&srv->http_conns, 1);
     stat_add(&srv->http_accepted, 1);

@@ -28,7 +28,7 @@ struct peers {
 /* A client address (16 bytes, IPv4-mapped for IPv4); valid 0 for a socket with no IP peer. */
 struct peer_key {
     uint8_t a[16];
-    int valid;
+    uint8_t valid; /* a byte: struct wsconn keeps one per open WebSocket (ws.c) */
 };
 
 /* The peer address of connected socket fd. */

@@ -45,6 +45,7 @@ struct pconn {
     uv_tcp_t h;
     uv_timer_t timer; /* hello and idle deadlines */
     struct conn c;
+    struct conn_pub pub; /* c.pub */
     struct tcp *t;
     struct wire_buf in; /* partial frame carried over between reads */
     struct ssl_st *ssl; /* TLS state, NULL on a plain listener */
@@ -157,7 +158,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void maybe_resume(struct pconn *pc)
 {
     if (pc->reading || pc->closing || pc->close_after_write || pc->finishing ||
-        pc->c.npubs >= SESSION_PUBS_LOW ||
+        pc->pub.npubs >= SESSION_PUBS_LOW ||
         uv_stream_get_write_queue_size((uv_stream_t *)&pc->h) >= WQ_LOW)
         return;
     uv_read_start((uv_stream_t *)&pc->h, on_alloc, on_read);
@@ -179,7 +180,7 @@ static void on_shut(uv_shutdown_t *req, int status)
 /* Drain: once nothing read is left unanswered or unwritten, FIN and linger (top of file). */
 static void maybe_finish(struct pconn *pc)
 {
-    if (!pc->finishing || pc->lingering || pc->closing || pc->c.npubs || pc->c.out.len ||
+    if (!pc->finishing || pc->lingering || pc->closing || pc->pub.npubs || pc->pub.out.len ||
         uv_stream_get_write_queue_size((uv_stream_t *)&pc->h))
         return;
     pc->lingering = 1;
@@ -282,7 +283,7 @@ static void write_bytes(struct pconn *pc, uint8_t *data, size_t len)
  * produced, handshake records and alerts included. */
 static void send_tls(struct pconn *pc)
 {
-    struct wire_buf *out = &pc->c.out;
+    struct wire_buf *out = &pc->pub.out;
     if (pc->closing) return;
     if (out->len) {
         int rc = tls_conn_write(pc->ssl, out->data, out->len);
@@ -309,7 +310,7 @@ static void send_tls(struct pconn *pc)
 static void send_out(struct pconn *pc)
 {
     struct server *srv = pc->t->p.srv;
-    struct wire_buf *out = &pc->c.out;
+    struct wire_buf *out = &pc->pub.out;
     if (pc->ssl) {
         send_tls(pc);
         return;
@@ -393,7 +394,7 @@ static void consume(struct pconn *pc, const uint8_t *p, size_t len, uint64_t now
         fatal = 1;
         pc->close_after_write = 1;
     }
-    if (!fatal && pc->reading && pc->c.npubs >= SESSION_PUBS_HIGH) {
+    if (!fatal && pc->reading && pc->pub.npubs >= SESSION_PUBS_HIGH) {
         /* The store is behind this publisher: stop reading it until acks catch up. */
         uv_read_stop(s);
         pc->reading = 0;
@@ -490,6 +491,7 @@ static void on_connection(void *data, int fd)
         pconn_close(pc);
         return;
     }
+    pc->c.pub = &pc->pub;
     hub_conn_open(&srv->hub, &pc->c, CONN_PUB, &pub_ops, pc);
     pc->opened_ms = pc->active_ms = uv_now(srv->loop);
     const char *why;

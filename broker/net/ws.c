@@ -46,7 +46,12 @@
  * and adopted sockets do the TLS handshake inside the pending window above. The direct batched
  * write is the same: lws_write(LWS_WRITE_RAW) encrypts, and a write OpenSSL could not finish is
  * a partial write lws keeps, as on plain TCP. The 426 answer is not sent on TLS (it would be
- * plaintext inside the TLS stream): such a connection is just closed. */
+ * plaintext inside the TLS stream): such a connection is just closed.
+ *
+ * Memory: an idle subscriber is what there are most of, ~2 KiB each (docs/bench.md §Memory per
+ * connection). lws's rx buffer is 128 bytes (longer messages come in pieces, joined in a buffer
+ * freed once whole), struct wsconn is held to a 304-byte chunk, the struct pend goes at the
+ * upgrade, and the sweep frees the queue ring of a connection with nothing queued. */
 #include "ws.h"
 
 #include <arpa/inet.h>
@@ -91,9 +96,10 @@ struct ws {
     int sweeping;
 };
 
-/* An adopted socket, from accept until lws frees it (WSI_DESTROY); lws's opaque user data points
- * here. On the pending list (its upgrade not done yet) until ESTABLISHED. Holds the socket's
- * slot in the broker's per-address count for its whole life. */
+/* An adopted socket, from accept until its upgrade is done (or lws frees it first); lws's opaque
+ * user data points here meanwhile. On the pending list until ESTABLISHED, which moves its slot in
+ * the broker's per-address count into the struct wsconn and frees it: an open connection keeps
+ * no struct pend. */
 struct pend {
     struct lws *wsi;
     uint64_t deadline;
@@ -104,22 +110,27 @@ struct pend {
 };
 
 /* Per-connection state: lws allocates it zeroed (per_session_data_size) and frees it after
- * LWS_CALLBACK_CLOSED; we release what it points to in CLOSED. */
+ * LWS_CALLBACK_WSI_DESTROY; we release what it points to in CLOSED and WSI_DESTROY. One per open
+ * WebSocket, so it is kept small (docs/bench.md §Memory per connection; tests/unit/test_conn.c
+ * holds it to a budget): loop times in 32 bits (only differences of less than 49 days are
+ * taken), flags in bytes. */
 struct wsconn {
     struct conn c;
     struct lws *wsi;
     struct ws *w;
-    struct wire_buf rx; /* message being reassembled from fragments */
-    int rx_binary;
-    int established;
-    int blocked;      /* lws holds part of a write: wait for WRITEABLE */
-    int close_code;   /* close requested with this code */
-    uint64_t open_ms; /* wall clock at ESTABLISHED (latency metric: replays are older) */
-    uint64_t est_ms;  /* loop time at ESTABLISHED: hello is due --hello-timeout later */
+    struct wire_buf *rx; /* message being joined from pieces, or NULL (freed once whole) */
     const char *close_reason;
-    uint64_t acked;    /* the socket's tcpi_bytes_acked at the last liveness sweep */
-    uint64_t heard_ms; /* loop time of the last sign of life (see the top of this file) */
-    int ping_out;      /* a ping was sent since then */
+    uint64_t open_ms;     /* wall clock at ESTABLISHED (latency metric: replays are older; the
+                             hello deadline) */
+    uint32_t acked;       /* the socket's tcpi_bytes_acked at the last sweep (low 32 bits) */
+    uint32_t heard_ms;    /* loop time (low 32 bits) of the last sign of life (top of file) */
+    struct peer_key peer; /* its slot in the per-address count while peer.valid (moved here
+                             from its struct pend at ESTABLISHED, given back at WSI_DESTROY) */
+    uint16_t close_code;  /* close requested with this code */
+    uint8_t rx_binary;
+    uint8_t established;
+    uint8_t blocked;  /* lws holds part of a write: wait for WRITEABLE */
+    uint8_t ping_out; /* a ping was sent since heard_ms */
 };
 
 static const char http_refusal[] = "HTTP/1.1 426 Upgrade Required\r\n"
@@ -286,7 +297,7 @@ static void op_close(struct conn *c, int code, const char *reason)
     struct wsconn *wc = c->io;
     if (wc->close_code) return;
     log_close(wc, code, reason);
-    wc->close_code = code;
+    wc->close_code = (uint16_t)code;
     wc->close_reason = reason;
     if (wc->blocked || lws_partial_buffered(wc->wsi))
         kill_conn(wc); /* the peer is not reading: a close frame could not reach it anyway */
@@ -294,7 +305,15 @@ static void op_close(struct conn *c, int code, const char *reason)
         lws_callback_on_writable(wc->wsi);
 }
 
-static const struct conn_ops ws_ops = {.flush = op_flush, .close = op_close, .refused = op_refused};
+static void op_describe(struct conn *c, char *peer, size_t cap, uint64_t *open_ms)
+{
+    struct wsconn *wc = c->io;
+    peer_name(lws_get_socket_fd(wc->wsi), peer, cap);
+    *open_ms = wc->open_ms;
+}
+
+static const struct conn_ops ws_ops = {
+    .flush = op_flush, .close = op_close, .refused = op_refused, .describe = op_describe};
 
 static void pend_unlink(struct ws *w, struct pend *p)
 {
@@ -320,10 +339,15 @@ static void pend_done(struct ws *w, struct pend *p)
     stat_sub(&w->srv->ws_pending, 1);
 }
 
-/* lws frees the wsi: give back its slot in the per-address count. */
-static void pend_destroy(struct ws *w, struct lws *wsi)
+/* lws frees the wsi: give back its slot in the per-address count, held by its struct pend
+ * until the upgrade, by its struct wsconn (user, when lws allocated one) after. */
+static void pend_destroy(struct ws *w, struct lws *wsi, struct wsconn *wc)
 {
     struct pend *p = lws_get_opaque_user_data(wsi);
+    if (wc && wc->peer.valid) {
+        peers_remove(&w->srv->broker->peers, &wc->peer);
+        wc->peer.valid = 0;
+    }
     if (!p) return;
     lws_set_opaque_user_data(wsi, NULL);
     pend_done(w, p);
@@ -366,16 +390,18 @@ static void pend_add(struct ws *w, struct lws *wsi, struct pend *p)
         uv_timer_start(&w->pend_timer, on_pend_timer, w->srv->cfg.hello_timeout_ms, 0);
 }
 
-/* Liveness sweep, per connection: a peer that acknowledged more of a backlog since the last
- * sweep is reading it, so its ping (queued behind the backlog) cannot be answered in time and
- * need not be. Connections with nothing waiting are left to lws's ping. */
+/* Liveness sweep, per connection (top of file): a peer that acknowledged more of a backlog
+ * since the last sweep is reading it, so its ping (queued behind the backlog) cannot be answered
+ * in time and need not be; a quiet one is pinged, then dropped. */
 static void sweep_conn(struct wsconn *wc)
 {
     struct server *srv = wc->w->srv;
+    conn_queue_trim(&wc->c); /* nothing queued: an idle connection keeps no ring */
     /* An upgraded connection that never says hello holds a descriptor and a slot for nothing:
      * it goes like a handshake that never ends (checked here, every --ws-ping / 6 s). */
-    if (!wc->c.hello && !wc->c.closing &&
-        uv_now(srv->loop) - wc->est_ms >= srv->cfg.hello_timeout_ms) {
+    uint64_t wall = store_wall_ms(); /* a clock stepped back only delays this */
+    if (!wc->c.hello && !wc->c.closing && wall > wc->open_ms &&
+        wall - wc->open_ms >= srv->cfg.hello_timeout_ms) {
         metrics_add(&srv->hub.metrics, METRICS_LIMIT_HELLO, 1);
         LOG_EVENT(LOG_EV_TIMEOUT, LOG_S("conn", wc->c.name), LOG_PEER(lws_get_socket_fd(wc->wsi)),
                   LOG_S("transport", "ws"), LOG_S("what", "no hello within --hello-timeout"),
@@ -387,13 +413,14 @@ static void sweep_conn(struct wsconn *wc)
     uint64_t acked, now = uv_now(srv->loop);
     int waiting, fd = lws_get_socket_fd(wc->wsi);
     if (fd >= 0 && sock_progress(fd, &acked, &waiting) == 0) {
-        if ((waiting || wc->blocked) && acked > wc->acked) {
-            wc->heard_ms = now; /* it is reading its backlog */
+        /* acked only grows: a change of its low 32 bits is progress */
+        if ((waiting || wc->blocked) && (uint32_t)acked != wc->acked) {
+            wc->heard_ms = (uint32_t)now; /* it is reading its backlog */
             wc->ping_out = 0;
         }
-        wc->acked = acked;
+        wc->acked = (uint32_t)acked;
     }
-    uint64_t quiet = now - wc->heard_ms;
+    uint32_t quiet = (uint32_t)now - wc->heard_ms; /* wraps every 49 days: harmless */
     if (quiet >= w->hup_ms) {
         kill_conn(wc); /* no close frame: a peer that answers nothing would not read it */
         return;
@@ -489,6 +516,14 @@ static void deliver(struct wsconn *wc, const uint8_t *p, size_t len, int binary)
     session_sub_message(&srv->session, &wc->c, p, len, binary, uv_now(srv->loop));
 }
 
+static void rx_free(struct wsconn *wc)
+{
+    if (!wc->rx) return;
+    wire_buf_free(wc->rx);
+    free(wc->rx);
+    wc->rx = NULL;
+}
+
 static int on_receive(struct wsconn *wc, const uint8_t *in, size_t len)
 {
     struct ws *w = wc->w;
@@ -496,8 +531,9 @@ static int on_receive(struct wsconn *wc, const uint8_t *in, size_t len)
     hub_count_bytes(&srv->hub, len, 0);
     if (wc->close_code) return 0;
     int final = lws_is_final_fragment(wc->wsi);
-    if (wc->rx.len == 0) wc->rx_binary = lws_frame_is_binary(wc->wsi);
-    if (wc->rx.len + len > srv->engine->cfg.lim.max_frame) {
+    size_t have = wc->rx ? wc->rx->len : 0;
+    if (have == 0) wc->rx_binary = (uint8_t)lws_frame_is_binary(wc->wsi);
+    if (have + len > srv->engine->cfg.lim.max_frame) {
         stat_add(&srv->hub.st.errors, 1);
         LOG_EVENT(LOG_EV_TOO_LARGE, LOG_S("conn", wc->c.name), LOG_PEER(lws_get_socket_fd(wc->wsi)),
                   LOG_S("transport", "ws"), LOG_S("what", "message"),
@@ -506,15 +542,15 @@ static int on_receive(struct wsconn *wc, const uint8_t *in, size_t len)
                          (unsigned char *)"message over max_frame", 22);
         return -1;
     }
-    if (final && wc->rx.len == 0) { /* whole message in one piece: no copy */
+    if (final && have == 0) { /* whole message in one piece: no copy */
         deliver(wc, in, len, wc->rx_binary);
         return 0;
     }
-    if (wire_buf_append(&wc->rx, in, len) < 0) return -1;
+    if (!wc->rx && !(wc->rx = calloc(1, sizeof(*wc->rx)))) return -1;
+    if (wire_buf_append(wc->rx, in, len) < 0) return -1;
     if (final) {
-        deliver(wc, wc->rx.data, wc->rx.len, wc->rx_binary);
-        wire_buf_reset(&wc->rx);
-        if (wc->rx.cap > 4096) wire_buf_free(&wc->rx); /* don't keep a big buffer per idle conn */
+        deliver(wc, wc->rx->data, wc->rx->len, wc->rx_binary);
+        rx_free(wc); /* an idle connection keeps no buffer (messages are rare) */
     }
     return 0;
 }
@@ -552,22 +588,27 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        pend_destroy(w, wsi);
+        pend_destroy(w, wsi, wc);
         return 0;
-    case LWS_CALLBACK_ESTABLISHED:
-        if (lws_get_opaque_user_data(wsi)) pend_done(w, lws_get_opaque_user_data(wsi));
+    case LWS_CALLBACK_ESTABLISHED: {
+        struct pend *p = lws_get_opaque_user_data(wsi);
         memset(wc, 0, sizeof(*wc));
+        if (p) { /* the peer's slot moves here; the struct pend goes */
+            pend_done(w, p);
+            wc->peer = p->peer; /* valid: counted */
+            lws_set_opaque_user_data(wsi, NULL);
+            free(p);
+        }
         wc->wsi = wsi;
         wc->w = w;
         wc->established = 1;
         wc->open_ms = store_wall_ms();
-        wc->est_ms = wc->heard_ms = uv_now(w->srv->loop);
+        wc->heard_ms = (uint32_t)uv_now(w->srv->loop);
         /* lws copies the protocols array into the vhost: compare ids, not pointers */
         wc->c.fmt = lws_get_protocol(wsi)->id == 1 ? SUB_MSGPACK : SUB_JSON;
         hub_conn_open(&w->srv->hub, &wc->c, CONN_SUB, &ws_ops, wc);
-        wc->c.open_ms = wc->open_ms;
-        peer_name(lws_get_socket_fd(wsi), wc->c.peer, sizeof(wc->c.peer));
         return 0;
+    }
     case LWS_CALLBACK_RECEIVE:
         return wc && wc->established ? on_receive(wc, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -593,7 +634,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (wc && wc->established) {
-            wc->heard_ms = uv_now(w->srv->loop);
+            wc->heard_ms = (uint32_t)uv_now(w->srv->loop);
             wc->ping_out = 0;
         }
         return 0;
@@ -602,7 +643,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             if (w->sweep_next == &wc->c) w->sweep_next = next_ws(wc->c.next);
             session_conn_gone(&w->srv->session, &wc->c);
             hub_conn_gone(&w->srv->hub, &wc->c);
-            wire_buf_free(&wc->rx);
+            rx_free(wc);
             wc->established = 0;
         }
         return 0;
@@ -674,7 +715,11 @@ int ws_start(struct server *srv, int fd, struct ws **out)
         w->protocols[i].name = names[i];
         w->protocols[i].callback = callback;
         w->protocols[i].per_session_data_size = sizeof(struct wsconn);
-        w->protocols[i].rx_buffer_size = 512; /* ~2 KB RSS per idle connection (NOTES) */
+        /* lws keeps a buffer of this size (+ LWS_PRE + 4) per connection for its whole life and
+         * hands a longer message over in pieces of it, which on_receive joins (and frees once
+         * whole). 128 holds any control frame's payload (<= 125, which lws wants in one piece)
+         * and most sub messages; a hello with a token comes in a few pieces. */
+        w->protocols[i].rx_buffer_size = 128;
         w->protocols[i].id = (unsigned)i;
         w->protocols[i].tx_packet_size = BATCH_MAX;
     }
@@ -788,4 +833,9 @@ void ws_free(struct ws *w)
     SSL_CTX_free(w->client_ctx);
     free(w->batch);
     free(w);
+}
+
+size_t ws_conn_size(void)
+{
+    return sizeof(struct wsconn);
 }

@@ -20,5 +20,8 @@ int ws_reload_tls(struct ws *w, const char *cert, const char *key, char *err, si
 void ws_destroy(struct ws *w);
 /* Second half, once uv_run has returned: frees the context and w. */
 void ws_free(struct ws *w);
+/* Bytes of our own state lws allocates per WebSocket (its per_session_data_size: struct wsconn,
+ * which embeds struct conn). Held to a budget by tests/unit/test_mem.c. */
+size_t ws_conn_size(void);
 
 #endif

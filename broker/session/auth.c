@@ -405,37 +405,75 @@ static int claims_ok(const struct token_claims *cl, const char **why)
     return 0;
 }
 
+/* The grant for verified claims cl, in one allocation: the struct and its sub, then each of the
+ * "topics" as a byte of length (patterns are at most TOKEN_TOPIC_MAX = 256 bytes: stored minus
+ * one) and its NUL-terminated text. NULL on OOM. */
+static struct auth_grant *grant_new(const struct token_claims *cl)
+{
+    size_t n = cl->ntopics, bytes = sizeof(struct auth_grant) + cl->sub_len + 1;
+    for (size_t i = 0; i < n; i++)
+        bytes += 1 + cl->topic_len[i] + 1;
+    struct auth_grant *g = malloc(bytes);
+    if (!g) return NULL;
+    memset(g, 0, sizeof(*g));
+    g->kind = AUTH_USER;
+    g->sub_len = cl->sub_len;
+    g->exp = cl->exp;
+    g->ntopics = (uint32_t)n;
+    memcpy(g->sub, cl->sub, cl->sub_len);
+    g->sub[cl->sub_len] = '\0';
+    char *p = g->sub + cl->sub_len + 1;
+    for (size_t i = 0; i < n; i++) {
+        *p++ = (char)(uint8_t)(cl->topic_len[i] - 1); /* 1..TOKEN_TOPIC_MAX (token.h) */
+        memcpy(p, cl->topics[i], cl->topic_len[i]);
+        p[cl->topic_len[i]] = '\0';
+        p += cl->topic_len[i] + 1;
+    }
+    return g;
+}
+
+const char *auth_grant_topic(const struct auth_grant *g, uint32_t i, size_t *len)
+{
+    const char *p = g->sub + g->sub_len + 1;
+    for (;;) {
+        size_t n = (size_t)(uint8_t)*p + 1;
+        if (i-- == 0) {
+            *len = n;
+            return p + 1;
+        }
+        p += 1 + n + 1;
+    }
+}
+
 static int verify(struct auth *a, struct wire_str token, int64_t now_s, struct auth_grant **out,
                   const char **why)
 {
-    struct auth_grant *g = calloc(1, sizeof(*g));
-    if (!g) {
-        *why = "out of memory";
-        return WIRE_C_INTERNAL;
-    }
-    int rc = token_verify(a->keys, &a->rules, token.p, token.len, now_s, &g->claims);
+    struct token_claims cl; /* ~1 KB, only while verifying */
+    int rc = token_verify(a->keys, &a->rules, token.p, token.len, now_s, &cl);
     if (rc < 0) {
-        free(g);
         stat_add(&a->st->token_refused[rc < -TOKEN_NERR ? 0 : -rc], 1);
         *why = token_err_text(rc);
         return rc == TOKEN_ENOMEM ? WIRE_C_INTERNAL : WIRE_C_UNAUTHORIZED;
     }
-    if ((rc = claims_ok(&g->claims, why)) != 0) {
+    if ((rc = claims_ok(&cl, why)) != 0) {
         stat_add(&a->st->token_refused[-TOKEN_ECLAIMS], 1);
-        auth_grant_free(g);
+        token_claims_clear(&cl);
         return rc;
     }
     int64_t before;
-    if (revoke_check(a->revoked, g->claims.sub, g->claims.sub_len, g->claims.has_iat, g->claims.iat,
-                     now_s, &before)) {
+    if (revoke_check(a->revoked, cl.sub, cl.sub_len, cl.has_iat, cl.iat, now_s, &before)) {
         atomic_fetch_add_explicit(&a->st->revoked, 1, memory_order_relaxed);
-        auth_grant_free(g);
+        token_claims_clear(&cl);
         *why = "the operator revoked this user's tokens issued before a moment (\"iat\"): get a "
                "new token";
         return WIRE_C_UNAUTHORIZED;
     }
-    g->kind = AUTH_USER;
-    g->exp = g->claims.exp;
+    struct auth_grant *g = grant_new(&cl);
+    token_claims_clear(&cl);
+    if (!g) {
+        *why = "out of memory";
+        return WIRE_C_INTERNAL;
+    }
     *out = g;
     return 0;
 }
@@ -474,8 +512,7 @@ int auth_refresh(struct auth *a, const struct auth_grant *g, struct wire_str tok
 {
     struct auth_grant *n = NULL;
     int rc = verify(a, token, now_s, &n, why);
-    if (rc == 0 && (n->claims.sub_len != g->claims.sub_len ||
-                    memcmp(n->claims.sub, g->claims.sub, n->claims.sub_len))) {
+    if (rc == 0 && (n->sub_len != g->sub_len || memcmp(n->sub, g->sub, n->sub_len))) {
         auth_grant_free(n);
         *why = "a refresh must carry a token for the same sub";
         rc = WIRE_C_UNAUTHORIZED;
@@ -492,7 +529,6 @@ int auth_refresh(struct auth *a, const struct auth_grant *g, struct wire_str tok
 void auth_grant_free(struct auth_grant *g)
 {
     if (!g || g == &open_grant || g == &anon_grant) return;
-    token_claims_clear(&g->claims);
     free(g);
 }
 
@@ -509,13 +545,16 @@ int auth_can_read(const struct auth *a, const struct auth_grant *g, const char *
     if (any_covers(a->anons, a->nanons, s, len)) return 1;
     if (g->kind != AUTH_USER) return 0;
     /* The user's own namespace: "user:<sub>" and "user:<sub>:**". */
-    const struct token_claims *cl = &g->claims;
     char own[5 + TOKEN_SUB_MAX + 3];
-    int n = snprintf(own, sizeof(own), "user:%s:**", cl->sub);
+    int n = snprintf(own, sizeof(own), "user:%s:**", g->sub);
     if (auth_covers(own, (size_t)n, s, len) || auth_covers(own, (size_t)n - 3, s, len)) return 1;
     if (any_covers(a->publics, a->npublics, s, len)) return 1;
-    for (uint32_t i = 0; i < cl->ntopics; i++)
-        if (auth_covers(cl->topics[i], cl->topic_len[i], s, len)) return 1;
+    const char *t = g->sub + g->sub_len + 1; /* the topics, in turn (grant_new) */
+    for (uint32_t i = 0; i < g->ntopics; i++) {
+        size_t tl = (size_t)(uint8_t)*t + 1;
+        if (auth_covers(t + 1, tl, s, len)) return 1;
+        t += 1 + tl + 1;
+    }
     return 0;
 }
 

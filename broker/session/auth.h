@@ -118,15 +118,21 @@ void auth_free(struct auth *a);
 enum auth_kind { AUTH_OPEN = 0, AUTH_ANON, AUTH_USER };
 
 /* What one subscriber connection may read. Token holders' grants are allocated (auth_grant_free);
- * the open and anonymous grants are static and shared. */
+ * the open and anonymous grants are static and shared. A token grant is one allocation sized to
+ * its claims: this header, the sub, then the "topics" patterns (read with auth_grant_topic). It
+ * lives as long as its connection and a connection's memory is budgeted (docs/bench.md §Memory
+ * per connection), so it holds no more: no copy of the token's other claims, no list links (the
+ * session walks its hub's connections). */
 struct auth_grant {
     enum auth_kind kind;
-    int64_t exp; /* token expiry, seconds since the epoch; 0 for open and anonymous */
-    struct token_claims claims; /* AUTH_USER: sub and topics */
-    /* the session's list of token connections, walked for expiry */
-    struct auth_grant *prev, *next;
-    void *conn;
+    uint32_t sub_len; /* AUTH_USER: the token's "sub" */
+    int64_t exp;      /* token expiry, seconds since the epoch; 0 for open and anonymous */
+    uint32_t ntopics; /* AUTH_USER: the token's "topics" patterns */
+    char sub[];       /* sub_len bytes and a NUL; then the topics (auth.c) */
 };
+
+/* The i-th (< g->ntopics) "topics" pattern of a token grant, NUL-terminated; *len its length. */
+const char *auth_grant_topic(const struct auth_grant *g, uint32_t i, size_t *len);
 
 /* Refuse, from now_s on, the tokens of user[0..len) issued before before_s (iat < before_s, or
  * no iat): at every hello and refresh on any thread, for --revoke-keep seconds (revoke.h). The

@@ -31,21 +31,21 @@ static void refused(struct conn *c, const char *why)
 static void pub_error(struct session *s, struct conn *c, uint64_t id, int code, const char *msg)
 {
     stat_add(&s->hub->st.errors, 1);
-    if (c->http) {
-        c->code = code;
-        hpub_encode_error(&c->out, code, msg);
+    if (c->pub->http) {
+        c->pub->code = code;
+        hpub_encode_error(&c->pub->out, code, msg);
     } else {
-        pub_encode_error(&c->out, id, code, msg);
+        pub_encode_error(&c->pub->out, id, code, msg);
     }
 }
 
 static void pub_ack(struct conn *c, uint64_t id, const uint64_t *seqs, uint32_t n)
 {
-    if (c->http) {
-        c->code = 0;
-        hpub_encode_ack(&c->out, seqs, n);
+    if (c->pub->http) {
+        c->pub->code = 0;
+        hpub_encode_ack(&c->pub->out, seqs, n);
     } else {
-        pub_encode_ack(&c->out, id, seqs, n);
+        pub_encode_ack(&c->pub->out, id, seqs, n);
     }
 }
 
@@ -104,9 +104,9 @@ static void req_unlink(struct pubreq *r)
     if (r->cprev)
         r->cprev->cnext = r->cnext;
     else
-        c->pubs = r->cnext;
+        c->pub->pubs = r->cnext;
     if (r->cnext) r->cnext->cprev = r->cprev;
-    c->npubs--;
+    c->pub->npubs--;
     r->c = NULL;
 }
 
@@ -181,24 +181,24 @@ static void published(void *arg, struct engine_pub *p)
 void session_pub_gone(struct session *s, struct conn *c)
 {
     (void)s;
-    while (c->pubs)
-        req_unlink(c->pubs);
+    while (c->pub->pubs)
+        req_unlink(c->pub->pubs);
 }
 
 static void on_publish(struct session *s, struct conn *c, const struct pub_msg *pm, uint64_t now)
 {
     char msg[128];
-    if (!auth_pub_allow(s->auth, c->key, now * 1000000)) {
+    if (!auth_pub_allow(s->auth, c->pub->key, now * 1000000)) {
         snprintf(msg, sizeof(msg), "over the publish rate of API key %.40s (%u a second)",
-                 c->key->name, c->key->rate);
+                 c->pub->key->name, c->pub->key->rate);
         pub_error(s, c, pm->id, WIRE_C_RATE_LIMITED, msg);
         return;
     }
     for (uint32_t i = 0; i < pm->ntopics; i++)
-        if (!auth_can_publish(c->key, pm->topics[i].p, pm->topics[i].len)) {
+        if (!auth_can_publish(c->pub->key, pm->topics[i].p, pm->topics[i].len)) {
             stat_add(&s->auth->st->forbidden, 1);
             snprintf(msg, sizeof(msg), "topic %u: outside the patterns of this API key (%.40s)",
-                     (unsigned)i, c->key->name);
+                     (unsigned)i, c->pub->key->name);
             pub_error(s, c, pm->id, WIRE_C_FORBIDDEN, msg);
             return;
         }
@@ -223,10 +223,10 @@ static void on_publish(struct session *s, struct conn *c, const struct pub_msg *
     r->id = pm->id;
     r->c = c;
     r->cprev = NULL;
-    r->cnext = c->pubs;
-    if (c->pubs) c->pubs->cprev = r;
-    c->pubs = r;
-    c->npubs++;
+    r->cnext = c->pub->pubs;
+    if (c->pub->pubs) c->pub->pubs->cprev = r;
+    c->pub->pubs = r;
+    c->pub->npubs++;
     /* The topics and data are copied into hints inside engine_publish; the context (with the
      * origin) lives until the store completes. in_call is read by a completion under the
      * engine lock, so it is set and cleared under it. */
@@ -281,7 +281,7 @@ int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, si
             pub_error(s, c, 0, WIRE_C_BAD_VERSION, "protocol version 1 only");
         } else {
             const char *why = "credentials refused";
-            int code = auth_pub_hello(s->auth, pm->auth, pm->auth_len, &c->key, &why);
+            int code = auth_pub_hello(s->auth, pm->auth, pm->auth_len, &c->pub->key, &why);
             if (code) {
                 refused(c, why);
                 pub_error(s, c, 0, code, why);
@@ -289,7 +289,7 @@ int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, si
                 break;
             }
             c->hello = 1;
-            pub_encode_welcome(&c->out, WIRE_VERSION, engine_epoch(s->engine),
+            pub_encode_welcome(&c->pub->out, WIRE_VERSION, engine_epoch(s->engine),
                                "nudged/" NUDGE_VERSION, limits(s));
         }
         break;
@@ -297,7 +297,7 @@ int session_pub_frame(struct session *s, struct conn *c, const uint8_t *body, si
         on_publish(s, c, pm, now_ms);
         break;
     case PUB_PING:
-        pub_encode_pong(&c->out, pm->id);
+        pub_encode_pong(&c->pub->out, pm->id);
         break;
     case PUB_PONG:
         break;
@@ -315,7 +315,7 @@ void session_pub_http(struct session *s, struct conn *c, const char *key, size_t
 {
     struct pub_msg *pm = &s->pm;
     const char *why = "credentials refused";
-    int code = auth_pub_key(s->auth, key, key_len, &c->key, &why);
+    int code = auth_pub_key(s->auth, key, key_len, &c->pub->key, &why);
     if (code) {
         refused(c, why);
         pub_error(s, c, 0, code,
@@ -400,32 +400,17 @@ static void on_unsubscribe(struct session *s, struct conn *c, const struct sub_m
 
 /* ---- credentials over a connection's life ---------------------------------------------------- */
 
-static void grant_link(struct session *s, struct conn *c)
+/* c holds a new grant: session_expire must look again by its expiry. */
+static void grant_note(struct session *s, const struct conn *c)
 {
-    struct auth_grant *g = c->grant;
-    if (g->kind != AUTH_USER) return;
-    g->conn = c;
-    g->prev = NULL;
-    g->next = s->tokened;
-    if (s->tokened) s->tokened->prev = g;
-    s->tokened = g;
-}
-
-static void grant_unlink(struct session *s, struct auth_grant *g)
-{
-    if (g->kind != AUTH_USER) return;
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        s->tokened = g->next;
-    if (g->next) g->next->prev = g->prev;
-    g->prev = g->next = NULL;
+    const struct auth_grant *g = c->grant;
+    if (g->kind == AUTH_USER && (s->next_exp == 0 || g->exp < s->next_exp)) s->next_exp = g->exp;
 }
 
 void session_conn_gone(struct session *s, struct conn *c)
 {
+    (void)s;
     if (!c->grant) return;
-    grant_unlink(s, c->grant);
     auth_grant_free(c->grant);
     c->grant = NULL;
 }
@@ -441,17 +426,26 @@ static void end_conn(struct session *s, struct conn *c, int code, const char *re
 uint32_t session_expire(struct session *s)
 {
     int64_t now = s->now_s(), leeway = s->auth->rules.leeway_s;
+    if (s->next_exp == 0 || s->next_exp + leeway > now) return 0; /* nothing due yet */
+    /* Walk every connection (grants keep no list, to stay small): only when one may be due,
+     * which at most once a second (worker.c) costs a pass over this worker's connections. */
     uint32_t n = 0;
-    for (struct auth_grant *g = s->tokened, *next; g; g = next) {
-        next = g->next;
-        struct conn *c = g->conn;
-        if (g->exp + leeway > now || c->closing) continue;
+    int64_t next = 0;
+    for (struct conn *c = s->hub->conns, *nc; c; c = nc) {
+        nc = c->next;
+        const struct auth_grant *g = c->grant;
+        if (c->role != CONN_SUB || !g || g->kind != AUTH_USER || c->closing) continue;
+        if (g->exp + leeway > now) {
+            if (next == 0 || g->exp < next) next = g->exp;
+            continue;
+        }
         hub_error(s->hub, c, 0, 0, no_topic, WIRE_C_TOKEN_EXPIRED,
                   "the token expired: get a new one, then reconnect and resume");
         stat_add(&s->auth->st->expired, 1);
         end_conn(s, c, 4002, "token expired");
         n++;
     }
+    s->next_exp = next;
     return n;
 }
 
@@ -493,10 +487,12 @@ int session_user(struct session *s, const char *user, size_t len, int revoke,
 {
     int rc = 0;
     uint32_t cap = *n;
-    for (struct auth_grant *g = s->tokened, *next; g; g = next) {
-        next = g->next;
-        struct conn *c = g->conn;
-        if (c->closing || g->claims.sub_len != len || memcmp(g->claims.sub, user, len)) continue;
+    for (struct conn *c = s->hub->conns, *next; c; c = next) {
+        next = c->next;
+        const struct auth_grant *g = c->grant;
+        if (c->role != CONN_SUB || !g || g->kind != AUTH_USER || c->closing || g->sub_len != len ||
+            memcmp(g->sub, user, len))
+            continue;
         if (rc == 0 && *n == cap) {
             uint32_t ncap = cap ? 2 * cap : 8;
             struct session_uconn *m = realloc(*out, ncap * sizeof(*m));
@@ -511,8 +507,7 @@ int session_user(struct session *s, const char *user, size_t len, int revoke,
             struct session_uconn *u = &(*out)[(*n)++];
             memset(u, 0, sizeof(*u));
             memcpy(u->id, c->name, c->name_len < sizeof(u->id) ? c->name_len : sizeof(u->id) - 1);
-            memcpy(u->peer, c->peer, sizeof(u->peer));
-            u->since_ms = c->open_ms;
+            if (c->ops->describe) c->ops->describe(c, u->peer, sizeof(u->peer), &u->since_ms);
             u->subs = c->nsubs;
         }
         if (revoke) {
@@ -543,9 +538,8 @@ static void on_refresh(struct session *s, struct conn *c, const struct sub_msg *
         end_conn(s, c, 4003, "token refresh refused");
         return;
     }
-    grant_unlink(s, old);
     c->grant = g;
-    grant_link(s, c);
+    grant_note(s, c);
     auth_grant_free(old);
     if (drop_unreadable(s, c, sm->has_id, sm->id) < 0) return;
     wire_buf_reset(&s->tmp);
@@ -561,19 +555,19 @@ void session_reload(struct session *s, struct auth *a)
         if (c->closing || !c->hello) continue;
         if (c->role == CONN_PUB) {
             /* HTTP publishers present their key with every request */
-            if (c->http || a->pubs_open) {
-                c->key = NULL;
+            if (c->pub->http || a->pubs_open) {
+                c->pub->key = NULL;
                 continue;
             }
-            struct auth_key *k = c->key ? auth_key_same(a, c->key) : NULL;
+            struct auth_key *k = c->pub->key ? auth_key_same(a, c->pub->key) : NULL;
             if (k) {
-                atomic_store(&k->tat, atomic_load(&c->key->tat)); /* its rate goes on */
-                c->key = k;
+                atomic_store(&k->tat, atomic_load(&c->pub->key->tat)); /* its rate goes on */
+                c->pub->key = k;
                 continue;
             }
             pub_error(s, c, 0, WIRE_C_UNAUTHORIZED,
-                      c->key ? "the publisher key was withdrawn"
-                             : "this broker now wants an API key");
+                      c->pub->key ? "the publisher key was withdrawn"
+                                  : "this broker now wants an API key");
             end_conn(s, c, 1008, "unauthorized");
             continue;
         }
@@ -624,7 +618,7 @@ void session_sub_message(struct session *s, struct conn *c, const uint8_t *p, si
                 sub_error(s, c, sm, code, why);
                 break;
             }
-            grant_link(s, c);
+            grant_note(s, c);
             c->hello = 1;
             wire_buf_reset(&s->tmp);
             if (sub_encode_welcome(c->fmt, &s->tmp, WIRE_VERSION, c->name, engine_epoch(s->engine),

@@ -22,12 +22,13 @@
 struct session {
     struct hub *hub;
     struct engine *engine;
-    struct auth *auth;          /* shared by every session, read-only but for its counters */
-    struct auth_grant *tokened; /* this session's connections holding a token (for expiry) */
-    int64_t (*now_s)(void);     /* wall clock, seconds; a test may replace it */
-    struct pub_msg pm;          /* decode scratch, reused for every frame */
-    struct sub_msg sm;          /* decode scratch, reused for every message */
-    struct pubreq *spare;       /* publish contexts to reuse */
+    struct auth *auth;      /* shared by every session, read-only but for its counters */
+    int64_t next_exp;       /* no token of this session's connections expires before (seconds;
+                               0 = none known): session_expire walks the connections only then */
+    int64_t (*now_s)(void); /* wall clock, seconds; a test may replace it */
+    struct pub_msg pm;      /* decode scratch, reused for every frame */
+    struct sub_msg sm;      /* decode scratch, reused for every message */
+    struct pubreq *spare;   /* publish contexts to reuse */
     uint32_t nspare;
     struct wire_buf tmp; /* scratch for encoding replies */
 };

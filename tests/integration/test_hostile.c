@@ -335,9 +335,11 @@ Test(publisher_deadlines, publishers_that_ping_or_publish_stay_and_an_idle_one_l
 Test(slow_log, a_slow_consumer_close_is_logged_as_a_warning_with_its_id_and_reason, .timeout = 60)
 {
     /* A subscriber that sends pings and never reads the pongs: once its socket is full, its
-     * replies queue up and past --max-queue 8 it is closed with 4001 (core.c push_msg). */
+     * replies queue up and past --max-queue 8 it is closed with 4001 (core.c push_msg). Without
+     * --msg-rate: the broker reads a subscriber 144 bytes a loop turn (lws reads at most its rx
+     * buffer, ws.c), and the rate limit's close (4008) would otherwise race the full socket. */
     struct nudged d;
-    const char *args[] = {"--max-queue", "8", NULL};
+    const char *args[] = {"--max-queue", "8", "--msg-rate", "0", NULL};
     subcheck_start(&d, args);
     struct wsc w;
     int fd = subcheck_small_rcvbuf_socket(d.ws_port);
