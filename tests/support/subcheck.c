@@ -100,10 +100,10 @@ void subcheck_expect_type(struct wsc *w, enum sub_type want, struct sub_msg *m, 
 {
     int rc = wsc_recv_msg(w, m, 5000);
     cr_assert_eq(rc, WSC_OK, "%s: no message (rc %d)", what, rc);
-    cr_assert_eq(m->type, want, "%s: got %s (topic '%.*s' seq %llu code %d '%.*s'), want %s",
-                 what, subcheck_type_name(m->type), (int)m->topic.len,
-                 m->topic.p ? m->topic.p : "", (unsigned long long)m->seq, (int)m->code,
-                 (int)m->msg.len, m->msg.p ? m->msg.p : "", subcheck_type_name(want));
+    cr_assert_eq(m->type, want, "%s: got %s (topic '%.*s' seq %llu code %d '%.*s'), want %s", what,
+                 subcheck_type_name(m->type), (int)m->topic.len, m->topic.p ? m->topic.p : "",
+                 (unsigned long long)m->seq, (int)m->code, (int)m->msg.len,
+                 m->msg.p ? m->msg.p : "", subcheck_type_name(want));
 }
 
 /* The hint checks of both public variants: own < 0 leaves the own flag unchecked, data 1 checks
