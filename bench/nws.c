@@ -18,6 +18,7 @@
 #include "pub.h"
 #include "sub.h"
 #include "wire.h"
+#include "wsc.h"
 
 #define NWS_PREFIX "bench:"
 #define NWS_SUB_CHUNK 64 /* topics per sub message: the broker's default max_topics */
@@ -52,31 +53,10 @@ static int nws_topic(const uint8_t *p, size_t n, uint32_t *t)
     return 0;
 }
 
-/* A client frame: FIN, opcode, mask bit with a zero mask (the payload goes as is). */
-static int nws_frame(struct pbuf *out, uint8_t op, const uint8_t *p, size_t n)
-{
-    uint8_t h[8];
-    size_t hl = 0;
-    h[hl++] = (uint8_t)(0x80 | op);
-    if (n < 126) {
-        h[hl++] = (uint8_t)(0x80 | n);
-    } else if (n < 65536) {
-        h[hl++] = 0x80 | 126;
-        h[hl++] = (uint8_t)(n >> 8);
-        h[hl++] = (uint8_t)n;
-    } else {
-        return -EMSGSIZE;
-    }
-    memset(h + hl, 0, 4);
-    hl += 4;
-    int rc = pbuf_put(out, h, hl);
-    return rc < 0 ? rc : pbuf_put(out, p, n);
-}
-
 static int nws_put_wire(struct pbuf *out, int ws_op, struct wire_buf *b)
 {
     int rc =
-        ws_op ? nws_frame(out, (uint8_t)ws_op, b->data, b->len) : pbuf_put(out, b->data, b->len);
+        ws_op ? wsc_frame(out, (uint8_t)ws_op, b->data, b->len) : pbuf_put(out, b->data, b->len);
     wire_buf_reset(b);
     return rc;
 }
@@ -398,7 +378,7 @@ static long nws_sub_input(struct peer_conn *c, struct nws *s, const uint8_t *p, 
         off += hl + plen;
         switch (f[0] & 0x0f) {
         case 0x9: {
-            int rc = nws_frame(&c->out, 0xA, m, plen);
+            int rc = wsc_frame(&c->out, 0xA, m, plen);
             if (rc < 0) return rc;
             break;
         }
@@ -602,11 +582,7 @@ static int nws_open(struct peer_conn *c, const struct peer_sub *sub)
         memcpy(s->seqs, sub->seqs, sub->n * sizeof(*s->seqs));
         s->epoch = sub->epoch;
     }
-    return pbuf_printf(&c->out,
-                       "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
-                       c->t->host, c->t->sub_port,
+    return wsc_upgrade(&c->out, c->t->host, c->t->sub_port, "/",
                        c->t->msgpack ? SUB_PROTO_MSGPACK : SUB_PROTO_JSON);
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "grant.h"
 #include "harness.h"
 #include "jwt.h"
 
@@ -99,21 +100,9 @@ static void load_ok(struct auth *a, struct auth_config *c)
     cr_assert_eq(rc, 0, "auth_load: %s", err);
 }
 
-/* A token-holder's grant for sub with the given "topics" claim (JSON array text or NULL). */
 static struct auth_grant *grant_for(struct auth *a, const char *sub, const char *topics)
 {
-    char claims[512];
-    snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%lld%s%s}", sub,
-             (long long)(time(NULL) + 600), topics ? ",\"topics\":" : "", topics ? topics : "");
-    char *tok = jwt_mint("HS256", SECRET, strlen(SECRET), NULL, claims);
-    cr_assert_not_null(tok);
-    struct auth_grant *g = NULL;
-    const char *why = "";
-    struct wire_str t = {tok, (uint32_t)strlen(tok)};
-    int rc = auth_sub_hello(a, t, time(NULL), &g, &why);
-    free(tok);
-    cr_assert_eq(rc, 0, "hello refused: %s", why);
-    return g;
+    return grant_mint(a, SECRET, sub, topics);
 }
 
 static int reads(struct auth *a, struct auth_grant *g, const char *s)

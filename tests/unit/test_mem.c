@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "grant.h"
 #include "harness.h"
 #include "jwt.h"
 #include "subs.h"
@@ -46,18 +47,7 @@ Test(mem, the_per_connection_structs_stay_within_their_budgets)
 
 static struct auth_grant *grant_for(struct auth *a, const char *sub, const char *topics)
 {
-    char claims[512];
-    snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%lld%s%s}", sub,
-             (long long)(time(NULL) + 600), topics ? ",\"topics\":" : "", topics ? topics : "");
-    char *tok = jwt_mint("HS256", SECRET, strlen(SECRET), NULL, claims);
-    cr_assert_not_null(tok);
-    struct auth_grant *g = NULL;
-    const char *why = "";
-    struct wire_str t = {tok, (uint32_t)strlen(tok)};
-    int rc = auth_sub_hello(a, t, time(NULL), &g, &why);
-    free(tok);
-    cr_assert_eq(rc, 0, "hello refused: %s", why);
-    return g;
+    return grant_mint(a, SECRET, sub, topics);
 }
 
 Test(mem, a_token_grant_is_sized_to_its_claims)
