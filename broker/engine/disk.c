@@ -552,6 +552,7 @@ int store_disk_open(const struct store_config *cfg, const struct store_disk *d, 
     jc.max_bytes = d->max_bytes;
     jc.sync = d->sync;
     jc.batch_ms = d->batch_ms;
+    jc.group_full = d->group_full;
     if ((mkdir(m->dir, 0700) && errno != EEXIST) ||
         (dirfd = open(m->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         r = -errno;

@@ -23,7 +23,9 @@
 #define JOURNAL_SEGMENT_MAX (1ull << 30)
 
 enum journal_sync {
-    JOURNAL_SYNC_BATCH = 0, /* pwrite + fdatasync, at most every batch_ms (group commit) */
+    JOURNAL_SYNC_BATCH = 0, /* pwrite + fdatasync; a commit waits up to batch_ms for more
+                               records, in proportion to the size of the last one (group
+                               commit that adapts to the load) */
     JOURNAL_SYNC_ALWAYS,    /* pwrite + fdatasync as soon as data waits (what arrives during a
                                sync goes in the next one) */
     JOURNAL_SYNC_OS,        /* pwrite as soon as data waits; fdatasync only when a segment is
@@ -38,8 +40,12 @@ struct journal_config {
     uint64_t max_bytes;     /* bound on all segment files together; 0 = none, else at least two
                                segments */
     enum journal_sync sync; /* default BATCH */
-    uint32_t batch_ms;      /* BATCH: commit at most every batch_ms (default 2) */
+    uint32_t batch_ms;      /* BATCH: the longest wait between commits (default 2) */
+    uint32_t group_full;    /* BATCH: a commit after one of n records waits
+                               batch_ms * min(n, group_full) / group_full after it; default
+                               JOURNAL_GROUP_FULL; 1: always the whole batch_ms; 0: default */
 };
+#define JOURNAL_GROUP_FULL 128
 
 struct journal;
 

@@ -37,7 +37,9 @@ struct store_config {
 struct store_disk {
     const char *dir;        /* data directory (created if missing; the store keeps a copy) */
     enum journal_sync sync; /* --fsync: batch (default), always or os */
-    uint32_t batch_ms;      /* batch: group commit at most every batch_ms; default 2 */
+    uint32_t batch_ms;      /* batch: the longest wait between commits; default 2 */
+    uint32_t group_full;    /* batch: commit size that waits the whole batch_ms (journal.h);
+                               0: JOURNAL_GROUP_FULL */
     uint64_t segment_bytes; /* journal segment size; default 64 MiB */
     uint64_t max_bytes;     /* --disk-max: the journal's files at most (publishes fail with
                                -ENOSPC past it); default 1 GiB; 0 = no bound */

@@ -353,6 +353,7 @@ Test(disk, seq_does_not_count_an_append_until_poll_completes_it)
     struct store_config c = config();
     struct store_disk dk = disk_of(d, JOURNAL_SYNC_BATCH);
     dk.batch_ms = 1000; /* the next commit is at least 1 s after the first one */
+    dk.group_full = 1;
     struct store *s = open_with(&c, &dk, 1);
     struct store_topic *a = topic(s, "a");
     cr_assert_eq(append_wait(s, a, "a", 0, NULL), 1);

@@ -484,6 +484,7 @@ static void run_mode(enum journal_sync mode, uint32_t batch_ms)
     char *d = tmpdir();
     struct journal_config c = config(d, 64 << 10, mode);
     c.batch_ms = batch_ms;
+    c.group_full = 1; /* every commit waits the whole batch_ms after the last */
     atomic_store(&notifies, 0);
     atomic_store(&unsynced, 0);
     cr_assert_eq(journal_open(&c, NULL, NULL, mode_notify, NULL, &mode_j), 0);
@@ -524,6 +525,55 @@ Test(journal, always_mode_syncs_before_done_advances)
 Test(journal, batch_mode_syncs_before_done_advances_and_waits_batch_ms_between_commits)
 {
     run_mode(JOURNAL_SYNC_BATCH, 1000);
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The group commit adapts to the load: after a commit of one record (of the default 128 that
+ * wait the whole interval) the next waits 1/128 of batch_ms, not all of it. */
+Test(journal, batch_mode_commits_at_once_after_a_light_commit)
+{
+    char *d = tmpdir();
+    struct journal_config c = config(d, 64 << 10, JOURNAL_SYNC_BATCH);
+    c.batch_ms = 1000;
+    struct journal *j = NULL;
+    cr_assert_eq(journal_open(&c, NULL, NULL, NULL, NULL, &j), 0);
+    cr_assert_eq(wait_done(j, append_rec(j, 0, 50)), 0);
+    double t0 = mono_ms();
+    cr_assert_eq(wait_done(j, append_rec(j, 1, 50)), 0);
+    double took = mono_ms() - t0;
+    cr_assert_lt(took, 500.0, "a light load waited %.1f ms of the 1000 ms interval", took);
+    journal_close(j);
+}
+
+/* ... and the wait grows with the last commit's size: with group_full 2, a commit of one record
+ * makes the next wait half of batch_ms, a commit of two the whole of it. Lower bounds only: a
+ * commit can be late on a busy machine, never early. */
+Test(journal, batch_mode_waits_in_proportion_to_the_last_commit)
+{
+    char *d = tmpdir();
+    struct journal_config c = config(d, 64 << 10, JOURNAL_SYNC_BATCH);
+    c.batch_ms = 1000;
+    c.group_full = 2;
+    struct journal *j = NULL;
+    cr_assert_eq(journal_open(&c, NULL, NULL, NULL, NULL, &j), 0);
+    cr_assert_eq(wait_done(j, append_rec(j, 0, 50)), 0); /* the first commits at once */
+    double t0 = mono_ms();
+    append_rec(j, 1, 50);
+    journal_pos p = append_rec(j, 2, 50); /* both wait ~500 ms: one commit of two */
+    cr_assert_eq(wait_done(j, p), 0);
+    double took = mono_ms() - t0;
+    cr_assert_geq(took, 450.0, "after a commit of 1 of 2: waited only %.1f ms", took);
+    p = append_rec(j, 3, 50);
+    sleep_ms(600);
+    cr_assert_leq(journal_done(j), p, "after a full commit the next waits the whole 1000 ms");
+    cr_assert_eq(wait_done(j, p), 0);
+    journal_close(j);
 }
 
 /* Scan: the records of closed segments, in order, in budget-sized calls, while fn re-appends. */
