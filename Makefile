@@ -7,11 +7,12 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 B       := build
 
-PKGS      := libuv libwebsockets msgpack jansson openssl
+PKGS      := libuv libwebsockets msgpack jansson openssl hiredis
 DEB_BUILD := pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libmsgpack-dev \
-             libjansson-dev libssl-dev
+             libjansson-dev libssl-dev libhiredis-dev
 DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind tmux
 DEB_PROM  := prometheus
+DEB_REDIS := redis-server
 DEB_BROWSER := chromium
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -42,6 +43,8 @@ CFLAGS_ASAN = $(BASEFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefi
 LDFLAGS_ASAN = -fsanitize=address,undefined
 
 PROTO_SRC := $(wildcard protocol/*.c)
+# The client library carries what clients speak; relay.c is between nodes and Redis only.
+PROTO_LIB := $(filter-out protocol/relay.c,$(PROTO_SRC))
 LAYER_SRC := $(wildcard broker/engine/*.c broker/hub/*.c broker/session/*.c)
 # Third-party code kept as released (broker/vendor/README.md): built with the transports, with
 # the warnings its authors build it with (-Wconversion would want casts in their code).
@@ -106,6 +109,23 @@ deps-test: deps
 	      >/dev/null || exit 1; \
 	  else echo "deps-test: missing packages; as root run: apt-get install $(DEB_TEST)"; exit 1; fi; \
 	fi
+	@# redis-server (the Redis engine's tests start their own, on free loopback ports): its
+	@# postinst would start the distribution's service on :6379; install it under a policy-rc.d
+	@# that forbids starting services, and keep that service from starting at boot.
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps-test: installing $(DEB_REDIS) (its service is not started)"; \
+	    rc=/usr/sbin/policy-rc.d; own=; \
+	    if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' >$$rc && chmod 755 $$rc && own=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(DEB_REDIS) >/dev/null; ok=$$?; \
+	    if [ -n "$$own" ]; then rm -f $$rc; fi; \
+	    [ $$ok = 0 ] || exit 1; \
+	    update-rc.d redis-server disable >/dev/null 2>&1 || true; \
+	    if [ -d /run/systemd/system ]; then systemctl disable redis-server >/dev/null 2>&1 || true; fi; \
+	  else echo "deps-test: redis-server missing; as root run: apt-get install $(DEB_REDIS)" \
+	    "(then: systemctl disable --now redis-server)"; exit 1; fi; \
+	fi
 	@# promtool (tests check GET /metrics with it) comes in Debian's prometheus package, whose
 	@# postinst starts a Prometheus server (:9090) through invoke-rc.d: install it without
 	@# recommends (no node exporter) under a policy-rc.d that forbids starting services, and keep
@@ -137,11 +157,11 @@ $(B)/obj/%.o: %.c | deps
 $(B)/nudged: $(call obj,$(B),$(PROTO_SRC) $(CORE_SRC) broker/net/main.c)
 	$(CC) -o $@ $^ $(PKG_LIBS) -lm
 
-$(B)/libnudge.a: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
+$(B)/libnudge.a: $(call obj,$(B),$(LIB_SRC) $(PROTO_LIB))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/libnudge.so: $(call obj,$(B),$(LIB_SRC) $(PROTO_SRC))
+$(B)/libnudge.so: $(call obj,$(B),$(LIB_SRC) $(PROTO_LIB))
 	$(CC) -shared -Wl,-soname,libnudge.so.$(SOMAJOR) -o $@ $^ \
 	  $(shell pkg-config --libs msgpack jansson openssl 2>/dev/null) -lm
 

@@ -112,8 +112,8 @@ int wire_data_to_json(const uint8_t *p, size_t len, struct wire_buf *out);
 int wire_json_to_data(const char *json, size_t len, struct wire_buf *out);
 
 /* ---- Internal to protocol/ -------------------------------------------------------------------
- * Double-underscore names (uv__ style) are shared by wire.c, pub.c, sub.c and hpub.c only; they are
- * not part of the API and other modules must not call them. */
+ * Double-underscore names (uv__ style) are shared by wire.c, pub.c, sub.c, hpub.c and relay.c only;
+ * they are not part of the API and other modules must not call them. */
 
 /* A bounds-checked msgpack reader over p[0..len) starting at off. It never allocates and never
  * reads past len. (msgpack-c's unpacker allocates count * sizeof(msgpack_object) as soon as it

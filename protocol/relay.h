@@ -1,0 +1,82 @@
+/* relay: what the Redis engine (issue #19, docs/cluster.md) keeps in Redis and what every publish
+ * relays to every node, without any I/O: the key names, the Lua script that publishes, and the
+ * message it sends on the cluster's channel (the same bytes are the topic's stream entry, so a
+ * live hint and a replayed one are read by one decoder). Pure functions over buffers; the
+ * libFuzzer target tests/fuzz/fuzz_relay.c feeds arbitrary bytes to the decoder.
+ *
+ * Keys, all under one prefix (default "nudge") and one hash tag, so that the publish script's
+ * keys share a slot: a Redis Cluster runs the whole deployment on one shard (hiredis 0.14, the
+ * client in Debian 12, has no cluster client anyway; docs/cluster.md says how to grow past it):
+ *   PREFIX{n}:epoch    string: the deployment's epoch, 16 lowercase hex characters
+ *   PREFIX{n}:gpos     integer: the global position, one per topic-publish in the epoch
+ *   PREFIX{n}:floor    integer: the highest seq given to any topic in the epoch; a topic whose
+ *                      record is created (first publish, or again after its record expired)
+ *                      starts there, so a seq is never given twice to a topic in an epoch
+ *   PREFIX{n}:m:TOPIC  hash: b = the seq the record started from (store.h base), s = the
+ *                      topic's seq, g = the global position of its last publish; expires
+ *                      after the horizon without a publish
+ *   PREFIX{n}:x:TOPIC  stream: the topic's history, entry ID "SEQ-0", one field "m" = the
+ *                      message below; capped by count (per_topic), expires after max_age
+ *                      without a publish
+ *
+ * The message (MessagePack, as Redis's cmsgpack packs it): an array of 8:
+ *   [1 (version), topic (str), epoch (str, 16 hex), seq, gpos, time_ms (Redis's clock),
+ *    data (str or bin: the publish's MessagePack data, empty when it has none),
+ *    origin (str: the publishing node and connection, empty when none)] */
+#ifndef NUDGE_RELAY_H
+#define NUDGE_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define RELAY_VERSION 1
+#define RELAY_PREFIX_DEFAULT "nudge"
+#define RELAY_PREFIX_MAX 64
+#define RELAY_ORIGIN_MAX 256
+
+/* The publish script. KEYS: epoch, gpos, floor, the topic's m and x keys (relay_key). ARGV: the
+ * epoch the caller knows, topic, data, origin, per_topic (0: no stream entry), the stream's TTL
+ * and the record's TTL in seconds (each >= 1), the channel. Replies [seq, gpos, time_ms, base],
+ * or the error "NUDGE_EPOCH <epoch now, or empty when none>" when the epoch is not the caller's
+ * (then nothing changed). One script call does everything a publish does, atomically, so that
+ * publishes to one topic from any number of nodes are totally ordered by seq and each node
+ * receives them on the channel in that order. */
+extern const char relay_publish_lua[];
+
+/* The epoch script, run by a node when it starts and after the publish script said the epoch is
+ * not its own: KEYS: epoch; ARGV: a fresh random epoch. Sets it when none is set and replies the
+ * epoch now (the first node's, or the one a lost Redis left to whoever came first). */
+extern const char relay_epoch_lua[];
+
+/* The key of kind ("epoch", "gpos", "floor", "m" or "x") under prefix; for "m" and "x" the
+ * topic name[0..len) is appended. Writes a NUL-terminated key into out (cap bytes) and returns
+ * its length, or WIRE_ETOOBIG when it does not fit, WIRE_EFIELD for an unknown kind or a prefix
+ * that is empty, longer than RELAY_PREFIX_MAX or holds '{' or '}'. */
+int relay_key(char *out, size_t cap, const char *prefix, const char *kind, const char *name,
+              size_t len);
+
+/* One decoded message. topic, data and origin point into the decoded buffer. */
+struct relay_msg {
+    const char *topic;
+    uint32_t topic_len; /* 1..WIRE_TOPIC_LEN_MAX */
+    char epoch[17];     /* NUL-terminated */
+    uint64_t seq;       /* >= 1 */
+    uint64_t gpos;      /* >= 1 */
+    uint64_t time_ms;
+    const uint8_t *data; /* NULL when the publish had none */
+    uint32_t data_len;   /* <= WIRE_DATA_MAX */
+    const char *origin;
+    uint32_t origin_len; /* <= RELAY_ORIGIN_MAX */
+};
+
+/* Decode p[0..len) (one whole message, nothing after it). Returns 0; WIRE_EMALFORMED when it is
+ * not one MessagePack array of 8 (truncated, trailing bytes); WIRE_EFIELD for another version or
+ * a field of the wrong type or out of bounds (an epoch that is not 16 lowercase hex characters,
+ * seq or gpos 0, an origin too long); WIRE_ETOPIC for a topic wire_topic_check refuses;
+ * WIRE_EDATA for data wire_data_check refuses (default limits but WIRE_DATA_MAX bytes). Allocates
+ * nothing. */
+int relay_decode(const uint8_t *p, size_t len, struct relay_msg *m);
+
+#endif
