@@ -408,6 +408,12 @@ Test(tls, a_congested_wss_subscriber_is_coalesced_and_catches_up)
     cr_assert(st);
     cr_expect_gt(stats_int(st, "coalesced"), 0, "the slow subscriber was never congested");
     json_decref(st);
+    /* It reads again, as a phone back in coverage would. Its 4 KiB receive buffer, kept, would
+     * leave loopback TCP (MSS ~64 KiB) sending it a few KiB per delayed ACK or window probe: the
+     * megabytes already in the broker's socket buffer could take minutes (measured: 186 KB in
+     * 20 s), which is TCP's pace, not the broker's. */
+    int big = 4 << 20;
+    setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     uint64_t slow_n = 0, slow_seq = 0;
     int64_t until = now_ms() + 20000;
     while ((slow_seq < N || fast_seq < N) && now_ms() < until) {
