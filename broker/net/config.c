@@ -37,6 +37,7 @@ void config_default(struct config *cfg)
     cfg->hello_timeout_ms = 10000;
     cfg->pub_idle_ms = 120000;
     cfg->ws_ping = 30;
+    cfg->ws_sndbuf = 131072;
     cfg->drain_window_ms = 10000;
     cfg->drain_deadline_ms = 30000;
     cfg->log_level = LOG_INFO;
@@ -176,6 +177,10 @@ static void usage(FILE *out)
           "  --ws-ping SEC       ping a subscriber after SEC s with no sign of life (no\n"
           "                      pong, no bytes of its backlog read); drop it SEC/3\n"
           "                      (at least 1) s later without one            (default 30)\n"
+          "  --ws-sndbuf BYTES   kernel send buffer of each WebSocket (SO_SNDBUF, which\n"
+          "                      Linux doubles): what a slow reader can have waiting\n"
+          "                      before its hints are coalesced; 0 = the kernel's\n"
+          "                      autotuning (megabytes)                      (default 131072)\n"
           "  --log-level LEVEL   error, warn, info or debug                  (default info)\n"
           "  --log-format F      text, logfmt or json (one object a line)    (default text)\n"
           "  --log-rate N        warn lines a second per kind of connection event (bursts\n"
@@ -233,6 +238,7 @@ static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int
         {"--horizon", &horizon, 1, 366u * 24 * 3600},
         {"--max-positions", &cfg->engine.hist.max_positions, 1, UINT32_MAX},
         {"--ws-ping", &cfg->ws_ping, 1, 3600},
+        {"--ws-sndbuf", &cfg->ws_sndbuf, 0, 64u << 20},
         {"--fsync-ms", &cfg->disk.batch_ms, 1, 1000},
         {"--drain-window", &cfg->drain_window_ms, 0, 3600000},
         {"--drain-deadline", &cfg->drain_deadline_ms, 0, 3600000},
@@ -588,6 +594,7 @@ static const struct {
     {"pub-rate", K_VALUE},
     {"admin-token-file", K_VALUE | K_PATH},
     {"ws-ping", K_VALUE},
+    {"ws-sndbuf", K_VALUE},
     {"log-level", K_VALUE},
     {"log-format", K_VALUE},
     {"log-rate", K_VALUE},

@@ -44,6 +44,8 @@ struct config {
     uint32_t pub_idle_ms;      /* publisher silent (or mid-frame) this long is dropped; 0 = never */
     uint32_t ws_ping;          /* seconds without proof of life before a subscriber is pinged; it is
                                   dropped ws_ping / 3 (at least 1) seconds later; default 30 */
+    uint32_t ws_sndbuf;        /* SO_SNDBUF of each WebSocket (Linux doubles it); 0 = the kernel's
+                                  autotuning; default 131072 */
     int log_level;             /* enum log_level; default info */
     int log_format;            /* enum log_format (--log-format); default text */
     uint32_t log_rate;         /* --log-rate: event lines a second per kind; 0 = no limit; 10 */

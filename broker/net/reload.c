@@ -62,6 +62,7 @@ static void restart_only(const struct config *o, const struct config *n, char *o
                             memcmp(o->engine.windows, n->engine.windows,
                                    n->engine.nwindows * sizeof(n->engine.windows[0])));
     CHANGED("ws-ping", o->ws_ping != n->ws_ping);
+    CHANGED("ws-sndbuf", o->ws_sndbuf != n->ws_sndbuf);
 #undef CHANGED
 }
 

@@ -680,6 +680,10 @@ static void on_accept(void *data, int fd)
         return;
     }
     if (prc < 0) p->peer.valid = 0; /* not counted (no memory): let it in, never uncount it */
+    /* The kernel autotunes a send buffer to megabytes, and a slow reader would get all of that
+     * as stale hints, one by one, before the hub sees congestion and coalesces: bound it. */
+    int sndbuf = (int)srv->cfg.ws_sndbuf;
+    if (sndbuf) (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     struct lws *wsi = lws_adopt_socket_vhost(w->vh, fd);
     if (!wsi) {
         LOGF(LOG_WARN, "ws: lws could not adopt a connection");

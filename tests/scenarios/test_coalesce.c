@@ -227,6 +227,68 @@ Test(coalesce, stalled_subscriber_is_coalesced_not_closed_and_queues_stay_bounde
     cr_assert_eq(nudged_stop(&d), 0);
 }
 
+/* --ws-sndbuf bounds what waits in the kernel for a reader that stopped: once that much is
+ * queued the broker sees congestion and merges the rest. A reader coming back then gets a few
+ * hundred KiB of individual hints and merged ones, not the megabytes the kernel's autotuning lets
+ * wait on loopback (~2.8 MB measured), each a stale hint of its own. */
+Test(coalesce, a_stopped_reader_has_at_most_about_ws_sndbuf_waiting_before_hints_merge,
+     .timeout = 120)
+{
+    enum { N = 4096, BATCH = 64 };
+    struct nudged d;
+    const char *args[] = {"--ws-sndbuf", "65536", NULL};
+    subcheck_start(&d, args);
+    struct wsc slow;
+    open_sub(&slow, d.ws_port, SUB_PROTO_JSON, 1);
+    const char *topic[1] = {"big"};
+    uint64_t s0;
+    cr_assert_eq(wsc_subscribe(&slow, topic, 1, &s0), WSC_OK);
+    char *data = pad_json(900);
+    nudge_client_t *c = subcheck_publisher(&d, "sndbuf-test");
+    for (int base = 0; base < N; base += BATCH) {
+        for (int k = 0; k < BATCH; k++) {
+            struct nudge_pub pb = {topic, 1, data, NULL, 0};
+            cr_assert_eq(nudge_send(c, &pb, NULL), NUDGE_OK);
+        }
+        for (int k = 0; k < BATCH; k++) {
+            size_t n = 0;
+            uint64_t seq = 0;
+            cr_assert_eq(nudge_recv_ack(c, NULL, &seq, 1, &n), NUDGE_OK, "%s", nudge_last_error(c));
+        }
+    }
+    /* It reads again, with a normal receive buffer (a 4 KiB one drains at TCP's probe pace). */
+    int big = 4 << 20;
+    setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct track t = {0};
+    int64_t deadline = now_ms() + 30000;
+    while (t.last < N) {
+        struct sub_msg m;
+        int64_t left = deadline - now_ms();
+        int rc = wsc_recv_msg(&slow, &m, left > 0 ? (int)left : 0);
+        cr_assert_eq(rc, WSC_OK, "stuck at seq %llu of %d (rc %d)", (unsigned long long)t.last, N,
+                     rc);
+        cr_assert_eq(m.type, SUB_HINT);
+        char why[160];
+        cr_assert_eq(track_hint(&t, &m, why, sizeof why), 0, "%s", why);
+        sub_msg_clear(&m);
+    }
+    cr_expect_eq(t.changes, N, "the hints' counts add up to %llu, not every publish (last %llu)",
+                 (unsigned long long)t.changes, (unsigned long long)t.last);
+    cr_expect_gt(t.coalesced, 0, "nothing was merged");
+    /* 64 KiB (doubled by Linux) in the kernel, one batch of up to 64 KiB kept by lws, 4 KiB
+     * in the reader's buffer: about 210 hints of ~950 bytes; autotuned, about 3,000. */
+    cr_expect_lt(t.hints, 600, "%llu hints one by one before they merged",
+                 (unsigned long long)t.hints);
+    fprintf(stderr,
+            "coalesce: --ws-sndbuf 65536: a reader back after %d publishes got %llu hints "
+            "(%llu merged)\n",
+            N, (unsigned long long)t.hints, (unsigned long long)t.coalesced);
+    nudge_close(c);
+    free(data);
+    wsc_close(&slow, 1000);
+    cr_assert_eq(nudged_stop(&d), 0);
+}
+
 /* ---- windows ------------------------------------------------------------------------------- */
 
 #define PACED_N 1000
