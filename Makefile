@@ -109,41 +109,11 @@ deps-test: deps
 	      >/dev/null || exit 1; \
 	  else echo "deps-test: missing packages; as root run: apt-get install $(DEB_TEST)"; exit 1; fi; \
 	fi
-	@# redis-server (the Redis engine's tests start their own, on free loopback ports): its
-	@# postinst would start the distribution's service on :6379; install it under a policy-rc.d
-	@# that forbids starting services, and keep that service from starting at boot.
-	@if ! command -v redis-server >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "deps-test: installing $(DEB_REDIS) (its service is not started)"; \
-	    rc=/usr/sbin/policy-rc.d; own=; \
-	    if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' >$$rc && chmod 755 $$rc && own=1; fi; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends $(DEB_REDIS) >/dev/null; ok=$$?; \
-	    if [ -n "$$own" ]; then rm -f $$rc; fi; \
-	    [ $$ok = 0 ] || exit 1; \
-	    update-rc.d redis-server disable >/dev/null 2>&1 || true; \
-	    if [ -d /run/systemd/system ]; then systemctl disable redis-server >/dev/null 2>&1 || true; fi; \
-	  else echo "deps-test: redis-server missing; as root run: apt-get install $(DEB_REDIS)" \
-	    "(then: systemctl disable --now redis-server)"; exit 1; fi; \
-	fi
-	@# promtool (tests check GET /metrics with it) comes in Debian's prometheus package, whose
-	@# postinst starts a Prometheus server (:9090) through invoke-rc.d: install it without
-	@# recommends (no node exporter) under a policy-rc.d that forbids starting services, and keep
-	@# the service from starting at boot.
-	@if ! command -v promtool >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "deps-test: installing $(DEB_PROM) (for promtool; its service is not started)"; \
-	    rc=/usr/sbin/policy-rc.d; own=; \
-	    if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' >$$rc && chmod 755 $$rc && own=1; fi; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends $(DEB_PROM) >/dev/null; ok=$$?; \
-	    if [ -n "$$own" ]; then rm -f $$rc; fi; \
-	    [ $$ok = 0 ] || exit 1; \
-	    update-rc.d prometheus disable >/dev/null 2>&1 || true; \
-	    if [ -d /run/systemd/system ]; then systemctl disable prometheus >/dev/null 2>&1 || true; fi; \
-	  else echo "deps-test: promtool missing; as root run: apt-get install --no-install-recommends $(DEB_PROM)" \
-	    "(then: systemctl disable --now prometheus)"; exit 1; fi; \
-	fi
+	@# redis-server (the Redis engine's tests start their own) and promtool (tests check GET
+	@# /metrics with it; in Debian's prometheus package) come with services whose postinst would
+	@# start them (:6379, :9090): installed without starting them, nor at boot.
+	@tests/deb-no-service.sh redis-server $(DEB_REDIS) redis-server "for the Redis engine's tests"
+	@tests/deb-no-service.sh promtool $(DEB_PROM) prometheus "for promtool"
 
 # ---- release build --------------------------------------------------------------------------
 # Every compile waits for `deps` (order-only: it runs first but never makes an object stale), so
