@@ -15,7 +15,7 @@
  * Liveness: a connection is pinged once it has shown no sign of life for ws_ping seconds and is
  * dropped ws_ping / 3 seconds later (1 s for a ws_ping under 6) without one. A sign of life is a
  * pong, or — since a congested subscriber's ping waits behind its backlog in the socket buffer
- * (megabytes: the kernel autotunes it), and a phone that reads, only slowly, must not be dropped
+ * (--ws-sndbuf, or megabytes autotuned), and a phone that reads, only slowly, must not be dropped
  * for being slow (docs/guarantees.md §Coalescing) — its TCP acknowledging more of a backlog:
  * a peer's TCP acknowledges only what its application made room for. Traffic from the peer does
  * not count. A sweep does all of it: each round, every ws_ping / 6 seconds, visits every
