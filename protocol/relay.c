@@ -39,6 +39,17 @@ const char relay_publish_lua[] =
     "redis.call('PUBLISH', ARGV[8], m)\n"
     "return {s, g, ms, tonumber(b)}\n";
 
+/* XRANGE with an exclusive start ("(") needs Redis 6.2; Debian 12 has 7.0. */
+const char relay_range_lua[] =
+    "local e = redis.call('GET', KEYS[1]) or ''\n"
+    "local r = redis.call('HMGET', KEYS[2], 'b', 's', 'g')\n"
+    "if not r[2] then return {e, 0, 0, 0, 0, {}} end\n"
+    "local x = redis.call('XRANGE', KEYS[3], string.format('(%d-0', tonumber(ARGV[1])), '+',\n"
+    "                     'COUNT', ARGV[2])\n"
+    "local m = {}\n"
+    "for i, v in ipairs(x) do m[i] = v[2][2] end\n"
+    "return {e, 1, tonumber(r[1]), tonumber(r[2]), tonumber(r[3] or '0'), m}\n";
+
 const char relay_epoch_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'NX')\n"
                                "return redis.call('GET', KEYS[1])\n";
 

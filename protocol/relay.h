@@ -45,6 +45,15 @@
  * receives them on the channel in that order. */
 extern const char relay_publish_lua[];
 
+/* The range script: what a node needs to resume a client on a topic from Redis, read atomically.
+ * KEYS: epoch, the topic's m and x keys. ARGV: after (a seq), count (at most this many entries).
+ * Replies [epoch now ("" when none), known (0: the topic has no record; the rest is 0 and
+ * empty), base, seq, gpos of its last publish, [the messages of the stream entries after
+ * `after`, oldest first]]. The entries cover the gap exactly when the first is after + 1 and
+ * the last is seq (or there are `count` of them): a trimmed or expired stream starts later, and
+ * the caller then sends a catch-up hint or a reset, never a partial replay as if whole. */
+extern const char relay_range_lua[];
+
 /* The epoch script, run by a node when it starts and after the publish script said the epoch is
  * not its own: KEYS: epoch; ARGV: a fresh random epoch. Sets it when none is set and replies the
  * epoch now (the first node's, or the one a lost Redis left to whoever came first). */

@@ -258,3 +258,71 @@ Test(redis, a_redis_that_lost_its_data_gets_a_new_epoch_and_refuses_the_old)
     p = publish("00000000000000e2", "a", "", 0, "64");
     cr_expect_eq(p.seq, 1);
 }
+
+struct range {
+    char epoch[32];
+    long long known, base, seq, gpos;
+    uint64_t seqs[16]; /* of the entries, decoded */
+    size_t n;
+};
+
+static struct range range(const char *topic, long long after, int count)
+{
+    char ke[256], km[256], kx[256], a[32], c[16];
+    key(ke, "epoch", NULL), key(km, "m", topic), key(kx, "x", topic);
+    snprintf(a, sizeof(a), "%lld", after);
+    snprintf(c, sizeof(c), "%d", count);
+    const char *argv[] = {"EVAL", relay_range_lua, "3", ke, km, kx, a, c};
+    redisReply *r = cmd_argv(8, argv);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "range script: %s", r->str ? r->str : "?");
+    cr_assert_eq(r->elements, 6);
+    struct range g = {0};
+    snprintf(g.epoch, sizeof(g.epoch), "%s", r->element[0]->str);
+    g.known = r->element[1]->integer, g.base = r->element[2]->integer;
+    g.seq = r->element[3]->integer, g.gpos = r->element[4]->integer;
+    redisReply *m = r->element[5];
+    cr_assert_eq(m->type, REDIS_REPLY_ARRAY);
+    cr_assert_leq(m->elements, 16);
+    for (size_t i = 0; i < m->elements; i++) {
+        struct relay_msg msg;
+        cr_assert_eq(relay_decode((const uint8_t *)m->element[i]->str, m->element[i]->len, &msg), 0,
+                     "entry %zu", i);
+        cr_assert_eq(msg.topic_len, strlen(topic));
+        g.seqs[g.n++] = msg.seq;
+    }
+    freeReplyObject(r);
+    return g;
+}
+
+/* What a node reads to resume a client from Redis: the record and the entries after its seq,
+ * from which it can tell whether the stream still covers the gap. */
+Test(redis, the_range_script_reads_the_record_and_the_entries_after_a_seq)
+{
+    start();
+    epoch_script(EPOCH);
+    for (int i = 0; i < 10; i++)
+        cr_assert_str_empty(publish(EPOCH, "feed", "", 0, "4").err);
+    struct range g = range("feed", 8, 100);
+    cr_expect_str_eq(g.epoch, EPOCH);
+    cr_expect_eq(g.known, 1);
+    cr_expect_eq(g.base, 0);
+    cr_expect_eq(g.seq, 10);
+    cr_expect_eq(g.gpos, 10);
+    cr_assert_eq(g.n, 2, "after 8: 9 and 10");
+    cr_expect_eq(g.seqs[0], 9);
+    cr_expect_eq(g.seqs[1], 10);
+    /* after 2: the stream keeps 7..10 only, so the gap 3..10 is not covered */
+    g = range("feed", 2, 100);
+    cr_assert_eq(g.n, 4);
+    cr_expect_eq(g.seqs[0], 7, "the first entry shows the gap is not covered");
+    g = range("feed", 6, 2);
+    cr_assert_eq(g.n, 2, "count bounds the reply");
+    cr_expect_eq(g.seqs[0], 7);
+    cr_expect_eq(g.seqs[1], 8);
+    g = range("feed", 10, 100);
+    cr_expect_eq(g.n, 0, "up to date: nothing");
+    g = range("nothing:here", 0, 100);
+    cr_expect_eq(g.known, 0);
+    cr_expect_eq(g.n, 0);
+    cr_expect_str_eq(g.epoch, EPOCH);
+}
