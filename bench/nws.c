@@ -22,7 +22,6 @@
 
 #define NWS_PREFIX "bench:"
 #define NWS_SUB_CHUNK 64 /* topics per sub message: the broker's default max_topics */
-#define NWS_HEAD_MAX 8192
 
 enum nws_phase { NWS_UPGRADE, NWS_OPEN, NWS_READY };
 
@@ -342,76 +341,41 @@ bad:
 static int nws_decode_all = -1;
 static struct wire_limits nws_lim;
 
+/* One whole data frame from the broker (wsc_input's parse: nudged does not fragment). */
+static long nws_sub_frame(struct peer_conn *c, const uint8_t *m, size_t plen,
+                          const struct peer_events *ev)
+{
+    struct nws *s = c->st;
+    uint32_t t;
+    uint64_t seq, covers;
+    enum nws_kind k = nws_scan(s->fmt, m, plen, &t, &seq, &covers);
+    if (k == NWS_HINT) {
+        if (nws_decode_all) { /* a client that parses every hint, as an app would */
+            struct sub_msg dm;
+            if (sub_decode(s->fmt, m, plen, &nws_lim, &dm) == 0) sub_msg_clear(&dm);
+        }
+        ev->message(c, t, m, plen, covers, seq);
+    } else if (k == NWS_SUBSCRIBED && s->phase == NWS_OPEN) { /* a catch-up: 1,000s of them */
+        nws_subscribed(c, s, t, seq, ev);
+    } else {
+        long rc = nws_sub_msg(c, s, m, plen, ev);
+        if (rc < 0) return rc;
+    }
+    return (long)plen;
+}
+
 static long nws_sub_input(struct peer_conn *c, struct nws *s, const uint8_t *p, size_t n,
                           const struct peer_events *ev)
 {
-    size_t off = 0;
+    long off = 0;
     if (s->phase == NWS_UPGRADE) {
-        const uint8_t *e = memmem(p, n, "\r\n\r\n", 4);
-        if (!e) return n > NWS_HEAD_MAX ? -EPROTO : 0;
-        if (n < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0) {
-            fprintf(stderr, "nudge-bench: subscriber %d: upgrade refused: %.*s\n", c->idx,
-                    (int)(e - p), p);
-            return -EPROTO;
-        }
-        off = (size_t)(e - p) + 4;
+        if ((off = wsc_upgraded(p, n, "subscriber", c->idx)) <= 0) return off;
         s->phase = NWS_OPEN;
         int rc = nws_send_subs(c, s);
         if (rc < 0) return rc;
     }
-    while (n - off >= 2) {
-        const uint8_t *f = p + off;
-        size_t avail = n - off, plen = f[1] & 0x7f, hl = 2;
-        if (plen == 126) {
-            if (avail < 4) break;
-            plen = (size_t)f[2] << 8 | f[3];
-            hl = 4;
-        } else if (plen == 127) {
-            if (avail < 10) break;
-            plen = 0;
-            for (int i = 0; i < 8; i++)
-                plen = plen << 8 | f[2 + i];
-            hl = 10;
-        }
-        if (avail < hl || avail - hl < plen) break;
-        const uint8_t *m = f + hl;
-        off += hl + plen;
-        switch (f[0] & 0x0f) {
-        case 0x9: {
-            int rc = wsc_frame(&c->out, 0xA, m, plen);
-            if (rc < 0) return rc;
-            break;
-        }
-        case 0x8:
-            fprintf(stderr, "nudge-bench: subscriber %d closed by the broker: %d %.*s\n", c->idx,
-                    plen >= 2 ? (m[0] << 8) | m[1] : 0, plen > 2 ? (int)plen - 2 : 0, m + 2);
-            return -ECONNRESET;
-        case 0x1:
-        case 0x2: {
-            uint32_t t;
-            uint64_t seq, covers;
-            enum nws_kind k = nws_scan(s->fmt, m, plen, &t, &seq, &covers);
-            if (k == NWS_HINT) {
-                if (nws_decode_all) { /* a client that parses every hint, as an app would */
-                    struct sub_msg dm;
-                    if (sub_decode(s->fmt, m, plen, &nws_lim, &dm) == 0) sub_msg_clear(&dm);
-                }
-                ev->message(c, t, m, plen, covers, seq);
-                break;
-            }
-            if (k == NWS_SUBSCRIBED && s->phase == NWS_OPEN) { /* a catch-up: 1,000s of them */
-                nws_subscribed(c, s, t, seq, ev);
-                break;
-            }
-            long rc = nws_sub_msg(c, s, m, plen, ev);
-            if (rc < 0) return rc;
-            break;
-        }
-        default: /* pong, continuation (the broker does not fragment) */
-            break;
-        }
-    }
-    return (long)off;
+    long rc = wsc_input(c, p + off, n - (size_t)off, ev, nws_sub_frame, NULL);
+    return rc < 0 ? rc : off + rc;
 }
 
 /* ---- publishers --------------------------------------------------------------------------- */

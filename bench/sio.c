@@ -130,20 +130,7 @@ static int sio_publish(struct peer_conn *c, const uint32_t *topics, uint32_t n, 
                           topics[i]);
         size_t total = (size_t)hl + len + 2;
         /* the frame header, then its payload in three pieces */
-        uint8_t fh[8] = {0x80 | WSC_TEXT};
-        size_t fl = 1;
-        if (total < 126) {
-            fh[fl++] = (uint8_t)(0x80 | total);
-        } else if (total < 65536) {
-            fh[fl++] = 0x80 | 126;
-            fh[fl++] = (uint8_t)(total >> 8);
-            fh[fl++] = (uint8_t)total;
-        } else {
-            return -EMSGSIZE;
-        }
-        memset(fh + fl, 0, 4); /* a zero mask, as wsc_frame */
-        fl += 4;
-        int rc = pbuf_put(&c->out, fh, fl);
+        int rc = wsc_frame_head(&c->out, WSC_TEXT, total);
         if (rc == 0) rc = pbuf_put(&c->out, h, (size_t)hl);
         if (rc == 0) rc = pbuf_put(&c->out, data, len);
         if (rc == 0) rc = pbuf_put(&c->out, "\"]", 2);

@@ -39,7 +39,7 @@ long wsc_upgraded(const uint8_t *p, size_t n, const char *who, int idx)
     return (long)(e - p) + 4;
 }
 
-int wsc_frame(struct pbuf *out, uint8_t op, const void *p, size_t n)
+int wsc_frame_head(struct pbuf *out, uint8_t op, size_t n)
 {
     uint8_t h[14];
     size_t hl = 0;
@@ -57,7 +57,12 @@ int wsc_frame(struct pbuf *out, uint8_t op, const void *p, size_t n)
     }
     memset(h + hl, 0, 4);
     hl += 4;
-    int rc = pbuf_put(out, h, hl);
+    return pbuf_put(out, h, hl);
+}
+
+int wsc_frame(struct pbuf *out, uint8_t op, const void *p, size_t n)
+{
+    int rc = wsc_frame_head(out, op, n);
     return rc < 0 ? rc : pbuf_put(out, p, n);
 }
 

@@ -24,6 +24,9 @@ long wsc_upgraded(const uint8_t *p, size_t n, const char *who, int idx);
 /* Queue one client frame (FIN, opcode op) of p[0..n): masked, as RFC 6455 requires of clients,
  * with a zero key, so the payload goes as is (what nudge's own adapter does). 0 or -ENOMEM. */
 int wsc_frame(struct pbuf *out, uint8_t op, const void *p, size_t n);
+/* The header of such a frame of n payload bytes alone, for a payload queued in pieces after it.
+ * 0 or -ENOMEM. */
+int wsc_frame_head(struct pbuf *out, uint8_t op, size_t n);
 
 /* What the adapter does with the data it receives: consume complete messages of its protocol
  * from the front of p[0..n) and return how many bytes it used, or a negative errno. */
