@@ -186,7 +186,7 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # the test fails, and the report is in the broker's log, printed below. About 1-2 minutes on 2
 # cores; TSan slows the broker 5-15x, hence the longer per-test timeout. libuv, libwebsockets
 # and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (one glibc race).
-TSAN_SUITES := e2e model history wildcard coalesce survival stats contract restart nudged threads workers topics \
+TSAN_SUITES := e2e model cluster history wildcard coalesce survival stats contract restart nudged threads workers topics \
                descriptors handshake publisher_deadlines slow_log security ip_conns sub_budget \
                replay_budget rates origin tls http reload admin logs
 empty :=

@@ -53,13 +53,18 @@ const char relay_range_lua[] =
 const char relay_epoch_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'NX')\n"
                                "return redis.call('GET', KEYS[1])\n";
 
+const char relay_state_lua[] = "return {redis.call('GET', KEYS[1]) or '',\n"
+                               "        tonumber(redis.call('GET', KEYS[2]) or '0'),\n"
+                               "        tonumber(redis.call('GET', KEYS[3]) or '0')}\n";
+
 int relay_key(char *out, size_t cap, const char *prefix, const char *kind, const char *name,
               size_t len)
 {
     size_t pl = prefix ? strlen(prefix) : 0;
     if (pl == 0 || pl > RELAY_PREFIX_MAX || strpbrk(prefix, "{}")) return WIRE_EFIELD;
     int topic = !strcmp(kind, "m") || !strcmp(kind, "x");
-    if (!topic && strcmp(kind, "epoch") && strcmp(kind, "gpos") && strcmp(kind, "floor"))
+    if (!topic && strcmp(kind, "epoch") && strcmp(kind, "gpos") && strcmp(kind, "floor") &&
+        strcmp(kind, "hints"))
         return WIRE_EFIELD;
     size_t kl = strlen(kind);
     size_t need = pl + 4 /* "{n}:" */ + kl + (topic ? 1 + len : 0);
@@ -134,5 +139,46 @@ int relay_decode(const uint8_t *p, size_t len, struct relay_msg *m)
     lim.max_data = WIRE_DATA_MAX;
     if (wire_topic_check(m->topic, m->topic_len, &lim) < 0) return WIRE_ETOPIC;
     if (m->data && wire_data_check(m->data, m->data_len, &lim) < 0) return WIRE_EDATA;
+    return WIRE_OK;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+int relay_origin(char *out, size_t cap, uint64_t node, uint64_t req, int skip, const char *conn,
+                 size_t conn_len)
+{
+    if (conn_len > RELAY_CONN_MAX || cap < RELAY_ORIGIN_HEAD + conn_len + 1) return WIRE_ETOOBIG;
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(node >> (60 - 4 * i)) & 15];
+        out[16 + i] = hex[(req >> (60 - 4 * i)) & 15];
+    }
+    out[32] = skip ? '1' : '0';
+    if (conn_len) memcpy(out + RELAY_ORIGIN_HEAD, conn, conn_len);
+    out[RELAY_ORIGIN_HEAD + conn_len] = '\0';
+    return (int)(RELAY_ORIGIN_HEAD + conn_len);
+}
+
+static int rd_hex16(const char *p, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return WIRE_EFIELD;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return WIRE_OK;
+}
+
+int relay_origin_parse(const char *p, size_t n, uint64_t *node, uint64_t *req, int *skip,
+                       const char **conn, size_t *conn_len)
+{
+    if (n < RELAY_ORIGIN_HEAD || n > RELAY_ORIGIN_MAX) return WIRE_EFIELD;
+    if (rd_hex16(p, node) < 0 || rd_hex16(p + 16, req) < 0) return WIRE_EFIELD;
+    if (p[32] != '0' && p[32] != '1') return WIRE_EFIELD;
+    *skip = p[32] == '1';
+    *conn = p + RELAY_ORIGIN_HEAD;
+    *conn_len = n - RELAY_ORIGIN_HEAD;
     return WIRE_OK;
 }

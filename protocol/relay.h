@@ -18,6 +18,7 @@
  *   PREFIX{n}:x:TOPIC  stream: the topic's history, entry ID "SEQ-0", one field "m" = the
  *                      message below; capped by count (per_topic), expires after max_age
  *                      without a publish
+ *   PREFIX{n}:hints    the pub/sub channel every publish is sent on (not a key)
  *
  * The message (MessagePack, as Redis's cmsgpack packs it): an array of 8:
  *   [1 (version), topic (str), epoch (str, 16 hex), seq, gpos, time_ms (Redis's clock),
@@ -59,7 +60,11 @@ extern const char relay_range_lua[];
  * epoch now (the first node's, or the one a lost Redis left to whoever came first). */
 extern const char relay_epoch_lua[];
 
-/* The key of kind ("epoch", "gpos", "floor", "m" or "x") under prefix; for "m" and "x" the
+/* The state script, run when a node's synchronisation has read every record: KEYS: epoch, gpos,
+ * floor. Replies [epoch ("" when none), gpos, floor] read atomically. */
+extern const char relay_state_lua[];
+
+/* The key of kind ("epoch", "gpos", "floor", "hints", "m" or "x") under prefix; for "m" and "x" the
  * topic name[0..len) is appended. Writes a NUL-terminated key into out (cap bytes) and returns
  * its length, or WIRE_ETOOBIG when it does not fit, WIRE_EFIELD for an unknown kind or a prefix
  * that is empty, longer than RELAY_PREFIX_MAX or holds '{' or '}'. */
@@ -87,5 +92,19 @@ struct relay_msg {
  * WIRE_EDATA for data wire_data_check refuses (default limits but WIRE_DATA_MAX bytes). Allocates
  * nothing. */
 int relay_decode(const uint8_t *p, size_t len, struct relay_msg *m);
+
+/* The origin field of a message: which node sent it, its request number there (a node matches
+ * its own messages to its publishes by it), whether the publisher asked not to be sent its own
+ * change (skip_origin), and the connection id that caused the publish (may be empty):
+ *   NODE (16 lowercase hex) REQ (16 lowercase hex) SKIP ('0' or '1') CONN (0..RELAY_CONN_MAX)
+ * relay_origin writes it into out (cap >= RELAY_ORIGIN_HEAD + conn_len + 1, NUL-terminated) and
+ * returns its length, or WIRE_ETOOBIG. relay_origin_parse reads one back: 0, or WIRE_EFIELD when
+ * p[0..n) is not one (*conn points into p). */
+#define RELAY_ORIGIN_HEAD 33
+#define RELAY_CONN_MAX (RELAY_ORIGIN_MAX - RELAY_ORIGIN_HEAD)
+int relay_origin(char *out, size_t cap, uint64_t node, uint64_t req, int skip, const char *conn,
+                 size_t conn_len);
+int relay_origin_parse(const char *p, size_t n, uint64_t *node, uint64_t *req, int *skip,
+                       const char **conn, size_t *conn_len);
 
 #endif

@@ -57,6 +57,9 @@ struct smem {
     uint64_t agpos;      /* the last assigned global position (st.gpos: the last completed) */
     struct wire_buf tmp; /* sealing recovered hints */
 
+    /* cluster only (cluster.c): NULL otherwise */
+    struct cluster *c;
+
     /* disk only */
     struct journal *j;
     struct store_disk d;
@@ -111,6 +114,20 @@ void store__free(struct store *s);
 /* A memory store (disk fields zero). NULL on OOM. */
 struct smem *store__smem_new(const struct store_config *cfg, uint64_t e, uint64_t k0, uint64_t k1);
 
+/* ---- cluster.c (m->c set) ---- */
+/* Send h's publish to Redis, to complete when its message comes back (or call done with the
+ * error). */
+void cluster__append(struct smem *m, struct store_topic *t, struct hint *h, struct hent *e,
+                     store_done_fn *done, void *arg);
+/* Apply what the link queued; with wait, first wait (bounded) for every publish on its way. */
+void cluster__poll(struct smem *m, int wait);
+/* Free the cluster half (queues, pending publishes failed). */
+void cluster__free(struct smem *m);
+/* store_ops.adopt. */
+int cluster__adopt(struct store *s, struct store_topic *t, struct hint *h,
+                   const struct store_arrival *a);
+/* store.c: give m the cluster store's ops (the memory store's, with adopt). */
+void store__cluster_ops(struct smem *m);
 /* ---- disk.c (m->j set) ---- */
 /* Write h's publish record and queue it to complete in poll (or call done with the error). */
 void disk_append(struct smem *m, struct store_topic *t, struct hint *h, struct hent *e,

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include "cluster.h"
 #include "match.h"
 
 void engine_config_default(struct engine_config *cfg)
@@ -40,6 +43,7 @@ int engine_window_parse(const char *s, struct engine_window *w)
 }
 
 static void on_emptied(void *arg, void *owner);
+static void on_arrived(void *arg, const struct store_arrival *a);
 
 static void store_wake(void *arg)
 {
@@ -49,9 +53,9 @@ static void store_wake(void *arg)
     pthread_mutex_unlock(&e->wake_lock);
 }
 
-/* Common part; d NULL = the memory store. */
+/* Common part; d and link NULL = the memory store. */
 static int init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
-                const struct store_disk *d)
+                const struct store_disk *d, const struct cluster_link *link)
 {
     memset(e, 0, sizeof(*e));
     e->cfg = *cfg;
@@ -74,6 +78,9 @@ static int init(struct engine *e, const struct engine_config *cfg, const uint8_t
     rate_init(&e->rates, 0);
     if (d) {
         rc = store_disk_open(&e->cfg.hist, d, ep, k0, k1, &e->store);
+    } else if (link) {
+        e->store = store_cluster_new(&e->cfg.hist, link, ep, k0, k1); /* ep: the node's id */
+        rc = e->store ? 0 : -ENOMEM;
     } else {
         e->store = store_mem_new(&e->cfg.hist, ep, k0, k1);
         rc = e->store ? 0 : -ENOMEM;
@@ -87,6 +94,8 @@ static int init(struct engine *e, const struct engine_config *cfg, const uint8_t
     e->store->emptied_arg = e;
     e->store->wake = store_wake;
     e->store->wake_arg = e;
+    e->store->arrived = on_arrived;
+    e->store->arrived_arg = e;
     return 0;
 fail_wake:
     pthread_mutex_destroy(&e->wake_lock);
@@ -97,13 +106,19 @@ fail_lock:
 
 int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32])
 {
-    return init(e, cfg, seed, NULL);
+    return init(e, cfg, seed, NULL, NULL);
 }
 
 int engine_init_disk(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
                      const struct store_disk *d)
 {
-    return init(e, cfg, seed, d);
+    return init(e, cfg, seed, d, NULL);
+}
+
+int engine_init_cluster(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
+                        const struct cluster_link *link)
+{
+    return init(e, cfg, seed, NULL, link);
 }
 
 void engine_on_wake(struct engine *e, void (*wake)(void *arg), void *arg)
@@ -379,8 +394,8 @@ static void win_flush(struct engine *e, struct etopic *t)
 }
 
 /* Release one hint of t: straight out, or held by the topic's coalescing window. */
-static void release(struct engine *e, struct etopic *t, struct hint *h, struct wire_str origin,
-                    int skip_origin, uint64_t now)
+static void release(struct engine *e, struct etopic *t, struct hint *h, uint32_t count,
+                    struct wire_str origin, int skip_origin, uint64_t now)
 {
     if (t->window_ms) {
         /* Invariant: no pattern went live between two publishes a window holds, so a pattern
@@ -394,7 +409,7 @@ static void release(struct engine *e, struct etopic *t, struct hint *h, struct w
             if (!t->win_hint) t->win_first_gpos = h->gpos;
             hint_unref(t->win_hint);
             t->win_hint = hint_ref(h);
-            t->win_count++;
+            t->win_count += count;
             /* The newest held publish's origin (see win_flush). */
             t->win_origin_len = 0;
             if (origin.len && origin.len < sizeof(t->win_origin)) {
@@ -413,7 +428,7 @@ static void release(struct engine *e, struct etopic *t, struct hint *h, struct w
         if (t->win_hint) {
             /* The window ended but the tick has not run yet: this hint absorbs the held ones,
              * or their seqs would be skipped without a coalesced hint saying so. */
-            uint32_t n = t->win_count + 1;
+            uint32_t n = t->win_count + count;
             hint_unref(t->win_hint);
             t->win_hint = NULL;
             t->win_count = 0;
@@ -423,7 +438,7 @@ static void release(struct engine *e, struct etopic *t, struct hint *h, struct w
             return;
         }
     }
-    fan_out(e, h, 1, origin, skip_origin);
+    fan_out(e, h, count, origin, skip_origin);
 }
 
 uint64_t engine_tick(struct engine *e, uint64_t now_ms)
@@ -469,7 +484,7 @@ static void appended(void *arg, struct hint *h, int err)
         p->seqs[part - p->parts] = h->seq;
         e->st.hints++;
         rate_hit(&e->rates, &t->rate, p->now_ms);
-        release(e, t, h, p->origin, p->skip_origin, p->now_ms);
+        release(e, t, h, 1, p->origin, p->skip_origin, p->now_ms);
     }
     hint_unref(h);
     t->holds--;
@@ -478,6 +493,34 @@ static void appended(void *arg, struct hint *h, int err)
         if (!p->err) e->st.publishes++;
         p->done(p->arg, p);
     }
+}
+
+/* A change learnt by a cluster store (another node's publish, or a catch-up): held, recorded by
+ * the store, released like a publish of this node. The topic bound is not applied: the
+ * publishing node applied its own, and a change must reach the subscribers. Windows take the
+ * monotonic clock (what the workers' loops pass as now). */
+static void on_arrived(void *arg, const struct store_arrival *a)
+{
+    struct engine *e = arg;
+    struct etopic *t = find(e, a->name, a->len, a->hash);
+    if (!t && !(t = create(e, a->name, a->len, a->hash))) return;
+    t->holds++;
+    struct hint *h = hint_new(t->name, t->node.len, t->node.hash, a->data, a->data_len);
+    if (h && e->store->ops->adopt(e->store, t->st, h, a) == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        h->ordinal = t->ordinal = ++e->ordinal;
+        if (hint_seal(h, &e->tmp) == 0) {
+            e->st.hints++;
+            rate_hit(&e->rates, &t->rate, now);
+            release(e, t, h, a->count, (struct wire_str){a->origin, a->origin_len}, a->skip_origin,
+                    now);
+        }
+    }
+    hint_unref(h);
+    t->holds--;
+    maybe_free(e, t);
 }
 
 int engine_publish(struct engine *e, struct engine_pub *p, uint64_t now_ms, engine_pub_fn *done,

@@ -137,6 +137,13 @@ int engine_init(struct engine *e, const struct engine_config *cfg, const uint8_t
  * directory's). Returns 0 or the store's negative errno (-EBUSY: another broker holds it). */
 int engine_init_disk(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
                      const struct store_disk *d);
+struct cluster_link;
+/* Initialise as a node of a cluster (cluster.h: positions numbered by Redis through link,
+ * copied). The epoch is known once the store's first synchronisation was applied
+ * (cluster_ready(e->store), run by engine_poll): wait for it before serving clients. Returns 0
+ * or -ENOMEM. */
+int engine_init_cluster(struct engine *e, const struct engine_config *cfg, const uint8_t seed[32],
+                        const struct cluster_link *link);
 /* The store's wake hook (store.h): called from its thread when engine_poll has work. Set before
  * the first publish; NULL to stop (then no call reaches a closed handle once this returns). */
 void engine_on_wake(struct engine *e, void (*wake)(void *arg), void *arg);

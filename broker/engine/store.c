@@ -192,7 +192,11 @@ struct store_topic *store__topic_new(struct smem *m, const char *name, size_t le
     if (!t) return NULL;
     memcpy(t->name, name, len);
     t->node = (struct tnode){.hash = hash, .name = t->name, .len = (uint32_t)len};
-    t->seq = t->aseq = t->base = m->floor;
+    /* A cluster node's new record starts at 0, not at its floor: Redis numbers the topic, and may
+     * still hold a record this node forgot, below the node's floor. A subscriber told 0 gets the
+     * next hint with n = its seq (never one at or below what it was told, which it would drop),
+     * and a resume from a position the node does not know is "ahead" (reset). */
+    t->seq = t->aseq = t->base = m->c ? 0 : m->floor;
     table_add(&m->topics, &t->node);
     m->base.st.positions++;
     return t;
@@ -244,6 +248,10 @@ static void mem_append(struct store *s, struct store_topic *t, struct hint *h, s
     }
     if (m->j) {
         disk_append(m, t, h, e, done, arg);
+        return;
+    }
+    if (m->c) {
+        cluster__append(m, t, h, e, done, arg);
         return;
     }
     h->seq = t->seq = ++t->aseq;
@@ -349,6 +357,7 @@ static void mem_poll(struct store *s, int wait)
 {
     struct smem *m = (struct smem *)s;
     if (m->j) disk_poll(m, wait); /* in memory every append completed in its call */
+    if (m->c) cluster__poll(m, wait);
 }
 
 static void close_one(void *arg, struct tnode *n)
@@ -376,6 +385,7 @@ void store__free(struct store *s)
 {
     struct smem *m = (struct smem *)s;
     disk_free(m);
+    cluster__free(m);
     store__drop_all(m);
     table_free(&m->topics);
     wire_buf_free(&m->tmp);
@@ -396,6 +406,27 @@ static const struct store_ops mem_ops = {
     .changed = mem_changed,
     .free = store__free,
 };
+
+static const struct store_ops cluster_ops = {
+    .open = mem_open,
+    .close = mem_close,
+    .append = mem_append,
+    .seq = mem_seq,
+    .base = mem_base,
+    .last_gpos = mem_last_gpos,
+    .oldest = mem_oldest,
+    .since = mem_since,
+    .evict = mem_evict,
+    .poll = mem_poll,
+    .changed = mem_changed,
+    .adopt = cluster__adopt,
+    .free = store__free,
+};
+
+void store__cluster_ops(struct smem *m)
+{
+    m->base.ops = &cluster_ops;
+}
 
 struct smem *store__smem_new(const struct store_config *cfg, uint64_t e, uint64_t k0, uint64_t k1)
 {

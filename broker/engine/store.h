@@ -1,11 +1,11 @@
 /* store: where topic positions and history live. An interface (struct store_ops) with one
  * implementation here: positions and history in memory, optionally persisted to a journal in a
- * data directory (store_disk_open) so that they outlive restarts; a Redis Streams store would be
- * another implementation of the same table. The store owns what must be true across the whole
- * deployment: each topic's sequence (append assigns it), the epoch those sequences belong to, and
- * the wall-clock time of each hint. Append completes through a callback so that a store which
- * must wait (a group commit to disk, a round trip to Redis) fits without changing callers; the
- * memory store completes at once.
+ * data directory (store_disk_open) so that they outlive restarts, or numbered by Redis for a node
+ * of a cluster (cluster.h: the same in-memory records, fed by the cluster's channel). The store
+ * owns what must be true across the whole deployment: each topic's sequence (append assigns it),
+ * the epoch those sequences belong to, and the wall-clock time of each hint. Append completes
+ * through a callback so that a store which must wait (a group commit to disk, a round trip to
+ * Redis) fits without changing callers; the memory store completes at once.
  *
  * The engine calls a store from one thread at a time (under its own lock once there are
  * several workers). Per-topic state lives in the store's own records (struct store_topic), which
@@ -78,6 +78,22 @@ struct store_change {
     struct hint *newest; /* the retained hint of seq, or NULL (the store's reference) */
 };
 
+/* A change learnt from elsewhere (a cluster store: another node's publish, or a topic found ahead
+ * of what this node had seen): the engine holds the topic, builds the hint and gives both to
+ * store_ops.adopt, then releases the hint like one of its own. Valid during the call only. */
+struct store_arrival {
+    const char *name;
+    uint32_t len;
+    uint64_t hash;
+    const uint8_t *data; /* NULL: none */
+    uint32_t data_len;
+    const char *origin; /* the connection that caused it (may be empty) */
+    uint32_t origin_len;
+    int skip_origin;
+    uint32_t count; /* publishes the hint stands for: 1, or a catch-up's seq distance */
+    void *ctx;      /* the store's, for adopt */
+};
+
 struct store_ops {
     /* The record of topic name[0..len) (hash: table_hash under the process key), created when
      * unknown. owner is passed back by the emptied callback. The caller holds the record until
@@ -127,6 +143,11 @@ struct store_ops {
      * the engine, under its lock, when the store's wake hook fired. Once the journal failed,
      * the appends still waiting complete with -EIO. Nothing to do in memory. */
     void (*poll)(struct store *s, int wait);
+    /* Cluster store only (NULL otherwise): record arrival a, with h built for it by the engine
+     * (h is stamped here: seq, gpos, time), as t's newest change, retaining h. Returns 0; 1
+     * when t has already seen it (nothing changed, h is not to be released); -ENOMEM. */
+    int (*adopt)(struct store *s, struct store_topic *t, struct hint *h,
+                 const struct store_arrival *a);
     /* Close every record, drop everything and free the store (a persisted store writes what it
      * holds and closes its journal cleanly: every append must have completed, poll(s, 1)). */
     void (*free)(struct store *s);
@@ -146,6 +167,10 @@ struct store {
      * the owner before the first append. NULL for a store that completes at once. */
     void (*wake)(void *arg);
     void *wake_arg;
+    /* Cluster store: called from poll for each change learnt from elsewhere (set by the owner
+     * before the first poll). */
+    void (*arrived)(void *arg, const struct store_arrival *a);
+    void *arrived_arg;
 };
 
 void store_config_default(struct store_config *cfg);

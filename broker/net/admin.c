@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
@@ -227,6 +228,32 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
         set_u64(disk, "recovery_ms", ss->recovery_ms);
         set_u64(disk, "cut_bytes", ss->cut_bytes);
         json_object_set_new(disk, "new_epoch", json_boolean(ss->new_epoch));
+    }
+    if (srv->cfg.cluster) { /* docs/cluster.md §Operating */
+        struct cluster_stats cs;
+        engine_lock(srv->engine);
+        cluster_stats(srv->engine->store, &cs);
+        engine_unlock(srv->engine);
+        json_t *cl = json_object();
+        if (cl) {
+            char url[300];
+            snprintf(url, sizeof url, "redis://%s:%u", srv->cfg.redis.host, srv->cfg.redis.port);
+            json_object_set_new(cl, "engine", json_string(url));
+            json_object_set_new(cl, "prefix", json_string(srv->cfg.redis.prefix));
+            set_u64(cl, "up", (uint64_t)cs.up);
+            set_u64(cl, "epoch_lost", (uint64_t)cs.epoch_lost);
+            set_u64(cl, "remote", cs.remote);
+            set_u64(cl, "own", cs.own);
+            set_u64(cl, "dups", cs.dups);
+            set_u64(cl, "bad", cs.bad);
+            set_u64(cl, "gaps", cs.gaps);
+            set_u64(cl, "syncs", cs.syncs);
+            set_u64(cl, "records", cs.records);
+            set_u64(cl, "caught_up", cs.caught_up);
+            set_u64(cl, "failed", cs.failed);
+            set_u64(cl, "pending", cs.pending);
+            json_object_set_new(o, "cluster", cl);
+        }
     }
     json_t *pos = json_object_get(o, "positions"); /* kept, forgotten: from the table */
     if (pos) {

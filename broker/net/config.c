@@ -43,6 +43,8 @@ void config_default(struct config *cfg)
     cfg->log_level = LOG_INFO;
     cfg->log_rate = LOG_RATE_DEFAULT;
     store_disk_default(&cfg->disk);
+    snprintf(cfg->redis.prefix, sizeof(cfg->redis.prefix), "%s", RELAY_PREFIX_DEFAULT);
+    cfg->redis.timeout_ms = 2000;
     auth_config_default(&cfg->auth);
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "nudge-data");
 }
@@ -136,6 +138,12 @@ static void usage(FILE *out)
           "                                                                  (default 604800)\n"
           "  --max-positions N   topic positions remembered at most (oldest forgotten\n"
           "                      first)                                      (default 1000000)\n"
+          "cluster (docs/cluster.md):\n"
+          "  --engine URL        local: this process numbers hints (default); redis://HOST:PORT:\n"
+          "                      a node of a cluster on that Redis (no --data-dir then)\n"
+          "  --redis-prefix P    the cluster's keys and channel start with P   (default nudge)\n"
+          "  --redis-timeout MS  a publish Redis leaves unanswered MS ms drops the\n"
+          "                      connection (publishes fail until it is back) (default 2000)\n"
           "persistence (docs/guarantees.md §Durability):\n"
           "  --data-dir DIR      where positions, the epoch and history are kept across\n"
           "                      restarts (created if missing; one broker per directory)\n"
@@ -243,6 +251,7 @@ static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int
         {"--drain-window", &cfg->drain_window_ms, 0, 3600000},
         {"--drain-deadline", &cfg->drain_deadline_ms, 0, 3600000},
         {"--log-rate", &cfg->log_rate, 0, 1000000},
+        {"--redis-timeout", &cfg->redis.timeout_ms, 100, 600000},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -284,6 +293,30 @@ static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int
                 return -1;
             }
             snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", v);
+            cfg->data_dir_given = 1;
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--engine")) {
+            if (v && !strcmp(v, "local")) {
+                cfg->cluster = 0;
+            } else if (v && redis_parse_url(v, &cfg->redis) == 0) {
+                cfg->cluster = 1;
+            } else {
+                snprintf(err, errlen, "--engine wants local or redis://HOST[:PORT], got '%s'",
+                         v ? v : "");
+                return -1;
+            }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--redis-prefix")) {
+            if (!v || !redis_prefix_ok(v)) {
+                snprintf(err, errlen, "--redis-prefix wants 1..%d of A-Z a-z 0-9 _ . -, got '%s'",
+                         RELAY_PREFIX_MAX, v ? v : "");
+                return -1;
+            }
+            snprintf(cfg->redis.prefix, sizeof(cfg->redis.prefix), "%s", v);
             i++;
             continue;
         }
@@ -453,6 +486,19 @@ static int parse_flags(struct config *cfg, int argc, char **argv, FILE *out, int
     *at = 0;
     cfg->engine.hist.max_age_ms = (uint64_t)hist_age * 1000;
     cfg->engine.hist.horizon_ms = (uint64_t)horizon * 1000;
+    if (cfg->cluster) {
+        /* Redis keeps the positions: a node has nothing of its own to keep on disk. */
+        if (cfg->data_dir_given) {
+            snprintf(err, errlen,
+                     "--data-dir is not used with --engine redis:// (Redis keeps "
+                     "the positions; see docs/cluster.md)");
+            return -1;
+        }
+        cfg->data_dir[0] = '\0';
+        cfg->redis.per_topic = cfg->engine.hist.per_topic;
+        cfg->redis.hist_age_s = hist_age;
+        cfg->redis.horizon_s = horizon;
+    }
     /* TLS: both files or neither, and a broker that cannot use them does not start. */
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
         snprintf(err, errlen, "--tls-cert and --tls-key go together (got only %s)",
@@ -577,6 +623,9 @@ static const struct {
     {"max-positions", K_VALUE},
     {"data-dir", K_VALUE | K_PATH},
     {"memory", K_BOOL},
+    {"engine", K_VALUE},
+    {"redis-prefix", K_VALUE},
+    {"redis-timeout", K_VALUE},
     {"fsync", K_VALUE},
     {"fsync-ms", K_VALUE},
     {"disk-max", K_VALUE},

@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "engine.h"
 #include "hub.h"
+#include "redis.h"
 
 #define NUDGE_WORKERS_MAX 64
 #define CONFIG_ORIGINS_MAX 16 /* --allow-origin values */
@@ -51,6 +52,9 @@ struct config {
     uint32_t log_rate;         /* --log-rate: event lines a second per kind; 0 = no limit; 10 */
     char data_dir[4096];       /* --data-dir, default "nudge-data"; "" = in memory (--memory) */
     struct store_disk disk;    /* --fsync, --fsync-ms, --disk-max, --disk-segment */
+    int data_dir_given;        /* --data-dir was given (flag, file or environment) */
+    int cluster;               /* --engine redis://...: a node of a cluster (docs/cluster.md) */
+    struct redis_config redis; /* its Redis: --engine, --redis-prefix, --redis-timeout */
     struct auth_config auth;   /* security flags (auth.h, docs/security.md) */
     char tls_cert[4096];       /* --tls-cert PEM path; "" = no TLS */
     char tls_key[4096];        /* --tls-key PEM path (checked against the cert at start) */

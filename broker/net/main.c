@@ -15,10 +15,12 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
 #include "listen.h"
+#include "redis.h"
 #include "reload.h"
 #include "server.h"
 #include "worker.h"
@@ -39,6 +41,19 @@ static void raise_nofile(const struct config *cfg)
              cfg->max_conns, (unsigned long long)rl.rlim_cur);
 }
 
+/* A cluster node's link: what is on its way completes or fails, then the link stops, so nothing
+ * reaches the hubs once they are freed. */
+static void stop_cluster(struct broker *b)
+{
+    if (!b->redis) return;
+    engine_lock(&b->engine);
+    engine_poll(&b->engine, 1);
+    engine_unlock(&b->engine);
+    redis_stop(b->redis);
+    redis_free(b->redis);
+    b->redis = NULL;
+}
+
 /* The running credentials, and those of a reload that never finished (loops have ended). */
 static void free_auth(struct broker *b)
 {
@@ -47,6 +62,45 @@ static void free_auth(struct broker *b)
     free(b->auth);
     b->auth = NULL;
     revoke_free(&b->revoked);
+}
+
+/* A cluster node: the engine on the Redis link, and no client served before the first
+ * synchronisation gave the node Redis's epoch and every position (bounded wait). Returns 0 or the
+ * exit status. */
+static int start_cluster(struct broker *b, const uint8_t seed[32])
+{
+    struct cluster_link link;
+    const struct redis_config *rc = &b->cfg.redis;
+    if (!(b->redis = redis_new(rc, &link)) ||
+        engine_init_cluster(&b->engine, &b->cfg.engine, seed, &link) < 0) {
+        redis_free(b->redis);
+        b->redis = NULL;
+        fprintf(stderr, "nudged: out of memory\n");
+        return 1;
+    }
+    int err = redis_start(b->redis, b->engine.store);
+    uint64_t waited = 0, limit = 2000 + 3 * (uint64_t)rc->timeout_ms;
+    for (int ready = 0; err == 0 && !ready; waited += 5) {
+        engine_lock(&b->engine);
+        engine_poll(&b->engine, 0);
+        ready = cluster_ready(b->engine.store);
+        engine_unlock(&b->engine);
+        if (!ready && waited >= limit) err = -ETIMEDOUT;
+        if (!ready && err == 0) uv_sleep(5);
+    }
+    if (err < 0) {
+        fprintf(stderr, "nudged: --engine redis://%s:%u: %s\n", rc->host, rc->port,
+                err == -ETIMEDOUT ? "no synchronisation with Redis (is it running? see the log)"
+                                  : uv_strerror(err));
+        stop_cluster(b);
+        engine_close(&b->engine);
+        return 1;
+    }
+    const struct store_stats *st = &b->engine.store->st;
+    LOGF(LOG_INFO, "cluster on redis %s:%u (prefix %s): epoch %s, %llu topics read in %llu ms",
+         rc->host, rc->port, rc->prefix, engine_epoch(&b->engine),
+         (unsigned long long)st->positions, (unsigned long long)waited);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -115,7 +169,19 @@ int main(int argc, char **argv)
         config_free(&b.cfg);
         return 1;
     }
-    if (b.cfg.data_dir[0]) {
+    if (b.cfg.cluster) {
+        if (b.cfg.data_dir[0])
+            LOGF(LOG_WARN,
+                 "--data-dir %s is not used with --engine redis:// (Redis keeps the "
+                 "positions; docs/cluster.md)",
+                 b.cfg.data_dir);
+        b.cfg.data_dir[0] = '\0';
+        if ((rc = start_cluster(&b, seed)) != 0) {
+            free_auth(&b);
+            config_free(&b.cfg);
+            return rc;
+        }
+    } else if (b.cfg.data_dir[0]) {
         b.cfg.disk.dir = b.cfg.data_dir;
         if ((rc = engine_init_disk(&b.engine, &b.cfg.engine, seed, &b.cfg.disk)) < 0) {
             fprintf(stderr, "nudged: --data-dir %s: %s\n", b.cfg.data_dir,
@@ -206,6 +272,7 @@ int main(int argc, char **argv)
     engine_lock(&b.engine);
     engine_poll(&b.engine, 1);
     engine_unlock(&b.engine);
+    stop_cluster(&b);
     for (uint32_t i = 0; i < b.nworkers; i++)
         worker_free(b.workers[i]);
     free(b.workers);
@@ -226,6 +293,7 @@ out:
     engine_lock(&b.engine);
     engine_poll(&b.engine, 1);
     engine_unlock(&b.engine);
+    stop_cluster(&b);
     for (uint32_t i = 0; i < b.nworkers; i++)
         worker_free(b.workers[i]);
     free(b.workers);

@@ -48,6 +48,7 @@ struct broker {
                                                                 port */
     struct peers peers; /* open connections per client address (--max-conns-per-ip) */
     struct engine engine;
+    struct redis *redis;       /* --engine redis://: the cluster node's link (redis.h), or NULL */
     struct auth *auth;         /* credentials and namespace rules: the running configuration's
                                   (worker 0's view; each session holds its own pointer, which a
                                   reload moves, reload.h) */

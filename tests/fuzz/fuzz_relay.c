@@ -1,7 +1,7 @@
 /* libFuzzer target for protocol/relay.c: the message a publish relays to every node through
  * Redis, as a node decodes it from the channel or a stream entry (anything that can write to
  * Redis can write there). A message that decodes must have every field within the bounds relay.h
- * states, pointing inside the input. */
+ * states, pointing inside the input, and an origin that parses must write back the same bytes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,5 +40,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(!m.data || inside(m.data, m.data_len, data, size));
     CHECK(m.origin_len <= RELAY_ORIGIN_MAX);
     CHECK(!m.origin_len || inside(m.origin, m.origin_len, data, size));
+    /* The origin names the node and request a node matches its own publishes by. */
+    uint64_t node, req;
+    int skip;
+    const char *conn;
+    size_t conn_len;
+    if (relay_origin_parse(m.origin, m.origin_len, &node, &req, &skip, &conn, &conn_len) == 0) {
+        CHECK(conn_len <= RELAY_CONN_MAX && (skip == 0 || skip == 1));
+        CHECK(inside(conn, conn_len, data, size) || conn_len == 0);
+        char back[RELAY_ORIGIN_MAX + 1];
+        CHECK(relay_origin(back, sizeof back, node, req, skip, conn, conn_len) ==
+              (int)m.origin_len);
+        CHECK(memcmp(back, m.origin, m.origin_len) == 0);
+    }
     return 0;
 }

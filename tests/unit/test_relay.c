@@ -191,3 +191,42 @@ Test(relay, refuses_keys_that_do_not_fit_or_make_no_sense)
     cr_expect_eq(relay_key(k, sizeof(k), "", "epoch", NULL, 0), WIRE_EFIELD);
     cr_expect_eq(relay_key(k, sizeof(k), "a{b", "epoch", NULL, 0), WIRE_EFIELD);
 }
+
+Test(relay, an_origin_names_the_node_and_request_and_parses_back)
+{
+    char o[RELAY_ORIGIN_MAX + 1];
+    int n = relay_origin(o, sizeof o, 0x0123456789abcdefULL, 42, 1, "conn7", 5);
+    cr_assert_eq(n, RELAY_ORIGIN_HEAD + 5);
+    cr_assert_str_eq(o, "0123456789abcdef000000000000002a1conn7");
+    uint64_t node, req;
+    int skip;
+    const char *conn;
+    size_t cl;
+    cr_assert_eq(relay_origin_parse(o, (size_t)n, &node, &req, &skip, &conn, &cl), WIRE_OK);
+    cr_assert(node == 0x0123456789abcdefULL && req == 42 && skip == 1);
+    cr_assert(cl == 5 && !memcmp(conn, "conn7", 5));
+    cr_assert_eq(relay_origin(o, sizeof o, 1, 2, 0, NULL, 0), RELAY_ORIGIN_HEAD, "no connection");
+    cr_assert_eq(relay_origin(o, RELAY_ORIGIN_HEAD, 1, 2, 0, NULL, 0), WIRE_ETOOBIG, "no room");
+}
+
+Test(relay, an_origin_that_is_not_one_is_refused)
+{
+    uint64_t node, req;
+    int skip;
+    const char *conn;
+    size_t cl;
+    const char *bad[] = {
+        "",                                  /* empty: another publisher's, not a node's */
+        "0123456789abcdef000000000000002a",  /* no skip flag */
+        "0123456789ABCDEF000000000000002a0", /* upper case */
+        "0123456789abcdef000000000000002a2", /* skip neither 0 nor 1 */
+        "0123456789abcdef00000000000000-a0", /* not hex */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(relay_origin_parse(bad[i], strlen(bad[i]), &node, &req, &skip, &conn, &cl),
+                     WIRE_EFIELD, "'%s'", bad[i]);
+    char big[RELAY_ORIGIN_MAX + 2];
+    memset(big, '0', sizeof big);
+    cr_expect_eq(relay_origin_parse(big, sizeof big, &node, &req, &skip, &conn, &cl), WIRE_EFIELD,
+                 "longer than RELAY_ORIGIN_MAX");
+}

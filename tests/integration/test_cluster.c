@@ -1,0 +1,375 @@
+/* A cluster of nudged nodes on one real redis-server (docs/cluster.md): publish on any node,
+ * subscribe on any node, resume on a node that was not up when the hints were published, and
+ * what a node does when the channel did not carry a change or Redis dropped it. Every node and
+ * Redis are started here on free loopback ports and stopped by PID. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "redisd.h"
+#include "relay.h"
+#include "subcheck.h"
+#include "wsc.h"
+
+#define NODES 3
+
+static struct redisd srv;
+
+static void stop_redis(void)
+{
+    redisd_stop(&srv, 0);
+}
+
+static void start_redis(void)
+{
+    cr_assert_eq(redisd_start(&srv, 0), 0, "redis-server did not start");
+}
+
+/* A node on srv, with extra args (NULL-terminated, at most 8). */
+static void start_node(struct nudged *d, const char *const *extra)
+{
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u", srv.port);
+    const char *args[16] = {"--engine", url, "--redis-timeout", "500", "--memory"};
+    int n = 5;
+    for (int i = 0; extra && extra[i] && n < 15; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    memset(d, 0, sizeof(*d));
+    subcheck_start(d, args);
+}
+
+static redisReply *redis_cmd(redisContext *rc, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
+    cr_assert_not_null(r, "redis: %s", rc->errstr);
+    return r;
+}
+
+/* Publish to topic straight into Redis with the publish script, on a channel no node listens
+ * to: Redis's record moves, and no node hears of it (a change the channel did not carry). */
+static long long publish_unheard(const char *epoch, const char *topic)
+{
+    redisContext *rc = redisd_connect(&srv);
+    cr_assert_not_null(rc);
+    char ke[256], kg[256], kf[256], km[256], kx[256];
+    relay_key(ke, sizeof ke, "nudge", "epoch", NULL, 0);
+    relay_key(kg, sizeof kg, "nudge", "gpos", NULL, 0);
+    relay_key(kf, sizeof kf, "nudge", "floor", NULL, 0);
+    relay_key(km, sizeof km, "nudge", "m", topic, strlen(topic));
+    relay_key(kx, sizeof kx, "nudge", "x", topic, strlen(topic));
+    const char *argv[] = {
+        "EVAL", relay_publish_lua, "5",      ke, kg, kf, km, kx, epoch, topic, "", "", "64",
+        "300",  "604800",          "nowhere"};
+    redisReply *r = redis_cmd(rc, 16, argv);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY, "publish script: %s", r->str ? r->str : "?");
+    long long seq = r->element[0]->integer;
+    freeReplyObject(r);
+    redisFree(rc);
+    return seq;
+}
+
+static void publish_one(nudge_client_t *c, const char *topic, const char *data, uint64_t *seq)
+{
+    const char *t[1] = {topic};
+    cr_assert_eq(nudge_publish(c, t, 1, data, seq), NUDGE_OK);
+}
+
+static void open_sub(struct wsc *w, const struct nudged *d, const char *topic, uint64_t want)
+{
+    const char *t[1] = {topic};
+    cr_assert_eq(wsc_open(w, d->ws_port, SUB_PROTO_JSON), WSC_OK);
+    subcheck_send_sub(w, 1, t, 1, NULL, NULL);
+    subcheck_expect_subscribed(w, topic, want);
+}
+
+TestSuite(cluster, .fini = stop_redis, .timeout = 60);
+
+Test(cluster, a_hint_published_on_one_node_reaches_every_node_with_the_seq_in_its_ack)
+{
+    start_redis();
+    struct nudged d[NODES];
+    for (int i = 0; i < NODES; i++)
+        start_node(&d[i], NULL);
+    struct wsc w[NODES];
+    for (int i = 0; i < NODES; i++)
+        open_sub(&w[i], &d[i], "project:17", 0);
+    nudge_client_t *c = subcheck_publisher(&d[0], "cluster-test");
+    cr_assert_str_eq(nudge_epoch(c), w[1].epoch, "one epoch for every node");
+    uint64_t seq = 0;
+    publish_one(c, "project:17", "{\"i\":1}", &seq);
+    cr_assert_eq(seq, 1, "the seq Redis gave");
+    for (int i = 0; i < NODES; i++)
+        subcheck_expect_hint_data(&w[i], "project:17", 1);
+    /* the publishing node's subscriber got it once, from the channel like the others */
+    subcheck_expect_silence(&w[0], 200, "one hint per publish");
+    json_t *st = nudged_stats(&d[1]);
+    cr_expect_eq(stats_int(st, "cluster.remote"), 1);
+    cr_expect_eq(stats_int(st, "cluster.up"), 1);
+    json_decref(st);
+    nudge_close(c);
+    for (int i = 0; i < NODES; i++) {
+        wsc_close(&w[i], 1000);
+        cr_assert_eq(nudged_stop(&d[i]), 0);
+    }
+}
+
+#define PER_NODE 200
+
+Test(cluster, publishes_to_one_topic_from_three_nodes_are_numbered_once_in_one_order)
+{
+    start_redis();
+    struct nudged d[NODES];
+    struct wsc w[NODES];
+    nudge_client_t *c[NODES];
+    for (int i = 0; i < NODES; i++) {
+        start_node(&d[i], NULL);
+        open_sub(&w[i], &d[i], "feed", 0);
+        c[i] = subcheck_publisher(&d[i], "cluster-test");
+    }
+    /* Pipelined from the three nodes at once, interleaved. */
+    static uint8_t acked[NODES * PER_NODE + 1];
+    memset(acked, 0, sizeof acked);
+    const char *t[1] = {"feed"};
+    struct nudge_pub p = {.topics = t, .ntopics = 1};
+    for (int k = 0; k < PER_NODE; k++)
+        for (int i = 0; i < NODES; i++)
+            cr_assert_eq(nudge_send(c[i], &p, NULL), NUDGE_OK);
+    for (int i = 0; i < NODES; i++) {
+        for (int k = 0; k < PER_NODE; k++) {
+            uint64_t id, seq;
+            size_t n;
+            cr_assert_eq(nudge_recv_ack(c[i], &id, &seq, 1, &n), NUDGE_OK);
+            cr_assert(seq >= 1 && seq <= NODES * PER_NODE, "seq %llu", (unsigned long long)seq);
+            cr_assert_eq(acked[seq]++, 0, "seq %llu given twice", (unsigned long long)seq);
+        }
+    }
+    /* Every node's subscriber sees 1..600 in order, each once. */
+    for (int i = 0; i < NODES; i++) {
+        uint64_t next = 1;
+        while (next <= NODES * PER_NODE) {
+            struct sub_msg m;
+            subcheck_expect_type(&w[i], SUB_HINT, &m, "hint");
+            cr_assert(m.seq == next && m.count == 1, "node %d: seq %llu n %u after %llu", i,
+                      (unsigned long long)m.seq, m.count, (unsigned long long)next - 1);
+            next = m.seq + 1;
+            sub_msg_clear(&m);
+        }
+        subcheck_expect_silence(&w[i], 100, "nothing after the last");
+    }
+    for (int i = 0; i < NODES; i++) {
+        nudge_close(c[i]);
+        wsc_close(&w[i], 1000);
+        cr_assert_eq(nudged_stop(&d[i]), 0);
+    }
+}
+
+Test(cluster, a_node_started_after_the_publishes_resumes_a_client_with_replay_or_catch_up)
+{
+    start_redis();
+    struct nudged a, b;
+    start_node(&a, NULL);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    char data[32];
+    for (int i = 1; i <= 10; i++) {
+        snprintf(data, sizeof data, "{\"i\":%d}", i);
+        uint64_t seq;
+        publish_one(c, "doc:1", data, &seq);
+        cr_assert_eq(seq, (uint64_t)i);
+    }
+    /* doc:2's record starts at the floor, the highest seq given so far: 10 */
+    uint64_t seq2 = 0;
+    publish_one(c, "doc:2", "{\"i\":11}", &seq2);
+    cr_assert_eq(seq2, 11);
+    const char *epoch = nudge_epoch(c);
+    /* b was not up for any of it: it read every record and stream when it started. */
+    start_node(&b, NULL);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, b.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_str_eq(w.epoch, epoch);
+    const char *t1[1] = {"doc:1"}, *t2[1] = {"doc:2"};
+    int64_t pos[1] = {4};
+    subcheck_send_sub_mode(&w, 1, t1, 1, epoch, pos, 1);
+    subcheck_expect_subscribed(&w, "doc:1", 10);
+    for (uint64_t s = 5; s <= 10; s++)
+        subcheck_expect_hint_data(&w, "doc:1", s);
+    pos[0] = 10; /* what a client subscribed before its first publish holds */
+    subcheck_send_sub_mode(&w, 2, t2, 1, epoch, pos, 0);
+    subcheck_expect_subscribed(&w, "doc:2", 11);
+    subcheck_expect_hint_n(&w, "doc:2", 11, 1, 1);
+    subcheck_expect_silence(&w, 200, "replay and catch-up only");
+    /* and live from there: a publish on a reaches b's client */
+    publish_one(c, "doc:1", "{\"i\":11}", NULL);
+    subcheck_expect_hint_data(&w, "doc:1", 11);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&b), 0);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+Test(cluster, a_change_the_channel_did_not_carry_is_caught_up_once_the_gap_is_seen)
+{
+    start_redis();
+    struct nudged a, b;
+    start_node(&a, NULL);
+    start_node(&b, NULL);
+    struct wsc w;
+    open_sub(&w, &b, "quiet", 0);
+    cr_assert_eq(wsc_send_text(&w, "{\"type\":\"sub\",\"id\":2,\"topics\":[\"loud\"]}"), 0);
+    subcheck_expect_subscribed(&w, "loud", 0);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    publish_one(c, "loud", NULL, NULL);
+    subcheck_expect_hint_n(&w, "loud", 1, 1, 0);
+    cr_assert_eq(publish_unheard(nudge_epoch(c), "quiet"), 2, "quiet starts at the floor");
+    subcheck_expect_silence(&w, 200, "nobody heard it yet");
+    /* the next publish's global position is two past the last one b saw */
+    publish_one(c, "loud", NULL, NULL);
+    subcheck_expect_hint_n(&w, "loud", 2, 1, 0);
+    struct sub_msg m;
+    subcheck_expect_type(&w, SUB_HINT, &m, "the catch-up of quiet");
+    cr_assert(wstr_eq(m.topic, "quiet") && m.seq == 2, "%.*s seq %llu", (int)m.topic.len, m.topic.p,
+              (unsigned long long)m.seq);
+    sub_msg_clear(&m);
+    json_t *st = nudged_stats(&b);
+    cr_expect_eq(stats_int(st, "cluster.gaps"), 1);
+    cr_expect_geq(stats_int(st, "cluster.caught_up"), 1);
+    json_decref(st);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&b), 0);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+Test(cluster, nodes_whose_redis_connections_were_cut_synchronise_again_and_catch_up)
+{
+    start_redis();
+    struct nudged a;
+    start_node(&a, NULL);
+    struct wsc w;
+    open_sub(&w, &a, "t", 0);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    publish_one(c, "t", NULL, NULL);
+    subcheck_expect_hint_n(&w, "t", 1, 1, 0);
+    char epoch[17];
+    snprintf(epoch, sizeof epoch, "%s", nudge_epoch(c));
+    /* While the node is cut off, t moves twice; then the node reconnects. */
+    redisContext *rc = redisd_connect(&srv);
+    cr_assert_not_null(rc);
+    const char *kill_pubsub[] = {"CLIENT", "KILL", "TYPE", "pubsub"};
+    freeReplyObject(redis_cmd(rc, 4, kill_pubsub));
+    publish_unheard(epoch, "t");
+    publish_unheard(epoch, "t");
+    struct sub_msg m;
+    subcheck_expect_type(&w, SUB_HINT, &m, "the catch-up after the reconnection");
+    cr_assert(wstr_eq(m.topic, "t") && m.seq == 3 && m.count == 2, "seq %llu n %u",
+              (unsigned long long)m.seq, m.count);
+    sub_msg_clear(&m);
+    /* and publishing works again */
+    uint64_t seq = 0;
+    for (int i = 0; i < 100 && seq == 0; i++) {
+        const char *t[1] = {"t"};
+        if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
+    }
+    cr_assert_eq(seq, 4);
+    subcheck_expect_hint_n(&w, "t", 4, 1, 0);
+    json_t *st = nudged_stats(&a);
+    cr_expect_geq(stats_int(st, "cluster.syncs"), 2);
+    json_decref(st);
+    redisFree(rc);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+/* A node keeping one position forgets t1 when t2 comes; Redis still holds t1's record. A
+ * subscriber to t1 on that node must get t1's next hint, whose seq Redis gives from its record. */
+Test(cluster, a_topic_the_node_forgot_but_redis_kept_still_reaches_its_new_subscribers)
+{
+    start_redis();
+    struct nudged a;
+    start_node(&a, (const char *const[]){"--max-positions", "1", "--hist-per-topic", "0", NULL});
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    uint64_t s1 = 0, s2 = 0;
+    publish_one(c, "t1", NULL, &s1);
+    publish_one(c, "t2", NULL, &s2);
+    cr_assert(s1 == 1 && s2 == 2, "t1 %llu t2 %llu", (unsigned long long)s1,
+              (unsigned long long)s2);
+    json_t *st = nudged_stats(&a);
+    cr_assert_geq(stats_int(st, "positions.forgotten"), 1, "t1 was forgotten by the node");
+    json_decref(st);
+    struct wsc w;
+    open_sub(&w, &a, "t1", 0);
+    publish_one(c, "t1", NULL, &s1);
+    cr_assert_eq(s1, 2, "Redis numbers t1 from its record");
+    subcheck_expect_hint_n(&w, "t1", 2, 2, 0);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+Test(cluster, a_publish_fails_while_redis_does_not_answer_and_works_once_it_does)
+{
+    start_redis();
+    struct nudged a;
+    start_node(&a, NULL);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    publish_one(c, "t", NULL, NULL);
+    cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+    const char *t[1] = {"t"};
+    int64_t t0 = now_ms();
+    int rc = nudge_publish(c, t, 1, NULL, NULL);
+    int64_t took = now_ms() - t0;
+    cr_assert_eq(kill(srv.pid, SIGCONT), 0);
+    cr_assert_eq(rc, NUDGE_EBROKER, "a publish Redis did not answer fails (rc %d)", rc);
+    cr_assert_lt(took, 3000, "within --redis-timeout and a little (%lld ms)", (long long)took);
+    uint64_t seq = 0;
+    for (int i = 0; i < 100 && seq == 0; i++)
+        if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
+    cr_assert_geq(seq, 2, "publishing works again once Redis answers");
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+Test(cluster, a_node_that_cannot_reach_redis_does_not_start)
+{
+    start_redis();
+    uint16_t port = srv.port;
+    redisd_stop(&srv, 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u", port);
+    struct nudged d;
+    memset(&d, 0, sizeof d);
+    const char *args[] = {"--engine", url, "--redis-timeout", "100", "--memory", NULL};
+    cr_assert_neq(nudged_start(&d, args), 0, "no ready line without Redis");
+}
+
+Test(cluster, engine_flags_are_checked)
+{
+    char bin[256];
+    cr_assert_eq(nudge_bin_path("nudged", bin, sizeof bin), 0);
+    struct {
+        const char *args[3];
+        const char *says;
+    } bad[] = {
+        {{"--engine", "mysql://x", NULL}, "--engine wants local or redis://HOST[:PORT]"},
+        {{"--engine", "redis://127.0.0.1:0", NULL}, "--engine wants"},
+        {{"--redis-prefix", "a{b}", NULL}, "--redis-prefix wants"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *argv[8] = {bin};
+        int n = 1;
+        for (int k = 0; bad[i].args[k]; k++)
+            argv[n++] = bad[i].args[k];
+        argv[n] = NULL;
+        char *out = NULL, *err = NULL;
+        int status = run_cmd(argv, NULL, &out, &err, 10000);
+        cr_expect_eq(status, 2, "%s: exit %d", bad[i].args[1], status);
+        cr_expect(err && strstr(err, bad[i].says), "%s: stderr '%s'", bad[i].args[1],
+                  err ? err : "");
+        free(out);
+        free(err);
+    }
+}
