@@ -48,8 +48,14 @@ struct cpend {
     int err; /* < 0: its script failed; completes with it once at the head */
 };
 
+struct epoch_str {
+    struct epoch_str *next;
+    char s[17];
+};
+
 struct cluster {
     struct cluster_link link;
+    struct epoch_str *epochs; /* epochs adopted after the first (freed with the store) */
     uint64_t node;
     uint64_t next_req;
     struct cpend *pq; /* ring */
@@ -195,10 +201,14 @@ void cluster__append(struct smem *m, struct store_topic *t, struct hint *h, stru
 {
     struct cluster *c = m->c;
     int rc = -EIO;
-    if (!c->ready || c->closing || c->st.epoch_lost || (rc = pq_grow(c)) < 0) goto fail;
-    char origin[RELAY_ORIGIN_HEAD + 1];
+    if (!c->ready || c->closing || (rc = pq_grow(c)) < 0) goto fail;
+    char origin[RELAY_ORIGIN_MAX + 1];
     uint64_t req = c->next_req + 1;
-    int olen = relay_origin(origin, sizeof(origin), c->node, req, 0, NULL, 0);
+    /* The connection that caused it travels along: it may be on another node (own, skip). */
+    const char *conn = m->base.pub_origin;
+    size_t conn_len = conn && m->base.pub_origin_len <= RELAY_CONN_MAX ? m->base.pub_origin_len : 0;
+    int olen = relay_origin(origin, sizeof(origin), c->node, req,
+                            conn_len && m->base.pub_skip_origin, conn, conn_len);
     rc = c->link.publish(c->link.arg, req, h->topic, h->topic_len, h->data_len ? h->data : NULL,
                          h->data_len, origin, (size_t)olen);
     if (rc < 0) goto fail;
@@ -283,8 +293,9 @@ static void rec_history(struct smem *m, struct store_topic *t, const struct in *
         memcpy(&l, p, 4);
         struct relay_msg msg;
         int ok = relay_decode(p + 4, l, &msg) == 0 && msg.topic_len == in->len &&
-                 !memcmp(msg.topic, in->data, in->len) && !strcmp(msg.epoch, m->base.epoch) &&
-                 msg.seq <= in->b && (!t->tail || msg.seq > t->tail->h->seq);
+                 !memcmp(msg.topic, in->data, in->len) &&
+                 !strcmp(msg.epoch, store_epoch(&m->base)) && msg.seq <= in->b &&
+                 (!t->tail || msg.seq > t->tail->h->seq);
         p += 4 + l;
         if (!ok) {
             c->st.bad++;
@@ -383,15 +394,10 @@ static void on_msg(struct smem *m, const struct in *in)
         return;
     }
     if (!c->ready) return; /* the first synchronisation's records cover it */
-    if (strcmp(msg.epoch, s->epoch)) {
-        if (!c->st.epoch_lost)
-            fprintf(stderr,
-                    "nudged: cluster: a hint of epoch %s, not this node's %s: Redis lost "
-                    "its data; publishes fail until this node restarts\n",
-                    msg.epoch, s->epoch);
-        c->st.epoch_lost = 1;
+    if (strcmp(msg.epoch, store_epoch(s))) {
+        /* Redis lost its data and another node set a new epoch: synchronise, which adopts it. */
         c->st.bad++;
-        fail_all(c, -EIO);
+        c->link.resync(c->link.arg);
         return;
     }
     if (!c->syncing && msg.gpos > c->chan_gpos + 1) {
@@ -437,6 +443,11 @@ static void on_msg(struct smem *m, const struct in *in)
                               .origin = "",
                               .count = 1,
                               .ctx = &x};
+    if (node) { /* a node's origin: the connection behind the publish, and skip_origin */
+        a.origin = conn;
+        a.origin_len = (uint32_t)conn_len;
+        a.skip_origin = skip;
+    }
     c->st.remote++;
     s->arrived(s->arrived_arg, &a);
 }
@@ -489,13 +500,9 @@ static void on_synced(struct smem *m, const struct in *in)
     if (!c->ready) {
         snprintf(s->epoch, sizeof(s->epoch), "%s", in->epoch);
         c->ready = 1;
-    } else if (strcmp(in->epoch, s->epoch)) {
-        if (!c->st.epoch_lost)
-            fprintf(stderr,
-                    "nudged: cluster: Redis's epoch is now %s, not this node's %s: it "
-                    "lost its data; publishes fail until this node restarts\n",
-                    in->epoch, s->epoch);
-        c->st.epoch_lost = 1;
+    } else if (strcmp(in->epoch, store_epoch(s))) { /* it changed during the reads: again */
+        c->link.resync(c->link.arg);
+        return;
     }
     if (in->a > s->st.gpos) s->st.gpos = m->agpos = in->a;
     if (in->a > c->chan_gpos) c->chan_gpos = in->a;
@@ -508,6 +515,34 @@ static void on_synced(struct smem *m, const struct in *in)
     c->st.syncs++;
 }
 
+/* Redis lost its data and has a new epoch (the first node back set it): every position and hint
+ * of the old one goes, and the engine tells the hubs (their subscribers reconnect, and their
+ * resume with the old epoch gets a reset). The old epoch's string stays readable: another
+ * thread may have just loaded it. */
+static void new_epoch(struct smem *m, const char *epoch)
+{
+    struct cluster *c = m->c;
+    struct epoch_str *e = malloc(sizeof(*e));
+    if (!e) { /* keep the old one: publishes fail (NUDGE_EPOCH) and this is tried again */
+        c->link.resync(c->link.arg);
+        return;
+    }
+    fprintf(stderr,
+            "nudged: cluster: Redis's epoch is now %s, not %s (it lost its data): every "
+            "position starts again, and subscribers are reset\n",
+            epoch, store_epoch(&m->base));
+    snprintf(e->s, sizeof(e->s), "%s", epoch);
+    e->next = c->epochs;
+    c->epochs = e;
+    fail_all(c, -EIO);
+    store__reset(m);
+    c->chan_gpos = 0;
+    c->forgot_saved = 0;
+    atomic_store_explicit(&m->base.epoch_now, e->s, memory_order_release);
+    c->st.epochs++;
+    if (m->base.reset) m->base.reset(m->base.reset_arg);
+}
+
 static void on_in(struct smem *m, const struct in *in)
 {
     struct cluster *c = m->c;
@@ -517,7 +552,10 @@ static void on_in(struct smem *m, const struct in *in)
         break;
     case IN_SYNC:
         /* The records' streams are read under it (checked again when the reads end). */
-        if (!c->ready) snprintf(m->base.epoch, sizeof(m->base.epoch), "%s", in->epoch);
+        if (!c->ready)
+            snprintf(m->base.epoch, sizeof(m->base.epoch), "%s", in->epoch);
+        else if (strlen(in->epoch) == 16 && strcmp(in->epoch, store_epoch(&m->base)))
+            new_epoch(m, in->epoch);
         if (!c->syncing) c->forgot_saved = m->base.st.forgot_gpos;
         c->syncing = 1;
         c->st.records = 0;
@@ -535,14 +573,8 @@ static void on_in(struct smem *m, const struct in *in)
             struct cpend *p = &c->pq[(c->head + i) % c->cap];
             if (p->req == in->a) p->err = -(int)in->b;
         }
-        if (in->b == ESTALE && !c->st.epoch_lost) {
-            fprintf(stderr,
-                    "nudged: cluster: Redis's epoch is now '%s', not this node's %s: it "
-                    "lost its data; publishes fail until this node restarts\n",
-                    in->epoch, m->base.epoch);
-            c->st.epoch_lost = 1;
-        }
         fail_head(c);
+        if (in->b == ESTALE) c->link.resync(c->link.arg); /* adopts Redis's new epoch */
         break;
     case IN_DOWN:
         c->st.up = 0;
@@ -593,6 +625,10 @@ void cluster__free(struct smem *m)
         free(in);
     }
     free(c->pq);
+    for (struct epoch_str *e = c->epochs, *next; e; e = next) {
+        next = e->next;
+        free(e);
+    }
     pthread_mutex_destroy(&c->lock);
     free(c);
     m->c = NULL;

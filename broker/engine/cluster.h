@@ -16,7 +16,12 @@
  *     link was lost) raises the local record to it: history from the stream, and a catch-up
  *     hint to the subscribers when the record moved while the node was not listening.
  * A message is applied once: one whose global position its topic has already seen is a
- * duplicate (the channel and a synchronisation can both bring it). */
+ * duplicate (the channel and a synchronisation can both bring it).
+ *
+ * When Redis lost its data (a restart without persistence), its epoch key is gone: the first
+ * node back sets a new one, a publish of a node still on the old one is refused, and a node
+ * seeing another epoch synchronises again, which adopts the new one (store.reset: the engine
+ * tells the hubs, whose subscribers reconnect and get a reset "epoch"). */
 #ifndef NUDGE_CLUSTER_H
 #define NUDGE_CLUSTER_H
 
@@ -34,7 +39,9 @@ struct cluster_link {
      * is not reachable, -ENOMEM. */
     int (*publish)(void *arg, uint64_t req, const char *topic, size_t tlen, const uint8_t *data,
                    size_t dlen, const char *origin, size_t olen);
-    /* The store saw a gap in the global positions: synchronise again (any thread). */
+    /* Synchronise again (any thread): the store saw a gap in the global positions, a message or
+     * a refusal of another epoch, or lost what the link handed it for lack of memory. The link
+     * reconnects (so that the epoch script runs again) and synchronises. */
     void (*resync)(void *arg);
     void *arg;
 };
@@ -51,8 +58,8 @@ struct cluster_stats {
     uint64_t caught_up; /* records found ahead of what the node had seen (catch-up hints) */
     uint64_t failed;    /* publishes that failed (Redis unreachable, refused, timed out) */
     uint64_t pending;   /* publishes on their way now */
+    uint64_t epochs;    /* new epochs adopted (Redis lost its data) */
     int up;             /* 1: the link is connected and synchronised */
-    int epoch_lost;     /* 1: Redis's epoch is not this node's any more (it lost its data) */
 };
 
 /* The store of a cluster node: positions and history in memory (cfg's bounds), numbered by
@@ -78,7 +85,8 @@ void cluster_record(struct store *s, const char *topic, size_t tlen, uint64_t ba
 /* The synchronisation is complete: Redis's epoch, global position and floor when it ended. */
 void cluster_synced(struct store *s, const char *epoch, uint64_t gpos, uint64_t floor);
 /* The publish with origin request number req failed in Redis (its message will never come);
- * err: -EIO, or -ESTALE when Redis's epoch is not the node's (epoch_now, may be ""). */
+ * err: -EIO, or -ESTALE when Redis's epoch is not the node's (epoch_now, may be ""): the node
+ * then synchronises again (link.resync). */
 void cluster_failed(struct store *s, uint64_t req, int err, const char *epoch_now);
 /* The link lost Redis: every publish still on its way fails (-EIO), and the node counts as not
  * synchronised until the next cluster_synced. */

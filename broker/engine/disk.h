@@ -107,6 +107,9 @@ void store__trim(struct smem *m, uint64_t room);
 struct store_topic *store__topic_new(struct smem *m, const char *name, size_t len, uint64_t hash);
 /* Seal h (a recovered hint) if it is not yet. 0 or -ENOMEM. */
 int store__seal(struct smem *m, struct hint *h);
+/* A new epoch for records the engine may hold: every closed record is forgotten, every open one
+ * is back at 0 without history, the lists, floor and global position are empty. */
+void store__reset(struct smem *m);
 /* Drop every record and hint; positions, floor and global position back to 0. */
 void store__drop_all(struct smem *m);
 /* ops->free. */

@@ -44,6 +44,7 @@ int engine_window_parse(const char *s, struct engine_window *w)
 
 static void on_emptied(void *arg, void *owner);
 static void on_arrived(void *arg, const struct store_arrival *a);
+static void on_reset(void *arg);
 
 static void store_wake(void *arg)
 {
@@ -96,6 +97,8 @@ static int init(struct engine *e, const struct engine_config *cfg, const uint8_t
     e->store->wake_arg = e;
     e->store->arrived = on_arrived;
     e->store->arrived_arg = e;
+    e->store->reset = on_reset;
+    e->store->reset_arg = e;
     return 0;
 fail_wake:
     pthread_mutex_destroy(&e->wake_lock);
@@ -523,6 +526,20 @@ static void on_arrived(void *arg, const struct store_arrival *a)
     maybe_free(e, t);
 }
 
+/* A new epoch: what windows hold is of the old one (never released), and every sink is told. */
+static void on_reset(void *arg)
+{
+    struct engine *e = arg;
+    for (struct etopic *t = e->windows; t; t = t->win_next) {
+        hint_unref(t->win_hint);
+        t->win_hint = NULL;
+        t->win_count = 0;
+        t->win_origin_len = 0;
+    }
+    for (uint32_t i = 0; i < e->nsinks; i++)
+        if (e->sinks[i].epoch) e->sinks[i].epoch(e->sinks[i].arg);
+}
+
 int engine_publish(struct engine *e, struct engine_pub *p, uint64_t now_ms, engine_pub_fn *done,
                    void *arg)
 {
@@ -567,6 +584,9 @@ int engine_publish(struct engine *e, struct engine_pub *p, uint64_t now_ms, engi
         return -ENOMEM;
     }
     p->pending = p->ntopics + 1; /* +1: done runs only after the loop below */
+    e->store->pub_origin = p->origin.p;
+    e->store->pub_origin_len = p->origin.len;
+    e->store->pub_skip_origin = p->skip_origin;
     for (uint32_t i = 0; i < p->ntopics; i++) {
         struct etopic *t = p->parts[i].t;
         struct hint *h =
@@ -577,6 +597,8 @@ int engine_publish(struct engine *e, struct engine_pub *p, uint64_t now_ms, engi
         }
         e->store->ops->append(e->store, t->st, h, appended, &p->parts[i]);
     }
+    e->store->pub_origin = NULL;
+    e->store->pub_origin_len = 0;
     if (--p->pending == 0) {
         if (!p->err) e->st.publishes++;
         done(arg, p);

@@ -52,6 +52,9 @@ struct engine_stats {
 struct engine_sink {
     void (*deliver)(void *arg, struct hint *h, uint32_t count, struct wire_str origin,
                     int skip_origin);
+    /* The epoch changed (a cluster whose Redis lost its data): every position the sink's
+     * subscribers hold is void. Engine lock held; may be NULL. */
+    void (*epoch)(void *arg);
     void *arg;
 };
 
@@ -165,10 +168,16 @@ static inline void engine_unlock(struct engine *e)
 /* Add a sink (a hub). Returns 0 or -ENOSPC. */
 int engine_add_sink(struct engine *e, const struct engine_sink *s);
 
-/* The epoch of every seq (static storage of the engine). */
+/* The epoch of every seq now (the store's; any thread). */
 static inline const char *engine_epoch(const struct engine *e)
 {
-    return e->store->epoch;
+    return store_epoch(e->store);
+}
+/* Whether this engine's positions may lag others' (a cluster node learns the hints from a
+ * channel: a client coming from another node may know a seq this node has not seen yet). */
+static inline int engine_lags(const struct engine *e)
+{
+    return e->store->ops->adopt != NULL;
 }
 /* Hash of a topic name under the process key (the key of every topic table and hint). */
 static inline uint64_t engine_hash(const struct engine *e, const char *name, size_t len)

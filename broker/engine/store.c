@@ -369,6 +369,24 @@ static void close_one(void *arg, struct tnode *n)
     free(t);
 }
 
+void store__reset(struct smem *m)
+{
+    while (m->chead) /* nobody holds them */
+        store__forget(m, m->chead);
+    for (struct store_topic *t = m->lhead, *next; t; t = next) {
+        next = t->lnext;
+        while (t->head)
+            store__drop_head(m, t, 0);
+        t->seq = t->aseq = t->base = 0;
+        t->last_gpos = 0;
+        t->lprev = t->lnext = NULL;
+    }
+    m->lhead = m->ltail = NULL;
+    m->floor = m->agpos = 0;
+    m->base.st.gpos = 0;
+    m->base.st.forgot_gpos = 0;
+}
+
 /* Drop every record and hint (the lists go with them). */
 void store__drop_all(struct smem *m)
 {
@@ -440,6 +458,7 @@ struct smem *store__smem_new(const struct store_config *cfg, uint64_t e, uint64_
     m->base.cfg = *cfg;
     m->base.wall_ms = store_wall_ms;
     snprintf(m->base.epoch, sizeof(m->base.epoch), "%016llx", (unsigned long long)e);
+    atomic_init(&m->base.epoch_now, m->base.epoch);
     return m;
 }
 

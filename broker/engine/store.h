@@ -13,6 +13,7 @@
 #ifndef NUDGE_STORE_H
 #define NUDGE_STORE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -157,7 +158,10 @@ struct store {
     const struct store_ops *ops;
     struct store_config cfg;
     struct store_stats st;
-    char epoch[17]; /* 16 hex chars: the sequences' epoch */
+    char epoch[17]; /* 16 hex chars: the sequences' epoch (read it with store_epoch) */
+    /* The epoch now: epoch above, or (a cluster store whose Redis lost its data) a newer one,
+     * swapped while other threads may read it; a replaced string lives as long as the store. */
+    _Atomic(const char *) epoch_now;
     /* Called when a topic's last retained hint is dropped (the engine may then forget it). */
     void (*emptied)(void *arg, void *owner);
     void *emptied_arg;
@@ -167,11 +171,26 @@ struct store {
      * the owner before the first append. NULL for a store that completes at once. */
     void (*wake)(void *arg);
     void *wake_arg;
+    /* The publish being appended (set by the engine around its append calls, for a store that
+     * relays it to other nodes): the connection that caused it and skip_origin. */
+    const char *pub_origin;
+    uint32_t pub_origin_len;
+    int pub_skip_origin;
     /* Cluster store: called from poll for each change learnt from elsewhere (set by the owner
      * before the first poll). */
     void (*arrived)(void *arg, const struct store_arrival *a);
     void *arrived_arg;
+    /* Cluster store: called from poll when the epoch changed (every position and hint was
+     * dropped; what subscribers were told is void). */
+    void (*reset)(void *arg);
+    void *reset_arg;
 };
+
+/* The epoch of every seq the store gives now (any thread). */
+static inline const char *store_epoch(const struct store *s)
+{
+    return atomic_load_explicit(&s->epoch_now, memory_order_acquire);
+}
 
 void store_config_default(struct store_config *cfg);
 /* The in-memory store: epoch from the 8 random bytes e, table key (k0, k1). Owned by the caller

@@ -64,7 +64,7 @@ int hub_init(struct hub *hub, const struct hub_config *cfg, struct engine *engin
     hub->owner = pthread_self();
     hub->owned = 1;
     engine_lock(engine);
-    struct engine_sink s = {.deliver = hub_deliver, .arg = hub};
+    struct engine_sink s = {.deliver = hub_deliver, .epoch = hub_epoch, .arg = hub};
     int rc = engine_add_sink(engine, &s);
     engine_unlock(engine);
     if (rc < 0) {
@@ -162,6 +162,23 @@ void hub_on_job(struct hub *hub, hub_job_fn *fn, void *arg)
 void hub_post(struct hub *hub, struct hub_job *j)
 {
     hub_post_fn(hub, j, NULL);
+}
+
+static void epoch_job(void *arg, struct hub_job *j)
+{
+    struct hub *hub = (struct hub *)(void *)((char *)j - offsetof(struct hub, epoch_job));
+    (void)arg;
+    atomic_store_explicit(&hub->epoch_posted, 0, memory_order_relaxed);
+    for (struct conn *c = hub->conns; c; c = c->next)
+        if (c->role == CONN_SUB && !c->closing)
+            hub_conn_close(hub, c, 1012, "the epoch changed: reconnect and resume");
+}
+
+void hub_epoch(void *arg)
+{
+    struct hub *hub = arg;
+    if (!atomic_exchange_explicit(&hub->epoch_posted, 1, memory_order_relaxed))
+        hub_post_fn(hub, &hub->epoch_job, epoch_job);
 }
 
 void hub_post_fn(struct hub *hub, struct hub_job *j, hub_job_fn *fn)
@@ -870,6 +887,15 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
     }
     /* A pattern's position is global: what every hub has been released (windows excepted). */
     uint64_t cur = ht ? engine_seq(e, ht->et) : engine_safe_gpos(e);
+    /* A cluster node may lag the channel by a moment behind the node the client came from: a
+     * position ahead in this epoch is the client's, confirmed as it is, and the hints up to it
+     * are not sent again (a single broker has no such lag: there it is a reset). */
+    if (!kind && r->has_pos && r->pos > cur && engine_lags(e) && epoch_ok(hub, r->epoch)) {
+        s->since = r->pos;
+        send_subscribed(hub, c, r, r->pos);
+        engine_unlock(e);
+        return;
+    }
     if (kind) s->covered = e->store->st.gpos; /* its live hints: every change after this */
     send_subscribed(hub, c, r, cur);
     hub->replay_bytes = 0;

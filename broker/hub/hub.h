@@ -109,6 +109,8 @@ struct hub {
     int owned;
     void (*wake)(void *arg); /* ask the hub's thread to drain soon (e.g. uv_async_send) */
     void *wake_arg;
+    struct hub_job epoch_job; /* hub_epoch's, posted at most once at a time */
+    _Atomic int epoch_posted;
 };
 
 /* A decoded subscription request for one topic or pattern. */
@@ -185,6 +187,10 @@ void hub_post_fn(struct hub *hub, struct hub_job *j, hub_job_fn *fn);
 /* Engine sink (any thread, engine lock held): queue hint h for this hub's thread. */
 void hub_deliver(void *hub, struct hint *h, uint32_t count, struct wire_str origin,
                  int skip_origin);
+/* Engine sink (any thread, engine lock held): the epoch changed, so every subscriber's position
+ * is void: the hub's thread closes its WebSockets with 1012, and their resume (the old epoch)
+ * gets a reset "epoch". Publishers stay. */
+void hub_epoch(void *hub);
 /* Fan every hint in the inbox out to this hub's subscribers (the hub's thread; call before
  * hub_flush each loop turn and when woken). */
 void hub_drain(struct hub *hub);

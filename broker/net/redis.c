@@ -67,8 +67,9 @@ struct redis {
     uint32_t backoff_ms;
     uint64_t session_at; /* loop time the session began */
     char sha[41];
-    char epoch[17];      /* the node's: Redis's at its first synchronisation (publishes carry it) */
-    char sess_epoch[17]; /* Redis's when this session began */
+    /* Redis's epoch when this session began: publishes carry it. The store adopts it from the
+     * synchronisation's start, queued before any message of the session. */
+    char sess_epoch[17];
     struct out *ihead, *itail; /* publishes sent, not answered: their replies come in order */
     uint32_t inflight;
     char k_epoch[KEY_MAX], k_gpos[KEY_MAX], k_floor[KEY_MAX], k_hints[KEY_MAX], m_pat[KEY_MAX];
@@ -261,7 +262,6 @@ static void on_state(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     r->syncing = 0;
-    if (!r->epoch[0]) snprintf(r->epoch, sizeof(r->epoch), "%s", x->element[0]->str);
     cluster_synced(r->s, x->element[0]->str, (uint64_t)x->element[1]->integer,
                    (uint64_t)x->element[2]->integer);
     if (r->logged_down)
@@ -496,7 +496,7 @@ static void send_one(struct redis *r, struct out *o)
                           r->k_floor,
                           km,
                           kx,
-                          r->epoch,
+                          r->sess_epoch,
                           topic,
                           o->buf + o->tlen,
                           o->buf + o->tlen + o->dlen,
@@ -549,7 +549,13 @@ static void on_async(uv_async_t *a)
         uv_close((uv_handle_t *)&r->timer, on_closed);
         return;
     }
-    if (resync && r->live) start_sync(r);
+    if (resync && r->live) {
+        /* again from the start, so that the epoch script runs too (Redis may have a new one) */
+        LOGF(LOG_INFO, "redis %s:%u: synchronising again", r->cfg.host, r->cfg.port);
+        drop(r, NULL);
+        r->retry_at = uv_now(&r->loop);
+        r->backoff_ms = 0;
+    }
 }
 
 static void on_timer(uv_timer_t *t)

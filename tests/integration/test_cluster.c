@@ -117,6 +117,63 @@ Test(cluster, a_hint_published_on_one_node_reaches_every_node_with_the_seq_in_it
     }
 }
 
+/* A publish's origin may name a connection on another node: that node marks the hint own for
+ * it, or gives it nothing with skip_origin; its other subscribers get the hint as usual. */
+Test(cluster, origin_and_skip_origin_reach_the_connection_on_another_node)
+{
+    start_redis();
+    struct nudged a, b;
+    start_node(&a, NULL);
+    start_node(&b, NULL);
+    struct wsc me, other;
+    open_sub(&me, &b, "t", 0);
+    open_sub(&other, &b, "t", 0);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    const char *t[1] = {"t"};
+    struct nudge_pub p = {.topics = t, .ntopics = 1, .origin = me.conn_id};
+    cr_assert_eq(nudge_publish_ex(c, &p, NULL), NUDGE_OK);
+    subcheck_expect_hint_own(&me, "t", 1, 1);
+    subcheck_expect_hint_own(&other, "t", 1, 0);
+    p.skip_origin = 1;
+    cr_assert_eq(nudge_publish_ex(c, &p, NULL), NUDGE_OK);
+    subcheck_expect_hint_own(&other, "t", 2, 0);
+    subcheck_expect_silence(&me, 300, "skip_origin: its own change is not sent to it");
+    wsc_close(&me, 1000);
+    wsc_close(&other, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&b), 0);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+/* A client coming from a node that already delivered seq N may reach a node that has not read
+ * N from the channel yet: its position is confirmed, not reset "ahead", and the hints up to it
+ * are not sent twice. Here the node never hears N (published on a channel no node listens to). */
+Test(cluster, a_resume_ahead_of_a_node_that_lags_is_confirmed_not_reset)
+{
+    start_redis();
+    struct nudged a;
+    start_node(&a, NULL);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    publish_one(c, "t", NULL, NULL);
+    cr_assert_eq(publish_unheard(nudge_epoch(c), "t"), 2);
+    struct wsc w;
+    cr_assert_eq(wsc_open(&w, a.ws_port, SUB_PROTO_JSON), WSC_OK);
+    const char *t[1] = {"t"};
+    int64_t pos[1] = {2};
+    subcheck_send_sub(&w, 1, t, 1, w.epoch, pos);
+    subcheck_expect_subscribed(&w, "t", 2);
+    subcheck_expect_silence(&w, 200, "no reset, nothing sent again");
+    publish_one(c, "t", NULL, NULL); /* seq 3: the node sees the gap, synchronises */
+    struct sub_msg m;
+    subcheck_expect_type(&w, SUB_HINT, &m, "the next hint");
+    cr_assert(m.seq == 3 && m.count == 1, "seq %llu n %u", (unsigned long long)m.seq, m.count);
+    sub_msg_clear(&m);
+    subcheck_expect_silence(&w, 300, "seq 2 is not sent: the client had it");
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
 #define PER_NODE 200
 
 Test(cluster, publishes_to_one_topic_from_three_nodes_are_numbered_once_in_one_order)
@@ -330,6 +387,58 @@ Test(cluster, a_publish_fails_while_redis_does_not_answer_and_works_once_it_does
         if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
     cr_assert_geq(seq, 2, "publishing works again once Redis answers");
     nudge_close(c);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+/* A Redis restarted without its data has no epoch: the first node back sets a new one and every
+ * node adopts it. Positions of the old epoch are void: subscribers are closed with 1012 and
+ * their resume gets a reset "epoch"; publishing goes on in the new epoch. Never silence. */
+Test(cluster, after_redis_lost_its_data_the_nodes_adopt_a_new_epoch_and_reset_subscribers)
+{
+    start_redis();
+    struct nudged a, b;
+    start_node(&a, NULL);
+    start_node(&b, NULL);
+    struct wsc w;
+    open_sub(&w, &b, "t", 0);
+    char old[32];
+    snprintf(old, sizeof old, "%s", w.epoch);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    publish_one(c, "t", NULL, NULL);
+    publish_one(c, "t", NULL, NULL);
+    subcheck_expect_hint_n(&w, "t", 1, 1, 0);
+    subcheck_expect_hint_n(&w, "t", 2, 1, 0);
+    uint16_t port = srv.port;
+    cr_assert_eq(redisd_stop(&srv, 1), 0);
+    cr_assert_eq(redisd_start(&srv, port), 0, "redis-server did not start again");
+    /* b's subscriber is closed once b adopted the new epoch */
+    int64_t until = now_ms() + 15000;
+    while (!w.closed && now_ms() < until)
+        wsc_recv(&w, 200);
+    cr_assert(w.closed, "the subscriber was not closed");
+    cr_assert_eq(w.close_code, 1012, "close code %u", w.close_code);
+    wsc_free(&w, 1);
+    cr_assert_eq(wsc_open(&w, b.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_str_neq(w.epoch, old, "a new epoch");
+    const char *t[1] = {"t"};
+    int64_t pos[1] = {2};
+    subcheck_send_sub(&w, 1, t, 1, old, pos);
+    subcheck_expect_subscribed(&w, "t", 0);
+    subcheck_expect_reset(&w, "t", 0, "epoch");
+    /* a publishes again once it adopted the epoch too: numbering starts again */
+    uint64_t seq = 0;
+    for (int i = 0; i < 200 && seq == 0; i++) {
+        const char *tt[1] = {"t"};
+        if (nudge_publish(c, tt, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
+    }
+    cr_assert_eq(seq, 1, "the new epoch numbers t from 1");
+    subcheck_expect_hint_n(&w, "t", 1, 1, 0);
+    json_t *st = nudged_stats(&b);
+    cr_expect_eq(stats_int(st, "cluster.epochs"), 1);
+    json_decref(st);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&b), 0);
     cr_assert_eq(nudged_stop(&a), 0);
 }
 
