@@ -13,6 +13,7 @@ DEB_BUILD := pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libm
 DEB_TEST  := libcriterion-dev clang libclang-rt-14-dev valgrind tmux
 DEB_PROM  := prometheus
 DEB_REDIS := redis-server
+DEB_HAPROXY := haproxy
 DEB_BROWSER := chromium
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -59,7 +60,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
-.PHONY: all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable bench-memory install \
+.PHONY: cluster all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable bench-memory install \
         install-systemd uninstall man deb test-pkg test-pkg-base clean format lint help
 .DEFAULT_GOAL := all
 
@@ -78,6 +79,7 @@ help:
 	@echo "make valgrind   run a pub/sub scenario against the release broker under valgrind"
 	@echo "make fuzz       run the libFuzzer targets (FUZZ_SECONDS=60 each)"
 	@echo "make bench      fan-out benchmark (see docs/bench.md)"
+	@echo "make cluster    three nodes on one Redis behind HAProxy, on this machine (docs/cluster.md)"
 	@echo "make bench-load the load generator: broadcast and per-user to 10,000 (docs/bench.md)"
 	@echo "make bench-compare  nudge side by side with Redis, NATS, Mosquitto, Socket.IO (docs/performance.md)"
 	@echo "make bench-workers  broker CPU per delivery, --workers 1 against 2 (docs/bench.md)"
@@ -109,11 +111,18 @@ deps-test: deps
 	      >/dev/null || exit 1; \
 	  else echo "deps-test: missing packages; as root run: apt-get install $(DEB_TEST)"; exit 1; fi; \
 	fi
-	@# redis-server (the Redis engine's tests start their own) and promtool (tests check GET
-	@# /metrics with it; in Debian's prometheus package) come with services whose postinst would
-	@# start them (:6379, :9090): installed without starting them, nor at boot.
+	@# redis-server and haproxy (the cluster's tests start their own), and promtool (tests check
+	@# GET /metrics with it; in Debian's prometheus package) come with services whose postinst
+	@# would start them (:6379, :9090, haproxy's): installed without starting them, nor at boot.
 	@tests/deb-no-service.sh redis-server $(DEB_REDIS) redis-server "for the Redis engine's tests"
 	@tests/deb-no-service.sh promtool $(DEB_PROM) prometheus "for promtool"
+	@tests/deb-no-service.sh haproxy $(DEB_HAPROXY) haproxy "for the three-node cluster's tests"
+
+# Three nudged nodes on one redis-server behind HAProxy, in the foreground (docs/cluster.md).
+cluster: all
+	@command -v redis-server >/dev/null && command -v haproxy >/dev/null || { \
+	  echo "cluster: needs redis-server and haproxy (make deps-test installs both)"; exit 1; }
+	broker/dist/cluster/run.sh $(B)
 
 # ---- release build --------------------------------------------------------------------------
 # Every compile waits for `deps` (order-only: it runs first but never makes an object stale), so
@@ -186,7 +195,7 @@ tsan: deps-test $(T)/nudged $(T)/nudge
 # the test fails, and the report is in the broker's log, printed below. About 1-2 minutes on 2
 # cores; TSan slows the broker 5-15x, hence the longer per-test timeout. libuv, libwebsockets
 # and OpenSSL are not instrumented: tests/tsan.supp says what may be suppressed (one glibc race).
-TSAN_SUITES := e2e model cluster history wildcard coalesce survival stats contract restart nudged threads workers topics \
+TSAN_SUITES := e2e model cluster cluster_model history wildcard coalesce survival stats contract restart nudged threads workers topics \
                descriptors handshake publisher_deadlines slow_log security ip_conns sub_budget \
                replay_budget rates origin tls http reload admin logs
 empty :=

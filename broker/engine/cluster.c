@@ -254,6 +254,9 @@ static void fail_all(struct cluster *c, int err)
 static void apply(struct smem *m, struct store_topic *t, struct hint *h, struct hent *e)
 {
     struct store *s = &m->base;
+    /* The first publish this node sees of a topic it did not know: Redis created the record at
+     * its floor, so the seqs below this one were never the topic's (replay from below is whole). */
+    if (!t->last_gpos && t->seq == 0 && h->seq > 1) t->base = h->seq - 1;
     t->seq = t->aseq = h->seq;
     if (h->seq > m->floor) m->floor = h->seq;
     if (h->gpos > s->st.gpos) s->st.gpos = m->agpos = h->gpos;
@@ -280,13 +283,16 @@ static void changed_at_head(struct smem *m, struct store_topic *t, uint64_t gpos
     m->lhead = t;
 }
 
-/* Retain the stream messages of record `in` in t (older than seq `upto`, or up to it when keep
- * is NULL; keep: the engine's hint of the newest, retained in its place). Messages that do not
- * decode, or are of another topic or epoch, are skipped and counted. */
+/* Retain the stream messages of record `in` in t that are older than what t retains (all of
+ * them after rec_apply emptied it), oldest first; keep: the engine's hint of the newest, retained
+ * in its place. Messages that do not decode, or are of another topic or epoch, are skipped and
+ * counted. */
 static void rec_history(struct smem *m, struct store_topic *t, const struct in *in,
                         struct hint *keep)
 {
     struct cluster *c = m->c;
+    struct hent *first = t->head; /* what came live first: the stream's older entries go before */
+    uint64_t first_seq = first ? first->h->seq : UINT64_MAX, last = 0;
     const uint8_t *p = in->data + in->len;
     for (uint32_t i = 0; i < in->nmsgs; i++) {
         uint32_t l;
@@ -294,14 +300,14 @@ static void rec_history(struct smem *m, struct store_topic *t, const struct in *
         struct relay_msg msg;
         int ok = relay_decode(p + 4, l, &msg) == 0 && msg.topic_len == in->len &&
                  !memcmp(msg.topic, in->data, in->len) &&
-                 !strcmp(msg.epoch, store_epoch(&m->base)) && msg.seq <= in->b &&
-                 (!t->tail || msg.seq > t->tail->h->seq);
+                 !strcmp(msg.epoch, store_epoch(&m->base)) && msg.seq <= in->b && msg.seq > last;
         p += 4 + l;
         if (!ok) {
             c->st.bad++;
             continue;
         }
-        if (keep && msg.seq == keep->seq) break;
+        last = msg.seq;
+        if (msg.seq >= first_seq || (keep && msg.seq == keep->seq)) break;
         struct hent *e = new_entry(m);
         struct hint *h =
             e ? hint_new(t->name, t->node.len, t->node.hash, msg.data, msg.data_len) : NULL;
@@ -310,7 +316,7 @@ static void rec_history(struct smem *m, struct store_topic *t, const struct in *
             continue;
         }
         h->seq = msg.seq, h->gpos = msg.gpos, h->time_ms = msg.time_ms;
-        store__retain(m, t, e, h);
+        store__retain_before(m, t, first, e, h);
         e->recovered = 1; /* sealed when first handed out */
         hint_unref(h);
     }
@@ -460,7 +466,11 @@ static void on_rec(struct smem *m, const struct in *in)
     if (in->b == 0 || in->c == 0) return;
     c->st.records++;
     struct store_topic *t = find(m, name, in->len);
-    if (t && t->last_gpos >= in->c && t->seq >= in->b) return; /* seen live already */
+    if (t && t->last_gpos >= in->c && t->seq >= in->b) {
+        /* Seen live already, maybe only its newest hints: the older ones come from the stream. */
+        rec_history(m, t, in, NULL);
+        return;
+    }
     if (!c->ready && (!t || !t->owner)) {
         /* The first synchronisation: nobody to tell, the record is kept closed. */
         if (!t) {

@@ -95,6 +95,11 @@ void store__drop_head(struct smem *m, struct store_topic *t, int notify);
 /* Retain h (a reference of its own) in t's history through entry e (taken over), within the
  * bounds. */
 void store__retain(struct smem *m, struct store_topic *t, struct hent *e, struct hint *h);
+/* Retain h in t's history through entry e just before entry `before` of t, older than it (a
+ * cluster node reading a topic's stream after some of its hints came live); NULL: at the end,
+ * as store__retain. The global list keeps its head the head of its own topic. */
+void store__retain_before(struct smem *m, struct store_topic *t, struct hent *before,
+                          struct hent *e, struct hint *h);
 /* t's newest publish has global position gpos: t moves to the end of the changed list. */
 void store__changed_at(struct smem *m, struct store_topic *t, uint64_t gpos);
 /* Put t (nobody holds it) at the tail of the closed FIFO. */

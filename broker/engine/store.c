@@ -110,6 +110,34 @@ void store__retain(struct smem *m, struct store_topic *t, struct hent *e, struct
     }
 }
 
+void store__retain_before(struct smem *m, struct store_topic *t, struct hent *before,
+                          struct hent *e, struct hint *h)
+{
+    if (!before) {
+        store__retain(m, t, e, h);
+        return;
+    }
+    struct store *s = &m->base;
+    *e = (struct hent){
+        .h = hint_ref(h), .t = t, .tnext = before, .gprev = before->gprev, .gnext = before};
+    struct hent **pp = &t->head;
+    while (*pp != before)
+        pp = &(*pp)->tnext;
+    *pp = e;
+    if (before->gprev)
+        before->gprev->gnext = e;
+    else
+        m->ghead = e;
+    before->gprev = e;
+    t->count++;
+    s->st.entries++;
+    s->st.bytes += hint_size(h);
+    while (t->count > s->cfg.per_topic) { /* the oldest go: those just put in front */
+        store__drop_head(m, t, 0);
+        s->st.evicted++;
+    }
+}
+
 static void cunlink(struct smem *m, struct store_topic *t)
 {
     if (t->cprev)
@@ -472,6 +500,9 @@ int store_complete(const struct store *s, const struct store_topic *t, uint64_t 
 {
     uint64_t cur = s->ops->seq(s, t);
     if (after >= cur) return after == cur;
+    /* A cluster node: seqs up to the base were never this topic's (cluster.c) */
+    uint64_t base = s->ops->base(s, t);
+    if (s->ops->adopt && after < base) after = base;
     uint64_t oldest = s->ops->oldest(s, t);
     return oldest != 0 && oldest <= after + 1;
 }

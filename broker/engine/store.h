@@ -213,7 +213,8 @@ int store_disk_open(const struct store_config *cfg, const struct store_disk *d, 
 void store_disk_default(struct store_disk *d);
 
 /* Whether every hint of t after `after` is retained (nothing missed is lost): true when after
- * equals the current seq, or when the oldest retained seq is <= after + 1. */
+ * equals the current seq, or when the oldest retained seq is <= after + 1 (a cluster store:
+ * <= max(after, base) + 1, seqs up to its base were never the topic's). */
 int store_complete(const struct store *s, const struct store_topic *t, uint64_t after);
 /* Wall-clock milliseconds (CLOCK_REALTIME). */
 uint64_t store_wall_ms(void);

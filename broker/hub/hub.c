@@ -587,6 +587,7 @@ static void count_replay(struct hub *hub, const struct conn *c, const struct hin
 struct replay {
     struct hub *hub;
     struct conn *c;
+    uint64_t prev; /* the seq the client has before the next replayed hint */
 };
 
 static void on_replay(void *arg, struct hint *h)
@@ -594,7 +595,10 @@ static void on_replay(void *arg, struct hint *h)
     struct replay *r = arg;
     stat_add(&r->hub->st.replayed, 1);
     count_replay(r->hub, r->c, h);
-    push_hint(r->hub, r->c, h, 1, 0, NULL);
+    /* 1 but for a cluster topic's first hint after a position below its record (cluster.c) */
+    uint64_t n = h->seq - r->prev;
+    push_hint(r->hub, r->c, h, n > 1 && n <= UINT32_MAX ? (uint32_t)n : 1, 0, NULL);
+    r->prev = h->seq;
 }
 
 /* The topic changed n times since the client's position: one hint, the newest seq standing for
@@ -913,11 +917,15 @@ void hub_subscribe(struct hub *hub, struct conn *c, const struct hub_sub *r)
             if (!engine_complete(e, ht->et, pos)) {
                 send_reset(hub, c, t, cur, "evicted");
             } else {
-                struct replay rp = {hub, c};
+                struct replay rp = {hub, c, pos};
                 engine_replay(e, ht->et, pos, cur, on_replay, &rp);
             }
-        } else if (pos < engine_base(e, ht->et) || cur - pos > UINT32_MAX)
-            send_reset(hub, c, t, cur, "horizon"); /* older than what the broker remembers */
+        } else if ((pos < engine_base(e, ht->et) && !engine_lags(e)) || cur - pos > UINT32_MAX)
+            /* Older than what the broker remembers. Not on a cluster node: Redis numbers a topic
+             * above every seq given before in the epoch, so a catch-up from any older position
+             * counts every change since, and a node's base may be above a position it confirmed
+             * itself (a topic it did not know, cluster.c). */
+            send_reset(hub, c, t, cur, "horizon");
         else
             catch_up(hub, c, ht->et, (uint32_t)(cur - pos));
     }
