@@ -252,6 +252,7 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
             set_u64(cl, "caught_up", cs.caught_up);
             set_u64(cl, "failed", cs.failed);
             set_u64(cl, "pending", cs.pending);
+            if (srv->broker->redis) set_u64(cl, "in_flight", redis_inflight(srv->broker->redis));
             json_object_set_new(o, "cluster", cl);
         }
     }

@@ -71,7 +71,7 @@ struct redis {
      * synchronisation's start, queued before any message of the session. */
     char sess_epoch[17];
     struct out *ihead, *itail; /* publishes sent, not answered: their replies come in order */
-    uint32_t inflight;
+    _Atomic uint32_t inflight; /* written by the link's thread only; /stats reads it */
     char k_epoch[KEY_MAX], k_gpos[KEY_MAX], k_floor[KEY_MAX], k_hints[KEY_MAX], m_pat[KEY_MAX];
     size_t m_len; /* strlen of the record keys' prefix "PREFIX{n}:m:" */
     char stream_ttl[16], record_ttl[16], per_topic[16];
@@ -155,6 +155,11 @@ static void link_resync(void *arg)
     uv_async_send(&r->async);
 }
 
+uint32_t redis_inflight(const struct redis *r)
+{
+    return atomic_load_explicit(&r->inflight, memory_order_relaxed);
+}
+
 int redis_up(const struct redis *r)
 {
     return atomic_load_explicit(&r->up, memory_order_acquire);
@@ -209,7 +214,7 @@ static void drop(struct redis *r, const char *why)
         free(o); /* the store fails them all below */
     }
     r->itail = NULL;
-    r->inflight = 0;
+    atomic_store_explicit(&r->inflight, 0, memory_order_relaxed);
     r->scripted = r->subscribed = r->syncing = 0;
     cluster_down(r->s);
     if (!r->logged_down && why) {
@@ -459,7 +464,7 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv)
     if (!o) return; /* dropped: the store failed it */
     r->ihead = o->next;
     if (!r->ihead) r->itail = NULL;
-    r->inflight--;
+    atomic_fetch_sub_explicit(&r->inflight, 1, memory_order_relaxed);
     if (!x) {
         free(o);
         return;
@@ -482,7 +487,8 @@ static void send_one(struct redis *r, struct out *o)
 {
     char km[KEY_MAX], kx[KEY_MAX];
     const char *topic = o->buf;
-    if (!r->cmd || !r->scripted || !r->sha[0] || r->inflight >= INFLIGHT_MAX ||
+    if (!r->cmd || !r->scripted || !r->sha[0] ||
+        atomic_load_explicit(&r->inflight, memory_order_relaxed) >= INFLIGHT_MAX ||
         relay_key(km, KEY_MAX, r->cfg.prefix, "m", topic, o->tlen) < 0 ||
         relay_key(kx, KEY_MAX, r->cfg.prefix, "x", topic, o->tlen) < 0) {
         fail_out(r, o, -EIO, NULL);
@@ -518,7 +524,7 @@ static void send_one(struct redis *r, struct out *o)
     else
         r->ihead = o;
     r->itail = o;
-    r->inflight++;
+    atomic_fetch_add_explicit(&r->inflight, 1, memory_order_relaxed);
 }
 
 static void on_closed(uv_handle_t *h)

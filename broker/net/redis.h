@@ -46,6 +46,9 @@ int redis_start(struct redis *r, struct store *s);
  * nothing more after this returns. Then free. Either is a no-op on NULL. */
 void redis_stop(struct redis *r);
 void redis_free(struct redis *r);
+/* Publishes sent to Redis and not answered yet (any thread): more than one at a time is the
+ * pipelining. */
+uint32_t redis_inflight(const struct redis *r);
 /* Whether both connections are up and subscribed (any thread). */
 int redis_up(const struct redis *r);
 

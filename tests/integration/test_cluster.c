@@ -6,6 +6,7 @@
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -440,6 +441,102 @@ Test(cluster, after_redis_lost_its_data_the_nodes_adopt_a_new_epoch_and_reset_su
     nudge_close(c);
     cr_assert_eq(nudged_stop(&b), 0);
     cr_assert_eq(nudged_stop(&a), 0);
+}
+
+/* Per node efficiency: a publish costs one script call in Redis and one message per node, however
+ * many subscribers the nodes have (they fan out locally), and a node sends its publishes without
+ * waiting for each reply (pipelined: many on their way at once). */
+#define SUBS_PER_NODE 20
+#define BATCH 100
+
+static long long info_field(redisContext *rc, const char *section, const char *field)
+{
+    redisReply *r = redisCommand(rc, "INFO %s", section);
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, field);
+    long long v = p ? strtoll(p + strlen(field), NULL, 10) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+Test(cluster, a_publish_is_one_redis_call_and_one_message_per_node_and_publishes_are_pipelined)
+{
+    start_redis();
+    struct nudged d[NODES];
+    static struct wsc w[NODES][SUBS_PER_NODE];
+    for (int i = 0; i < NODES; i++) {
+        start_node(&d[i], NULL);
+        for (int k = 0; k < SUBS_PER_NODE; k++)
+            open_sub(&w[i][k], &d[i], "t", 0);
+    }
+    redisContext *rc = redisd_connect(&srv);
+    cr_assert_not_null(rc);
+    redisReply *r = redisCommand(rc, "PUBSUB NUMSUB nudge{n}:hints");
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    cr_assert_eq(r->element[1]->integer, NODES, "one subscription per node, not per client");
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(rc, "CONFIG RESETSTAT"));
+    nudge_client_t *c = subcheck_publisher(&d[0], "cluster-test");
+    /* Redis pauses every client for 300 ms (less than the nodes' --redis-timeout 500): the
+     * node's publishes pile up on their way. */
+    freeReplyObject(redisCommand(rc, "CLIENT PAUSE 300 ALL"));
+    const char *t[1] = {"t"};
+    struct nudge_pub p = {.topics = t, .ntopics = 1};
+    for (int k = 0; k < BATCH; k++)
+        cr_assert_eq(nudge_send(c, &p, NULL), NUDGE_OK);
+    cr_assert_eq(nudge_flush(c), NUDGE_OK);
+    int64_t most = 0, until = now_ms() + 250;
+    while (now_ms() < until && most < BATCH) {
+        json_t *st = nudged_stats(&d[0]);
+        int64_t pend = stats_int(st, "cluster.in_flight");
+        json_decref(st);
+        if (pend > most) most = pend;
+        sleep_ms(5);
+    }
+    cr_assert_eq(most, BATCH, "all %d publishes sent to Redis at once (saw %lld)", BATCH,
+                 (long long)most);
+    for (int k = 0; k < BATCH; k++) {
+        uint64_t id, seq;
+        size_t n;
+        cr_assert_eq(nudge_recv_ack(c, &id, &seq, 1, &n), NUDGE_OK);
+    }
+    for (int i = 0; i < NODES; i++)
+        for (int k = 0; k < SUBS_PER_NODE; k++) {
+            uint64_t got = 0;
+            while (got < BATCH) {
+                struct sub_msg m;
+                subcheck_expect_type(&w[i][k], SUB_HINT, &m, "hint");
+                got = m.seq;
+                sub_msg_clear(&m);
+            }
+        }
+    /* one script call per publish, one message out per node */
+    long long evalsha = 0;
+    r = redisCommand(rc, "INFO commandstats");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    const char *e = strstr(r->str, "cmdstat_evalsha:calls=");
+    if (e) evalsha = strtoll(e + strlen("cmdstat_evalsha:calls="), NULL, 10);
+    freeReplyObject(r);
+    cr_assert_eq(evalsha, BATCH, "publish script calls");
+    for (int i = 0; i < NODES; i++) {
+        json_t *st = nudged_stats(&d[i]);
+        cr_expect_eq(stats_int(st, "cluster.remote") + stats_int(st, "cluster.own"), BATCH,
+                     "node %d read each publish once", i);
+        json_decref(st);
+    }
+    long long out = info_field(rc, "stats", "total_net_output_bytes:");
+    fprintf(stderr,
+            "cluster: %d publishes to %d subscribers on %d nodes: %lld script calls, "
+            "%lld bytes out of Redis (%lld per publish)\n",
+            BATCH, NODES * SUBS_PER_NODE, NODES, evalsha, out, out / BATCH);
+    cr_expect_lt(out / BATCH, 2000, "Redis sends each publish to each node once, not per client");
+    redisFree(rc);
+    nudge_close(c);
+    for (int i = 0; i < NODES; i++) {
+        for (int k = 0; k < SUBS_PER_NODE; k++)
+            wsc_close(&w[i][k], 1000);
+        cr_assert_eq(nudged_stop(&d[i]), 0);
+    }
 }
 
 Test(cluster, a_node_that_cannot_reach_redis_does_not_start)
