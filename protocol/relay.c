@@ -53,6 +53,10 @@ const char relay_range_lua[] =
 const char relay_epoch_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'NX')\n"
                                "return redis.call('GET', KEYS[1])\n";
 
+const char relay_retire_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end\n"
+    "return redis.call('GET', KEYS[1])\n";
+
 const char relay_state_lua[] = "return {redis.call('GET', KEYS[1]) or '',\n"
                                "        tonumber(redis.call('GET', KEYS[2]) or '0'),\n"
                                "        tonumber(redis.call('GET', KEYS[3]) or '0')}\n";

@@ -60,6 +60,12 @@ extern const char relay_range_lua[];
  * epoch now (the first node's, or the one a lost Redis left to whoever came first). */
 extern const char relay_epoch_lua[];
 
+/* The retire script, run by a node that found Redis behind what it had seen (a restart from an
+ * older snapshot, a failover to a replica that missed writes: seqs would be given twice):
+ * KEYS: epoch; ARGV: the epoch to retire, a fresh random one. Replaces the epoch when it is
+ * still the one to retire, and replies the epoch now. */
+extern const char relay_retire_lua[];
+
 /* The state script, run when a node's synchronisation has read every record: KEYS: epoch, gpos,
  * floor. Replies [epoch ("" when none), gpos, floor] read atomically. */
 extern const char relay_state_lua[];

@@ -513,6 +513,16 @@ static void on_synced(struct smem *m, const struct in *in)
     } else if (strcmp(in->epoch, store_epoch(s))) { /* it changed during the reads: again */
         c->link.resync(c->link.arg);
         return;
+    } else if (in->a < c->chan_gpos) {
+        /* Redis is behind what this node saw: it came back from older data, and would give
+         * seqs again that clients already hold. Its positions are not the epoch's any more. */
+        fprintf(stderr,
+                "nudged: cluster: Redis's global position %llu is behind the %llu this node saw "
+                "(restored from older data?): retiring epoch %s\n",
+                (unsigned long long)in->a, (unsigned long long)c->chan_gpos, store_epoch(s));
+        c->st.behind++;
+        c->link.retire(c->link.arg, store_epoch(s));
+        return;
     }
     if (in->a > s->st.gpos) s->st.gpos = m->agpos = in->a;
     if (in->a > c->chan_gpos) c->chan_gpos = in->a;

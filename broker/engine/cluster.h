@@ -43,6 +43,9 @@ struct cluster_link {
      * a refusal of another epoch, or lost what the link handed it for lack of memory. The link
      * reconnects (so that the epoch script runs again) and synchronises. */
     void (*resync)(void *arg);
+    /* Redis is behind what this node saw (it came back from older data): replace its epoch,
+     * when it is still `epoch`, with a new one, then synchronise again (any thread). */
+    void (*retire)(void *arg, const char *epoch);
     void *arg;
 };
 
@@ -59,6 +62,7 @@ struct cluster_stats {
     uint64_t failed;    /* publishes that failed (Redis unreachable, refused, timed out) */
     uint64_t pending;   /* publishes on their way now */
     uint64_t epochs;    /* new epochs adopted (Redis lost its data) */
+    uint64_t behind;    /* times Redis was found behind what the node saw (its epoch retired) */
     int up;             /* 1: the link is connected and synchronised */
 };
 

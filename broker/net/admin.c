@@ -242,6 +242,7 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
             json_object_set_new(cl, "prefix", json_string(srv->cfg.redis.prefix));
             set_u64(cl, "up", (uint64_t)cs.up);
             set_u64(cl, "epochs", cs.epochs);
+            set_u64(cl, "behind", cs.behind);
             set_u64(cl, "remote", cs.remote);
             set_u64(cl, "own", cs.own);
             set_u64(cl, "dups", cs.dups);

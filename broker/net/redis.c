@@ -54,7 +54,8 @@ struct redis {
     uint32_t queued;
     int stop;
     int resync;
-    _Atomic int up; /* both connections up and subscribed: publishes are taken */
+    char retire[17]; /* an epoch to retire (link_retire), or "" */
+    _Atomic int up;  /* both connections up and subscribed: publishes are taken */
 
     /* the link's thread only */
     redisAsyncContext *cmd, *sub;
@@ -146,6 +147,15 @@ static int link_publish(void *arg, uint64_t req, const char *topic, size_t tlen,
     return 0;
 }
 
+static void link_retire(void *arg, const char *epoch)
+{
+    struct redis *r = arg;
+    pthread_mutex_lock(&r->lock);
+    snprintf(r->retire, sizeof(r->retire), "%s", epoch);
+    pthread_mutex_unlock(&r->lock);
+    uv_async_send(&r->async);
+}
+
 static void link_resync(void *arg)
 {
     struct redis *r = arg;
@@ -184,7 +194,8 @@ struct redis *redis_new(const struct redis_config *cfg, struct cluster_link *lin
     snprintf(r->stream_ttl, sizeof(r->stream_ttl), "%u", cfg->hist_age_s ? cfg->hist_age_s : 1);
     snprintf(r->record_ttl, sizeof(r->record_ttl), "%u", cfg->horizon_s ? cfg->horizon_s : 1);
     snprintf(r->per_topic, sizeof(r->per_topic), "%u", cfg->per_topic);
-    *link = (struct cluster_link){.publish = link_publish, .resync = link_resync, .arg = r};
+    *link = (struct cluster_link){
+        .publish = link_publish, .resync = link_resync, .retire = link_retire, .arg = r};
     return r;
 }
 
@@ -527,6 +538,15 @@ static void send_one(struct redis *r, struct out *o)
     atomic_fetch_add_explicit(&r->inflight, 1, memory_order_relaxed);
 }
 
+/* The retire script answered: synchronise again from the start (the epoch script adopts the new
+ * epoch, and so does every other node, when it sees it). */
+static void on_retired(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis *r = ac->data;
+    (void)priv;
+    if (reply) link_resync(r);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     (void)h;
@@ -541,6 +561,9 @@ static void on_async(uv_async_t *a)
     r->queued = 0;
     int stop = r->stop, resync = r->resync;
     r->resync = 0;
+    char retire[17];
+    snprintf(retire, sizeof(retire), "%s", r->retire);
+    r->retire[0] = '\0';
     pthread_mutex_unlock(&r->lock);
     for (struct out *o = q, *next; o; o = next) {
         next = o->next;
@@ -554,6 +577,16 @@ static void on_async(uv_async_t *a)
         uv_close((uv_handle_t *)&r->async, on_closed);
         uv_close((uv_handle_t *)&r->timer, on_closed);
         return;
+    }
+    if (retire[0] && r->live && r->cmd) {
+        uint64_t seed;
+        if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) seed = uv_hrtime();
+        char fresh[17];
+        snprintf(fresh, sizeof(fresh), "%016llx", (unsigned long long)seed);
+        const char *argv[] = {"EVAL", relay_retire_lua, "1", r->k_epoch, retire, fresh};
+        redisAsyncCommandArgv(r->cmd, on_retired, NULL, 6, argv, NULL);
+    } else if (retire[0]) {
+        resync = 1; /* not connected: the next session finds Redis behind again */
     }
     if (resync && r->live) {
         /* again from the start, so that the epoch script runs too (Redis may have a new one) */

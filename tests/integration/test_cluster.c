@@ -539,6 +539,164 @@ Test(cluster, a_publish_is_one_redis_call_and_one_message_per_node_and_publishes
     }
 }
 
+/* A node that stops reading (SIGSTOP: a stalled machine) does not slow the others: Redis drops
+ * its subscription once its output passes the pubsub limit, the others publish and deliver as
+ * usual, and the stalled node, back, synchronises and catches its subscribers up. */
+#define FLOOD 8000 /* ~8 MB of messages: more than the kernel buffers a stopped reader */
+
+Test(cluster, a_stalled_node_does_not_stall_the_others_and_catches_up_when_back)
+{
+    start_redis();
+    redisContext *rc = redisd_connect(&srv);
+    cr_assert_not_null(rc);
+    redisReply *r =
+        redisCommand(rc, "CONFIG SET client-output-buffer-limit %s", "pubsub 65536 32768 1");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "CONFIG SET: %s", r && r->str ? r->str : "?");
+    freeReplyObject(r);
+    struct nudged a, b;
+    start_node(&a, NULL);
+    start_node(&b, NULL);
+    struct wsc wa, wb;
+    open_sub(&wa, &a, "t", 0);
+    open_sub(&wb, &b, "t", 0);
+    cr_assert_eq(kill(b.pid, SIGSTOP), 0);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    const char *t[1] = {"t"};
+    char data[1000];
+    snprintf(data, sizeof data, "{\"pad\":\"%0900d\"}", 0);
+    struct nudge_pub p = {.topics = t, .ntopics = 1, .data_json = data};
+    int64_t t0 = now_ms();
+    for (int k = 0; k < FLOOD; k++)
+        cr_assert_eq(nudge_send(c, &p, NULL), NUDGE_OK);
+    for (int k = 0; k < FLOOD; k++) {
+        uint64_t id, seq;
+        size_t n;
+        cr_assert_eq(nudge_recv_ack(c, &id, &seq, 1, &n), NUDGE_OK, "publish %d", k);
+    }
+    uint64_t got = 0;
+    while (got < FLOOD) {
+        struct sub_msg m;
+        subcheck_expect_type(&wa, SUB_HINT, &m, "a's hint");
+        got = m.seq;
+        sub_msg_clear(&m);
+    }
+    int64_t took = now_ms() - t0;
+    cr_assert_eq(kill(b.pid, SIGCONT), 0);
+    got = 0;
+    while (got < FLOOD) {
+        struct sub_msg m;
+        subcheck_expect_type(&wb, SUB_HINT, &m, "b's hint");
+        cr_assert_gt(m.seq, got);
+        got = m.seq;
+        sub_msg_clear(&m);
+    }
+    json_t *st = nudged_stats(&b);
+    int64_t syncs = stats_int(st, "cluster.syncs");
+    json_decref(st);
+    fprintf(stderr,
+            "cluster: %d publishes while a node was stopped: %lld ms on the others; the "
+            "stopped node synchronised %lld times\n",
+            FLOOD, (long long)took, (long long)syncs);
+    cr_expect_geq(syncs, 2, "Redis dropped the stalled node's subscription: it synchronised again");
+    redisFree(rc);
+    nudge_close(c);
+    wsc_close(&wa, 1000);
+    wsc_close(&wb, 1000);
+    cr_assert_eq(nudged_stop(&b), 0);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+/* Redis restarted with its data (here a SAVE before the stop): the epoch and every position are
+ * the same, the nodes reconnect, and nothing is reset or sent again. */
+Test(cluster, after_redis_restarted_with_its_data_nothing_is_reset)
+{
+    start_redis();
+    struct nudged a;
+    start_node(&a, NULL);
+    struct wsc w;
+    open_sub(&w, &a, "t", 0);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    publish_one(c, "t", NULL, NULL);
+    subcheck_expect_hint_n(&w, "t", 1, 1, 0);
+    redisContext *rc = redisd_connect(&srv);
+    cr_assert_not_null(rc);
+    redisReply *r = redisCommand(rc, "SAVE");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(rc);
+    uint16_t port = srv.port;
+    cr_assert_eq(redisd_stop(&srv, 1), 0);
+    cr_assert_eq(redisd_start(&srv, port), 0, "redis-server did not start again");
+    uint64_t seq = 0;
+    for (int i = 0; i < 200 && seq == 0; i++) {
+        const char *t[1] = {"t"};
+        if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
+    }
+    cr_assert_eq(seq, 2, "t goes on from its seq in the saved data");
+    subcheck_expect_hint_n(&w, "t", 2, 1, 0);
+    subcheck_expect_silence(&w, 200, "no reset, nothing again");
+    json_t *st = nudged_stats(&a);
+    cr_expect_eq(stats_int(st, "cluster.epochs"), 0);
+    cr_expect_geq(stats_int(st, "cluster.syncs"), 2);
+    json_decref(st);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
+/* Redis back from older data (a snapshot taken before the last publishes, or a failover to a
+ * replica that missed them) would give seqs again that clients already hold. The node sees
+ * Redis's global position behind what it saw, and retires the epoch: its subscribers are closed
+ * with 1012 and reset on resume, and publishing goes on in a new epoch. */
+Test(cluster, after_redis_came_back_with_older_data_the_nodes_retire_the_epoch)
+{
+    start_redis();
+    struct nudged a;
+    start_node(&a, NULL);
+    struct wsc w;
+    open_sub(&w, &a, "t", 0);
+    char old[32];
+    snprintf(old, sizeof old, "%s", w.epoch);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    publish_one(c, "t", NULL, NULL);
+    redisContext *rc = redisd_connect(&srv);
+    cr_assert_not_null(rc);
+    redisReply *r = redisCommand(rc, "SAVE");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(rc);
+    publish_one(c, "t", NULL, NULL);
+    publish_one(c, "t", NULL, NULL); /* seq 3: not in the snapshot */
+    for (uint64_t s = 1; s <= 3; s++)
+        subcheck_expect_hint_n(&w, "t", s, 1, 0);
+    uint16_t port = srv.port;
+    cr_assert_eq(redisd_stop(&srv, 1), 0); /* no save at shutdown: back at seq 1 */
+    cr_assert_eq(redisd_start(&srv, port), 0, "redis-server did not start again");
+    int64_t until = now_ms() + 15000;
+    while (!w.closed && now_ms() < until)
+        wsc_recv(&w, 200);
+    cr_assert(w.closed && w.close_code == 1012, "the subscriber was not closed (%u)", w.close_code);
+    wsc_free(&w, 1);
+    cr_assert_eq(wsc_open(&w, a.ws_port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_str_neq(w.epoch, old, "a new epoch");
+    const char *t[1] = {"t"};
+    int64_t pos[1] = {3};
+    subcheck_send_sub(&w, 1, t, 1, old, pos);
+    struct sub_msg m;
+    subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed");
+    sub_msg_clear(&m);
+    subcheck_expect_type(&w, SUB_RESET, &m, "reset");
+    cr_assert(wstr_eq(m.reason, "epoch"), "reason %.*s", (int)m.reason.len, m.reason.p);
+    sub_msg_clear(&m);
+    json_t *st = nudged_stats(&a);
+    cr_expect_eq(stats_int(st, "cluster.behind"), 1);
+    cr_expect_eq(stats_int(st, "cluster.epochs"), 1);
+    json_decref(st);
+    wsc_close(&w, 1000);
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
 Test(cluster, a_node_that_cannot_reach_redis_does_not_start)
 {
     start_redis();
