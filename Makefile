@@ -60,7 +60,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 $(foreach d,$(B) $(B)/asan $(B)/tsan,$(call obj,$(d),$(VENDOR_SRC))): WARN := -Wall -Wextra -Werror
 
-.PHONY: cluster all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable bench-memory install \
+.PHONY: cluster bench-cluster all deps deps-test deps-chromium deps-python example run test test-js test-node test-python test-long asan tsan test-tsan valgrind fuzz fuzz-smoke bench bench-smoke bench-load bench-compare bench-workers bench-durable bench-memory install \
         install-systemd uninstall man deb test-pkg test-pkg-base clean format lint help
 .DEFAULT_GOAL := all
 
@@ -339,6 +339,7 @@ bench-smoke: asan
 	bench/run.sh $(A) --smoke
 	bench/durable.sh $(A) --smoke
 	bench/load.sh $(A) --smoke
+	SMOKE=1 SUBS=50 RATES_B=20 RATES_U=100 DURATION=1 bench/cluster.sh $(A)
 
 # A real run of the load generator (docs/bench.md, "The load generator"): broadcast and per-user
 # over 10,000 WebSocket subscribers in open-loop rate steps, nudged pinned to CPU 0 and the
@@ -360,6 +361,10 @@ bench-durable: all
 # Broker CPU per million deliveries, --workers 1 against 2 (bench/workers.sh; REPS=3 default).
 bench-workers: all
 	bench/workers.sh $(B)
+
+# One node in-process, one on the Redis engine, three behind HAProxy (docs/cluster.md).
+bench-cluster: all
+	bench/cluster.sh $(B)
 
 # nudge side by side with Redis pub/sub, NATS, Mosquitto and Socket.IO: installs the peers,
 # finds each one's highest sustained rate, one table, plots (bench/peers.sh; docs/performance.md).
