@@ -438,36 +438,13 @@ void store__free(struct store *s)
     free(m);
 }
 
-static const struct store_ops mem_ops = {
-    .open = mem_open,
-    .close = mem_close,
-    .append = mem_append,
-    .seq = mem_seq,
-    .base = mem_base,
-    .last_gpos = mem_last_gpos,
-    .oldest = mem_oldest,
-    .since = mem_since,
-    .evict = mem_evict,
-    .poll = mem_poll,
-    .changed = mem_changed,
-    .free = store__free,
-};
-
-static const struct store_ops cluster_ops = {
-    .open = mem_open,
-    .close = mem_close,
-    .append = mem_append,
-    .seq = mem_seq,
-    .base = mem_base,
-    .last_gpos = mem_last_gpos,
-    .oldest = mem_oldest,
-    .since = mem_since,
-    .evict = mem_evict,
-    .poll = mem_poll,
-    .changed = mem_changed,
-    .adopt = cluster__adopt,
-    .free = store__free,
-};
+/* The memory store's ops; the cluster store's are the same with adopt. */
+#define MEM_OPS                                                                                    \
+    .open = mem_open, .close = mem_close, .append = mem_append, .seq = mem_seq, .base = mem_base,  \
+    .last_gpos = mem_last_gpos, .oldest = mem_oldest, .since = mem_since, .evict = mem_evict,      \
+    .poll = mem_poll, .changed = mem_changed, .free = store__free
+static const struct store_ops mem_ops = {MEM_OPS};
+static const struct store_ops cluster_ops = {MEM_OPS, .adopt = cluster__adopt};
 
 void store__cluster_ops(struct smem *m)
 {

@@ -87,6 +87,68 @@ static void open_sub(struct wsc *w, const struct nudged *d, const char *topic, u
     subcheck_expect_subscribed(w, topic, want);
 }
 
+/* Publish one change to topic once the node takes publishes again (within 10 s); its seq. */
+static uint64_t publish_when_back(nudge_client_t *c, const char *topic)
+{
+    const char *t[1] = {topic};
+    uint64_t seq = 0;
+    for (int i = 0; i < 200 && seq == 0; i++)
+        if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
+    return seq;
+}
+
+/* SAVE (a snapshot of Redis now), when save, then restart Redis on its port: what it has after
+ * is the snapshot, or nothing. */
+static void restart_redis(int save)
+{
+    if (save) {
+        redisContext *rc = redisd_connect(&srv);
+        cr_assert_not_null(rc);
+        redisReply *r = redisCommand(rc, "SAVE");
+        cr_assert(r && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        redisFree(rc);
+    }
+    uint16_t port = srv.port;
+    cr_assert_eq(redisd_stop(&srv, 1), 0); /* --save '': nothing written at shutdown */
+    cr_assert_eq(redisd_start(&srv, port), 0, "redis-server did not start again");
+}
+
+/* w's node adopted a new epoch: w is closed with 1012 (within 15 s); it connects again to port,
+ * finds another epoch than old, and its resume of topic from pos gets reset "epoch" at cur (the
+ * topic's seq in the new epoch). */
+static void expect_new_epoch(struct wsc *w, uint16_t port, const char *old, const char *topic,
+                             int64_t pos, uint64_t cur)
+{
+    int64_t until = now_ms() + 15000;
+    while (!w->closed && now_ms() < until)
+        wsc_recv(w, 200);
+    cr_assert(w->closed, "the subscriber was not closed");
+    cr_assert_eq(w->close_code, 1012, "close code %u", w->close_code);
+    wsc_free(w, 1);
+    cr_assert_eq(wsc_open(w, port, SUB_PROTO_JSON), WSC_OK);
+    cr_assert_str_neq(w->epoch, old, "a new epoch");
+    const char *t[1] = {topic};
+    int64_t p[1] = {pos};
+    subcheck_send_sub(w, 1, t, 1, old, p);
+    subcheck_expect_subscribed(w, topic, cur);
+    subcheck_expect_reset(w, topic, cur, "epoch");
+}
+
+/* Redis and one node a with a subscriber w of "t" (confirmed at 0). */
+static void one_node(struct nudged *a, struct wsc *w)
+{
+    start_redis();
+    start_node(a, NULL);
+    open_sub(w, a, "t", 0);
+}
+
+static void one_node_done(struct nudged *a, struct wsc *w)
+{
+    wsc_close(w, 1000);
+    cr_assert_eq(nudged_stop(a), 0);
+}
+
 TestSuite(cluster, .fini = stop_redis, .timeout = 60);
 
 Test(cluster, a_hint_published_on_one_node_reaches_every_node_with_the_seq_in_its_ack)
@@ -170,9 +232,8 @@ Test(cluster, a_resume_ahead_of_a_node_that_lags_is_confirmed_not_reset)
     cr_assert(m.seq == 3 && m.count == 1, "seq %llu n %u", (unsigned long long)m.seq, m.count);
     sub_msg_clear(&m);
     subcheck_expect_silence(&w, 300, "seq 2 is not sent: the client had it");
-    wsc_close(&w, 1000);
     nudge_close(c);
-    cr_assert_eq(nudged_stop(&a), 0);
+    one_node_done(&a, &w);
 }
 
 #define PER_NODE 200
@@ -303,11 +364,9 @@ Test(cluster, a_change_the_channel_did_not_carry_is_caught_up_once_the_gap_is_se
 
 Test(cluster, nodes_whose_redis_connections_were_cut_synchronise_again_and_catch_up)
 {
-    start_redis();
     struct nudged a;
-    start_node(&a, NULL);
     struct wsc w;
-    open_sub(&w, &a, "t", 0);
+    one_node(&a, &w);
     nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
     publish_one(c, "t", NULL, NULL);
     subcheck_expect_hint_n(&w, "t", 1, 1, 0);
@@ -326,20 +385,14 @@ Test(cluster, nodes_whose_redis_connections_were_cut_synchronise_again_and_catch
               (unsigned long long)m.seq, m.count);
     sub_msg_clear(&m);
     /* and publishing works again */
-    uint64_t seq = 0;
-    for (int i = 0; i < 100 && seq == 0; i++) {
-        const char *t[1] = {"t"};
-        if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
-    }
-    cr_assert_eq(seq, 4);
+    cr_assert_eq(publish_when_back(c, "t"), 4);
     subcheck_expect_hint_n(&w, "t", 4, 1, 0);
     json_t *st = nudged_stats(&a);
     cr_expect_geq(stats_int(st, "cluster.syncs"), 2);
     json_decref(st);
     redisFree(rc);
-    wsc_close(&w, 1000);
     nudge_close(c);
-    cr_assert_eq(nudged_stop(&a), 0);
+    one_node_done(&a, &w);
 }
 
 /* A node keeping one position forgets t1 when t2 comes; Redis still holds t1's record. A
@@ -363,9 +416,8 @@ Test(cluster, a_topic_the_node_forgot_but_redis_kept_still_reaches_its_new_subsc
     publish_one(c, "t1", NULL, &s1);
     cr_assert_eq(s1, 2, "Redis numbers t1 from its record");
     subcheck_expect_hint_n(&w, "t1", 2, 2, 0);
-    wsc_close(&w, 1000);
     nudge_close(c);
-    cr_assert_eq(nudged_stop(&a), 0);
+    one_node_done(&a, &w);
 }
 
 Test(cluster, a_publish_fails_while_redis_does_not_answer_and_works_once_it_does)
@@ -383,10 +435,7 @@ Test(cluster, a_publish_fails_while_redis_does_not_answer_and_works_once_it_does
     cr_assert_eq(kill(srv.pid, SIGCONT), 0);
     cr_assert_eq(rc, NUDGE_EBROKER, "a publish Redis did not answer fails (rc %d)", rc);
     cr_assert_lt(took, 3000, "within --redis-timeout and a little (%lld ms)", (long long)took);
-    uint64_t seq = 0;
-    for (int i = 0; i < 100 && seq == 0; i++)
-        if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
-    cr_assert_geq(seq, 2, "publishing works again once Redis answers");
+    cr_assert_geq(publish_when_back(c, "t"), 2, "publishing works again once Redis answers");
     nudge_close(c);
     cr_assert_eq(nudged_stop(&a), 0);
 }
@@ -409,30 +458,11 @@ Test(cluster, after_redis_lost_its_data_the_nodes_adopt_a_new_epoch_and_reset_su
     publish_one(c, "t", NULL, NULL);
     subcheck_expect_hint_n(&w, "t", 1, 1, 0);
     subcheck_expect_hint_n(&w, "t", 2, 1, 0);
-    uint16_t port = srv.port;
-    cr_assert_eq(redisd_stop(&srv, 1), 0);
-    cr_assert_eq(redisd_start(&srv, port), 0, "redis-server did not start again");
+    restart_redis(0);
     /* b's subscriber is closed once b adopted the new epoch */
-    int64_t until = now_ms() + 15000;
-    while (!w.closed && now_ms() < until)
-        wsc_recv(&w, 200);
-    cr_assert(w.closed, "the subscriber was not closed");
-    cr_assert_eq(w.close_code, 1012, "close code %u", w.close_code);
-    wsc_free(&w, 1);
-    cr_assert_eq(wsc_open(&w, b.ws_port, SUB_PROTO_JSON), WSC_OK);
-    cr_assert_str_neq(w.epoch, old, "a new epoch");
-    const char *t[1] = {"t"};
-    int64_t pos[1] = {2};
-    subcheck_send_sub(&w, 1, t, 1, old, pos);
-    subcheck_expect_subscribed(&w, "t", 0);
-    subcheck_expect_reset(&w, "t", 0, "epoch");
+    expect_new_epoch(&w, b.ws_port, old, "t", 2, 0);
     /* a publishes again once it adopted the epoch too: numbering starts again */
-    uint64_t seq = 0;
-    for (int i = 0; i < 200 && seq == 0; i++) {
-        const char *tt[1] = {"t"};
-        if (nudge_publish(c, tt, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
-    }
-    cr_assert_eq(seq, 1, "the new epoch numbers t from 1");
+    cr_assert_eq(publish_when_back(c, "t"), 1, "the new epoch numbers t from 1");
     subcheck_expect_hint_n(&w, "t", 1, 1, 0);
     json_t *st = nudged_stats(&b);
     cr_expect_eq(stats_int(st, "cluster.epochs"), 1);
@@ -610,38 +640,22 @@ Test(cluster, a_stalled_node_does_not_stall_the_others_and_catches_up_when_back)
  * the same, the nodes reconnect, and nothing is reset or sent again. */
 Test(cluster, after_redis_restarted_with_its_data_nothing_is_reset)
 {
-    start_redis();
     struct nudged a;
-    start_node(&a, NULL);
     struct wsc w;
-    open_sub(&w, &a, "t", 0);
+    one_node(&a, &w);
     nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
     publish_one(c, "t", NULL, NULL);
     subcheck_expect_hint_n(&w, "t", 1, 1, 0);
-    redisContext *rc = redisd_connect(&srv);
-    cr_assert_not_null(rc);
-    redisReply *r = redisCommand(rc, "SAVE");
-    cr_assert(r && r->type == REDIS_REPLY_STATUS);
-    freeReplyObject(r);
-    redisFree(rc);
-    uint16_t port = srv.port;
-    cr_assert_eq(redisd_stop(&srv, 1), 0);
-    cr_assert_eq(redisd_start(&srv, port), 0, "redis-server did not start again");
-    uint64_t seq = 0;
-    for (int i = 0; i < 200 && seq == 0; i++) {
-        const char *t[1] = {"t"};
-        if (nudge_publish(c, t, 1, NULL, &seq) != NUDGE_OK) sleep_ms(50);
-    }
-    cr_assert_eq(seq, 2, "t goes on from its seq in the saved data");
+    restart_redis(1);
+    cr_assert_eq(publish_when_back(c, "t"), 2, "t goes on from its seq in the saved data");
     subcheck_expect_hint_n(&w, "t", 2, 1, 0);
     subcheck_expect_silence(&w, 200, "no reset, nothing again");
     json_t *st = nudged_stats(&a);
     cr_expect_eq(stats_int(st, "cluster.epochs"), 0);
     cr_expect_geq(stats_int(st, "cluster.syncs"), 2);
     json_decref(st);
-    wsc_close(&w, 1000);
     nudge_close(c);
-    cr_assert_eq(nudged_stop(&a), 0);
+    one_node_done(&a, &w);
 }
 
 /* Redis back from older data (a snapshot taken before the last publishes, or a failover to a
@@ -650,11 +664,9 @@ Test(cluster, after_redis_restarted_with_its_data_nothing_is_reset)
  * with 1012 and reset on resume, and publishing goes on in a new epoch. */
 Test(cluster, after_redis_came_back_with_older_data_the_nodes_retire_the_epoch)
 {
-    start_redis();
     struct nudged a;
-    start_node(&a, NULL);
     struct wsc w;
-    open_sub(&w, &a, "t", 0);
+    one_node(&a, &w);
     char old[32];
     snprintf(old, sizeof old, "%s", w.epoch);
     nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
@@ -669,32 +681,14 @@ Test(cluster, after_redis_came_back_with_older_data_the_nodes_retire_the_epoch)
     publish_one(c, "t", NULL, NULL); /* seq 3: not in the snapshot */
     for (uint64_t s = 1; s <= 3; s++)
         subcheck_expect_hint_n(&w, "t", s, 1, 0);
-    uint16_t port = srv.port;
-    cr_assert_eq(redisd_stop(&srv, 1), 0); /* no save at shutdown: back at seq 1 */
-    cr_assert_eq(redisd_start(&srv, port), 0, "redis-server did not start again");
-    int64_t until = now_ms() + 15000;
-    while (!w.closed && now_ms() < until)
-        wsc_recv(&w, 200);
-    cr_assert(w.closed && w.close_code == 1012, "the subscriber was not closed (%u)", w.close_code);
-    wsc_free(&w, 1);
-    cr_assert_eq(wsc_open(&w, a.ws_port, SUB_PROTO_JSON), WSC_OK);
-    cr_assert_str_neq(w.epoch, old, "a new epoch");
-    const char *t[1] = {"t"};
-    int64_t pos[1] = {3};
-    subcheck_send_sub(&w, 1, t, 1, old, pos);
-    struct sub_msg m;
-    subcheck_expect_type(&w, SUB_SUBSCRIBED, &m, "subscribed");
-    sub_msg_clear(&m);
-    subcheck_expect_type(&w, SUB_RESET, &m, "reset");
-    cr_assert(wstr_eq(m.reason, "epoch"), "reason %.*s", (int)m.reason.len, m.reason.p);
-    sub_msg_clear(&m);
+    restart_redis(0);                                /* back at the snapshot: seq 1 */
+    expect_new_epoch(&w, a.ws_port, old, "t", 3, 1); /* the snapshot's t, under the new epoch */
     json_t *st = nudged_stats(&a);
     cr_expect_eq(stats_int(st, "cluster.behind"), 1);
     cr_expect_eq(stats_int(st, "cluster.epochs"), 1);
     json_decref(st);
-    wsc_close(&w, 1000);
     nudge_close(c);
-    cr_assert_eq(nudged_stop(&a), 0);
+    one_node_done(&a, &w);
 }
 
 Test(cluster, a_node_that_cannot_reach_redis_does_not_start)

@@ -14,20 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TEMPLATE "broker/dist/cluster/haproxy.cfg"
+#include "redisd.h"
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    uint16_t port = 0;
-    if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) && !getsockname(fd, (struct sockaddr *)&a, &al))
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
+#define TEMPLATE "broker/dist/cluster/haproxy.cfg"
 
 static int accepts(uint16_t port)
 {
@@ -80,8 +69,8 @@ static char *fill(const struct lb *l, const uint16_t ws[LB_NODES], const uint16_
 
 static int start_once(struct lb *l, const uint16_t ws[LB_NODES], const uint16_t pub[LB_NODES])
 {
-    l->ws_port = free_port();
-    l->pub_port = free_port();
+    l->ws_port = redisd_free_port();
+    l->pub_port = redisd_free_port();
     char *cfg = fill(l, ws, pub);
     if (!cfg || !l->ws_port || !l->pub_port || l->ws_port == l->pub_port) {
         free(cfg);

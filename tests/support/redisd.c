@@ -16,7 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint16_t free_port(void)
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+uint16_t redisd_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return 0;
@@ -27,12 +33,6 @@ static uint16_t free_port(void)
         port = ntohs(a.sin_port);
     close(fd);
     return port;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 struct redisContext *redisd_connect(const struct redisd *r)
@@ -108,7 +108,7 @@ int redisd_start(struct redisd *r, uint16_t port)
         snprintf(r->log, sizeof(r->log), "%s/log", r->dir);
     }
     for (int tries = 0; tries < (port ? 1 : 5); tries++) {
-        uint16_t p = port ? port : free_port();
+        uint16_t p = port ? port : redisd_free_port();
         if (p && start_once(r, p) == 0) return 0;
     }
     fprintf(stderr, "redisd: redis-server did not start (log %s)\n", r->log);

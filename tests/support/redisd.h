@@ -24,6 +24,9 @@ int redisd_start(struct redisd *r, uint16_t port);
 /* SIGTERM, wait up to 10 s (then SIGKILL). keep_dir 1 keeps its directory (for a restart).
  * Returns 0, or -1 when it was not running. */
 int redisd_stop(struct redisd *r, int keep_dir);
+/* A loopback TCP port free now (bound to port 0, then closed: another process may take it
+ * before the caller binds it, so a start on it must be retried on failure), or 0. */
+uint16_t redisd_free_port(void);
 /* A blocking connection with a 5 s timeout, or NULL. The caller frees it with redisFree. */
 struct redisContext *redisd_connect(const struct redisd *r);
 
