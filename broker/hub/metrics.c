@@ -188,6 +188,33 @@ static const struct metrics_desc rows[] = {
      "Users whose tokens issued before their revocation are refused (POST "
      "/users/USER/disconnect; kept --revoke-keep seconds)",
      NULL, "auth.revoked_users", METRICS_AUTH_REVOKED_USERS, NULL},
+    {"nudge_engine_up", G, "",
+     "1 while the engine takes publishes: always with --engine local; a cluster node while it is "
+     "connected to Redis and synchronised",
+     NULL, "cluster.up", METRICS_ENGINE_UP, NULL},
+    {"nudge_cluster_hints_total", C, "",
+     "Hints a cluster node learnt from the cluster's channel, by origin: other nodes' publishes, "
+     "and its own",
+     "from=\"remote\"", "cluster.remote", METRICS_CLUSTER_REMOTE, NULL},
+    {"nudge_cluster_hints_total", C, "", NULL, "from=\"own\"", "cluster.own", METRICS_CLUSTER_OWN,
+     NULL},
+    {"nudge_cluster_publish_failures_total", C, "",
+     "Publishes a cluster node could not complete: Redis unreachable, refused or too slow "
+     "(--redis-timeout); the publisher got code 1",
+     NULL, "cluster.failed", METRICS_CLUSTER_FAILED, NULL},
+    {"nudge_cluster_syncs_total", C, "",
+     "Synchronisations with Redis (at start, after the connection was lost, after a gap)", NULL,
+     "cluster.syncs", METRICS_CLUSTER_SYNCS, NULL},
+    {"nudge_cluster_gaps_total", C, "",
+     "Jumps in the global position seen on the cluster's channel (each starts a synchronisation)",
+     NULL, "cluster.gaps", METRICS_CLUSTER_GAPS, NULL},
+    {"nudge_cluster_epochs_total", C, "",
+     "New epochs a cluster node adopted (Redis lost its data, or came back from older data): "
+     "every subscriber was closed and reset",
+     NULL, "cluster.epochs", METRICS_CLUSTER_EPOCHS, NULL},
+    {"nudge_cluster_pending_publishes", G, "",
+     "Publishes of a cluster node waiting for their hint to come back from Redis", NULL,
+     "cluster.pending", METRICS_CLUSTER_PENDING, NULL},
     {"nudge_log_suppressed_total", C, "",
      "Warn lines of connection-level events (docs/operations.md Logs) dropped by the log rate "
      "limit (--log-rate), by event",

@@ -129,6 +129,15 @@ enum metrics_slot {
     METRICS_RELOADS_OK, /* SIGHUP reloads (broker/net/reload.c) */
     METRICS_RELOADS_FAILED,
     METRICS_AUTH_REVOKED_USERS, /* users whose older tokens are refused now */
+    /* the engine (a cluster node's: docs/cluster.md) */
+    METRICS_ENGINE_UP,
+    METRICS_CLUSTER_REMOTE,
+    METRICS_CLUSTER_OWN,
+    METRICS_CLUSTER_FAILED,
+    METRICS_CLUSTER_SYNCS,
+    METRICS_CLUSTER_GAPS,
+    METRICS_CLUSTER_EPOCHS,
+    METRICS_CLUSTER_PENDING,
     /* warn lines the log's rate limit dropped, one slot per event kind in log.h's order */
     METRICS_LOG_SUPPRESSED,
     METRICS_SLOTS = METRICS_LOG_SUPPRESSED + METRICS_LOG_EVENTS

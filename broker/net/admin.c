@@ -178,6 +178,19 @@ static void admin_values(const struct server *srv, uint64_t v[METRICS_SLOTS])
     v[METRICS_DISK_BYTES] = e->store->st.disk_bytes;
     v[METRICS_DISK_REFUSED] = e->store->st.disk_failed;
     v[METRICS_POSITIONS_FORGOTTEN] = e->store->st.forgotten;
+    v[METRICS_ENGINE_UP] = 1;
+    if (srv->cfg.cluster) {
+        struct cluster_stats cs;
+        cluster_stats(e->store, &cs);
+        v[METRICS_ENGINE_UP] = (uint64_t)cs.up;
+        v[METRICS_CLUSTER_REMOTE] = cs.remote;
+        v[METRICS_CLUSTER_OWN] = cs.own;
+        v[METRICS_CLUSTER_FAILED] = cs.failed;
+        v[METRICS_CLUSTER_SYNCS] = cs.syncs;
+        v[METRICS_CLUSTER_GAPS] = cs.gaps;
+        v[METRICS_CLUSTER_EPOCHS] = cs.epochs;
+        v[METRICS_CLUSTER_PENDING] = cs.pending;
+    }
     engine_unlock(e);
 }
 
@@ -229,33 +242,26 @@ int admin_stats_json(const struct server *srv, struct wire_buf *out)
         set_u64(disk, "cut_bytes", ss->cut_bytes);
         json_object_set_new(disk, "new_epoch", json_boolean(ss->new_epoch));
     }
-    if (srv->cfg.cluster) { /* docs/cluster.md §Operating */
+    /* up, remote, own, failed, syncs, gaps, epochs, pending: from the table */
+    json_t *cl = json_object_get(o, "cluster");
+    if (cl) {
+        char url[300] = "local";
+        if (srv->cfg.cluster)
+            snprintf(url, sizeof url, "redis://%s:%u", srv->cfg.redis.host, srv->cfg.redis.port);
+        json_object_set_new(cl, "engine", json_string(url));
+    }
+    if (cl && srv->cfg.cluster) { /* docs/cluster.md */
         struct cluster_stats cs;
         engine_lock(srv->engine);
         cluster_stats(srv->engine->store, &cs);
         engine_unlock(srv->engine);
-        json_t *cl = json_object();
-        if (cl) {
-            char url[300];
-            snprintf(url, sizeof url, "redis://%s:%u", srv->cfg.redis.host, srv->cfg.redis.port);
-            json_object_set_new(cl, "engine", json_string(url));
-            json_object_set_new(cl, "prefix", json_string(srv->cfg.redis.prefix));
-            set_u64(cl, "up", (uint64_t)cs.up);
-            set_u64(cl, "epochs", cs.epochs);
-            set_u64(cl, "behind", cs.behind);
-            set_u64(cl, "remote", cs.remote);
-            set_u64(cl, "own", cs.own);
-            set_u64(cl, "dups", cs.dups);
-            set_u64(cl, "bad", cs.bad);
-            set_u64(cl, "gaps", cs.gaps);
-            set_u64(cl, "syncs", cs.syncs);
-            set_u64(cl, "records", cs.records);
-            set_u64(cl, "caught_up", cs.caught_up);
-            set_u64(cl, "failed", cs.failed);
-            set_u64(cl, "pending", cs.pending);
-            if (srv->broker->redis) set_u64(cl, "in_flight", redis_inflight(srv->broker->redis));
-            json_object_set_new(o, "cluster", cl);
-        }
+        json_object_set_new(cl, "prefix", json_string(srv->cfg.redis.prefix));
+        set_u64(cl, "behind", cs.behind);
+        set_u64(cl, "dups", cs.dups);
+        set_u64(cl, "bad", cs.bad);
+        set_u64(cl, "records", cs.records);
+        set_u64(cl, "caught_up", cs.caught_up);
+        if (srv->broker->redis) set_u64(cl, "in_flight", redis_inflight(srv->broker->redis));
     }
     json_t *pos = json_object_get(o, "positions"); /* kept, forgotten: from the table */
     if (pos) {
