@@ -5,7 +5,7 @@
 # which stops what it started (by PID).
 #   WebSocket clients: ws://127.0.0.1:7501/   publishers: 127.0.0.1:7500
 #   nodes: admin on 127.0.0.1:7512, 7522, 7532 (/stats, nudge top --admin)
-# BASE=7500 moves every port (BASE .. BASE+40).
+# BASE=7500 moves every port (BASE .. BASE+40); NUDGED_ARGS adds flags to every node.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-build}
@@ -33,7 +33,7 @@ done
 for n in 1 2 3; do
   p=$((base + 10 * n))
   "$bin/nudged" --engine "redis://127.0.0.1:$redis" --pub "127.0.0.1:$p" \
-    --ws "127.0.0.1:$((p + 1))" --admin "127.0.0.1:$((p + 2))" --http off \
+    --ws "127.0.0.1:$((p + 1))" --admin "127.0.0.1:$((p + 2))" --http off ${NUDGED_ARGS:-} \
     >"$dir/node$n.out" 2>"$dir/node$n.log" &
   pids="$pids $!"
 done
