@@ -399,7 +399,8 @@ static void on_msg(struct smem *m, const struct in *in)
         c->st.bad++;
         return;
     }
-    if (!c->ready) return; /* the first synchronisation's records cover it */
+    /* Before the first synchronisation ends too: a publish after its topic's record was read
+     * (or to a topic with none yet) is known from its message only. */
     if (strcmp(msg.epoch, store_epoch(s))) {
         /* Redis lost its data and another node set a new epoch: synchronise, which adopts it. */
         c->st.bad++;

@@ -691,6 +691,45 @@ Test(cluster, after_redis_came_back_with_older_data_the_nodes_retire_the_epoch)
     one_node_done(&a, &w);
 }
 
+/* A node that starts while hints are published reads the records and hears the channel at once:
+ * a publish after its record was read (or to a topic that had none yet) arrives as a message,
+ * and counts. Each publish names a topic of its own, so a message the node dropped would be a
+ * position it never learns. */
+#define DURING 3000
+
+Test(cluster, a_node_started_while_hints_are_published_misses_none)
+{
+    start_redis();
+    struct nudged a, b;
+    start_node(&a, NULL);
+    nudge_client_t *c = subcheck_publisher(&a, "cluster-test");
+    static char names[DURING][16];
+    for (int k = 0; k < DURING; k++) {
+        snprintf(names[k], sizeof names[k], "t:%d", k);
+        const char *t[1] = {names[k]};
+        struct nudge_pub p = {.topics = t, .ntopics = 1};
+        cr_assert_eq(nudge_send(c, &p, NULL), NUDGE_OK);
+    }
+    cr_assert_eq(nudge_flush(c), NUDGE_OK);
+    start_node(&b, NULL); /* while a works through them */
+    for (int k = 0; k < DURING; k++) {
+        uint64_t id, seq;
+        size_t n;
+        cr_assert_eq(nudge_recv_ack(c, &id, &seq, 1, &n), NUDGE_OK);
+    }
+    int64_t kept = 0, until = now_ms() + 5000;
+    while (kept < DURING && now_ms() < until) {
+        json_t *st = nudged_stats(&b);
+        kept = stats_int(st, "positions.kept");
+        json_decref(st);
+        if (kept < DURING) sleep_ms(50);
+    }
+    cr_assert_eq(kept, DURING, "b knows every topic published while it started");
+    nudge_close(c);
+    cr_assert_eq(nudged_stop(&b), 0);
+    cr_assert_eq(nudged_stop(&a), 0);
+}
+
 Test(cluster, a_node_that_cannot_reach_redis_does_not_start)
 {
     start_redis();
