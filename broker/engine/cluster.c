@@ -390,6 +390,16 @@ static struct store_topic *find(struct smem *m, const char *name, size_t len)
                                             table_hash(&m->topics, name, len));
 }
 
+/* After store.arrived: when the engine could not record the change (out of memory for the topic
+ * or its hint), the node would stay behind silently; a synchronisation brings it back. */
+static void unrecorded(struct smem *m, const char *name, size_t len, uint64_t gpos)
+{
+    struct store_topic *t = find(m, name, len);
+    if (t && t->last_gpos >= gpos) return;
+    m->c->st.bad++;
+    m->c->link.resync(m->c->link.arg);
+}
+
 static void on_msg(struct smem *m, const struct in *in)
 {
     struct cluster *c = m->c;
@@ -457,6 +467,7 @@ static void on_msg(struct smem *m, const struct in *in)
     }
     c->st.remote++;
     s->arrived(s->arrived_arg, &a);
+    unrecorded(m, msg.topic, msg.topic_len, msg.gpos);
 }
 
 static void on_rec(struct smem *m, const struct in *in)
@@ -498,6 +509,7 @@ static void on_rec(struct smem *m, const struct in *in)
     rec_newest(in, &a);
     c->st.caught_up++;
     s->arrived(s->arrived_arg, &a);
+    unrecorded(m, name, in->len, in->c);
 }
 
 static void on_synced(struct smem *m, const struct in *in)

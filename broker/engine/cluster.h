@@ -54,7 +54,8 @@ struct cluster_stats {
     uint64_t remote;    /* hints of other nodes applied */
     uint64_t own;       /* hints of this node completed from the channel */
     uint64_t dups;      /* messages already applied (a synchronisation and the channel) */
-    uint64_t bad;       /* messages refused: not a relay message, or another deployment's */
+    uint64_t bad;       /* messages refused: not a relay message, another epoch's, or not
+                           recorded for lack of memory (a synchronisation follows) */
     uint64_t gaps;      /* jumps in the global position seen on the channel */
     uint64_t syncs;     /* synchronisations completed */
     uint64_t records;   /* records read by the last synchronisation */
