@@ -295,6 +295,9 @@ test-long: asan
 	NUDGE_BIN=$(A) NUDGE_MODEL_SEED=random NUDGE_MODEL_STEPS=$${NUDGE_MODEL_STEPS:-20000} \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  $(A)/tests --filter 'model/*' --timeout=900
+	NUDGE_BIN=$(A) NUDGE_CLUSTER_SEED=random NUDGE_CLUSTER_STEPS=$${NUDGE_CLUSTER_STEPS:-20000} \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  $(A)/tests --filter 'cluster_model/*' --timeout=900
 
 run: all
 	$(B)/nudged --data-dir $(B)/data

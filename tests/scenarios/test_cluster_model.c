@@ -6,9 +6,10 @@
  * client that reconnects usually lands on another node, and resumes there from the positions
  * it knows (a third of the resumes ask for "replay":"all"). Each step publishes (one to three
  * topics), lets a client read what is there, drops a client (clean or abrupt), or brings one
- * back with resume. Twice per walk a node is killed with SIGKILL (its clients see their
- * connection end and come back through HAProxy to the others; a publish on its way fails and is
- * sent again, so a topic may move by a seq nobody was acked for), and started again, on the same
+ * back with resume. Twice per walk a node is killed with SIGKILL (the one with the most
+ * subscribers; its clients see their connection end and come back through HAProxy to the
+ * others; a publish on its way fails and is sent again, so a topic may move by a seq nobody was
+ * acked for), and started again, on the same
  * ports, some steps later.
  *
  * The model knows, per client and topic, the last seq the client knows, and checks every
@@ -45,7 +46,8 @@ struct client {
     int up;
     int ever; /* subscribed once: it has positions */
     uint64_t known[NT];
-    int replay; /* its last resume asked for "replay":"all" */
+    int replay;    /* its last resume asked for "replay":"all" */
+    int confirmed; /* "subscribed" messages read */
     uint64_t hints, catchups, replays, evicted;
 };
 
@@ -172,6 +174,7 @@ static int check(int k, int rc, struct sub_msg *m)
         cr_assert_geq(m->seq, c->known[t], "client %d %s: subscribed at %llu, it knew %llu", k,
                       topic(t), (unsigned long long)m->seq, (unsigned long long)c->known[t]);
         if (!c->ever) c->known[t] = m->seq; /* a fresh start includes everything before */
+        c->confirmed++;
         break;
     case SUB_HINT:
         cr_assert_geq(t, 0);
@@ -265,7 +268,7 @@ Test(cluster_model,
     if (!rng) rng = 1;
     uint64_t seed = rng;
     env = getenv("NUDGE_CLUSTER_STEPS");
-    int steps = env ? atoi(env) : 300;
+    int steps = env ? atoi(env) : 1000;
     fprintf(stderr, "cluster_model: seed %llu, %d steps (NUDGE_CLUSTER_SEED=%llu to repeat)\n",
             (unsigned long long)seed, steps, (unsigned long long)seed);
 
@@ -280,8 +283,10 @@ Test(cluster_model,
         cl[k].ever = 0;
     }
     for (int k = 0; k < NC; k++) {
-        for (int i = 0; i < NT && cl[k].up; i++)
-            read_some(k, 2000); /* NT subscribed */
+        int64_t until = now_ms() + 5000;
+        while (cl[k].up && cl[k].confirmed < NT && now_ms() < until)
+            read_some(k, 100); /* NT subscribed */
+        cr_assert_eq(cl[k].confirmed, NT, "client %d: every topic confirmed", k);
         cl[k].ever = 1;
     }
 
@@ -290,9 +295,18 @@ Test(cluster_model,
                       steps * 5 / 8 + (int)rnd((uint32_t)steps / 4)};
     for (int s = 0; s < steps; s++) {
         if (dead < 0 && (s == kill_at[0] || s == kill_at[1])) {
-            dead = (int)rnd(NN);
+            /* the node with the most subscribers, so that the kill ends some connections */
+            int64_t most = -1;
+            for (int i = 0; i < NN; i++) {
+                json_t *st = nudged_stats(&node[i]);
+                int64_t ws = stats_int(st, "connections.ws");
+                json_decref(st);
+                if (ws > most) most = ws, dead = i;
+            }
             cr_assert_eq(nudged_kill(&node[dead]), 0);
             node[dead].pid = 0;
+            for (int k = 0; k < NC; k++) /* every client notices soon */
+                read_some(k, 20);
             n_kill++;
             revive_at = s + 10 + (int)rnd(30);
         } else if (dead >= 0 && s >= revive_at) {
@@ -307,7 +321,7 @@ Test(cluster_model,
             publish(ts, n);
         } else if (r < 70) {
             int k = (int)rnd(NC);
-            read_some(k, 20);
+            read_some(k, 5);
         } else if (r < 82) {
             int k = (int)rnd(NC);
             if (cl[k].up) {
