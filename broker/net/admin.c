@@ -836,6 +836,9 @@ static void handle(struct aconn *ac, const char *method, size_t mlen, const char
          * shutdown. */
         if (ac->a->srv->stopping || ac->a->stopping)
             respond_text(ac, 503, "Service Unavailable", "stopping\n");
+        else if (ac->a->srv->broker->redis && !redis_up(ac->a->srv->broker->redis))
+            /* a cluster node without Redis: its subscribers would hear nothing from the others */
+            respond_text(ac, 503, "Service Unavailable", "redis unreachable\n");
         else
             respond_text(ac, 200, "OK", "ready\n");
         return;

@@ -432,10 +432,19 @@ Test(cluster, a_publish_fails_while_redis_does_not_answer_and_works_once_it_does
     int64_t t0 = now_ms();
     int rc = nudge_publish(c, t, 1, NULL, NULL);
     int64_t took = now_ms() - t0;
+    int status = 0;
+    char *body = http_get(a.admin_port, "/readyz", &status);
     cr_assert_eq(kill(srv.pid, SIGCONT), 0);
     cr_assert_eq(rc, NUDGE_EBROKER, "a publish Redis did not answer fails (rc %d)", rc);
+    cr_expect_eq(status, 503, "/readyz while Redis does not answer: %d %s", status,
+                 body ? body : "");
+    cr_expect(body && strstr(body, "redis unreachable"));
+    free(body);
     cr_assert_lt(took, 3000, "within --redis-timeout and a little (%lld ms)", (long long)took);
     cr_assert_geq(publish_when_back(c, "t"), 2, "publishing works again once Redis answers");
+    body = http_get(a.admin_port, "/readyz", &status);
+    cr_expect_eq(status, 200, "/readyz once Redis is back: %d", status);
+    free(body);
     nudge_close(c);
     cr_assert_eq(nudged_stop(&a), 0);
 }
