@@ -200,7 +200,7 @@ static const struct metrics_desc rows[] = {
      NULL},
     {"nudge_cluster_publish_failures_total", C, "",
      "Publishes a cluster node could not complete: Redis unreachable, refused or too slow "
-     "(--redis-timeout); the publisher got code 1",
+     "(--redis-timeout); the publisher got code 15",
      NULL, "cluster.failed", METRICS_CLUSTER_FAILED, NULL},
     {"nudge_cluster_syncs_total", C, "",
      "Synchronisations with Redis (at start, after the connection was lost, after a gap)", NULL,

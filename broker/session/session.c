@@ -121,7 +121,10 @@ static void req_done(struct pubreq *r)
             pub_error(s, c, r->id, WIRE_C_STORAGE,
                       "the broker could not store the publish: disk full or --disk-max reached");
         else if (p->err == -EIO || p->err == -EINVAL)
-            pub_error(s, c, r->id, WIRE_C_STORAGE, "the broker's data directory failed");
+            pub_error(s, c, r->id, WIRE_C_STORAGE,
+                      engine_lags(s->engine)
+                          ? "the cluster's Redis did not take the publish (unreachable or too slow)"
+                          : "the broker's data directory failed");
         else if (p->err)
             pub_error(s, c, r->id, WIRE_C_INTERNAL, "out of memory");
         else

@@ -436,6 +436,7 @@ Test(cluster, a_publish_fails_while_redis_does_not_answer_and_works_once_it_does
     char *body = http_get(a.admin_port, "/readyz", &status);
     cr_assert_eq(kill(srv.pid, SIGCONT), 0);
     cr_assert_eq(rc, NUDGE_EBROKER, "a publish Redis did not answer fails (rc %d)", rc);
+    cr_expect_eq(nudge_last_code(c), WIRE_C_STORAGE, "code %d", nudge_last_code(c));
     cr_expect_eq(status, 503, "/readyz while Redis does not answer: %d %s", status,
                  body ? body : "");
     cr_expect(body && strstr(body, "redis unreachable"));
