@@ -423,12 +423,13 @@ static void on_msg(struct smem *m, const struct in *in)
     }
     if (msg.gpos > c->chan_gpos) c->chan_gpos = msg.gpos;
     uint64_t node = 0, req = 0;
-    int skip;
-    const char *conn;
-    size_t conn_len;
-    int mine =
-        relay_origin_parse(msg.origin, msg.origin_len, &node, &req, &skip, &conn, &conn_len) == 0 &&
-        node == c->node;
+    int skip = 0;
+    const char *conn = "";
+    size_t conn_len = 0;
+    /* Not a node's origin (anything can write to the channel): no connection, not ours. */
+    int parsed =
+        relay_origin_parse(msg.origin, msg.origin_len, &node, &req, &skip, &conn, &conn_len) == 0;
+    int mine = parsed && node == c->node;
     if (mine) {
         while (c->len && c->pq[c->head].req < req) {
             struct cpend p = pq_pop(c);
@@ -460,7 +461,7 @@ static void on_msg(struct smem *m, const struct in *in)
                               .origin = "",
                               .count = 1,
                               .ctx = &x};
-    if (node) { /* a node's origin: the connection behind the publish, and skip_origin */
+    if (parsed) { /* a node's origin: the connection behind the publish, and skip_origin */
         a.origin = conn;
         a.origin_len = (uint32_t)conn_len;
         a.skip_origin = skip;

@@ -740,6 +740,25 @@ Test(cluster, a_node_started_while_hints_are_published_misses_none)
     cr_assert_eq(nudged_stop(&a), 0);
 }
 
+/* Anything that can write to Redis can write to the channel: a message whose origin is not a
+ * node's (here one that starts like one) is still a hint, with no origin, and nothing else. */
+Test(cluster, a_message_whose_origin_is_not_a_nodes_is_a_hint_without_origin)
+{
+    struct nudged a;
+    struct wsc w;
+    one_node(&a, &w);
+    redisContext *rc = redisd_connect(&srv);
+    cr_assert_not_null(rc);
+    const char *lua = "return redis.call('PUBLISH', KEYS[1], cmsgpack.pack({1, 't', ARGV[1], 1, "
+                      "1, 0, '', '0123456789abcdefNOT-A-REQUEST-NUMBER'}))";
+    redisReply *r = redisCommand(rc, "EVAL %s 1 nudge{n}:hints %s", lua, w.epoch);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "published to the node");
+    freeReplyObject(r);
+    redisFree(rc);
+    subcheck_expect_hint_own(&w, "t", 1, 0);
+    one_node_done(&a, &w);
+}
+
 Test(cluster, a_node_that_cannot_reach_redis_does_not_start)
 {
     start_redis();
