@@ -363,13 +363,15 @@ static void rec_newest(const struct in *in, struct store_arrival *a)
 struct actx {
     const struct relay_msg *msg; /* a message, or */
     const struct in *rec;        /* a record found ahead */
+    int recorded;                /* set by adopt: t has the change (now or before) */
 };
 
 int cluster__adopt(struct store *s, struct store_topic *t, struct hint *h,
                    const struct store_arrival *a)
 {
     struct smem *m = (struct smem *)s;
-    const struct actx *x = a->ctx;
+    struct actx *x = a->ctx;
+    x->recorded = 1;
     if (x->rec) {
         if (t->last_gpos >= x->rec->c && t->seq >= x->rec->b) return 1;
         h->seq = x->rec->b, h->gpos = x->rec->c, h->time_ms = s->wall_ms();
@@ -378,24 +380,28 @@ int cluster__adopt(struct store *s, struct store_topic *t, struct hint *h,
     }
     if (t->last_gpos >= x->msg->gpos) return 1;
     struct hent *e = NULL;
-    if (s->cfg.per_topic && !(e = malloc(sizeof(*e)))) return -ENOMEM;
+    if (s->cfg.per_topic && !(e = malloc(sizeof(*e)))) {
+        x->recorded = 0;
+        return -ENOMEM;
+    }
     h->seq = x->msg->seq, h->gpos = x->msg->gpos, h->time_ms = x->msg->time_ms;
     apply(m, t, h, e);
     return 0;
 }
 
-static struct store_topic *find(struct smem *m, const char *name, size_t len)
+static struct store_topic *find(struct smem *m, const char *name, size_t len, uint64_t hash)
 {
-    return (struct store_topic *)table_find(&m->topics, name, len,
-                                            table_hash(&m->topics, name, len));
+    return (struct store_topic *)table_find(&m->topics, name, len, hash);
 }
 
-/* After store.arrived: when the engine could not record the change (out of memory for the topic
- * or its hint), the node would stay behind silently; a synchronisation brings it back. */
-static void unrecorded(struct smem *m, const char *name, size_t len, uint64_t gpos)
+/* Hand a to the engine (store.arrived), which records it through adopt. When it could not (out
+ * of memory for the topic or its hint), the node would stay behind silently: a synchronisation
+ * brings it back. */
+static void arrive(struct smem *m, struct store_arrival *a)
 {
-    struct store_topic *t = find(m, name, len);
-    if (t && t->last_gpos >= gpos) return;
+    struct actx *x = a->ctx;
+    m->base.arrived(m->base.arrived_arg, a);
+    if (x->recorded) return;
     m->c->st.bad++;
     m->c->link.resync(m->c->link.arg);
 }
@@ -447,7 +453,8 @@ static void on_msg(struct smem *m, const struct in *in)
         }
         /* its append was already failed (the link dropped): a publish all the same */
     }
-    struct store_topic *t = find(m, msg.topic, msg.topic_len);
+    uint64_t hash = table_hash(&m->topics, msg.topic, msg.topic_len);
+    struct store_topic *t = find(m, msg.topic, msg.topic_len, hash);
     if (t && t->last_gpos >= msg.gpos) {
         c->st.dups++;
         return;
@@ -455,7 +462,7 @@ static void on_msg(struct smem *m, const struct in *in)
     struct actx x = {.msg = &msg};
     struct store_arrival a = {.name = msg.topic,
                               .len = msg.topic_len,
-                              .hash = table_hash(&m->topics, msg.topic, msg.topic_len),
+                              .hash = hash,
                               .data = msg.data,
                               .data_len = msg.data_len,
                               .origin = "",
@@ -467,8 +474,7 @@ static void on_msg(struct smem *m, const struct in *in)
         a.skip_origin = skip;
     }
     c->st.remote++;
-    s->arrived(s->arrived_arg, &a);
-    unrecorded(m, msg.topic, msg.topic_len, msg.gpos);
+    arrive(m, &a);
 }
 
 static void on_rec(struct smem *m, const struct in *in)
@@ -478,7 +484,8 @@ static void on_rec(struct smem *m, const struct in *in)
     const char *name = (const char *)in->data;
     if (in->b == 0 || in->c == 0) return;
     c->st.records++;
-    struct store_topic *t = find(m, name, in->len);
+    uint64_t hash = table_hash(&m->topics, name, in->len);
+    struct store_topic *t = find(m, name, in->len, hash);
     if (t && t->last_gpos >= in->c && t->seq >= in->b) {
         /* Seen live already, maybe only its newest hints: the older ones come from the stream. */
         rec_history(m, t, in, NULL);
@@ -488,8 +495,7 @@ static void on_rec(struct smem *m, const struct in *in)
         /* The first synchronisation: nobody to tell, the record is kept closed. */
         if (!t) {
             store__trim(m, 1);
-            if (!(t = store__topic_new(m, name, in->len, table_hash(&m->topics, name, in->len))))
-                return;
+            if (!(t = store__topic_new(m, name, in->len, hash))) return;
             t->base = t->seq = t->aseq = in->a;
             t->closed_ms = s->wall_ms();
             store__clink(m, t);
@@ -501,7 +507,7 @@ static void on_rec(struct smem *m, const struct in *in)
     struct actx x = {.rec = in};
     struct store_arrival a = {.name = name,
                               .len = (uint32_t)in->len,
-                              .hash = table_hash(&m->topics, name, in->len),
+                              .hash = hash,
                               .origin = "",
                               .count = t && in->b > t->seq && in->b - t->seq < UINT32_MAX
                                            ? (uint32_t)(in->b - t->seq)
@@ -509,8 +515,7 @@ static void on_rec(struct smem *m, const struct in *in)
                               .ctx = &x};
     rec_newest(in, &a);
     c->st.caught_up++;
-    s->arrived(s->arrived_arg, &a);
-    unrecorded(m, name, in->len, in->c);
+    arrive(m, &a);
 }
 
 static void on_synced(struct smem *m, const struct in *in)

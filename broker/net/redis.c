@@ -432,6 +432,14 @@ static void on_load(redisAsyncContext *ac, void *reply, void *priv)
     r->sha[40] = '\0';
 }
 
+/* A new random epoch (16 hex characters) for the epoch and retire scripts to set. */
+static void fresh_epoch(char out[17])
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) seed = uv_hrtime();
+    snprintf(out, 17, "%016llx", (unsigned long long)seed);
+}
+
 static redisAsyncContext *open_one(struct redis *r)
 {
     redisAsyncContext *ac = redisAsyncConnect(r->cfg.host, r->cfg.port);
@@ -456,10 +464,8 @@ static void connect_now(struct redis *r)
         drop(r, "cannot connect");
         return;
     }
-    uint64_t seed;
-    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) seed = uv_hrtime();
     char fresh[17];
-    snprintf(fresh, sizeof(fresh), "%016llx", (unsigned long long)seed);
+    fresh_epoch(fresh);
     redisAsyncCommand(r->cmd, on_load, NULL, "SCRIPT LOAD %s", relay_publish_lua);
     const char *argv[] = {"EVAL", relay_epoch_lua, "1", r->k_epoch, fresh};
     redisAsyncCommandArgv(r->cmd, on_epoch, NULL, 5, argv, NULL);
@@ -579,10 +585,8 @@ static void on_async(uv_async_t *a)
         return;
     }
     if (retire[0] && r->live && r->cmd) {
-        uint64_t seed;
-        if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) seed = uv_hrtime();
         char fresh[17];
-        snprintf(fresh, sizeof(fresh), "%016llx", (unsigned long long)seed);
+        fresh_epoch(fresh);
         const char *argv[] = {"EVAL", relay_retire_lua, "1", r->k_epoch, retire, fresh};
         redisAsyncCommandArgv(r->cmd, on_retired, NULL, 6, argv, NULL);
     } else if (retire[0]) {
